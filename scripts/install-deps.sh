@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what VeriDL needs on Debian 12 (skips apt entirely when everything is already there).
+#   bash scripts/install-deps.sh          build + test dependencies
+#   bash scripts/install-deps.sh --bench  also Debian's PyTorch and Fashion-MNIST for bench/
+set -euo pipefail
+pkgs=(build-essential cmake libgtest-dev libgmock-dev libfmt-dev nlohmann-json3-dev zlib1g-dev python3)
+if [[ "${1:-}" == "--bench" ]]; then
+  pkgs+=(python3-torch python3-numpy dataset-fashion-mnist libjemalloc2)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

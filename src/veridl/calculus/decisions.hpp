@@ -1,0 +1,148 @@
+// The decision tape: every data-dependent decision of a forward program (ReLU sign, arg-max, masks)
+// goes through a Decisions object. A real-valued run decides by value (and may record); field and dual
+// runs cannot decide (the field has no order) and replay a recorded tape instead. A random tape draws
+// each decision at random, so patterns the real sample never produced are covered too.
+//
+// The conventions live here, in one place: gt(x, t) is the strict x > t (so ReLU'(0) = 0), and argmax
+// uses strict > while scanning, so ties go to the lowest index.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "veridl/calculus/dual.hpp"
+#include "veridl/calculus/field.hpp"
+
+namespace veridl {
+
+struct TapeError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The real value behind a scalar, if it has one (float, double, Dual<real>); none for the field.
+inline std::optional<double> real_value(double x) { return x; }
+inline std::optional<double> real_value(float x) { return static_cast<double>(x); }
+template <uint64_t P>
+std::optional<double> real_value(const Zp<P>&) { return std::nullopt; }
+template <class T>
+std::optional<double> real_value(const Dual<T>& x) { return real_value(x.v); }
+
+class Decisions {
+ public:
+  enum class Mode {
+    Live,    // decide by value, record nothing (reference training runs)
+    Record,  // decide by value and record
+    Replay,  // read every decision from the tape; a desynchronised read is a TapeError
+    Random,  // draw every decision at random and record it
+  };
+
+  Decisions() = default;
+  explicit Decisions(Mode m, uint64_t seed = 0) : mode_(m), rng_(seed) {}
+  static Decisions replay(const Decisions& recorded) {
+    Decisions d(Mode::Replay);
+    d.tape_ = recorded.tape_;
+    return d;
+  }
+
+  Mode mode() const { return mode_; }
+  size_t size() const { return tape_.size(); }
+  size_t position() const { return pos_; }
+  const std::vector<uint32_t>& entries() const { return tape_; }
+
+  // x > t (strict). t is a real threshold (0 for ReLU, 6 for ReLU6).
+  template <class T>
+  bool gt(const T& x, double t = 0.0) {
+    constexpr uint32_t kind = 0x10000000u;
+    switch (mode_) {
+      case Mode::Live:
+      case Mode::Record: {
+        bool b = need_real(real_value(x), "gt") > t;
+        if (mode_ == Mode::Record) tape_.push_back(kind | (b ? 1u : 0u));
+        return b;
+      }
+      case Mode::Random: {
+        bool b = (rng_() & 1u) != 0;
+        tape_.push_back(kind | (b ? 1u : 0u));
+        return b;
+      }
+      case Mode::Replay:
+        return (read(kind, false, "gt") & 1u) != 0;
+    }
+    return false;
+  }
+
+  // Index of the maximum of get(0..n-1); ties go to the lowest index (strict > while scanning).
+  template <class Get>
+  uint32_t argmax(uint32_t n, Get&& get) {
+    if (n == 0) throw TapeError("argmax over zero elements");
+    if (n >= (1u << 20)) throw TapeError("argmax over more than 2^20 elements is not supported by the tape");
+    const uint32_t kind = 0x20000000u | (n << 8);  // the width is part of the tag: desync detection
+    switch (mode_) {
+      case Mode::Live:
+      case Mode::Record: {
+        uint32_t best = 0;
+        double bv = need_real(real_value(get(0)), "argmax");
+        for (uint32_t i = 1; i < n; ++i) {
+          double v = need_real(real_value(get(i)), "argmax");
+          if (v > bv) {
+            bv = v;
+            best = i;
+          }
+        }
+        if (mode_ == Mode::Record) {
+          tape_.push_back(kind);
+          tape_.push_back(best);
+        }
+        return best;
+      }
+      case Mode::Random: {
+        uint32_t best = static_cast<uint32_t>(rng_() % n);
+        tape_.push_back(kind);
+        tape_.push_back(best);
+        return best;
+      }
+      case Mode::Replay: {
+        read(kind, true, "argmax");
+        if (pos_ >= tape_.size()) throw TapeError("decision tape exhausted in argmax");
+        uint32_t best = tape_[pos_++];
+        if (best >= n) throw TapeError("decision tape desynchronised: argmax index out of range");
+        return best;
+      }
+    }
+    return 0;
+  }
+
+  // A replayed tape must be consumed exactly: a forward whose control flow differs by scalar type reads
+  // fewer or more decisions than were recorded.
+  void finish() const {
+    if (mode_ == Mode::Replay && pos_ != tape_.size())
+      throw TapeError("decision tape desynchronised: " + std::to_string(tape_.size() - pos_) +
+                      " recorded entries were not replayed");
+  }
+  void rewind() { pos_ = 0; }
+
+ private:
+  Mode mode_ = Mode::Live;
+  std::vector<uint32_t> tape_;
+  size_t pos_ = 0;
+  std::mt19937_64 rng_{0};
+
+  static double need_real(std::optional<double> v, const char* what) {
+    if (!v) throw TapeError(std::string("a field run reached a decision (") + what + ") without a replayed tape");
+    return *v;
+  }
+  // exact: the whole entry must equal kind (argmax: tag and width); otherwise only the top nibble (the tag).
+  uint32_t read(uint32_t kind, bool exact, const char* what) {
+    if (pos_ >= tape_.size()) throw TapeError(std::string("decision tape exhausted at ") + what);
+    uint32_t e = tape_[pos_++];
+    if (exact ? e != kind : (e & 0xF0000000u) != (kind & 0xF0000000u))
+      throw TapeError(std::string("decision tape desynchronised at ") + what + " (entry " + std::to_string(pos_ - 1) + ")");
+    return e;
+  }
+};
+
+}  // namespace veridl

@@ -1,0 +1,266 @@
+// File reading (raw or gzip), IDX and CIFAR-10 binary loaders. See docs/data.md.
+#include "veridl/data/dataset.hpp"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "veridl/util/error.hpp"
+
+namespace veridl::data {
+namespace {
+
+constexpr uint64_t kMaxDecompressed = uint64_t{1} << 32;  // 4 GiB: larger is not a dataset we load
+constexpr uint32_t kIdxImagesMagic = 0x00000803;           // uint8, 3 dims
+constexpr uint32_t kIdxLabelsMagic = 0x00000801;           // uint8, 1 dim
+constexpr uint32_t kMaxSide = 4096;                        // rows/cols above this are absurd
+constexpr size_t kNumClasses = 10;
+constexpr size_t kCifarSide = 32;
+constexpr size_t kCifarImage = 3 * kCifarSide * kCifarSide;  // 3072
+constexpr size_t kCifarRecord = 1 + kCifarImage;              // 3073
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+
+std::vector<uint8_t> read_raw(const std::string& path, const std::string& what) {
+  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+  if (!f) throw Error(fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
+  struct stat st {};
+  if (::fstat(::fileno(f.get()), &st) != 0)
+    throw Error(fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
+  if (S_ISDIR(st.st_mode)) throw Error(fmt::format("cannot read {} '{}': it is a directory", what, path));
+  std::vector<uint8_t> bytes;
+  if (S_ISREG(st.st_mode)) bytes.reserve(static_cast<size_t>(st.st_size));
+  constexpr size_t kChunk = size_t{1} << 20;
+  size_t got = 0;
+  for (;;) {
+    bytes.resize(got + kChunk);
+    size_t k = std::fread(bytes.data() + got, 1, kChunk, f.get());
+    got += k;
+    if (k < kChunk) {
+      if (std::ferror(f.get()))
+        throw Error(fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
+      break;
+    }
+  }
+  bytes.resize(got);
+  return bytes;
+}
+
+std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& path, const std::string& what) {
+  z_stream zs{};
+  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+    throw Error(fmt::format("cannot read {} '{}': zlib initialisation failed", what, path));
+  struct InflateGuard {
+    z_stream* z;
+    ~InflateGuard() { inflateEnd(z); }
+  } guard{&zs};
+
+  constexpr size_t kMaxChunk = size_t{1} << 30;  // z_stream counters are 32-bit
+  std::vector<uint8_t> out(std::clamp<size_t>(in.size() * 4, size_t{1} << 16, kMaxDecompressed));
+  size_t in_pos = 0, produced = 0;
+  for (;;) {
+    if (zs.avail_in == 0 && in_pos < in.size()) {
+      size_t k = std::min(in.size() - in_pos, kMaxChunk);
+      zs.next_in = const_cast<Bytef*>(in.data() + in_pos);
+      zs.avail_in = static_cast<uInt>(k);
+      in_pos += k;
+    }
+    if (produced == out.size()) {
+      if (out.size() >= kMaxDecompressed)
+        throw Error(fmt::format("{} '{}': gzip data decompresses to more than {} bytes", what, path,
+                                kMaxDecompressed));
+      out.resize(std::min<size_t>(out.size() * 2, kMaxDecompressed));
+    }
+    size_t room = std::min(out.size() - produced, kMaxChunk);
+    zs.next_out = out.data() + produced;
+    zs.avail_out = static_cast<uInt>(room);
+    int rc = inflate(&zs, Z_NO_FLUSH);
+    produced += room - zs.avail_out;
+    if (rc == Z_STREAM_END) {
+      size_t rest = zs.avail_in + (in.size() - in_pos);
+      if (rest == 0) break;
+      size_t at = in.size() - rest;
+      if (rest >= 2 && in[at] == 0x1f && in[at + 1] == 0x8b) {  // another gzip member follows
+        inflateReset(&zs);
+        continue;
+      }
+      throw Error(fmt::format("{} '{}': {} bytes of trailing garbage after the gzip data", what, path, rest));
+    }
+    if (rc == Z_OK) continue;
+    if (rc == Z_BUF_ERROR) {
+      if (zs.avail_in == 0 && in_pos == in.size())
+        throw Error(fmt::format("{} '{}': truncated gzip stream ({} compressed bytes, {} decompressed before the end)",
+                                what, path, in.size(), produced));
+      continue;
+    }
+    throw Error(fmt::format("{} '{}': corrupt gzip data (zlib: {})", what, path,
+                            zs.msg ? zs.msg : "error " + std::to_string(rc)));
+  }
+  out.resize(produced);
+  return out;
+}
+
+uint32_t be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+std::string describe_idx_magic(uint32_t m) {
+  if ((m >> 16) != 0) return "not an IDX file";
+  const char* type = nullptr;
+  switch ((m >> 8) & 0xff) {
+    case 0x08: type = "uint8"; break;
+    case 0x09: type = "int8"; break;
+    case 0x0B: type = "int16"; break;
+    case 0x0C: type = "int32"; break;
+    case 0x0D: type = "float32"; break;
+    case 0x0E: type = "float64"; break;
+    default: return "not an IDX file";
+  }
+  uint32_t dims = m & 0xff;
+  std::string s = fmt::format("IDX {} with {} dim{}", type, dims, dims == 1 ? "" : "s");
+  if (m == kIdxImagesMagic) s += ", an images file";
+  if (m == kIdxLabelsMagic) s += ", a labels file";
+  return s;
+}
+
+void check_magic(const std::vector<uint8_t>& bytes, uint32_t expected, size_t header_bytes,
+                 const std::string& what, const std::string& path) {
+  if (bytes.size() < header_bytes)
+    throw Error(fmt::format("{} '{}': holds {} bytes, too short for the {}-byte IDX header", what, path,
+                            bytes.size(), header_bytes));
+  uint32_t magic = be32(bytes.data());
+  if (magic != expected)
+    throw Error(fmt::format("{} '{}': wrong magic 0x{:08X} ({}), expected 0x{:08X} ({})", what, path, magic,
+                            describe_idx_magic(magic), expected, describe_idx_magic(expected)));
+}
+
+void check_payload(size_t got, uint64_t expected, const std::string& shape, const std::string& what,
+                   const std::string& path) {
+  if (got < expected)
+    throw Error(fmt::format("{} '{}': truncated payload: expected {} bytes ({}), got {}", what, path, expected,
+                            shape, got));
+  if (got > expected)
+    throw Error(fmt::format("{} '{}': expected {} payload bytes ({}), got {} ({} bytes of trailing data)", what,
+                            path, expected, shape, got, got - expected));
+}
+
+const std::array<float, 256>& pixel_table() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (size_t p = 0; p < 256; ++p) t[p] = static_cast<float>(p) / 255.f;
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
+std::vector<uint8_t> read_file_maybe_gzip(const std::string& path, const std::string& what) {
+  std::vector<uint8_t> bytes = read_raw(path, what);
+  if (bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) return gunzip(bytes, path, what);
+  return bytes;
+}
+
+Dataset load_idx(const std::string& images_path, const std::string& labels_path) {
+  const std::string img_what = "IDX images file", lbl_what = "IDX labels file";
+  const std::array<float, 256>& table = pixel_table();
+
+  Dataset ds;
+  ds.source = images_path + ", " + labels_path;
+  ds.num_classes = kNumClasses;
+  {
+    std::vector<uint8_t> bytes = read_file_maybe_gzip(images_path, img_what);
+    check_magic(bytes, kIdxImagesMagic, 16, img_what, images_path);
+    uint32_t n = be32(bytes.data() + 4), rows = be32(bytes.data() + 8), cols = be32(bytes.data() + 12);
+    if (rows == 0 || cols == 0 || rows > kMaxSide || cols > kMaxSide)
+      throw Error(fmt::format("{} '{}': absurd dims n={} rows={} cols={} (rows and cols must be in 1..{})", img_what,
+                              images_path, n, rows, cols, kMaxSide));
+    if (n == 0) throw Error(fmt::format("{} '{}': holds zero images (n = 0)", img_what, images_path));
+    uint64_t expected = uint64_t{n} * rows * cols;
+    check_payload(bytes.size() - 16, expected, fmt::format("{} x {} x {}", n, rows, cols), img_what, images_path);
+    ds.n = n;
+    ds.C = 1;
+    ds.H = rows;
+    ds.W = cols;
+    ds.images.resize(expected);
+    const uint8_t* px = bytes.data() + 16;
+    for (size_t i = 0; i < expected; ++i) ds.images[i] = table[px[i]];
+  }
+  {
+    std::vector<uint8_t> bytes = read_file_maybe_gzip(labels_path, lbl_what);
+    check_magic(bytes, kIdxLabelsMagic, 8, lbl_what, labels_path);
+    uint32_t n = be32(bytes.data() + 4);
+    if (n == 0) throw Error(fmt::format("{} '{}': holds zero labels (n = 0)", lbl_what, labels_path));
+    check_payload(bytes.size() - 8, n, fmt::format("{} labels", n), lbl_what, labels_path);
+    if (n != ds.n)
+      throw Error(fmt::format("IDX files disagree: '{}' holds {} images but '{}' holds {} labels", images_path, ds.n,
+                              labels_path, n));
+    ds.labels.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      uint8_t l = bytes[8 + i];
+      if (l >= kNumClasses)
+        throw Error(fmt::format("{} '{}': label {} at index {} is out of range [0,{})", lbl_what, labels_path, l, i,
+                                kNumClasses));
+      ds.labels[i] = l;
+    }
+  }
+  return ds;
+}
+
+Dataset load_cifar10(const std::vector<std::string>& batch_files) {
+  const std::string what = "CIFAR-10 batch file";
+  if (batch_files.empty()) throw Error("load_cifar10: no CIFAR-10 batch files given");
+  std::vector<std::vector<uint8_t>> contents;
+  contents.reserve(batch_files.size());
+  size_t total = 0;
+  for (const std::string& path : batch_files) {
+    std::vector<uint8_t> bytes = read_file_maybe_gzip(path, what);
+    if (bytes.empty()) throw Error(fmt::format("{} '{}': holds zero records (the file is empty)", what, path));
+    if (bytes.size() % kCifarRecord != 0)
+      throw Error(fmt::format("{} '{}': size {} bytes is not a whole number of {}-byte records ({} records + {} bytes)",
+                              what, path, bytes.size(), kCifarRecord, bytes.size() / kCifarRecord,
+                              bytes.size() % kCifarRecord));
+    size_t records = bytes.size() / kCifarRecord;
+    for (size_t r = 0; r < records; ++r) {
+      uint8_t l = bytes[r * kCifarRecord];
+      if (l >= kNumClasses)
+        throw Error(fmt::format("{} '{}': label {} in record {} is out of range [0,{})", what, path, l, r,
+                                kNumClasses));
+    }
+    total += records;
+    contents.push_back(std::move(bytes));
+  }
+
+  const std::array<float, 256>& table = pixel_table();
+  Dataset ds;
+  ds.n = total;
+  ds.C = 3;
+  ds.H = ds.W = kCifarSide;
+  ds.num_classes = kNumClasses;
+  ds.images.resize(total * kCifarImage);
+  ds.labels.resize(total);
+  size_t i = 0;
+  for (size_t f = 0; f < contents.size(); ++f) {
+    if (f) ds.source += ", ";
+    ds.source += batch_files[f];
+    const std::vector<uint8_t>& bytes = contents[f];
+    for (size_t r = 0; r < bytes.size() / kCifarRecord; ++r, ++i) {
+      const uint8_t* rec = bytes.data() + r * kCifarRecord;
+      ds.labels[i] = rec[0];
+      float* dst = ds.images.data() + i * kCifarImage;
+      for (size_t k = 0; k < kCifarImage; ++k) dst[k] = table[rec[1 + k]];
+    }
+  }
+  return ds;
+}
+
+}  // namespace veridl::data

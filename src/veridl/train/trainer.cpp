@@ -1,0 +1,251 @@
+#include "veridl/train/trainer.hpp"
+
+#include <fmt/core.h>
+#include <omp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "veridl/util/error.hpp"
+
+namespace veridl::train {
+
+using Clock = std::chrono::steady_clock;
+
+void he_init(const net::Plan& plan, uint64_t seed, float* params) {
+  uint64_t k = 0;
+  for (const auto& t : plan.params) {
+    if (t.shape.size() == 1) {  // bias
+      std::fill_n(params + t.offset, t.size, 0.0f);
+      continue;
+    }
+    const float scale = std::sqrt(2.0f / static_cast<float>(t.fan_in));
+    uint64_t s = seed + k + 1;
+    ++k;
+    for (size_t i = 0; i < t.size; ++i) {
+      float acc = 0.0f;
+      for (int r = 0; r < 3; ++r) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        acc += static_cast<float>(s) / static_cast<float>(UINT64_MAX) - 0.5f;
+      }
+      params[t.offset + i] = acc * 2.0f * scale;
+    }
+  }
+}
+
+void shuffle_indices(std::vector<uint32_t>& idx, uint64_t seed) {
+  uint64_t rng = seed ^ 0x5DEECE66Dull;
+  for (size_t i = idx.size(); i-- > 1;) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    size_t j = static_cast<size_t>((rng >> 16) % (i + 1));
+    std::swap(idx[i], idx[j]);
+  }
+}
+
+TrainStep::TrainStep(const net::Plan& plan, double momentum)
+    : ex_(plan), momentum_(momentum), velocity_(momentum > 0 ? plan.n_params : 0, 0.0f) {}
+
+float TrainStep::step(const float* x, const int32_t* labels, float lr) {
+  const size_t B = ex_.plan().batch;
+  float loss = ex_.forward_loss(x, labels, B, live_);
+  ex_.backward(1.0f);
+  float* p = ex_.params().data();
+  const float* g = ex_.grads().data();
+  const size_t n = ex_.params().size();
+  if (momentum_ > 0) {
+    const float mu = static_cast<float>(momentum_);
+    float* v = velocity_.data();
+    for (size_t i = 0; i < n; ++i) {
+      v[i] = mu * v[i] + g[i];
+      p[i] -= lr * v[i];
+    }
+  } else {
+    for (size_t i = 0; i < n; ++i) p[i] -= lr * g[i];
+  }
+  return loss;
+}
+
+EvalResult evaluate(const net::Plan& train_plan, const std::vector<float>& params, const data::Dataset& ds) {
+  const size_t B = 1000;
+  net::Plan plan = net::compile(train_plan.spec, std::min(B, std::max<size_t>(ds.n, 1)), 0.0);
+  net::Executor<float, net::FastKernels> ex(plan);
+  ex.params() = params;
+  Decisions live;
+  EvalResult r;
+  const size_t K = plan.num_classes, D = plan.input_width();
+  double loss_sum = 0;
+  for (size_t start = 0; start < ds.n; start += plan.batch) {
+    const size_t n = std::min(plan.batch, ds.n - start);
+    float l = ex.forward_loss(ds.images.data() + start * D, ds.labels.data() + start, n, live);
+    loss_sum += static_cast<double>(l) * static_cast<double>(n);
+    const float* z = ex.logits().data();
+    for (size_t b = 0; b < n; ++b) {
+      size_t best = 0;
+      for (size_t k = 1; k < K; ++k)
+        if (z[b * K + k] > z[b * K + best]) best = k;
+      r.correct += static_cast<int32_t>(best) == ds.labels[start + b];
+    }
+  }
+  r.total = ds.n;
+  r.loss = ds.n ? loss_sum / static_cast<double>(ds.n) : 0.0;
+  return r;
+}
+
+Checkpoint make_checkpoint(const net::Plan& plan, const std::vector<float>& params,
+                           const std::map<std::string, std::string>& metadata) {
+  Checkpoint ck;
+  for (const auto& t : plan.params)
+    ck.tensors.push_back({t.name, t.shape, std::vector<float>(params.begin() + static_cast<std::ptrdiff_t>(t.offset),
+                                                              params.begin() + static_cast<std::ptrdiff_t>(t.offset + t.size))});
+  ck.metadata = metadata;
+  ck.metadata["format"] = "veridl-checkpoint-1";
+  ck.metadata["spec"] = plan.spec.to_json().dump();
+  return ck;
+}
+
+std::vector<float> params_from_checkpoint(const net::Plan& plan, const Checkpoint& ck, const std::string& path) {
+  std::vector<float> p(plan.n_params);
+  for (const auto& t : plan.params) {
+    const Tensor* src = ck.find(t.name);
+    if (!src) throw Error(path + ": checkpoint has no tensor '" + t.name + "' (is it a checkpoint of " + plan.spec.name + "?)");
+    if (src->shape != t.shape) {
+      auto shp = [](const std::vector<int64_t>& s) {
+        std::string r = "[";
+        for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+        return r + "]";
+      };
+      throw Error(path + ": tensor '" + t.name + "' has shape " + shp(src->shape) + ", the network expects " + shp(t.shape));
+    }
+    std::copy(src->data.begin(), src->data.end(), p.begin() + static_cast<std::ptrdiff_t>(t.offset));
+  }
+  if (ck.tensors.size() != plan.params.size())
+    throw Error(path + fmt::format(": checkpoint has {} tensors, {} expects {}", ck.tensors.size(), plan.spec.name,
+                                   plan.params.size()));
+  return p;
+}
+
+namespace {
+
+std::string config_json(const TrainConfig& c) {
+  nlohmann::json j = {{"optimizer", "sgd"}, {"lr", c.lr},           {"batch", c.batch},
+                      {"epochs", c.epochs}, {"momentum", c.momentum}, {"labelSmoothing", c.label_smoothing},
+                      {"seed", c.seed},     {"threads", c.threads}};
+  return j.dump();
+}
+
+void progress_line(size_t epoch, size_t epochs, size_t bi, size_t bpe, double elapsed, double rate, double eta) {
+  fmt::print(stderr, "\r  epoch {}/{}  batch {}/{}  {:.0f} img/s  elapsed {:.1f}s  ETA {:.1f}s   ", epoch, epochs, bi, bpe,
+             rate, elapsed, eta);
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::Split& data) {
+  const data::Dataset& tr = data.train;
+  if (cfg.batch == 0) throw Error("--batch must be positive");
+  if (cfg.epochs == 0) throw Error("--epochs must be positive");
+  if (!(cfg.lr > 0) || !std::isfinite(cfg.lr)) throw Error(fmt::format("--lr must be positive, got {}", cfg.lr));
+  if (tr.image_size() != spec.input_size())
+    throw Error(fmt::format("{}: images are {}x{}x{} but {} expects {}x{}x{}", tr.source, tr.C, tr.H, tr.W, spec.name,
+                            spec.channels, spec.imageH, spec.imageW));
+  if (tr.n < cfg.batch)
+    throw Error(fmt::format("{}: {} training images is fewer than one batch of {}", tr.source, tr.n, cfg.batch));
+  for (const auto* ds : {&data.train, &data.test})
+    for (size_t i = 0; i < ds->n; ++i)
+      if (ds->labels[i] < 0 || static_cast<size_t>(ds->labels[i]) >= spec.num_classes())
+        throw Error(fmt::format("{}: label {} of example {} is outside the network's {} classes", ds->source, ds->labels[i],
+                                i, spec.num_classes()));
+  if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+
+  net::Plan plan = net::compile(spec, cfg.batch, cfg.label_smoothing);
+  TrainStep ts(plan, cfg.momentum);
+  he_init(plan, cfg.seed, ts.params().data());
+
+  TrainResult res;
+  res.train_images = tr.n;
+  const size_t bpe = tr.n / cfg.batch;  // the ragged tail of each epoch is dropped (as the original)
+  res.batches_per_epoch = bpe;
+  const size_t D = tr.image_size();
+  FILE* log = cfg.log;
+  fmt::print(log, "{}: {} params\n", spec.name, plan.n_params);
+  fmt::print(log, "  train: {} images ({} floats/image), test: {} images, from {}\n", tr.n, D, data.test.n, data.name);
+  fmt::print(log, "training: {} batches/epoch, batch={}, SGD{}, lr={:.6f}{}\n", bpe, cfg.batch,
+             cfg.momentum > 0 ? fmt::format("+momentum {}", cfg.momentum) : "", cfg.lr,
+             cfg.label_smoothing > 0 ? fmt::format(", label_smooth={}", cfg.label_smoothing) : "");
+  std::fflush(log);
+
+  std::vector<uint32_t> order(tr.n);
+  for (size_t i = 0; i < tr.n; ++i) order[i] = static_cast<uint32_t>(i);
+  std::vector<int32_t> labels(cfg.batch);
+  const bool show_progress = cfg.progress && isatty(fileno(stderr));
+  size_t global_step = 0;
+  const float lr = static_cast<float>(cfg.lr);
+  auto run_start = Clock::now();
+  for (size_t epoch = 0; epoch < cfg.epochs; ++epoch) {
+    shuffle_indices(order, epoch + cfg.seed);  // cumulative: shuffles the previous epoch's order
+    auto t0 = Clock::now();
+    double epoch_loss = 0;
+    for (size_t bi = 0; bi < bpe; ++bi) {
+      auto s0 = Clock::now();
+      float* xin = ts.input();
+      for (size_t b = 0; b < cfg.batch; ++b) {
+        const uint32_t src = order[bi * cfg.batch + b];
+        std::copy_n(tr.images.data() + static_cast<size_t>(src) * D, D, xin + b * D);
+        labels[b] = tr.labels[src];
+      }
+      float loss = ts.step(xin, labels.data(), lr);
+      ++global_step;
+      if (!std::isfinite(loss))
+        throw Error(fmt::format("loss is {} at step {} (epoch {}, batch {}): training stopped{}", loss, global_step,
+                                epoch + 1, bi,
+                                cfg.out.empty() ? "" : "; no checkpoint was written over '" + cfg.out + "'"));
+      epoch_loss += loss;
+      res.step_loss.push_back(loss);
+      if (bi < 3 || bi % 100 == 0) {
+        if (show_progress) fmt::print(stderr, "\r\033[K");
+        fmt::print(log, "  step {}/{}: loss={:.6f} ({}us)\n", bi, bpe, loss,
+                   std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - s0).count());
+      }
+      if (show_progress && (bi % 20 == 0 || bi + 1 == bpe)) {
+        double el = std::chrono::duration<double>(Clock::now() - run_start).count();
+        double done = static_cast<double>(epoch * bpe + bi + 1);
+        double rate = done * static_cast<double>(cfg.batch) / el;
+        double eta = el / done * static_cast<double>(cfg.epochs * bpe) - el;
+        progress_line(epoch + 1, cfg.epochs, bi + 1, bpe, el, rate, eta);
+      }
+    }
+    double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (show_progress) fmt::print(stderr, "\r\033[K");
+    res.epoch_seconds.push_back(secs);
+    res.epoch_loss.push_back(epoch_loss / static_cast<double>(bpe));
+    res.train_seconds += secs;
+    fmt::print(log, "Epoch {:2d}/{}: loss={:.6f} lr={:.6f} ({:.0f}ms)\n", epoch + 1, cfg.epochs, res.epoch_loss.back(),
+               cfg.lr, secs * 1000);
+    const bool last = epoch + 1 == cfg.epochs;
+    if ((cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every == 0) || last) {
+      EvalResult ev = evaluate(plan, ts.params(), data.test);
+      fmt::print(log, "  val accuracy: {}/{} = {:.2f}% (whole test set)\n", ev.correct, ev.total, ev.accuracy());
+      if (last) res.final_eval = ev;
+    }
+    std::fflush(log);
+  }
+  res.steps = global_step;
+  res.params = ts.params();
+  if (!cfg.out.empty()) {
+    save_safetensors(cfg.out, make_checkpoint(plan, res.params,
+                                              {{"config", config_json(cfg)},
+                                               {"epoch", std::to_string(cfg.epochs)},
+                                               {"step", std::to_string(global_step)},
+                                               {"test_accuracy", fmt::format("{:.4f}", res.final_eval.accuracy())},
+                                               {"data", data.name}}));
+    fmt::print(log, "Saved params to {}\n", cfg.out);
+  }
+  return res;
+}
+
+}  // namespace veridl::train

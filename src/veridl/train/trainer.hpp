@@ -1,0 +1,84 @@
+// The training loop (book ch. 2, "the loop never changes"):
+//   init (He, seeded) -> per epoch: shuffle (seed epoch + seed, cumulative, as the original) ->
+//   per batch: one fused train step (forward, softmax-CE, closed-form backward, SGD update) ->
+//   log -> evaluate every eval_every epochs and after the last, on the WHOLE test set -> checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "veridl/data/dataset.hpp"
+#include "veridl/net/executor.hpp"
+#include "veridl/net/netspec.hpp"
+#include "veridl/net/plan.hpp"
+#include "veridl/train/checkpoint.hpp"
+
+namespace veridl::train {
+
+struct TrainConfig {
+  size_t epochs = 12;
+  size_t batch = 128;
+  double lr = 0.1;
+  double momentum = 0.0;  // SGD momentum (heavy ball); 0 = plain SGD
+  double label_smoothing = 0.0;
+  uint64_t seed = 42;     // He init uses seed, seed+1, ... per layer; the shuffle of epoch e uses e + seed
+  int threads = 0;        // 0 = OpenMP default (all cores)
+  size_t eval_every = 10;
+  std::string out;        // checkpoint path ("" = do not save)
+  bool progress = false;  // a live progress line (rate, ETA) on stderr
+  FILE* log = stdout;     // the book's log lines
+};
+
+struct EvalResult {
+  size_t correct = 0, total = 0;
+  double loss = 0.0;
+  double accuracy() const { return total ? 100.0 * static_cast<double>(correct) / static_cast<double>(total) : 0.0; }
+};
+
+struct TrainResult {
+  std::vector<double> epoch_loss, epoch_seconds, step_loss;
+  double train_seconds = 0.0;  // training steps only (no data loading, no evaluation)
+  size_t steps = 0, batches_per_epoch = 0, train_images = 0;
+  EvalResult final_eval;
+  std::vector<float> params;
+};
+
+// He initialisation of the original (Irwin-Hall(3) from xorshift64, variance scale^2 with scale =
+// sqrt(2 / fanIn)); seed + k for the k-th weight tensor; biases zero.
+void he_init(const net::Plan& plan, uint64_t seed, float* params);
+
+// The original's Fisher-Yates (lean_f32_shuffle) applied to an index permutation, in place.
+void shuffle_indices(std::vector<uint32_t>& idx, uint64_t seed);
+
+// One fused train step per call: forward, loss, backward, SGD(+momentum) update. No allocation.
+class TrainStep {
+ public:
+  TrainStep(const net::Plan& plan, double momentum);
+  net::Executor<float, net::FastKernels>& executor() { return ex_; }
+  std::vector<float>& params() { return ex_.params(); }
+  std::vector<float>& velocity() { return velocity_; }
+  float* input() { return ex_.input(); }
+  // x may be input() (already gathered there). Returns the batch's mean loss.
+  float step(const float* x, const int32_t* labels, float lr);
+
+ private:
+  net::Executor<float, net::FastKernels> ex_;
+  double momentum_;
+  std::vector<float> velocity_;
+  Decisions live_;
+};
+
+// Accuracy (first maximum wins) and mean loss over every example of `ds` (no dropped tail).
+EvalResult evaluate(const net::Plan& plan, const std::vector<float>& params, const data::Dataset& ds);
+
+TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::Split& data);
+
+// Checkpoints: parameter tensors named as in the plan, metadata {format, spec, config, epoch, step, ...}.
+Checkpoint make_checkpoint(const net::Plan& plan, const std::vector<float>& params,
+                           const std::map<std::string, std::string>& metadata);
+// Loads parameters for `plan` from a checkpoint; every tensor must be present with the plan's shape.
+std::vector<float> params_from_checkpoint(const net::Plan& plan, const Checkpoint& ck, const std::string& path);
+
+}  // namespace veridl::train

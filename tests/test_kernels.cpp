@@ -1,0 +1,325 @@
+// Differential tests of the fast float32 kernels (src/veridl/kernels) against the templated reference
+// ops (src/veridl/ops), in the style of ggml's test-backend-ops: every kernel, every loop-nest variant,
+// many shapes, the reference instantiated with T = double on the same float inputs.
+//
+// Tolerance: a float sum of K terms carries rounding of order eps_f sqrt(K) times the size of its
+// partial sums, so kernel outputs must satisfy max |kernel - ref| <= kRel sqrt(K) (1 + max |ref|),
+// K the length of the reduction. A wrong index or a dropped tail gives errors of order max |ref|.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "veridl/calculus/decisions.hpp"
+#include "veridl/kernels/dense.hpp"
+#include "veridl/kernels/softmax.hpp"
+#include "veridl/ops/dense.hpp"
+#include "veridl/ops/softmax.hpp"
+
+namespace {
+
+using veridl::kernels::detail::Variant;
+
+constexpr double kRel = 5e-7;  // ~ 4 eps_f; observed errors stay below ~3e-8 sqrt(K) (1 + max |ref|)
+
+std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+// max |got - ref| <= kRel sqrt(K) (1 + max |ref|)
+::testing::AssertionResult close(const std::vector<float>& got, const std::vector<double>& ref, size_t K,
+                                 const std::string& what) {
+  if (got.size() != ref.size()) return ::testing::AssertionFailure() << what << ": size mismatch";
+  double maxref = 0.0, maxerr = 0.0;
+  size_t worst = 0;
+  for (size_t j = 0; j < ref.size(); ++j) {
+    maxref = std::max(maxref, std::fabs(ref[j]));
+    const double e = std::fabs(static_cast<double>(got[j]) - ref[j]);
+    if (!(e <= maxerr)) {  // also catches NaN
+      maxerr = e;
+      worst = j;
+      if (std::isnan(e)) break;
+    }
+  }
+  const double tol = kRel * std::sqrt(static_cast<double>(std::max<size_t>(K, 1))) * (1.0 + maxref);
+  if (maxerr <= tol) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << ": max error " << maxerr << " at " << worst << " (got "
+                                       << got[worst] << ", ref " << ref[worst] << ") exceeds tolerance " << tol;
+}
+
+// ---- dense ---------------------------------------------------------------------------------------
+
+struct DenseCase {
+  size_t B, I, O;
+};
+
+std::string dense_name(const ::testing::TestParamInfo<DenseCase>& info) {
+  return "B" + std::to_string(info.param.B) + "_I" + std::to_string(info.param.I) + "_O" +
+         std::to_string(info.param.O);
+}
+
+std::vector<DenseCase> dense_cases() {
+  std::vector<DenseCase> cs;
+  for (size_t B : {1, 2, 3, 7, 128})
+    for (size_t I : {1, 3, 8, 17, 784})
+      for (size_t O : {1, 2, 10, 16, 33, 512})
+        if (B * I * O <= size_t(4) << 20) cs.push_back({B, I, O});  // skips only 128 x 784 x 512
+  return cs;
+}
+
+class DenseDiff : public ::testing::TestWithParam<DenseCase> {};
+
+TEST_P(DenseDiff, EveryKernelAndVariantMatchesReference) {
+  const auto [B, I, O] = GetParam();
+  const veridl::ops::DenseShape s{B, I, O};
+  const uint64_t seed = B * 1000003 + I * 1009 + O;
+  const auto x = random_floats(B * I, seed), W = random_floats(I * O, seed + 1), b = random_floats(O, seed + 2),
+             dy = random_floats(B * O, seed + 3);
+
+  std::vector<double> ry(B * O), rdx(B * I), rdW(I * O), rdb(O);
+  {
+    const auto xd = to_double(x), Wd = to_double(W), bd = to_double(b), dyd = to_double(dy);
+    veridl::ops::dense_forward(s, xd.data(), Wd.data(), bd.data(), ry.data());
+    veridl::ops::dense_backward_input(s, Wd.data(), dyd.data(), rdx.data());
+    veridl::ops::dense_backward_weight(s, xd.data(), dyd.data(), rdW.data());
+    veridl::ops::dense_backward_bias(s, dyd.data(), rdb.data());
+  }
+
+  // Outputs start as NaN: a kernel that leaves an element unwritten fails.
+  const float nan = std::nanf("");
+  for (Variant v : {Variant::Auto, Variant::WideO, Variant::NarrowO}) {
+    const std::string tag = v == Variant::Auto ? "auto" : v == Variant::WideO ? "wideO" : "narrowO";
+    std::vector<float> y(B * O, nan), dx(B * I, nan), dW(I * O, nan);
+    veridl::kernels::detail::dense_forward(s, x.data(), W.data(), b.data(), y.data(), v);
+    veridl::kernels::detail::dense_backward_input(s, W.data(), dy.data(), dx.data(), v);
+    veridl::kernels::detail::dense_backward_weight(s, x.data(), dy.data(), dW.data(), v);
+    EXPECT_TRUE(close(y, ry, I, "forward/" + tag));
+    EXPECT_TRUE(close(dx, rdx, O, "backward_input/" + tag));
+    EXPECT_TRUE(close(dW, rdW, B, "backward_weight/" + tag));
+  }
+  {  // the public entry points (Auto)
+    std::vector<float> y(B * O, nan), dx(B * I, nan), dW(I * O, nan), db(O, nan);
+    veridl::kernels::dense_forward(s, x.data(), W.data(), b.data(), y.data());
+    veridl::kernels::dense_backward_input(s, W.data(), dy.data(), dx.data());
+    veridl::kernels::dense_backward_weight(s, x.data(), dy.data(), dW.data());
+    veridl::kernels::dense_backward_bias(s, dy.data(), db.data());
+    EXPECT_TRUE(close(y, ry, I, "dense_forward"));
+    EXPECT_TRUE(close(dx, rdx, O, "dense_backward_input"));
+    EXPECT_TRUE(close(dW, rdW, B, "dense_backward_weight"));
+    EXPECT_TRUE(close(db, rdb, B, "dense_backward_bias"));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, DenseDiff, ::testing::ValuesIn(dense_cases()), dense_name);
+
+// The MNIST shapes with MNIST-like data: pixels in [0, 1] (many exact zeros), small weights.
+TEST(KernelsDense, MnistShapeWithPixelData) {
+  const veridl::ops::DenseShape s{128, 784, 10};
+  auto x = random_floats(s.B * s.I, 7, -1.0f, 1.0f);
+  for (auto& v : x) v = v < 0.0f ? 0.0f : v;
+  const auto W = random_floats(s.I * s.O, 8, -0.05f, 0.05f), b = random_floats(s.O, 9, -0.1f, 0.1f),
+             dy = random_floats(s.B * s.O, 10, -0.01f, 0.01f);
+  std::vector<double> ry(s.B * s.O), rdW(s.I * s.O), rdb(s.O);
+  const auto xd = to_double(x), Wd = to_double(W), bd = to_double(b), dyd = to_double(dy);
+  veridl::ops::dense_forward(s, xd.data(), Wd.data(), bd.data(), ry.data());
+  veridl::ops::dense_backward_weight(s, xd.data(), dyd.data(), rdW.data());
+  veridl::ops::dense_backward_bias(s, dyd.data(), rdb.data());
+  std::vector<float> y(s.B * s.O), dW(s.I * s.O), db(s.O);
+  veridl::kernels::dense_forward(s, x.data(), W.data(), b.data(), y.data());
+  veridl::kernels::dense_backward_weight(s, x.data(), dy.data(), dW.data());
+  veridl::kernels::dense_backward_bias(s, dy.data(), db.data());
+  EXPECT_TRUE(close(y, ry, s.I, "forward"));
+  EXPECT_TRUE(close(dW, rdW, s.B, "backward_weight"));
+  EXPECT_TRUE(close(db, rdb, s.B, "backward_bias"));
+}
+
+// ---- softmax cross-entropy -----------------------------------------------------------------------
+
+struct SoftmaxCase {
+  size_t B, K;
+  double eps;
+  float scale;  // logits uniform in [-scale, scale]
+};
+
+std::string softmax_name(const ::testing::TestParamInfo<SoftmaxCase>& info) {
+  const auto& c = info.param;
+  return "B" + std::to_string(c.B) + "_K" + std::to_string(c.K) + (c.eps == 0.0 ? "_eps0" : "_eps0p1") + "_z" +
+         std::to_string(static_cast<int>(c.scale));
+}
+
+std::vector<SoftmaxCase> softmax_cases() {
+  std::vector<SoftmaxCase> cs;
+  for (size_t B : {1, 3, 128, 2048})
+    for (size_t K : {2, 10, 33})
+      for (double eps : {0.0, 0.1})
+        for (float scale : {1.0f, 30.0f}) cs.push_back({B, K, eps, scale});
+  return cs;
+}
+
+std::vector<int32_t> random_labels(size_t B, size_t K, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> l(B);
+  for (auto& v : l) v = static_cast<int32_t>(rng() % K);
+  return l;
+}
+
+class SoftmaxCEDiff : public ::testing::TestWithParam<SoftmaxCase> {};
+
+TEST_P(SoftmaxCEDiff, ForwardAndBackwardMatchReference) {
+  const auto [B, K, eps, scale] = GetParam();
+  const veridl::ops::SoftmaxShape s{B, K};
+  const auto z = random_floats(B * K, B * 31 + K, -scale, scale);
+  const auto labels = random_labels(B, K, B + K);
+  const float dL = 0.75f;
+
+  std::vector<double> rp(B * K), rdz(B * K);
+  veridl::Decisions D;
+  const auto zd = to_double(z);
+  const double rloss = veridl::ops::softmax_ce_forward(s, eps, labels.data(), zd.data(), rp.data(), D);
+  veridl::ops::softmax_ce_backward(s, eps, labels.data(), rp.data(), static_cast<double>(dL), rdz.data());
+
+  std::vector<float> p(B * K, std::nanf("")), dz(B * K, std::nanf(""));
+  const float loss = veridl::kernels::softmax_ce_forward(s, static_cast<float>(eps), labels.data(), z.data(), p.data());
+  veridl::kernels::softmax_ce_backward(s, static_cast<float>(eps), labels.data(), p.data(), dL, dz.data());
+
+  // The loss is a mean of per-row values of size up to ~2 scale computed in float.
+  EXPECT_NEAR(loss, rloss, 1e-6 * (1.0 + std::fabs(rloss)) * (1.0 + scale)) << "loss";
+  EXPECT_TRUE(close(p, rp, K, "p"));
+  EXPECT_TRUE(close(dz, rdz, K, "dz"));
+  for (size_t r = 0; r < B; ++r) {  // rows of p sum to one
+    double sum = 0.0;
+    for (size_t k = 0; k < K; ++k) sum += p[r * K + k];
+    ASSERT_NEAR(sum, 1.0, 1e-5) << "row " << r;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, SoftmaxCEDiff, ::testing::ValuesIn(softmax_cases()), softmax_name);
+
+// The backward is the reference formula evaluated in float: bit-identical to ops:: with T = float.
+TEST(KernelsSoftmax, BackwardIsBitIdenticalToFloatReference) {
+  for (double eps : {0.0, 0.1}) {
+    const veridl::ops::SoftmaxShape s{37, 10};
+    const auto p = random_floats(s.B * s.K, 5, 0.0f, 1.0f);
+    const auto labels = random_labels(s.B, s.K, 6);
+    std::vector<float> ref(s.B * s.K), got(s.B * s.K);
+    veridl::ops::softmax_ce_backward(s, eps, labels.data(), p.data(), 1.5f, ref.data());
+    veridl::kernels::softmax_ce_backward(s, static_cast<float>(eps), labels.data(), p.data(), 1.5f, got.data());
+    EXPECT_EQ(0, std::memcmp(ref.data(), got.data(), ref.size() * sizeof(float))) << "eps " << eps;
+  }
+}
+
+// Huge logit gaps: the shift by the row max keeps everything finite; exp underflows to 0 cleanly.
+TEST(KernelsSoftmax, StableForExtremeLogits) {
+  const veridl::ops::SoftmaxShape s{4, 10};
+  std::vector<float> z(s.B * s.K, 0.0f);
+  for (size_t k = 0; k < s.K; ++k) {
+    z[0 * s.K + k] = 1e4f * static_cast<float>(k);   // one dominant logit
+    z[1 * s.K + k] = -1e4f * static_cast<float>(k);  // label far below the max
+    z[2 * s.K + k] = 3e38f;                          // all equal and huge
+    z[3 * s.K + k] = -200.0f + static_cast<float>(k);
+  }
+  const std::vector<int32_t> labels{9, 9, 4, 0};
+  for (double eps : {0.0, 0.1}) {
+    std::vector<double> rp(s.B * s.K);
+    veridl::Decisions D;
+    const auto zd = to_double(z);
+    const double rloss = veridl::ops::softmax_ce_forward(s, eps, labels.data(), zd.data(), rp.data(), D);
+    std::vector<float> p(s.B * s.K);
+    const float loss = veridl::kernels::softmax_ce_forward(s, static_cast<float>(eps), labels.data(), z.data(), p.data());
+    ASSERT_TRUE(std::isfinite(loss));
+    EXPECT_NEAR(loss, rloss, 1e-6 * std::fabs(rloss)) << "eps " << eps;
+    EXPECT_TRUE(close(p, rp, s.K, "p"));
+  }
+}
+
+TEST(KernelsSoftmax, RejectsLabelsOutsideRange) {
+  const veridl::ops::SoftmaxShape s{3, 10};
+  const std::vector<float> z(s.B * s.K, 0.0f);
+  std::vector<float> p(s.B * s.K), dz(s.B * s.K);
+  for (int32_t bad : {-1, 10, 1000}) {
+    const std::vector<int32_t> labels{0, bad, 9};
+    try {
+      veridl::kernels::softmax_ce_forward(s, 0.0f, labels.data(), z.data(), p.data());
+      FAIL() << "forward accepted label " << bad;
+    } catch (const std::out_of_range& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("row 1"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(std::to_string(bad)), std::string::npos) << msg;
+    }
+    EXPECT_THROW(veridl::kernels::softmax_ce_backward(s, 0.0f, labels.data(), p.data(), 1.0f, dz.data()),
+                 std::out_of_range);
+  }
+}
+
+// ---- determinism across thread counts ------------------------------------------------------------
+
+struct ThreadRun {
+  std::vector<float> y, dx, dW, db, p, dz;
+  float loss = 0.0f;
+};
+
+ThreadRun run_all(int threads, const veridl::ops::DenseShape& s, Variant v, const std::vector<float>& x,
+                  const std::vector<float>& W, const std::vector<float>& b, const std::vector<float>& dy,
+                  const std::vector<int32_t>& labels) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  ThreadRun r{std::vector<float>(s.B * s.O), std::vector<float>(s.B * s.I), std::vector<float>(s.I * s.O),
+              std::vector<float>(s.O), std::vector<float>(s.B * s.O), std::vector<float>(s.B * s.O), 0.0f};
+  veridl::kernels::detail::dense_forward(s, x.data(), W.data(), b.data(), r.y.data(), v);
+  veridl::kernels::detail::dense_backward_input(s, W.data(), dy.data(), r.dx.data(), v);
+  veridl::kernels::detail::dense_backward_weight(s, x.data(), dy.data(), r.dW.data(), v);
+  veridl::kernels::dense_backward_bias(s, dy.data(), r.db.data());
+  const veridl::ops::SoftmaxShape ss{s.B, s.O};
+  r.loss = veridl::kernels::softmax_ce_forward(ss, 0.1f, labels.data(), r.y.data(), r.p.data());
+  veridl::kernels::softmax_ce_backward(ss, 0.1f, labels.data(), r.p.data(), 1.0f, r.dz.data());
+  omp_set_num_threads(saved);
+  return r;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST(KernelsDeterminism, BitIdenticalForOneAndTwoThreads) {
+  // Shapes above the fork thresholds (and one below), including the MNIST and MLP shapes.
+  const std::vector<veridl::ops::DenseShape> shapes{
+      {128, 784, 10}, {128, 784, 512}, {128, 512, 512}, {128, 512, 10}, {4096, 17, 10}, {7, 17, 33}, {131, 97, 35}};
+  for (const auto& s : shapes)
+    for (Variant v : {Variant::Auto, Variant::WideO, Variant::NarrowO}) {
+      const auto x = random_floats(s.B * s.I, 1), W = random_floats(s.I * s.O, 2), b = random_floats(s.O, 3),
+                 dy = random_floats(s.B * s.O, 4);
+      const auto labels = random_labels(s.B, s.O, 5);
+      const ThreadRun one = run_all(1, s, v, x, W, b, dy, labels);
+      const ThreadRun two = run_all(2, s, v, x, W, b, dy, labels);
+      std::string at = "B";  // (appends: GCC 12 gives a false -Wrestrict on "literal" + std::string)
+      at += std::to_string(s.B);
+      at += " I";
+      at += std::to_string(s.I);
+      at += " O";
+      at += std::to_string(s.O);
+      at += " variant ";
+      at += std::to_string(static_cast<int>(v));
+      EXPECT_TRUE(same_bits(one.y, two.y)) << "forward " << at;
+      EXPECT_TRUE(same_bits(one.dx, two.dx)) << "backward_input " << at;
+      EXPECT_TRUE(same_bits(one.dW, two.dW)) << "backward_weight " << at;
+      EXPECT_TRUE(same_bits(one.db, two.db)) << "backward_bias " << at;
+      EXPECT_TRUE(same_bits(one.p, two.p)) << "softmax p " << at;
+      EXPECT_TRUE(same_bits(one.dz, two.dz)) << "softmax dz " << at;
+      EXPECT_EQ(0, std::memcmp(&one.loss, &two.loss, sizeof(float))) << "loss " << at;
+    }
+}
+
+}  // namespace

@@ -1,0 +1,61 @@
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+#include "veridl/cli.hpp"
+#include "veridl/util/error.hpp"
+
+namespace veridl::cli {
+
+Args::Args(int argc, char** argv, int first, const std::vector<std::string>& value_flags,
+           const std::vector<std::string>& switches) {
+  for (int i = first; i < argc; ++i) {
+    std::string a = argv[i];
+    if (std::find(switches.begin(), switches.end(), a) != switches.end()) {
+      switches_on_.push_back(a);
+    } else if (std::find(value_flags.begin(), value_flags.end(), a) != value_flags.end()) {
+      if (i + 1 >= argc) throw Error("option " + a + " needs a value");
+      values_[a] = argv[++i];
+    } else {
+      throw Error("unknown option '" + a + "' (see --help)");
+    }
+  }
+}
+
+std::optional<std::string> Args::get(const std::string& flag) const {
+  auto it = values_.find(flag);
+  if (it == values_.end()) return std::nullopt;
+  return it->second;
+}
+bool Args::has(const std::string& flag) const {
+  return std::find(switches_on_.begin(), switches_on_.end(), flag) != switches_on_.end() || values_.count(flag);
+}
+std::string Args::str(const std::string& flag, const std::string& dflt) const { return get(flag).value_or(dflt); }
+
+std::optional<long long> Args::opt_integer(const std::string& flag, long long min, long long max) const {
+  auto v = get(flag);
+  if (!v) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  long long n = std::strtoll(v->c_str(), &end, 10);
+  if (errno || end == v->c_str() || *end)
+    throw Error("option " + flag + ": '" + *v + "' is not an integer");
+  if (n < min || n > max)
+    throw Error("option " + flag + ": " + *v + " is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+  return n;
+}
+long long Args::integer(const std::string& flag, long long dflt, long long min, long long max) const {
+  return opt_integer(flag, min, max).value_or(dflt);
+}
+std::optional<double> Args::opt_real(const std::string& flag) const {
+  auto v = get(flag);
+  if (!v) return std::nullopt;
+  char* end = nullptr;
+  double d = std::strtod(v->c_str(), &end);
+  if (end == v->c_str() || *end || !std::isfinite(d)) throw Error("option " + flag + ": '" + *v + "' is not a number");
+  return d;
+}
+double Args::real(const std::string& flag, double dflt) const { return opt_real(flag).value_or(dflt); }
+
+}  // namespace veridl::cli

