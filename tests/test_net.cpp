@@ -1,0 +1,135 @@
+// NetSpec parsing and validation, the plan, the fast-vs-reference executor, and the whole-network check.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "veridl/net/executor.hpp"
+#include "veridl/net/netspec.hpp"
+#include "veridl/net/plan.hpp"
+#include "veridl/net/verify_net.hpp"
+#include "veridl/util/error.hpp"
+
+using namespace veridl;
+using namespace veridl::net;
+
+namespace {
+std::string spec_path() { return std::string(VERIDL_SOURCE_DIR) + "/specs/mnist_linear.json"; }
+
+std::string error_of(const std::string& json) {
+  try {
+    parse_netspec(json, "test.json");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+}  // namespace
+
+TEST(NetSpec, TheBooksLinearModel) {
+  NetSpec s = load_netspec(spec_path());
+  EXPECT_EQ(s.name, "MNIST-Linear");
+  EXPECT_EQ(s.param_count(), 7850u);
+  EXPECT_EQ(s.num_classes(), 10u);
+  ASSERT_TRUE(s.recipe.has_value());
+  EXPECT_EQ(s.recipe->batch, 128u);
+  EXPECT_EQ(s.recipe->epochs, 12u);
+  EXPECT_DOUBLE_EQ(s.recipe->lr, 0.1);
+}
+
+TEST(NetSpec, TheBuilderProducesTheSameSpec) {
+  NetSpec b = NetBuilder("MNIST-Linear").image(28, 28, 1).flatten().dense(784, 10).recipe(Recipe{}).build();
+  NetSpec j = load_netspec(spec_path());
+  EXPECT_EQ(b.to_json(), j.to_json());
+  // and the JSON form round-trips
+  EXPECT_EQ(parse_netspec(j.to_json().dump()).to_json(), j.to_json());
+}
+
+TEST(NetSpec, ClearOneLineErrors) {
+  struct Case {
+    std::string json, expect;
+  } cases[] = {
+      {R"({"name": "x", "layers": [)", "test.json: malformed JSON"},
+      {R"({"name": "x", "layers": [{"type": "conv9"}]})", "test.json: layer 0: unknown layer type 'conv9'"},
+      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 10, "bias": true}]})",
+       "test.json: layer 0: unknown field 'bias'"},
+      {R"({"name": "x", "colour": 1, "layers": []})", "test.json: unknown field 'colour'"},
+      {R"({"name": "x", "layers": [{"type": "flatten"}, {"type": "dense", "fanIn": 100, "fanOut": 10}]})",
+       "test.json: layer 1 (dense): fanIn is 100 but the incoming activation has 784 features"},
+      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 0}]})",
+       "test.json: layer 0: field 'fanOut' must be a positive integer, got 0"},
+      {R"({"name": "x", "imageH": 0, "layers": []})", "test.json: field 'imageH' must be a positive integer"},
+      {R"({"name": "x", "layers": []})", "test.json: field 'layers' is empty"},
+      {R"({"layers": []})", "test.json: missing field 'name'"},
+      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 10, "activation": "swish"}]})",
+       "test.json: layer 0: activation 'swish' is not supported"},
+      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 10}], "recipe": {"lr": -1}})",
+       "test.json: recipe.lr must be positive"},
+      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 10}], "recipe": {"batch": 0}})",
+       "test.json: recipe: field 'batch' must be a positive integer, got 0"},
+      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 10}], "recipe": {"epochs": 0}})",
+       "test.json: recipe: field 'epochs' must be a positive integer, got 0"},
+      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 1}]})", "at least 2"},
+      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 10}, {"type": "flatten"}]})",
+       "flatten after the activation is already flat"},
+  };
+  for (const auto& c : cases) {
+    std::string msg = error_of(c.json);
+    EXPECT_NE(msg.find(c.expect), std::string::npos) << "json: " << c.json << "\nmessage: " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;  // one line
+  }
+  EXPECT_THROW(load_netspec("/nonexistent/spec.json"), Error);
+}
+
+TEST(Plan, ParameterLayoutAndNames) {
+  Plan p = compile(load_netspec(spec_path()), 128);
+  EXPECT_EQ(p.n_params, 7850u);
+  ASSERT_EQ(p.params.size(), 2u);
+  EXPECT_EQ(p.params[0].name, "layers.1.weight");
+  EXPECT_EQ(p.params[0].shape, (std::vector<int64_t>{784, 10}));
+  EXPECT_EQ(p.params[1].name, "layers.1.bias");
+  EXPECT_EQ(p.params[1].offset, 7840u);
+}
+
+TEST(Executor, FastKernelsMatchTheReferenceOnThePlansShapes) {
+  Plan p = compile(load_netspec(spec_path()), 128, 0.1);
+  Executor<float, FastKernels> fast(p);
+  Executor<double, RefKernels> ref(p);
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<float> u(0, 1);
+  std::normal_distribution<float> n(0, 0.05f);
+  std::vector<float> x(128 * 784);
+  for (auto& e : x) e = u(rng);
+  std::vector<int32_t> y(128);
+  for (auto& e : y) e = static_cast<int32_t>(rng() % 10);
+  for (size_t i = 0; i < p.n_params; ++i) {
+    fast.params()[i] = n(rng);
+    ref.params()[i] = fast.params()[i];
+  }
+  std::vector<double> xd(x.begin(), x.end());
+  Decisions d1, d2;
+  float lf = fast.forward_loss(x.data(), y.data(), 128, d1);
+  double lr = ref.forward_loss(xd.data(), y.data(), 128, d2);
+  EXPECT_NEAR(lf, lr, 1e-5 * (1 + std::fabs(lr)));
+  fast.backward(1.0f, true);
+  ref.backward(1.0, true);
+  for (size_t i = 0; i < p.n_params; ++i) EXPECT_NEAR(fast.grads()[i], ref.grads()[i], 1e-5) << i;
+  for (size_t i = 0; i < xd.size(); i += 97) EXPECT_NEAR(fast.input_grad()[i], ref.input_grad()[i], 1e-6) << i;
+}
+
+TEST(WholeNetwork, TheLinearModelIsVerifiedAtItsRealShape) {
+  NetCheckReport r = verify_net_spec(spec_path(), std::nullopt, 1, 2);
+  EXPECT_TRUE(r.pass) << r.failure;
+  EXPECT_EQ(r.batch, 128u);
+  EXPECT_EQ(r.params, 7850u);
+  EXPECT_EQ(r.inputs, 128u * 784u + 7850u);
+}
+
+TEST(WholeNetwork, ABrokenExecutorIsRejected) {
+  for (Fault f : {Fault::DropBiasGrad, Fault::IgnoreUpstreamGrad}) {
+    Plan p = compile(load_netspec(spec_path()), 128);
+    p.fault = f;
+    NetCheckReport r = verify_plan(p, 1, 2);
+    EXPECT_FALSE(r.pass) << static_cast<int>(f);
+    EXPECT_NE(r.failure.find("real mismatch"), std::string::npos) << r.failure;
+  }
+}
