@@ -156,7 +156,8 @@ TEST(Cli, VerifyReportsEveryContractAndTheKillRate) {
   EXPECT_NE(v.out.find("OK: 6/6 contracts verified"), std::string::npos) << v.out;
   Cmd m = sh("verify --mutants");
   EXPECT_EQ(m.status, 0) << m.out;
-  EXPECT_NE(m.out.find("kill rate: 25/25 mutants rejected (100%)"), std::string::npos) << m.out;
+  EXPECT_NE(m.out.find("mutants rejected (100%)"), std::string::npos) << m.out;
+  EXPECT_EQ(m.out.find("SURVIVED"), std::string::npos) << m.out;
   Cmd s = sh("verify --spec " + repo("specs/mnist_linear.json"));
   EXPECT_EQ(s.status, 0) << s.out;
   EXPECT_NE(s.out.find("verified"), std::string::npos) << s.out;
@@ -171,7 +172,7 @@ TEST(Resume, AnInterruptedThenResumedRunMatchesAnUninterruptedOneBitForBit) {
   train::TrainConfig c;
   c.epochs = 3;
   c.threads = 2;
-  c.momentum = 0.9;  // optimizer state must travel too
+  c.optim.momentum = 0.9;  // optimizer state must travel too
   c.log = std::fopen("/dev/null", "w");
   c.out = full_ck;
   auto spec = net::load_netspec(repo("specs/mnist_linear.json"));

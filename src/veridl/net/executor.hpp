@@ -89,6 +89,7 @@ class Executor {
   std::vector<T>& params() { return params_; }
   const std::vector<T>& params() const { return params_; }
   const std::vector<T>& grads() const { return grads_; }
+  std::vector<T>& mutable_grads() { return grads_; }  // the optimizer may clip in place
   // Gradient of the loss with respect to the input batch (after backward(..., true)).
   const std::vector<T>& input_grad() const { return dacts_[0]; }
   const std::vector<T>& logits() const { return acts_[plan_.logits_buf()]; }

@@ -57,9 +57,11 @@ json NetSpec::to_json() const {
     j["layers"].push_back(jl);
   }
   if (recipe) {
-    j["recipe"] = {{"optimizer", recipe->optimizer}, {"lr", recipe->lr},
-                   {"batch", recipe->batch},         {"epochs", recipe->epochs},
-                   {"momentum", recipe->momentum},   {"labelSmoothing", recipe->label_smoothing}};
+    j["recipe"] = {{"optimizer", recipe->optimizer},       {"lr", recipe->lr},
+                   {"batch", recipe->batch},               {"epochs", recipe->epochs},
+                   {"momentum", recipe->momentum},         {"labelSmoothing", recipe->label_smoothing},
+                   {"weightDecay", recipe->weight_decay},  {"cosine", recipe->cosine},
+                   {"warmupEpochs", recipe->warmup_epochs}, {"clipNorm", recipe->clip_norm}};
   }
   return j;
 }
@@ -143,7 +145,11 @@ void validate(const NetSpec& s, const std::string& source) {
   if (s.num_classes() < 2) fail(source, fmt::format("the last dense layer has {} output(s); a classifier needs at least 2", s.num_classes()));
   if (s.recipe) {
     const Recipe& r = *s.recipe;
-    if (r.optimizer != "sgd") fail(source, "recipe.optimizer: '" + r.optimizer + "' is not supported (supported: sgd)");
+    if (r.optimizer != "sgd" && r.optimizer != "adam" && r.optimizer != "adamw")
+      fail(source, "recipe.optimizer: '" + r.optimizer + "' is not supported (supported: sgd, adam, adamw)");
+    if (!(r.weight_decay >= 0)) fail(source, fmt::format("recipe.weightDecay must be >= 0, got {}", r.weight_decay));
+    if (!(r.warmup_epochs >= 0)) fail(source, fmt::format("recipe.warmupEpochs must be >= 0, got {}", r.warmup_epochs));
+    if (!(r.clip_norm >= 0)) fail(source, fmt::format("recipe.clipNorm must be >= 0, got {}", r.clip_norm));
     if (!(r.lr > 0) || !std::isfinite(r.lr)) fail(source, fmt::format("recipe.lr must be positive, got {}", r.lr));
     if (r.batch == 0) fail(source, "recipe.batch must be positive");
     if (r.epochs == 0) fail(source, "recipe.epochs must be positive");
@@ -196,7 +202,9 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
   if (j.contains("recipe")) {
     const json& jr = j["recipe"];
     if (!jr.is_object()) fail(source, "field 'recipe' must be a JSON object");
-    only_fields(jr, {"optimizer", "lr", "batch", "epochs", "momentum", "labelSmoothing"}, source, "recipe: ");
+    only_fields(jr, {"optimizer", "lr", "batch", "epochs", "momentum", "labelSmoothing", "weightDecay", "cosine",
+                     "warmupEpochs", "clipNorm"},
+                source, "recipe: ");
     Recipe r;
     r.optimizer = get_string(jr, "optimizer", source, "recipe: ", false, r.optimizer);
     r.lr = get_real(jr, "lr", source, "recipe: ", r.lr);
@@ -204,6 +212,13 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
     r.epochs = get_size(jr, "epochs", source, "recipe: ", false, r.epochs);
     r.momentum = get_real(jr, "momentum", source, "recipe: ", r.momentum);
     r.label_smoothing = get_real(jr, "labelSmoothing", source, "recipe: ", r.label_smoothing);
+    r.weight_decay = get_real(jr, "weightDecay", source, "recipe: ", r.weight_decay);
+    r.warmup_epochs = get_real(jr, "warmupEpochs", source, "recipe: ", r.warmup_epochs);
+    r.clip_norm = get_real(jr, "clipNorm", source, "recipe: ", r.clip_norm);
+    if (jr.contains("cosine")) {
+      if (!jr["cosine"].is_boolean()) fail(source, "recipe: field 'cosine' must be true or false, got " + jr["cosine"].dump());
+      r.cosine = jr["cosine"].get<bool>();
+    }
     s.recipe = r;
   }
   validate(s, source);

@@ -28,12 +28,16 @@ struct Layer {
 };
 
 struct Recipe {
-  std::string optimizer = "sgd";  // "sgd" (with optional momentum)
+  std::string optimizer = "sgd";  // sgd | adam | adamw (see train/optimizer.hpp)
   double lr = 0.1;
   size_t batch = 128;
   size_t epochs = 12;
   double momentum = 0.0;
   double label_smoothing = 0.0;
+  double weight_decay = 0.0;
+  bool cosine = false;
+  double warmup_epochs = 0.0;
+  double clip_norm = 0.0;
 };
 
 struct NetSpec {

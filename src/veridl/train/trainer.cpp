@@ -48,26 +48,13 @@ void shuffle_indices(std::vector<uint32_t>& idx, uint64_t seed) {
   }
 }
 
-TrainStep::TrainStep(const net::Plan& plan, double momentum)
-    : ex_(plan), momentum_(momentum), velocity_(momentum > 0 ? plan.n_params : 0, 0.0f) {}
+TrainStep::TrainStep(const net::Plan& plan, const OptimConfig& optim) : ex_(plan), opt_(plan, optim) {}
 
-float TrainStep::step(const float* x, const int32_t* labels, float lr) {
+float TrainStep::step(const float* x, const int32_t* labels, float lr, size_t t) {
   const size_t B = ex_.plan().batch;
   float loss = ex_.forward_loss(x, labels, B, live_);
   ex_.backward(1.0f);
-  float* p = ex_.params().data();
-  const float* g = ex_.grads().data();
-  const size_t n = ex_.params().size();
-  if (momentum_ > 0) {
-    const float mu = static_cast<float>(momentum_);
-    float* v = velocity_.data();
-    for (size_t i = 0; i < n; ++i) {
-      v[i] = mu * v[i] + g[i];
-      p[i] -= lr * v[i];
-    }
-  } else {
-    for (size_t i = 0; i < n; ++i) p[i] -= lr * g[i];
-  }
+  opt_.step(ex_.params().data(), ex_.mutable_grads().data(), lr, t);
   return loss;
 }
 
@@ -135,11 +122,15 @@ namespace {
 std::atomic<bool> g_stop{false};
 
 nlohmann::json config_json(const TrainConfig& c) {
-  return {{"optimizer", "sgd"},         {"lr", c.lr},
-          {"batch", c.batch},           {"epochs", c.epochs},
-          {"momentum", c.momentum},     {"labelSmoothing", c.label_smoothing},
-          {"seed", c.seed},             {"evalEvery", c.eval_every},
-          {"checkpointEvery", c.checkpoint_every}};
+  const OptimConfig& o = c.optim;
+  return {{"optimizer", o.kind},          {"lr", o.lr},
+          {"momentum", o.momentum},       {"beta1", o.beta1},
+          {"beta2", o.beta2},             {"eps", o.eps},
+          {"weightDecay", o.weight_decay}, {"cosine", o.cosine},
+          {"warmupEpochs", o.warmup_epochs}, {"clipNorm", o.clip_norm},
+          {"batch", c.batch},             {"epochs", c.epochs},
+          {"labelSmoothing", c.label_smoothing}, {"seed", c.seed},
+          {"evalEvery", c.eval_every},    {"checkpointEvery", c.checkpoint_every}};
 }
 
 void progress_line(size_t epoch, size_t epochs, size_t bi, size_t bpe, double elapsed, double rate, double eta) {
@@ -160,7 +151,7 @@ void save_state(const TrainConfig& cfg, const net::Plan& plan, TrainStep& ts, co
                                              {"complete", complete ? "true" : "false"}};
   if (ev) meta["test_accuracy"] = fmt::format("{:.4f}", ev->accuracy());
   Checkpoint ck = make_checkpoint(plan, ts.params(), meta);
-  if (!ts.velocity().empty()) ck.tensors.push_back({"optimizer.velocity", {int64_t(plan.n_params)}, ts.velocity()});
+  for (auto& [name, buf] : ts.optimizer().state()) ck.tensors.push_back({name, {int64_t(plan.n_params)}, *buf});
   save_safetensors(cfg.out, ck);
 }
 
@@ -194,10 +185,19 @@ Resumable load_resume_state(const std::string& path) {
   nlohmann::json c;
   try {
     c = nlohmann::json::parse(get("config"));
-    r.cfg.lr = c.at("lr").get<double>();
+    OptimConfig& o = r.cfg.optim;
+    o.kind = c.at("optimizer").get<std::string>();
+    o.lr = c.at("lr").get<double>();
+    o.momentum = c.at("momentum").get<double>();
+    o.beta1 = c.at("beta1").get<double>();
+    o.beta2 = c.at("beta2").get<double>();
+    o.eps = c.at("eps").get<double>();
+    o.weight_decay = c.at("weightDecay").get<double>();
+    o.cosine = c.at("cosine").get<bool>();
+    o.warmup_epochs = c.at("warmupEpochs").get<double>();
+    o.clip_norm = c.at("clipNorm").get<double>();
     r.cfg.batch = c.at("batch").get<size_t>();
     r.cfg.epochs = c.at("epochs").get<size_t>();
-    r.cfg.momentum = c.at("momentum").get<double>();
     r.cfg.label_smoothing = c.at("labelSmoothing").get<double>();
     r.cfg.seed = c.at("seed").get<uint64_t>();
     r.cfg.eval_every = c.at("evalEvery").get<size_t>();
@@ -217,11 +217,14 @@ Resumable load_resume_state(const std::string& path) {
                                            [](const Tensor& t) { return t.name.rfind("optimizer.", 0) == 0; }),
                             params_only.tensors.end());
   r.state.params = params_from_checkpoint(plan, params_only, path);
-  if (r.cfg.momentum > 0) {
-    const Tensor* v = ck.find("optimizer.velocity");
-    if (!v || v->data.size() != plan.n_params)
-      throw Error(path + ": the run uses momentum but the checkpoint has no matching 'optimizer.velocity' tensor");
-    r.state.velocity = v->data;
+  validate(r.cfg.optim);
+  Optimizer probe(plan, r.cfg.optim);
+  for (auto& [name, buf] : probe.state()) {
+    const Tensor* t = ck.find(name);
+    if (!t || t->data.size() != plan.n_params)
+      throw Error(path + ": the run's " + r.cfg.optim.kind + " optimizer needs a tensor '" + name +
+                  "' of " + std::to_string(plan.n_params) + " values, which the checkpoint lacks");
+    r.state.optim_state.push_back(t->data);
   }
   return r;
 }
@@ -230,7 +233,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   const data::Dataset& tr = data.train;
   if (cfg.batch == 0) throw Error("--batch must be positive");
   if (cfg.epochs == 0) throw Error("--epochs must be positive");
-  if (!(cfg.lr > 0) || !std::isfinite(cfg.lr)) throw Error(fmt::format("--lr must be positive, got {}", cfg.lr));
+  validate(cfg.optim);
   if (tr.image_size() != spec.input_size())
     throw Error(fmt::format("{}: images are {}x{}x{} but {} expects {}x{}x{}", tr.source, tr.C, tr.H, tr.W, spec.name,
                             spec.channels, spec.imageH, spec.imageW));
@@ -244,12 +247,14 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
 
   net::Plan plan = net::compile(spec, cfg.batch, cfg.label_smoothing);
-  TrainStep ts(plan, cfg.momentum);
+  TrainStep ts(plan, cfg.optim);
   ResumeState st;
   if (resume) {
     st = *resume;
     ts.params() = st.params;
-    if (cfg.momentum > 0) ts.velocity() = st.velocity;
+    auto state = ts.optimizer().state();
+    if (state.size() != st.optim_state.size()) throw Error("resume: optimizer state does not match the optimizer");
+    for (size_t k = 0; k < state.size(); ++k) *state[k].second = st.optim_state[k];
   } else {
     he_init(plan, cfg.seed, ts.params().data());
   }
@@ -265,9 +270,14 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   FILE* log = cfg.log;
   fmt::print(log, "{}: {} params\n", spec.name, plan.n_params);
   fmt::print(log, "  train: {} images ({} floats/image), test: {} images, from {}\n", tr.n, D, data.test.n, data.name);
-  fmt::print(log, "training: {} batches/epoch, batch={}, SGD{}, lr={:.6f}{}\n", bpe, cfg.batch,
-             cfg.momentum > 0 ? fmt::format("+momentum {}", cfg.momentum) : "", cfg.lr,
-             cfg.label_smoothing > 0 ? fmt::format(", label_smooth={}", cfg.label_smoothing) : "");
+  const OptimConfig& oc = cfg.optim;
+  std::string opt_name = oc.kind == "sgd" ? (oc.momentum > 0 ? fmt::format("SGD+momentum {}", oc.momentum) : "SGD")
+                                          : (oc.kind == "adam" ? "Adam" : "AdamW");
+  fmt::print(log, "training: {} batches/epoch, batch={}, {}, lr={:.6f}{}{}{}{}\n", bpe, cfg.batch, opt_name, oc.lr,
+             oc.cosine ? fmt::format(", cosine warmup={}", oc.warmup_epochs) : "",
+             cfg.label_smoothing > 0 ? fmt::format(", label_smooth={}", cfg.label_smoothing) : "",
+             oc.weight_decay > 0 ? fmt::format(", wd={}", oc.weight_decay) : "",
+             oc.clip_norm > 0 ? fmt::format(", clip={}", oc.clip_norm) : "");
   if (resume) fmt::print(log, "resuming at epoch {} batch {} (step {})\n", st.epoch + 1, st.batch, st.step);
   std::fflush(log);
 
@@ -277,7 +287,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   for (size_t e = 0; e < st.epoch; ++e) shuffle_indices(order, e + cfg.seed);
   std::vector<int32_t> labels(cfg.batch);
   const bool show_progress = cfg.progress && isatty(fileno(stderr));
-  const float lr = static_cast<float>(cfg.lr);
+  double lr = oc.lr;
   auto run_start = Clock::now();
   const size_t first_epoch = st.epoch;
   for (size_t epoch = first_epoch; epoch < cfg.epochs; ++epoch) {
@@ -312,8 +322,9 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
         std::copy_n(tr.images.data() + static_cast<size_t>(src) * D, D, xin + b * D);
         labels[b] = tr.labels[src];
       }
-      float loss = ts.step(xin, labels.data(), lr);
       ++st.step;
+      lr = lr_at(oc, st.step, bpe, cfg.epochs);
+      float loss = ts.step(xin, labels.data(), static_cast<float>(lr), st.step);
       if (!std::isfinite(loss))
         throw Error(fmt::format("loss is {} at step {} (epoch {}, batch {}): training stopped{}", loss, st.step,
                                 epoch + 1, bi,
@@ -340,7 +351,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     res.epoch_loss.push_back(epoch_loss / static_cast<double>(bpe));
     res.train_seconds += secs;
     fmt::print(log, "Epoch {:2d}/{}: loss={:.6f} lr={:.6f} ({:.0f}ms)\n", epoch + 1, cfg.epochs, res.epoch_loss.back(),
-               cfg.lr, secs * 1000);
+               lr, secs * 1000);
     const bool last = epoch + 1 == cfg.epochs;
     EvalResult ev;
     const bool evaluated = (cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every == 0) || last;

@@ -15,14 +15,14 @@
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
 #include "veridl/train/checkpoint.hpp"
+#include "veridl/train/optimizer.hpp"
 
 namespace veridl::train {
 
 struct TrainConfig {
   size_t epochs = 12;
   size_t batch = 128;
-  double lr = 0.1;
-  double momentum = 0.0;  // SGD momentum (heavy ball); 0 = plain SGD
+  OptimConfig optim;      // optimizer, base lr, schedule, weight decay, clipping
   double label_smoothing = 0.0;
   uint64_t seed = 42;     // He init uses seed, seed+1, ... per layer; the shuffle of epoch e uses e + seed
   int threads = 0;        // 0 = OpenMP default (all cores)
@@ -39,7 +39,8 @@ struct TrainConfig {
 struct ResumeState {
   size_t epoch = 0, batch = 0, step = 0;  // next batch to run: (epoch, batch); steps done so far
   double epoch_loss = 0.0;                // loss sum of the batches of `epoch` already run
-  std::vector<float> params, velocity;
+  std::vector<float> params;
+  std::vector<std::vector<float>> optim_state;  // in Optimizer::state() order
 };
 
 // Ask a running train() to stop after the current step and save a resumable checkpoint (async-signal
@@ -69,21 +70,21 @@ void he_init(const net::Plan& plan, uint64_t seed, float* params);
 // The original's Fisher-Yates (lean_f32_shuffle) applied to an index permutation, in place.
 void shuffle_indices(std::vector<uint32_t>& idx, uint64_t seed);
 
-// One fused train step per call: forward, loss, backward, SGD(+momentum) update. No allocation.
+// One fused train step per call: forward, loss, backward, optimizer update. No allocation.
 class TrainStep {
  public:
-  TrainStep(const net::Plan& plan, double momentum);
+  TrainStep(const net::Plan& plan, const OptimConfig& optim);
   net::Executor<float, net::FastKernels>& executor() { return ex_; }
   std::vector<float>& params() { return ex_.params(); }
-  std::vector<float>& velocity() { return velocity_; }
+  Optimizer& optimizer() { return opt_; }
   float* input() { return ex_.input(); }
-  // x may be input() (already gathered there). Returns the batch's mean loss.
-  float step(const float* x, const int32_t* labels, float lr);
+  // x may be input() (already gathered there). t is the 1-based global step. Returns the mean loss.
+  float step(const float* x, const int32_t* labels, float lr, size_t t);
 
  private:
   net::Executor<float, net::FastKernels> ex_;
-  double momentum_;
-  std::vector<float> velocity_;
+  Optimizer opt_;
+  std::vector<float> grads_;
   Decisions live_;
 };
 

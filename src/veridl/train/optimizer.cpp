@@ -1,0 +1,123 @@
+#include "veridl/train/optimizer.hpp"
+
+#include <fmt/core.h>
+
+#include <cmath>
+
+#include "veridl/util/error.hpp"
+
+namespace veridl::train {
+
+void validate(const OptimConfig& c) {
+  if (c.kind != "sgd" && c.kind != "adam" && c.kind != "adamw")
+    throw Error("optimizer '" + c.kind + "' is not supported (supported: sgd, adam, adamw)");
+  if (!(c.lr > 0) || !std::isfinite(c.lr)) throw Error(fmt::format("lr must be positive, got {}", c.lr));
+  if (!(c.momentum >= 0 && c.momentum < 1)) throw Error(fmt::format("momentum must be in [0, 1), got {}", c.momentum));
+  if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1))
+    throw Error(fmt::format("Adam betas must be in [0, 1), got {} and {}", c.beta1, c.beta2));
+  if (!(c.eps > 0)) throw Error(fmt::format("Adam eps must be positive, got {}", c.eps));
+  if (!(c.weight_decay >= 0) || !std::isfinite(c.weight_decay))
+    throw Error(fmt::format("weight decay must be >= 0, got {}", c.weight_decay));
+  if (!(c.warmup_epochs >= 0) || !std::isfinite(c.warmup_epochs))
+    throw Error(fmt::format("warmup epochs must be >= 0, got {}", c.warmup_epochs));
+  if (!(c.clip_norm >= 0) || !std::isfinite(c.clip_norm))
+    throw Error(fmt::format("gradient clip norm must be >= 0, got {}", c.clip_norm));
+}
+
+double lr_at(const OptimConfig& c, size_t step, size_t steps_per_epoch, size_t epochs) {
+  if (!c.cosine) return c.lr;
+  const double W = c.warmup_epochs * static_cast<double>(steps_per_epoch);
+  const double T = static_cast<double>(epochs * steps_per_epoch);
+  const double s = static_cast<double>(step);
+  if (W > 0 && s <= W) return c.lr * s / W;
+  const double prog = T - W <= 0 ? 1.0 : (s - W) / (T - W);
+  return c.lr * 0.5 * (1.0 + std::cos(M_PI * prog));
+}
+
+double global_norm(const float* g, size_t n) {
+  constexpr size_t kChunk = 4096;
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> part(chunks, 0.0);
+#pragma omp parallel for schedule(static) if (n >= (size_t{1} << 16))
+  for (size_t c = 0; c < chunks; ++c) {
+    double s = 0;
+    const size_t end = std::min(n, (c + 1) * kChunk);
+    for (size_t i = c * kChunk; i < end; ++i) s += static_cast<double>(g[i]) * g[i];
+    part[c] = s;
+  }
+  double s = 0;
+  for (double p : part) s += p;
+  return std::sqrt(s);
+}
+
+Optimizer::Optimizer(const net::Plan& plan, const OptimConfig& c) : cfg_(c), decay_(plan.n_params, 0) {
+  validate(c);
+  for (const auto& t : plan.params)
+    if (t.shape.size() >= 2) std::fill_n(decay_.begin() + static_cast<std::ptrdiff_t>(t.offset), t.size, uint8_t{1});
+  if (c.kind == "sgd") {
+    if (c.momentum > 0) m_.assign(plan.n_params, 0.0f);
+  } else {
+    m_.assign(plan.n_params, 0.0f);
+    v_.assign(plan.n_params, 0.0f);
+  }
+}
+
+std::vector<std::pair<std::string, std::vector<float>*>> Optimizer::state() {
+  std::vector<std::pair<std::string, std::vector<float>*>> s;
+  if (cfg_.kind == "sgd") {
+    if (!m_.empty()) s.push_back({"optimizer.velocity", &m_});
+  } else {
+    s.push_back({"optimizer.m", &m_});
+    s.push_back({"optimizer.v", &v_});
+  }
+  return s;
+}
+
+double Optimizer::step(float* p, float* g, float lr, size_t t) {
+  const size_t n = decay_.size();
+  double norm = 0;
+  if (cfg_.clip_norm > 0) {
+    norm = global_norm(g, n);
+    const double scale = std::min(1.0, cfg_.clip_norm / (norm + 1e-6));
+    if (scale < 1.0) {
+      const float s = static_cast<float>(scale);
+      for (size_t i = 0; i < n; ++i) g[i] *= s;
+    }
+  }
+  const float wd = static_cast<float>(cfg_.weight_decay);
+  const uint8_t* dm = decay_.data();
+  const bool big = n >= (size_t{1} << 16);
+  if (cfg_.kind == "sgd") {
+    const float mu = static_cast<float>(cfg_.momentum);
+    float* v = m_.data();
+#pragma omp parallel for schedule(static) if (big)
+    for (size_t i = 0; i < n; ++i) {
+      float gi = g[i] + (dm[i] ? wd * p[i] : 0.0f);
+      if (mu > 0) {
+        v[i] = mu * v[i] + gi;
+        gi = v[i];
+      }
+      p[i] -= lr * gi;
+    }
+    return norm;
+  }
+  const float b1 = static_cast<float>(cfg_.beta1), b2 = static_cast<float>(cfg_.beta2);
+  const float eps = static_cast<float>(cfg_.eps);
+  const float bc1 = static_cast<float>(1.0 - std::pow(cfg_.beta1, static_cast<double>(t)));
+  const float bc2 = static_cast<float>(1.0 - std::pow(cfg_.beta2, static_cast<double>(t)));
+  const bool coupled = cfg_.kind == "adam";
+  float* m = m_.data();
+  float* v = v_.data();
+#pragma omp parallel for schedule(static) if (big)
+  for (size_t i = 0; i < n; ++i) {
+    float gi = g[i] + (coupled && dm[i] ? wd * p[i] : 0.0f);
+    m[i] = b1 * m[i] + (1.0f - b1) * gi;
+    v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+    const float mhat = m[i] / bc1, vhat = v[i] / bc2;
+    p[i] -= lr * mhat / (std::sqrt(vhat) + eps);
+    if (!coupled && dm[i]) p[i] -= lr * wd * p[i];
+  }
+  return norm;
+}
+
+}  // namespace veridl::train

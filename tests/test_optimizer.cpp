@@ -1,0 +1,110 @@
+// Optimizers and the schedule against hand-computed references.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "veridl/net/netspec.hpp"
+#include "veridl/net/plan.hpp"
+#include "veridl/train/optimizer.hpp"
+#include "veridl/util/error.hpp"
+
+using namespace veridl;
+using namespace veridl::train;
+
+namespace {
+net::Plan tiny_plan() {  // weight [3,2] then bias [2]
+  return net::compile(net::NetBuilder("tiny").image(1, 3, 1).flatten().dense(3, 2).build(), 1);
+}
+}  // namespace
+
+TEST(Schedule, WarmupThenCosinePerStep) {
+  OptimConfig c;
+  c.lr = 0.1;
+  EXPECT_DOUBLE_EQ(lr_at(c, 5, 10, 3), 0.1);  // constant without cosine, warmup ignored
+  c.warmup_epochs = 1;
+  EXPECT_DOUBLE_EQ(lr_at(c, 5, 10, 3), 0.1);
+  c.cosine = true;
+  EXPECT_DOUBLE_EQ(lr_at(c, 5, 10, 3), 0.1 * 5 / 10);   // linear warmup over the first epoch
+  EXPECT_DOUBLE_EQ(lr_at(c, 10, 10, 3), 0.1);           // end of warmup
+  EXPECT_NEAR(lr_at(c, 20, 10, 3), 0.05, 1e-12);        // half way through the cosine
+  EXPECT_NEAR(lr_at(c, 30, 10, 3), 0.0, 1e-12);         // the end
+  c.warmup_epochs = 0;
+  EXPECT_NEAR(lr_at(c, 15, 10, 3), 0.1 * 0.5 * (1 + std::cos(M_PI * 0.5)), 1e-12);
+}
+
+TEST(Optimizer, SgdMomentumAndCoupledDecayOnWeightsOnly) {
+  auto plan = tiny_plan();
+  OptimConfig c;
+  c.momentum = 0.9;
+  c.weight_decay = 0.01;
+  Optimizer opt(plan, c);
+  std::vector<float> p{1, 2, 3, 4, 5, 6, 7, 8}, g(8, 1.0f);
+  auto g1 = g;
+  opt.step(p.data(), g1.data(), 0.1f, 1);
+  // weights: v = g + wd p; p -= lr v
+  EXPECT_FLOAT_EQ(p[0], 1 - 0.1f * (1 + 0.01f * 1));
+  EXPECT_FLOAT_EQ(p[6], 7 - 0.1f * 1);  // bias: no decay
+  auto g2 = g;
+  float before = p[6];
+  opt.step(p.data(), g2.data(), 0.1f, 2);
+  EXPECT_FLOAT_EQ(p[6], before - 0.1f * (0.9f * 1 + 1));  // heavy ball
+}
+
+TEST(Optimizer, AdamMatchesTheTextbookInDouble) {
+  auto plan = tiny_plan();
+  for (const char* kind : {"adam", "adamw"}) {
+    OptimConfig c;
+    c.kind = kind;
+    c.weight_decay = 0.1;
+    Optimizer opt(plan, c);
+    std::vector<float> p(8, 0.5f);
+    double pd = 0.5, m = 0, v = 0, pb = 0.5, mb = 0, vb = 0;  // element 0 (weight) and 7 (bias)
+    for (size_t t = 1; t <= 5; ++t) {
+      std::vector<float> g(8);
+      for (size_t i = 0; i < 8; ++i) g[i] = 0.1f * static_cast<float>(t) + 0.01f * static_cast<float>(i);
+      double gd = g[0], gb = g[7];
+      if (std::string(kind) == "adam") gd += 0.1 * pd;
+      m = 0.9 * m + 0.1 * gd;
+      v = 0.999 * v + 0.001 * gd * gd;
+      pd -= 0.01 * (m / (1 - std::pow(0.9, t))) / (std::sqrt(v / (1 - std::pow(0.999, t))) + 1e-8);
+      if (std::string(kind) == "adamw") pd -= 0.01 * 0.1 * pd;
+      mb = 0.9 * mb + 0.1 * gb;
+      vb = 0.999 * vb + 0.001 * gb * gb;
+      pb -= 0.01 * (mb / (1 - std::pow(0.9, t))) / (std::sqrt(vb / (1 - std::pow(0.999, t))) + 1e-8);
+      opt.step(p.data(), g.data(), 0.01f, t);
+    }
+    EXPECT_NEAR(p[0], pd, 1e-5) << kind;
+    EXPECT_NEAR(p[7], pb, 1e-5) << kind;
+  }
+}
+
+TEST(Optimizer, GlobalNormClipping) {
+  auto plan = tiny_plan();
+  OptimConfig c;
+  c.clip_norm = 1.0;
+  Optimizer opt(plan, c);
+  std::vector<float> p(8, 0.0f), g(8, 0.0f);
+  g[0] = 3;
+  g[7] = 4;  // norm 5
+  double n = opt.step(p.data(), g.data(), 1.0f, 1);
+  EXPECT_NEAR(n, 5.0, 1e-12);
+  EXPECT_NEAR(p[0], -3.0 / (5 + 1e-6), 1e-6);
+  EXPECT_NEAR(p[7], -4.0 / (5 + 1e-6), 1e-6);
+  // the norm is summed in fixed chunks: the same bits for any thread count
+  std::vector<float> big(300000);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = std::sin(static_cast<float>(i));
+  EXPECT_EQ(global_norm(big.data(), big.size()), global_norm(big.data(), big.size()));
+}
+
+TEST(Optimizer, BadSettingsAreClearErrors) {
+  auto plan = tiny_plan();
+  OptimConfig c;
+  c.kind = "lamb";
+  EXPECT_THROW(Optimizer(plan, c), Error);
+  c.kind = "sgd";
+  c.lr = -1;
+  EXPECT_THROW(Optimizer(plan, c), Error);
+  c.lr = 0.1;
+  c.momentum = 1.5;
+  EXPECT_THROW(Optimizer(plan, c), Error);
+}
