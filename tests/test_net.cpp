@@ -62,15 +62,24 @@ TEST(NetSpec, ClearOneLineErrors) {
       {R"({"layers": []})", "test.json: missing field 'name'"},
       {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 10, "activation": "swish"}]})",
        "test.json: layer 0: activation 'swish' is not supported"},
-      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 10}], "recipe": {"lr": -1}})",
+      {R"({"name": "x", "layers": [{"type": "flatten"}, {"type": "dense", "fanIn": 784, "fanOut": 10}], "recipe": {"lr": -1}})",
        "test.json: recipe.lr must be positive"},
-      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 10}], "recipe": {"batch": 0}})",
+      {R"({"name": "x", "layers": [{"type": "flatten"}, {"type": "dense", "fanIn": 784, "fanOut": 10}], "recipe": {"batch": 0}})",
        "test.json: recipe: field 'batch' must be a positive integer, got 0"},
-      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 10}], "recipe": {"epochs": 0}})",
+      {R"({"name": "x", "layers": [{"type": "flatten"}, {"type": "dense", "fanIn": 784, "fanOut": 10}], "recipe": {"epochs": 0}})",
        "test.json: recipe: field 'epochs' must be a positive integer, got 0"},
-      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 1}]})", "at least 2"},
-      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 10}, {"type": "flatten"}]})",
+      {R"({"name": "x", "layers": [{"type": "flatten"}, {"type": "dense", "fanIn": 784, "fanOut": 1}]})", "at least 2"},
+      {R"({"name": "x", "layers": [{"type": "flatten"}, {"type": "dense", "fanIn": 784, "fanOut": 10}, {"type": "flatten"}]})",
        "flatten after the activation is already flat"},
+      {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 10}]})",
+       "layer 0 (dense): needs a flat input: add a flatten layer before it"},
+      {R"({"name": "x", "layers": [{"type": "convBn", "ic": 3, "oc": 8, "k": 3}, {"type": "flatten"}, {"type": "dense", "fanIn": 6272, "fanOut": 10}]})",
+       "layer 0 (convBn): ic is 3 but the incoming activation has 1 channels"},
+      {R"({"name": "x", "imageH": 4, "imageW": 4, "layers": [{"type": "conv2d", "ic": 1, "oc": 8, "k": 7, "padding": "valid"}, {"type": "flatten"}, {"type": "dense", "fanIn": 8, "fanOut": 10}]})",
+       "layer 0 (conv2d): kernel 7x7 is larger than the padded 1x4x4 input"},
+      {R"({"name": "x", "layers": [{"type": "maxPool", "size": 0}]})", "layer 0: field 'size' must be a positive integer"},
+      {R"({"name": "x", "layers": [{"type": "conv2d", "ic": 1, "oc": 8, "k": 3, "padding": "full"}]})",
+       "field 'padding' must be \"same\" or \"valid\""},
   };
   for (const auto& c : cases) {
     std::string msg = error_of(c.json);
@@ -78,6 +87,18 @@ TEST(NetSpec, ClearOneLineErrors) {
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;  // one line
   }
   EXPECT_THROW(load_netspec("/nonexistent/spec.json"), Error);
+}
+
+TEST(NetSpec, TheChapterNetsHaveTheBooksParameterCounts) {
+  const std::string dir = std::string(VERIDL_SOURCE_DIR) + "/specs/";
+  EXPECT_EQ(load_netspec(dir + "mnist_mlp.json").param_count(), 669706u);
+  EXPECT_EQ(load_netspec(dir + "mnist_cnn_bn.json").param_count(), 1676458u);
+  EXPECT_EQ(load_netspec(dir + "cifar_cnn_bn.json").param_count(), 2431210u);
+  Plan p = compile(load_netspec(dir + "mnist_cnn_bn.json"), 2);
+  EXPECT_EQ(p.n_params, 1676458u);
+  EXPECT_EQ(p.bn_layers(), 4u);
+  EXPECT_EQ(p.params[0].shape, (std::vector<int64_t>{32, 1, 3, 3}));
+  EXPECT_EQ(p.params[1].name, "layers.0.bn.gamma");
 }
 
 TEST(Plan, ParameterLayoutAndNames) {
@@ -132,4 +153,62 @@ TEST(WholeNetwork, ABrokenExecutorIsRejected) {
     EXPECT_FALSE(r.pass) << static_cast<int>(f);
     EXPECT_NE(r.failure.find("real mismatch"), std::string::npos) << r.failure;
   }
+}
+
+namespace {
+// A small network with every chapter 3-5 step kind: conv+BN+ReLU, max-pool, strided conv, dense+ReLU.
+NetSpec small_cnn() {
+  return NetBuilder("small-cnn")
+      .image(8, 8, 2)
+      .conv_bn(2, 4, 3)
+      .max_pool(2, 2)
+      .conv2d(4, 6, 3, Activation::Relu, 2)
+      .flatten()
+      .dense(24, 12, Activation::Relu)
+      .dense(12, 5)
+      .build();
+}
+}  // namespace
+
+TEST(Executor, FastKernelsMatchTheReferenceOnACnnPlan) {
+  Plan p = compile(small_cnn(), 6, 0.1);
+  Executor<float, FastKernels> fast(p);
+  Executor<double, RefKernels> ref(p);
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> n(0, 0.5f);
+  std::vector<float> x(6 * p.input_width());
+  for (auto& e : x) e = n(rng);
+  std::vector<int32_t> y{0, 1, 2, 3, 4, 0};
+  for (size_t i = 0; i < p.n_params; ++i) {
+    fast.params()[i] = n(rng);
+    ref.params()[i] = fast.params()[i];
+  }
+  std::vector<double> xd(x.begin(), x.end());
+  Decisions d1, d2;
+  float lf = fast.forward_loss(x.data(), y.data(), 6, d1);
+  double lr = ref.forward_loss(xd.data(), y.data(), 6, d2);
+  EXPECT_NEAR(lf, lr, 1e-4 * (1 + std::fabs(lr)));
+  fast.backward(1.0f, true);
+  ref.backward(1.0, true);
+  double gmax = 0;
+  for (double g : ref.grads()) gmax = std::max(gmax, std::fabs(g));
+  for (size_t i = 0; i < p.n_params; ++i) EXPECT_NEAR(fast.grads()[i], ref.grads()[i], 1e-4 * (1 + gmax)) << i;
+  for (size_t i = 0; i < xd.size(); ++i) EXPECT_NEAR(fast.input_grad()[i], ref.input_grad()[i], 1e-4 * (1 + gmax)) << i;
+}
+
+TEST(WholeNetwork, ASmallCnnIsVerifiedAndItsFaultsRejected) {
+  Plan p = compile(small_cnn(), 3);
+  NetCheckReport ok = verify_plan(p, 1, 2);
+  EXPECT_TRUE(ok.pass) << ok.failure;
+  for (Fault f : {Fault::DropBiasGrad, Fault::IgnoreUpstreamGrad}) {
+    Plan bad = p;
+    bad.fault = f;
+    EXPECT_FALSE(verify_plan(bad, 1, 2).pass) << static_cast<int>(f);
+  }
+}
+
+TEST(WholeNetwork, TheMlpIsVerifiedAtASmallBatch) {
+  NetCheckReport r = verify_net_spec(std::string(VERIDL_SOURCE_DIR) + "/specs/mnist_mlp.json", 2, 1, 1);
+  EXPECT_TRUE(r.pass) << r.failure;
+  EXPECT_EQ(r.params, 669706u);
 }

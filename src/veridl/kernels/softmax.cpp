@@ -24,6 +24,10 @@ namespace {
 // Elements (B K) from which the forward forks an OpenMP team.
 constexpr size_t kParallelMinElems = size_t(1) << 14;
 
+struct RowStats {
+  float m, S, Z;
+};
+
 #ifdef __AVX2__
 
 inline __m256i lane_mask(size_t n) {  // lanes [0, n) on, n in [1, 8]
@@ -43,6 +47,23 @@ inline float hmax(__m256 v) {
   s = _mm_max_ps(s, _mm_movehl_ps(s, s));
   s = _mm_max_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+
+// Stores lanes [0, n) of v to p, n in [1, 7], with plain 16/8/4-byte stores (vmaskmovps stores are
+// slow on AMD; a copy loop becomes a memcpy call).
+inline void store_first(float* p, __m256 v, size_t n) {
+  __m128 h = _mm256_castps256_ps128(v);
+  if (n & 4) {
+    _mm_storeu_ps(p, h);
+    h = _mm256_extractf128_ps(v, 1);
+    p += 4;
+  }
+  if (n & 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(p), h);
+    h = _mm_movehl_ps(h, h);
+    p += 2;
+  }
+  if (n & 1) _mm_store_ss(p, h);
 }
 
 // exp(x) for x <= 88 (here always x <= 0): Cephes' expf (x = n ln2 + r, |r| <= ln2/2, degree-5
@@ -67,8 +88,10 @@ inline __m256 exp256(__m256 x) {
   return _mm256_andnot_ps(underflow, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
 }
 
-// One row: writes p, returns the row's loss -sum_k t_k log p_k.
-float row_forward(size_t K, float on, float off, int32_t label, const float* z, float* p) {
+// A row in two halves, so that a group of rows can run each half back to back (independent rows
+// overlap in the out-of-order core instead of waiting on one row's max -> exp -> sum -> log chain).
+// row_exp: m = max z, p = exp(z - m) unnormalised, S = sum p, Z = sum (z - m).
+RowStats row_exp(size_t K, const float* z, float* p) {
   const size_t full = K / 8 * 8, rem = K - full;
   const __m256i mask = lane_mask(rem == 0 ? 8 : rem);
   const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
@@ -89,22 +112,23 @@ float row_forward(size_t K, float on, float off, int32_t label, const float* z, 
     const __m256 mf = _mm256_castsi256_ps(mask);
     const __m256 d = _mm256_and_ps(mf, _mm256_sub_ps(_mm256_maskload_ps(z + full, mask), mv));
     const __m256 e = _mm256_and_ps(mf, exp256(d));
-    _mm256_maskstore_ps(p + full, mask, e);
+    store_first(p + full, e, rem);
     vS = _mm256_add_ps(vS, e);
     vZ = _mm256_add_ps(vZ, d);
   }
-  const float S = hsum(vS), logS = std::log(S);
-  const __m256 inv = _mm256_set1_ps(1.0f / S);
+  return {m, hsum(vS), hsum(vZ)};
+}
+
+void row_scale(size_t K, float* p, float invS) {
+  const size_t full = K / 8 * 8;
+  const __m256 inv = _mm256_set1_ps(invS);
   for (size_t k = 0; k < full; k += 8) _mm256_storeu_ps(p + k, _mm256_mul_ps(_mm256_loadu_ps(p + k), inv));
-  if (rem) _mm256_maskstore_ps(p + full, mask, _mm256_mul_ps(_mm256_maskload_ps(p + full, mask), inv));
-  const float onlabel = (z[label] - m) - logS;
-  if (off == 0.0f) return -(on * onlabel);
-  return -(off * (hsum(vZ) - static_cast<float>(K) * logS) + (on - off) * onlabel);
+  for (size_t k = full; k < K; ++k) p[k] *= invS;
 }
 
 #else  // portable
 
-float row_forward(size_t K, float on, float off, int32_t label, const float* z, float* p) {
+RowStats row_exp(size_t K, const float* z, float* p) {
   float m = z[0];
   for (size_t k = 1; k < K; ++k)
     if (z[k] > m) m = z[k];
@@ -115,14 +139,34 @@ float row_forward(size_t K, float on, float off, int32_t label, const float* z, 
     S += p[k];
     Z += d;
   }
-  const float logS = std::log(S), inv = 1.0f / S;
-  for (size_t k = 0; k < K; ++k) p[k] *= inv;
-  const float onlabel = (z[label] - m) - logS;
-  if (off == 0.0f) return -(on * onlabel);
-  return -(off * (Z - static_cast<float>(K) * logS) + (on - off) * onlabel);
+  return {m, S, Z};
+}
+
+void row_scale(size_t K, float* p, float invS) {
+  for (size_t k = 0; k < K; ++k) p[k] *= invS;
 }
 
 #endif
+
+// Rows [b0, b1) (at most kGroup): writes p, returns the sum of the rows' losses in row order.
+constexpr size_t kGroup = 8;
+
+double rows_forward(size_t b0, size_t b1, size_t K, float on, float off, const int32_t* labels, const float* z,
+                    float* p) {
+  RowStats st[kGroup];
+  for (size_t b = b0; b < b1; ++b) st[b - b0] = row_exp(K, z + b * K, p + b * K);
+  double total = 0.0;
+  for (size_t b = b0; b < b1; ++b) {
+    const RowStats& r = st[b - b0];
+    const float logS = std::log(r.S);
+    row_scale(K, p + b * K, 1.0f / r.S);
+    // -sum_k t_k ((z_k - m) - log S), with sum_k t_k = 1 (see the top of the file)
+    const float onlabel = (z[b * K + static_cast<size_t>(labels[b])] - r.m) - logS;
+    const float row = off == 0.0f ? on * onlabel : off * (r.Z - static_cast<float>(K) * logS) + (on - off) * onlabel;
+    total -= row;
+  }
+  return total;
+}
 
 }  // namespace
 
@@ -130,17 +174,22 @@ float softmax_ce_forward(const ops::SoftmaxShape& s, float eps, const int32_t* l
   ops::check_labels(s, labels);
   const size_t B = s.B, K = s.K;
   const ops::SmoothedTarget<float> t(eps, K);
+  const size_t groups = (B + kGroup - 1) / kGroup;
   double total = 0.0;
   if (B * K < kParallelMinElems || omp_get_max_threads() <= 1) {
-    for (size_t b = 0; b < B; ++b) total += row_forward(K, t.on, t.off, labels[b], z + b * K, p + b * K);
-  } else {
-    thread_local std::vector<float> row_loss;
-    row_loss.resize(B);
-    float* rl = row_loss.data();
-    const auto n = static_cast<ptrdiff_t>(B);
+    for (size_t g = 0; g < groups; ++g)
+      total += rows_forward(g * kGroup, std::min(B, (g + 1) * kGroup), K, t.on, t.off, labels, z, p);
+  } else {  // per-group sums, then added in group order: the same total for any number of threads
+    thread_local std::vector<double> group_loss;
+    group_loss.resize(groups);
+    double* gl = group_loss.data();
+    const auto n = static_cast<ptrdiff_t>(groups);
 #pragma omp parallel for schedule(static)
-    for (ptrdiff_t b = 0; b < n; ++b) rl[b] = row_forward(K, t.on, t.off, labels[b], z + b * K, p + b * K);
-    for (size_t b = 0; b < B; ++b) total += rl[b];
+    for (ptrdiff_t g = 0; g < n; ++g) {
+      const auto b0 = static_cast<size_t>(g) * kGroup;
+      gl[g] = rows_forward(b0, std::min(B, b0 + kGroup), K, t.on, t.off, labels, z, p);
+    }
+    for (size_t g = 0; g < groups; ++g) total += gl[g];
   }
   return static_cast<float>(total / static_cast<double>(B));
 }

@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "veridl/ops/conv2d.hpp"
 #include "veridl/util/error.hpp"
 
 namespace veridl::net {
@@ -16,12 +17,16 @@ const char* to_string(LayerKind k) {
   switch (k) {
     case LayerKind::Flatten: return "flatten";
     case LayerKind::Dense: return "dense";
+    case LayerKind::Conv2d: return "conv2d";
+    case LayerKind::ConvBn: return "convBn";
+    case LayerKind::MaxPool: return "maxPool";
   }
   return "?";
 }
 const char* to_string(Activation a) {
   switch (a) {
     case Activation::Identity: return "identity";
+    case Activation::Relu: return "relu";
   }
   return "?";
 }
@@ -34,8 +39,13 @@ size_t NetSpec::num_classes() const {
 
 size_t NetSpec::param_count() const {
   size_t n = 0;
-  for (const auto& l : layers)
-    if (l.kind == LayerKind::Dense) n += l.fan_in * l.fan_out + l.fan_out;
+  for (const auto& l : layers) switch (l.kind) {
+      case LayerKind::Dense: n += l.fan_in * l.fan_out + l.fan_out; break;
+      case LayerKind::Conv2d: n += l.fan_out * l.fan_in * l.k * l.k + l.fan_out; break;
+      case LayerKind::ConvBn: n += l.fan_out * l.fan_in * l.k * l.k + 2 * l.fan_out; break;
+      case LayerKind::Flatten:
+      case LayerKind::MaxPool: break;
+    }
   return n;
 }
 
@@ -45,14 +55,31 @@ json NetSpec::to_json() const {
   j["imageH"] = imageH;
   j["imageW"] = imageW;
   j["channels"] = channels;
+  j["padStyle"] = pad_style == PadStyle::XlaSame ? "xlaSame" : "symmetric";
   j["layers"] = json::array();
   for (const auto& l : layers) {
     json jl;
     jl["type"] = to_string(l.kind);
-    if (l.kind == LayerKind::Dense) {
-      jl["fanIn"] = l.fan_in;
-      jl["fanOut"] = l.fan_out;
-      jl["activation"] = to_string(l.act);
+    switch (l.kind) {
+      case LayerKind::Dense:
+        jl["fanIn"] = l.fan_in;
+        jl["fanOut"] = l.fan_out;
+        jl["activation"] = to_string(l.act);
+        break;
+      case LayerKind::Conv2d:
+      case LayerKind::ConvBn:
+        jl["ic"] = l.fan_in;
+        jl["oc"] = l.fan_out;
+        jl["k"] = l.k;
+        jl["stride"] = l.stride;
+        jl["padding"] = l.same ? "same" : "valid";
+        if (l.kind == LayerKind::Conv2d) jl["activation"] = to_string(l.act);
+        break;
+      case LayerKind::MaxPool:
+        jl["size"] = l.k;
+        jl["stride"] = l.stride;
+        break;
+      case LayerKind::Flatten: break;
     }
     j["layers"].push_back(jl);
   }
@@ -108,7 +135,71 @@ std::string get_string(const json& j, const char* key, const std::string& source
   return j.at(key).get<std::string>();
 }
 
+Activation parse_activation(const std::string& a, const std::string& source, const std::string& where) {
+  if (a == "identity") return Activation::Identity;
+  if (a == "relu") return Activation::Relu;
+  fail(source, where + "activation '" + a + "' is not supported (supported: identity, relu)");
+}
+
 }  // namespace
+
+std::vector<LayerShape> infer_shapes(const NetSpec& s, const std::string& source) {
+  std::vector<LayerShape> out;
+  LayerShape cur{s.channels, s.imageH, s.imageW, true};
+  const ops::PadStyle style = s.pad_style == PadStyle::XlaSame ? ops::PadStyle::XlaSame : ops::PadStyle::Symmetric;
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    const Layer& l = s.layers[i];
+    const std::string where = fmt::format("layer {} ({}): ", i, to_string(l.kind));
+    const std::string img = fmt::format("{}x{}x{}", cur.C, cur.H, cur.W);
+    switch (l.kind) {
+      case LayerKind::Flatten:
+        if (!cur.spatial) fail(source, where + "flatten after the activation is already flat");
+        cur = {cur.C * cur.H * cur.W, 1, 1, false};
+        break;
+      case LayerKind::Dense:
+        if (l.fan_in == 0 || l.fan_out == 0) fail(source, where + "fanIn and fanOut must be positive");
+        if (l.fan_in > (size_t{1} << 26) || l.fan_out > (size_t{1} << 26) || l.fan_in * l.fan_out > (size_t{1} << 31))
+          fail(source, where + fmt::format("{}x{} weight is absurdly large", l.fan_in, l.fan_out));
+        if (cur.spatial && !(cur.H == 1 && cur.W == 1 && l.fan_in == cur.C))
+          fail(source, where + fmt::format("needs a flat input: add a flatten layer before it (the activation is a {} image)", img));
+        if (l.fan_in != cur.C)
+          fail(source, where + fmt::format("fanIn is {} but the incoming activation has {} features", l.fan_in, cur.C));
+        cur = {l.fan_out, 1, 1, false};
+        break;
+      case LayerKind::Conv2d:
+      case LayerKind::ConvBn: {
+        if (!cur.spatial) fail(source, where + "needs an image input, but the activation is already flat");
+        if (l.fan_in == 0 || l.fan_out == 0 || l.k == 0 || l.stride == 0)
+          fail(source, where + "ic, oc, k and stride must be positive");
+        if (l.fan_in != cur.C)
+          fail(source, where + fmt::format("ic is {} but the incoming activation has {} channels ({} image)", l.fan_in, cur.C, img));
+        if (l.fan_out * l.fan_in * l.k * l.k > (size_t{1} << 31)) fail(source, where + "the kernel is absurdly large");
+        const ops::Padding pad = l.same ? ops::Padding::Same : ops::Padding::Valid;
+        const ops::Pads ph = ops::conv_pads(cur.H, l.k, l.stride, pad, style), pw = ops::conv_pads(cur.W, l.k, l.stride, pad, style);
+        const size_t oh = ops::detail::out_extent(cur.H, ph.lo, ph.hi, l.k, l.stride);
+        const size_t ow = ops::detail::out_extent(cur.W, pw.lo, pw.hi, l.k, l.stride);
+        if (oh == 0 || ow == 0)
+          fail(source, where + fmt::format("kernel {}x{} is larger than the padded {} input", l.k, l.k, img));
+        cur = {l.fan_out, oh, ow, true};
+        break;
+      }
+      case LayerKind::MaxPool: {
+        if (!cur.spatial) fail(source, where + "needs an image input, but the activation is already flat");
+        if (l.k == 0 || l.stride == 0) fail(source, where + "size and stride must be positive");
+        const ops::Padding pad = l.k > l.stride ? ops::Padding::Same : ops::Padding::Valid;
+        const ops::Pads ph = ops::conv_pads(cur.H, l.k, l.stride, pad, style), pw = ops::conv_pads(cur.W, l.k, l.stride, pad, style);
+        const size_t oh = ops::detail::out_extent(cur.H, ph.lo, ph.hi, l.k, l.stride);
+        const size_t ow = ops::detail::out_extent(cur.W, pw.lo, pw.hi, l.k, l.stride);
+        if (oh == 0 || ow == 0)
+          fail(source, where + fmt::format("window {}x{} is larger than the {} input", l.k, l.k, img));
+        cur = {cur.C, oh, ow, true};
+        break;
+      }
+    }
+    out.push_back(cur);
+  }
+  return out;
+}
 
 void validate(const NetSpec& s, const std::string& source) {
   if (s.name.empty()) fail(source, "field 'name' must not be empty");
@@ -117,29 +208,7 @@ void validate(const NetSpec& s, const std::string& source) {
                              s.imageW));
   if (s.input_size() > (size_t{1} << 28)) fail(source, fmt::format("image size {} is absurdly large", s.input_size()));
   if (s.layers.empty()) fail(source, "field 'layers' is empty: a network needs at least one dense layer");
-  // Shape inference: `spatial` is true while the activation is still an image (before flatten).
-  size_t width = s.input_size();
-  bool spatial = true;
-  for (size_t i = 0; i < s.layers.size(); ++i) {
-    const Layer& l = s.layers[i];
-    std::string where = fmt::format("layer {} ({}): ", i, to_string(l.kind));
-    switch (l.kind) {
-      case LayerKind::Flatten:
-        if (!spatial) fail(source, where + "flatten after the activation is already flat");
-        spatial = false;
-        break;
-      case LayerKind::Dense:
-        if (l.fan_in == 0 || l.fan_out == 0) fail(source, where + "fanIn and fanOut must be positive");
-        if (l.fan_in > (size_t{1} << 26) || l.fan_out > (size_t{1} << 26) || l.fan_in * l.fan_out > (size_t{1} << 31))
-          fail(source, where + fmt::format("{}x{} weight is absurdly large", l.fan_in, l.fan_out));
-        if (l.fan_in != width)
-          fail(source, where + fmt::format("fanIn is {} but the incoming activation has {} features{}", l.fan_in, width,
-                                           spatial ? fmt::format(" ({}x{}x{} image)", s.channels, s.imageH, s.imageW) : ""));
-        width = l.fan_out;
-        spatial = false;
-        break;
-    }
-  }
+  infer_shapes(s, source);
   if (s.layers.back().kind != LayerKind::Dense)
     fail(source, fmt::format("the last layer must be dense (it produces the logits), got {}", to_string(s.layers.back().kind)));
   if (s.num_classes() < 2) fail(source, fmt::format("the last dense layer has {} output(s); a classifier needs at least 2", s.num_classes()));
@@ -170,12 +239,18 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
     fail(source, "malformed JSON: " + (p == std::string::npos ? what : what.substr(p)));
   }
   if (!j.is_object()) fail(source, "a NetSpec must be a JSON object");
-  only_fields(j, {"name", "imageH", "imageW", "channels", "layers", "recipe", "description"}, source, "");
+  only_fields(j, {"name", "imageH", "imageW", "channels", "padStyle", "layers", "recipe", "description"}, source, "");
   NetSpec s;
   s.name = get_string(j, "name", source, "", true, "");
   s.imageH = get_size(j, "imageH", source, "", false, 28);
   s.imageW = get_size(j, "imageW", source, "", false, 28);
   s.channels = get_size(j, "channels", source, "", false, 1);
+  {
+    std::string ps = get_string(j, "padStyle", source, "", false, "xlaSame");
+    if (ps == "xlaSame") s.pad_style = PadStyle::XlaSame;
+    else if (ps == "symmetric") s.pad_style = PadStyle::Symmetric;
+    else fail(source, "field 'padStyle' must be \"xlaSame\" or \"symmetric\", got \"" + ps + "\"");
+  }
   if (!j.contains("layers") || !j["layers"].is_array()) fail(source, "missing field 'layers' (a list of layers)");
   size_t i = 0;
   for (const json& jl : j["layers"]) {
@@ -191,10 +266,27 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
       l.kind = LayerKind::Dense;
       l.fan_in = get_size(jl, "fanIn", source, where, true, 0);
       l.fan_out = get_size(jl, "fanOut", source, where, true, 0);
-      std::string act = get_string(jl, "activation", source, where, false, "identity");
-      if (act != "identity") fail(source, where + "activation '" + act + "' is not supported (supported: identity)");
+      l.act = parse_activation(get_string(jl, "activation", source, where, false, "identity"), source, where);
+    } else if (type == "conv2d" || type == "convBn") {
+      const bool bn = type == "convBn";
+      if (bn) only_fields(jl, {"type", "ic", "oc", "k", "stride", "padding"}, source, where);
+      else only_fields(jl, {"type", "ic", "oc", "k", "stride", "padding", "activation"}, source, where);
+      l.kind = bn ? LayerKind::ConvBn : LayerKind::Conv2d;
+      l.fan_in = get_size(jl, "ic", source, where, true, 0);
+      l.fan_out = get_size(jl, "oc", source, where, true, 0);
+      l.k = get_size(jl, "k", source, where, true, 0);
+      l.stride = get_size(jl, "stride", source, where, false, 1);
+      std::string pad = get_string(jl, "padding", source, where, false, "same");
+      if (pad != "same" && pad != "valid") fail(source, where + "field 'padding' must be \"same\" or \"valid\", got \"" + pad + "\"");
+      l.same = pad == "same";
+      l.act = bn ? Activation::Relu : parse_activation(get_string(jl, "activation", source, where, false, "relu"), source, where);
+    } else if (type == "maxPool") {
+      only_fields(jl, {"type", "size", "stride"}, source, where);
+      l.kind = LayerKind::MaxPool;
+      l.k = get_size(jl, "size", source, where, true, 0);
+      l.stride = get_size(jl, "stride", source, where, false, l.k);
     } else {
-      fail(source, where + "unknown layer type '" + type + "' (supported: dense, flatten)");
+      fail(source, where + "unknown layer type '" + type + "' (supported: dense, conv2d, convBn, maxPool, flatten)");
     }
     s.layers.push_back(l);
     ++i;

@@ -18,13 +18,22 @@
 
 namespace veridl::net {
 
-enum class LayerKind { Flatten, Dense };
-enum class Activation { Identity };
+enum class LayerKind { Flatten, Dense, Conv2d, ConvBn, MaxPool };
+enum class Activation { Identity, Relu };
+enum class PadStyle { XlaSame, Symmetric };  // how "same" pads a strided conv (original-system.md §9.4.6)
 
+// One NetSpec layer (the original's constructors):
+//   flatten                              [B,C,H,W] -> [B,C*H*W] (C order)
+//   dense   fanIn fanOut activation      y = act(x W + b), W [fanIn, fanOut]
+//   conv2d  ic oc k stride padding act   y = act(conv(x, W) + b), W [oc, ic, k, k]
+//   convBn  ic oc k stride padding       conv (no bias) -> BatchNorm -> ReLU
+//   maxPool size stride                  max-pool; "same"-style padding when size > stride
 struct Layer {
   LayerKind kind = LayerKind::Dense;
-  size_t fan_in = 0, fan_out = 0;
+  size_t fan_in = 0, fan_out = 0;  // dense: fanIn/fanOut; conv2d/convBn: ic/oc
   Activation act = Activation::Identity;
+  size_t k = 0, stride = 1;        // conv kernel / pool window, stride
+  bool same = true;                // conv padding: "same" (true) or "valid"
 };
 
 struct Recipe {
@@ -43,14 +52,23 @@ struct Recipe {
 struct NetSpec {
   std::string name;
   size_t imageH = 28, imageW = 28, channels = 1;
+  PadStyle pad_style = PadStyle::XlaSame;
   std::vector<Layer> layers;
   std::optional<Recipe> recipe;
 
   size_t input_size() const { return imageH * imageW * channels; }
   size_t num_classes() const;   // fanOut of the last dense layer
-  size_t param_count() const;
+  size_t param_count() const;   // trainable parameters (BatchNorm running statistics not included)
   nlohmann::json to_json() const;
 };
+
+// The activation shape after each layer: C x H x W while spatial, C features (H = W = 1) once flat.
+struct LayerShape {
+  size_t C = 0, H = 1, W = 1;
+  bool spatial = true;
+  size_t size() const { return C * H * W; }
+};
+std::vector<LayerShape> infer_shapes(const NetSpec& spec, const std::string& source = "<spec>");
 
 // Parse and validate. `source` names the file (or "<string>") in error messages.
 NetSpec parse_netspec(const std::string& json_text, const std::string& source = "<string>");
@@ -72,11 +90,28 @@ class NetBuilder {
     return *this;
   }
   NetBuilder& flatten() {
-    spec_.layers.push_back({LayerKind::Flatten, 0, 0, Activation::Identity});
+    spec_.layers.push_back({LayerKind::Flatten, 0, 0, Activation::Identity, 0, 1, false});
     return *this;
   }
   NetBuilder& dense(size_t fan_in, size_t fan_out, Activation act = Activation::Identity) {
     spec_.layers.push_back({LayerKind::Dense, fan_in, fan_out, act});
+    return *this;
+  }
+  NetBuilder& conv2d(size_t ic, size_t oc, size_t k, Activation act = Activation::Relu, size_t stride = 1,
+                     bool same = true) {
+    spec_.layers.push_back({LayerKind::Conv2d, ic, oc, act, k, stride, same});
+    return *this;
+  }
+  NetBuilder& conv_bn(size_t ic, size_t oc, size_t k, size_t stride = 1, bool same = true) {
+    spec_.layers.push_back({LayerKind::ConvBn, ic, oc, Activation::Relu, k, stride, same});
+    return *this;
+  }
+  NetBuilder& max_pool(size_t size, size_t stride) {
+    spec_.layers.push_back({LayerKind::MaxPool, 0, 0, Activation::Identity, size, stride, false});
+    return *this;
+  }
+  NetBuilder& pad_style(PadStyle p) {
+    spec_.pad_style = p;
     return *this;
   }
   NetBuilder& recipe(Recipe r) {

@@ -187,6 +187,11 @@ Checkpoint load_safetensors(const std::string& path) {
   const char* buffer = bytes.data() + 8 + n;
   const uint64_t buffer_size = after - n;
 
+  // JSON text never holds a raw NUL, but the parser would stop at one and accept what came before.
+  if (const void* nul = std::memchr(bytes.data() + 8, '\0', n))
+    throw fail(fmt::format("invalid JSON header: NUL byte at header offset {}",
+                           static_cast<const char*>(nul) - (bytes.data() + 8)));
+
   // Parse, noting duplicate keys (which the parser would silently merge) in any object.
   std::vector<std::set<std::string>> open_objects;
   std::string top_key, duplicate;

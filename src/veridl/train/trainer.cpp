@@ -19,8 +19,8 @@ using Clock = std::chrono::steady_clock;
 void he_init(const net::Plan& plan, uint64_t seed, float* params) {
   uint64_t k = 0;
   for (const auto& t : plan.params) {
-    if (t.shape.size() == 1) {  // bias
-      std::fill_n(params + t.offset, t.size, 0.0f);
+    if (t.init != net::ParamTensor::Init::He) {  // biases, beta: 0; gamma: 1
+      std::fill_n(params + t.offset, t.size, t.init == net::ParamTensor::Init::One ? 1.0f : 0.0f);
       continue;
     }
     const float scale = std::sqrt(2.0f / static_cast<float>(t.fan_in));
@@ -52,24 +52,41 @@ TrainStep::TrainStep(const net::Plan& plan, const OptimConfig& optim) : ex_(plan
 
 float TrainStep::step(const float* x, const int32_t* labels, float lr, size_t t) {
   const size_t B = ex_.plan().batch;
-  float loss = ex_.forward_loss(x, labels, B, live_);
+  ex_.set_running_momentum(ops::running_stat_momentum(t));
+  float loss = ex_.forward_loss(x, labels, B, live_, net::Mode::Train);
   ex_.backward(1.0f);
   opt_.step(ex_.params().data(), ex_.mutable_grads().data(), lr, t);
   return loss;
 }
 
-EvalResult evaluate(const net::Plan& train_plan, const std::vector<float>& params, const data::Dataset& ds) {
+Model TrainStep::model() {
+  Model m{ex_.params(), {}};
+  for (auto* r : ex_.running_stats()) m.running.push_back(*r);
+  return m;
+}
+
+void TrainStep::set_model(const Model& m) {
+  ex_.params() = m.params;
+  auto rs = ex_.running_stats();
+  if (rs.size() != m.running.size()) throw Error("model: running statistics do not match the network");
+  for (size_t k = 0; k < rs.size(); ++k) *rs[k] = m.running[k];
+}
+
+EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data::Dataset& ds) {
   const size_t B = 1000;
   net::Plan plan = net::compile(train_plan.spec, std::min(B, std::max<size_t>(ds.n, 1)), 0.0);
   net::Executor<float, net::FastKernels> ex(plan);
-  ex.params() = params;
+  ex.params() = model.params;
+  auto rs = ex.running_stats();
+  if (rs.size() != model.running.size()) throw Error("evaluate: running statistics do not match the network");
+  for (size_t k = 0; k < rs.size(); ++k) *rs[k] = model.running[k];
   Decisions live;
   EvalResult r;
   const size_t K = plan.num_classes, D = plan.input_width();
   double loss_sum = 0;
   for (size_t start = 0; start < ds.n; start += plan.batch) {
     const size_t n = std::min(plan.batch, ds.n - start);
-    float l = ex.forward_loss(ds.images.data() + start * D, ds.labels.data() + start, n, live);
+    float l = ex.forward_loss(ds.images.data() + start * D, ds.labels.data() + start, n, live, net::Mode::Eval);
     loss_sum += static_cast<double>(l) * static_cast<double>(n);
     const float* z = ex.logits().data();
     for (size_t b = 0; b < n; ++b) {
@@ -84,37 +101,58 @@ EvalResult evaluate(const net::Plan& train_plan, const std::vector<float>& param
   return r;
 }
 
-Checkpoint make_checkpoint(const net::Plan& plan, const std::vector<float>& params,
-                           const std::map<std::string, std::string>& metadata) {
+std::vector<std::pair<std::string, size_t>> running_stat_tensors(const net::Plan& plan) {
+  std::vector<std::pair<std::string, size_t>> r;
+  for (const auto& st : plan.steps)
+    if (st.kind == net::StepKind::BatchNorm) {
+      r.push_back({fmt::format("layers.{}.bn.running_mean", st.layer), st.bn.C});
+      r.push_back({fmt::format("layers.{}.bn.running_var", st.layer), st.bn.C});
+    }
+  return r;
+}
+
+Checkpoint make_checkpoint(const net::Plan& plan, const Model& model, const std::map<std::string, std::string>& metadata) {
   Checkpoint ck;
   for (const auto& t : plan.params)
-    ck.tensors.push_back({t.name, t.shape, std::vector<float>(params.begin() + static_cast<std::ptrdiff_t>(t.offset),
-                                                              params.begin() + static_cast<std::ptrdiff_t>(t.offset + t.size))});
+    ck.tensors.push_back({t.name, t.shape,
+                          std::vector<float>(model.params.begin() + static_cast<std::ptrdiff_t>(t.offset),
+                                             model.params.begin() + static_cast<std::ptrdiff_t>(t.offset + t.size))});
+  auto rt = running_stat_tensors(plan);
+  if (rt.size() != model.running.size()) throw Error("checkpoint: running statistics do not match the network");
+  for (size_t k = 0; k < rt.size(); ++k) ck.tensors.push_back({rt[k].first, {int64_t(rt[k].second)}, model.running[k]});
   ck.metadata = metadata;
   ck.metadata["format"] = "veridl-checkpoint-1";
   ck.metadata["spec"] = plan.spec.to_json().dump();
   return ck;
 }
 
-std::vector<float> params_from_checkpoint(const net::Plan& plan, const Checkpoint& ck, const std::string& path) {
-  std::vector<float> p(plan.n_params);
+Model model_from_checkpoint(const net::Plan& plan, const Checkpoint& ck, const std::string& path) {
+  auto shp = [](const std::vector<int64_t>& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+    return r + "]";
+  };
+  auto fetch = [&](const std::string& name, const std::vector<int64_t>& shape) -> const Tensor& {
+    const Tensor* src = ck.find(name);
+    if (!src) throw Error(path + ": checkpoint has no tensor '" + name + "' (is it a checkpoint of " + plan.spec.name + "?)");
+    if (src->shape != shape)
+      throw Error(path + ": tensor '" + name + "' has shape " + shp(src->shape) + ", the network expects " + shp(shape));
+    return *src;
+  };
+  Model m;
+  m.params.resize(plan.n_params);
   for (const auto& t : plan.params) {
-    const Tensor* src = ck.find(t.name);
-    if (!src) throw Error(path + ": checkpoint has no tensor '" + t.name + "' (is it a checkpoint of " + plan.spec.name + "?)");
-    if (src->shape != t.shape) {
-      auto shp = [](const std::vector<int64_t>& s) {
-        std::string r = "[";
-        for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
-        return r + "]";
-      };
-      throw Error(path + ": tensor '" + t.name + "' has shape " + shp(src->shape) + ", the network expects " + shp(t.shape));
-    }
-    std::copy(src->data.begin(), src->data.end(), p.begin() + static_cast<std::ptrdiff_t>(t.offset));
+    const Tensor& src = fetch(t.name, t.shape);
+    std::copy(src.data.begin(), src.data.end(), m.params.begin() + static_cast<std::ptrdiff_t>(t.offset));
   }
-  if (ck.tensors.size() != plan.params.size())
-    throw Error(path + fmt::format(": checkpoint has {} tensors, {} expects {}", ck.tensors.size(), plan.spec.name,
-                                   plan.params.size()));
-  return p;
+  auto rt = running_stat_tensors(plan);
+  for (const auto& [name, c] : rt) m.running.push_back(fetch(name, {int64_t(c)}).data);
+  size_t model_tensors = 0;
+  for (const auto& t : ck.tensors) model_tensors += t.name.rfind("optimizer.", 0) != 0;
+  if (model_tensors != plan.params.size() + rt.size())
+    throw Error(path + fmt::format(": checkpoint has {} model tensors, {} expects {}", model_tensors, plan.spec.name,
+                                   plan.params.size() + rt.size()));
+  return m;
 }
 
 namespace {
@@ -150,7 +188,7 @@ void save_state(const TrainConfig& cfg, const net::Plan& plan, TrainStep& ts, co
                                              {"epoch_loss", fmt::format("{:a}", st.epoch_loss)},
                                              {"complete", complete ? "true" : "false"}};
   if (ev) meta["test_accuracy"] = fmt::format("{:.4f}", ev->accuracy());
-  Checkpoint ck = make_checkpoint(plan, ts.params(), meta);
+  Checkpoint ck = make_checkpoint(plan, ts.model(), meta);
   for (auto& [name, buf] : ts.optimizer().state()) ck.tensors.push_back({name, {int64_t(plan.n_params)}, *buf});
   save_safetensors(cfg.out, ck);
 }
@@ -212,11 +250,7 @@ Resumable load_resume_state(const std::string& path) {
   r.state.step = meta_size(ck, "step", path);
   r.state.epoch_loss = std::strtod(get("epoch_loss").c_str(), nullptr);
   net::Plan plan = net::compile(r.spec, r.cfg.batch, r.cfg.label_smoothing);
-  Checkpoint params_only = ck;
-  params_only.tensors.erase(std::remove_if(params_only.tensors.begin(), params_only.tensors.end(),
-                                           [](const Tensor& t) { return t.name.rfind("optimizer.", 0) == 0; }),
-                            params_only.tensors.end());
-  r.state.params = params_from_checkpoint(plan, params_only, path);
+  r.state.model = model_from_checkpoint(plan, ck, path);
   validate(r.cfg.optim);
   Optimizer probe(plan, r.cfg.optim);
   for (auto& [name, buf] : probe.state()) {
@@ -251,7 +285,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   ResumeState st;
   if (resume) {
     st = *resume;
-    ts.params() = st.params;
+    ts.set_model(st.model);
     auto state = ts.optimizer().state();
     if (state.size() != st.optim_state.size()) throw Error("resume: optimizer state does not match the optimizer");
     for (size_t k = 0; k < state.size(); ++k) *state[k].second = st.optim_state[k];
@@ -312,7 +346,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
         }
         std::fflush(log);
         res.steps = st.step;
-        res.params = ts.params();
+        res.model = ts.model();
         return res;
       }
       auto s0 = Clock::now();
@@ -356,7 +390,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     EvalResult ev;
     const bool evaluated = (cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every == 0) || last;
     if (evaluated) {
-      ev = evaluate(plan, ts.params(), data.test);
+      ev = evaluate(plan, ts.model(), data.test);
       fmt::print(log, "  val accuracy: {}/{} = {:.2f}% (whole test set)\n", ev.correct, ev.total, ev.accuracy());
       if (last) res.final_eval = ev;
     }
@@ -368,7 +402,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     std::fflush(log);
   }
   res.steps = st.step;
-  res.params = ts.params();
+  res.model = ts.model();
   return res;
 }
 

@@ -19,6 +19,12 @@
 
 namespace veridl::train {
 
+// A trained model: parameters and BatchNorm running statistics ({mean, var} per BatchNorm step).
+struct Model {
+  std::vector<float> params;
+  std::vector<std::vector<float>> running;
+};
+
 struct TrainConfig {
   size_t epochs = 12;
   size_t batch = 128;
@@ -39,7 +45,7 @@ struct TrainConfig {
 struct ResumeState {
   size_t epoch = 0, batch = 0, step = 0;  // next batch to run: (epoch, batch); steps done so far
   double epoch_loss = 0.0;                // loss sum of the batches of `epoch` already run
-  std::vector<float> params;
+  Model model;
   std::vector<std::vector<float>> optim_state;  // in Optimizer::state() order
 };
 
@@ -59,12 +65,12 @@ struct TrainResult {
   double train_seconds = 0.0;  // training steps only (no data loading, no evaluation)
   size_t steps = 0, batches_per_epoch = 0, train_images = 0;
   EvalResult final_eval;
-  std::vector<float> params;
+  Model model;
   bool interrupted = false;  // stopped by request; the checkpoint at cfg.out is resumable
 };
 
 // He initialisation of the original (Irwin-Hall(3) from xorshift64, variance scale^2 with scale =
-// sqrt(2 / fanIn)); seed + k for the k-th weight tensor; biases zero.
+// sqrt(2 / fanIn)); seed + k for the k-th weight tensor; biases and BatchNorm beta zero, gamma one.
 void he_init(const net::Plan& plan, uint64_t seed, float* params);
 
 // The original's Fisher-Yates (lean_f32_shuffle) applied to an index permutation, in place.
@@ -76,6 +82,8 @@ class TrainStep {
   TrainStep(const net::Plan& plan, const OptimConfig& optim);
   net::Executor<float, net::FastKernels>& executor() { return ex_; }
   std::vector<float>& params() { return ex_.params(); }
+  Model model();                  // a copy of the parameters and running statistics
+  void set_model(const Model& m);
   Optimizer& optimizer() { return opt_; }
   float* input() { return ex_.input(); }
   // x may be input() (already gathered there). t is the 1-based global step. Returns the mean loss.
@@ -88,8 +96,9 @@ class TrainStep {
   Decisions live_;
 };
 
-// Accuracy (first maximum wins) and mean loss over every example of `ds` (no dropped tail).
-EvalResult evaluate(const net::Plan& plan, const std::vector<float>& params, const data::Dataset& ds);
+// Accuracy (first maximum wins) and mean loss over every example of `ds` (no dropped tail), with
+// BatchNorm in evaluation mode (running statistics).
+EvalResult evaluate(const net::Plan& plan, const Model& model, const data::Dataset& ds);
 
 // Trains from scratch, or continues `resume` (from load_resume_state). Checkpoints at cfg.out are
 // written atomically (temporary file + rename): at the end, every checkpoint_every epochs, and on a stop
@@ -108,10 +117,13 @@ struct Resumable {
 };
 Resumable load_resume_state(const std::string& path);
 
-// Checkpoints: parameter tensors named as in the plan, metadata {format, spec, config, epoch, step, ...}.
-Checkpoint make_checkpoint(const net::Plan& plan, const std::vector<float>& params,
-                           const std::map<std::string, std::string>& metadata);
-// Loads parameters for `plan` from a checkpoint; every tensor must be present with the plan's shape.
-std::vector<float> params_from_checkpoint(const net::Plan& plan, const Checkpoint& ck, const std::string& path);
+// Checkpoints: parameter tensors named as in the plan, then the running statistics
+// ("layers.<i>.bn.running_mean" / "running_var"); metadata {format, spec, config, epoch, step, ...}.
+Checkpoint make_checkpoint(const net::Plan& plan, const Model& model, const std::map<std::string, std::string>& metadata);
+// Loads the model for `plan` from a checkpoint; every tensor must be present with the plan's shape
+// (tensors named "optimizer.*" are optimizer state and ignored here).
+Model model_from_checkpoint(const net::Plan& plan, const Checkpoint& ck, const std::string& path);
+// Names and shapes of the running-statistics tensors of a plan, in Executor::running_stats() order.
+std::vector<std::pair<std::string, size_t>> running_stat_tensors(const net::Plan& plan);
 
 }  // namespace veridl::train

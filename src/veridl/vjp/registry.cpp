@@ -24,6 +24,8 @@ const Registry& builtin_contracts() {
     register_dense_contracts(r);
     register_softmax_contracts(r);
     register_model_contracts(r);
+    register_conv_contracts(r);
+    register_relu_bn_contracts(r);
     return r;
   }();
   return reg;

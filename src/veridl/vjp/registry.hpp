@@ -51,6 +51,8 @@ const Registry& builtin_contracts();
 void register_dense_contracts(Registry& r);
 void register_softmax_contracts(Registry& r);
 void register_model_contracts(Registry& r);
+void register_conv_contracts(Registry& r);
+void register_relu_bn_contracts(Registry& r);
 
 struct RunOptions {
   uint64_t seed = 1;

@@ -1,0 +1,357 @@
+// Chapter 4: the conv2d and max-pool contracts verified across their sweeps, every mutant rejected,
+// the conventions the identity check cannot see (max-pool ties, padded cells), the SAME/VALID shape
+// helpers, and clear errors for impossible shapes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "veridl/ops/conv2d.hpp"
+#include "veridl/ops/conv_mutants.hpp"
+#include "veridl/ops/maxpool.hpp"
+#include "veridl/vjp/check.hpp"
+#include "veridl/vjp/registry.hpp"
+
+using namespace veridl;
+using ops::Conv2dShape;
+using ops::MaxPoolShape;
+using ops::Padding;
+using ops::PadStyle;
+
+namespace {
+const char* const kChapter4[] = {"conv2d_has_vjp3_correct", "conv2d_weight_grad_has_vjp", "conv2d_bias_grad_has_vjp",
+                                 "maxPool2_has_vjp3_correct"};
+}
+
+// ---- contracts and mutants ---------------------------------------------------------------------------
+
+TEST(ConvContracts, RegisteredUnderTheBooksNames) {
+  const Registry& r = builtin_contracts();
+  for (const char* name : kChapter4) {
+    const Contract* c = r.find(name);
+    ASSERT_NE(c, nullptr) << name;
+    EXPECT_EQ(c->chapter, 4);
+    EXPECT_GE(c->mutants.size(), 3u) << name;
+    EXPECT_EQ(c->wrt.size(), 1u) << name;
+    size_t production = 0;
+    for (const auto& cs : c->sweep) production += cs.production;
+    EXPECT_GE(production, 1u) << name;
+    EXPECT_LE(c->sweep.size(), 300u) << name << ": the sweep must stay tiny";
+  }
+  EXPECT_EQ(r.find("conv2d_has_vjp3_correct")->wrt, std::vector<std::string>{"x"});
+  EXPECT_EQ(r.find("conv2d_weight_grad_has_vjp")->wrt, std::vector<std::string>{"W"});
+  EXPECT_EQ(r.find("conv2d_bias_grad_has_vjp")->wrt, std::vector<std::string>{"b"});
+}
+
+// The sweep is part of the spec: it must reach every index path it claims to.
+TEST(ConvContracts, SweepsCoverTheIndexPaths) {
+  const Registry& r = builtin_contracts();
+  auto has = [](const Contract& c, const std::string& needle) {
+    for (const auto& cs : c.sweep)
+      if (!cs.production && cs.config.find(needle) != std::string::npos) return true;
+    return false;
+  };
+  const Contract& conv = *r.find("conv2d_has_vjp3_correct");
+  for (int s = 1; s <= 3; ++s) EXPECT_TRUE(has(conv, " s=" + std::to_string(s) + " ")) << "stride " << s;
+  for (int k = 1; k <= 5; ++k) EXPECT_TRUE(has(conv, " k=" + std::to_string(k) + "x" + std::to_string(k))) << "k " << k;
+  for (int p = 0; p <= 2; ++p) {
+    const std::string q = std::to_string(p);
+    EXPECT_TRUE(has(conv, "pad=(t" + q + ",l" + q + ",b" + q + ",r" + q + ")")) << "pad " << p;
+  }
+  EXPECT_TRUE(has(conv, "(SAME, xla)"));
+  EXPECT_TRUE(has(conv, "(SAME, symmetric)"));
+  EXPECT_TRUE(has(conv, "B=1 "));
+  EXPECT_TRUE(has(conv, "B=2 "));
+  EXPECT_TRUE(has(conv, "no-bias"));
+  std::set<std::pair<int, int>> parity;  // (H mod 2, W mod 2): odd and even extents in every combination
+  for (const auto& cs : conv.sweep) {
+    const size_t h = cs.config.find(" H="), w = cs.config.find(" W=");
+    ASSERT_NE(h, std::string::npos) << cs.config;
+    ASSERT_NE(w, std::string::npos) << cs.config;
+    parity.insert({std::stoi(cs.config.substr(h + 3)) % 2, std::stoi(cs.config.substr(w + 3)) % 2});
+  }
+  EXPECT_EQ(parity.size(), 4u);
+  for (int c = 1; c <= 3; ++c) {
+    EXPECT_TRUE(has(conv, " C=" + std::to_string(c) + " ")) << "C " << c;
+    EXPECT_TRUE(has(conv, " O=" + std::to_string(c) + " ")) << "O " << c;
+  }
+  const Contract& pool = *r.find("maxPool2_has_vjp3_correct");
+  for (int s = 1; s <= 3; ++s) EXPECT_TRUE(has(pool, " s=" + std::to_string(s) + " ")) << "stride " << s;
+  for (int k = 1; k <= 3; ++k) EXPECT_TRUE(has(pool, " k=" + std::to_string(k) + "x" + std::to_string(k))) << "k " << k;
+  EXPECT_TRUE(has(pool, "pad=(t1,l1,b1,r1)"));
+  EXPECT_TRUE(has(pool, "B=2 "));
+  size_t ties = 0;
+  for (const auto& cs : pool.sweep) ties += cs.sample == Sample::Ties;
+  EXPECT_GE(ties, pool.sweep.size() / 3) << "tie-heavy inputs must be planted";
+}
+
+TEST(ConvContracts, EveryContractIsVerifiedAcrossItsSweep) {
+  RunOptions opt;
+  for (const char* name : kChapter4) {
+    ContractResult res = run_contract(*builtin_contracts().find(name), opt);
+    EXPECT_TRUE(res.pass) << name;
+    for (const auto& cs : res.cases) EXPECT_TRUE(cs.check.pass) << name << " " << cs.config << ": " << cs.check.failure;
+    EXPECT_GT(res.trials, 0);
+  }
+}
+
+TEST(ConvContracts, EveryMutantIsRejected) {
+  for (uint64_t seed : {1u, 7u}) {
+    RunOptions opt;
+    opt.seed = seed;
+    for (const char* name : kChapter4) {
+      const Contract& c = *builtin_contracts().find(name);
+      for (const auto& m : c.mutants)
+        EXPECT_TRUE(run_mutant(c, m, opt).killed) << name << " / " << m.name << " survived (seed " << seed
+                                                  << "): " << m.description;
+    }
+  }
+}
+
+// Coverage is a property of the config set (verification.md 4.4): "stride applied to the kernel
+// offset" is the correct program at stride 1 and only a stride >= 2 config exposes it.
+TEST(ConvContracts, StrideBugsNeedStridedConfigs) {
+  CheckOptions o;
+  o.wrt = {"x"};
+  const Conv2dShape s1{2, 2, 5, 6, 3, 3, 3, 1, 1, 1, 1, 1, true};
+  Conv2dShape s2 = s1;
+  s2.stride = 2;
+  EXPECT_TRUE(check_vjp(make_vjp("m", ops::Conv2dMutantOp{{s1}, "dx_stride_on_kernel_offset"}), o).pass);
+  EXPECT_FALSE(check_vjp(make_vjp("m", ops::Conv2dMutantOp{{s2}, "dx_stride_on_kernel_offset"}), o).pass);
+}
+
+// An independent second opinion in double, branches frozen by the tape (ties are then harmless).
+TEST(ConvContracts, FiniteDifferencesAgree) {
+  FdOptions o;
+  EXPECT_TRUE(fd_gradcheck(make_vjp("conv", ops::Conv2dOp{{2, 2, 5, 4, 3, 3, 2, 2, 1, 0, 1, 1, true}}), o).pass);
+  o.sample = Sample::Ties;
+  EXPECT_TRUE(fd_gradcheck(make_vjp("pool", ops::MaxPoolOp{{2, 2, 5, 6, 3, 3, 2, 1, 1, 1, 1}}), o).pass);
+}
+
+// ---- conventions (invisible to the identity check) ---------------------------------------------------
+
+TEST(MaxPoolConventions, TiedMaximaSendTheWholeGradientToTheFirstMaximum) {
+  // One 3x3 window: maxima 5 at window positions 1, 3 and 8; the first in row-major order is 1.
+  const MaxPoolShape s{1, 1, 3, 3, 3, 3, 1, 0, 0, 0, 0};
+  const std::vector<double> x{0, 5, 1, 5, -1, 2, 3, 4, 5};
+  std::vector<double> y(1), dx(9);
+  std::vector<uint32_t> idx(1);
+  Decisions D;
+  ops::maxpool_forward(s, x.data(), y.data(), idx.data(), D);
+  EXPECT_EQ(y[0], 5.0);
+  EXPECT_EQ(idx[0], 1u);
+  const std::vector<double> dy{2.5};
+  ops::maxpool_backward(s, idx.data(), dy.data(), dx.data());
+  EXPECT_EQ(dx, (std::vector<double>{0, 2.5, 0, 0, 0, 0, 0, 0, 0}));
+}
+
+TEST(MaxPoolConventions, OverlappingWindowsAccumulate) {
+  // 3x3 windows, stride 1, on a 3x4 input whose maximum 9 lies in both windows.
+  const MaxPoolShape s{1, 1, 3, 4, 3, 3, 1, 0, 0, 0, 0};
+  const std::vector<double> x{0, 1, 0, 0, 0, 9, 2, 0, 0, 0, 0, 0};
+  std::vector<double> y(2), dx(12);
+  std::vector<uint32_t> idx(2);
+  Decisions D;
+  ops::maxpool_forward(s, x.data(), y.data(), idx.data(), D);
+  const std::vector<double> dy{1.5, 2.0};
+  ops::maxpool_backward(s, idx.data(), dy.data(), dx.data());
+  EXPECT_EQ(dx[5], 3.5);
+}
+
+TEST(MaxPoolConventions, PaddedCellsNeverWin) {
+  // All inputs negative: a zero pad would win every border window.
+  const MaxPoolShape s = ops::maxpool_shape(1, 1, 4, 4, 3, 2, Padding::Same, PadStyle::Symmetric);
+  ASSERT_EQ(s.pad_top, 1u);
+  std::vector<double> x(16);
+  for (size_t k = 0; k < 16; ++k) x[k] = -1.0 - static_cast<double>(k);
+  std::vector<double> y(s.y_size());
+  std::vector<uint32_t> idx(s.y_size());
+  Decisions D;
+  ops::maxpool_forward(s, x.data(), y.data(), idx.data(), D);
+  EXPECT_EQ(y, (std::vector<double>{-1, -2, -5, -6}));
+  // The window at (0, 0) covers input rows/cols -1..1: the winner is input (0, 0), window cell (1, 1).
+  EXPECT_EQ(idx[0], 4u);
+}
+
+namespace {
+// The other tie convention: the last maximum wins (the forward scans each window backwards). A change
+// of convention in the forward; the backward is the same routing, so the adjoint identity holds just
+// as well.
+struct LastMaxPoolOp : ops::MaxPoolOp {
+  template <class T>
+  Ctx<T> forward(const Ins<T>& in, Decisions& D) const {
+    Ctx<T> c;
+    c.out.resize(out_size());
+    c.dec.resize(out_size());
+    for (size_t o = 0; o < out_size(); ++o) {
+      std::vector<uint32_t> cells;  // in-range cells, reverse scan order
+      std::vector<size_t> src;
+      for (uint32_t k = static_cast<uint32_t>(s.KH * s.KW); k-- > 0;) {
+        try {
+          src.push_back(ops::maxpool_source(s, o, k));
+          cells.push_back(k);
+        } catch (const std::out_of_range&) {
+        }
+      }
+      const uint32_t a = D.argmax(static_cast<uint32_t>(cells.size()), [&](uint32_t t) { return in[0][src[t]]; });
+      c.dec[o] = cells[a];
+      c.out[o] = in[0][src[a]];
+    }
+    return c;
+  }
+};
+}  // namespace
+
+TEST(MaxPoolConventions, TheIdentityCheckCannotSeeTheTieConvention) {
+  // The last-maximum pool really decides differently on ties...
+  const MaxPoolShape s{1, 1, 4, 4, 2, 2, 2, 0, 0, 0, 0};
+  const Ins<double> x{{1, 1, 0, 3, 0, 0, 3, 2, -1, -1, -1, -1, 0, -2, -2, -2}};
+  Decisions d1, d2;
+  EXPECT_EQ(ops::MaxPoolOp{s}.forward<double>(x, d1).dec, (std::vector<uint32_t>{0, 1, 2, 0}));
+  EXPECT_EQ(LastMaxPoolOp{{s}}.forward<double>(x, d2).dec, (std::vector<uint32_t>{1, 2, 2, 1}));
+  // ...and is "verified" all the same: the identity only proves that the backward follows the forward's
+  // choice, whatever it was. Hence the convention tests above.
+  CheckOptions o;
+  o.sample = Sample::Ties;
+  EXPECT_TRUE(check_vjp(make_vjp("pool", LastMaxPoolOp{{s}}), o).pass);
+  o.tape = TapeSource::Random;
+  EXPECT_TRUE(check_vjp(make_vjp("pool", LastMaxPoolOp{{s}}), o).pass);
+  // A backward that ignores the choice is caught on the same tapes.
+  EXPECT_FALSE(check_vjp(make_vjp("pool", ops::MaxPoolMutantOp{{s}, "grad_to_first_cell"}), o).pass);
+}
+
+// ---- the templates on hand-computed examples ---------------------------------------------------------
+
+TEST(Conv2dTemplates, HandExample) {
+  // x 1x1x3x3 = 1..9, kernel 2x2 [[1, 0], [0, -1]], stride 1, valid: y[i,j] = x[i,j] - x[i+1,j+1] = -4.
+  const Conv2dShape s{1, 1, 3, 3, 1, 2, 2, 1, 0, 0, 0, 0, true};
+  const std::vector<double> x{1, 2, 3, 4, 5, 6, 7, 8, 9}, W{1, 0, 0, -1}, b{0.5};
+  std::vector<double> y(s.y_size());
+  ops::conv2d_forward(s, x.data(), W.data(), b.data(), y.data());
+  EXPECT_EQ(y, (std::vector<double>{-3.5, -3.5, -3.5, -3.5}));
+  // dx = dy (dilated, full-padded) correlated with the flipped kernel: dy = [[1, 2], [3, 4]].
+  const std::vector<double> dy{1, 2, 3, 4};
+  std::vector<double> dx(9), dW(4), db(1);
+  ops::conv2d_backward_input(s, W.data(), dy.data(), dx.data());
+  EXPECT_EQ(dx, (std::vector<double>{1, 2, 0, 3, 3, -2, 0, -3, -4}));
+  ops::conv2d_backward_weight(s, x.data(), dy.data(), dW.data());
+  EXPECT_EQ(dW, (std::vector<double>{1 + 4 + 12 + 20, 2 + 6 + 15 + 24, 4 + 10 + 21 + 32, 5 + 12 + 24 + 36}));
+  ops::conv2d_backward_bias(s, dy.data(), db.data());
+  EXPECT_EQ(db[0], 10.0);
+}
+
+TEST(Conv2dTemplates, StridedPaddedExample) {
+  // x 1x1x4x4 = 0..15, kernel 3x3 of ones, stride 2, pads (t1,l1,b0,r0): windows at rows/cols -1 and 1.
+  const Conv2dShape s{1, 1, 4, 4, 1, 3, 3, 2, 1, 1, 0, 0, false};
+  ASSERT_EQ(s.OH(), 2u);
+  ASSERT_EQ(s.OW(), 2u);
+  std::vector<double> x(16), W(9, 1.0), y(4);
+  for (size_t k = 0; k < 16; ++k) x[k] = static_cast<double>(k);
+  ops::conv2d_forward(s, x.data(), W.data(), nullptr, y.data());
+  EXPECT_EQ(y, (std::vector<double>{0 + 1 + 4 + 5, 1 + 2 + 3 + 5 + 6 + 7, 4 + 5 + 8 + 9 + 12 + 13,
+                                    5 + 6 + 7 + 9 + 10 + 11 + 13 + 14 + 15}));
+}
+
+// ---- shape helpers ---------------------------------------------------------------------------------
+
+TEST(ConvShapes, SamePaddingStyles) {
+  // 7x7/s2 on 224 (the ResNet stem): XLA pads (2, 3), symmetric (3, 3); both give 112.
+  EXPECT_EQ(ops::conv_pads(224, 7, 2, Padding::Same, PadStyle::XlaSame), (ops::Pads{2, 3}));
+  EXPECT_EQ(ops::conv_pads(224, 7, 2, Padding::Same, PadStyle::Symmetric), (ops::Pads{3, 3}));
+  const Conv2dShape xla = ops::conv2d_shape(1, 3, 224, 224, 64, 7, 2, Padding::Same, PadStyle::XlaSame, false);
+  EXPECT_EQ(xla.OH(), 112u);
+  EXPECT_EQ(xla.OW(), 112u);
+  EXPECT_EQ(xla.pad_top, 2u);
+  EXPECT_EQ(xla.pad_bottom, 3u);
+  EXPECT_EQ(xla.pad_left, 2u);
+  EXPECT_EQ(xla.pad_right, 3u);
+  EXPECT_FALSE(xla.bias);
+  const Conv2dShape sym = ops::conv2d_shape(1, 3, 224, 224, 64, 7, 2, Padding::Same, PadStyle::Symmetric);
+  EXPECT_EQ(sym.OH(), 112u);
+  // 3x3/s2 on 112: XLA (0, 1), symmetric (1, 1); 3x3/s1: (1, 1) both; 1x1/s2: no pad.
+  EXPECT_EQ(ops::conv_pads(112, 3, 2, Padding::Same, PadStyle::XlaSame), (ops::Pads{0, 1}));
+  EXPECT_EQ(ops::conv_pads(112, 3, 2, Padding::Same, PadStyle::Symmetric), (ops::Pads{1, 1}));
+  EXPECT_EQ(ops::conv_pads(28, 3, 1, Padding::Same, PadStyle::XlaSame), (ops::Pads{1, 1}));
+  EXPECT_EQ(ops::conv_pads(56, 1, 2, Padding::Same, PadStyle::XlaSame), (ops::Pads{0, 0}));
+  // Even kernels: XLA keeps n at stride 1 (extra cell high), symmetric (k-1)/2 = 0 loses one.
+  EXPECT_EQ(ops::conv_pads(10, 2, 1, Padding::Same, PadStyle::XlaSame), (ops::Pads{0, 1}));
+  EXPECT_EQ(ops::conv2d_shape(1, 1, 10, 10, 1, 2, 1, Padding::Same, PadStyle::Symmetric).OH(), 9u);
+  EXPECT_EQ(ops::conv_pads(10, 4, 1, Padding::Same, PadStyle::XlaSame), (ops::Pads{1, 2}));
+  EXPECT_EQ(ops::conv_pads(10, 5, 3, Padding::Valid, PadStyle::XlaSame), (ops::Pads{0, 0}));
+  EXPECT_EQ(ops::parse_padding("same"), Padding::Same);
+  EXPECT_EQ(ops::parse_padding("valid"), Padding::Valid);
+  EXPECT_THROW(ops::parse_padding("full"), std::invalid_argument);
+}
+
+TEST(ConvShapes, XlaSameOutputIsCeilAndValidIsFloor) {
+  for (size_t n = 1; n <= 40; ++n)
+    for (size_t k = 1; k <= 7; ++k)
+      for (size_t s = 1; s <= 4; ++s) {
+        const ops::Pads p = ops::conv_pads(n, k, s, Padding::Same, PadStyle::XlaSame);
+        EXPECT_TRUE(p.hi == p.lo || p.hi == p.lo + 1) << n << " " << k << " " << s;
+        const Conv2dShape c{1, 1, n, n, 1, k, k, s, p.lo, p.lo, p.hi, p.hi, true};
+        EXPECT_EQ(c.OH(), (n + s - 1) / s) << n << " " << k << " " << s;
+        if (n >= k) {
+          EXPECT_EQ(ops::conv2d_shape(1, 1, n, n, 1, k, s, Padding::Valid).OH(), (n - k) / s + 1);
+        }
+        const Conv2dShape sym = ops::conv2d_shape(1, 1, n + k, n + k, 1, k, s, Padding::Same, PadStyle::Symmetric);
+        EXPECT_EQ(sym.pad_top, (k - 1) / 2);
+        EXPECT_EQ(sym.pad_bottom, (k - 1) / 2);
+      }
+  // Max-pool uses the same helpers: the ResNet stem pool 3x3/s2 on 112 gives 56 in either style.
+  EXPECT_EQ(ops::maxpool_shape(1, 64, 112, 112, 3, 2, Padding::Same, PadStyle::Symmetric).OH(), 56u);
+  EXPECT_EQ(ops::maxpool_shape(1, 64, 112, 112, 3, 2, Padding::Same, PadStyle::XlaSame).OH(), 56u);
+}
+
+namespace {
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(ConvShapes, ImpossibleShapesAreClearErrors) {
+  // A 5x5 kernel on a 3x3 input with no padding.
+  const std::string big = error_of([] { Conv2dShape{1, 1, 3, 3, 1, 5, 5, 1, 0, 0, 0, 0, true}.validate(); });
+  EXPECT_NE(big.find("conv2d: kernel 5x5 is larger than the padded input 3x3"), std::string::npos) << big;
+  EXPECT_NE(big.find("H=3 W=3"), std::string::npos) << big;
+  EXPECT_EQ(big.find('\n'), std::string::npos) << "one line";
+  // Padding can make it fit.
+  EXPECT_NO_THROW((Conv2dShape{1, 1, 3, 3, 1, 5, 5, 1, 1, 1, 1, 1, true}.validate()));
+  // Valid padding of a too-large kernel through the helper.
+  EXPECT_NE(error_of([] { ops::conv2d_shape(1, 1, 4, 4, 1, 5, 1, Padding::Valid); }).find("larger than"),
+            std::string::npos);
+  // Zero sizes, named.
+  const std::string zero = error_of([] { Conv2dShape{1, 0, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, true}.validate(); });
+  EXPECT_NE(zero.find("conv2d: zero size in shape B=1 C=0"), std::string::npos) << zero;
+  EXPECT_FALSE(error_of([] { ops::conv2d_shape(1, 1, 8, 8, 1, 3, 0, Padding::Same); }).empty());
+  EXPECT_FALSE(error_of([] { ops::conv2d_shape(1, 1, 0, 8, 1, 3, 1, Padding::Same); }).empty());
+  EXPECT_FALSE(error_of([] { ops::conv2d_shape(0, 1, 8, 8, 1, 3, 1, Padding::Same); }).empty());
+  EXPECT_FALSE(error_of([] { ops::conv2d_shape(1, 1, 8, 8, 1, 0, 1, Padding::Valid); }).empty());
+  // The record and the templates validate too.
+  EXPECT_THROW(make_vjp("conv", ops::Conv2dOp{{1, 1, 2, 2, 1, 3, 3, 1, 0, 0, 0, 0, true}}), std::invalid_argument);
+  // Max-pool: a window entirely in the padding, a window larger than the padded input, zero sizes.
+  const std::string pad = error_of([] { MaxPoolShape{1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 0}.validate(); });
+  EXPECT_NE(pad.find("maxpool: a window lies entirely in the padding in shape"), std::string::npos) << pad;
+  EXPECT_NE(pad.find("pad=(t2,l0,b0,r0)"), std::string::npos) << pad;
+  EXPECT_FALSE(error_of([] { MaxPoolShape{1, 1, 4, 4, 2, 2, 1, 0, 0, 2, 0}.validate(); }).empty());  // bottom
+  EXPECT_FALSE(error_of([] { MaxPoolShape{1, 1, 2, 2, 3, 3, 1, 0, 0, 0, 0}.validate(); }).empty());
+  EXPECT_FALSE(error_of([] { MaxPoolShape{1, 1, 2, 2, 2, 2, 0, 0, 0, 0, 0}.validate(); }).empty());
+  EXPECT_THROW(make_vjp("pool", ops::MaxPoolOp{{1, 0, 4, 4, 2, 2, 2, 0, 0, 0, 0}}), std::invalid_argument);
+  // A pool index that is not an in-range window cell.
+  const MaxPoolShape s{1, 1, 4, 4, 2, 2, 2, 1, 1, 1, 1};
+  std::vector<uint32_t> idx(s.y_size(), 0u);  // index 0 = the top-left cell: padding for window (0, 0)
+  std::vector<double> dy(s.y_size(), 1.0), dx(s.x_size());
+  EXPECT_THROW(ops::maxpool_backward(s, idx.data(), dy.data(), dx.data()), std::out_of_range);
+  EXPECT_THROW(ops::maxpool_source(s, 4, 4), std::out_of_range);  // outside a 2x2 window
+  EXPECT_EQ(ops::maxpool_source(s, 4, 0), 5u);                     // window (1, 1) starts at input (1, 1)
+}

@@ -1,0 +1,334 @@
+// Differential tests of the fast float32 conv2d and max-pool kernels (src/veridl/kernels/{conv2d,
+// maxpool}) against the templated reference ops (src/veridl/ops/{conv2d,maxpool}.hpp): many shapes
+// (every stride / padding / kernel path, 1x1 and non-square kernels, shapes that exercise the GEMM's
+// depth blocking and the position chunking), and bit-identical results for one and two threads.
+//
+// Conv tolerance, as tests/test_kernels.cpp: max |kernel - ref| <= kRel sqrt(K) (1 + max |ref|), K the
+// length of the reduction, the reference run with T = double on the same float inputs. Max-pool has no
+// rounding: its kernels must equal the reference run with T = float bit for bit.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "veridl/calculus/decisions.hpp"
+#include "veridl/kernels/conv2d.hpp"
+#include "veridl/kernels/maxpool.hpp"
+#include "veridl/ops/conv2d.hpp"
+#include "veridl/ops/maxpool.hpp"
+
+namespace {
+
+using veridl::ops::Conv2dShape;
+using veridl::ops::MaxPoolShape;
+using veridl::ops::Padding;
+using veridl::ops::PadStyle;
+
+constexpr double kRel = 5e-7;
+
+std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// Integers in {-2..2}: many exact ties.
+std::vector<float> tie_floats(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> d(-2, 2);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(d(rng));
+  return v;
+}
+
+std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+::testing::AssertionResult close(const std::vector<float>& got, const std::vector<double>& ref, size_t K,
+                                 const std::string& what) {
+  if (got.size() != ref.size()) return ::testing::AssertionFailure() << what << ": size mismatch";
+  double maxref = 0.0, maxerr = 0.0;
+  size_t worst = 0;
+  for (size_t j = 0; j < ref.size(); ++j) {
+    maxref = std::max(maxref, std::fabs(ref[j]));
+    const double e = std::fabs(static_cast<double>(got[j]) - ref[j]);
+    if (!(e <= maxerr)) {  // also catches NaN
+      maxerr = e;
+      worst = j;
+      if (std::isnan(e)) break;
+    }
+  }
+  const double tol = kRel * std::sqrt(static_cast<double>(std::max<size_t>(K, 1))) * (1.0 + maxref);
+  if (maxerr <= tol) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << ": max error " << maxerr << " at " << worst << " (got "
+                                       << got[worst] << ", ref " << ref[worst] << ") exceeds tolerance " << tol;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+std::string tag(const Conv2dShape& s) {
+  std::string t = "B" + std::to_string(s.B) + "_C" + std::to_string(s.C) + "_H" + std::to_string(s.H) + "_W" +
+                  std::to_string(s.W) + "_O" + std::to_string(s.O) + "_k" + std::to_string(s.KH) + "x" +
+                  std::to_string(s.KW) + "_s" + std::to_string(s.stride) + "_p" + std::to_string(s.pad_top) +
+                  std::to_string(s.pad_left) + std::to_string(s.pad_bottom) + std::to_string(s.pad_right);
+  t += s.bias ? "_bias" : "_nobias";
+  return t;
+}
+
+// ---- conv2d ----------------------------------------------------------------------------------------
+
+std::vector<Conv2dShape> conv_cases() {
+  std::vector<Conv2dShape> cs;
+  // Every stride / explicit pad / kernel path at small sizes, cycling batch, channels, parity.
+  const size_t ext[] = {1, 2, 5, 6, 7, 8, 9};
+  const size_t chans[][2] = {{1, 1}, {3, 5}, {8, 16}, {2, 33}, {5, 2}};
+  size_t n = 0;
+  for (size_t stride = 1; stride <= 3; ++stride)
+    for (size_t k = 1; k <= 5; ++k)
+      for (size_t pad = 0; pad <= 2; ++pad) {
+        Conv2dShape s;
+        s.B = 1 + n % 3;
+        s.C = chans[n % 5][0];
+        s.O = chans[(n + 2) % 5][1];
+        s.H = std::max(ext[n % 7], k > 2 * pad ? k - 2 * pad : 1);
+        s.W = std::max(ext[(n + 3) % 7], k > 2 * pad ? k - 2 * pad : 1);
+        s.KH = s.KW = k;
+        s.stride = stride;
+        s.pad_top = s.pad_left = s.pad_bottom = s.pad_right = pad;
+        s.bias = n % 4 != 0;
+        cs.push_back(s);
+        ++n;
+      }
+  // SAME in both styles, odd and even extents.
+  for (PadStyle st : {PadStyle::Symmetric, PadStyle::XlaSame})
+    for (size_t stride = 1; stride <= 3; ++stride)
+      for (size_t k : {1, 2, 3, 4, 5, 7})
+        for (size_t h : {9, 12}) cs.push_back(veridl::ops::conv2d_shape(2, 3, h, h + 1, 4, k, stride, Padding::Same, st));
+  // Non-square kernels and asymmetric pads.
+  cs.push_back({2, 3, 7, 9, 5, 1, 3, 1, 0, 1, 0, 1, true});
+  cs.push_back({1, 4, 10, 6, 3, 3, 1, 2, 1, 0, 2, 0, false});
+  cs.push_back({3, 2, 8, 11, 7, 2, 5, 3, 0, 2, 1, 0, true});
+  cs.push_back({2, 5, 6, 6, 9, 4, 2, 1, 3, 1, 0, 0, true});
+  // Realistic layers: depth blocking (K > 256), position chunking (P > chunk), pointwise, stems.
+  cs.push_back(veridl::ops::conv2d_shape(4, 32, 14, 14, 64, 3, 1, Padding::Same));
+  cs.push_back(veridl::ops::conv2d_shape(2, 64, 9, 11, 40, 3, 1, Padding::Same, PadStyle::Symmetric, false));
+  cs.push_back(veridl::ops::conv2d_shape(2, 16, 28, 28, 24, 3, 2, Padding::Same, PadStyle::XlaSame, false));
+  cs.push_back(veridl::ops::conv2d_shape(3, 24, 17, 15, 48, 1, 1, Padding::Valid));          // pointwise
+  cs.push_back(veridl::ops::conv2d_shape(2, 24, 17, 15, 48, 1, 2, Padding::Valid, PadStyle::XlaSame, false));
+  cs.push_back(veridl::ops::conv2d_shape(2, 3, 38, 38, 16, 7, 2, Padding::Same, PadStyle::XlaSame, false));
+  cs.push_back(veridl::ops::conv2d_shape(1, 1, 28, 28, 8, 5, 1, Padding::Valid));
+  cs.push_back(veridl::ops::conv2d_shape(1, 300, 5, 5, 7, 1, 1, Padding::Valid));           // K = 300, 1x1
+  return cs;
+}
+
+std::string conv_name(const ::testing::TestParamInfo<Conv2dShape>& info) {
+  return std::to_string(info.index) + "_" + tag(info.param);
+}
+
+class Conv2dDiff : public ::testing::TestWithParam<Conv2dShape> {};
+
+TEST_P(Conv2dDiff, EveryKernelMatchesReference) {
+  const Conv2dShape s = GetParam();
+  const size_t P = s.OH() * s.OW();
+  const uint64_t seed = s.B * 1000003 + s.C * 10007 + s.H * 101 + s.W * 7 + s.KH + s.stride * 31 + s.pad_top;
+  const auto x = random_floats(s.x_size(), seed), W = random_floats(s.w_size(), seed + 1),
+             b = random_floats(s.O, seed + 2), dy = random_floats(s.y_size(), seed + 3);
+
+  std::vector<double> ry(s.y_size()), rdx(s.x_size()), rdW(s.w_size()), rdb(s.O);
+  {
+    const auto xd = to_double(x), Wd = to_double(W), bd = to_double(b), dyd = to_double(dy);
+    veridl::ops::conv2d_forward(s, xd.data(), Wd.data(), bd.data(), ry.data());
+    veridl::ops::conv2d_backward_input(s, Wd.data(), dyd.data(), rdx.data());
+    veridl::ops::conv2d_backward_weight(s, xd.data(), dyd.data(), rdW.data());
+    veridl::ops::conv2d_backward_bias(s, dyd.data(), rdb.data());
+  }
+  // Outputs start as NaN: a kernel that leaves an element unwritten fails.
+  const float nan = std::nanf("");
+  std::vector<float> y(s.y_size(), nan), dx(s.x_size(), nan), dW(s.w_size(), nan), db(s.O, nan);
+  veridl::kernels::conv2d_forward(s, x.data(), W.data(), s.bias ? b.data() : nullptr, y.data());
+  veridl::kernels::conv2d_backward_input(s, W.data(), dy.data(), dx.data());
+  veridl::kernels::conv2d_backward_weight(s, x.data(), dy.data(), dW.data());
+  veridl::kernels::conv2d_backward_bias(s, dy.data(), db.data());
+  EXPECT_TRUE(close(y, ry, s.C * s.KH * s.KW, "forward"));
+  EXPECT_TRUE(close(dx, rdx, s.O * s.KH * s.KW, "backward_input"));
+  EXPECT_TRUE(close(dW, rdW, s.B * P, "backward_weight"));
+  EXPECT_TRUE(close(db, rdb, s.B * P, "backward_bias"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, Conv2dDiff, ::testing::ValuesIn(conv_cases()), conv_name);
+
+// Cells in the padding contribute exactly nothing: a constant input gives, at a corner of a SAME conv
+// with an all-ones kernel, the number of in-range cells times the constant.
+TEST(KernelsConv2d, PaddingIsZero) {
+  const Conv2dShape s = veridl::ops::conv2d_shape(1, 1, 5, 5, 1, 3, 1, Padding::Same, PadStyle::Symmetric, false);
+  const std::vector<float> x(s.x_size(), 2.0f), W(s.w_size(), 1.0f);
+  std::vector<float> y(s.y_size());
+  veridl::kernels::conv2d_forward(s, x.data(), W.data(), nullptr, y.data());
+  EXPECT_EQ(y[0], 8.0f);       // corner: 4 cells
+  EXPECT_EQ(y[1], 12.0f);      // edge: 6 cells
+  EXPECT_EQ(y[2 * 5 + 2], 18.0f);  // interior: 9 cells
+}
+
+TEST(KernelsConv2d, RejectsImpossibleShapes) {
+  std::vector<float> buf(64, 0.0f);
+  Conv2dShape big{1, 1, 3, 3, 1, 5, 5, 1, 0, 0, 0, 0, false};
+  EXPECT_THROW(veridl::kernels::conv2d_forward(big, buf.data(), buf.data(), nullptr, buf.data()),
+               std::invalid_argument);
+  Conv2dShape zero{1, 0, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, false};
+  EXPECT_THROW(veridl::kernels::conv2d_backward_input(zero, buf.data(), buf.data(), buf.data()),
+               std::invalid_argument);
+  EXPECT_THROW(veridl::kernels::conv2d_backward_weight(zero, buf.data(), buf.data(), buf.data()),
+               std::invalid_argument);
+  EXPECT_THROW(veridl::kernels::conv2d_backward_bias(zero, buf.data(), buf.data()), std::invalid_argument);
+}
+
+// ---- max-pool --------------------------------------------------------------------------------------
+
+std::vector<MaxPoolShape> pool_cases() {
+  std::vector<MaxPoolShape> cs;
+  size_t n = 0;
+  for (size_t k = 1; k <= 4; ++k)
+    for (size_t stride = 1; stride <= 3; ++stride)
+      for (size_t pad = 0; pad < std::min<size_t>(k, 2); ++pad) {
+        MaxPoolShape s{1 + n % 3, 1 + n % 4, 5 + n % 4, 4 + n % 5, k, k, stride, pad, pad, pad, pad};
+        while ((s.OH() - 1) * s.stride >= s.H + s.pad_top) ++s.H;
+        while ((s.OW() - 1) * s.stride >= s.W + s.pad_left) ++s.W;
+        cs.push_back(s);
+        ++n;
+      }
+  for (PadStyle st : {PadStyle::Symmetric, PadStyle::XlaSame}) {
+    cs.push_back(veridl::ops::maxpool_shape(2, 8, 112, 112, 3, 2, Padding::Same, st));  // ResNet stem pool
+    cs.push_back(veridl::ops::maxpool_shape(3, 5, 13, 10, 2, 2, Padding::Same, st));
+    cs.push_back(veridl::ops::maxpool_shape(2, 4, 9, 9, 3, 1, Padding::Same, st));
+  }
+  cs.push_back({2, 3, 7, 8, 2, 3, 1, 1, 0, 0, 2});
+  cs.push_back({1, 2, 9, 6, 3, 2, 2, 0, 1, 1, 0});
+  cs.push_back(veridl::ops::maxpool_shape(4, 16, 28, 28, 2, 2, Padding::Valid));
+  return cs;
+}
+
+std::string pool_name(const ::testing::TestParamInfo<MaxPoolShape>& info) {
+  const auto& s = info.param;
+  return std::to_string(info.index) + "_B" + std::to_string(s.B) + "_C" + std::to_string(s.C) + "_H" +
+         std::to_string(s.H) + "_W" + std::to_string(s.W) + "_k" + std::to_string(s.KH) + "x" + std::to_string(s.KW) +
+         "_s" + std::to_string(s.stride) + "_p" + std::to_string(s.pad_top) + std::to_string(s.pad_left) +
+         std::to_string(s.pad_bottom) + std::to_string(s.pad_right);
+}
+
+class MaxPoolDiff : public ::testing::TestWithParam<MaxPoolShape> {};
+
+TEST_P(MaxPoolDiff, BitIdenticalToFloatReference) {
+  const MaxPoolShape s = GetParam();
+  for (bool ties : {false, true}) {
+    const uint64_t seed = s.B * 7919 + s.C * 131 + s.H * 17 + s.W + s.KH * 3 + s.stride;
+    const auto x = ties ? tie_floats(s.x_size(), seed) : random_floats(s.x_size(), seed);
+    const auto dy = random_floats(s.y_size(), seed + 1);
+    std::vector<float> ry(s.y_size()), rdx(s.x_size());
+    std::vector<uint32_t> ridx(s.y_size());
+    veridl::Decisions D;  // live: decide by value
+    veridl::ops::maxpool_forward(s, x.data(), ry.data(), ridx.data(), D);
+    veridl::ops::maxpool_backward(s, ridx.data(), dy.data(), rdx.data());
+
+    std::vector<float> y(s.y_size(), std::nanf("")), dx(s.x_size(), std::nanf(""));
+    std::vector<uint32_t> idx(s.y_size(), 12345u);
+    veridl::kernels::maxpool_forward(s, x.data(), y.data(), idx.data());
+    veridl::kernels::maxpool_backward(s, idx.data(), dy.data(), dx.data());
+    EXPECT_TRUE(same_bits(y, ry)) << (ties ? "ties" : "normal") << " forward";
+    EXPECT_EQ(idx, ridx) << (ties ? "ties" : "normal") << " indices";
+    EXPECT_TRUE(same_bits(dx, rdx)) << (ties ? "ties" : "normal") << " backward";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, MaxPoolDiff, ::testing::ValuesIn(pool_cases()), pool_name);
+
+TEST(KernelsMaxPool, TiesGoToTheFirstMaximumAndPaddingNeverWins) {
+  // One 3x3 window (pad 1 on a 2x2 input): in-range cells are (1,1) (1,2) (2,1) (2,2) of the window.
+  const MaxPoolShape s{1, 1, 2, 2, 3, 3, 1, 1, 1, 0, 0};
+  ASSERT_EQ(s.OH(), 1u);
+  ASSERT_EQ(s.OW(), 1u);
+  const std::vector<float> x{-3.0f, -1.0f, -1.0f, -2.0f};  // all negative: a zero pad would win
+  std::vector<float> y(1), dx(4);
+  std::vector<uint32_t> idx(1);
+  veridl::kernels::maxpool_forward(s, x.data(), y.data(), idx.data());
+  EXPECT_EQ(y[0], -1.0f);
+  EXPECT_EQ(idx[0], 1u * 3 + 2);  // the first -1 in row-major order: input (0, 1) = window (1, 2)
+  const std::vector<float> dy{5.0f};
+  veridl::kernels::maxpool_backward(s, idx.data(), dy.data(), dx.data());
+  EXPECT_EQ(dx, (std::vector<float>{0.0f, 5.0f, 0.0f, 0.0f}));
+}
+
+TEST(KernelsMaxPool, RejectsIndicesOutsideTheWindowOrInThePadding) {
+  const MaxPoolShape s{1, 1, 4, 4, 2, 2, 2, 1, 1, 1, 1};  // 3x3 outputs; window (0,0) has one in-range cell
+  const auto x = random_floats(s.x_size(), 3);
+  std::vector<float> y(s.y_size()), dy(s.y_size(), 1.0f), dx(s.x_size());
+  std::vector<uint32_t> idx(s.y_size());
+  veridl::kernels::maxpool_forward(s, x.data(), y.data(), idx.data());
+  EXPECT_EQ(idx[0], 3u);
+  EXPECT_NO_THROW(veridl::kernels::maxpool_backward(s, idx.data(), dy.data(), dx.data()));
+  idx[0] = 0;  // window (0,0)'s top-left cell is padding
+  EXPECT_THROW(veridl::kernels::maxpool_backward(s, idx.data(), dy.data(), dx.data()), std::out_of_range);
+  idx[0] = 4;  // outside a 2x2 window
+  EXPECT_THROW(veridl::kernels::maxpool_backward(s, idx.data(), dy.data(), dx.data()), std::out_of_range);
+}
+
+// ---- determinism across thread counts ------------------------------------------------------------
+
+struct ConvRun {
+  std::vector<float> y, dx, dW, db, py, pdx;
+  std::vector<uint32_t> pidx;
+};
+
+ConvRun run_all(int threads, const Conv2dShape& s, const MaxPoolShape& ps, const std::vector<float>& x,
+                const std::vector<float>& W, const std::vector<float>& b, const std::vector<float>& dy,
+                const std::vector<float>& px, const std::vector<float>& pdy) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  ConvRun r{std::vector<float>(s.y_size()), std::vector<float>(s.x_size()), std::vector<float>(s.w_size()),
+            std::vector<float>(s.O), std::vector<float>(ps.y_size()), std::vector<float>(ps.x_size()),
+            std::vector<uint32_t>(ps.y_size())};
+  veridl::kernels::conv2d_forward(s, x.data(), W.data(), b.data(), r.y.data());
+  veridl::kernels::conv2d_backward_input(s, W.data(), dy.data(), r.dx.data());
+  veridl::kernels::conv2d_backward_weight(s, x.data(), dy.data(), r.dW.data());
+  veridl::kernels::conv2d_backward_bias(s, dy.data(), r.db.data());
+  veridl::kernels::maxpool_forward(ps, px.data(), r.py.data(), r.pidx.data());
+  veridl::kernels::maxpool_backward(ps, r.pidx.data(), pdy.data(), r.pdx.data());
+  omp_set_num_threads(saved);
+  return r;
+}
+
+TEST(KernelsConvDeterminism, BitIdenticalForOneAndTwoThreads) {
+  // Shapes above the fork thresholds, batch 1 (where dx splits channel groups) and larger batches.
+  const std::vector<Conv2dShape> shapes{
+      veridl::ops::conv2d_shape(8, 32, 14, 14, 64, 3, 1, Padding::Same),
+      veridl::ops::conv2d_shape(1, 32, 28, 28, 32, 3, 1, Padding::Same),
+      veridl::ops::conv2d_shape(3, 16, 29, 27, 24, 3, 2, Padding::Same, PadStyle::XlaSame, false),
+      veridl::ops::conv2d_shape(5, 64, 14, 14, 32, 1, 1, Padding::Valid),
+      veridl::ops::conv2d_shape(2, 3, 64, 64, 16, 7, 2, Padding::Same, PadStyle::Symmetric)};
+  for (const auto& s : shapes) {
+    const MaxPoolShape ps = veridl::ops::maxpool_shape(s.B, s.O, s.OH(), s.OW(), 3, 2, Padding::Same);
+    const auto x = random_floats(s.x_size(), 1), W = random_floats(s.w_size(), 2), b = random_floats(s.O, 3),
+               dy = random_floats(s.y_size(), 4), px = tie_floats(ps.x_size(), 5), pdy = random_floats(ps.y_size(), 6);
+    const ConvRun one = run_all(1, s, ps, x, W, b, dy, px, pdy);
+    const ConvRun two = run_all(2, s, ps, x, W, b, dy, px, pdy);
+    const std::string at = tag(s);
+    EXPECT_TRUE(same_bits(one.y, two.y)) << "forward " << at;
+    EXPECT_TRUE(same_bits(one.dx, two.dx)) << "backward_input " << at;
+    EXPECT_TRUE(same_bits(one.dW, two.dW)) << "backward_weight " << at;
+    EXPECT_TRUE(same_bits(one.db, two.db)) << "backward_bias " << at;
+    EXPECT_TRUE(same_bits(one.py, two.py)) << "maxpool forward " << at;
+    EXPECT_EQ(one.pidx, two.pidx) << "maxpool indices " << at;
+    EXPECT_TRUE(same_bits(one.pdx, two.pdx)) << "maxpool backward " << at;
+  }
+}
+
+}  // namespace
