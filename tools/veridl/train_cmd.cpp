@@ -28,6 +28,7 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
   --epochs N  --batch N  --lr X  --label-smoothing X
   --optimizer sgd|adam|adamw  --momentum X  --weight-decay X  --clip-norm X
   --cosine / --no-cosine  --warmup-epochs X   (per-step linear warmup, then cosine)
+  --crop-pad N  --flip   seeded augmentation: random crop with N zero padding, horizontal flip
   --preset NAME        s4tf (SGD lr 0.1 momentum 0.9, batch 128, 12 epochs) or full (AdamW 1e-3,
                        wd 1e-4, cosine, warmup 1, label smoothing 0.1, batch 128, 15 epochs);
                        applied over the spec's recipe, under the other flags
@@ -108,8 +109,8 @@ int cmd_train(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--spec", "--data", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed", "--threads",
           "--eval-every", "--checkpoint-every", "--out", "--summary-json", "--resume", "--optimizer", "--weight-decay",
-          "--warmup-epochs", "--clip-norm", "--preset"},
-         {"--no-progress", "--cosine", "--no-cosine"});
+          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad"},
+         {"--no-progress", "--cosine", "--no-cosine", "--flip"});
   net::NetSpec spec;
   train::TrainConfig cfg;
   std::optional<train::ResumeState> resume;
@@ -117,7 +118,7 @@ int cmd_train(int argc, char** argv) {
   if (auto rpath = a.get("--resume")) {
     for (const char* f : {"--spec", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed",
                           "--eval-every", "--checkpoint-every", "--optimizer", "--weight-decay", "--warmup-epochs",
-                          "--clip-norm", "--preset", "--cosine", "--no-cosine"})
+                          "--clip-norm", "--preset", "--cosine", "--no-cosine", "--crop-pad", "--flip"})
       if (a.has(f)) throw Error(std::string(f) + " cannot be changed when resuming: the run continues with the recipe saved in " + *rpath);
     train::Resumable r = train::load_resume_state(*rpath);
     if (r.complete)
@@ -151,6 +152,8 @@ int cmd_train(int argc, char** argv) {
     o.cosine = a.has("--cosine") ? true : a.has("--no-cosine") ? false : r.cosine;
     if (o.kind != "sgd" && o.kind != "adam" && o.kind != "adamw")
       throw Error("--optimizer: '" + o.kind + "' is not supported (supported: sgd, adam, adamw)");
+    cfg.augment.pad = static_cast<size_t>(a.integer("--crop-pad", static_cast<long long>(r.augment_crop_pad), 0, 64));
+    cfg.augment.flip = a.has("--flip") || r.augment_flip;
     cfg.label_smoothing = a.real("--label-smoothing", r.label_smoothing);
     if (!(cfg.label_smoothing >= 0 && cfg.label_smoothing < 1))
       throw Error(fmt::format("--label-smoothing must be in [0, 1), got {}", cfg.label_smoothing));
@@ -252,7 +255,10 @@ int cmd_info(int argc, char** argv) {
                shapes[i].W);
   for (const auto& t : plan.params) {
     std::string shp;
-    for (auto d : t.shape) shp += (shp.empty() ? "" : "x") + std::to_string(d);
+    for (auto d : t.shape) {
+      if (!shp.empty()) shp += 'x';
+      shp += std::to_string(d);
+    }
     fmt::print("  param {:<18} [{}] {}\n", t.name, shp, t.size);
   }
   return 0;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <vector>
 
 #include "veridl/kernels/dense.hpp"  // kParallelMinWork
 
@@ -75,6 +76,11 @@ void maxpool_forward(const ops::MaxPoolShape& s, const float* x, float* y, uint3
 void maxpool_backward(const ops::MaxPoolShape& s, const uint32_t* idx, const float* dy, float* dx) {
   s.validate();
   const size_t OH = s.OH(), OW = s.OW(), H = s.H, W = s.W, KK = s.KH * s.KW;
+  std::vector<size_t> kh_of(KK), kw_of(KK);  // no integer division per output
+  for (size_t k = 0; k < KK; ++k) {
+    kh_of[k] = k / s.KW;
+    kw_of[k] = k % s.KW;
+  }
   std::atomic<bool> bad{false};
   for_planes(s.B * s.C, 8 * (s.x_size() + s.y_size()), [&](size_t lo, size_t hi) {
     for (size_t bc = lo; bc < hi; ++bc) {
@@ -85,9 +91,13 @@ void maxpool_backward(const ops::MaxPoolShape& s, const uint32_t* idx, const flo
       for (size_t i = 0; i < OH; ++i)
         for (size_t j = 0; j < OW; ++j) {
           const uint32_t k = ip[i * OW + j];
+          if (k >= KK) {
+            bad.store(true, std::memory_order_relaxed);
+            continue;
+          }
           // Unsigned wrap-around turns "in the padding above / left" into "too large".
-          const size_t h = i * s.stride + k / s.KW - s.pad_top, w = j * s.stride + k % s.KW - s.pad_left;
-          if (k >= KK || h >= H || w >= W) {
+          const size_t h = i * s.stride + kh_of[k] - s.pad_top, w = j * s.stride + kw_of[k] - s.pad_left;
+          if (h >= H || w >= W) {
             bad.store(true, std::memory_order_relaxed);
             continue;
           }

@@ -88,7 +88,8 @@ json NetSpec::to_json() const {
                    {"batch", recipe->batch},               {"epochs", recipe->epochs},
                    {"momentum", recipe->momentum},         {"labelSmoothing", recipe->label_smoothing},
                    {"weightDecay", recipe->weight_decay},  {"cosine", recipe->cosine},
-                   {"warmupEpochs", recipe->warmup_epochs}, {"clipNorm", recipe->clip_norm}};
+                   {"warmupEpochs", recipe->warmup_epochs}, {"clipNorm", recipe->clip_norm},
+                   {"augmentCropPad", recipe->augment_crop_pad}, {"augmentFlip", recipe->augment_flip}};
   }
   return j;
 }
@@ -295,7 +296,7 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
     const json& jr = j["recipe"];
     if (!jr.is_object()) fail(source, "field 'recipe' must be a JSON object");
     only_fields(jr, {"optimizer", "lr", "batch", "epochs", "momentum", "labelSmoothing", "weightDecay", "cosine",
-                     "warmupEpochs", "clipNorm"},
+                     "warmupEpochs", "clipNorm", "augmentCropPad", "augmentFlip"},
                 source, "recipe: ");
     Recipe r;
     r.optimizer = get_string(jr, "optimizer", source, "recipe: ", false, r.optimizer);
@@ -307,6 +308,16 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
     r.weight_decay = get_real(jr, "weightDecay", source, "recipe: ", r.weight_decay);
     r.warmup_epochs = get_real(jr, "warmupEpochs", source, "recipe: ", r.warmup_epochs);
     r.clip_norm = get_real(jr, "clipNorm", source, "recipe: ", r.clip_norm);
+    if (jr.contains("augmentCropPad")) {
+      const json& v = jr["augmentCropPad"];
+      if (!v.is_number_integer() || v.get<long long>() < 0 || v.get<long long>() > 64)
+        fail(source, "recipe: field 'augmentCropPad' must be an integer in [0, 64], got " + v.dump());
+      r.augment_crop_pad = v.get<size_t>();
+    }
+    if (jr.contains("augmentFlip")) {
+      if (!jr["augmentFlip"].is_boolean()) fail(source, "recipe: field 'augmentFlip' must be true or false, got " + jr["augmentFlip"].dump());
+      r.augment_flip = jr["augmentFlip"].get<bool>();
+    }
     if (jr.contains("cosine")) {
       if (!jr["cosine"].is_boolean()) fail(source, "recipe: field 'cosine' must be true or false, got " + jr["cosine"].dump());
       r.cosine = jr["cosine"].get<bool>();

@@ -47,6 +47,8 @@ struct Recipe {
   bool cosine = false;
   double warmup_epochs = 0.0;
   double clip_norm = 0.0;
+  size_t augment_crop_pad = 0;  // random crop with this zero padding (0: none)
+  bool augment_flip = false;    // random horizontal flip
 };
 
 struct NetSpec {

@@ -168,7 +168,8 @@ nlohmann::json config_json(const TrainConfig& c) {
           {"warmupEpochs", o.warmup_epochs}, {"clipNorm", o.clip_norm},
           {"batch", c.batch},             {"epochs", c.epochs},
           {"labelSmoothing", c.label_smoothing}, {"seed", c.seed},
-          {"evalEvery", c.eval_every},    {"checkpointEvery", c.checkpoint_every}};
+          {"evalEvery", c.eval_every},    {"checkpointEvery", c.checkpoint_every},
+          {"augmentCropPad", c.augment.pad}, {"augmentFlip", c.augment.flip}};
 }
 
 void progress_line(size_t epoch, size_t epochs, size_t bi, size_t bpe, double elapsed, double rate, double eta) {
@@ -240,6 +241,8 @@ Resumable load_resume_state(const std::string& path) {
     r.cfg.seed = c.at("seed").get<uint64_t>();
     r.cfg.eval_every = c.at("evalEvery").get<size_t>();
     r.cfg.checkpoint_every = c.at("checkpointEvery").get<size_t>();
+    r.cfg.augment.pad = c.at("augmentCropPad").get<size_t>();
+    r.cfg.augment.flip = c.at("augmentFlip").get<bool>();
   } catch (const std::exception& e) {
     throw Error(path + ": metadata 'config' is not a VeriDL training config: " + std::string(e.what()));
   }
@@ -312,6 +315,8 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
              cfg.label_smoothing > 0 ? fmt::format(", label_smooth={}", cfg.label_smoothing) : "",
              oc.weight_decay > 0 ? fmt::format(", wd={}", oc.weight_decay) : "",
              oc.clip_norm > 0 ? fmt::format(", clip={}", oc.clip_norm) : "");
+  if (cfg.augment.enabled())
+    fmt::print(log, "  augmentation: random crop pad {}, horizontal flip {}\n", cfg.augment.pad, cfg.augment.flip ? "on" : "off");
   if (resume) fmt::print(log, "resuming at epoch {} batch {} (step {})\n", st.epoch + 1, st.batch, st.step);
   std::fflush(log);
 
@@ -320,6 +325,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   for (size_t i = 0; i < tr.n; ++i) order[i] = static_cast<uint32_t>(i);
   for (size_t e = 0; e < st.epoch; ++e) shuffle_indices(order, e + cfg.seed);
   std::vector<int32_t> labels(cfg.batch);
+  std::vector<float> aug_scratch(cfg.augment.enabled() ? D : 0);
   const bool show_progress = cfg.progress && isatty(fileno(stderr));
   double lr = oc.lr;
   auto run_start = Clock::now();
@@ -356,6 +362,8 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
         std::copy_n(tr.images.data() + static_cast<size_t>(src) * D, D, xin + b * D);
         labels[b] = tr.labels[src];
       }
+      if (cfg.augment.enabled())
+        data::augment_batch(xin, cfg.batch, tr.C, tr.H, tr.W, cfg.augment, epoch * 10000 + bi, aug_scratch.data());
       ++st.step;
       lr = lr_at(oc, st.step, bpe, cfg.epochs);
       float loss = ts.step(xin, labels.data(), static_cast<float>(lr), st.step);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "veridl/data/augment.hpp"
 #include "veridl/data/dataset.hpp"
 #include "veridl/net/executor.hpp"
 #include "veridl/net/netspec.hpp"
@@ -30,6 +31,7 @@ struct TrainConfig {
   size_t batch = 128;
   OptimConfig optim;      // optimizer, base lr, schedule, weight decay, clipping
   double label_smoothing = 0.0;
+  data::AugmentConfig augment;  // seeded per batch with epoch * 10000 + batch (as the original)
   uint64_t seed = 42;     // He init uses seed, seed+1, ... per layer; the shuffle of epoch e uses e + seed
   int threads = 0;        // 0 = OpenMP default (all cores)
   size_t eval_every = 10;
