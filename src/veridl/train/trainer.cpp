@@ -368,7 +368,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       lr = lr_at(oc, st.step, bpe, cfg.epochs);
       float loss = ts.step(xin, labels.data(), static_cast<float>(lr), st.step);
       if (!std::isfinite(loss))
-        throw Error(fmt::format("loss is {} at step {} (epoch {}, batch {}): training stopped{}", loss, st.step,
+        throw Error(fmt::format("loss is {} at step {} (epoch {}, batch {}): training stopped{}", std::fabs(loss), st.step,
                                 epoch + 1, bi,
                                 cfg.out.empty() ? "" : "; the last good checkpoint (if any) at '" + cfg.out + "' is kept"));
       epoch_loss += loss;
