@@ -9,32 +9,15 @@
 #include <cstring>
 #include <vector>
 
-#include "veridl/kernels/dense.hpp"  // kParallelMinWork
 
 #ifdef __AVX2__
 #include <immintrin.h>
 #endif
 
+#include "veridl/kernels/parallel.hpp"
+
 namespace veridl::kernels {
 namespace {
-
-// Runs body(lo, hi) over the items [0, n), split into contiguous chunks, one per thread, or all on the
-// calling thread when the work (multiply-adds) is too small to pay for a fork. Which thread runs an
-// item never changes what the item computes.
-template <class F>
-void for_items(size_t n, size_t work, F&& body) {
-  const int nt = work >= kParallelMinWork ? omp_get_max_threads() : 1;
-  if (nt <= 1 || n <= 1) {
-    body(size_t(0), n);
-    return;
-  }
-#pragma omp parallel num_threads(nt)
-  {
-    const size_t t = static_cast<size_t>(omp_get_thread_num());
-    const size_t T = static_cast<size_t>(omp_get_num_threads());
-    body(n * t / T, n * (t + 1) / T);
-  }
-}
 
 // Per-thread scratch buffers (slot 0: col / dcol, slot 1: dy^T); they grow, never shrink.
 float* scratch(int slot, size_t n) {
@@ -273,7 +256,7 @@ void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, c
   const Geometry g(s);
   const bool pw = g.pointwise(s);
   const size_t pc = g.chunk(), nch = (g.P + pc - 1) / pc;
-  for_items(s.B * nch, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+  for_chunks(s.B * nch, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
     for (size_t u = lo; u < hi; ++u) {
       const size_t bi = u / nch, p0 = (u % nch) * pc, p1 = std::min(g.P, p0 + pc), np = p1 - p0;
       const float* xb = x + bi * g.C * g.H * g.W;
@@ -296,7 +279,7 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
   const size_t KK = s.KH * s.KW;
   if (g.pointwise(s)) {  // dx = W^T dy per image, split over (image, position chunk)
     const size_t pc = g.chunk(), nch = (g.P + pc - 1) / pc;
-    for_items(s.B * nch, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+    for_chunks(s.B * nch, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
       for (size_t u = lo; u < hi; ++u) {
         const size_t bi = u / nch, p0 = (u % nch) * pc, np = std::min(g.P, p0 + pc) - p0;
         gemm(Gemm{s.C, np, s.O, W, 1, g.K, dy + bi * s.O * g.P + p0, g.P, dx + bi * s.C * g.P + p0, g.P, nullptr,
@@ -310,7 +293,7 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
   // order), so it may depend on the shape freely.
   const size_t groups = s.B >= 4 ? 1 : std::min<size_t>(s.C, 4);
   const size_t pc = g.chunk(), nch = (g.P + pc - 1) / pc;
-  for_items(s.B * groups, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+  for_chunks(s.B * groups, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
     for (size_t u = lo; u < hi; ++u) {
       const size_t bi = u / groups, gi = u % groups;
       const size_t c0 = s.C * gi / groups, c1 = s.C * (gi + 1) / groups;
@@ -336,7 +319,7 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
   // Chunks of units: a count fixed by the shape (at most 8, and at most ~64 MiB of partials).
   const size_t nparts = std::max<size_t>(1, std::min({units, size_t(8), (size_t(16) << 20) / std::max<size_t>(KO, 1)}));
   std::vector<float> parts(nparts * KO);  // partial dW^T [K, O] per chunk
-  for_items(nparts, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+  for_chunks(nparts, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
     for (size_t t = lo; t < hi; ++t) {
       float* part = parts.data() + t * KO;
       std::fill(part, part + KO, 0.0f);
@@ -361,7 +344,7 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
     }
   });
   // dW[o, k] = sum_t part_t[k, o], the partials added in chunk order.
-  for_items(s.O, KO * nparts * 4, [&](size_t lo, size_t hi) {
+  for_chunks(s.O, KO * nparts * 4, [&](size_t lo, size_t hi) {
     for (size_t o = lo; o < hi; ++o)
       for (size_t k = 0; k < g.K; ++k) {
         float acc = parts[k * s.O + o];
@@ -374,7 +357,7 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
 void conv2d_backward_bias(const ops::Conv2dShape& s, const float* dy, float* db) {
   s.validate();
   const size_t P = s.OH() * s.OW();
-  for_items(s.O, 16 * s.B * s.O * P, [&](size_t lo, size_t hi) {
+  for_chunks(s.O, 16 * s.B * s.O * P, [&](size_t lo, size_t hi) {
     for (size_t o = lo; o < hi; ++o) {
       float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
       for (size_t bi = 0; bi < s.B; ++bi) {

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 
+#include "veridl/kernels/parallel.hpp"
 #include "veridl/ops/dense.hpp"
 
 namespace veridl::kernels {
@@ -28,8 +29,6 @@ void dense_backward_input(const ops::DenseShape& s, const float* W, const float*
 void dense_backward_weight(const ops::DenseShape& s, const float* x, const float* dy, float* dW);
 void dense_backward_bias(const ops::DenseShape& s, const float* dy, float* db);
 
-// Multiply-adds below which a kernel does not fork an OpenMP team.
-inline constexpr size_t kParallelMinWork = size_t(1) << 16;
 
 namespace detail {
 

@@ -8,26 +8,11 @@
 #include <cstddef>
 #include <vector>
 
-#include "veridl/kernels/dense.hpp"  // kParallelMinWork
+
+#include "veridl/kernels/parallel.hpp"
 
 namespace veridl::kernels {
 namespace {
-
-// Planes [0, n) in contiguous chunks, one per thread, when the work (cells visited) is large enough.
-template <class F>
-void for_planes(size_t n, size_t work, F&& body) {
-  const int nt = work >= kParallelMinWork ? omp_get_max_threads() : 1;
-  if (nt <= 1 || n <= 1) {
-    body(size_t(0), n);
-    return;
-  }
-#pragma omp parallel num_threads(nt)
-  {
-    const size_t t = static_cast<size_t>(omp_get_thread_num());
-    const size_t T = static_cast<size_t>(omp_get_num_threads());
-    body(n * t / T, n * (t + 1) / T);
-  }
-}
 
 // The in-range kernel offsets [lo, hi) of output position i along one dimension.
 inline void window(size_t i, size_t stride, size_t pad, size_t k, size_t n, size_t& lo, size_t& hi) {
@@ -41,7 +26,7 @@ inline void window(size_t i, size_t stride, size_t pad, size_t k, size_t n, size
 void maxpool_forward(const ops::MaxPoolShape& s, const float* x, float* y, uint32_t* idx) {
   s.validate();
   const size_t OH = s.OH(), OW = s.OW(), H = s.H, W = s.W, KW = s.KW;
-  for_planes(s.B * s.C, s.B * s.C * OH * OW * s.KH * s.KW, [&](size_t lo, size_t hi) {
+  for_chunks(s.B * s.C, s.B * s.C * OH * OW * s.KH * s.KW, [&](size_t lo, size_t hi) {
     for (size_t bc = lo; bc < hi; ++bc) {
       const float* plane = x + bc * H * W;
       float* yp = y + bc * OH * OW;
@@ -82,7 +67,7 @@ void maxpool_backward(const ops::MaxPoolShape& s, const uint32_t* idx, const flo
     kw_of[k] = k % s.KW;
   }
   std::atomic<bool> bad{false};
-  for_planes(s.B * s.C, 8 * (s.x_size() + s.y_size()), [&](size_t lo, size_t hi) {
+  for_chunks(s.B * s.C, 8 * (s.x_size() + s.y_size()), [&](size_t lo, size_t hi) {
     for (size_t bc = lo; bc < hi; ++bc) {
       float* plane = dx + bc * H * W;
       std::fill(plane, plane + H * W, 0.0f);

@@ -25,21 +25,25 @@ struct SoftmaxShape {
   size_t B = 1, K = 2;
 };
 
+// One row: m = z[argmax] (from the tape), p = exp(z - m) / S. Returns S; m through `m`.
+template <class T>
+T softmax_row(size_t K, const T* zr, T* pr, T& m, Decisions& D) {
+  const uint32_t am = D.argmax(static_cast<uint32_t>(K), [&](uint32_t k) { return zr[k]; });
+  m = zr[am];
+  T S = T(0);
+  for (size_t k = 0; k < K; ++k) {
+    pr[k] = aexp(zr[k] - m);
+    S += pr[k];
+  }
+  const T inv = T(1) / S;
+  for (size_t k = 0; k < K; ++k) pr[k] *= inv;
+  return S;
+}
+
 template <class T>
 void softmax_forward(const SoftmaxShape& s, const T* z, T* p, Decisions& D) {
-  for (size_t b = 0; b < s.B; ++b) {
-    const T* zr = z + b * s.K;
-    T* pr = p + b * s.K;
-    uint32_t am = D.argmax(static_cast<uint32_t>(s.K), [&](uint32_t k) { return zr[k]; });
-    T m = zr[am];
-    T S = T(0);
-    for (size_t k = 0; k < s.K; ++k) {
-      pr[k] = aexp(zr[k] - m);
-      S += pr[k];
-    }
-    T inv = T(1) / S;
-    for (size_t k = 0; k < s.K; ++k) pr[k] *= inv;
-  }
+  T m;
+  for (size_t b = 0; b < s.B; ++b) softmax_row(s.K, z + b * s.K, p + b * s.K, m, D);
 }
 
 template <class T>
@@ -79,19 +83,10 @@ T softmax_ce_forward(const SoftmaxShape& s, double eps, const int32_t* labels, c
   T total = T(0);
   for (size_t b = 0; b < s.B; ++b) {
     const T* zr = z + b * s.K;
-    T* pr = p + b * s.K;
-    uint32_t am = D.argmax(static_cast<uint32_t>(s.K), [&](uint32_t k) { return zr[k]; });
-    T m = zr[am];
-    T S = T(0);
-    for (size_t k = 0; k < s.K; ++k) {
-      pr[k] = aexp(zr[k] - m);
-      S += pr[k];
-    }
-    T logS = alog(S);
-    T inv = T(1) / S;
+    T m;
+    const T logS = alog(softmax_row(s.K, zr, p + b * s.K, m, D));
     T row = T(0);
     for (size_t k = 0; k < s.K; ++k) {
-      pr[k] *= inv;
       T tk = static_cast<size_t>(labels[b]) == k ? t.on : t.off;
       row += tk * ((zr[k] - m) - logS);
     }
