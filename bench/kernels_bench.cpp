@@ -5,7 +5,8 @@
 //                 target_link_libraries(bench_kernels PRIVATE veridl_core)
 // Build (by hand): g++ -std=c++20 -O3 -march=native -fopenmp -Isrc bench/kernels_bench.cpp
 //                      src/veridl/kernels/dense.cpp src/veridl/kernels/softmax.cpp -o bench_kernels  (one line)
-// Run:            OMP_NUM_THREADS=2 ./bench_kernels [--quick]
+// Run:            OMP_NUM_THREADS=2 ./bench_kernels [--quick] [--step-only]
+//                 (2-thread figures need both cores idle: a busy core stalls every OpenMP join)
 //
 // Every figure is the median over many timed samples of the time per call (a sample times enough
 // back-to-back calls to last ~50 us, for timer resolution). GFLOP/s counts 2 B I O flops for the dense
@@ -35,8 +36,12 @@ bool g_quick = false;
 // A value the optimiser must assume is read.
 volatile float g_sink;
 
+struct Timing {
+  double median = 0.0, min = 0.0;  // seconds per call
+};
+
 template <class F>
-double median_seconds_per_call(F&& f) {
+Timing measure(F&& f) {
   f();  // warm up (first-touch, scratch allocation, thread team start)
   const auto t0 = Clock::now();
   f();
@@ -50,8 +55,8 @@ double median_seconds_per_call(F&& f) {
     for (int r = 0; r < inner; ++r) f();
     s = std::chrono::duration<double>(Clock::now() - a).count() / inner;
   }
-  std::nth_element(t.begin(), t.begin() + samples / 2, t.end());
-  return t[static_cast<size_t>(samples / 2)];
+  std::sort(t.begin(), t.end());
+  return {t[static_cast<size_t>(samples / 2)], t.front()};
 }
 
 std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
@@ -62,12 +67,13 @@ std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.0f, floa
   return v;
 }
 
-void row(const char* name, double flops, double t_fast, double t_ref) {
-  if (t_ref > 0)
-    std::printf("  %-24s fast %10.2f us %8.2f GFLOP/s | ref %10.2f us %7.2f GFLOP/s | speedup %7.1fx\n", name,
-                t_fast * 1e6, flops / t_fast * 1e-9, t_ref * 1e6, flops / t_ref * 1e-9, t_ref / t_fast);
-  else
-    std::printf("  %-24s fast %10.2f us %8.2f GFLOP/s\n", name, t_fast * 1e6, flops / t_fast * 1e-9);
+void row(const char* name, double flops, Timing fast, Timing ref = {}) {
+  std::printf("  %-26s fast %9.2f us (min %8.2f) %7.2f GFLOP/s", name, fast.median * 1e6, fast.min * 1e6,
+              flops / fast.median * 1e-9);
+  if (ref.median > 0)
+    std::printf(" | ref %10.2f us %6.2f GFLOP/s | speedup %6.1fx", ref.median * 1e6, flops / ref.median * 1e-9,
+                ref.median / fast.median);
+  std::printf("\n");
 }
 
 void bench_dense(size_t B, size_t I, size_t O) {
@@ -87,10 +93,14 @@ void bench_dense(size_t B, size_t I, size_t O) {
   auto bw_ref = [&] { ops::dense_backward_weight(s, x.data(), dy.data(), dW.data()); g_sink = dW[0]; };
   auto bb = [&] { kernels::dense_backward_bias(s, dy.data(), db.data()); g_sink = db[0]; };
   auto bb_ref = [&] { ops::dense_backward_bias(s, dy.data(), db.data()); g_sink = db[0]; };
-  row("dense_forward", mm, median_seconds_per_call(fwd), median_seconds_per_call(fwd_ref));
-  row("dense_backward_input", mm, median_seconds_per_call(bin), median_seconds_per_call(bin_ref));
-  row("dense_backward_weight", mm, median_seconds_per_call(bw), median_seconds_per_call(bw_ref));
-  row("dense_backward_bias", static_cast<double>(B * O), median_seconds_per_call(bb), median_seconds_per_call(bb_ref));
+  Timing t1 = measure(fwd), r1 = measure(fwd_ref);
+  row("dense_forward", mm, t1, r1);
+  Timing t2 = measure(bin), r2 = measure(bin_ref);
+  row("dense_backward_input", mm, t2, r2);
+  Timing t3 = measure(bw), r3 = measure(bw_ref);
+  row("dense_backward_weight", mm, t3, r3);
+  Timing t4 = measure(bb), r4 = measure(bb_ref);
+  row("dense_backward_bias", static_cast<double>(B * O), t4, r4);
 
   // The two loop nests of each product, forced (Auto picks one of them by shape).
   using kernels::detail::Variant;
@@ -98,18 +108,18 @@ void bench_dense(size_t B, size_t I, size_t O) {
     const char* tag = v == Variant::WideO ? "wideO" : "narrowO";
     std::string n1 = std::string("  forward/") + tag, n2 = std::string("  backward_input/") + tag,
                 n3 = std::string("  backward_weight/") + tag;
-    row(n1.c_str(), mm, median_seconds_per_call([&] {
+    row(n1.c_str(), mm, measure([&] {
           kernels::detail::dense_forward(s, x.data(), W.data(), b.data(), y.data(), v);
           g_sink = y[0];
-        }), 0);
-    row(n2.c_str(), mm, median_seconds_per_call([&] {
+        }));
+    row(n2.c_str(), mm, measure([&] {
           kernels::detail::dense_backward_input(s, W.data(), dy.data(), dx.data(), v);
           g_sink = dx[0];
-        }), 0);
-    row(n3.c_str(), mm, median_seconds_per_call([&] {
+        }));
+    row(n3.c_str(), mm, measure([&] {
           kernels::detail::dense_backward_weight(s, x.data(), dy.data(), dW.data(), v);
           g_sink = dW[0];
-        }), 0);
+        }));
   }
 }
 
@@ -130,8 +140,10 @@ void bench_softmax(size_t B, size_t K) {
   auto g_ref = [&] { ops::softmax_ce_backward(s, 0.1, labels.data(), p.data(), 1.0f, dz.data()); g_sink = dz[0]; };
   const double n = static_cast<double>(B * K);
   std::printf("  (GFLOP/s column: G elements/s)\n");
-  row("softmax_ce_forward", n, median_seconds_per_call(f), median_seconds_per_call(f_ref));
-  row("softmax_ce_backward", n, median_seconds_per_call(g), median_seconds_per_call(g_ref));
+  const Timing t1 = measure(f), r1 = measure(f_ref);
+  row("softmax_ce_forward", n, t1, r1);
+  const Timing t2 = measure(g), r2 = measure(g_ref);
+  row("softmax_ce_backward", n, t2, r2);
 }
 
 // One SGD step of the MNIST linear classifier: y = xW + b, loss, dz, dW, db, W -= lr dW, b -= lr db.
@@ -173,31 +185,35 @@ void bench_train_step() {
     omp_set_num_threads(threads);
     char name[64];
     std::snprintf(name, sizeof name, "train_step threads=%d", threads);
-    row(name, flops, median_seconds_per_call(step), median_seconds_per_call(step_ref));
+    const Timing t = measure(step), r = measure(step_ref);
+    row(name, flops, t, r);
   }
   std::printf("  (parts, threads=2:)\n");
   omp_set_num_threads(2);
-  row("  dense_forward", 2.0 * B * I * O, median_seconds_per_call([&] {
+  row("  dense_forward", 2.0 * B * I * O, measure([&] {
         kernels::dense_forward(s, x.data(), W.data(), b.data(), y.data());
-      }), 0);
-  row("  softmax_ce fwd+bwd", static_cast<double>(B * O), median_seconds_per_call([&] {
+      }));
+  row("  softmax_ce fwd+bwd", static_cast<double>(B * O), measure([&] {
         g_sink = kernels::softmax_ce_forward(ss, 0.1f, labels.data(), y.data(), p.data());
         kernels::softmax_ce_backward(ss, 0.1f, labels.data(), p.data(), 1.0f, dz.data());
-      }), 0);
-  row("  dense_backward_weight", 2.0 * B * I * O, median_seconds_per_call([&] {
+      }));
+  row("  dense_backward_weight", 2.0 * B * I * O, measure([&] {
         kernels::dense_backward_weight(s, x.data(), dz.data(), dW.data());
-      }), 0);
-  row("  dense_backward_bias", static_cast<double>(B * O), median_seconds_per_call([&] {
+      }));
+  row("  dense_backward_bias", static_cast<double>(B * O), measure([&] {
         kernels::dense_backward_bias(s, dz.data(), db.data());
-      }), 0);
-  row("  sgd update", 2.0 * (I * O + O), median_seconds_per_call(sgd), 0);
+      }));
+  row("  sgd update", 2.0 * (I * O + O), measure(sgd));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int a = 1; a < argc; ++a)
+  bool step_only = false;
+  for (int a = 1; a < argc; ++a) {
     if (std::strcmp(argv[a], "--quick") == 0) g_quick = true;
+    if (std::strcmp(argv[a], "--step-only") == 0) step_only = true;
+  }
   std::printf("veridl kernels bench: OpenMP max threads %d%s\n", omp_get_max_threads(),
 #ifdef __AVX2__
               ", AVX2+FMA build"
@@ -205,8 +221,10 @@ int main(int argc, char** argv) {
               ", portable build"
 #endif
   );
+  const int threads = omp_get_max_threads();
   bench_train_step();
-  omp_set_num_threads(omp_get_num_procs());
+  if (step_only) return 0;
+  omp_set_num_threads(threads);
   bench_dense(128, 784, 10);
   bench_dense(128, 784, 512);
   bench_dense(128, 512, 512);

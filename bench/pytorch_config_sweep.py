@@ -20,13 +20,14 @@ libjemalloc2 and libtcmalloc-minimal4.
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import benchutil  # noqa: E402
+
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 ALLOCATORS = {
     "glibc": None,
@@ -35,33 +36,6 @@ ALLOCATORS = {
 }
 SCRUB_PREFIXES = ("OPENBLAS", "GOTO", "OMP_", "KMP_", "MKL_")
 SCRUB_NAMES = ("LD_PRELOAD", "LD_LIBRARY_PATH", "MALLOC_CONF")
-
-
-def _busy_seconds():
-    """Busy CPU seconds of the whole machine so far (all cores, from /proc/stat)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + (v[4] if len(v) > 4 else 0)
-    return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _children_cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def wait_quiet(max_cores, window=2.0, max_wait=900.0):
-    """Wait until other processes use less than max_cores CPU over `window` seconds.
-
-    Returns the seconds waited (or -1 if max_wait ran out)."""
-    t0 = time.time()
-    while True:
-        b0 = _busy_seconds()
-        time.sleep(window)
-        if (_busy_seconds() - b0) / window < max_cores:
-            return time.time() - t0
-        if time.time() - t0 > max_wait:
-            return -1.0
 
 
 def base_env():
@@ -109,17 +83,30 @@ def main():
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--set", choices=("full", "core", "knobs"), default="full")
     ap.add_argument("--only", nargs="*", default=None, help="substrings; keep configs matching all")
+    ap.add_argument("--names", nargs="*", default=None, help="keep only these exact config names")
     ap.add_argument("--out", default=None, help="append JSON lines here")
     ap.add_argument("--quiet-cores", type=float, default=0.15,
-                    help="before each run wait until the rest of the machine uses less than this "
-                         "many cores; runs during which foreign load exceeded it are repeated")
+                    help="before each run wait (up to --max-wait s) until the machine uses less "
+                         "than this many cores")
+    ap.add_argument("--max-wait", type=float, default=60.0)
+    ap.add_argument("--accept-foreign", type=float, default=0.15,
+                    help="repeat a run if other processes used more than this many cores during it")
     ap.add_argument("--retries", type=int, default=3)
+    ap.add_argument("--boost", type=int, default=0,
+                    help="raise the runs' CPU priority by N nice levels (root; see benchutil)")
     ap.add_argument("--timeout", type=float, default=180.0)
     args = ap.parse_args()
 
+    if args.boost:
+        print(f"priority boost: {benchutil.boost_priority(args.boost)}", file=sys.stderr)
     cfgs = make_configs(args.set)
     if args.only:
         cfgs = [c for c in cfgs if all(s in c["name"] for s in args.only)]
+    if args.names:
+        unknown = set(args.names) - {c["name"] for c in cfgs}
+        if unknown:
+            sys.exit(f"unknown config names: {sorted(unknown)}")
+        cfgs = [c for c in cfgs if c["name"] in args.names]
     results = {c["name"]: [] for c in cfgs}
     failures = {}
     out = open(args.out, "a") if args.out else None
@@ -130,16 +117,10 @@ def main():
             cmd = ["/usr/bin/python3", os.path.join(HERE, "pytorch_linear.py"), "--data", args.data,
                    "--epochs", str(args.epochs), "--seed", str(1 + p), "--threads", str(c["threads"])]
             for attempt in range(args.retries + 1):
-                waited = wait_quiet(args.quiet_cores)
-                b0, c0, t0 = _busy_seconds(), _children_cpu(), time.time()
-                try:
-                    r = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                                       timeout=args.timeout)
-                except subprocess.TimeoutExpired:
-                    r = None
-                wall = time.time() - t0
-                foreign = max(0.0, (_busy_seconds() - b0) - (_children_cpu() - c0)) / wall
-                if foreign <= args.quiet_cores or attempt == args.retries:
+                waited = benchutil.wait_quiet(args.quiet_cores, max_wait=args.max_wait)
+                r, st = benchutil.run_measured(cmd, env=env, timeout=args.timeout)
+                wall, foreign = st["wall"], st["foreign_cores"]
+                if foreign <= args.accept_foreign or attempt == args.retries:
                     break
                 print(f"[pass {p}] {c['name']}: foreign load {foreign:.2f} cores, repeating",
                       file=sys.stderr, flush=True)
@@ -151,7 +132,8 @@ def main():
                 continue
             res = json.loads(r.stdout.strip().splitlines()[-1])
             res["config"] = c
-            res["foreign_cores"] = foreign
+            res.update(st)
+            res["nice"] = os.nice(0)
             res["waited_for_quiet"] = waited
             results[c["name"]].append(res)
             if out:
@@ -161,6 +143,7 @@ def main():
             print(f"[pass {p}] {c['name']:<34} {steady:.4f} s/epoch  acc {res['test_accuracy']:.2f}  "
                   f"core={res['blas'].get('core')} par={res['blas'].get('parallel')} "
                   f"nt={res['blas'].get('num_threads')} alloc={res['allocator']} foreign={foreign:.2f} "
+                  f"preempt={st['preemptions']} cpu={st['child_cpu']:.1f}s "
                   f"wall={wall:.1f}s", file=sys.stderr, flush=True)
 
     rows = []
@@ -171,19 +154,20 @@ def main():
         mean_epoch = [r["train_seconds"] / len(r["epoch_seconds"]) for r in runs]
         rows.append((statistics.median(steady), min(steady), statistics.median(mean_epoch),
                      name, runs[0], [r["test_accuracy"] for r in runs],
-                     max(r["foreign_cores"] for r in runs)))
+                     max(r["foreign_cores"] for r in runs),
+                     max(r["preemptions"] for r in runs)))
     rows.sort()
     print(f"| configuration | median s/epoch (epochs 2..{args.epochs}) | best run | "
           f"train_seconds/{args.epochs} (median) | runs | BLAS core / threading / threads | allocator | "
-          f"test acc (seeds 1..) | max foreign load (cores) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for med, best, mean_e, name, r0, accs, fl in rows:
+          f"test acc (seeds 1..) | max foreign load (cores) | max preemptions |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for med, best, mean_e, name, r0, accs, fl, pre in rows:
         b = r0["blas"]
         print(f"| {name} | {med:.4f} | {best:.4f} | {mean_e:.4f} | {len(accs)} | "
               f"{b.get('core')} / {b.get('parallel')} / {b.get('num_threads')} | {r0['allocator']} | "
-              f"{', '.join(f'{a:.2f}' for a in accs)} | {fl:.2f} |")
+              f"{', '.join(f'{a:.2f}' for a in accs)} | {fl:.2f} | {pre} |")
     for name, msg in failures.items():
-        print(f"| {name} | FAILED: {msg[:120]} | | | | | | | |")
+        print(f"| {name} | FAILED: {msg[:120]} | | | | | | | | |")
 
 
 if __name__ == "__main__":

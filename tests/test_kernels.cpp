@@ -60,6 +60,30 @@ std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), 
                                        << got[worst] << ", ref " << ref[worst] << ") exceeds tolerance " << tol;
 }
 
+// An output buffer with guard zones on both sides, initialised to NaN (an element the kernel does not
+// write fails the comparison) and a sentinel (a write outside [0, n) is caught).
+class Guarded {
+ public:
+  explicit Guarded(size_t n) : n_(n), buf_(n + 2 * kPad, kSentinel) {
+    std::fill(buf_.begin() + kPad, buf_.begin() + static_cast<ptrdiff_t>(kPad + n), std::nanf(""));
+  }
+  float* data() { return buf_.data() + kPad; }
+  std::vector<float> values() const {
+    return {buf_.begin() + kPad, buf_.begin() + static_cast<ptrdiff_t>(kPad + n_)};
+  }
+  bool guards_intact() const {
+    for (size_t j = 0; j < kPad; ++j)
+      if (buf_[j] != kSentinel || buf_[kPad + n_ + j] != kSentinel) return false;
+    return true;
+  }
+
+ private:
+  static constexpr size_t kPad = 24;
+  static constexpr float kSentinel = 1234.5f;
+  size_t n_;
+  std::vector<float> buf_;
+};
+
 // ---- dense ---------------------------------------------------------------------------------------
 
 struct DenseCase {
@@ -98,28 +122,29 @@ TEST_P(DenseDiff, EveryKernelAndVariantMatchesReference) {
     veridl::ops::dense_backward_bias(s, dyd.data(), rdb.data());
   }
 
-  // Outputs start as NaN: a kernel that leaves an element unwritten fails.
-  const float nan = std::nanf("");
   for (Variant v : {Variant::Auto, Variant::WideO, Variant::NarrowO}) {
     const std::string tag = v == Variant::Auto ? "auto" : v == Variant::WideO ? "wideO" : "narrowO";
-    std::vector<float> y(B * O, nan), dx(B * I, nan), dW(I * O, nan);
+    Guarded y(B * O), dx(B * I), dW(I * O);
     veridl::kernels::detail::dense_forward(s, x.data(), W.data(), b.data(), y.data(), v);
     veridl::kernels::detail::dense_backward_input(s, W.data(), dy.data(), dx.data(), v);
     veridl::kernels::detail::dense_backward_weight(s, x.data(), dy.data(), dW.data(), v);
-    EXPECT_TRUE(close(y, ry, I, "forward/" + tag));
-    EXPECT_TRUE(close(dx, rdx, O, "backward_input/" + tag));
-    EXPECT_TRUE(close(dW, rdW, B, "backward_weight/" + tag));
+    EXPECT_TRUE(close(y.values(), ry, I, "forward/" + tag));
+    EXPECT_TRUE(close(dx.values(), rdx, O, "backward_input/" + tag));
+    EXPECT_TRUE(close(dW.values(), rdW, B, "backward_weight/" + tag));
+    EXPECT_TRUE(y.guards_intact() && dx.guards_intact() && dW.guards_intact()) << "write out of bounds, " << tag;
   }
   {  // the public entry points (Auto)
-    std::vector<float> y(B * O, nan), dx(B * I, nan), dW(I * O, nan), db(O, nan);
+    Guarded y(B * O), dx(B * I), dW(I * O), db(O);
     veridl::kernels::dense_forward(s, x.data(), W.data(), b.data(), y.data());
     veridl::kernels::dense_backward_input(s, W.data(), dy.data(), dx.data());
     veridl::kernels::dense_backward_weight(s, x.data(), dy.data(), dW.data());
     veridl::kernels::dense_backward_bias(s, dy.data(), db.data());
-    EXPECT_TRUE(close(y, ry, I, "dense_forward"));
-    EXPECT_TRUE(close(dx, rdx, O, "dense_backward_input"));
-    EXPECT_TRUE(close(dW, rdW, B, "dense_backward_weight"));
-    EXPECT_TRUE(close(db, rdb, B, "dense_backward_bias"));
+    EXPECT_TRUE(close(y.values(), ry, I, "dense_forward"));
+    EXPECT_TRUE(close(dx.values(), rdx, O, "dense_backward_input"));
+    EXPECT_TRUE(close(dW.values(), rdW, B, "dense_backward_weight"));
+    EXPECT_TRUE(close(db.values(), rdb, B, "dense_backward_bias"));
+    EXPECT_TRUE(y.guards_intact() && dx.guards_intact() && dW.guards_intact() && db.guards_intact())
+        << "write out of bounds";
   }
 }
 
@@ -191,9 +216,11 @@ TEST_P(SoftmaxCEDiff, ForwardAndBackwardMatchReference) {
   const double rloss = veridl::ops::softmax_ce_forward(s, eps, labels.data(), zd.data(), rp.data(), D);
   veridl::ops::softmax_ce_backward(s, eps, labels.data(), rp.data(), static_cast<double>(dL), rdz.data());
 
-  std::vector<float> p(B * K, std::nanf("")), dz(B * K, std::nanf(""));
-  const float loss = veridl::kernels::softmax_ce_forward(s, static_cast<float>(eps), labels.data(), z.data(), p.data());
-  veridl::kernels::softmax_ce_backward(s, static_cast<float>(eps), labels.data(), p.data(), dL, dz.data());
+  Guarded pg(B * K), dzg(B * K);
+  const float loss = veridl::kernels::softmax_ce_forward(s, static_cast<float>(eps), labels.data(), z.data(), pg.data());
+  veridl::kernels::softmax_ce_backward(s, static_cast<float>(eps), labels.data(), pg.data(), dL, dzg.data());
+  EXPECT_TRUE(pg.guards_intact() && dzg.guards_intact()) << "write out of bounds";
+  const std::vector<float> p = pg.values(), dz = dzg.values();
 
   // The loss is a mean of per-row values of size up to ~2 scale computed in float.
   EXPECT_NEAR(loss, rloss, 1e-6 * (1.0 + std::fabs(rloss)) * (1.0 + scale)) << "loss";
