@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake libgtest-dev libgmock-dev libfmt-dev nlohmann-json3-dev zlib1g-dev python3)
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(python3-torch python3-numpy dataset-fashion-mnist libjemalloc2)
+  pkgs+=(python3-torch python3-numpy dataset-fashion-mnist libjemalloc2 libopenblas0-openmp)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
