@@ -17,6 +17,7 @@
 #include <set>
 
 #include "veridl/util/error.hpp"
+#include "veridl/util/file.hpp"
 
 namespace veridl::train {
 namespace {
@@ -27,10 +28,6 @@ static_assert(sizeof(float) == 4 && std::numeric_limits<float>::is_iec559, "F32 
 using ojson = nlohmann::ordered_json;
 
 constexpr uint64_t kMaxHeader = 100'000'000;  // the limit of the reference implementation
-
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
 
 // File-derived text made safe for a one-line message: control and non-ASCII bytes become '?', long text is cut.
 std::string clean(const std::string& s, size_t max_len = 120) {
@@ -66,28 +63,8 @@ bool byte_size(const std::vector<int64_t>& shape, uint64_t& bytes) {
 }
 
 std::vector<char> read_all(const std::string& path) {
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  if (!f) throw Error(fmt::format("cannot read checkpoint '{}': {}", path, std::strerror(errno)));
-  struct stat st {};
-  if (::fstat(::fileno(f.get()), &st) != 0)
-    throw Error(fmt::format("cannot read checkpoint '{}': {}", path, std::strerror(errno)));
-  if (S_ISDIR(st.st_mode)) throw Error(fmt::format("cannot read checkpoint '{}': it is a directory", path));
-  std::vector<char> bytes;
-  if (S_ISREG(st.st_mode)) bytes.reserve(static_cast<size_t>(st.st_size));
-  constexpr size_t kChunk = size_t{1} << 20;
-  size_t got = 0;
-  for (;;) {
-    bytes.resize(got + kChunk);
-    size_t k = std::fread(bytes.data() + got, 1, kChunk, f.get());
-    got += k;
-    if (k < kChunk) {
-      if (std::ferror(f.get()))
-        throw Error(fmt::format("cannot read checkpoint '{}': {}", path, std::strerror(errno)));
-      break;
-    }
-  }
-  bytes.resize(got);
-  return bytes;
+  const std::vector<uint8_t> b = read_whole_file(path, "checkpoint");
+  return std::vector<char>(b.begin(), b.end());
 }
 
 struct Entry {

@@ -1,0 +1,12 @@
+#pragma once
+// Whole-file reading shared by every loader: one line errors "cannot read <what> '<path>': <reason>"
+// (missing file, a directory, a read error).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace veridl {
+
+std::vector<uint8_t> read_whole_file(const std::string& path, const std::string& what);
+
+}  // namespace veridl
