@@ -61,6 +61,11 @@ def make_configs(which):
                             env["LD_PRELOAD"] = ALLOCATORS[alloc]
                         name = f"{blas} torch{tt}" + (f" blas{bt}" if bt else "") + f" {alloc}"
                         cfgs.append({"name": name, "env": env, "threads": tt})
+    if which in ("full", "core", "wrapper"):
+        # exactly what bench/mnist_linear_vs_pytorch.py runs
+        for tt in (1, 2):
+            cfgs.append({"name": f"pytorch_env.sh torch{tt}", "env": {}, "threads": tt,
+                         "wrapper": True})
     if which == "knobs":
         # The OPENBLAS_* variables the issue says may be set in the environment.
         for tt in (1, 2):
@@ -81,7 +86,7 @@ def main():
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--passes", type=int, default=3)
-    ap.add_argument("--set", choices=("full", "core", "knobs"), default="full")
+    ap.add_argument("--set", choices=("full", "core", "knobs", "wrapper"), default="full")
     ap.add_argument("--only", nargs="*", default=None, help="substrings; keep configs matching all")
     ap.add_argument("--names", nargs="*", default=None, help="keep only these exact config names")
     ap.add_argument("--out", default=None, help="append JSON lines here")
@@ -114,7 +119,9 @@ def main():
         for c in cfgs:
             env = base_env()
             env.update(c["env"])
-            cmd = ["/usr/bin/python3", os.path.join(HERE, "pytorch_linear.py"), "--data", args.data,
+            launcher = (["bash", os.path.join(HERE, "pytorch_env.sh")] if c.get("wrapper")
+                        else ["/usr/bin/python3"])
+            cmd = launcher + [os.path.join(HERE, "pytorch_linear.py"), "--data", args.data,
                    "--epochs", str(args.epochs), "--seed", str(1 + p), "--threads", str(c["threads"])]
             for attempt in range(args.retries + 1):
                 waited = benchutil.wait_quiet(args.quiet_cores, max_wait=args.max_wait)
