@@ -49,13 +49,18 @@ REQUIRED_KEYS = ("train_seconds", "images_per_second", "epoch_seconds", "test_ac
                  "test_correct", "test_total", "final_loss")
 
 
+def die(msg):
+    print(msg, file=sys.stderr)
+    sys.exit(2)
+
+
 def resolve_data(arg):
     d = DATASETS.get(arg, arg)
     if not os.path.isabs(d):
         d = os.path.join(REPO, d) if not os.path.isdir(d) else os.path.abspath(d)
     missing = [f for f in IDX_FILES if not os.path.isfile(os.path.join(d, f))]
     if missing:
-        sys.exit(f"error: data directory {d} lacks {', '.join(missing)} "
+        die(f"error: data directory {d} lacks {', '.join(missing)} "
                  f"(known names: {', '.join(DATASETS)})")
     return d
 
@@ -139,15 +144,15 @@ def main():
     data = resolve_data(args.data)
     if not args.skip_veridl:
         if not os.path.isfile(args.veridl):
-            sys.exit(f"error: veridl binary not found at {args.veridl}\n"
+            die(f"error: veridl binary not found at {args.veridl}\n"
                      f"       build it first (cmake -S . -B build && cmake --build build) "
                      f"or pass --veridl PATH; --skip-veridl runs only PyTorch")
         if not os.access(args.veridl, os.X_OK):
-            sys.exit(f"error: {args.veridl} is not executable")
+            die(f"error: {args.veridl} is not executable")
         if not os.path.isfile(args.spec):
-            sys.exit(f"error: model spec {args.spec} not found")
+            die(f"error: model spec {args.spec} not found")
     if not os.path.exists("/usr/bin/python3"):
-        sys.exit("error: /usr/bin/python3 (Debian python3 + python3-torch) is required")
+        die("error: /usr/bin/python3 (Debian python3 + python3-torch) is required")
 
     frameworks = ["pytorch"] + ([] if args.skip_veridl else ["veridl"])
     runners = {"pytorch": run_pytorch, "veridl": run_veridl}
