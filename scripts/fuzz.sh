@@ -30,10 +30,15 @@ done
 declare -A max_len=([netspec]=8192 [idx]=8192 [cifar]=16384 [checkpoint]=8192)
 
 start=$SECONDS
+build_rc=0
 cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER="$CXX_COMPILER" -DVERIDL_FUZZ=ON -DVERIDL_TESTS=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
-cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]/#/fuzz_}"
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null || build_rc=$?
+((build_rc)) || cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]/#/fuzz_}" || build_rc=$?
 build_time=$((SECONDS - start))
+if ((build_rc)); then
+  echo "FUZZ FAILED: configuring or building the harnesses failed (exit $build_rc) after ${build_time}s"
+  exit 1
+fi
 
 # Sanitizer reports abort the process so libFuzzer records the input; leaks are checked per input and at exit.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}

@@ -49,6 +49,7 @@ TEST(NetSpec, ClearOneLineErrors) {
     std::string json, expect;
   } cases[] = {
       {R"({"name": "x", "layers": [)", "test.json: malformed JSON"},
+      {R"({"name": 1e400, "layers": []})", "test.json: malformed JSON"},  // out-of-range number (found by fuzzing)
       {R"({"name": "x", "layers": [{"type": "conv9"}]})", "test.json: layer 0: unknown layer type 'conv9'"},
       {R"({"name": "x", "layers": [{"type": "dense", "fanIn": 784, "fanOut": 10, "bias": true}]})",
        "test.json: layer 0: unknown field 'bias'"},

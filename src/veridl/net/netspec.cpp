@@ -233,7 +233,7 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors, and numbers out of range (e.g. 1e400)
     // nlohmann's message already says "at line L, column C".
     std::string what = e.what();
     auto p = what.find("parse error");

@@ -131,7 +131,7 @@ void register_conv_contracts(Registry& r) {
     std::vector<ContractCase> cases;
     for (const auto& [label, s] : conv_sweep_shapes()) {
       if (bias_only && !s.bias) continue;
-      cases.push_back({label, [s](const std::string& v) { return make_conv2d_variant(s, v); }, Sample::Normal, false});
+      cases.push_back({label, [s = s](const std::string& v) { return make_conv2d_variant(s, v); }, Sample::Normal, false});
     }
     // One trial at a real network shape: a stride-1 SAME 3x3 conv of a small CNN, and a strided convBn
     // (no bias) with XLA SAME pads.
@@ -170,7 +170,7 @@ void register_conv_contracts(Registry& r) {
 
   std::vector<ContractCase> pool;
   for (const auto& [label, s, sample] : maxpool_sweep_shapes())
-    pool.push_back({label, [s](const std::string& v) { return make_maxpool_variant(s, v); }, sample, false});
+    pool.push_back({label, [s = s](const std::string& v) { return make_maxpool_variant(s, v); }, sample, false});
   for (auto [C, H, k, stride, what] :
        {std::tuple<size_t, size_t, size_t, size_t, const char*>{64, 56, 3, 2, "resnet stem pool 3x3/s2 SAME"},
         {32, 28, 2, 2, "cnn pool 2x2/s2"}}) {
