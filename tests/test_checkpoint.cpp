@@ -352,6 +352,20 @@ TEST_F(CheckpointLoad, InvalidJson) {
                        {p, "invalid JSON header: NUL byte at header offset 2"}));
 }
 
+// Found by fuzzing: a header nested a million levels deep overflowed the stack. It is refused before parsing.
+TEST_F(CheckpointLoad, DeeplyNestedHeader) {
+  const size_t depth = 1'000'000;
+  std::string deep = "{\"w\": {\"dtype\": \"F32\", \"shape\": " + std::string(depth, '[') + std::string(depth, ']') +
+                     ", \"data_offsets\": [0, 0]}}";
+  EXPECT_TRUE(mentions(load_error(raw_file(deep, "")), {path("bad.safetensors"), "nested deeper than 64 levels"}));
+  // 64 levels is the limit, not less: brackets inside strings do not count.
+  std::string names = "{\"[[[[{{{{\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [0, 0]}}";
+  EXPECT_NO_THROW(load_safetensors([&] {
+    write_bytes(dir_ / "ok.safetensors", raw_file(names, ""));
+    return path("ok.safetensors");
+  }()));
+}
+
 TEST_F(CheckpointLoad, MissingFields) {
   std::string p = path("bad.safetensors");
   std::string buf(8, '\0');

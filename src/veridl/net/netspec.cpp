@@ -3,11 +3,14 @@
 #include <fmt/core.h>
 
 #include <fstream>
+#include <initializer_list>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "veridl/ops/conv2d.hpp"
 #include "veridl/util/error.hpp"
+#include "veridl/util/json_depth.hpp"
 
 namespace veridl::net {
 
@@ -96,6 +99,9 @@ json NetSpec::to_json() const {
 
 namespace {
 
+constexpr size_t kMaxSizeField = size_t{1} << 24;    // any one size field (channels, k, fanIn, batch, ...)
+constexpr size_t kMaxActivation = size_t{1} << 28;   // features per example of any activation, and the input
+
 [[noreturn]] void fail(const std::string& source, const std::string& msg) { throw Error(source + ": " + msg); }
 
 void only_fields(const json& j, const std::set<std::string>& allowed, const std::string& source, const std::string& where) {
@@ -116,7 +122,18 @@ size_t get_size(const json& j, const char* key, const std::string& source, const
   const json& v = j.at(key);
   if (!v.is_number_integer() || v.get<long long>() <= 0)
     fail(source, fmt::format("{}field '{}' must be a positive integer, got {}", where, key, v.dump()));
+  // No size in a NetSpec comes near this; the cap keeps every product of a few sizes far from 64 bits.
+  if (v.get<unsigned long long>() > kMaxSizeField)
+    fail(source, fmt::format("{}field '{}' is {}, more than the limit of {}", where, key, v.dump(), kMaxSizeField));
   return v.get<size_t>();
+}
+
+// a * b * ..., or nullopt when the product does not fit in 64 bits.
+std::optional<size_t> checked_product(std::initializer_list<size_t> factors) {
+  size_t p = 1;
+  for (size_t f : factors)
+    if (__builtin_mul_overflow(p, f, &p)) return std::nullopt;
+  return p;
 }
 
 double get_real(const json& j, const char* key, const std::string& source, const std::string& where, double dflt) {
@@ -174,7 +191,8 @@ std::vector<LayerShape> infer_shapes(const NetSpec& s, const std::string& source
           fail(source, where + "ic, oc, k and stride must be positive");
         if (l.fan_in != cur.C)
           fail(source, where + fmt::format("ic is {} but the incoming activation has {} channels ({} image)", l.fan_in, cur.C, img));
-        if (l.fan_out * l.fan_in * l.k * l.k > (size_t{1} << 31)) fail(source, where + "the kernel is absurdly large");
+        if (auto n = checked_product({l.fan_out, l.fan_in, l.k, l.k}); !n || *n > (size_t{1} << 31))
+          fail(source, where + fmt::format("the {}x{}x{}x{} kernel is absurdly large", l.fan_out, l.fan_in, l.k, l.k));
         const ops::Padding pad = l.same ? ops::Padding::Same : ops::Padding::Valid;
         const ops::Pads ph = ops::conv_pads(cur.H, l.k, l.stride, pad, style), pw = ops::conv_pads(cur.W, l.k, l.stride, pad, style);
         const size_t oh = ops::detail::out_extent(cur.H, ph.lo, ph.hi, l.k, l.stride);
@@ -197,6 +215,9 @@ std::vector<LayerShape> infer_shapes(const NetSpec& s, const std::string& source
         break;
       }
     }
+    if (auto n = checked_product({cur.C, cur.H, cur.W}); !n || *n > kMaxActivation)
+      fail(source, where + fmt::format("its {}x{}x{} output is absurdly large (more than {} features per example)",
+                                       cur.C, cur.H, cur.W, kMaxActivation));
     out.push_back(cur);
   }
   return out;
@@ -207,7 +228,9 @@ void validate(const NetSpec& s, const std::string& source) {
   if (s.imageH == 0 || s.imageW == 0 || s.channels == 0)
     fail(source, fmt::format("image shape {}x{}x{} (channels x imageH x imageW) has a zero size", s.channels, s.imageH,
                              s.imageW));
-  if (s.input_size() > (size_t{1} << 28)) fail(source, fmt::format("image size {} is absurdly large", s.input_size()));
+  if (auto n = checked_product({s.channels, s.imageH, s.imageW}); !n || *n > kMaxActivation)
+    fail(source, fmt::format("image shape {}x{}x{} (channels x imageH x imageW) is absurdly large (more than {} values)",
+                             s.channels, s.imageH, s.imageW, kMaxActivation));
   if (s.layers.empty()) fail(source, "field 'layers' is empty: a network needs at least one dense layer");
   infer_shapes(s, source);
   if (s.layers.back().kind != LayerKind::Dense)
@@ -230,6 +253,8 @@ void validate(const NetSpec& s, const std::string& source) {
 }
 
 NetSpec parse_netspec(const std::string& text, const std::string& source) {
+  if (json_nesting_depth(text) > kMaxJsonDepth)
+    fail(source, fmt::format("malformed JSON: nested deeper than {} levels", kMaxJsonDepth));
   json j;
   try {
     j = json::parse(text);

@@ -18,6 +18,7 @@
 
 #include "veridl/util/error.hpp"
 #include "veridl/util/file.hpp"
+#include "veridl/util/json_depth.hpp"
 
 namespace veridl::train {
 namespace {
@@ -168,6 +169,9 @@ Checkpoint load_safetensors(const std::string& path) {
   if (const void* nul = std::memchr(bytes.data() + 8, '\0', n))
     throw fail(fmt::format("invalid JSON header: NUL byte at header offset {}",
                            static_cast<const char*>(nul) - (bytes.data() + 8)));
+
+  if (json_nesting_depth(std::string_view(bytes.data() + 8, n)) > kMaxJsonDepth)
+    throw fail(fmt::format("invalid JSON header: nested deeper than {} levels", kMaxJsonDepth));
 
   // Parse, noting duplicate keys (which the parser would silently merge) in any object.
   std::vector<std::set<std::string>> open_objects;

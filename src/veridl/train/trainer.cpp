@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "veridl/util/error.hpp"
+#include "veridl/util/json_depth.hpp"
 
 namespace veridl::train {
 
@@ -223,6 +224,7 @@ Resumable load_resume_state(const std::string& path) {
   r.spec = net::parse_netspec(get("spec"), path + " (metadata 'spec')");
   nlohmann::json c;
   try {
+    if (json_nesting_depth(get("config")) > kMaxJsonDepth) throw Error("nested deeper than the JSON depth limit");
     c = nlohmann::json::parse(get("config"));
     OptimConfig& o = r.cfg.optim;
     o.kind = c.at("optimizer").get<std::string>();
