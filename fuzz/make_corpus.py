@@ -167,8 +167,11 @@ def checkpoint():
 
 
 if __name__ == "__main__":
-    if os.path.isdir(CORPUS):
-        shutil.rmtree(CORPUS)
+    # Only the corpora made here are regenerated; fuzz/corpus/image/ holds PNG/JPEG seeds written by libpng and
+    # libjpeg (see fuzz/README.md) and is left alone.
+    for t in ("netspec", "idx", "cifar", "checkpoint"):
+        if os.path.isdir(os.path.join(CORPUS, t)):
+            shutil.rmtree(os.path.join(CORPUS, t))
     netspec()
     idx()
     cifar()

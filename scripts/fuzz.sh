@@ -18,7 +18,7 @@ FUZZ_STACK_KB=${FUZZ_STACK_KB:-1024}
 BUILD=${BUILD_DIR:-build-fuzz}
 JOBS=${JOBS:-2}
 CXX_COMPILER=${CXX:-clang++}
-all=(netspec idx cifar checkpoint)
+all=(netspec idx cifar checkpoint image)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 for t in "${targets[@]}"; do
@@ -27,7 +27,7 @@ done
 [[ "$FUZZ_SECONDS" =~ ^[0-9]+$ && "$FUZZ_SECONDS" -gt 0 ]] || { echo "fuzz.sh: FUZZ_SECONDS must be a positive integer" >&2; exit 2; }
 
 # Longest input each harness may grow to (CIFAR needs room for a few 3073-byte records).
-declare -A max_len=([netspec]=8192 [idx]=8192 [cifar]=16384 [checkpoint]=8192)
+declare -A max_len=([netspec]=8192 [idx]=8192 [cifar]=16384 [checkpoint]=8192 [image]=16384)
 
 start=$SECONDS
 build_rc=0

@@ -3,7 +3,9 @@
 #   bash scripts/install-deps.sh          build + test dependencies
 #   bash scripts/install-deps.sh --bench  also Debian's PyTorch and Fashion-MNIST for bench/
 set -euo pipefail
-pkgs=(build-essential cmake libgtest-dev libgmock-dev libfmt-dev nlohmann-json3-dev zlib1g-dev python3)
+pkgs=(build-essential cmake libgtest-dev libgmock-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev python3)
+# The IREE venv below needs Python's venv module (Debian's python3 ships it separately).
+python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-torch python3-numpy dataset-fashion-mnist libjemalloc2 libopenblas0-openmp)
 fi

