@@ -2,6 +2,7 @@
 
 #include <random>
 #include <type_traits>
+#include <vector>
 
 #include "veridl/calculus/dual.hpp"
 #include "veridl/calculus/field.hpp"
@@ -39,6 +40,26 @@ TYPED_TEST(FieldTest, FieldAxiomsOnRandomElements) {
     if (!(b == F(0))) {
       EXPECT_EQ((a / b) * b, a);
     }
+  }
+}
+
+// The fast reductions (Mersenne for F61, folding for F62 = 2^62 - 57) against the plain 128-bit remainder,
+// on random elements and on the extremes where a fold could carry.
+TYPED_TEST(FieldTest, MultiplicationMatchesThe128BitRemainder) {
+  using F = TypeParam;
+  constexpr uint64_t P = F::modulus;
+  auto ref = [](uint64_t a, uint64_t b) { return static_cast<uint64_t>(static_cast<u128>(a) * b % P); };
+  std::vector<uint64_t> edge = {0, 1, 2, 57, P - 1, P - 2, P - 57, P / 2, P / 2 + 1, (uint64_t{1} << 61) - 1,
+                                (uint64_t{1} << 61), (uint64_t{1} << 62) - 58, (uint64_t{1} << 31), (uint64_t{1} << 32) - 1};
+  for (uint64_t a : edge)
+    for (uint64_t b : edge) {
+      if (a >= P || b >= P) continue;
+      ASSERT_EQ((F::from_raw(a) * F::from_raw(b)).raw(), ref(a, b)) << a << " * " << b;
+    }
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 200000; ++i) {
+    uint64_t a = rng() % P, b = rng() % P;
+    ASSERT_EQ((F::from_raw(a) * F::from_raw(b)).raw(), ref(a, b)) << a << " * " << b;
   }
 }
 

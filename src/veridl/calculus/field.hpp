@@ -104,6 +104,10 @@ class Zp {
  private:
   uint64_t v_ = 0;
 
+  // Moduli of the form 2^62 - c with c < 2^16 reduce by folding instead of a 128-bit division.
+  static constexpr uint64_t kC = (uint64_t{1} << 62) - P;
+  static constexpr bool kPseudoMersenne = P < (uint64_t{1} << 62) && (uint64_t{1} << 62) - P < (uint64_t{1} << 16);
+
   static constexpr Zp from_raw_reduced(uint64_t x) {
     Zp z;
     z.v_ = x;
@@ -123,8 +127,15 @@ class Zp {
       uint64_t s = lo + hi;
       if (s >= P) s -= P;
       return s;
+    } else if constexpr (kPseudoMersenne) {
+      // P = 2^62 - c with small c: t = hi * 2^62 + lo = c * hi + lo (mod P), folded twice, then one subtraction.
+      constexpr uint64_t mask = (uint64_t{1} << 62) - 1;
+      const u128 t1 = (t >> 62) * kC + (static_cast<uint64_t>(t) & mask);  // < 2^68
+      uint64_t s = (static_cast<uint64_t>(t1) & mask) + static_cast<uint64_t>(t1 >> 62) * kC;  // < 2^62 + 64c < 2P
+      if (s >= P) s -= P;
+      return s;
     } else {
-      return static_cast<uint64_t>(t % P);
+      return static_cast<uint64_t>(t % P);  // any other modulus: the generic (slow) 128-bit remainder
     }
   }
 };

@@ -131,6 +131,10 @@ inline ptrdiff_t out_coord(size_t h, size_t k, size_t stride, size_t pad, size_t
   const ptrdiff_t i = t / static_cast<ptrdiff_t>(stride);
   return i < static_cast<ptrdiff_t>(out) ? i : -1;
 }
+// Fork threads only for shapes with enough multiply-adds to pay for it (the contract sweeps are tiny).
+inline bool parallel_worth_it(const Conv2dShape& s) {
+  return s.B * s.O * s.OH() * s.OW() * s.C * s.KH * s.KW >= (size_t{1} << 18);
+}
 }  // namespace detail
 
 // y = conv(x, W) (+ b). bias is read only when s.bias (may be nullptr otherwise). Overwrites y.
@@ -139,6 +143,9 @@ template <class T>
 void conv2d_forward(const Conv2dShape& s, const T* x, const T* W, const std::type_identity_t<T>* bias, T* y) {
   s.validate();
   const size_t OH = s.OH(), OW = s.OW();
+  // Each thread computes whole output elements in the same order as a serial run: identical results for any
+  // thread count and any T (the reference runs in the prime fields at real network shapes, where it is slow).
+#pragma omp parallel for collapse(2) schedule(static) if (detail::parallel_worth_it(s))
   for (size_t b = 0; b < s.B; ++b)
     for (size_t o = 0; o < s.O; ++o)
       for (size_t i = 0; i < OH; ++i)
@@ -164,6 +171,7 @@ template <class T>
 void conv2d_backward_input(const Conv2dShape& s, const T* W, const T* dy, T* dx) {
   s.validate();
   const size_t OH = s.OH(), OW = s.OW();
+#pragma omp parallel for collapse(2) schedule(static) if (detail::parallel_worth_it(s))
   for (size_t b = 0; b < s.B; ++b)
     for (size_t c = 0; c < s.C; ++c)
       for (size_t h = 0; h < s.H; ++h)
@@ -189,6 +197,7 @@ template <class T>
 void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* dy, T* dW) {
   s.validate();
   const size_t OH = s.OH(), OW = s.OW();
+#pragma omp parallel for collapse(2) schedule(static) if (detail::parallel_worth_it(s))
   for (size_t o = 0; o < s.O; ++o)
     for (size_t c = 0; c < s.C; ++c)
       for (size_t kh = 0; kh < s.KH; ++kh)

@@ -21,8 +21,12 @@ struct DenseShape {
   size_t B = 1, I = 1, O = 1;
 };
 
+// The loops below fork OpenMP threads at large shapes (the exact backend checks whole networks at batch 128).
+// Each output element is computed by one thread in the serial order, so results do not depend on threads.
+
 template <class T>
 void dense_forward(const DenseShape& s, const T* x, const T* W, const T* bias, T* y) {
+#pragma omp parallel for collapse(2) schedule(static) if (s.B * s.I * s.O >= (size_t{1} << 18))
   for (size_t b = 0; b < s.B; ++b)
     for (size_t o = 0; o < s.O; ++o) {
       T acc = bias[o];
@@ -33,6 +37,7 @@ void dense_forward(const DenseShape& s, const T* x, const T* W, const T* bias, T
 
 template <class T>
 void dense_backward_input(const DenseShape& s, const T* W, const T* dy, T* dx) {
+#pragma omp parallel for collapse(2) schedule(static) if (s.B * s.I * s.O >= (size_t{1} << 18))
   for (size_t b = 0; b < s.B; ++b)
     for (size_t i = 0; i < s.I; ++i) {
       T acc = T(0);
@@ -43,6 +48,7 @@ void dense_backward_input(const DenseShape& s, const T* W, const T* dy, T* dx) {
 
 template <class T>
 void dense_backward_weight(const DenseShape& s, const T* x, const T* dy, T* dW) {
+#pragma omp parallel for collapse(2) schedule(static) if (s.B * s.I * s.O >= (size_t{1} << 18))
   for (size_t i = 0; i < s.I; ++i)
     for (size_t o = 0; o < s.O; ++o) {
       T acc = T(0);
