@@ -69,6 +69,25 @@ TEST(Train, SameSeedAndThreadsGiveBitIdenticalRuns) {
   EXPECT_NE(a.step_loss.front(), d.step_loss.front());
 }
 
+// The batch gather reads the raw bytes when the dataset has them; the floats it makes are the dataset's own.
+TEST(Train, GatheringFromBytesOrFloatsIsTheSameRun) {
+  ASSERT_EQ(mnist().train.pixels.size(), mnist().train.images.size());
+  for (size_t i = 0; i < mnist().train.images.size(); ++i)
+    ASSERT_EQ(mnist().train.images[i], static_cast<float>(mnist().train.pixels[i]) / 255.f) << i;
+  data::Split floats_only = mnist();
+  floats_only.train.pixels.clear();
+  auto train_on = [](const data::Split& d) {
+    train::TrainConfig c;
+    c.epochs = 1;
+    c.threads = 2;
+    c.log = std::fopen("/dev/null", "w");
+    auto r = train::train(net::load_netspec(repo("specs/mnist_linear.json")), c, d);
+    std::fclose(c.log);
+    return r;
+  };
+  EXPECT_EQ(train_on(mnist()).model.params, train_on(floats_only).model.params);
+}
+
 TEST(Train, TheLinearModelLearns) {
   auto r = run(3, 2);
   EXPECT_EQ(r.batches_per_epoch, 7996u / 128u);  // ragged tail dropped

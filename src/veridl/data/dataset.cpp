@@ -210,6 +210,7 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path)
     ds.images.resize(expected);
     const uint8_t* px = bytes.data() + 16;
     for (size_t i = 0; i < expected; ++i) ds.images[i] = table[px[i]];
+    ds.pixels.assign(px, px + expected);
   }
   {
     auto check_header = [&](std::span<const uint8_t> head) -> uint64_t {
@@ -268,6 +269,7 @@ Dataset load_cifar10(const std::vector<std::string>& batch_files) {
   ds.H = ds.W = kCifarSide;
   ds.num_classes = kNumClasses;
   ds.images.resize(total * kCifarImage);
+  ds.pixels.resize(total * kCifarImage);
   ds.labels.resize(total);
   size_t i = 0;
   for (size_t f = 0; f < contents.size(); ++f) {
@@ -279,6 +281,7 @@ Dataset load_cifar10(const std::vector<std::string>& batch_files) {
       ds.labels[i] = rec[0];
       float* dst = ds.images.data() + i * kCifarImage;
       for (size_t k = 0; k < kCifarImage; ++k) dst[k] = table[rec[1 + k]];
+      std::copy_n(rec + 1, kCifarImage, ds.pixels.data() + i * kCifarImage);
     }
   }
   return ds;

@@ -15,6 +15,10 @@ namespace veridl::data {
 struct Dataset {
   size_t n = 0, C = 1, H = 0, W = 0;  // images are n x C x H x W
   std::vector<float> images;          // p/255 in [0,1], CHW per image, contiguous
+  // The bytes the images were made from (IDX, CIFAR-10): images[i] == float(pixels[i]) / 255.f exactly. Empty
+  // for other sources (image folders are resized). The trainer gathers batches from these, a quarter of the
+  // memory traffic of the floats.
+  std::vector<uint8_t> pixels;
   std::vector<int32_t> labels;        // n labels, each in [0, num_classes)
   size_t num_classes = 10;
   std::string source;                 // path(s) it was read from, for messages

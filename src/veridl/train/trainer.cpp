@@ -10,6 +10,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "veridl/kernels/parallel.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/json_depth.hpp"
 
@@ -359,11 +360,22 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       }
       auto s0 = Clock::now();
       float* xin = ts.input();
-      for (size_t b = 0; b < cfg.batch; ++b) {
-        const uint32_t src = order[bi * cfg.batch + b];
-        std::copy_n(tr.images.data() + static_cast<size_t>(src) * D, D, xin + b * D);
-        labels[b] = tr.labels[src];
-      }
+      // The batch gather reads rows scattered over the whole training set (memory-bound): both cores share it.
+      // From the raw bytes when the dataset has them (the same floats: p / 255.f, a correctly rounded division).
+      const bool from_bytes = tr.pixels.size() == tr.images.size();
+      kernels::for_chunks(cfg.batch, cfg.batch * D, [&](size_t b0, size_t b1) {
+        for (size_t b = b0; b < b1; ++b) {
+          const size_t src = order[bi * cfg.batch + b];
+          float* dst = xin + b * D;
+          if (from_bytes) {
+            const uint8_t* px = tr.pixels.data() + src * D;
+            for (size_t k = 0; k < D; ++k) dst[k] = static_cast<float>(px[k]) / 255.f;
+          } else {
+            std::copy_n(tr.images.data() + src * D, D, dst);
+          }
+          labels[b] = tr.labels[src];
+        }
+      });
       if (cfg.augment.enabled())
         data::augment_batch(xin, cfg.batch, tr.C, tr.H, tr.W, cfg.augment, epoch * 10000 + bi, aug_scratch.data());
       ++st.step;
