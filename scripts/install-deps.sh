@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what VeriDL needs on Debian 12 (skips apt entirely when everything is already there).
-#   bash scripts/install-deps.sh          build + test dependencies
+#   bash scripts/install-deps.sh          build + test dependencies (apt), and IREE's compiler and runtime
+#                                         from PyPI into .venv (for `veridl export` and its tests)
 #   bash scripts/install-deps.sh --bench  also Debian's PyTorch and Fashion-MNIST for bench/
 set -euo pipefail
 pkgs=(build-essential cmake libgtest-dev libgmock-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev python3)
@@ -19,4 +20,20 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# IREE's compiler and runtime from PyPI, in a venv at the repository root (.venv, git-ignored): the
+# StableHLO export tests (tests/test_export.cpp) compile and run `veridl export` modules with them, and
+# docs/gpu.md uses them. Skipped when the pinned version is already there.
+IREE_VERSION=3.13.0
+venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv"
+iree_ok=1
+for p in iree-base-compiler iree-base-runtime; do
+  compgen -G "$venv/lib/python3*/site-packages/${p//-/_}-$IREE_VERSION.dist-info" >/dev/null || iree_ok=0
+done
+[[ -x "$venv/bin/iree-compile" && -x "$venv/bin/iree-run-module" ]] || iree_ok=0
+if ((!iree_ok)); then
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  echo "installing IREE $IREE_VERSION (iree-base-compiler, iree-base-runtime) into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+    "iree-base-compiler==$IREE_VERSION" "iree-base-runtime==$IREE_VERSION"
 fi

@@ -30,5 +30,6 @@ int cmd_verify(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_info(int argc, char** argv);
+int cmd_export(int argc, char** argv);
 
 }  // namespace veridl::cli

@@ -17,6 +17,7 @@ commands:
   eval     evaluate a saved checkpoint on a test set
   verify   check every VJP contract exactly (or a whole network with --spec)
   info     print a NetSpec's layers, shapes and parameter count
+  export   write the fused train step (or --eval forward) as StableHLO for IREE / XLA (docs/gpu.md)
 )";
 }
 
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
     if (cmd == "train") return veridl::cli::cmd_train(argc, argv);
     if (cmd == "eval") return veridl::cli::cmd_eval(argc, argv);
     if (cmd == "info") return veridl::cli::cmd_info(argc, argv);
+    if (cmd == "export") return veridl::cli::cmd_export(argc, argv);
     fmt::print(stderr, "veridl: unknown command '{}'\n{}", cmd, kHelp);
     return 2;
   } catch (const std::bad_alloc&) {

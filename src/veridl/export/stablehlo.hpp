@@ -1,0 +1,82 @@
+// Export of a Plan as a StableHLO module (MLIR text) that IREE or XLA compiles for CPUs and GPUs.
+//
+// Two kinds of module, both with one function @main:
+//   train step  (default)  forward, softmax cross-entropy, the closed-form backward, the optimizer
+//                          update: the fused TrainStep of train/trainer.hpp in one function
+//   eval        (--eval)   the forward with BatchNorm on its running statistics; returns the logits
+//
+// Calling convention (docs/gpu.md; signature() lists it for a plan, and the module's header repeats it):
+//   train step inputs   every parameter tensor in plan order, with its real shape (dense weight
+//                       [fanIn, fanOut], conv weight [oc, ic, k, k], biases, BatchNorm gamma / beta);
+//                       then the optimizer state: sgd with momentum: one velocity per parameter;
+//                       adam / adamw: m for every parameter, then v for every parameter; plain sgd: none;
+//                       then x [B, C, H, W] f32, labels [B] i32, lr f32 scalar, step i32 scalar (the
+//                       1-based global step, for Adam's bias correction; unused by sgd)
+//   train step results  the updated parameters, the updated optimizer state (same order), the mean loss
+//                       f32 scalar (before the update), then per BatchNorm layer in step order its batch
+//                       mean [C] and biased batch variance [C] (the caller updates the running statistics:
+//                       running = (1 - m) running + m batch, m = 1 on step 1, 0.1 afterwards)
+//   eval inputs         the parameters, then per BatchNorm layer its running mean and running variance,
+//                       then x [B, C, H, W] f32;  result: logits [B, classes] f32
+// The learning rate is computed by the host (train::lr_at: warmup + cosine) and passed in as `lr`.
+//
+// "Emitted from the same registry": the module is produced by walking plan.steps forward and then in
+// reverse, exactly as net::Executor does, calling one forward and one backward emitter per primitive
+// from primitive_emitters(). Each emitter's backward is the closed form of the registered contracts it
+// lists (ops/*_contracts.cpp; `veridl verify` checks them exactly), and every op it writes carries the
+// contract's name in a trailing comment. Branch conventions are those of the native kernels: ReLU'(0) = 0
+// (strict >), max-pool ties go to the first maximum in row-major window order (only it gets the gradient).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "veridl/net/plan.hpp"
+#include "veridl/train/optimizer.hpp"
+
+namespace veridl::hlo {
+
+// Deliberate exporter faults, for the tests that prove the IREE comparison bites (never set by the CLI):
+//   DropBiasGrad         bias (and BatchNorm beta) gradients are zero, like net::Fault::DropBiasGrad
+//   MaxPoolTiesToLast    the max-pool scan replaces on >= (the last maximum wins a tie)
+enum class ExportFault { None, DropBiasGrad, MaxPoolTiesToLast };
+
+struct ExportOptions {
+  bool eval = false;
+  train::OptimConfig optim;  // the update of the train step (kind, momentum, betas, eps, weight decay, clip)
+  ExportFault fault = ExportFault::None;
+};
+
+// One tensor of the calling convention.
+struct TensorSig {
+  std::string name;            // e.g. "layers.1.weight", "m.layers.1.weight", "x", "loss"
+  std::vector<int64_t> shape;  // {} for a scalar
+  std::string dtype;           // "f32" or "i32"
+};
+struct Signature {
+  std::vector<TensorSig> inputs, outputs;
+};
+
+// The function's inputs and results for this plan and these options (what the module's @main takes).
+Signature signature(const net::Plan& plan, const ExportOptions& opt);
+
+// The module text. Throws veridl::Error for what the exporter cannot express (one line naming the field).
+std::string export_stablehlo(const net::Plan& plan, const ExportOptions& opt);
+
+// The per-primitive emitter table. `contracts` are the names of the registered contracts
+// (builtin_contracts()) whose closed-form backward the emitter writes; the emitter's ops cite them.
+struct Emission;  // the state of a module being written (stablehlo.cpp)
+struct PrimitiveEmitter {
+  net::StepKind kind;
+  const char* name;
+  std::vector<std::string> contracts;
+  void (*forward)(Emission&, const net::Step&);
+  void (*backward)(Emission&, const net::Step&);
+};
+const std::vector<PrimitiveEmitter>& primitive_emitters();
+const PrimitiveEmitter* find_emitter(net::StepKind kind);  // nullptr when there is none
+// The loss (softmax cross-entropy with label smoothing) is not a step; its backward's contract.
+const std::vector<std::string>& loss_contracts();
+
+}  // namespace veridl::hlo

