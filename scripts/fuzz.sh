@@ -7,6 +7,8 @@
 #   bash scripts/fuzz.sh idx checkpoint    only these (netspec idx cifar checkpoint)
 #   FUZZ_SECONDS=300 bash scripts/fuzz.sh  longer runs
 # Env: FUZZ_SECONDS, BUILD_DIR (default build-fuzz), JOBS (build parallelism, default 2), CXX (default clang++),
+# FUZZ_CONFIGURE=0 (use BUILD_DIR as configured, e.g. the sanitizer build of scripts/ci-checks.sh, which has the
+# harnesses),
 # FUZZ_STACK_KB (default 1024: the harnesses run with a 1 MiB stack so that recursion driven by the input, e.g. JSON
 # nesting depth, shows up as a stack overflow within the few-KB inputs the fuzzer tries).
 # Reproduce a finding: (ulimit -s 1024; build-fuzz/fuzz_<name> <reproducer file>)
@@ -31,8 +33,10 @@ declare -A max_len=([netspec]=8192 [idx]=8192 [cifar]=16384 [checkpoint]=8192 [i
 
 start=$SECONDS
 build_rc=0
-cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER="$CXX_COMPILER" -DVERIDL_FUZZ=ON -DVERIDL_TESTS=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null || build_rc=$?
+if [[ "${FUZZ_CONFIGURE:-1}" != 0 ]]; then
+  cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER="$CXX_COMPILER" -DVERIDL_FUZZ=ON -DVERIDL_TESTS=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null || build_rc=$?
+fi
 ((build_rc)) || cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]/#/fuzz_}" || build_rc=$?
 build_time=$((SECONDS - start))
 if ((build_rc)); then

@@ -4,7 +4,8 @@
 # sanitizer report, including reports from processes the tests spawn (the veridl CLI).
 #   bash scripts/sanitize.sh
 # Env: BUILD_DIR (default build-asan), JOBS (default 2), CXX (default: CMake's choice, g++),
-#      SANITIZE_FLAGS (default "-O1 -g1": assertions stay on, line tables for symbolized stack traces).
+#      SANITIZE_FLAGS (default "-O1 -g1": assertions stay on, line tables for symbolized stack traces),
+#      SANITIZE_CMAKE_ARGS (more configure arguments; scripts/ci-checks.sh adds the fuzzers to this build).
 # ASan/LSan reports are written to $BUILD_DIR/sanitizer-logs/ (so a CLI run inside a test cannot hide one) and
 # printed at the end. UBSan aborts at the first report (-fno-sanitize-recover) and prints to stderr (GCC's libubsan
 # ignores log_path next to libasan), which ctest shows for the failing test; the full ctest log is scanned as well.
@@ -27,8 +28,9 @@ if ! command -v llvm-symbolizer >/dev/null && [[ -x /usr/lib/llvm-14/bin/llvm-sy
   export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer
 fi
 
+read -r -a extra <<<"${SANITIZE_CMAKE_ARGS:-}"
 cmake -S . -B "$BUILD" "${compiler[@]}" -DVERIDL_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$FLAGS" >/dev/null
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$FLAGS" "${extra[@]}" >/dev/null
 rm -rf "$logs" "$BUILD/Testing/Temporary/LastTest.log"
 mkdir -p "$logs"
 build_rc=0
