@@ -144,7 +144,9 @@ using DataSplit = DataTest;
 // ---------------------------------------------------------------------------------------------------- IDX
 
 TEST_F(DataIdx, RawFileExactValues) {
-  auto [img, lbl] = write_idx_pair();
+  // Named strings, not a structured binding: clang 14 (the sanitizer build) cannot capture those in lambdas.
+  const auto files = write_idx_pair();
+  const std::string &img = files.first, &lbl = files.second;
   Dataset ds = veridl::data::load_idx(img, lbl);
   EXPECT_EQ(ds.n, kN);
   EXPECT_EQ(ds.C, 1u);
@@ -181,13 +183,14 @@ TEST_F(DataIdx, ConcatenatedGzipMembers) {
   Bytes gz = gzip(first), gz2 = gzip(second);
   gz.insert(gz.end(), gz2.begin(), gz2.end());
   std::string img = write("images", gz);
-  auto [unused, lbl] = write_idx_pair("ok-");
+  const std::string lbl = write_idx_pair("ok-").second;
   Dataset ds = veridl::data::load_idx(img, lbl);
   expect_pixels(ds, test_pixels());
 }
 
 TEST_F(DataIdx, MissingFile) {
-  auto [img, lbl] = write_idx_pair();
+  const auto files = write_idx_pair();
+  const std::string &img = files.first, &lbl = files.second;
   std::string missing = path("no-such-file");
   EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(missing, lbl); }),
                        {"cannot read IDX images file", "'" + missing + "'", "No such file or directory"}));
@@ -196,14 +199,16 @@ TEST_F(DataIdx, MissingFile) {
 }
 
 TEST_F(DataIdx, DirectoryInsteadOfFile) {
-  auto [img, lbl] = write_idx_pair();
+  const auto files = write_idx_pair();
+  const std::string &img = files.first, &lbl = files.second;
   fs::create_directory(dir_ / "sub");
   EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(path("sub"), lbl); }),
                        {"IDX images file", path("sub"), "is a directory"}));
 }
 
 TEST_F(DataIdx, WrongMagic) {
-  auto [img, lbl] = write_idx_pair();
+  const auto files = write_idx_pair();
+  const std::string &img = files.first, &lbl = files.second;
   // Arguments swapped: each file has the other's magic.
   EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(lbl, img); }),
                        {"IDX images file '" + lbl + "'", "wrong magic 0x00000801", "labels file",
@@ -224,7 +229,8 @@ TEST_F(DataIdx, WrongMagic) {
 }
 
 TEST_F(DataIdx, HeaderTooShort) {
-  auto [img, lbl] = write_idx_pair();
+  const auto files = write_idx_pair();
+  const std::string &img = files.first, &lbl = files.second;
   std::string short_img = write("short-img", Bytes{0, 0, 8, 3, 0, 0, 0, 1, 0, 0});
   EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(short_img, lbl); }),
                        {short_img, "holds 10 bytes", "too short for the 16-byte IDX header"}));
@@ -234,7 +240,8 @@ TEST_F(DataIdx, HeaderTooShort) {
 }
 
 TEST_F(DataIdx, TruncatedPayload) {
-  auto [img, lbl] = write_idx_pair();
+  const auto files = write_idx_pair();
+  const std::string &img = files.first, &lbl = files.second;
   Bytes b = idx_images(kN, kRows, kCols, test_pixels());
   b.pop_back();
   std::string cut = write("cut-img", b);
@@ -251,7 +258,8 @@ TEST_F(DataIdx, TruncatedPayload) {
 }
 
 TEST_F(DataIdx, TrailingData) {
-  auto [img, lbl] = write_idx_pair();
+  const auto files = write_idx_pair();
+  const std::string &img = files.first, &lbl = files.second;
   Bytes b = idx_images(kN, kRows, kCols, test_pixels());
   b.push_back(7);
   std::string longer = write("long-img", b);
@@ -277,7 +285,8 @@ TEST_F(DataIdx, LabelOutOfRange) {
 }
 
 TEST_F(DataIdx, ZeroImagesOrLabels) {
-  auto [img, lbl] = write_idx_pair();
+  const auto files = write_idx_pair();
+  const std::string &img = files.first, &lbl = files.second;
   std::string none = write("none-img", idx_images(0, kRows, kCols, {}));
   EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(none, lbl); }), {none, "holds zero images"}));
   std::string none_lbl = write("none-lbl", idx_labels({}));
@@ -285,7 +294,8 @@ TEST_F(DataIdx, ZeroImagesOrLabels) {
 }
 
 TEST_F(DataIdx, AbsurdDims) {
-  auto [img, lbl] = write_idx_pair();
+  const auto files = write_idx_pair();
+  const std::string &img = files.first, &lbl = files.second;
   std::string zero_rows = write("zero-rows", idx_images(3, 0, 4, {}));
   EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(zero_rows, lbl); }),
                        {zero_rows, "absurd dims n=3 rows=0 cols=4"}));
@@ -303,7 +313,8 @@ TEST_F(DataIdx, AbsurdDims) {
 }
 
 TEST_F(DataIdx, CorruptGzip) {
-  auto [img, lbl] = write_idx_pair();
+  const auto files = write_idx_pair();
+  const std::string &img = files.first, &lbl = files.second;
   Bytes gz = gzip(idx_images(kN, kRows, kCols, test_pixels()));
 
   Bytes half(gz.begin(), gz.begin() + static_cast<std::ptrdiff_t>(gz.size() / 2));
@@ -331,7 +342,8 @@ TEST_F(DataIdx, CorruptGzip) {
 // inflating its header plus at most the declared size (+1 MiB slack); a wrong magic or an absurd declared size
 // is refused after inflating the header alone.
 TEST_F(DataIdx, GzipBombsStopAtTheDeclaredSize) {
-  auto [img, lbl] = write_idx_pair();
+  const auto files = write_idx_pair();
+  const std::string &img = files.first, &lbl = files.second;
   Bytes bomb = idx_images(kN, kRows, kCols, test_pixels());  // declares 3 x 2 x 4 = 24 pixel bytes
   bomb.resize(bomb.size() + (size_t{64} << 20), 0);          // then 64 MiB of zeros
   std::string bomb_path = write("bomb.gz", gzip(bomb));
