@@ -94,7 +94,11 @@ def run_veridl(args, data, seed):
                "--epochs", str(args.epochs), "--batch", str(args.batch), "--lr", str(args.lr),
                "--seed", str(seed), "--threads", str(args.veridl_threads), "--no-progress",
                "--out", os.path.join(tmp, "model.safetensors"), "--summary-json", summary]
-        r, st = benchutil.run_measured(cmd, timeout=args.timeout, cwd=REPO)
+        env = dict(os.environ)
+        for kv in args.veridl_env:
+            k, _, v = kv.partition("=")
+            env[k] = v
+        r, st = benchutil.run_measured(cmd, env=env, timeout=args.timeout, cwd=REPO)
         if r is None:
             raise RuntimeError(f"timed out after {args.timeout:.0f} s: {' '.join(cmd)}")
         if r.returncode != 0:
@@ -131,6 +135,10 @@ def main():
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--torch-threads", type=int, default=TORCH_THREADS)
     ap.add_argument("--veridl-threads", type=int, default=VERIDL_THREADS)
+    ap.add_argument("--veridl-env", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="environment for the VeriDL runs, e.g. GOMP_SPINCOUNT=3000 (OpenMP threads spin "
+                         "briefly before sleeping: faster on a dedicated machine, slower when other "
+                         "processes compete for the cores; VeriDL's default is OMP_WAIT_POLICY=PASSIVE)")
     ap.add_argument("--skip-veridl", action="store_true",
                     help="run only the PyTorch half (for testing the harness)")
     ap.add_argument("--quiet-cores", type=float, default=0.3,
@@ -179,7 +187,8 @@ def main():
     print(f"\nData: {data}   epochs {args.epochs}, batch {args.batch}, lr {args.lr}, "
           f"seeds {' '.join(map(str, args.seeds))}")
     print(f"PyTorch: bench/pytorch_env.sh, torch threads {args.torch_threads}; "
-          f"VeriDL: {args.veridl}, threads {args.veridl_threads}\n")
+          f"VeriDL: {args.veridl}, threads {args.veridl_threads}"
+          f"{(', env ' + ' '.join(args.veridl_env)) if args.veridl_env else ''}\n")
     print("| framework | seed | test accuracy % | images/s | train s | median s/epoch | final loss "
           "| foreign load (cores) |")
     print("|---|---|---|---|---|---|---|---|")
