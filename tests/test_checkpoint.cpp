@@ -14,8 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "test_util.hpp"
 #include "veridl/train/checkpoint.hpp"
 #include "veridl/util/error.hpp"
+
+using namespace veridl::testutil;
 
 namespace {
 
@@ -25,27 +28,7 @@ using veridl::train::load_safetensors;
 using veridl::train::save_safetensors;
 using veridl::train::Tensor;
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const veridl::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected veridl::Error, got another exception: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected veridl::Error, nothing was thrown";
-  return "";
-}
 
-::testing::AssertionResult mentions(const std::string& msg, std::initializer_list<std::string> parts) {
-  if (msg.find('\n') != std::string::npos) return ::testing::AssertionFailure() << "message is not one line: " << msg;
-  for (const std::string& p : parts)
-    if (msg.find(p) == std::string::npos)
-      return ::testing::AssertionFailure() << "message \"" << msg << "\" does not contain \"" << p << "\"";
-  return ::testing::AssertionSuccess();
-}
 
 std::string read_bytes(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

