@@ -75,7 +75,8 @@ void TrainStep::set_model(const Model& m) {
 }
 
 EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data::Dataset& ds) {
-  const size_t B = 1000;
+  // Chunks of the training batch (at least 128): evaluation needs no more activation memory than training.
+  const size_t B = std::max<size_t>(train_plan.batch, 128);
   net::Plan plan = net::compile(train_plan.spec, std::min(B, std::max<size_t>(ds.n, 1)), 0.0);
   net::Executor<float, net::FastKernels> ex(plan);
   ex.params() = model.params;
