@@ -3,13 +3,16 @@
 The machine is shared (2 cores): other people's builds and benchmarks can run at
 the same time as ours.  These helpers wait for a quiet machine before a timed
 run and measure how much CPU *other* processes used while it ran, so a result
-taken under foreign load can be flagged or repeated.
+taken under foreign load can be flagged or repeated, and the run's peak resident
+memory (ru_maxrss).
 """
 
 import os
 import resource
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 
@@ -49,19 +52,56 @@ def run_measured(cmd, env=None, timeout=None, cwd=None):
       wall            seconds
       foreign_cores   CPU used by processes other than cmd's tree, averaged over the run
       child_cpu       CPU seconds used by cmd's tree
-      preemptions     involuntary context switches of cmd's tree (high = it was displaced)"""
+      preemptions     involuntary context switches of cmd's tree (high = it was displaced)
+      max_rss_kb      peak resident set size of the process (ru_maxrss from wait4, KiB;
+                      across exec, so `bash script.sh` that execs python reports python's
+                      peak), or of its largest waited-for descendant if that is larger
+
+    The child is reaped with os.wait4, so its rusage is its own, not the maximum over every
+    child this process ever had (which RUSAGE_CHILDREN's ru_maxrss would be)."""
     b0, t0 = busy_seconds(), time.time()
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    try:
-        r = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        r = None
-    wall = time.time() - t0
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    child_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err)
+        lock = threading.Lock()
+        state = {"exited": False, "killed": False}
+
+        def kill():
+            with lock:
+                if not state["exited"]:
+                    state["killed"] = True
+                    p.kill()
+
+        timer = None
+        if timeout is not None:
+            timer = threading.Timer(timeout, kill)
+            timer.daemon = True
+            timer.start()
+        try:
+            # Wait without reaping first: a kill() racing with the exit then hits a zombie,
+            # never a recycled pid.
+            os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOWAIT)
+            with lock:
+                state["exited"] = True
+            _, status, ru = os.wait4(p.pid, 0)
+        except BaseException:
+            kill()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        p.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.time() - t0
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", errors="replace")
+        stderr = err.read().decode("utf-8", errors="replace")
+    child_cpu = ru.ru_utime + ru.ru_stime
     foreign = max(0.0, (busy_seconds() - b0) - child_cpu) / max(wall, 1e-9)
-    return r, {"wall": wall, "foreign_cores": foreign, "child_cpu": child_cpu,
-               "preemptions": ru1.ru_nivcsw - ru0.ru_nivcsw}
+    stats = {"wall": wall, "foreign_cores": foreign, "child_cpu": child_cpu,
+             "preemptions": ru.ru_nivcsw, "max_rss_kb": ru.ru_maxrss}
+    if state["killed"]:
+        return None, stats
+    return subprocess.CompletedProcess(cmd, p.returncode, stdout, stderr), stats
 
 
 def boost_priority(n):

@@ -15,6 +15,10 @@
 #     through LD_LIBRARY_PATH, so OpenBLAS shares libgomp's thread pool with
 #     PyTorch instead of running its own pthread pool next to it;
 #   * OMP_NUM_THREADS=1 (pass --threads 1 to pytorch_linear.py as well);
+#     PYTORCH_BENCH_OMP_THREADS=N changes it (bench/nets_vs_pytorch.py uses 2), and
+#     PYTORCH_BENCH_OMP_WAIT_POLICY=passive|active and PYTORCH_BENCH_GOMP_SPINCOUNT=N,
+#     if set, are passed on as OMP_WAIT_POLICY and GOMP_SPINCOUNT (both unset by
+#     default: libgomp's spin-then-sleep);
 #   * LD_PRELOADs jemalloc (package libjemalloc2).
 #
 # Needs: python3-torch libopenblas0-openmp libjemalloc2 (Debian 12).
@@ -24,6 +28,8 @@ LIBDIR=/usr/lib/x86_64-linux-gnu
 OPENBLAS_DIR=${PYTORCH_BENCH_OPENBLAS_DIR:-$LIBDIR/openblas-openmp}
 ALLOCATOR=${PYTORCH_BENCH_ALLOCATOR-$LIBDIR/libjemalloc.so.2}
 OMP_THREADS=${PYTORCH_BENCH_OMP_THREADS:-1}
+WAIT_POLICY=${PYTORCH_BENCH_OMP_WAIT_POLICY:-}
+SPINCOUNT=${PYTORCH_BENCH_GOMP_SPINCOUNT:-}
 
 missing=()
 [ -x /usr/bin/python3 ] || missing+=("/usr/bin/python3 (python3)")
@@ -48,4 +54,6 @@ exec env "${unset_args[@]}" -u LD_PRELOAD -u LD_LIBRARY_PATH \
   LD_LIBRARY_PATH="$OPENBLAS_DIR" \
   ${ALLOCATOR:+LD_PRELOAD="$ALLOCATOR"} \
   OMP_NUM_THREADS="$OMP_THREADS" \
+  ${WAIT_POLICY:+OMP_WAIT_POLICY="$WAIT_POLICY"} \
+  ${SPINCOUNT:+GOMP_SPINCOUNT="$SPINCOUNT"} \
   /usr/bin/python3 "$@"

