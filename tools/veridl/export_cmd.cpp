@@ -2,7 +2,6 @@
 #include <fmt/core.h>
 
 #include <cstdio>
-#include <fstream>
 
 #include "veridl/cli.hpp"
 #include "veridl/export/stablehlo.hpp"
@@ -10,6 +9,7 @@
 #include "veridl/net/plan.hpp"
 #include "veridl/train/optimizer.hpp"
 #include "veridl/util/error.hpp"
+#include "veridl/util/file.hpp"
 
 namespace veridl::cli {
 
@@ -68,11 +68,10 @@ int cmd_export(int argc, char** argv) {
     fmt::print("{}", text);
     return 0;
   }
-  {
-    std::ofstream f(*out, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error("--out: cannot write '" + *out + "'");
-    f << text;
-    if (!f.flush()) throw Error("--out: cannot write '" + *out + "'");
+  try {
+    write_text_atomic(*out, text);  // temp file + rename: an existing module is never left half-written
+  } catch (const Error& e) {
+    throw Error(std::string("--out: ") + e.what());
   }
   const hlo::Signature sig = hlo::signature(plan, opt);
   fmt::print(stderr, "{}: wrote the {} of {} at batch {} ({} inputs, {} results; {} parameters{})\n", *out,

@@ -15,6 +15,7 @@
 #include "veridl/train/checkpoint.hpp"
 #include "veridl/train/trainer.hpp"
 #include "veridl/util/error.hpp"
+#include "veridl/util/file.hpp"
 
 namespace veridl::cli {
 
@@ -50,20 +51,6 @@ bool wants_help(int argc, char** argv) {
   for (int i = 2; i < argc; ++i)
     if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") return true;
   return false;
-}
-
-void write_text_atomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error("cannot write '" + path + "'");
-    f << text;
-    if (!f.flush()) throw Error("cannot write '" + path + "'");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error("cannot write '" + path + "'");
-  }
 }
 
 }  // namespace

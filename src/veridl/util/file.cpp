@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <memory>
 
 #include "veridl/util/error.hpp"
@@ -41,6 +42,20 @@ std::vector<uint8_t> read_whole_file(const std::string& path, const std::string&
   }
   bytes.resize(got);
   return bytes;
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw Error("cannot write '" + path + "'");
+    f << text;
+    if (!f.flush()) throw Error("cannot write '" + path + "'");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw Error("cannot write '" + path + "'");
+  }
 }
 
 }  // namespace veridl

@@ -9,4 +9,8 @@ namespace veridl {
 
 std::vector<uint8_t> read_whole_file(const std::string& path, const std::string& what);
 
+// Writes `text` to path + ".tmp" and renames it over `path`: a reader never sees a half-written file.
+// Throws veridl::Error "cannot write '<path>'".
+void write_text_atomic(const std::string& path, const std::string& text);
+
 }  // namespace veridl
