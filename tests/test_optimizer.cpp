@@ -1,7 +1,11 @@
 // Optimizers and the schedule against hand-computed references.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
+#include <random>
+#include <string>
+#include <vector>
 
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
@@ -75,6 +79,72 @@ TEST(Optimizer, AdamMatchesTheTextbookInDouble) {
     }
     EXPECT_NEAR(p[0], pd, 1e-5) << kind;
     EXPECT_NEAR(p[7], pb, 1e-5) << kind;
+  }
+}
+
+// The update loops are vectorized and split over threads once a model has 2^16 parameters or more: at
+// such a size (a weight [300, 257] then its bias, 77,357 parameters, an odd count so vector tails are
+// exercised), every element must follow the scalar formula in optimizer.hpp, with decay on the weight
+// only, and 1 and 2 threads must give the same bits.
+TEST(Optimizer, LargeModelsFollowTheScalarFormulaOnAnyThreadCount) {
+  const auto plan = net::compile(net::NetBuilder("wide").image(1, 300, 1).flatten().dense(300, 257).build(), 1);
+  const size_t n = plan.n_params, n_weight = 300 * 257;
+  ASSERT_GE(n, size_t{1} << 16);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> U(-1.0f, 1.0f);
+  std::vector<float> p0(n);
+  for (auto& x : p0) x = U(rng);
+  std::vector<std::vector<float>> grads(3, std::vector<float>(n));
+  for (auto& g : grads)
+    for (auto& x : g) x = U(rng);
+  struct Case {
+    std::string kind;
+    double momentum;
+  };
+  for (const Case& cs : {Case{"sgd", 0.0}, Case{"sgd", 0.9}, Case{"adam", 0.0}, Case{"adamw", 0.0}}) {
+    OptimConfig c;
+    c.kind = cs.kind;
+    c.momentum = cs.momentum;
+    c.weight_decay = 0.05;
+    const float lr = 0.01f, wd = 0.05f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+    // The scalar reference, in float, element by element.
+    std::vector<float> p = p0, m(n, 0.0f), v(n, 0.0f);
+    for (size_t t = 1; t <= grads.size(); ++t) {
+      const float bc1 = static_cast<float>(1.0 - std::pow(0.9, static_cast<double>(t)));
+      const float bc2 = static_cast<float>(1.0 - std::pow(0.999, static_cast<double>(t)));
+      for (size_t i = 0; i < n; ++i) {
+        const bool decay = i < n_weight;
+        float g = grads[t - 1][i];
+        if (cs.kind == "sgd") {
+          if (decay) g += wd * p[i];
+          if (cs.momentum > 0) g = m[i] = 0.9f * m[i] + g;
+          p[i] -= lr * g;
+          continue;
+        }
+        if (cs.kind == "adam" && decay) g += wd * p[i];
+        m[i] = b1 * m[i] + (1 - b1) * g;
+        v[i] = b2 * v[i] + (1 - b2) * g * g;
+        p[i] -= lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
+        if (cs.kind == "adamw" && decay) p[i] -= lr * wd * p[i];
+      }
+    }
+    std::vector<std::vector<float>> got;
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      Optimizer opt(plan, c);
+      std::vector<float> q = p0;
+      for (size_t t = 1; t <= grads.size(); ++t) {
+        std::vector<float> g = grads[t - 1];
+        opt.step(q.data(), g.data(), lr, t);
+      }
+      got.push_back(q);
+    }
+    omp_set_num_threads(omp_get_num_procs());
+    EXPECT_EQ(got[0], got[1]) << cs.kind << ": 1 and 2 threads differ";
+    size_t bad = 0;
+    for (size_t i = 0; i < n; ++i)
+      if (!(std::abs(got[1][i] - p[i]) <= 1e-6f * std::max(1.0f, std::abs(p[i])))) ++bad;
+    EXPECT_EQ(bad, 0u) << cs.kind << " momentum " << cs.momentum << ": elements off the scalar formula";
   }
 }
 
