@@ -6,6 +6,11 @@
 // Build (by hand): g++ -std=c++20 -O3 -march=native -fopenmp -Isrc bench/kernels_bench.cpp
 //                      src/veridl/kernels/dense.cpp src/veridl/kernels/softmax.cpp -o bench_kernels  (one line)
 // Run:            OMP_NUM_THREADS=2 ./bench_kernels [--quick] [--step-only]
+//                 OMP_NUM_THREADS=2 ./bench_kernels --net specs/mnist_mlp.json [--batch N] [--seconds S]
+//                   the whole fused train step of a NetSpec (gather excluded: forward, loss, backward and
+//                   the recipe's optimizer, as train::TrainStep runs it) on random data: median time per
+//                   step over many steps, which shrugs off the bursts of foreign load that make epoch
+//                   timings noisy on a shared machine
 //                 (2-thread figures need both cores idle: a busy core stalls every OpenMP join)
 //
 // Every figure is the median over many timed samples of the time per call (a sample times enough
@@ -17,7 +22,9 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <random>
 #include <string>
 #include <vector>
@@ -27,11 +34,15 @@
 #include "veridl/kernels/softmax.hpp"
 #include "veridl/ops/dense.hpp"
 #include "veridl/ops/softmax.hpp"
+#include "veridl/net/netspec.hpp"
+#include "veridl/net/plan.hpp"
+#include "veridl/train/trainer.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 bool g_quick = false;
+double g_budget = 0.0;  // seconds per measurement when > 0 (--seconds)
 
 // A value the optimiser must assume is read.
 volatile float g_sink;
@@ -47,7 +58,7 @@ Timing measure(F&& f) {
   f();
   const double once = std::chrono::duration<double>(Clock::now() - t0).count();
   const int inner = std::max(1, static_cast<int>(50e-6 / std::max(once, 1e-9)));
-  const double budget = g_quick ? 0.05 : 0.4;  // seconds per measurement
+  const double budget = g_budget > 0 ? g_budget : g_quick ? 0.05 : 0.4;  // seconds per measurement
   const int samples = std::clamp(static_cast<int>(budget / (once * inner + 1e-9)), 5, 2001);
   std::vector<double> t(static_cast<size_t>(samples));
   for (auto& s : t) {
@@ -206,13 +217,58 @@ void bench_train_step() {
   row("  sgd update", 2.0 * (I * O + O), measure(sgd));
 }
 
+// The fused train step of a NetSpec, as the trainer runs it (TrainStep: forward, softmax-CE, backward,
+// optimizer), with the spec's recipe optimizer, on a fixed random batch.
+void bench_net_step(const std::string& path, size_t batch) {
+  using namespace veridl;
+  const net::NetSpec spec = net::load_netspec(path);
+  const net::Recipe r = spec.recipe.value_or(net::Recipe{});
+  if (batch == 0) batch = r.batch;
+  const net::Plan plan = net::compile(spec, batch, r.label_smoothing);
+  train::OptimConfig oc;
+  oc.kind = r.optimizer;
+  oc.lr = r.lr;
+  oc.momentum = r.momentum;
+  oc.weight_decay = r.weight_decay;
+  oc.clip_norm = r.clip_norm;
+  train::TrainStep ts(plan, oc);
+  train::he_init(plan, 42, ts.params().data());
+  const size_t D = plan.input_width();
+  auto x = random_floats(batch * D, 21, 0.0f, 1.0f);
+  std::vector<int32_t> labels(batch);
+  for (size_t b = 0; b < batch; ++b) labels[b] = static_cast<int32_t>((b * 7) % plan.num_classes);
+  size_t t = 0;
+  const float lr = static_cast<float>(r.lr) * 0.01f;  // small: many steps on one batch stay finite
+  const Timing tm = measure([&] {
+    std::copy(x.begin(), x.end(), ts.input());
+    g_sink = ts.step(ts.input(), labels.data(), lr, ++t);
+  });
+  std::printf("%s, batch %zu, %s, %zu parameters, %d threads: train step median %.3f ms (min %.3f), %.0f images/s\n",
+              spec.name.c_str(), batch, oc.kind.c_str(), plan.n_params, omp_get_max_threads(), tm.median * 1e3,
+              tm.min * 1e3, static_cast<double>(batch) / tm.median);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bool step_only = false;
+  std::string net_spec;
+  size_t net_batch = 0;
   for (int a = 1; a < argc; ++a) {
     if (std::strcmp(argv[a], "--quick") == 0) g_quick = true;
     if (std::strcmp(argv[a], "--step-only") == 0) step_only = true;
+    if (std::strcmp(argv[a], "--net") == 0 && a + 1 < argc) net_spec = argv[++a];
+    if (std::strcmp(argv[a], "--batch") == 0 && a + 1 < argc) net_batch = std::strtoul(argv[++a], nullptr, 10);
+    if (std::strcmp(argv[a], "--seconds") == 0 && a + 1 < argc) g_budget = std::strtod(argv[++a], nullptr);
+  }
+  if (!net_spec.empty()) {
+    try {
+      bench_net_step(net_spec, net_batch);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bench_kernels: %s\n", e.what());
+      return 1;
+    }
+    return 0;
   }
   std::printf("veridl kernels bench: OpenMP max threads %d%s\n", omp_get_max_threads(),
 #ifdef __AVX2__
