@@ -19,9 +19,10 @@
 namespace veridl::kernels {
 namespace {
 
-// Per-thread scratch buffers (slot 0: col / dcol, slot 1: dy^T); they grow, never shrink.
+// Per-thread scratch buffers (slot 0: col / dcol, slot 1: dy^T, slot 2: the weight gradient's partial
+// sums, on the calling thread); they grow, never shrink, so a train step allocates nothing.
 float* scratch(int slot, size_t n) {
-  thread_local std::vector<float> buf[2];
+  thread_local std::vector<float> buf[3];
   if (buf[slot].size() < n) buf[slot].resize(n);
   return buf[slot].data();
 }
@@ -318,10 +319,10 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
   const size_t KO = g.K * s.O;
   // Chunks of units: a count fixed by the shape (at most 8, and at most ~64 MiB of partials).
   const size_t nparts = std::max<size_t>(1, std::min({units, size_t(8), (size_t(16) << 20) / std::max<size_t>(KO, 1)}));
-  std::vector<float> parts(nparts * KO);  // partial dW^T [K, O] per chunk
+  float* parts = scratch(2, nparts * KO);  // partial dW^T [K, O] per chunk
   for_chunks(nparts, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
     for (size_t t = lo; t < hi; ++t) {
-      float* part = parts.data() + t * KO;
+      float* part = parts + t * KO;
       std::fill(part, part + KO, 0.0f);
       for (size_t u = units * t / nparts; u < units * (t + 1) / nparts; ++u) {
         const size_t bi = u / nch, p0 = (u % nch) * pc, p1 = std::min(g.P, p0 + pc), np = p1 - p0;

@@ -61,7 +61,12 @@ void maxpool_forward(const ops::MaxPoolShape& s, const float* x, float* y, uint3
 void maxpool_backward(const ops::MaxPoolShape& s, const uint32_t* idx, const float* dy, float* dx) {
   s.validate();
   const size_t OH = s.OH(), OW = s.OW(), H = s.H, W = s.W, KK = s.KH * s.KW;
-  std::vector<size_t> kh_of(KK), kw_of(KK);  // no integer division per output
+  // No integer division per output; the tables are reused across calls (a train step allocates nothing).
+  // (Pointers, not the thread_local vectors, are what the team threads read.)
+  thread_local std::vector<size_t> tables;
+  if (tables.size() < 2 * KK) tables.resize(2 * KK);
+  size_t* const kh_of = tables.data();
+  size_t* const kw_of = kh_of + KK;
   for (size_t k = 0; k < KK; ++k) {
     kh_of[k] = k / s.KW;
     kw_of[k] = k % s.KW;

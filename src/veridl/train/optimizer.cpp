@@ -37,7 +37,11 @@ double lr_at(const OptimConfig& c, size_t step, size_t steps_per_epoch, size_t e
 double global_norm(const float* g, size_t n) {
   constexpr size_t kChunk = 4096;
   const size_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> part(chunks, 0.0);
+  // Reused, so a clipped train step allocates nothing; the team threads write through the pointer (a
+  // thread_local named inside the region would be each thread's own).
+  thread_local std::vector<double> buf;
+  if (buf.size() < chunks) buf.resize(chunks);
+  double* const part = buf.data();
 #pragma omp parallel for schedule(static) if (n >= (size_t{1} << 16))
   for (size_t c = 0; c < chunks; ++c) {
     double s = 0;
@@ -46,7 +50,7 @@ double global_norm(const float* g, size_t n) {
     part[c] = s;
   }
   double s = 0;
-  for (double p : part) s += p;
+  for (size_t c = 0; c < chunks; ++c) s += part[c];
   return std::sqrt(s);
 }
 

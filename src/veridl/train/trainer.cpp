@@ -304,6 +304,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   res.train_images = tr.n;
   const size_t bpe = tr.n / cfg.batch;  // the ragged tail of each epoch is dropped (as the original)
   res.batches_per_epoch = bpe;
+  res.step_loss.reserve(cfg.epochs * bpe);  // the step loop allocates nothing
   if (resume && (st.epoch > cfg.epochs || st.batch > bpe))
     throw Error(fmt::format("resume position epoch {} batch {} does not fit this run ({} epochs of {} batches)", st.epoch,
                             st.batch, cfg.epochs, bpe));
