@@ -225,12 +225,7 @@ void bench_net_step(const std::string& path, size_t batch) {
   const net::Recipe r = spec.recipe.value_or(net::Recipe{});
   if (batch == 0) batch = r.batch;
   const net::Plan plan = net::compile(spec, batch, r.label_smoothing);
-  train::OptimConfig oc;
-  oc.kind = r.optimizer;
-  oc.lr = r.lr;
-  oc.momentum = r.momentum;
-  oc.weight_decay = r.weight_decay;
-  oc.clip_norm = r.clip_norm;
+  const train::OptimConfig oc = train::optim_config(r);
   train::TrainStep ts(plan, oc);
   train::he_init(plan, 42, ts.params().data());
   const size_t D = plan.input_width();

@@ -322,14 +322,7 @@ std::string report(const std::string& name, const Outcome& o) {
   } while (0)
 
 train::OptimConfig recipe_optim(const std::string& spec_path) {
-  const net::Recipe r = net::load_netspec(repo(spec_path)).recipe.value_or(net::Recipe{});
-  train::OptimConfig o;
-  o.kind = r.optimizer;
-  o.lr = r.lr;
-  o.momentum = r.momentum;
-  o.weight_decay = r.weight_decay;
-  o.clip_norm = r.clip_norm;
-  return o;
+  return train::optim_config(net::load_netspec(repo(spec_path)).recipe.value_or(net::Recipe{}));
 }
 
 // A small net with every primitive and the awkward geometries (image 12x12, 1 channel):

@@ -50,13 +50,11 @@ int cmd_export(int argc, char** argv) {
   hlo::ExportOptions opt;
   opt.eval = a.has("--eval");
   train::OptimConfig& o = opt.optim;
+  o = train::optim_config(r);
   o.kind = a.str("--optimizer", r.optimizer);
-  o.lr = r.lr;
   o.momentum = a.real("--momentum", r.momentum);
   o.weight_decay = a.real("--weight-decay", r.weight_decay);
   o.clip_norm = a.real("--clip-norm", r.clip_norm);
-  o.cosine = r.cosine;
-  o.warmup_epochs = r.warmup_epochs;
   const double smoothing = opt.eval ? 0.0 : a.real("--label-smoothing", r.label_smoothing);
   if (!(smoothing >= 0 && smoothing < 1))
     throw Error(fmt::format("--label-smoothing must be in [0, 1), got {}", smoothing));

@@ -126,6 +126,7 @@ int cmd_train(int argc, char** argv) {
     cfg.epochs = static_cast<size_t>(a.integer("--epochs", static_cast<long long>(r.epochs), 1, 1000000));
     cfg.batch = static_cast<size_t>(a.integer("--batch", static_cast<long long>(r.batch), 1, 1 << 20));
     train::OptimConfig& o = cfg.optim;
+    o = train::optim_config(r);  // then each flag overrides its field
     o.kind = a.str("--optimizer", r.optimizer);
     o.lr = a.real("--lr", r.lr);
     if (!(o.lr > 0)) throw Error(fmt::format("--lr must be positive, got {}", o.lr));

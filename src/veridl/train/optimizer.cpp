@@ -24,6 +24,18 @@ void validate(const OptimConfig& c) {
     throw Error(fmt::format("gradient clip norm must be >= 0, got {}", c.clip_norm));
 }
 
+OptimConfig optim_config(const net::Recipe& r) {
+  OptimConfig o;
+  o.kind = r.optimizer;
+  o.lr = r.lr;
+  o.momentum = r.momentum;
+  o.weight_decay = r.weight_decay;
+  o.cosine = r.cosine;
+  o.warmup_epochs = r.warmup_epochs;
+  o.clip_norm = r.clip_norm;
+  return o;
+}
+
 double lr_at(const OptimConfig& c, size_t step, size_t steps_per_epoch, size_t epochs) {
   if (!c.cosine) return c.lr;
   const double W = c.warmup_epochs * static_cast<double>(steps_per_epoch);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
 
 namespace veridl::train {
@@ -35,6 +36,9 @@ struct OptimConfig {
 
 // Throws veridl::Error naming the option at fault.
 void validate(const OptimConfig& c);
+
+// The optimizer and schedule a NetSpec recipe asks for (the command line may then override fields).
+OptimConfig optim_config(const net::Recipe& r);
 
 double lr_at(const OptimConfig& c, size_t step, size_t steps_per_epoch, size_t epochs);
 
