@@ -16,11 +16,12 @@ namespace {
 void check(const veridl::data::Dataset& ds) {
   using veridl_fuzz::die;
   if (ds.n == 0 || ds.C != 3 || ds.H != 32 || ds.W != 32) die("load_cifar10 accepted an empty or misshapen dataset");
-  if (ds.images.size() != ds.n * ds.image_size()) die("load_cifar10: images.size() != n * 3072");
+  if (ds.pixels.size() != ds.n * ds.image_size() || !ds.images.empty())
+    die("load_cifar10: the bytes are not exactly n * 3072 (or floats were kept too)");
   if (ds.labels.size() != ds.n) die("load_cifar10: labels.size() != n");
   for (int32_t l : ds.labels)
     if (l < 0 || static_cast<size_t>(l) >= ds.num_classes) die("load_cifar10 accepted a label out of range");
-  for (float p : ds.images)
+  for (float p : ds.floats())
     if (!(p >= 0.f && p <= 1.f)) die("load_cifar10 produced a pixel outside [0,1]");
 }
 

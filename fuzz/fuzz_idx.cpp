@@ -25,11 +25,12 @@ constexpr std::string_view kValidImages =
 void check(const veridl::data::Dataset& ds) {
   using veridl_fuzz::die;
   if (ds.n == 0 || ds.C != 1 || ds.H == 0 || ds.W == 0) die("load_idx accepted an empty or shapeless dataset");
-  if (ds.images.size() != ds.n * ds.image_size()) die("load_idx: images.size() != n * C * H * W");
+  if (ds.pixels.size() != ds.n * ds.image_size() || !ds.images.empty())
+    die("load_idx: the bytes are not exactly n * C * H * W (or floats were kept too)");
   if (ds.labels.size() != ds.n) die("load_idx: labels.size() != n");
   for (int32_t l : ds.labels)
     if (l < 0 || static_cast<size_t>(l) >= ds.num_classes) die("load_idx accepted a label out of range");
-  for (float p : ds.images)
+  for (float p : ds.floats())
     if (!(p >= 0.f && p <= 1.f)) die("load_idx produced a pixel outside [0,1]");
 }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -84,11 +85,20 @@ Bytes test_pixels() {
 const Bytes kLabels = {0, 9, 5};
 
 void expect_pixels(const Dataset& ds, const Bytes& pixels) {
-  ASSERT_EQ(ds.images.size(), pixels.size());
+  EXPECT_EQ(ds.pixels, pixels);  // stored once, as the file's bytes
+  EXPECT_TRUE(ds.images.empty());
+  const std::vector<float> f = ds.floats();
+  ASSERT_EQ(f.size(), pixels.size());
   for (size_t i = 0; i < pixels.size(); ++i) {
-    EXPECT_EQ(ds.images[i], static_cast<float>(pixels[i]) / 255.f) << "pixel " << i;
-    EXPECT_GE(ds.images[i], 0.f);
-    EXPECT_LE(ds.images[i], 1.f);
+    EXPECT_EQ(f[i], static_cast<float>(pixels[i]) / 255.f) << "pixel " << i;
+    EXPECT_GE(f[i], 0.f);
+    EXPECT_LE(f[i], 1.f);
+  }
+  if (ds.n > 1) {  // a range from the middle
+    std::vector<float> two(2 * ds.image_size());
+    ds.copy_images(1, 1, two.data());
+    EXPECT_TRUE(std::equal(two.begin(), two.begin() + long(ds.image_size()), f.begin() + long(ds.image_size())));
+    EXPECT_THROW(ds.copy_images(ds.n - 1, 2, two.data()), veridl::Error);
   }
 }
 
@@ -136,8 +146,8 @@ TEST_F(DataIdx, RawFileExactValues) {
   EXPECT_EQ(ds.image_size(), kRows * kCols);
   EXPECT_EQ(ds.num_classes, 10u);
   expect_pixels(ds, test_pixels());
-  EXPECT_EQ(ds.images[5], 0.f);
-  EXPECT_EQ(ds.images[6], 1.f);
+  EXPECT_EQ(ds.floats()[5], 0.f);
+  EXPECT_EQ(ds.floats()[6], 1.f);
   EXPECT_EQ(ds.labels, (std::vector<int32_t>{0, 9, 5}));
   EXPECT_TRUE(mentions(ds.source, {img, lbl}));
 }
@@ -154,7 +164,7 @@ TEST_F(DataIdx, GzipDetectedByMagicNotExtension) {
   std::string img2 = write("images.gz", gzip(idx_images(kN, kRows, kCols, test_pixels())));
   std::string lbl2 = write("labels-gz", gzip(idx_labels(kLabels)));
   Dataset ds2 = veridl::data::load_idx(img2, lbl2);
-  EXPECT_EQ(ds2.images, ds.images);
+  EXPECT_EQ(ds2.pixels, ds.pixels);
   EXPECT_EQ(ds2.labels, ds.labels);
 }
 
@@ -369,7 +379,8 @@ TEST_F(DataCifar, RecordsExactValues) {
   EXPECT_EQ(ds.image_size(), 3072u);
   EXPECT_EQ(ds.num_classes, 10u);
   EXPECT_EQ(ds.labels, (std::vector<int32_t>{6, 9, 0}));
-  ASSERT_EQ(ds.images.size(), 3u * 3072u);
+  const std::vector<float> images = ds.floats();
+  ASSERT_EQ(images.size(), 3u * 3072u);
   // image i, channel c (R,G,B planes), row y, col x  <-  record byte 1 + c*1024 + y*32 + x
   const Bytes* files[] = {&b1, &b1, &b2};
   const size_t rec_in_file[] = {0, 1, 0};
@@ -378,7 +389,7 @@ TEST_F(DataCifar, RecordsExactValues) {
       for (size_t y = 0; y < 32; ++y)
         for (size_t x = 0; x < 32; ++x) {
           uint8_t p = (*files[i])[rec_in_file[i] * kRecord + 1 + c * 1024 + y * 32 + x];
-          ASSERT_EQ(ds.images[i * 3072 + c * 1024 + y * 32 + x], static_cast<float>(p) / 255.f)
+          ASSERT_EQ(images[i * 3072 + c * 1024 + y * 32 + x], static_cast<float>(p) / 255.f)
               << "image " << i << " c " << c << " y " << y << " x " << x;
         }
   EXPECT_TRUE(mentions(ds.source, {f1, f2}));
@@ -388,7 +399,7 @@ TEST_F(DataCifar, GzippedBatch) {
   Bytes b = cifar_records({1, 2}, 3);
   std::string raw = write("raw.bin", b), gz = write("gz.bin", gzip(b));
   Dataset a = veridl::data::load_cifar10({raw}), z = veridl::data::load_cifar10({gz});
-  EXPECT_EQ(a.images, z.images);
+  EXPECT_EQ(a.pixels, z.pixels);
   EXPECT_EQ(a.labels, z.labels);
 }
 
@@ -429,7 +440,7 @@ TEST_F(DataSplit, IdxDirectoryRawAndGz) {
   expect_pixels(s.train, test_pixels());
   EXPECT_EQ(s.train.labels, (std::vector<int32_t>{0, 9, 5}));
   EXPECT_EQ(s.test.n, 1u);
-  EXPECT_EQ(s.test.images, std::vector<float>(8, 1.f));
+  EXPECT_EQ(s.test.floats(), std::vector<float>(8, 1.f));
   EXPECT_EQ(s.test.labels, std::vector<int32_t>{4});
   EXPECT_TRUE(mentions(s.train.source, {"train-images-idx3-ubyte", "train-labels-idx1-ubyte.gz"}));
 }
@@ -506,7 +517,7 @@ TEST(DataMnistNpm, BundledSplit) {
     EXPECT_EQ(ds->C, 1u);
     EXPECT_EQ(ds->H, 28u);
     EXPECT_EQ(ds->W, 28u);
-    EXPECT_EQ(ds->images.size(), ds->n * 784);
+    EXPECT_EQ(ds->pixels.size(), ds->n * 784);
     EXPECT_EQ(ds->labels.size(), ds->n);
   }
   ASSERT_EQ(s.train.n, 7996u);
@@ -523,14 +534,15 @@ TEST(DataMnistNpm, BundledSplit) {
   EXPECT_EQ(test_counts, (std::array<size_t, 10>{201, 226, 199, 207, 196, 173, 203, 214, 189, 196}));
   // Every value is a byte / 255; row 14 of the first train image (bytes read independently with Python).
   double sum = 0;
-  for (float v : s.train.images) {
+  const std::vector<float> images = s.train.floats();
+  for (float v : images) {
     float byte = std::round(v * 255.f);
     ASSERT_EQ(v, byte / 255.f);
     sum += v;
   }
-  EXPECT_NEAR(sum / static_cast<double>(s.train.images.size()), 0.1309, 5e-4);
+  EXPECT_NEAR(sum / static_cast<double>(images.size()), 0.1309, 5e-4);
   const uint8_t row14[28] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 62, 227, 253, 252, 170, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-  for (size_t x = 0; x < 28; ++x) EXPECT_EQ(s.train.images[14 * 28 + x], static_cast<float>(row14[x]) / 255.f) << x;
+  for (size_t x = 0; x < 28; ++x) EXPECT_EQ(images[14 * 28 + x], static_cast<float>(row14[x]) / 255.f) << x;
 }
 
 TEST(DataFashionMnist, LoadsWhenInstalled) {

@@ -245,7 +245,7 @@ Outcome compare_with_native(const IreeTools& tools, const Case& cs) {
     } else {
       const data::Dataset& tr = mnist().train;
       const size_t first = size_t(step - 1) * B;
-      std::copy_n(tr.images.begin() + long(first * D), B * D, x.begin());
+      tr.copy_images(first, B, x.data());
       std::copy_n(tr.labels.begin() + long(first), B, y.begin());
     }
     const float lr = static_cast<float>(cs.optim.lr);
@@ -612,16 +612,17 @@ TEST(ExportIree, EvalForwardMatchesTheNativeLogits) {
   for (size_t k = 0; k < rs.size(); ++k)
     for (float& v : *rs[k]) v = k % 2 == 0 ? 0.2f * (u(rng) - 0.5f) : 0.5f + u(rng);  // mean, var
   const size_t B = 4, D = plan.input_width();
-  const data::Dataset& te = mnist().test;
+  std::vector<float> x(B * D);
+  mnist().test.copy_images(0, B, x.data());
   Decisions live;
-  const float* z = ex.forward(te.images.data(), B, live, net::Mode::Eval);
+  const float* z = ex.forward(x.data(), B, live, net::Mode::Eval);
   const std::vector<float> logits(z, z + B * plan.num_classes);
 
   std::vector<Tensor> in;
   for (const auto& t : plan.params)
     in.push_back({t.shape, std::vector<float>(ex.params().begin() + long(t.offset), ex.params().begin() + long(t.offset + t.size)), {}});
   for (auto* r : rs) in.push_back({{int64_t(r->size())}, *r, {}});
-  in.push_back({sig.inputs.back().shape, std::vector<float>(te.images.begin(), te.images.begin() + long(B * D)), {}});
+  in.push_back({sig.inputs.back().shape, x, {}});
   const auto out = iree_run(tools, dir, vmfb, in, 1, err);
   ASSERT_TRUE(err.empty()) << err;
   ASSERT_EQ(out[0].shape, (std::vector<int64_t>{4, 10}));

@@ -169,6 +169,25 @@ const std::array<float, 256>& pixel_table() {
 
 }  // namespace
 
+void Dataset::copy_images(size_t first, size_t count, float* dst) const {
+  const size_t D = image_size();
+  if (first > n || count > n - first)
+    throw Error(fmt::format("dataset '{}': images [{}, {}) requested, it holds {}", source, first, first + count, n));
+  if (has_bytes()) {
+    const std::array<float, 256>& table = pixel_table();
+    const uint8_t* px = pixels.data() + first * D;
+    for (size_t i = 0; i < count * D; ++i) dst[i] = table[px[i]];
+  } else {
+    std::copy_n(images.data() + first * D, count * D, dst);
+  }
+}
+
+std::vector<float> Dataset::floats() const {
+  std::vector<float> out(n * image_size());
+  copy_images(0, n, out.data());
+  return out;
+}
+
 std::vector<uint8_t> read_file_maybe_gzip(const std::string& path, const std::string& what, const SizeLimit& limit) {
   std::vector<uint8_t> bytes = read_raw(path, what);
   if (bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) return gunzip(bytes, path, what, limit);
@@ -179,8 +198,6 @@ std::vector<uint8_t> read_file_maybe_gzip(const std::string& path, const std::st
 
 Dataset load_idx(const std::string& images_path, const std::string& labels_path) {
   const std::string img_what = "IDX images file", lbl_what = "IDX labels file";
-  const std::array<float, 256>& table = pixel_table();
-
   Dataset ds;
   ds.source = images_path + ", " + labels_path;
   ds.num_classes = kNumClasses;
@@ -207,10 +224,9 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path)
     ds.C = 1;
     ds.H = rows;
     ds.W = cols;
-    ds.images.resize(expected);
-    const uint8_t* px = bytes.data() + 16;
-    for (size_t i = 0; i < expected; ++i) ds.images[i] = table[px[i]];
-    ds.pixels.assign(px, px + expected);
+    bytes.erase(bytes.begin(), bytes.begin() + 16);  // the header; the pixels are kept as they are
+    bytes.resize(expected);
+    ds.pixels = std::move(bytes);
   }
   {
     auto check_header = [&](std::span<const uint8_t> head) -> uint64_t {
@@ -262,13 +278,11 @@ Dataset load_cifar10(const std::vector<std::string>& batch_files) {
     contents.push_back(std::move(bytes));
   }
 
-  const std::array<float, 256>& table = pixel_table();
   Dataset ds;
   ds.n = total;
   ds.C = 3;
   ds.H = ds.W = kCifarSide;
   ds.num_classes = kNumClasses;
-  ds.images.resize(total * kCifarImage);
   ds.pixels.resize(total * kCifarImage);
   ds.labels.resize(total);
   size_t i = 0;
@@ -279,8 +293,6 @@ Dataset load_cifar10(const std::vector<std::string>& batch_files) {
     for (size_t r = 0; r < bytes.size() / kCifarRecord; ++r, ++i) {
       const uint8_t* rec = bytes.data() + r * kCifarRecord;
       ds.labels[i] = rec[0];
-      float* dst = ds.images.data() + i * kCifarImage;
-      for (size_t k = 0; k < kCifarImage; ++k) dst[k] = table[rec[1 + k]];
       std::copy_n(rec + 1, kCifarImage, ds.pixels.data() + i * kCifarImage);
     }
   }

@@ -12,17 +12,26 @@
 
 namespace veridl::data {
 
+// The images are stored once, either as bytes or as floats:
+//   pixels  the file's bytes (IDX, CIFAR-10), pixel value float(p) / 255.f (a correctly rounded
+//           division: the same float everywhere); a quarter of the memory of floats, and what the
+//           trainer gathers batches from;
+//   images  floats p/255 in [0,1] (image folders, which are resized: no bytes to keep).
+// Exactly one of them holds n x C x H x W values, CHW per image, contiguous; read through copy_images()
+// or floats(), which do not care which.
 struct Dataset {
   size_t n = 0, C = 1, H = 0, W = 0;  // images are n x C x H x W
-  std::vector<float> images;          // p/255 in [0,1], CHW per image, contiguous
-  // The bytes the images were made from (IDX, CIFAR-10): images[i] == float(pixels[i]) / 255.f exactly. Empty
-  // for other sources (image folders are resized). The trainer gathers batches from these, a quarter of the
-  // memory traffic of the floats.
   std::vector<uint8_t> pixels;
+  std::vector<float> images;
   std::vector<int32_t> labels;        // n labels, each in [0, num_classes)
   size_t num_classes = 10;
   std::string source;                 // path(s) it was read from, for messages
   size_t image_size() const { return C * H * W; }
+  bool has_bytes() const { return !pixels.empty(); }
+  // Images [first, first + count) as floats into dst (count * image_size() values).
+  void copy_images(size_t first, size_t count, float* dst) const;
+  // Every image as floats (a copy: for tests and small sets).
+  std::vector<float> floats() const;
 };
 
 struct Split {

@@ -85,11 +85,15 @@ EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data:
   for (size_t k = 0; k < rs.size(); ++k) *rs[k] = model.running[k];
   Decisions live;
   EvalResult r;
-  const size_t K = plan.num_classes, D = plan.input_width();
+  const size_t K = plan.num_classes;
+  if (ds.n > 0 && ds.image_size() != plan.input_width())
+    throw Error(fmt::format("evaluate: the data's images have {} values ({}x{}x{}), the network takes {}", ds.image_size(),
+                            ds.C, ds.H, ds.W, plan.input_width()));
   double loss_sum = 0;
   for (size_t start = 0; start < ds.n; start += plan.batch) {
     const size_t n = std::min(plan.batch, ds.n - start);
-    float l = ex.forward_loss(ds.images.data() + start * D, ds.labels.data() + start, n, live, net::Mode::Eval);
+    ds.copy_images(start, n, ex.input());
+    float l = ex.forward_loss(ex.input(), ds.labels.data() + start, n, live, net::Mode::Eval);
     loss_sum += static_cast<double>(l) * static_cast<double>(n);
     const float* z = ex.logits().data();
     for (size_t b = 0; b < n; ++b) {
@@ -364,7 +368,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       float* xin = ts.input();
       // The batch gather reads rows scattered over the whole training set (memory-bound): both cores share it.
       // From the raw bytes when the dataset has them (the same floats: p / 255.f, a correctly rounded division).
-      const bool from_bytes = tr.pixels.size() == tr.images.size();
+      const bool from_bytes = tr.has_bytes();
       kernels::for_chunks(cfg.batch, cfg.batch * D, [&](size_t b0, size_t b1) {
         for (size_t b = b0; b < b1; ++b) {
           const size_t src = order[bi * cfg.batch + b];
