@@ -80,6 +80,24 @@ TEST(Train, GatheringFromBytesOrFloatsIsTheSameRun) {
   EXPECT_EQ(train_on(mnist()).model.params, train_on(floats_only).model.params);
 }
 
+// Data with more classes than the network has outputs (an image folder of 12 classes for a 10-way spec) is
+// refused up front, naming both counts; a label outside the outputs is refused naming the example.
+TEST(Train, MoreClassesThanOutputsOrALabelOutOfRangeIsOneClearError) {
+  train::TrainConfig c;
+  c.epochs = 1;
+  c.log = std::fopen("/dev/null", "w");
+  const net::NetSpec spec = net::load_netspec(repo("specs/mnist_linear.json"));
+  data::Split twelve = mnist();
+  twelve.train.num_classes = 12;
+  EXPECT_TRUE(mentions(error_of([&] { train::train(spec, c, twelve); }),
+                       {"the data has 12 classes but MNIST-Linear's last layer has 10 outputs"}));
+  data::Split bad_label = mnist();
+  bad_label.test.labels[7] = 10;
+  EXPECT_TRUE(mentions(error_of([&] { train::train(spec, c, bad_label); }),
+                       {"label 10 of example 7 is outside the network's 10 classes"}));
+  std::fclose(c.log);
+}
+
 TEST(Train, TheLinearModelLearns) {
   auto r = run(3, 2);
   EXPECT_EQ(r.batches_per_epoch, 7996u / 128u);  // ragged tail dropped

@@ -284,6 +284,9 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
                             spec.channels, spec.imageH, spec.imageW));
   if (tr.n < cfg.batch)
     throw Error(fmt::format("{}: {} training images is fewer than one batch of {}", tr.source, tr.n, cfg.batch));
+  if (tr.num_classes > spec.num_classes())
+    throw Error(fmt::format("{}: the data has {} classes but {}'s last layer has {} outputs (fanOut)", tr.source,
+                            tr.num_classes, spec.name, spec.num_classes()));
   for (const auto* ds : {&data.train, &data.test})
     for (size_t i = 0; i < ds->n; ++i)
       if (ds->labels[i] < 0 || static_cast<size_t>(ds->labels[i]) >= spec.num_classes())
