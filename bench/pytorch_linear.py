@@ -9,7 +9,7 @@ Model and recipe (must match specs/mnist_linear.json as trained by `veridl train
   * a new random permutation of the training set every epoch
   * pixels p / 255 as float32, no normalisation, no augmentation
 
-Data is read from IDX gzip files ({train,t10k}-{images-idx3,labels-idx1}-ubyte.gz)
+Data is read from IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte, plain or .gz)
 and preloaded as float32 tensors before the clock starts.  Only the training
 loop is timed (data loading and evaluation are excluded).  After the last
 epoch the whole test set is evaluated.  One JSON line is printed on stdout.
@@ -20,11 +20,9 @@ normally through bench/pytorch_env.sh, which sets up the tuned environment.
 
 import argparse
 import ctypes
-import gzip
 import json
 import math
 import os
-import struct
 import sys
 import time
 
@@ -32,28 +30,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchutil  # noqa: E402
+
 
 # --------------------------------------------------------------------------- data
 
-def _read_idx(path):
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4:
-        raise ValueError(f"{path}: too short for an IDX header")
-    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    offset = 4 + 4 * ndim
-    count = int(np.prod(dims)) if dims else 0
-    if len(raw) - offset != count:
-        raise ValueError(f"{path}: payload has {len(raw) - offset} bytes, header says {count}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
-
-
 def load_split(data_dir, prefix):
-    images = _read_idx(os.path.join(data_dir, f"{prefix}-images-idx3-ubyte.gz"))
-    labels = _read_idx(os.path.join(data_dir, f"{prefix}-labels-idx1-ubyte.gz"))
+    images = benchutil.read_idx(benchutil.idx_path(data_dir, f"{prefix}-images-idx3-ubyte"))
+    labels = benchutil.read_idx(benchutil.idx_path(data_dir, f"{prefix}-labels-idx1-ubyte"))
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"{data_dir}/{prefix}: images {images.shape} vs labels {labels.shape}")
     x = torch.from_numpy(images.reshape(images.shape[0], -1).astype(np.float32) / np.float32(255.0))
@@ -118,7 +103,7 @@ def set_openblas_threads(n):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="directory with the four IDX .gz files")
+    ap.add_argument("--data", required=True, help="directory with the four IDX files (plain or .gz)")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.1)

@@ -44,7 +44,6 @@ through bench/pytorch_env.sh:
 """
 
 import argparse
-import gzip
 import json
 import math
 import os
@@ -59,6 +58,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import benchutil  # noqa: E402
 from pytorch_linear import blas_info, set_openblas_threads  # noqa: E402
 
 BN_EPS = 1e-5        # ops/batchnorm.hpp kBatchNormEps
@@ -73,32 +73,6 @@ RECIPE_DEFAULTS = {"optimizer": "sgd", "lr": 0.1, "batch": 128, "epochs": 12, "m
 
 # --------------------------------------------------------------------------- data
 
-def _find_idx(data_dir, base):
-    for name in (base, base + ".gz"):
-        p = os.path.join(data_dir, name)
-        if os.path.isfile(p):
-            return p
-    raise FileNotFoundError(f"{data_dir}: neither {base} nor {base}.gz exists")
-
-
-def _read_idx(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    if len(raw) < 4:
-        raise ValueError(f"{path}: too short for an IDX header")
-    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    offset = 4 + 4 * ndim
-    count = int(np.prod(dims)) if dims else 0
-    if len(raw) - offset != count:
-        raise ValueError(f"{path}: payload has {len(raw) - offset} bytes, header says {count}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(dims)
-
-
 # p / 255 in float32, the same table as VeriDL's pixel_table(); indexing with it converts
 # the bytes without a float64 or second float32 temporary (keeps the peak RSS honest).
 _PIXEL = np.arange(256, dtype=np.float32) / np.float32(255.0)
@@ -106,8 +80,8 @@ _PIXEL = np.arange(256, dtype=np.float32) / np.float32(255.0)
 
 def load_split(data_dir, prefix, limit=None):
     """(x [N, 1, H, W] float32, y [N] int64) from the IDX files; the first `limit` only."""
-    images = _read_idx(_find_idx(data_dir, f"{prefix}-images-idx3-ubyte"))
-    labels = _read_idx(_find_idx(data_dir, f"{prefix}-labels-idx1-ubyte"))
+    images = benchutil.read_idx(benchutil.idx_path(data_dir, f"{prefix}-images-idx3-ubyte"))
+    labels = benchutil.read_idx(benchutil.idx_path(data_dir, f"{prefix}-labels-idx1-ubyte"))
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"{data_dir}/{prefix}: images {images.shape} vs labels {labels.shape}")
     if limit is not None:
