@@ -63,7 +63,6 @@ from pytorch_linear import blas_info, set_openblas_threads  # noqa: E402
 
 BN_EPS = 1e-5        # ops/batchnorm.hpp kBatchNormEps
 BN_MOMENTUM = 0.1    # ops/batchnorm.hpp kBatchNormMomentum (1.0 on the first global step)
-EVAL_CHUNK = 1000    # trainer.cpp evaluate() batch
 
 # net::Recipe defaults (src/veridl/net/netspec.hpp)
 RECIPE_DEFAULTS = {"optimizer": "sgd", "lr": 0.1, "batch": 128, "epochs": 12, "momentum": 0.0,
@@ -302,13 +301,15 @@ def resolve_recipe(spec, args):
 
 # -------------------------------------------------------------------------- train
 
-def evaluate(model, x, y):
+def evaluate(model, x, y, batch):
+    """Test-set accuracy in chunks of max(batch, 128) images, as trainer.cpp's evaluate()."""
+    chunk = max(batch, 128)
     model.eval()
     correct = 0
     with torch.no_grad():
-        for i in range(0, x.shape[0], EVAL_CHUNK):
-            pred = model(x[i:i + EVAL_CHUNK]).argmax(dim=1)
-            correct += int((pred == y[i:i + EVAL_CHUNK]).sum())
+        for i in range(0, x.shape[0], chunk):
+            pred = model(x[i:i + chunk]).argmax(dim=1)
+            correct += int((pred == y[i:i + chunk]).sum())
     return correct
 
 
@@ -415,7 +416,7 @@ def main(argv=None):
         veridl_init(he, args.seed)
     if args.eval_veridl_checkpoint:
         load_veridl_checkpoint(model, spec, args.eval_veridl_checkpoint)
-        correct = evaluate(model, x_test, y_test)
+        correct = evaluate(model, x_test, y_test, batch)
         print(json.dumps({"checkpoint": args.eval_veridl_checkpoint, "test_correct": correct,
                           "test_total": int(y_test.shape[0]),
                           "test_accuracy": 100.0 * correct / int(y_test.shape[0])}), flush=True)
@@ -469,7 +470,7 @@ def main(argv=None):
         epoch_seconds.append(time.perf_counter() - t0)
     train_seconds = time.perf_counter() - t_start
 
-    correct = evaluate(model, x_test, y_test)
+    correct = evaluate(model, x_test, y_test, batch)
     n_test = int(y_test.shape[0])
 
     blas, allocator = blas_info()
