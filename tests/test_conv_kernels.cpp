@@ -3,7 +3,7 @@
 // (every stride / padding / kernel path, 1x1 and non-square kernels, shapes that exercise the GEMM's
 // depth blocking and the position chunking), and bit-identical results for one and two threads.
 //
-// Conv tolerance, as tests/test_kernels.cpp: max |kernel - ref| <= kRel sqrt(K) (1 + max |ref|), K the
+// Conv tolerance, as tests/test_kernels.cpp: max |kernel - ref| <= kKernelRel sqrt(K) (1 + max |ref|), K the
 // length of the reduction, the reference run with T = double on the same float inputs. Max-pool has no
 // rounding: its kernels must equal the reference run with T = float bit for bit.
 #include <gtest/gtest.h>
@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "kernel_testutil.hpp"
 #include "veridl/calculus/decisions.hpp"
 #include "veridl/kernels/conv2d.hpp"
 #include "veridl/kernels/maxpool.hpp"
@@ -30,51 +31,7 @@ using veridl::ops::Conv2dShape;
 using veridl::ops::MaxPoolShape;
 using veridl::ops::Padding;
 using veridl::ops::PadStyle;
-
-constexpr double kRel = 5e-7;
-
-std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
-// Integers in {-2..2}: many exact ties.
-std::vector<float> tie_floats(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int> d(-2, 2);
-  std::vector<float> v(n);
-  for (auto& x : v) x = static_cast<float>(d(rng));
-  return v;
-}
-
-std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
-
-::testing::AssertionResult close(const std::vector<float>& got, const std::vector<double>& ref, size_t K,
-                                 const std::string& what) {
-  if (got.size() != ref.size()) return ::testing::AssertionFailure() << what << ": size mismatch";
-  double maxref = 0.0, maxerr = 0.0;
-  size_t worst = 0;
-  for (size_t j = 0; j < ref.size(); ++j) {
-    maxref = std::max(maxref, std::fabs(ref[j]));
-    const double e = std::fabs(static_cast<double>(got[j]) - ref[j]);
-    if (!(e <= maxerr)) {  // also catches NaN
-      maxerr = e;
-      worst = j;
-      if (std::isnan(e)) break;
-    }
-  }
-  const double tol = kRel * std::sqrt(static_cast<double>(std::max<size_t>(K, 1))) * (1.0 + maxref);
-  if (maxerr <= tol) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": max error " << maxerr << " at " << worst << " (got "
-                                       << got[worst] << ", ref " << ref[worst] << ") exceeds tolerance " << tol;
-}
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
+using namespace veridl::testutil;
 
 std::string tag(const Conv2dShape& s) {
   std::string t = "B" + std::to_string(s.B) + "_C" + std::to_string(s.C) + "_H" + std::to_string(s.H) + "_W" +

@@ -3,7 +3,7 @@
 // many shapes, the reference instantiated with T = double on the same float inputs.
 //
 // Tolerance: a float sum of K terms carries rounding of order eps_f sqrt(K) times the size of its
-// partial sums, so kernel outputs must satisfy max |kernel - ref| <= kRel sqrt(K) (1 + max |ref|),
+// partial sums, so kernel outputs must satisfy max |kernel - ref| <= kKernelRel sqrt(K) (1 + max |ref|),
 // K the length of the reduction. A wrong index or a dropped tail gives errors of order max |ref|.
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "kernel_testutil.hpp"
 #include "veridl/calculus/decisions.hpp"
 #include "veridl/kernels/dense.hpp"
 #include "veridl/kernels/softmax.hpp"
@@ -26,39 +27,7 @@
 namespace {
 
 using veridl::kernels::detail::Variant;
-
-constexpr double kRel = 5e-7;  // ~ 4 eps_f; observed errors stay below ~3e-8 sqrt(K) (1 + max |ref|)
-
-std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
-std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
-
-// max |got - ref| <= kRel sqrt(K) (1 + max |ref|)
-::testing::AssertionResult close(const std::vector<float>& got, const std::vector<double>& ref, size_t K,
-                                 const std::string& what) {
-  if (got.size() != ref.size()) return ::testing::AssertionFailure() << what << ": size mismatch";
-  double maxref = 0.0, maxerr = 0.0;
-  size_t worst = 0;
-  for (size_t j = 0; j < ref.size(); ++j) {
-    maxref = std::max(maxref, std::fabs(ref[j]));
-    const double e = std::fabs(static_cast<double>(got[j]) - ref[j]);
-    if (!(e <= maxerr)) {  // also catches NaN
-      maxerr = e;
-      worst = j;
-      if (std::isnan(e)) break;
-    }
-  }
-  const double tol = kRel * std::sqrt(static_cast<double>(std::max<size_t>(K, 1))) * (1.0 + maxref);
-  if (maxerr <= tol) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << ": max error " << maxerr << " at " << worst << " (got "
-                                       << got[worst] << ", ref " << ref[worst] << ") exceeds tolerance " << tol;
-}
+using namespace veridl::testutil;
 
 // An output buffer with guard zones on both sides, initialised to NaN (an element the kernel does not
 // write fails the comparison) and a sentinel (a write outside [0, n) is caught).

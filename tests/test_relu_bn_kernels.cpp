@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "kernel_testutil.hpp"
 #include "veridl/calculus/decisions.hpp"
 #include "veridl/kernels/batchnorm.hpp"
 #include "veridl/kernels/relu.hpp"
@@ -31,20 +32,7 @@ namespace {
 
 using veridl::ops::BatchNormShape;
 using veridl::ops::ReluShape;
-
-std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
-std::vector<double> to_double(const std::vector<float>& v) { return {v.begin(), v.end()}; }
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-}
+using namespace veridl::testutil;
 
 // |got - ref| <= 2^-23 |ref| + 1e-10 (1 + scale), element by element.
 ::testing::AssertionResult within_rounding(const std::vector<float>& got, const std::vector<double>& ref, double scale,
