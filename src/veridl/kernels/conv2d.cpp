@@ -9,12 +9,8 @@
 #include <cstring>
 #include <vector>
 
-
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
-
 #include "veridl/kernels/parallel.hpp"
+#include "veridl/kernels/simd.hpp"
 
 namespace veridl::kernels {
 namespace {
@@ -57,10 +53,7 @@ constexpr size_t kDepth = 320;
 
 #ifdef __AVX2__
 
-inline __m256i lane_mask(size_t n) {  // lanes [0, n) on, n in [1, 8]
-  static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + 8 - n));
-}
+using simd::lane_mask;
 
 // One tile: rows [m0, m0 + MR), columns [n0, n0 + nn), nn in (8 (NV - 1), 8 NV], depth [k0, k1).
 // cont: continue the partial sums already in C (a later depth block).

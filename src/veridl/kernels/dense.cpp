@@ -19,14 +19,15 @@
 #include <cstdint>
 #include <vector>
 
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
+#include "veridl/kernels/simd.hpp"
 
 namespace veridl::kernels {
 namespace {
 
 #ifdef __AVX2__
+
+using simd::hsum;
+using simd::lane_mask;
 
 // Per-thread scratch buffers; grow, never shrink. scratch: the transposed copy of W (made by the calling
 // thread, read by the team); pack_scratch: a packed B panel (private to each team thread).
@@ -49,19 +50,6 @@ struct Blocks {
   size_t lo(size_t j) const { return extent * j / count; }
   size_t hi(size_t j) const { return extent * (j + 1) / count; }
 };
-
-// Lanes [0, n) on, the rest off (n in [1, 8]).
-inline __m256i lane_mask(size_t n) {
-  static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + 8 - n));
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // Wt[o, i] = W[i, o] (W is [I, O]): 8 x 8 blocks through registers (the last block of each row band
 // masked), the I % 8 leftover rows scalar.

@@ -2,28 +2,10 @@
 // vectorizes; large tensors are split into one contiguous chunk per thread.
 #include "veridl/kernels/relu.hpp"
 
-#include <omp.h>
+#include "veridl/kernels/parallel.hpp"
 
 namespace veridl::kernels {
 namespace {
-
-constexpr size_t kParallelMinElems = size_t(1) << 16;
-
-// body(lo, hi) over [0, n): one contiguous chunk per thread, or all on the calling thread.
-template <class F>
-void for_chunks(size_t n, F&& body) {
-  const int nt = n >= kParallelMinElems ? omp_get_max_threads() : 1;
-  if (nt <= 1) {
-    body(size_t(0), n);
-    return;
-  }
-#pragma omp parallel num_threads(nt)
-  {
-    const size_t t = static_cast<size_t>(omp_get_thread_num());
-    const size_t T = static_cast<size_t>(omp_get_num_threads());
-    body(n * t / T, n * (t + 1) / T);
-  }
-}
 
 // Plain functions over pointer arguments (not lambda captures): a uint8_t store may alias anything, so
 // pointers read through a closure would be reloaded every iteration and block vectorization. GCC
@@ -47,11 +29,11 @@ void backward_range(const uint8_t* mask, const float* dy, float* dx, size_t lo, 
 }  // namespace
 
 void relu_forward(const ops::ReluShape& s, const float* x, float* y, uint8_t* mask) {
-  for_chunks(s.n, [=](size_t lo, size_t hi) { forward_range(x, y, mask, lo, hi); });
+  for_chunks(s.n, s.n, [=](size_t lo, size_t hi) { forward_range(x, y, mask, lo, hi); });
 }
 
 void relu_backward(const ops::ReluShape& s, const uint8_t* mask, const float* dy, float* dx) {
-  for_chunks(s.n, [=](size_t lo, size_t hi) { backward_range(mask, dy, dx, lo, hi); });
+  for_chunks(s.n, s.n, [=](size_t lo, size_t hi) { backward_range(mask, dy, dx, lo, hi); });
 }
 
 }  // namespace veridl::kernels
