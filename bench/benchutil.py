@@ -7,6 +7,7 @@ taken under foreign load can be flagged or repeated, and the run's peak resident
 memory (ru_maxrss).
 """
 
+import json
 import os
 import resource
 import subprocess
@@ -233,13 +234,12 @@ def run_pytorch_json(cmd, env=None, timeout=None):
     lines = [l for l in r.stdout.splitlines() if l.strip().startswith("{")]
     if not lines:
         raise RuntimeError(f"no JSON line on stdout: {' '.join(cmd)}\n{r.stdout[-1000:]}")
-    return check_summary(__import__("json").loads(lines[-1]), "pytorch"), st
+    return check_summary(json.loads(lines[-1]), "pytorch"), st
 
 
 def run_veridl_train(cmd, env_pairs=(), timeout=None):
     """Run `veridl train ...` (cmd without --out / --summary-json, which this adds in a temporary
     directory) with KEY=VALUE pairs added to the environment; returns (summary, stats)."""
-    import json
     with tempfile.TemporaryDirectory(prefix="veridl-bench-") as tmp:
         summary = os.path.join(tmp, "summary.json")
         cmd = list(cmd) + ["--out", os.path.join(tmp, "model.safetensors"), "--summary-json", summary]
@@ -272,7 +272,6 @@ def check_veridl_binary(path):
 def run_seeds(frameworks, seeds, runners, quiet_cores, max_wait, describe=lambda st: ""):
     """For each seed, each framework in order: wait for a quiet machine, run runners[fw](seed).
     Returns ({fw: {seed: (result, stats) or (None, None)}}, any_failed)."""
-    import json
     results = {fw: {} for fw in frameworks}
     failed = False
     for seed in seeds:

@@ -29,9 +29,10 @@ import statistics
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import benchutil  # noqa: E402
+
+REPO = benchutil.REPO
 
 # torch.set_num_threads for the PyTorch runs: the fastest setting measured on the
 # 2-core reference machine (docs/bench-pytorch.md).  Its other tuning lives in

@@ -40,9 +40,10 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import benchutil  # noqa: E402
+
+REPO = benchutil.REPO
 
 # torch.set_num_threads (and OMP_NUM_THREADS through pytorch_env.sh) for the PyTorch
 # runs: the faster setting measured on the 2-core machine for these networks, with

@@ -370,18 +370,12 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       auto s0 = Clock::now();
       float* xin = ts.input();
       // The batch gather reads rows scattered over the whole training set (memory-bound): both cores share it.
-      // From the raw bytes when the dataset has them (the same floats: p / 255.f, a correctly rounded division).
-      const bool from_bytes = tr.has_bytes();
+      // Dataset::copy_images converts from the raw bytes when the dataset has them (order[] is a permutation
+      // of [0, n), so it never throws here).
       kernels::for_chunks(cfg.batch, cfg.batch * D, [&](size_t b0, size_t b1) {
         for (size_t b = b0; b < b1; ++b) {
           const size_t src = order[bi * cfg.batch + b];
-          float* dst = xin + b * D;
-          if (from_bytes) {
-            const uint8_t* px = tr.pixels.data() + src * D;
-            for (size_t k = 0; k < D; ++k) dst[k] = static_cast<float>(px[k]) / 255.f;
-          } else {
-            std::copy_n(tr.images.data() + src * D, D, dst);
-          }
+          tr.copy_images(src, 1, xin + b * D);
           labels[b] = tr.labels[src];
         }
       });
