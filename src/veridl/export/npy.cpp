@@ -5,10 +5,12 @@
 
 #include <bit>
 #include <cstring>
+#include <span>
 #include <fstream>
 #include <iterator>
 
 #include "veridl/util/error.hpp"
+#include "veridl/util/file.hpp"
 
 namespace veridl::hlo {
 
@@ -32,14 +34,12 @@ void write(const std::string& path, const std::vector<int64_t>& shape, const cha
   header += '\n';
   size_t n = 1;
   for (int64_t d : shape) n *= static_cast<size_t>(d);
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) throw Error("cannot write '" + path + "'");
   const uint16_t len = static_cast<uint16_t>(header.size());
-  f.write("\x93NUMPY\x01\x00", 8);
-  f.write(reinterpret_cast<const char*>(&len), 2);
-  f.write(header.data(), static_cast<std::streamsize>(header.size()));
-  f.write(static_cast<const char*>(data), static_cast<std::streamsize>(n * elem));
-  if (!f.flush()) throw Error("cannot write '" + path + "'");
+  const std::span<const char> parts[] = {{"\x93NUMPY\x01\x00", 8},
+                                         {reinterpret_cast<const char*>(&len), 2},
+                                         {header.data(), header.size()},
+                                         {static_cast<const char*>(data), n * elem}};
+  write_file_atomic(path, parts);
 }
 
 // The text after `key': ` in the header dict, up to the end of the value.

@@ -1,10 +1,7 @@
 // safetensors reader/writer (F32 only). See checkpoint.hpp and docs/data.md.
 #include "veridl/train/checkpoint.hpp"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
@@ -119,36 +116,13 @@ void save_safetensors(const std::string& path, const Checkpoint& ckpt) {
   unsigned char len_bytes[8];
   for (int b = 0; b < 8; ++b) len_bytes[b] = static_cast<unsigned char>(n >> (8 * b));
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw fail(std::strerror(errno));
-  auto abandon = [&](int err) {
-    if (f) std::fclose(f);
-    f = nullptr;
-    std::remove(tmp.c_str());
-    return fail(err ? std::strerror(err) : "short write");
-  };
-  errno = 0;
-  if (std::fwrite(len_bytes, 1, 8, f) != 8) throw abandon(errno);
-  if (std::fwrite(text.data(), 1, text.size(), f) != text.size()) throw abandon(errno);
+  std::vector<std::span<const char>> parts;
+  parts.reserve(2 + ckpt.tensors.size());
+  parts.emplace_back(reinterpret_cast<const char*>(len_bytes), 8);
+  parts.emplace_back(text.data(), text.size());
   for (const Tensor& t : ckpt.tensors)
-    if (!t.data.empty() && std::fwrite(t.data.data(), sizeof(float), t.data.size(), f) != t.data.size())
-      throw abandon(errno);
-  if (std::fflush(f) != 0) throw abandon(errno);
-  if (::fsync(::fileno(f)) != 0) throw abandon(errno);
-  int rc = std::fclose(f);
-  f = nullptr;
-  if (rc != 0) throw abandon(errno);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw abandon(errno);
-
-  // Best effort: make the rename itself durable. The checkpoint is complete and in place whatever happens here.
-  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
-  if (dir.empty()) dir = "/";
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+    parts.emplace_back(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float));
+  write_file_atomic(path, parts, "checkpoint");
 }
 
 Checkpoint load_safetensors(const std::string& path) {

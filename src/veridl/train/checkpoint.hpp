@@ -23,9 +23,9 @@ struct Checkpoint {
   const Tensor* find(const std::string& name) const;  // nullptr if absent
 };
 
-// Tensors are written in the order given, back to back. Atomic: writes path + ".tmp.<pid>", fflush + fsync,
-// then renames it over `path`; on any failure the temp file is removed, an existing `path` is left untouched,
-// and veridl::Error("cannot write checkpoint '<path>': <reason>") is thrown. Invalid input (empty or duplicate
+// Tensors are written in the order given, back to back, through write_file_atomic (util/file.hpp): a temp
+// file path + ".tmp.<pid>", fsynced, then renamed over `path`; on any failure the temp file is removed, an
+// existing `path` is left untouched, and veridl::Error("cannot write checkpoint '<path>': <reason>") is thrown. Invalid input (empty or duplicate
 // names, the name "__metadata__", negative dims, shape product != data size) is rejected before any write.
 void save_safetensors(const std::string& path, const Checkpoint& ckpt);
 

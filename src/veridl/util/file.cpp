@@ -1,12 +1,14 @@
 #include "veridl/util/file.hpp"
 
 #include <fmt/core.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 
 #include "veridl/util/error.hpp"
@@ -44,18 +46,55 @@ std::vector<uint8_t> read_whole_file(const std::string& path, const std::string&
   return bytes;
 }
 
-void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error("cannot write '" + path + "'");
-    f << text;
-    if (!f.flush()) throw Error("cannot write '" + path + "'");
+void write_file_atomic(const std::string& path, std::span<const std::span<const char>> parts, const std::string& what) {
+  auto fail = [&](int err) {
+    return Error(fmt::format("cannot write {}'{}': {}", what.empty() ? "" : what + " ", path,
+                             err ? std::strerror(err) : "short write"));
+  };
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) throw fail(errno);
+  auto abandon = [&](int err) {
+    ::close(fd);
+    std::remove(tmp.c_str());
+    return fail(err);
+  };
+  for (std::span<const char> part : parts) {
+    const char* p = part.data();
+    size_t left = part.size();
+    while (left > 0) {
+      errno = 0;
+      const ssize_t k = ::write(fd, p, left);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) throw abandon(errno);
+      p += k;
+      left -= static_cast<size_t>(k);
+    }
+  }
+  if (::fsync(fd) != 0) throw abandon(errno);
+  if (::close(fd) != 0) {
+    const int err = errno;
+    std::remove(tmp.c_str());
+    throw fail(err);
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
     std::remove(tmp.c_str());
-    throw Error("cannot write '" + path + "'");
+    throw fail(err);
   }
+  // Best effort: make the rename itself durable. The file is complete and in place whatever happens here.
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? std::string(".") : path.substr(0, std::max<size_t>(slash, 1));
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+void write_text_atomic(const std::string& path, const std::string& text, const std::string& what) {
+  const std::span<const char> part(text.data(), text.size());
+  write_file_atomic(path, std::span(&part, 1), what);
 }
 
 }  // namespace veridl
