@@ -1,6 +1,7 @@
 // NetSpec parsing and validation, the plan, the fast-vs-reference executor, and the whole-network check.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
 #include "veridl/net/executor.hpp"
@@ -225,6 +226,34 @@ TEST(Executor, FastKernelsMatchTheReferenceOnACnnPlan) {
   for (double g : ref.grads()) gmax = std::max(gmax, std::fabs(g));
   for (size_t i = 0; i < p.n_params; ++i) EXPECT_NEAR(fast.grads()[i], ref.grads()[i], 1e-4 * (1 + gmax)) << i;
   for (size_t i = 0; i < xd.size(); ++i) EXPECT_NEAR(fast.input_grad()[i], ref.input_grad()[i], 1e-4 * (1 + gmax)) << i;
+}
+
+// An inference executor (no gradient buffers) computes the same Eval-mode logits and loss as a training
+// executor with the same parameters and running statistics, and refuses what needs the missing buffers.
+TEST(Executor, AnInferenceExecutorMatchesTheTrainingOneInEvalModeAndRefusesToTrain) {
+  Plan p = compile(small_cnn(), 5, 0.0);
+  Executor<float, FastKernels> train(p);
+  Executor<float, FastKernels> infer(p, Purpose::Inference);
+  std::mt19937_64 rng(9);
+  std::normal_distribution<float> n(0, 0.5f);
+  for (size_t i = 0; i < p.n_params; ++i) train.params()[i] = infer.params()[i] = n(rng);
+  auto rs_train = train.running_stats(), rs_infer = infer.running_stats();
+  ASSERT_EQ(rs_train.size(), rs_infer.size());
+  ASSERT_FALSE(rs_train.empty());
+  for (size_t k = 0; k < rs_train.size(); ++k)
+    for (auto& v : *rs_train[k]) v = std::fabs(n(rng)) + (k % 2 ? 0.5f : 0.0f);  // variances positive
+  for (size_t k = 0; k < rs_train.size(); ++k) *rs_infer[k] = *rs_train[k];
+  std::vector<float> x(5 * p.input_width());
+  for (auto& e : x) e = n(rng);
+  std::vector<int32_t> y{0, 1, 2, 3, 4};
+  Decisions d1, d2;
+  const float l1 = train.forward_loss(x.data(), y.data(), 5, d1, Mode::Eval);
+  const float l2 = infer.forward_loss(x.data(), y.data(), 5, d2, Mode::Eval);
+  EXPECT_EQ(l1, l2);
+  EXPECT_EQ(train.logits(), infer.logits());
+  EXPECT_TRUE(infer.grads().empty());
+  EXPECT_THROW(infer.backward(1.0f), std::logic_error);
+  EXPECT_THROW(infer.forward(x.data(), 5, d2, Mode::Train), std::logic_error);
 }
 
 TEST(WholeNetwork, ASmallCnnIsVerifiedAndItsFaultsRejected) {

@@ -9,10 +9,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "test_util.hpp"
 #include "veridl/data/dataset.hpp"
 #include "veridl/net/netspec.hpp"
+#include "veridl/net/plan.hpp"
 #include "veridl/train/trainer.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/file.hpp"
@@ -123,6 +125,51 @@ TEST(Train, ShuffleIsTheOriginalsFisherYates) {
   for (uint32_t i = 0; i < 10; ++i) again[i] = i;
   train::shuffle_indices(again, 42);
   EXPECT_EQ(again, idx);  // deterministic
+}
+
+// The trainer evaluates in its own executor (batch 128: the evaluation chunk) rather than building a second
+// one: the result is the separate inference executor's to the bit (the loss without label smoothing, BatchNorm
+// on running statistics), and the training that follows is unaffected.
+TEST(Train, EvaluatingInTheTrainingExecutorIsExactAndLeavesTrainingAlone) {
+  net::Recipe r;
+  r.optimizer = "adam";
+  r.lr = 1e-3;
+  r.label_smoothing = 0.1;
+  const net::NetSpec spec = net::NetBuilder("bn-probe")
+                                .image(28, 28, 1)
+                                .conv_bn(1, 4, 3)
+                                .max_pool(2, 2)
+                                .flatten()
+                                .dense(784, 10)
+                                .recipe(r)
+                                .build();
+  const net::Plan plan = net::compile(spec, 128, r.label_smoothing);
+  const data::Dataset& train_set = mnist().train;
+  const data::Dataset& test_set = mnist().test;
+  auto make = [&] {
+    auto ts = std::make_unique<train::TrainStep>(plan, train::optim_config(r));
+    train::he_init(plan, 3, ts->params().data());
+    return ts;
+  };
+  auto a = make(), b = make();
+  std::vector<int32_t> labels(train_set.labels.begin(), train_set.labels.begin() + 128);
+  for (size_t t = 1; t <= 6; ++t) {
+    for (auto* ts : {a.get(), b.get()}) {
+      train_set.copy_images((t - 1) * 128, 128, ts->input());
+      std::copy_n(train_set.labels.begin() + static_cast<std::ptrdiff_t>((t - 1) * 128), 128, labels.begin());
+      ts->step(ts->input(), labels.data(), 1e-3f, t);
+    }
+    if (t == 3) {  // a evaluates mid-run, b does not
+      const train::EvalResult in_place = train::evaluate(*a, test_set);
+      const train::EvalResult separate = train::evaluate(plan, a->model(), test_set);
+      EXPECT_EQ(in_place.correct, separate.correct);
+      EXPECT_EQ(in_place.total, separate.total);
+      EXPECT_EQ(in_place.loss, separate.loss);
+      EXPECT_GT(in_place.correct, 0);
+    }
+  }
+  EXPECT_EQ(a->params(), b->params());
+  EXPECT_EQ(a->model().running, b->model().running);
 }
 
 TEST(Train, CheckpointRoundTripThroughEval) {

@@ -5,7 +5,8 @@
 //   Executor<F, RefKernels>          the templated reference: F = double, or the prime field and its
 //                                    duals for the whole-network contract (net/verify_net.hpp)
 // so the whole-network check covers the composition code that trains your model. All buffers are
-// allocated once, in the constructor; forward/backward allocate nothing.
+// allocated once, in the constructor; forward/backward allocate nothing. Purpose::Inference leaves out
+// the buffers only the backward uses.
 #pragma once
 
 #include <algorithm>
@@ -177,15 +178,21 @@ enum class Mode {
   Eval,   // BatchNorm uses the running statistics
 };
 
+// What an executor is built for. Inference executors hold no gradient buffers (parameter gradients,
+// activation gradients, BatchNorm's normalised inputs): about half the memory of a training executor, for
+// evaluation and `veridl eval`. They run forward / forward_loss in Mode::Eval only.
+enum class Purpose { Training, Inference };
+
 template <class T, class K>
 class Executor {
  public:
-  explicit Executor(const Plan& plan) : plan_(plan) {
+  explicit Executor(const Plan& plan, Purpose purpose = Purpose::Training)
+      : plan_(plan), training_(purpose == Purpose::Training) {
     params_.assign(plan.n_params, T(0));
-    grads_.assign(plan.n_params, T(0));
+    if (training_) grads_.assign(plan.n_params, T(0));
     for (size_t w : plan.buf_width) {
       acts_.emplace_back(plan.batch * w, T(0));
-      dacts_.emplace_back(plan.batch * w, T(0));
+      dacts_.emplace_back(training_ ? plan.batch * w : 0, T(0));
     }
     probs_.assign(plan.batch * plan.num_classes, T(0));
     aux_.resize(plan.n_aux);
@@ -201,7 +208,7 @@ class Executor {
           a.r.assign(s.bn.C, T(0));
           a.run_mean.assign(s.bn.C, T(0));
           a.run_var.assign(s.bn.C, T(1));
-          a.xhat.assign(plan.batch * s.width_in, T(0));
+          if (training_) a.xhat.assign(plan.batch * s.width_in, T(0));
           break;
         default: break;
       }
@@ -235,6 +242,8 @@ class Executor {
   // input()). Returns the logits (n x num_classes).
   const T* forward(const T* x, size_t n, Decisions& D, Mode mode = Mode::Train) {
     check_n(n);
+    if (!training_ && mode == Mode::Train)
+      throw std::logic_error("executor: an inference executor runs in Mode::Eval only");
     if (x != acts_[0].data()) std::copy(x, x + n * plan_.input_width(), acts_[0].data());
     for (const Step& s : plan_.steps) {
       const T* in = acts_[s.in_buf].data();
@@ -289,6 +298,7 @@ class Executor {
   // Reverse-order backward of the last Train-mode forward_loss, seeded with dL (1 when training).
   // Writes every parameter gradient; the input gradient too when need_input_grad.
   void backward(T dL, bool need_input_grad = false) {
+    if (!training_) throw std::logic_error("executor: backward on an inference executor");
     const size_t n = n_;
     if (plan_.fault == Fault::IgnoreUpstreamGrad) dL = T(1);
     K::softmax_ce_backward(ops::SoftmaxShape{n, plan_.num_classes}, plan_.label_smoothing, labels_, probs_.data(), dL,
@@ -343,6 +353,7 @@ class Executor {
     std::vector<T> mean, var, r, xhat, run_mean, run_var;
   };
   Plan plan_;
+  bool training_;
   std::vector<T> params_, grads_, probs_;
   std::vector<std::vector<T>> acts_, dacts_;
   std::vector<Aux> aux_;

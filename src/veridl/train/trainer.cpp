@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "veridl/kernels/parallel.hpp"
+#include "veridl/kernels/softmax.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/json_depth.hpp"
 
@@ -74,38 +75,63 @@ void TrainStep::set_model(const Model& m) {
   for (size_t k = 0; k < rs.size(); ++k) *rs[k] = m.running[k];
 }
 
-EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data::Dataset& ds) {
-  // Chunks of the training batch (at least 128): evaluation needs no more activation memory than training.
-  const size_t B = std::max<size_t>(train_plan.batch, 128);
-  net::Plan plan = net::compile(train_plan.spec, std::min(B, std::max<size_t>(ds.n, 1)), 0.0);
-  net::Executor<float, net::FastKernels> ex(plan);
-  ex.params() = model.params;
-  auto rs = ex.running_stats();
-  if (rs.size() != model.running.size()) throw Error("evaluate: running statistics do not match the network");
-  for (size_t k = 0; k < rs.size(); ++k) *rs[k] = model.running[k];
-  Decisions live;
-  EvalResult r;
+namespace {
+
+// Evaluation runs in chunks of the training batch, at least 128 (fewer when the data is smaller).
+size_t eval_chunk(size_t train_batch, size_t n) {
+  return std::min(std::max<size_t>(train_batch, 128), std::max<size_t>(n, 1));
+}
+
+// Evaluates `ds` with `ex` as it stands (parameters, running statistics), Mode::Eval, in chunks of its
+// batch. The loss is the plain cross-entropy (no label smoothing), whatever the executor's plan says.
+EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data::Dataset& ds) {
+  const net::Plan& plan = ex.plan();
   const size_t K = plan.num_classes;
   if (ds.n > 0 && ds.image_size() != plan.input_width())
     throw Error(fmt::format("evaluate: the data's images have {} values ({}x{}x{}), the network takes {}", ds.image_size(),
                             ds.C, ds.H, ds.W, plan.input_width()));
+  std::vector<float> probs(plan.batch * K);
+  Decisions live;
+  EvalResult r;
   double loss_sum = 0;
   for (size_t start = 0; start < ds.n; start += plan.batch) {
     const size_t n = std::min(plan.batch, ds.n - start);
     ds.copy_images(start, n, ex.input());
-    float l = ex.forward_loss(ex.input(), ds.labels.data() + start, n, live, net::Mode::Eval);
+    const float* z = ex.forward(ex.input(), n, live, net::Mode::Eval);
+    const int32_t* labels = ds.labels.data() + start;
+    const float l = kernels::softmax_ce_forward(ops::SoftmaxShape{n, K}, 0.0f, labels, z, probs.data());
     loss_sum += static_cast<double>(l) * static_cast<double>(n);
-    const float* z = ex.logits().data();
     for (size_t b = 0; b < n; ++b) {
       size_t best = 0;
       for (size_t k = 1; k < K; ++k)
         if (z[b * K + k] > z[b * K + best]) best = k;
-      r.correct += static_cast<int32_t>(best) == ds.labels[start + b];
+      r.correct += static_cast<int32_t>(best) == labels[b];
     }
   }
   r.total = ds.n;
   r.loss = ds.n ? loss_sum / static_cast<double>(ds.n) : 0.0;
   return r;
+}
+
+}  // namespace
+
+EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data::Dataset& ds) {
+  // An inference executor (no gradient buffers) of at most the training batch's activation memory.
+  net::Plan plan = net::compile(train_plan.spec, eval_chunk(train_plan.batch, ds.n), 0.0);
+  net::Executor<float, net::FastKernels> ex(plan, net::Purpose::Inference);
+  ex.params() = model.params;
+  auto rs = ex.running_stats();
+  if (rs.size() != model.running.size()) throw Error("evaluate: running statistics do not match the network");
+  for (size_t k = 0; k < rs.size(); ++k) *rs[k] = model.running[k];
+  return evaluate_with(ex, ds);
+}
+
+EvalResult evaluate(TrainStep& ts, const data::Dataset& ds) {
+  // The training executor itself when its batch is the evaluation chunk (a training batch of 128 or more):
+  // no second set of activations. Its next training step recomputes everything the evaluation overwrote.
+  net::Executor<float, net::FastKernels>& ex = ts.executor();
+  if (ex.plan().batch == eval_chunk(ex.plan().batch, ds.n)) return evaluate_with(ex, ds);
+  return evaluate(ex.plan(), ts.model(), ds);
 }
 
 std::vector<std::pair<std::string, size_t>> running_stat_tensors(const net::Plan& plan) {
@@ -415,7 +441,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     EvalResult ev;
     const bool evaluated = (cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every == 0) || last;
     if (evaluated) {
-      ev = evaluate(plan, ts.model(), data.test);
+      ev = evaluate(ts, data.test);
       fmt::print(log, "  val accuracy: {}/{} = {:.2f}% (whole test set)\n", ev.correct, ev.total, ev.accuracy());
       if (last) res.final_eval = ev;
     }

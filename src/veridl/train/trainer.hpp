@@ -100,7 +100,11 @@ class TrainStep {
 
 // Accuracy (first maximum wins) and mean loss over every example of `ds` (no dropped tail), with
 // BatchNorm in evaluation mode (running statistics).
+// Chunks of max(training batch, 128) examples, in an inference executor (no gradient buffers).
 EvalResult evaluate(const net::Plan& plan, const Model& model, const data::Dataset& ds);
+// The same result, computed in the training step's own executor when its batch is that chunk size (so a
+// training run holds one set of activations, not two); the training that follows is unaffected.
+EvalResult evaluate(TrainStep& ts, const data::Dataset& ds);
 
 // Trains from scratch, or continues `resume` (from load_resume_state). Checkpoints at cfg.out are
 // written atomically (temporary file + rename): at the end, every checkpoint_every epochs, and on a stop
