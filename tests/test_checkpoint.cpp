@@ -100,34 +100,14 @@ void expect_same(const Checkpoint& a, const Checkpoint& b) {
   EXPECT_EQ(a.metadata, b.metadata);
 }
 
-class CheckpointTest : public ::testing::Test {
+class CheckpointTest : public ScratchDirTest {
  protected:
-  void SetUp() override {
-    static int counter = 0;
-    dir_ = fs::temp_directory_path() /
-           ("veridl_ckpt_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::permissions(dir_, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  // Names of the entries of the test directory.
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir_)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
+  CheckpointTest() : ScratchDirTest("veridl_ckpt_test_") {}
   // The message of loading a file with these bytes.
   std::string load_error(const std::string& bytes, const std::string& name = "bad.safetensors") {
     write_bytes(dir_ / name, bytes);
     return error_of([&] { load_safetensors(path(name)); });
   }
-  fs::path dir_;
 };
 
 using CheckpointRoundTrip = CheckpointTest;
@@ -276,15 +256,7 @@ TEST_F(CheckpointSave, OldFileIntactWhenWriteFailsMidway) {
 
   Checkpoint big;
   big.tensors.push_back({"big", {1 << 18}, std::vector<float>(1 << 18, 0.5f)});  // 1 MiB
-  struct rlimit saved {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
-  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-  struct rlimit small = saved;
-  small.rlim_cur = 64 * 1024;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
-  std::string msg = error_of([&] { save_safetensors(p, big); });
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
-  std::signal(SIGXFSZ, old_handler);
+  const std::string msg = error_under_file_size_limit(64 * 1024, [&] { save_safetensors(p, big); });
 
   EXPECT_TRUE(mentions(msg, {"cannot write checkpoint '" + p + "': File too large"}));
   EXPECT_EQ(read_bytes(p), before);

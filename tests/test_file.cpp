@@ -1,11 +1,7 @@
 // util/file: the one atomic file writer (checkpoints, .npy exports, summaries and exported modules all go
-// through it) and the whole-file reader.
+// through it).
 #include <gtest/gtest.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -13,47 +9,22 @@
 #include <string>
 #include <vector>
 
+#include "test_util.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/file.hpp"
 
-namespace fs = std::filesystem;
 using veridl::write_file_atomic;
 using veridl::write_text_atomic;
+using namespace veridl::testutil;
 
 namespace {
 
-class AtomicWrite : public ::testing::Test {
+class AtomicWrite : public ScratchDirTest {
  protected:
-  fs::path dir_;
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("veridl_file_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    fs::permissions(dir_, fs::perms::owner_all);
-    fs::remove_all(dir_);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir_)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
+  AtomicWrite() : ScratchDirTest("veridl_file_test_") {}
   static std::string read(const std::string& p) {
     std::ifstream f(p, std::ios::binary);
     return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-  }
-  template <class F>
-  static std::string error_of(F&& f) {
-    try {
-      f();
-    } catch (const veridl::Error& e) {
-      return e.what();
-    }
-    return "(no error)";
   }
 };
 
@@ -73,15 +44,7 @@ TEST_F(AtomicWrite, FailedWriteLeavesTheOldFileAndNoTempFile) {
   const std::string p = path("f.bin");
   write_text_atomic(p, "old contents");
   const std::string big(1 << 20, 'y');
-  struct rlimit saved {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
-  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-  struct rlimit small = saved;
-  small.rlim_cur = 64 * 1024;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
-  const std::string msg = error_of([&] { write_text_atomic(p, big, "summary"); });
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
-  std::signal(SIGXFSZ, old_handler);
+  const std::string msg = error_under_file_size_limit(64 * 1024, [&] { write_text_atomic(p, big, "summary"); });
   EXPECT_EQ(msg, "cannot write summary '" + p + "': File too large");
   EXPECT_EQ(read(p), "old contents");
   EXPECT_EQ(listing(), std::vector<std::string>{"f.bin"});
@@ -92,7 +55,7 @@ TEST_F(AtomicWrite, MissingDirectoryAndDirectoryInPlaceAreOneLineErrors) {
   EXPECT_EQ(error_of([&] { write_text_atomic(missing, "x"); }),
             "cannot write '" + missing + "': No such file or directory");
   // A directory where the file should go: the rename fails, the directory and its contents stay.
-  fs::create_directory(path("d"));
+  std::filesystem::create_directory(path("d"));
   std::ofstream(path("d/keep")) << "k";
   EXPECT_EQ(error_of([&] { write_text_atomic(path("d"), "x"); }), "cannot write '" + path("d") + "': Is a directory");
   EXPECT_EQ(read(path("d/keep")), "k");

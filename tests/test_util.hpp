@@ -1,15 +1,24 @@
 // Helpers shared by the test files: the one-line-error assertions, the repository paths, the bundled
-// MNIST split, and running the veridl CLI.
+// MNIST split, running the veridl CLI, and a scratch-directory fixture.
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <array>
+#include <csignal>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <initializer_list>
 #include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
 
 #include "veridl/data/dataset.hpp"
 #include "veridl/util/error.hpp"
@@ -63,5 +72,52 @@ inline Cmd run_command(const std::string& cmd) {
 }
 // Runs `veridl <args>`.
 inline Cmd sh(const std::string& args) { return run_command(std::string(VERIDL_BINARY) + " " + args); }
+
+// The error_of f run under a file size limit of `bytes` (RLIMIT_FSIZE, SIGXFSZ ignored so that a write past
+// it fails with EFBIG); the limit and the signal's handler are restored afterwards.
+template <class F>
+std::string error_under_file_size_limit(rlim_t bytes, F&& f) {
+  struct rlimit saved {};
+  if (::getrlimit(RLIMIT_FSIZE, &saved) != 0) ADD_FAILURE() << "getrlimit";
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = saved;
+  small.rlim_cur = bytes;
+  if (::setrlimit(RLIMIT_FSIZE, &small) != 0) ADD_FAILURE() << "setrlimit";
+  std::string msg = error_of(std::forward<F>(f));
+  if (::setrlimit(RLIMIT_FSIZE, &saved) != 0) ADD_FAILURE() << "setrlimit (restore)";
+  std::signal(SIGXFSZ, old_handler);
+  return msg;
+}
+
+// A fresh directory per test (under the system temp dir, named by prefix, pid and a counter), removed with
+// everything in it afterwards, even if a test took its write permission away.
+class ScratchDirTest : public ::testing::Test {
+ protected:
+  explicit ScratchDirTest(std::string prefix) : prefix_(std::move(prefix)) {}
+  void SetUp() override {
+    static int counter = 0;
+    dir_ = std::filesystem::temp_directory_path() /
+           (prefix_ + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::permissions(dir_, std::filesystem::perms::owner_all, std::filesystem::perm_options::add, ec);
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  // Names of the entries of the directory, sorted.
+  std::vector<std::string> listing() const {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir_)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+  std::filesystem::path dir_;
+
+ private:
+  std::string prefix_;
+};
 
 }  // namespace veridl::testutil
