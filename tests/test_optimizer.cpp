@@ -110,8 +110,9 @@ TEST(Optimizer, LargeModelsFollowTheScalarFormulaOnAnyThreadCount) {
     // The scalar reference, in float, element by element.
     std::vector<float> p = p0, m(n, 0.0f), v(n, 0.0f);
     for (size_t t = 1; t <= grads.size(); ++t) {
-      const float bc1 = static_cast<float>(1.0 - std::pow(0.9, static_cast<double>(t)));
-      const float bc2 = static_cast<float>(1.0 - std::pow(0.999, static_cast<double>(t)));
+      const double bc1 = 1.0 - std::pow(0.9, static_cast<double>(t));
+      const double bc2 = 1.0 - std::pow(0.999, static_cast<double>(t));
+      const float step = static_cast<float>(lr / bc1), isb2 = static_cast<float>(1.0 / std::sqrt(bc2));
       for (size_t i = 0; i < n; ++i) {
         const bool decay = i < n_weight;
         float g = grads[t - 1][i];
@@ -124,7 +125,7 @@ TEST(Optimizer, LargeModelsFollowTheScalarFormulaOnAnyThreadCount) {
         if (cs.kind == "adam" && decay) g += wd * p[i];
         m[i] = b1 * m[i] + (1 - b1) * g;
         v[i] = b2 * v[i] + (1 - b2) * g * g;
-        p[i] -= lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
+        p[i] -= step * m[i] / (std::sqrt(v[i]) * isb2 + eps);
         if (cs.kind == "adamw" && decay) p[i] -= lr * wd * p[i];
       }
     }

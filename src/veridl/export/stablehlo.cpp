@@ -452,14 +452,15 @@ Update optimizer(Emission& e, const std::vector<Val>& state_in, const Val& lr, c
   const Val tf = b.convert(step, DType::F32);
   const Val bc1 = b.neg(b.expm1(b.mul(tf, static_cast<float>(std::log(o.beta1)))));
   const Val bc2 = b.neg(b.expm1(b.mul(tf, static_cast<float>(std::log(o.beta2)))));
+  const Val step_size = b.div(lr, bc1), isb2 = b.rsqrt(bc2);
   std::vector<Val> ms, vs;
   for (size_t t = 0; t < P; ++t) {
     const Val& p = e.params[t];
     const Val gi = coupled && decayed(t) ? b.add(g[t], b.mul(p, wd)) : g[t];
     const Val m = b.add(b.mul(state_in[t], b1), b.mul(gi, 1.0f - b1));
     const Val v = b.add(b.mul(state_in[P + t], b2), b.mul(b.mul(gi, 1.0f - b2), gi));
-    const Val mhat = b.div(m, scalar(bc1, m)), vhat = b.div(v, scalar(bc2, v));
-    Val np = b.sub(p, b.div(b.mul(scalar(lr, p), mhat), b.add(b.sqrt(vhat), eps)));
+    // theta -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps), as train/optimizer.cpp computes it.
+    Val np = b.sub(p, b.div(b.mul(scalar(step_size, p), m), b.add(b.mul(b.sqrt(v), scalar(isb2, v)), eps)));
     if (!coupled && decayed(t)) np = b.sub(np, b.mul(scalar(b.mul(lr, b.cst(wd, {})), np), np));  // p -= lr wd p
     u.params.push_back(np);
     ms.push_back(m);

@@ -114,8 +114,10 @@ void sgd_update(size_t n, float* __restrict p, const float* __restrict g, float*
   }
 }
 
+// step = lr / (1 - b1^t), isb2 = 1 / sqrt(1 - b2^t): the bias corrections folded into two scalars, so that
+// an element costs one square root and one division (PyTorch's form of the update), not three divisions.
 struct AdamConsts {
-  float lr, wd, b1, b2, eps, bc1, bc2;
+  float lr, wd, b1, b2, eps, step, isb2;
 };
 
 template <bool Coupled>
@@ -130,8 +132,7 @@ void adam_update(size_t n, float* __restrict p, const float* __restrict g, float
     const float vi = k.b2 * v[i] + (1.0f - k.b2) * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    const float mhat = mi / k.bc1, vhat = vi / k.bc2;
-    const float q = pi - k.lr * mhat / (std::sqrt(vhat) + k.eps);
+    const float q = pi - k.step * mi / (std::sqrt(vi) * k.isb2 + k.eps);
     p[i] = Coupled ? q : q - k.lr * w * q;
   }
 }
@@ -159,13 +160,15 @@ double Optimizer::step(float* p, float* g, float lr, size_t t) {
       sgd_update<false>(n, p, g, nullptr, dm, lr, wd, mu);
     return norm;
   }
+  const double bc1 = 1.0 - std::pow(cfg_.beta1, static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(cfg_.beta2, static_cast<double>(t));
   const AdamConsts k{lr,
                      wd,
                      static_cast<float>(cfg_.beta1),
                      static_cast<float>(cfg_.beta2),
                      static_cast<float>(cfg_.eps),
-                     static_cast<float>(1.0 - std::pow(cfg_.beta1, static_cast<double>(t))),
-                     static_cast<float>(1.0 - std::pow(cfg_.beta2, static_cast<double>(t)))};
+                     static_cast<float>(static_cast<double>(lr) / bc1),
+                     static_cast<float>(1.0 / std::sqrt(bc2))};
   if (cfg_.kind == "adam")
     adam_update<true>(n, p, g, m_.data(), v_.data(), dm, k);
   else

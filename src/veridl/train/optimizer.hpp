@@ -5,6 +5,8 @@
 //   adamw  Adam, then theta -= lr wd theta on weights (decoupled, lr-scaled, as the original)
 //   Adam:  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  bias correction with the 1-based step t;
 //          theta -= lr * mhat / (sqrt(vhat) + eps);      b1 0.9, b2 0.999, eps 1e-8
+//          computed as PyTorch does: theta -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps), bc = 1 - b^t,
+//          with 1 / sqrt(bc2) a multiplier (one square root and one division per element)
 // "Weights" are the tensors of rank >= 2 (dense and conv kernels); biases and BatchNorm gamma/beta
 // are not decayed. Optional global-norm clipping before the update: g *= min(1, c / (||g||_2 + 1e-6)).
 //
