@@ -10,7 +10,7 @@
 //                   the whole fused train step of a NetSpec (gather excluded: forward, loss, backward and
 //                   the recipe's optimizer, as train::TrainStep runs it) on random data: median time per
 //                   step over many steps, which shrugs off the bursts of foreign load that make epoch
-//                   timings noisy on a shared machine
+//                   timings noisy on a shared machine; then the optimizer's update alone
 //                 (2-thread figures need both cores idle: a busy core stalls every OpenMP join)
 //
 // Every figure is the median over many timed samples of the time per call (a sample times enough
@@ -241,6 +241,14 @@ void bench_net_step(const std::string& path, size_t batch) {
   std::printf("%s, batch %zu, %s, %zu parameters, %d threads: train step median %.3f ms (min %.3f), %.0f images/s\n",
               spec.name.c_str(), batch, oc.kind.c_str(), plan.n_params, omp_get_max_threads(), tm.median * 1e3,
               tm.min * 1e3, static_cast<double>(batch) / tm.median);
+  // The optimizer's share: its update alone, on the step's last gradients.
+  std::vector<float> g = ts.executor().grads();
+  const Timing to = measure([&] {
+    ts.optimizer().step(ts.params().data(), g.data(), lr, ++t);
+    g_sink = ts.params()[0];
+  });
+  std::printf("  of which the %s update: median %.3f ms (%.0f%% of the step)\n", oc.kind.c_str(), to.median * 1e3,
+              100.0 * to.median / tm.median);
 }
 
 }  // namespace
