@@ -11,11 +11,15 @@
 //                   the recipe's optimizer, as train::TrainStep runs it) on random data: median time per
 //                   step over many steps, which shrugs off the bursts of foreign load that make epoch
 //                   timings noisy on a shared machine; then the optimizer's update alone
+//                 OMP_NUM_THREADS=2 ./bench_kernels --peak [--seconds S]
+//                   the machine's FMA ceiling (independent FMA chains on every thread), the number the
+//                   GEMM and train-step GFLOP/s are fractions of
 //                 (2-thread figures need both cores idle: a busy core stalls every OpenMP join)
 //
 // Every figure is the median over many timed samples of the time per call (a sample times enough
 // back-to-back calls to last ~50 us, for timer resolution). GFLOP/s counts 2 B I O flops for the dense
 // products (B O for the bias sum).
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -251,10 +255,40 @@ void bench_net_step(const std::string& path, size_t batch) {
               100.0 * to.median / tm.median);
 }
 
+#ifdef __AVX2__
+// The machine's FMA ceiling: every thread runs 12 independent 8-lane FMA chains (enough to cover the FMA
+// latency on two pipes) for `seconds`; the flops of all threads over the wall time.
+void bench_fma_peak(double seconds) {
+  const int threads = omp_get_max_threads();
+  const long iters = 20000000;
+  double flops = 0, wall = 0;
+  const auto t0 = Clock::now();
+  while (wall < seconds) {
+#pragma omp parallel num_threads(threads)
+    {
+      const float s = 1.0f + 1e-3f * static_cast<float>(omp_get_thread_num());
+      __m256 a[12];
+      for (int i = 0; i < 12; ++i) a[i] = _mm256_set1_ps(s + 0.01f * static_cast<float>(i));
+      const __m256 b = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-8f);
+      for (long k = 0; k < iters; ++k) {
+        for (int i = 0; i < 12; ++i) a[i] = _mm256_fmadd_ps(a[i], b, c);  // distinct chains: nothing to merge
+      }
+      float sum = 0;
+      for (int i = 0; i < 12; ++i) sum += _mm256_cvtss_f32(a[i]);
+      g_sink = sum;
+    }
+    flops += 2.0 * 8 * 12 * static_cast<double>(iters) * threads;
+    wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  std::printf("FMA peak, %d threads: %.1f GFLOP/s (%.1f per thread)\n", threads, flops / wall * 1e-9,
+              flops / wall * 1e-9 / threads);
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool step_only = false;
+  bool step_only = false, peak = false;
   std::string net_spec;
   size_t net_batch = 0;
   for (int a = 1; a < argc; ++a) {
@@ -263,6 +297,16 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[a], "--net") == 0 && a + 1 < argc) net_spec = argv[++a];
     if (std::strcmp(argv[a], "--batch") == 0 && a + 1 < argc) net_batch = std::strtoul(argv[++a], nullptr, 10);
     if (std::strcmp(argv[a], "--seconds") == 0 && a + 1 < argc) g_budget = std::strtod(argv[++a], nullptr);
+    if (std::strcmp(argv[a], "--peak") == 0) peak = true;
+  }
+  if (peak) {
+#ifdef __AVX2__
+    bench_fma_peak(g_budget > 0 ? g_budget : 2.0);
+    return 0;
+#else
+    std::fprintf(stderr, "bench_kernels: --peak needs an AVX2+FMA build\n");
+    return 1;
+#endif
   }
   if (!net_spec.empty()) {
     try {

@@ -126,20 +126,20 @@ int cmd_train(int argc, char** argv) {
     cfg.epochs = static_cast<size_t>(a.integer("--epochs", static_cast<long long>(r.epochs), 1, 1000000));
     cfg.batch = static_cast<size_t>(a.integer("--batch", static_cast<long long>(r.batch), 1, 1 << 20));
     train::OptimConfig& o = cfg.optim;
-    o = train::optim_config(r);  // then each flag overrides its field
-    o.kind = a.str("--optimizer", r.optimizer);
-    o.lr = a.real("--lr", r.lr);
+    o = train::optim_config(r);  // the recipe's optimizer fields; each flag overrides its own
+    o.kind = a.str("--optimizer", o.kind);
+    o.lr = a.real("--lr", o.lr);
     if (!(o.lr > 0)) throw Error(fmt::format("--lr must be positive, got {}", o.lr));
-    o.momentum = a.real("--momentum", r.momentum);
+    o.momentum = a.real("--momentum", o.momentum);
     if (!(o.momentum >= 0 && o.momentum < 1))
       throw Error(fmt::format("--momentum must be in [0, 1), got {}", o.momentum));
-    o.weight_decay = a.real("--weight-decay", r.weight_decay);
+    o.weight_decay = a.real("--weight-decay", o.weight_decay);
     if (!(o.weight_decay >= 0)) throw Error(fmt::format("--weight-decay must be >= 0, got {}", o.weight_decay));
-    o.warmup_epochs = a.real("--warmup-epochs", r.warmup_epochs);
+    o.warmup_epochs = a.real("--warmup-epochs", o.warmup_epochs);
     if (!(o.warmup_epochs >= 0)) throw Error(fmt::format("--warmup-epochs must be >= 0, got {}", o.warmup_epochs));
-    o.clip_norm = a.real("--clip-norm", r.clip_norm);
+    o.clip_norm = a.real("--clip-norm", o.clip_norm);
     if (!(o.clip_norm >= 0)) throw Error(fmt::format("--clip-norm must be >= 0, got {}", o.clip_norm));
-    o.cosine = a.has("--cosine") ? true : a.has("--no-cosine") ? false : r.cosine;
+    o.cosine = a.has("--cosine") ? true : a.has("--no-cosine") ? false : o.cosine;
     if (o.kind != "sgd" && o.kind != "adam" && o.kind != "adamw")
       throw Error("--optimizer: '" + o.kind + "' is not supported (supported: sgd, adam, adamw)");
     cfg.augment.pad = static_cast<size_t>(a.integer("--crop-pad", static_cast<long long>(r.augment_crop_pad), 0, 64));
