@@ -39,7 +39,7 @@ done
 if [ -n "$ALLOCATOR" ] && [ ! -e "$ALLOCATOR" ]; then missing+=("$ALLOCATOR (libjemalloc2)"); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "pytorch_env.sh: missing: ${missing[*]}" >&2
-  echo "pytorch_env.sh: apt-get install python3-torch libopenblas0-openmp libjemalloc2" >&2
+  echo "pytorch_env.sh: install them with: bash scripts/install-deps.sh --bench (or apt-get install python3-torch libopenblas0-openmp libjemalloc2)" >&2
   exit 3
 fi
 
