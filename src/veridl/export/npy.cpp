@@ -5,9 +5,9 @@
 
 #include <bit>
 #include <cstring>
-#include <span>
 #include <fstream>
 #include <iterator>
+#include <span>
 
 #include "veridl/util/error.hpp"
 #include "veridl/util/file.hpp"
