@@ -30,20 +30,6 @@ using veridl::train::Tensor;
 
 
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Replaces p. Unlinking first matters: ext4 flushes a file truncated and rewritten in place (auto_da_alloc),
-// which made the corruption loops below ~40x slower.
-void write_bytes(const fs::path& p, const std::string& b) {
-  std::error_code ec;
-  fs::remove(p, ec);
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(b.data(), static_cast<std::streamsize>(b.size()));
-  ASSERT_TRUE(out.good()) << p;
-}
 
 std::string le64(uint64_t v) {
   std::string s(8, '\0');

@@ -3,8 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <span>
 #include <string>
 #include <vector>
@@ -22,19 +20,15 @@ namespace {
 class AtomicWrite : public ScratchDirTest {
  protected:
   AtomicWrite() : ScratchDirTest("veridl_file_test_") {}
-  static std::string read(const std::string& p) {
-    std::ifstream f(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-  }
 };
 
 TEST_F(AtomicWrite, PartsAreWrittenBackToBackAndNoTempFileIsLeft) {
   const std::string a = "head", b(100000, 'x'), c;
   const std::span<const char> parts[] = {{a.data(), a.size()}, {b.data(), b.size()}, {c.data(), c.size()}};
   write_file_atomic(path("f.bin"), parts);
-  EXPECT_EQ(read(path("f.bin")), a + b);
+  EXPECT_EQ(read_bytes(path("f.bin")), a + b);
   write_text_atomic(path("f.bin"), "replaced");
-  EXPECT_EQ(read(path("f.bin")), "replaced");
+  EXPECT_EQ(read_bytes(path("f.bin")), "replaced");
   EXPECT_EQ(listing(), std::vector<std::string>{"f.bin"});
 }
 
@@ -46,7 +40,7 @@ TEST_F(AtomicWrite, FailedWriteLeavesTheOldFileAndNoTempFile) {
   const std::string big(1 << 20, 'y');
   const std::string msg = error_under_file_size_limit(64 * 1024, [&] { write_text_atomic(p, big, "summary"); });
   EXPECT_EQ(msg, "cannot write summary '" + p + "': File too large");
-  EXPECT_EQ(read(p), "old contents");
+  EXPECT_EQ(read_bytes(p), "old contents");
   EXPECT_EQ(listing(), std::vector<std::string>{"f.bin"});
 }
 
@@ -56,9 +50,9 @@ TEST_F(AtomicWrite, MissingDirectoryAndDirectoryInPlaceAreOneLineErrors) {
             "cannot write '" + missing + "': No such file or directory");
   // A directory where the file should go: the rename fails, the directory and its contents stay.
   std::filesystem::create_directory(path("d"));
-  std::ofstream(path("d/keep")) << "k";
+  write_bytes(path("d/keep"), "k");
   EXPECT_EQ(error_of([&] { write_text_atomic(path("d"), "x"); }), "cannot write '" + path("d") + "': Is a directory");
-  EXPECT_EQ(read(path("d/keep")), "k");
+  EXPECT_EQ(read_bytes(path("d/keep")), "k");
   EXPECT_EQ(listing(), std::vector<std::string>{"d"});
 }
 

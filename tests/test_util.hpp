@@ -14,7 +14,9 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <initializer_list>
+#include <iterator>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -72,6 +74,22 @@ inline Cmd run_command(const std::string& cmd) {
 }
 // Runs `veridl <args>`.
 inline Cmd sh(const std::string& args) { return run_command(std::string(VERIDL_BINARY) + " " + args); }
+
+// The whole contents of file p ("" if it cannot be read).
+inline std::string read_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Replaces p. Unlinking first matters: ext4 flushes a file truncated and rewritten in place (auto_da_alloc),
+// which made the checkpoint corruption loops ~40x slower.
+inline void write_bytes(const std::filesystem::path& p, const std::string& b) {
+  std::error_code ec;
+  std::filesystem::remove(p, ec);
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(b.data(), static_cast<std::streamsize>(b.size()));
+  ASSERT_TRUE(out.good()) << p;
+}
 
 // The error_of f run under a file size limit of `bytes` (RLIMIT_FSIZE, SIGXFSZ ignored so that a write past
 // it fails with EFBIG); the limit and the signal's handler are restored afterwards.

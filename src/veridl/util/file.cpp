@@ -54,10 +54,13 @@ void write_file_atomic(const std::string& path, std::span<const std::span<const 
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) throw fail(errno);
-  auto abandon = [&](int err) {
-    ::close(fd);
+  auto discard = [&](int err) {  // the temporary file is ours: remove it, report err
     std::remove(tmp.c_str());
     return fail(err);
+  };
+  auto abandon = [&](int err) {
+    ::close(fd);
+    return discard(err);
   };
   for (std::span<const char> part : parts) {
     const char* p = part.data();
@@ -72,16 +75,8 @@ void write_file_atomic(const std::string& path, std::span<const std::span<const 
     }
   }
   if (::fsync(fd) != 0) throw abandon(errno);
-  if (::close(fd) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    throw fail(err);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    throw fail(err);
-  }
+  if (::close(fd) != 0) throw discard(errno);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw discard(errno);
   // Best effort: make the rename itself durable. The file is complete and in place whatever happens here.
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? std::string(".") : path.substr(0, std::max<size_t>(slash, 1));
