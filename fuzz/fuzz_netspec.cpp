@@ -1,6 +1,6 @@
 // libFuzzer harness: parse_netspec on arbitrary text. veridl::Error is the expected outcome of bad input; any other
 // exception, crash, hang, leak or sanitizer report is a bug. An accepted spec must also
-//   - have sizes whose products fit in 64 bits (input shape, each layer's fields, each inferred activation shape):
+//   - have sizes whose products fit in 64 bits (input shape, each parameter tensor, each inferred activation shape):
 //     a product that wraps is how an oversized layer slips past the size limits and later under-allocates;
 //   - survive to_json -> parse_netspec unchanged.
 #include <cstdint>
@@ -8,6 +8,7 @@
 #include <string>
 
 #include "fuzz_util.hpp"
+#include "veridl/net/lower.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/util/error.hpp"
 
@@ -37,14 +38,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (!product_fits({spec.channels, spec.imageH, spec.imageW}))
     die("accepted a spec whose input size channels*imageH*imageW overflows 64 bits");
-  for (size_t i = 0; i < spec.layers.size(); ++i) {
-    const Layer& l = spec.layers[i];
-    const size_t k = l.k ? l.k : 1;
-    if (!product_fits({l.fan_in, l.fan_out, k, k}))
-      die("accepted a spec whose layer " + std::to_string(i) + " has sizes whose product overflows 64 bits");
+  const veridl::graph::Graph g = lower(spec, "<fuzz>");
+  for (const auto& t : g.params) {
+    unsigned __int128 p = 1;
+    for (int64_t d : t.shape) p *= static_cast<unsigned __int128>(d);
+    if (p > UINT64_MAX) die("accepted a spec with a parameter tensor (" + t.name + ") whose size overflows 64 bits");
   }
-  for (const LayerShape& s : infer_shapes(spec, "<fuzz>"))
-    if (!product_fits({s.C, s.H, s.W})) die("accepted a spec with an activation whose size overflows 64 bits");
+  for (const auto& v : g.values) {
+    unsigned __int128 p = 1;
+    for (size_t d : v.shape.d) p *= d;
+    if (p > UINT64_MAX) die("accepted a spec with an activation (" + v.name + ") whose size overflows 64 bits");
+  }
   if (spec.num_classes() < 2) die("accepted a spec with fewer than 2 classes");
   (void)spec.param_count();
 

@@ -40,6 +40,7 @@
 #include "veridl/data/dataset.hpp"
 #include "veridl/export/npy.hpp"
 #include "veridl/export/stablehlo.hpp"
+#include "veridl/prims/table.hpp"
 #include "veridl/net/executor.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
@@ -346,7 +347,7 @@ net::NetSpec bestiary(net::PadStyle style) {
 }
 
 void ones_kernel(const net::Plan& plan, float* p) {
-  const net::ParamTensor& w = plan.params[plan.steps[0].w];
+  const net::ParamTensor& w = plan.params[plan.nodes[0].params[0]];
   std::fill_n(p + w.offset, w.size, 1.0f);
 }
 
@@ -354,24 +355,13 @@ void ones_kernel(const net::Plan& plan, float* p) {
 
 // ---- the emitter table and the module text (no IREE needed) --------------------------------------------
 
-TEST(ExportTable, EveryStepKindHasAnEmitterCitingRegisteredContracts) {
+TEST(ExportTable, EveryPrimitiveHasEmittersCitingRegisteredContracts) {
   const Registry& reg = builtin_contracts();
-  std::set<net::StepKind> seen;
-  for (const auto& e : hlo::primitive_emitters()) {
-    EXPECT_TRUE(seen.insert(e.kind).second) << e.name << " has two entries";
-    EXPECT_NE(e.forward, nullptr) << e.name;
-    EXPECT_NE(e.backward, nullptr) << e.name;
-    for (const auto& c : e.contracts) EXPECT_NE(reg.find(c), nullptr) << e.name << " cites unknown contract " << c;
+  for (const auto& d : prims::table()) {
+    EXPECT_NE(d.emit_forward, nullptr) << d.name;
+    EXPECT_NE(d.emit_backward, nullptr) << d.name;
+    for (const auto& c : d.contracts()) EXPECT_NE(reg.find(c), nullptr) << d.name << " cites unknown contract " << c;
   }
-  for (net::StepKind k : {net::StepKind::Flatten, net::StepKind::Dense, net::StepKind::Conv, net::StepKind::BatchNorm,
-                          net::StepKind::Relu, net::StepKind::MaxPool})
-    EXPECT_NE(hlo::find_emitter(k), nullptr) << "step kind " << int(k) << " has no emitter";
-  for (const auto& c : hlo::loss_contracts()) EXPECT_NE(reg.find(c), nullptr) << c;
-  // Every primitive with a backward cites what it implements (flatten is a reshape).
-  for (const auto& e : hlo::primitive_emitters())
-    if (e.kind != net::StepKind::Flatten) {
-      EXPECT_FALSE(e.contracts.empty()) << e.name;
-    }
 }
 
 TEST(ExportModule, TheTrainStepCitesEveryContractOfItsBackwardOpByOp) {
@@ -379,15 +369,16 @@ TEST(ExportModule, TheTrainStepCitesEveryContractOfItsBackwardOpByOp) {
   const net::Plan all = net::compile(bestiary(net::PadStyle::XlaSame), 2);
   hlo::ExportOptions opt;
   const std::string a = hlo::export_stablehlo(all, opt);
-  for (const auto& e : hlo::primitive_emitters())
-    for (const auto& c : e.contracts) EXPECT_NE(a.find("  // " + c + "\n"), std::string::npos) << c;
+  for (const auto& n : all.nodes)
+    for (const auto& c : prims::table()[n.op].contracts()) EXPECT_NE(a.find("  // " + c + "\n"), std::string::npos) << c;
   EXPECT_NE(a.find("  // softmaxCE_grad\n"), std::string::npos);
   // Every op line of the backward cites one: between the loss backward and the optimizer, each line
   // is a comment, blank, or ends with a registered contract's name.
   const size_t from = a.find("// loss backward"), to = a.find("// optimizer:");
   ASSERT_LT(from, to);
   std::set<std::string> names;
-  for (const auto& e : hlo::primitive_emitters()) names.insert(e.contracts.begin(), e.contracts.end());
+  for (const auto& d : prims::table())
+    for (const auto& c : d.contracts()) names.insert(c);
   names.insert("softmaxCE_grad");
   names.insert("reshape back (flatten is a reindexing; no contract)");
   std::istringstream lines(a.substr(from, to - from));

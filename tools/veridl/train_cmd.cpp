@@ -12,6 +12,7 @@
 #include "veridl/data/dataset.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
+#include "veridl/prims/table.hpp"
 #include "veridl/train/checkpoint.hpp"
 #include "veridl/train/trainer.hpp"
 #include "veridl/util/error.hpp"
@@ -238,13 +239,20 @@ int cmd_info(int argc, char** argv) {
   auto sp = a.get("--spec");
   if (!sp) throw Error("--spec FILE is required");
   net::NetSpec spec = net::load_netspec(*sp);
-  net::Plan plan = net::compile(spec, 1);
+  const size_t batch = spec.recipe ? spec.recipe->batch : 128;
+  net::Plan plan = net::compile(spec, batch);
   fmt::print("{}: {} params, input {}x{}x{}, {} classes\n", spec.name, plan.n_params, spec.channels, spec.imageH,
              spec.imageW, plan.num_classes);
-  auto shapes = net::infer_shapes(spec, *sp);
-  for (size_t i = 0; i < spec.layers.size(); ++i)
-    fmt::print("  layer {}: {:<8} -> {}x{}x{}\n", i, net::to_string(spec.layers[i].kind), shapes[i].C, shapes[i].H,
-               shapes[i].W);
+  const auto& table = prims::table();
+  for (const auto& n : plan.nodes) {
+    if (&n - plan.nodes.data() == plan.loss_node) continue;
+    size_t params = 0;
+    for (size_t t : n.params) params += plan.params[t].size;
+    std::string in;
+    for (size_t v : n.inputs) in += (in.empty() ? "" : ", ") + plan.values[v].name;
+    fmt::print("  {:<18} {:<10} {:<24} -> {:<10} {}\n", n.name, table[n.op].name, in, plan.values[n.output].shape.str(),
+               params ? std::to_string(params) + " params" : "");
+  }
   for (const auto& t : plan.params) {
     std::string shp;
     for (auto d : t.shape) {
@@ -253,6 +261,13 @@ int cmd_info(int argc, char** argv) {
     }
     fmt::print("  param {:<18} [{}] {}\n", t.name, shp, t.size);
   }
+  auto mib = [](size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); };
+  fmt::print("memory at batch {} (float32; activations, gradients and saved values, buffers reused by liveness):\n",
+             batch);
+  fmt::print("  training step: {:.1f} MiB of activations ({} shared buffers), parameters + gradients {:.1f} MiB\n",
+             mib(plan.train.bytes(sizeof(float))), plan.train.buffers.size(), mib(2 * plan.n_params * sizeof(float)));
+  fmt::print("  inference:     {:.1f} MiB of activations ({} shared buffers)\n", mib(plan.infer.bytes(sizeof(float))),
+             plan.infer.buffers.size());
   return 0;
 }
 

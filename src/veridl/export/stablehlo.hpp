@@ -20,11 +20,12 @@
 //                       then x [B, C, H, W] f32;  result: logits [B, classes] f32
 // The learning rate is computed by the host (train::lr_at: warmup + cosine) and passed in as `lr`.
 //
-// "Emitted from the same registry": the module is produced by walking plan.steps forward and then in
-// reverse, exactly as net::Executor does, calling one forward and one backward emitter per primitive
-// from primitive_emitters(). Each emitter's backward is the closed form of the registered contracts it
-// lists (ops/*_contracts.cpp; `veridl verify` checks them exactly), and every op it writes carries the
-// contract's name in a trailing comment. Branch conventions are those of the native kernels: ReLU'(0) = 0
+// "Emitted from the same table": the module is produced by walking the plan's nodes forward and then in
+// reverse, exactly as net::Executor does, calling each node's primitive's emit_forward / emit_backward
+// (prims/<name>.cpp, through prims::table()). Each emitter's backward is the closed form of the
+// registered contracts its primitive lists (contracts(); `veridl verify` checks them exactly), and every
+// op it writes carries the contract's name in a trailing comment. Fan-out gradients are added (the plan's
+// accumulate edges). Branch conventions are those of the native kernels: ReLU'(0) = 0
 // (strict >), max-pool ties go to the first maximum in row-major window order (only it gets the gradient).
 #pragma once
 
@@ -37,10 +38,8 @@
 
 namespace veridl::hlo {
 
-// Deliberate exporter faults, for the tests that prove the IREE comparison bites (never set by the CLI):
-//   DropBiasGrad         bias (and BatchNorm beta) gradients are zero, like net::Fault::DropBiasGrad
-//   MaxPoolTiesToLast    the max-pool scan replaces on >= (the last maximum wins a tie)
-enum class ExportFault { None, DropBiasGrad, MaxPoolTiesToLast };
+// Deliberate exporter faults, for the tests that prove the IREE comparison bites (graph/primitive.hpp).
+using ExportFault = graph::ExportFault;
 
 struct ExportOptions {
   bool eval = false;
@@ -63,20 +62,5 @@ Signature signature(const net::Plan& plan, const ExportOptions& opt);
 
 // The module text. Throws veridl::Error for what the exporter cannot express (one line naming the field).
 std::string export_stablehlo(const net::Plan& plan, const ExportOptions& opt);
-
-// The per-primitive emitter table. `contracts` are the names of the registered contracts
-// (builtin_contracts()) whose closed-form backward the emitter writes; the emitter's ops cite them.
-struct Emission;  // the state of a module being written (stablehlo.cpp)
-struct PrimitiveEmitter {
-  net::StepKind kind;
-  const char* name;
-  std::vector<std::string> contracts;
-  void (*forward)(Emission&, const net::Step&);
-  void (*backward)(Emission&, const net::Step&);
-};
-const std::vector<PrimitiveEmitter>& primitive_emitters();
-const PrimitiveEmitter* find_emitter(net::StepKind kind);  // nullptr when there is none
-// The loss (softmax cross-entropy with label smoothing) is not a step; its backward's contract.
-const std::vector<std::string>& loss_contracts();
 
 }  // namespace veridl::hlo

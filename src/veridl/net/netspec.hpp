@@ -1,12 +1,19 @@
-// NetSpec: a network as a list of layers, from JSON or from C++ (NetBuilder). Validation gives one-line
-// errors naming the file, layer index and field at fault.
+// NetSpec: a network described as layers, from JSON or from C++ (NetBuilder). Validation gives one-line
+// errors naming the file, layer and field at fault.
 //
-// JSON form (specs/mnist_linear.json is the book's mnistLinear):
+// Chain form (specs/mnist_linear.json is the book's mnistLinear): each layer consumes the previous one.
 //   { "name": "MNIST-Linear", "imageH": 28, "imageW": 28, "channels": 1,
 //     "layers": [ {"type": "flatten"},
 //                 {"type": "dense", "fanIn": 784, "fanOut": 10, "activation": "identity"} ],
 //     "recipe": { "optimizer": "sgd", "lr": 0.1, "batch": 128, "epochs": 12 } }
-// "recipe" is optional: the training defaults for this network (command-line flags override it).
+// Graph form: the same list, where a layer may carry a "name" and "inputs" (names of earlier layers, or
+// "input" for the image); without "inputs" a layer consumes the previous layer. A {"type": "repeat",
+// "times": N, "layers": [...]} layer repeats its body N times (names inside are local to a repetition).
+// specs/mnist_resnet_tiny.json is a residual network in that form.
+//
+// Layer types: every primitive of the table (prims/all.hpp) that is a NetSpec layer (dense, conv2d,
+// batchNorm, relu, maxPool, flatten, add, mul), and the blocks of net/lower.cpp (convBn). "recipe" is
+// optional: the training defaults for this network (command-line flags override it).
 #pragma once
 
 #include <cstddef>
@@ -16,24 +23,20 @@
 
 #include <nlohmann/json.hpp>
 
+#include "veridl/graph/primitive.hpp"
+
 namespace veridl::net {
 
-enum class LayerKind { Flatten, Dense, Conv2d, ConvBn, MaxPool };
-enum class Activation { Identity, Relu };
-enum class PadStyle { XlaSame, Symmetric };  // how "same" pads a strided conv (original-system.md §9.4.6)
+using PadStyle = ops::PadStyle;  // how "same" pads a strided window (original-system.md §9.4.6)
 
-// One NetSpec layer (the original's constructors):
-//   flatten                              [B,C,H,W] -> [B,C*H*W] (C order)
-//   dense   fanIn fanOut activation      y = act(x W + b), W [fanIn, fanOut]
-//   conv2d  ic oc k stride padding act   y = act(conv(x, W) + b), W [oc, ic, k, k]
-//   convBn  ic oc k stride padding       conv (no bias) -> BatchNorm -> ReLU
-//   maxPool size stride                  max-pool; "same"-style padding when size > stride
-struct Layer {
-  LayerKind kind = LayerKind::Dense;
-  size_t fan_in = 0, fan_out = 0;  // dense: fanIn/fanOut; conv2d/convBn: ic/oc
-  Activation act = Activation::Identity;
-  size_t k = 0, stride = 1;        // conv kernel / pool window, stride
-  bool same = true;                // conv padding: "same" (true) or "valid"
+// One NetSpec layer. `fields` are its own fields, normalised (defaults filled in): what to_json writes.
+struct LayerSpec {
+  std::string type;
+  std::string name;                 // "" = "layers.<i>"
+  std::vector<std::string> inputs;  // empty = the previous layer
+  nlohmann::json fields = nlohmann::json::object();
+  size_t times = 0;                 // type "repeat": the body, `times` times
+  std::vector<LayerSpec> body;
 };
 
 struct Recipe {
@@ -55,30 +58,26 @@ struct NetSpec {
   std::string name;
   size_t imageH = 28, imageW = 28, channels = 1;
   PadStyle pad_style = PadStyle::XlaSame;
-  std::vector<Layer> layers;
+  std::vector<LayerSpec> layers;
   std::optional<Recipe> recipe;
 
   size_t input_size() const { return imageH * imageW * channels; }
-  size_t num_classes() const;   // fanOut of the last dense layer
+  size_t num_classes() const;   // the width of the network's output
   size_t param_count() const;   // trainable parameters (BatchNorm running statistics not included)
   nlohmann::json to_json() const;
 };
 
-// The activation shape after each layer: C x H x W while spatial, C features (H = W = 1) once flat.
-struct LayerShape {
-  size_t C = 0, H = 1, W = 1;
-  bool spatial = true;
-  size_t size() const { return C * H * W; }
-};
-std::vector<LayerShape> infer_shapes(const NetSpec& spec, const std::string& source = "<spec>");
-
 // Parse and validate. `source` names the file (or "<string>") in error messages.
 NetSpec parse_netspec(const std::string& json_text, const std::string& source = "<string>");
 NetSpec load_netspec(const std::string& path);
-// Throws veridl::Error naming `source`, the layer index and the field at fault.
+// Throws veridl::Error naming `source`, the layer and the field at fault.
 void validate(const NetSpec& spec, const std::string& source = "<spec>");
 
-const char* to_string(LayerKind k);
+// One layer from its JSON object (type, name, inputs and its own fields), normalised. `where` is the
+// layer's place for messages ("layer 3").
+LayerSpec parse_layer(const nlohmann::json& j, const std::string& source, const std::string& where);
+
+enum class Activation { Identity, Relu };
 const char* to_string(Activation a);
 
 // The C++ way to describe the same thing; build() validates.
@@ -91,27 +90,22 @@ class NetBuilder {
     spec_.channels = channels;
     return *this;
   }
-  NetBuilder& flatten() {
-    spec_.layers.push_back({LayerKind::Flatten, 0, 0, Activation::Identity, 0, 1, false});
-    return *this;
-  }
+  // Any layer type of the table, with its fields; `name` and `inputs` for the graph form.
+  NetBuilder& layer(const std::string& type, nlohmann::json fields = nlohmann::json::object(), std::string name = "",
+                    std::vector<std::string> inputs = {});
+  NetBuilder& flatten() { return layer("flatten"); }
   NetBuilder& dense(size_t fan_in, size_t fan_out, Activation act = Activation::Identity) {
-    spec_.layers.push_back({LayerKind::Dense, fan_in, fan_out, act});
-    return *this;
+    return layer("dense", {{"fanIn", fan_in}, {"fanOut", fan_out}, {"activation", to_string(act)}});
   }
   NetBuilder& conv2d(size_t ic, size_t oc, size_t k, Activation act = Activation::Relu, size_t stride = 1,
                      bool same = true) {
-    spec_.layers.push_back({LayerKind::Conv2d, ic, oc, act, k, stride, same});
-    return *this;
+    return layer("conv2d", {{"ic", ic}, {"oc", oc}, {"k", k}, {"stride", stride}, {"padding", same ? "same" : "valid"},
+                            {"activation", to_string(act)}});
   }
   NetBuilder& conv_bn(size_t ic, size_t oc, size_t k, size_t stride = 1, bool same = true) {
-    spec_.layers.push_back({LayerKind::ConvBn, ic, oc, Activation::Relu, k, stride, same});
-    return *this;
+    return layer("convBn", {{"ic", ic}, {"oc", oc}, {"k", k}, {"stride", stride}, {"padding", same ? "same" : "valid"}});
   }
-  NetBuilder& max_pool(size_t size, size_t stride) {
-    spec_.layers.push_back({LayerKind::MaxPool, 0, 0, Activation::Identity, size, stride, false});
-    return *this;
-  }
+  NetBuilder& max_pool(size_t size, size_t stride) { return layer("maxPool", {{"size", size}, {"stride", stride}}); }
   NetBuilder& pad_style(PadStyle p) {
     spec_.pad_style = p;
     return *this;

@@ -2,117 +2,159 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <numeric>
+
+#include "veridl/net/lower.hpp"
 #include "veridl/util/error.hpp"
 
 namespace veridl::net {
 
-size_t Plan::bn_layers() const {
-  size_t n = 0;
-  for (const auto& s : steps) n += s.kind == StepKind::BatchNorm;
-  return n;
+size_t Memory::bytes(size_t scalar_size) const {
+  const size_t pool = std::accumulate(buffers.begin(), buffers.end(), size_t{0});
+  return (pool + scratch * n_scratch + saved_scalars) * scalar_size + saved_bytes;
 }
+
+size_t Plan::elems(size_t value) const {
+  const graph::Value& v = values[value];
+  const bool batched = v.producer < 0 || nodes[static_cast<size_t>(v.producer)].decl.batched_output;
+  return (batched ? batch : 1) * v.shape.size();
+}
+
+namespace {
+
+struct Interval {
+  long start, end;
+  size_t size;
+};
+
+// Interval colouring: each interval takes the smallest free buffer that fits, else grows the largest free
+// one, else opens a new one. A buffer is free for an interval that starts after its last user ended.
+std::vector<long> assign(const std::vector<Interval>& iv, std::vector<size_t>& buffers) {
+  std::vector<size_t> order(iv.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return iv[a].start != iv[b].start ? iv[a].start < iv[b].start : iv[a].size > iv[b].size;
+  });
+  std::vector<long> busy_until;
+  std::vector<long> out(iv.size(), -1);
+  for (size_t i : order) {
+    long best = -1, largest = -1;
+    for (size_t b = 0; b < buffers.size(); ++b) {
+      if (busy_until[b] >= iv[i].start) continue;
+      if (buffers[b] >= iv[i].size && (best < 0 || buffers[b] < buffers[size_t(best)])) best = long(b);
+      if (largest < 0 || buffers[b] > buffers[size_t(largest)]) largest = long(b);
+    }
+    if (best < 0 && largest >= 0) {
+      best = largest;
+      buffers[size_t(best)] = iv[i].size;
+    }
+    if (best < 0) {
+      buffers.push_back(iv[i].size);
+      busy_until.push_back(0);
+      best = long(buffers.size() - 1);
+    }
+    busy_until[size_t(best)] = iv[i].end;
+    out[i] = best;
+  }
+  return out;
+}
+
+// The value whose memory a value uses: a view's output shares its input's memory when the input has no
+// other consumer (flatten of a C-order buffer is the same buffer).
+std::vector<size_t> roots(const Plan& p) {
+  std::vector<size_t> root(p.values.size());
+  std::iota(root.begin(), root.end(), size_t{0});
+  for (const graph::Node& n : p.nodes)
+    if (n.decl.view && p.values[n.inputs[0]].consumers.size() == 1) root[n.output] = root[n.inputs[0]];
+  return root;
+}
+
+Memory plan_memory(const Plan& p, bool training) {
+  const long N = static_cast<long>(p.nodes.size());
+  const long end = training ? 2 * N : N;  // past the last step: what callers read afterwards
+  auto bwd = [&](size_t node) { return 2 * N - 1 - static_cast<long>(node); };
+  const std::vector<size_t> root = roots(p);
+  Memory m;
+  m.act.assign(p.values.size(), -1);
+  m.grad.assign(p.values.size(), -1);
+  // Per root: the union of its values' intervals.
+  std::vector<Interval> act(p.values.size(), {-1, -1, 0}), grad(p.values.size(), {-1, -1, 0});
+  auto widen = [](Interval& i, long s, long e, size_t size) {
+    i = i.start < 0 ? Interval{s, e, size} : Interval{std::min(i.start, s), std::max(i.end, e), std::max(i.size, size)};
+  };
+  for (size_t v = 0; v < p.values.size(); ++v) {
+    const graph::Value& val = p.values[v];
+    long s = val.producer < 0 ? 0 : val.producer, e = s;
+    for (const auto& [c, slot] : val.consumers) {
+      e = std::max(e, static_cast<long>(c));
+      if (training && p.nodes[c].decl.bwd_reads_input[slot]) e = std::max(e, bwd(c));
+    }
+    if (training && val.producer >= 0 && p.nodes[size_t(val.producer)].decl.bwd_reads_output)
+      e = std::max(e, bwd(size_t(val.producer)));
+    if (v == p.input || v == p.logits || v == p.loss) e = end;
+    widen(act[root[v]], s, e, p.elems(v));
+    if (!training || v == p.loss) continue;
+    long gs = end;
+    for (const auto& [c, slot] : val.consumers) gs = std::min(gs, bwd(c));
+    const long ge = val.producer < 0 ? end : bwd(size_t(val.producer));
+    widen(grad[root[v]], gs, ge, p.elems(v));
+  }
+  std::vector<Interval> iv;
+  std::vector<std::pair<size_t, bool>> owner;  // (root value, is gradient)
+  for (size_t v = 0; v < p.values.size(); ++v) {
+    if (act[v].start >= 0) iv.push_back(act[v]), owner.push_back({v, false});
+    if (grad[v].start >= 0) iv.push_back(grad[v]), owner.push_back({v, true});
+  }
+  const std::vector<long> buf = assign(iv, m.buffers);
+  std::vector<long> act_root(p.values.size(), -1), grad_root(p.values.size(), -1);
+  for (size_t i = 0; i < iv.size(); ++i) (owner[i].second ? grad_root : act_root)[owner[i].first] = buf[i];
+  for (size_t v = 0; v < p.values.size(); ++v) {
+    m.act[v] = act_root[root[v]];
+    if (training && v != p.loss) m.grad[v] = grad_root[root[v]];
+  }
+  for (size_t k = 0; k < p.nodes.size(); ++k) {
+    const graph::Node& n = p.nodes[k];
+    size_t acc = 0;
+    for (size_t i = 0; training && i < n.inputs.size(); ++i)
+      if (p.edges[k][i] == EdgeKind::Accumulate) {
+        ++acc;
+        m.scratch = std::max(m.scratch, p.elems(n.inputs[i]));
+      }
+    m.n_scratch = std::max(m.n_scratch, acc);
+    for (const graph::SavedDecl& s : n.decl.saved) {
+      if (s.training_only && !training) continue;
+      const size_t count = s.per_example * p.batch + s.fixed;
+      if (s.elem == graph::Elem::Scalar) m.saved_scalars += count;
+      else m.saved_bytes += count * (s.elem == graph::Elem::U8 ? 1 : 4);
+    }
+  }
+  return m;
+}
+
+}  // namespace
 
 Plan compile(const NetSpec& spec, size_t batch, double label_smoothing) {
   validate(spec, spec.name);
   if (batch == 0) throw Error("batch size must be positive");
-  const std::vector<LayerShape> shapes = infer_shapes(spec, spec.name);
   Plan p;
+  static_cast<graph::Graph&>(p) = lower(spec, spec.name);
+  add_loss(p, label_smoothing);
   p.spec = spec;
   p.batch = batch;
   p.label_smoothing = label_smoothing;
-  p.num_classes = spec.num_classes();
-  p.buf_width.push_back(spec.input_size());
-  const ops::PadStyle style = spec.pad_style == PadStyle::XlaSame ? ops::PadStyle::XlaSame : ops::PadStyle::Symmetric;
-  size_t cur = 0;
-  LayerShape in{spec.channels, spec.imageH, spec.imageW, true};
-  auto add_param = [&](std::string name, std::vector<int64_t> shape, size_t fan_in, ParamTensor::Init init) {
-    size_t n = 1;
-    for (auto d : shape) n *= static_cast<size_t>(d);
-    p.params.push_back({std::move(name), std::move(shape), p.n_params, n, fan_in, init});
-    p.n_params += n;
-    return p.params.size() - 1;
-  };
-  auto new_buf = [&](size_t width) {
-    p.buf_width.push_back(width);
-    return p.buf_width.size() - 1;
-  };
-  auto push = [&](Step s) {
-    cur = s.out_buf;
-    p.steps.push_back(s);
-  };
-  auto relu = [&](size_t layer, size_t width) {
-    Step s;
-    s.kind = StepKind::Relu;
-    s.layer = layer;
-    s.in_buf = cur;
-    s.width_in = s.width_out = width;
-    s.out_buf = new_buf(width);
-    s.aux = p.n_aux++;
-    push(s);
-  };
-  for (size_t i = 0; i < spec.layers.size(); ++i) {
-    const Layer& l = spec.layers[i];
-    const LayerShape out = shapes[i];
-    const std::string pre = fmt::format("layers.{}.", i);
-    Step s;
-    s.layer = i;
-    s.in_buf = cur;
-    s.width_in = in.size();
-    s.width_out = out.size();
-    switch (l.kind) {
-      case LayerKind::Flatten:
-        s.kind = StepKind::Flatten;  // a reshape of a C-order buffer: the same buffer, no copy
-        s.out_buf = cur;
-        push(s);
-        break;
-      case LayerKind::Dense:
-        s.kind = StepKind::Dense;
-        s.w = add_param(pre + "weight", {int64_t(l.fan_in), int64_t(l.fan_out)}, l.fan_in, ParamTensor::Init::He);
-        s.b = add_param(pre + "bias", {int64_t(l.fan_out)}, 0, ParamTensor::Init::Zero);
-        s.has_bias = true;
-        s.out_buf = new_buf(out.size());
-        push(s);
-        if (l.act == Activation::Relu) relu(i, out.size());
-        break;
-      case LayerKind::Conv2d:
-      case LayerKind::ConvBn: {
-        const bool bn = l.kind == LayerKind::ConvBn;
-        s.kind = StepKind::Conv;
-        s.conv = ops::conv2d_shape(batch, in.C, in.H, in.W, l.fan_out, l.k, l.stride,
-                                   l.same ? ops::Padding::Same : ops::Padding::Valid, style, !bn);
-        s.w = add_param(pre + "weight", {int64_t(l.fan_out), int64_t(l.fan_in), int64_t(l.k), int64_t(l.k)},
-                        l.fan_in * l.k * l.k, ParamTensor::Init::He);
-        s.has_bias = !bn;
-        if (!bn) s.b = add_param(pre + "bias", {int64_t(l.fan_out)}, 0, ParamTensor::Init::Zero);
-        s.out_buf = new_buf(out.size());
-        push(s);
-        if (bn) {
-          Step b;
-          b.kind = StepKind::BatchNorm;
-          b.layer = i;
-          b.in_buf = cur;
-          b.width_in = b.width_out = out.size();
-          b.bn = {batch, out.C, out.H, out.W};
-          b.w = add_param(pre + "bn.gamma", {int64_t(out.C)}, 0, ParamTensor::Init::One);
-          b.b = add_param(pre + "bn.beta", {int64_t(out.C)}, 0, ParamTensor::Init::Zero);
-          b.out_buf = new_buf(out.size());
-          b.aux = p.n_aux++;
-          push(b);
-        }
-        if (bn || l.act == Activation::Relu) relu(i, out.size());
-        break;
-      }
-      case LayerKind::MaxPool:
-        s.kind = StepKind::MaxPool;
-        s.pool = ops::maxpool_shape(batch, in.C, in.H, in.W, l.k, l.stride,
-                                    l.k > l.stride ? ops::Padding::Same : ops::Padding::Valid, style);
-        s.out_buf = new_buf(out.size());
-        s.aux = p.n_aux++;
-        push(s);
-        break;
-    }
-    in = out;
+  p.num_classes = p.values[p.logits].shape.d[0];
+  // Backward edges: in reverse node order, the first gradient a value receives is written, the rest added.
+  p.edges.resize(p.nodes.size());
+  for (size_t k = 0; k < p.nodes.size(); ++k) p.edges[k].assign(p.nodes[k].inputs.size(), EdgeKind::Write);
+  for (const graph::Value& v : p.values) {
+    if (v.consumers.size() < 2) continue;
+    const auto last = *std::max_element(v.consumers.begin(), v.consumers.end());
+    for (const auto& [c, slot] : v.consumers)
+      if (std::make_pair(c, slot) != last) p.edges[c][slot] = EdgeKind::Accumulate;
   }
+  p.train = plan_memory(p, true);
+  p.infer = plan_memory(p, false);
   return p;
 }
 

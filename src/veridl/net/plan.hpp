@@ -1,13 +1,14 @@
-// Plan: a NetSpec compiled once, at a fixed batch size, into a static schedule.
-//   forward  : primitive steps in order (a convBn layer is three steps: conv, batchnorm, relu; an
-//              activation is a step of its own), each reading and writing activation buffers placed once
-//   loss     : softmax cross-entropy (label smoothing from the recipe)
-//   backward : the registered VJPs in reverse order, parameter gradients landing at fixed offsets
-// Parameters (and their gradients) live in one flat array, tensor by tensor, in layer order:
-//   dense   "layers.<i>.weight" [fanIn, fanOut], "layers.<i>.bias" [fanOut]
-//   conv2d  "layers.<i>.weight" [oc, ic, k, k],  "layers.<i>.bias" [oc]   (convBn: no bias)
-//   convBn  "layers.<i>.bn.gamma" [oc], "layers.<i>.bn.beta" [oc]
-// BatchNorm running statistics are state, not parameters: "layers.<i>.bn.running_mean" / "running_var".
+// Plan: a NetSpec compiled once, at a fixed batch size, into a static schedule over the graph IR.
+//   nodes     the lowered graph (net/lower.hpp) in topological order, the loss node last
+//   edges     every input edge of the backward marked at plan time: Write (the first gradient a value
+//             receives, in reverse order) or Accumulate (a value with several consumers: fan-out, residuals),
+//             so the backward needs no zeroing and allocates nothing
+//   memory    activation and gradient buffers assigned by liveness over the training step's timeline
+//             (forward, then backward in reverse), and over the forward alone for inference executors
+// Parameters (and their gradients) live in one flat array, tensor by tensor, in node order; each is named
+// "<node>.<local>": "layers.<i>.weight" [fanIn, fanOut] then "layers.<i>.bias" for dense, conv2d
+// "layers.<i>.weight" [oc, ic, k, k] (+ "bias"), convBn's BatchNorm "layers.<i>.bn.gamma" / "beta".
+// Running state (BatchNorm statistics) is not a parameter: "layers.<i>.bn.running_mean" / "running_var".
 #pragma once
 
 #include <cstddef>
@@ -15,56 +16,43 @@
 #include <string>
 #include <vector>
 
+#include "veridl/graph/primitive.hpp"
 #include "veridl/net/netspec.hpp"
-#include "veridl/ops/batchnorm.hpp"
-#include "veridl/ops/conv2d.hpp"
-#include "veridl/ops/dense.hpp"
-#include "veridl/ops/maxpool.hpp"
 
 namespace veridl::net {
 
-struct ParamTensor {
-  std::string name;
-  std::vector<int64_t> shape;
-  size_t offset = 0, size = 0;
-  size_t fan_in = 0;  // for initialisation (0: not a weight)
-  enum class Init { He, Zero, One } init = Init::Zero;
-};
-
-enum class StepKind { Flatten, Dense, Conv, BatchNorm, Relu, MaxPool };
-
-// Shapes are given per example batch `Plan::batch`; the executor rescales B for smaller batches.
-struct Step {
-  StepKind kind = StepKind::Flatten;
-  size_t layer = 0;                    // index in the NetSpec
-  size_t in_buf = 0, out_buf = 0;
-  size_t width_in = 0, width_out = 0;  // features per example
-  size_t w = 0, b = 0;                 // indices into Plan::params (dense, conv: weight/bias; bn: gamma/beta)
-  bool has_bias = false;
-  ops::Conv2dShape conv;               // B = plan batch
-  ops::MaxPoolShape pool;
-  ops::BatchNormShape bn;
-  size_t aux = 0;                      // index of the step's saved-state slot (relu mask, pool index, bn stats)
-};
+using graph::EdgeKind;
+using graph::ParamTensor;
 
 // Deliberate wiring faults, for the tests that prove the whole-network check bites (never set by the CLI).
-enum class Fault { None, DropBiasGrad, IgnoreUpstreamGrad };
+enum class Fault {
+  None,
+  DropBiasGrad,        // bias / beta gradients zero
+  IgnoreUpstreamGrad,  // the loss backward seeded with 1 whatever dL is
+  AccumulateAsWrite,   // a fan-out's second gradient overwrites the first instead of adding to it
+};
 
-struct Plan {
+// Where each value lives, for one purpose (training or inference).
+struct Memory {
+  std::vector<size_t> buffers;  // elements of each shared buffer
+  std::vector<long> act, grad;  // per value: its buffer (-1: none)
+  size_t scratch = 0, n_scratch = 0;  // accumulate edges: buffers a backward writes before the add
+  size_t saved_scalars = 0, saved_bytes = 0;  // what forwards keep for backwards (scalars; u8/u32 bytes)
+  size_t bytes(size_t scalar_size) const;     // everything above, at this scalar size
+};
+
+struct Plan : graph::Graph {
   NetSpec spec;
   size_t batch = 0;
   double label_smoothing = 0.0;
   size_t num_classes = 0;
-  std::vector<ParamTensor> params;
-  size_t n_params = 0;
-  std::vector<Step> steps;
-  std::vector<size_t> buf_width;  // features per example of each activation buffer; buffer 0 is the input
-  size_t n_aux = 0;               // saved-state slots
+  std::vector<std::vector<EdgeKind>> edges;  // per node, per input
+  Memory train, infer;
   Fault fault = Fault::None;
 
-  size_t input_width() const { return buf_width.front(); }
-  size_t logits_buf() const { return steps.back().out_buf; }
-  size_t bn_layers() const;
+  size_t input_width() const { return values[input].shape.size(); }
+  // Elements of a value's buffer at the plan's batch.
+  size_t elems(size_t value) const;
 };
 
 Plan compile(const NetSpec& spec, size_t batch, double label_smoothing = 0.0);

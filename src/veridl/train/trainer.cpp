@@ -22,8 +22,8 @@ using Clock = std::chrono::steady_clock;
 void he_init(const net::Plan& plan, uint64_t seed, float* params) {
   uint64_t k = 0;
   for (const auto& t : plan.params) {
-    if (t.init != net::ParamTensor::Init::He) {  // biases, beta: 0; gamma: 1
-      std::fill_n(params + t.offset, t.size, t.init == net::ParamTensor::Init::One ? 1.0f : 0.0f);
+    if (t.init != graph::Init::He) {  // biases, beta: 0; gamma: 1
+      std::fill_n(params + t.offset, t.size, t.init == graph::Init::One ? 1.0f : 0.0f);
       continue;
     }
     const float scale = std::sqrt(2.0f / static_cast<float>(t.fan_in));
@@ -136,11 +136,8 @@ EvalResult evaluate(TrainStep& ts, const data::Dataset& ds) {
 
 std::vector<std::pair<std::string, size_t>> running_stat_tensors(const net::Plan& plan) {
   std::vector<std::pair<std::string, size_t>> r;
-  for (const auto& st : plan.steps)
-    if (st.kind == net::StepKind::BatchNorm) {
-      r.push_back({fmt::format("layers.{}.bn.running_mean", st.layer), st.bn.C});
-      r.push_back({fmt::format("layers.{}.bn.running_var", st.layer), st.bn.C});
-    }
+  for (const auto& n : plan.nodes)
+    for (const auto& s : n.decl.state) r.push_back({n.name + "." + s.name, s.size});
   return r;
 }
 

@@ -26,6 +26,7 @@ const Registry& builtin_contracts() {
     register_model_contracts(r);
     register_conv_contracts(r);
     register_relu_bn_contracts(r);
+    register_elementwise_contracts(r);
     return r;
   }();
   return reg;

@@ -53,6 +53,7 @@ void register_softmax_contracts(Registry& r);
 void register_model_contracts(Registry& r);
 void register_conv_contracts(Registry& r);
 void register_relu_bn_contracts(Registry& r);
+void register_elementwise_contracts(Registry& r);
 
 struct RunOptions {
   uint64_t seed = 1;

@@ -1,0 +1,35 @@
+// Fast float32 fan-in, elementwise-product and fan-out kernels (the training path). Same contract as the
+// templated reference in ops/elementwise.hpp, which they are differentially tested against
+// (tests/test_elementwise.cpp):
+//
+//   add_forward    y[i] = a[i] + b[i]
+//   add_backward   da[i] = dy[i], db[i] = dy[i]                 (either may be nullptr: not written)
+//   mul_forward    y[b,c,k] = a[b,c,k] s[b,c]                   a [B, C, inner], s [B, C]
+//   mul_backward   da[b,c,k] = s[b,c] dy[b,c,k]                 (either may be nullptr: not written)
+//                  ds[b,c] = sum_k a[b,c,k] dy[b,c,k]           summed in k order from 0, in float
+//   add_into       dst[i] += src[i]                             (the executor accumulates fan-out
+//                                                                gradients with it)
+//
+// add, add_into and mul_forward are one rounding per element, as the reference at T = float; ds may differ
+// from it by the rounding of a fused multiply-add. Aliasing: y may alias a or b, da and db may alias dy,
+// and in mul_backward da may alias a or dy (each row's ds is summed before its da is written); nothing
+// else may overlap.
+//
+// Determinism: every output element is computed entirely by one thread, in an order that depends only
+// on the shape, so results are bit-identical for any OMP_NUM_THREADS. Threads: the OpenMP team is used
+// only from kParallelMinWork elements on; each thread takes one contiguous chunk (of rows, for mul).
+#pragma once
+
+#include <cstddef>
+
+#include "veridl/ops/elementwise.hpp"
+
+namespace veridl::kernels {
+
+void add_forward(const ops::AddShape& s, const float* a, const float* b, float* y);
+void add_backward(const ops::AddShape& s, const float* dy, float* da, float* db);
+void mul_forward(const ops::MulShape& m, const float* a, const float* s, float* y);
+void mul_backward(const ops::MulShape& m, const float* a, const float* s, const float* dy, float* da, float* ds);
+void add_into(size_t n, const float* src, float* dst);
+
+}  // namespace veridl::kernels

@@ -1,0 +1,29 @@
+// Lowering: NetSpec -> graph IR (graph/primitive.hpp), in one place. Layers that are primitives become one
+// node (plus the node of their "activation", when it is not identity); block layers expand into a subgraph
+// here (convBn = conv2d without bias -> batchNorm -> relu); "repeat" layers repeat their body. Every shape
+// is inferred once, by the primitives' infer, and every parameter tensor is declared once, by the
+// primitives' declare: NetSpec::param_count, veridl info, the plan and the exporter all read this graph.
+//
+// Names: layer i of the list is node "layers.<i>" unless it has a "name"; a block's inner nodes append
+// ".bn", ".relu"; an activation node appends ".<activation>". Parameters are "<node>.<local>"
+// ("layers.1.weight", "layers.0.bn.gamma"), running state likewise ("layers.0.bn.running_mean").
+#pragma once
+
+#include <string>
+
+#include "veridl/graph/primitive.hpp"
+#include "veridl/net/netspec.hpp"
+
+namespace veridl::net {
+
+// The network's graph, validated, without the loss. Throws veridl::Error naming `source` and the layer.
+graph::Graph lower(const NetSpec& spec, const std::string& source);
+// Appends the loss node (softmax cross-entropy against the logits, this label smoothing).
+void add_loss(graph::Graph& g, double label_smoothing);
+
+// Block layers (not primitives): their normalised fields, read through `f`; nullopt when `type` is none.
+std::optional<nlohmann::json> parse_block(const std::string& type, graph::Fields& f);
+// Every layer type a NetSpec may use, for messages: "add, batchNorm, conv2d, convBn, ..."
+std::string layer_types();
+
+}  // namespace veridl::net

@@ -1,0 +1,64 @@
+// The runtime view of the primitive table (prims/all.hpp): one OpDef per primitive, in list order (a
+// node's `op` is its index), and the executor's per-scalar dispatch tables.
+#pragma once
+
+#include <array>
+#include <string_view>
+
+#include "veridl/prims/all.hpp"
+
+namespace veridl::prims {
+
+struct OpDef {
+  std::string name;
+  graph::LayerUse layer = graph::LayerUse::Layer;
+  const char* activation = nullptr;  // default of the "activation" field (LayerUse::LayerWithActivation)
+  bool is_activation = false;        // may be named in another layer's "activation" field
+  size_t inputs = 1;
+  std::shared_ptr<void> (*parse)(graph::Fields&) = nullptr;
+  void (*to_json)(const void* attrs, nlohmann::json&) = nullptr;
+  graph::VShape (*infer)(void* attrs, graph::InShapes, const graph::Where&) = nullptr;
+  void (*declare)(const void* attrs, graph::Decl&) = nullptr;
+  void (*emit_forward)(graph::Emission&, const graph::Node&) = nullptr;
+  void (*emit_backward)(graph::Emission&, const graph::Node&) = nullptr;
+  std::vector<std::string> (*contracts)() = nullptr;
+  std::vector<graph::Example> (*examples)() = nullptr;
+};
+
+const std::vector<OpDef>& table();
+const OpDef* find(std::string_view name);  // nullptr when there is no such primitive
+size_t index_of(std::string_view name);    // throws std::logic_error when there is none
+
+// ---- dispatch for the executor: fn[op](attrs, call) ------------------------------------------------
+template <class T>
+using RunFn = void (*)(const void*, graph::Call<T>&);
+
+template <class P, class T, class B>
+void run_forward(const void* a, graph::Call<T>& c) {
+  P::template forward<T, B>(*static_cast<const typename P::Attrs*>(a), c);
+}
+template <class P, class T, class B>
+void run_backward(const void* a, graph::Call<T>& c) {
+  P::template backward<T, B>(*static_cast<const typename P::Attrs*>(a), c);
+}
+
+template <class T, class B, class... Ps>
+const std::array<RunFn<T>, sizeof...(Ps)>& forward_table(List<Ps...>) {
+  static constexpr std::array<RunFn<T>, sizeof...(Ps)> t = {&run_forward<Ps, T, B>...};
+  return t;
+}
+template <class T, class B, class... Ps>
+const std::array<RunFn<T>, sizeof...(Ps)>& backward_table(List<Ps...>) {
+  static constexpr std::array<RunFn<T>, sizeof...(Ps)> t = {&run_backward<Ps, T, B>...};
+  return t;
+}
+template <class T, class B>
+RunFn<T> forward_fn(size_t op) {
+  return forward_table<T, B>(All{})[op];
+}
+template <class T, class B>
+RunFn<T> backward_fn(size_t op) {
+  return backward_table<T, B>(All{})[op];
+}
+
+}  // namespace veridl::prims
