@@ -244,14 +244,22 @@ int cmd_info(int argc, char** argv) {
   fmt::print("{}: {} params, input {}x{}x{}, {} classes\n", spec.name, plan.n_params, spec.channels, spec.imageH,
              spec.imageW, plan.num_classes);
   const auto& table = prims::table();
+  size_t wn = 0, wi = 0;
+  std::vector<std::string> ins;
   for (const auto& n : plan.nodes) {
-    if (&n - plan.nodes.data() == plan.loss_node) continue;
-    size_t params = 0;
-    for (size_t t : n.params) params += plan.params[t].size;
     std::string in;
     for (size_t v : n.inputs) in += (in.empty() ? "" : ", ") + plan.values[v].name;
-    fmt::print("  {:<18} {:<10} {:<24} -> {:<10} {}\n", n.name, table[n.op].name, in, plan.values[n.output].shape.str(),
-               params ? std::to_string(params) + " params" : "");
+    ins.push_back(in);
+    wn = std::max(wn, n.name.size());
+    wi = std::max(wi, in.size());
+  }
+  for (size_t k = 0; k < plan.nodes.size(); ++k) {
+    const auto& n = plan.nodes[k];
+    if (static_cast<long>(k) == plan.loss_node) continue;
+    size_t params = 0;
+    for (size_t t : n.params) params += plan.params[t].size;
+    fmt::print("  {:<{}}  {:<10} {:<{}} -> {:<10} {}\n", n.name, wn, table[n.op].name, ins[k], wi,
+               plan.values[n.output].shape.str(), params ? std::to_string(params) + " params" : "");
   }
   for (const auto& t : plan.params) {
     std::string shp;
@@ -259,7 +267,7 @@ int cmd_info(int argc, char** argv) {
       if (!shp.empty()) shp += 'x';
       shp += std::to_string(d);
     }
-    fmt::print("  param {:<18} [{}] {}\n", t.name, shp, t.size);
+    fmt::print("  param {:<{}} [{}] {}\n", t.name, wn + 8, shp, t.size);
   }
   auto mib = [](size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); };
   fmt::print("memory at batch {} (float32; activations, gradients and saved values, buffers reused by liveness):\n",

@@ -18,6 +18,7 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kMaxActivation = size_t{1} << 28;  // features per example of any activation
+constexpr size_t kMaxNodes = size_t{1} << 16;
 
 // ---- blocks -------------------------------------------------------------------------------------------
 json conv_fields(graph::Fields& f) {
@@ -49,6 +50,8 @@ class Lowering {
   // A primitive node; returns its output value.
   size_t node(const std::string& op, const std::string& name, const json& fields, std::vector<size_t> inputs,
               const Where& w) {
+    if (g_.nodes.size() >= kMaxNodes)
+      w.fail(fmt::format("the network has more than {} nodes (a repeat too large?)", kMaxNodes));
     const size_t index = prims::index_of(op);
     const prims::OpDef& d = prims::table()[index];
     graph::Fields f(fields, Where{w.source, w.prefix, net_}, {});
@@ -96,7 +99,9 @@ class Lowering {
     for (size_t i = 0; i < list.size(); ++i) {
       const LayerSpec& l = list[i];
       const std::string place = where_prefix + std::to_string(i);
-      const std::string name = l.name.empty() ? name_prefix + std::to_string(i) : name_prefix + l.name;
+      // Top level: "layers.<i>" or the layer's name; in a repeat body: "<repeat>.<r>.<j>" or "<repeat>.<r>.<name>".
+      const std::string name =
+          l.name.empty() ? (name_prefix.empty() ? "layers." : name_prefix) + std::to_string(i) : name_prefix + l.name;
       const Where w{source_, fmt::format("layer {} ({}): ", place, l.type), net_};
       if (taken_.count(name)) w.fail(fmt::format("name '{}' is used by an earlier layer", name));
       std::vector<size_t> in;
@@ -113,8 +118,11 @@ class Lowering {
       if (l.type == "repeat") {
         if (!l.inputs.empty() && l.inputs.size() != 1) w.fail("a repeat takes one input");
         size_t cur = in.empty() ? prev : in[0];
-        for (size_t r = 0; r < l.times; ++r)
-          cur = layers(l.body, cur, fmt::format("{}.{}.", name, r), fmt::format("{}.{}.", place, r), scope);
+        for (size_t r = 0; r < l.times; ++r) {
+          std::map<std::string, size_t> inner = scope;
+          inner["blockInput"] = cur;  // the repetition's input, e.g. a residual's skip connection
+          cur = layers(l.body, cur, fmt::format("{}.{}.", name, r), fmt::format("{}.{}.", place, r), inner);
+        }
         out = cur;
       } else if (const BlockDef* b = block(l.type)) {
         if (in.size() > 1) w.fail(fmt::format("takes one input, got {}", in.size()));
@@ -154,7 +162,7 @@ class Lowering {
     for (size_t v = 1; v < g_.values.size(); ++v)
       if (v != out && g_.values[v].consumers.empty()) {
         const graph::Node& n = g_.nodes[static_cast<size_t>(g_.values[v].producer)];
-        w.fail(fmt::format("{}the output of '{}' is never used", n.where, n.name));
+        w.fail(fmt::format("{}its output is never used (no later layer reads it)", n.where));
       }
     return std::move(g_);
   }
@@ -211,7 +219,7 @@ std::string layer_types() {
 Graph lower(const NetSpec& spec, const std::string& source) {
   Lowering L(spec, source);
   std::map<std::string, size_t> scope{{"input", 0}};
-  const size_t out = L.layers(spec.layers, 0, "layers.", "", scope);
+  const size_t out = L.layers(spec.layers, 0, "", "", scope);
   return L.finish(out);
 }
 

@@ -92,8 +92,11 @@ LayerSpec parse_layer(const json& jl, const std::string& source, const std::stri
   LayerSpec l;
   l.type = f.str("type");
   l.name = f.str("name", "");
-  if (jl.contains("name") && (l.name.empty() || l.name == "input" || l.name.find('.') != std::string::npos))
-    w.fail(fmt::format("field 'name' must be a non-empty name without '.', other than \"input\", got \"{}\"", l.name));
+  if (jl.contains("name") &&
+      (l.name.empty() || l.name == "input" || l.name == "blockInput" || l.name.find('.') != std::string::npos))
+    w.fail(fmt::format("field 'name' must be a non-empty name without '.', other than \"input\" and \"blockInput\", "
+                       "got \"{}\"",
+                       l.name));
   if (jl.contains("inputs")) {
     const json& in = jl.at("inputs");
     if (!in.is_array() || in.empty()) w.fail("field 'inputs' must be a non-empty list of layer names");

