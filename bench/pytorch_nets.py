@@ -1,14 +1,24 @@
 #!/usr/bin/python3
 """PyTorch reference for VeriDL's chapter networks, built from a VeriDL NetSpec JSON.
 
-The generalisation of bench/pytorch_linear.py: any NetSpec made of flatten, dense,
-conv2d, convBn and maxPool layers is turned into a torch.nn.Sequential and trained
-with the spec's recipe, as `veridl train --spec SPEC` would train it:
+The generalisation of bench/pytorch_linear.py: a NetSpec is turned into a PyTorch model
+and trained with the spec's recipe, as `veridl train --spec SPEC` would train it.  A
+chain (every layer reads the previous one) becomes a torch.nn.Sequential; the graph form
+(layers with a "name" and "inputs", add, mul, repeat) a GraphNet, whose forward evaluates
+the named values node by node.  Written from the NetSpec semantics (netspec.hpp's header),
+independently of VeriDL's lowering:
 
   * layers: flatten = nn.Flatten; dense = nn.Linear (+ ReLU if "relu"); conv2d =
-    nn.Conv2d with bias (+ ReLU unless "identity"; the NetSpec default is relu);
-    convBn = nn.Conv2d without bias + nn.BatchNorm2d(eps 1e-5, momentum 0.1) + ReLU;
-    maxPool = nn.MaxPool2d.  Padding follows src/veridl/ops/conv2d.hpp: "valid" pads
+    nn.Conv2d, with bias unless "bias": false (+ ReLU unless "identity"; the NetSpec
+    default is relu); convBn = nn.Conv2d without bias + nn.BatchNorm2d(eps 1e-5,
+    momentum 0.1) + ReLU; maxPool = nn.MaxPool2d; batchNorm (standalone) =
+    nn.BatchNorm2d over C x H x W, nn.BatchNorm1d over flat features (same eps,
+    momentum); relu = nn.ReLU; add = a + b (same shape); mul = a * b (same shape, or b
+    one value per channel [C], broadcast over H x W); repeat = its body `times` times,
+    fresh parameters each repetition, "blockInput" naming the repetition's input and
+    body names local to a repetition; the repeat's name is its last repetition's output.
+    Parameters and He-initialised tensors follow node order (a repeat's body once per
+    repetition).  Padding follows src/veridl/ops/conv2d.hpp: "valid" pads
     nothing, "same" pads (k-1)/2 on both sides (padStyle "symmetric") or like XLA's
     SAME (padStyle "xlaSame", the default): output ceil(n/s), the odd extra cell at
     the bottom/right, done with an explicit zero pad when it is asymmetric.  maxPool
@@ -44,6 +54,7 @@ through bench/pytorch_env.sh:
 """
 
 import argparse
+import collections
 import json
 import math
 import os
@@ -116,84 +127,247 @@ def load_spec(path):
     return spec
 
 
+def _activation(l, default, where):
+    """The modules of a layer's "activation" field (appended after the layer)."""
+    act = l.get("activation", default)
+    if act == "relu":
+        return [nn.ReLU()]
+    if act != "identity":
+        raise ValueError(f"{where}: activation {act!r} is not supported")
+    return []
+
+
+def unary_layer(l, shape, style, where):
+    """(modules, He (weight, fan_in) pairs, output shape) of a one-input layer.  A shape is
+    (C, H, W, spatial); flat features are (F, 1, 1, False)."""
+    C, H, W, spatial = shape
+    t = l.get("type")
+    mods, he = [], []
+    if t == "flatten":
+        mods.append(nn.Flatten())
+        C, H, W, spatial = C * H * W, 1, 1, False
+    elif t == "dense":
+        fi, fo = l["fanIn"], l["fanOut"]
+        if fi != C * H * W:
+            raise ValueError(f"{where}: fanIn {fi} but the input has {C * H * W} features")
+        lin = nn.Linear(fi, fo)
+        mods.append(lin)
+        he.append((lin.weight, fi))
+        mods += _activation(l, "identity", where)
+        C, H, W, spatial = fo, 1, 1, False
+    elif t in ("conv2d", "convBn"):
+        if not spatial:
+            raise ValueError(f"{where}: needs an image input")
+        ic, oc, k, s = l["ic"], l["oc"], l["k"], l.get("stride", 1)
+        if ic != C:
+            raise ValueError(f"{where}: ic {ic} but the input has {C} channels")
+        pad = l.get("padding", "same")
+        if pad not in ("same", "valid"):
+            raise ValueError(f"{where}: padding {pad!r} is not supported")
+        same = pad == "same"
+        pt, pb = conv_pads(H, k, s, same, style)
+        pl, pr = conv_pads(W, k, s, same, style)
+        bn = t == "convBn"
+        bias = not bn and l.get("bias", True)
+        if pt == pb and pl == pr:
+            conv = nn.Conv2d(ic, oc, k, stride=s, padding=(pt, pl), bias=bias)
+        else:  # XLA SAME with the odd cell at the bottom/right
+            mods.append(nn.ZeroPad2d((pl, pr, pt, pb)))
+            conv = nn.Conv2d(ic, oc, k, stride=s, padding=0, bias=bias)
+        mods.append(conv)
+        he.append((conv.weight, ic * k * k))
+        if bn:
+            mods.append(nn.BatchNorm2d(oc, eps=BN_EPS, momentum=BN_MOMENTUM))
+            mods.append(nn.ReLU())
+        else:
+            mods += _activation(l, "relu", where)  # the NetSpec default for conv2d is relu
+        C, H, W = oc, out_extent(H, pt, pb, k, s), out_extent(W, pl, pr, k, s)
+    elif t == "maxPool":
+        if not spatial:
+            raise ValueError(f"{where}: needs an image input")
+        k = l["size"]
+        s = l.get("stride", k)
+        same = k > s  # netspec.cpp: overlapping windows pad "same", others "valid"
+        pt, pb = conv_pads(H, k, s, same, style)
+        pl, pr = conv_pads(W, k, s, same, style)
+        if pt == pb and pl == pr and 2 * pt <= k and 2 * pl <= k:
+            mods.append(nn.MaxPool2d(k, stride=s, padding=(pt, pl)))  # pads with -inf
+        else:
+            mods.append(nn.ConstantPad2d((pl, pr, pt, pb), float("-inf")))
+            mods.append(nn.MaxPool2d(k, stride=s))
+        H, W = out_extent(H, pt, pb, k, s), out_extent(W, pl, pr, k, s)
+    elif t == "batchNorm":  # standalone: per channel over N x H x W, or per feature over N
+        bn_class = nn.BatchNorm2d if spatial else nn.BatchNorm1d
+        mods.append(bn_class(C, eps=BN_EPS, momentum=BN_MOMENTUM))
+        mods += _activation(l, "identity", where)
+    elif t == "relu":
+        mods.append(nn.ReLU())
+    else:
+        raise ValueError(f"{where}: layer type {t!r} is not supported")
+    if H <= 0 or W <= 0:
+        raise ValueError(f"{where}: empty output")
+    return mods, he, (C, H, W, spatial)
+
+
+def is_graph_form(layers):
+    """True when the list needs the DAG builder: a layer reads named inputs, or is add, mul
+    or repeat.  Otherwise every layer reads the previous one: an nn.Sequential."""
+    return any("inputs" in l or l.get("type") in ("add", "mul", "repeat") for l in layers)
+
+
+def _shape_str(shape):
+    C, H, W, spatial = shape
+    return f"{C}x{H}x{W}" if spatial else f"{C}"
+
+
+class GraphNet(nn.Module):
+    """A NetSpec in the graph form: a list of steps in node order, each reading values by
+    slot (slot 0 is the image) and writing one new slot.  Step kinds: "unary" (its module
+    applied to its input), "add" (a + b, then its module: the activation, if any), "mul"
+    (a * b, b broadcast over H x W when it is one value per channel [C]).  A slot is
+    dropped after its last reader (keeps eval-mode memory bounded)."""
+
+    def __init__(self, steps, out_slot):
+        super().__init__()
+        self.nodes = nn.ModuleList([nn.Sequential(*st["mods"]) for st in steps])
+        self.node_names = [st["name"] for st in steps]
+        self.node_types = [st["type"] for st in steps]
+        self.out_slot = out_slot
+        last = {}
+        for k, st in enumerate(steps):
+            for s in st["ins"]:
+                last[s] = k
+        self.ops = []
+        for k, st in enumerate(steps):
+            free = sorted({s for s in st["ins"] if last[s] == k and s != out_slot})
+            self.ops.append((st["kind"], tuple(st["ins"]), st["out"], st.get("bcast", False),
+                             tuple(free)))
+        self.n_slots = 1 + len(steps)
+
+    def forward(self, x):
+        vals = [None] * self.n_slots
+        vals[0] = x
+        for (kind, ins, out, bcast, free), mod in zip(self.ops, self.nodes):
+            if kind == "unary":
+                v = mod(vals[ins[0]])
+            elif kind == "add":
+                v = mod(vals[ins[0]] + vals[ins[1]])
+            else:  # mul
+                b = vals[ins[1]]
+                if bcast:
+                    b = b.reshape(b.shape[0], b.shape[1], 1, 1)
+                v = mod(vals[ins[0]] * b)
+            for s in free:
+                vals[s] = None
+            vals[out] = v
+        return vals[self.out_slot]
+
+    def extra_repr(self):
+        return "nodes: " + ", ".join(f"{n} ({t})" for n, t in zip(self.node_names, self.node_types))
+
+
+def build_graph(spec, style, shape):
+    """GraphNet for a graph-form NetSpec, and its He list in node order."""
+    steps, he = [], []
+    shapes = [shape]  # per slot
+
+    def resolve(scope, name, where):
+        if not isinstance(name, str) or name not in scope:
+            known = ", ".join(sorted(scope))
+            raise ValueError(f"{where}: input {name!r} is not an earlier layer's name (known here: {known})")
+        return scope[name]
+
+    def build_list(layers, scope, prev, named_prefix, index_prefix, where_prefix):
+        """Adds the steps of `layers`; returns the slot of the last layer's output.  Node
+        names (VeriDL's, for checkpoints): a named layer is <named_prefix><name>, another
+        <index_prefix><j>; top level "" / "layers.", in repetition r of repeat R "R.r." both."""
+        local_names = set()
+        for j, l in enumerate(layers):
+            t = l.get("type")
+            where = f"{where_prefix}{j} ({t})"
+            name = l.get("name")
+            node = f"{named_prefix}{name}" if name else f"{index_prefix}{j}"
+            if "inputs" in l:
+                if not isinstance(l["inputs"], list) or not l["inputs"]:
+                    raise ValueError(f"{where}: field 'inputs' must be a non-empty list of layer names")
+                ins = [resolve(scope, n, where) for n in l["inputs"]]
+            else:
+                ins = [prev]
+            if t == "repeat":
+                if len(ins) != 1:
+                    raise ValueError(f"{where}: takes 1 input, got {len(ins)}")
+                times = l.get("times")
+                body = l.get("layers")
+                if not isinstance(times, int) or times <= 0:
+                    raise ValueError(f"{where}: field 'times' must be a positive integer")
+                if not isinstance(body, list) or not body:
+                    raise ValueError(f"{where}: field 'layers' of a repeat must be a non-empty list")
+                cur = ins[0]
+                for r in range(times):
+                    inner = scope.new_child({"blockInput": cur})  # body names are local
+                    cur = build_list(body, inner, cur, f"{node}.{r}.", f"{node}.{r}.",
+                                     f"{where_prefix}{j}.{r}.")
+                out = cur
+            elif t in ("add", "mul"):
+                if len(ins) != 2:
+                    raise ValueError(f"{where}: takes 2 inputs: name them in its \"inputs\" field")
+                a, b = shapes[ins[0]], shapes[ins[1]]
+                bcast = False
+                if a != b:
+                    if t == "mul" and a[3] and not b[3] and b[0] == a[0]:
+                        bcast = True  # one value per channel, broadcast over H x W
+                    else:
+                        raise ValueError(f"{where}: needs two values of the same shape"
+                                         f"{' (or a per-channel [C] second factor)' if t == 'mul' else ''}"
+                                         f", got {_shape_str(a)} and {_shape_str(b)}")
+                steps.append({"name": node, "type": t, "kind": t, "ins": ins, "bcast": bcast,
+                              "mods": _activation(l, "identity", where), "out": len(shapes)})
+                shapes.append(a)
+                out = steps[-1]["out"]
+            else:
+                if len(ins) != 1:
+                    raise ValueError(f"{where}: takes 1 input, got {len(ins)}")
+                mods, h, oshape = unary_layer(l, shapes[ins[0]], style, where)
+                he.extend(h)
+                steps.append({"name": node, "type": t, "kind": "unary", "ins": ins, "mods": mods,
+                              "out": len(shapes)})
+                shapes.append(oshape)
+                out = steps[-1]["out"]
+            if name:
+                if name in ("input", "blockInput") or name in local_names:
+                    raise ValueError(f"{where}: name {name!r} is reserved or used by an earlier layer")
+                local_names.add(name)
+                scope[name] = out
+            prev = out
+        return prev
+
+    out = build_list(spec["layers"], collections.ChainMap({"input": 0}), 0, "", "layers.", "layer ")
+    if shapes[out][3]:
+        raise ValueError(f"the network's output must be flat features (logits), got {_shape_str(shapes[out])}")
+    return GraphNet(steps, out), he
+
+
 def build_model(spec):
-    """nn.Sequential for a NetSpec, and its list of He-initialised (weight, fan_in) pairs."""
+    """The model for a NetSpec, and its list of He-initialised (weight, fan_in) pairs in
+    node order.  A chain (every layer reads the previous one) gives an nn.Sequential; the
+    graph form (named "inputs", add, mul, repeat) a GraphNet."""
     style = spec.get("padStyle", "xlaSame")
     if style not in ("xlaSame", "symmetric"):
         raise ValueError(f"padStyle {style!r} is not supported")
-    C, H, W = spec.get("channels", 1), spec.get("imageH", 28), spec.get("imageW", 28)
-    spatial = True
+    shape = (spec.get("channels", 1), spec.get("imageH", 28), spec.get("imageW", 28), True)
+    if is_graph_form(spec["layers"]):
+        return build_graph(spec, style, shape)
     mods, he = [], []
     for i, l in enumerate(spec["layers"]):
-        t = l.get("type")
-        where = f"layer {i} ({t})"
-        if t == "flatten":
-            mods.append(nn.Flatten())
-            C, H, W, spatial = C * H * W, 1, 1, False
-        elif t == "dense":
-            fi, fo = l["fanIn"], l["fanOut"]
-            if fi != C * H * W:
-                raise ValueError(f"{where}: fanIn {fi} but the input has {C * H * W} features")
-            lin = nn.Linear(fi, fo)
-            mods.append(lin)
-            he.append((lin.weight, fi))
-            act = l.get("activation", "identity")
-            if act == "relu":
-                mods.append(nn.ReLU())
-            elif act != "identity":
-                raise ValueError(f"{where}: activation {act!r} is not supported")
-            C, H, W = fo, 1, 1
-        elif t in ("conv2d", "convBn"):
-            if not spatial:
-                raise ValueError(f"{where}: needs an image input")
-            ic, oc, k, s = l["ic"], l["oc"], l["k"], l.get("stride", 1)
-            if ic != C:
-                raise ValueError(f"{where}: ic {ic} but the input has {C} channels")
-            pad = l.get("padding", "same")
-            if pad not in ("same", "valid"):
-                raise ValueError(f"{where}: padding {pad!r} is not supported")
-            same = pad == "same"
-            pt, pb = conv_pads(H, k, s, same, style)
-            pl, pr = conv_pads(W, k, s, same, style)
-            bn = t == "convBn"
-            if pt == pb and pl == pr:
-                conv = nn.Conv2d(ic, oc, k, stride=s, padding=(pt, pl), bias=not bn)
-            else:  # XLA SAME with the odd cell at the bottom/right
-                mods.append(nn.ZeroPad2d((pl, pr, pt, pb)))
-                conv = nn.Conv2d(ic, oc, k, stride=s, padding=0, bias=not bn)
-            mods.append(conv)
-            he.append((conv.weight, ic * k * k))
-            if bn:
-                mods.append(nn.BatchNorm2d(oc, eps=BN_EPS, momentum=BN_MOMENTUM))
-                mods.append(nn.ReLU())
-            else:
-                act = l.get("activation", "relu")  # the NetSpec default for conv2d
-                if act == "relu":
-                    mods.append(nn.ReLU())
-                elif act != "identity":
-                    raise ValueError(f"{where}: activation {act!r} is not supported")
-            C, H, W = oc, out_extent(H, pt, pb, k, s), out_extent(W, pl, pr, k, s)
-        elif t == "maxPool":
-            if not spatial:
-                raise ValueError(f"{where}: needs an image input")
-            k = l["size"]
-            s = l.get("stride", k)
-            same = k > s  # netspec.cpp: overlapping windows pad "same", others "valid"
-            pt, pb = conv_pads(H, k, s, same, style)
-            pl, pr = conv_pads(W, k, s, same, style)
-            if pt == pb and pl == pr and 2 * pt <= k and 2 * pl <= k:
-                mods.append(nn.MaxPool2d(k, stride=s, padding=(pt, pl)))  # pads with -inf
-            else:
-                mods.append(nn.ConstantPad2d((pl, pr, pt, pb), float("-inf")))
-                mods.append(nn.MaxPool2d(k, stride=s))
-            H, W = out_extent(H, pt, pb, k, s), out_extent(W, pl, pr, k, s)
-        else:
-            raise ValueError(f"{where}: layer type {t!r} is not supported")
-        if H <= 0 or W <= 0:
-            raise ValueError(f"{where}: empty output")
+        m, h, shape = unary_layer(l, shape, style, f"layer {i} ({l.get('type')})")
+        mods += m
+        he += h
     if spec["layers"][-1].get("type") != "dense":
         raise ValueError("the last layer must be dense")
     return nn.Sequential(*mods), he
+
+
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 def he_init(model, he):
@@ -203,7 +377,7 @@ def he_init(model, he):
         for m in model.modules():
             if isinstance(m, (nn.Linear, nn.Conv2d)) and m.bias is not None:
                 m.bias.zero_()
-            elif isinstance(m, nn.BatchNorm2d):
+            elif isinstance(m, BATCHNORMS):
                 m.reset_parameters()  # gamma 1, beta 0, running mean 0 / var 1
 
 
@@ -334,6 +508,25 @@ def load_veridl_checkpoint(model, spec, path):
         return torch.from_numpy(np.frombuffer(raw, dtype="<f4", count=(b - a) // 4,
                                               offset=base + a).reshape(h["shape"]).copy())
 
+    if isinstance(model, GraphNet):  # tensors "<node>.weight", "<node>.bn.gamma", "<node>.gamma"
+        with torch.no_grad():
+            for node, t, seq in zip(model.node_names, model.node_types, model.nodes):
+                for m in seq:
+                    if isinstance(m, nn.Linear):
+                        m.weight.copy_(tensor(f"{node}.weight").t())
+                        m.bias.copy_(tensor(f"{node}.bias"))
+                    elif isinstance(m, nn.Conv2d):
+                        m.weight.copy_(tensor(f"{node}.weight"))
+                        if m.bias is not None:
+                            m.bias.copy_(tensor(f"{node}.bias"))
+                    elif isinstance(m, BATCHNORMS):
+                        p = f"{node}.bn" if t == "convBn" else node
+                        m.weight.copy_(tensor(f"{p}.gamma"))
+                        m.bias.copy_(tensor(f"{p}.beta"))
+                        m.running_mean.copy_(tensor(f"{p}.running_mean"))
+                        m.running_var.copy_(tensor(f"{p}.running_var"))
+        return
+
     mods = list(model)
     li = 0  # index into the torch modules, walked in step with the spec's layers
     with torch.no_grad():
@@ -423,7 +616,7 @@ def main(argv=None):
         return
     n_params = sum(p.numel() for p in model.parameters())
     opt = make_optimizer(model, r)
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    bns = [m for m in model.modules() if isinstance(m, BATCHNORMS)]
     params = list(model.parameters())
     ls = float(r["labelSmoothing"])
     clip = float(r["clipNorm"])
