@@ -1,0 +1,326 @@
+// The primitive table as a whole (src/veridl/prims/all.hpp): it lists exactly the primitives we expect; every
+// entry is complete (its interface, registered contracts with mutants, examples that parse and infer), so a
+// half-added primitive fails here; and one generic differential test walks the table and runs every
+// primitive's fast float32 kernels against its templated double reference on each of its examples, through
+// the same dispatch tables the executor uses (forward / backward, output, every dx, every parameter gradient,
+// the running state, the integer decisions saved for the backward; Train and Eval).
+#include <fmt/core.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "veridl/calculus/decisions.hpp"
+#include "veridl/graph/primitive.hpp"
+#include "veridl/prims/table.hpp"
+#include "veridl/vjp/registry.hpp"
+
+namespace {
+
+using namespace veridl;
+using graph::Decl;
+using graph::Elem;
+using graph::Example;
+using graph::Fields;
+using graph::Mode;
+using graph::VShape;
+using graph::Where;
+using prims::OpDef;
+
+std::string at(const OpDef& d, const Example& ex) { return fmt::format("primitive '{}', example '{}'", d.name, ex.label); }
+
+// Parse the example's fields and infer its shapes, as the NetSpec lowering does.
+struct Parsed {
+  std::shared_ptr<void> attrs;
+  VShape out;
+  Decl decl;
+};
+Parsed parse_infer(const OpDef& d, const Example& ex) {
+  const Where w{d.name, "", {}};
+  Fields f(ex.fields, w);
+  Parsed p;
+  p.attrs = d.parse(f);
+  f.finish();
+  p.out = d.infer(p.attrs.get(), ex.inputs, w);
+  d.declare(p.attrs.get(), p.decl);
+  return p;
+}
+
+size_t count(const std::vector<int64_t>& shape) {
+  size_t n = 1;
+  for (int64_t x : shape) n *= static_cast<size_t>(x);
+  return n;
+}
+
+// ---- the list -----------------------------------------------------------------------------------------------
+
+TEST(PrimitiveTable, ListsExactlyTheExpectedPrimitivesInOrder) {
+  const std::vector<std::string> expected = {"flatten", "dense",     "conv2d", "batchNorm", "relu",
+                                             "maxPool", "softmaxCE", "add",    "mul"};
+  std::vector<std::string> names;
+  for (const OpDef& d : prims::table()) names.push_back(d.name);
+  EXPECT_EQ(names, expected);
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size()) << "names are not unique";
+  for (size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(prims::index_of(names[i]), i) << names[i];
+    EXPECT_EQ(prims::find(names[i]), &prims::table()[i]) << names[i];
+  }
+  EXPECT_EQ(prims::find("noSuchPrimitive"), nullptr);
+}
+
+// ---- completeness -------------------------------------------------------------------------------------------
+
+TEST(PrimitiveTable, EveryEntryIsComplete) {
+  const Registry& reg = builtin_contracts();
+  std::vector<std::string> without_contracts;
+  for (const OpDef& d : prims::table()) {
+    SCOPED_TRACE("primitive '" + d.name + "'");
+    EXPECT_FALSE(d.name.empty());
+    ASSERT_TRUE(d.parse && d.to_json && d.infer && d.declare && d.emit_forward && d.emit_backward && d.contracts &&
+                d.examples)
+        << "primitive '" << d.name << "' has a missing table entry";
+    EXPECT_GE(d.inputs, 1u) << d.name;
+    if (d.layer == graph::LayerUse::LayerWithActivation) {
+      EXPECT_NE(d.activation, nullptr) << d.name;
+    }
+
+    const std::vector<std::string> cs = d.contracts();
+    if (cs.empty()) without_contracts.push_back(d.name);
+    size_t mutants = 0;
+    for (const std::string& c : cs) {
+      const Contract* k = reg.find(c);
+      EXPECT_NE(k, nullptr) << "primitive '" << d.name << "' lists contract '" << c
+                            << "', which builtin_contracts() does not register";
+      if (k) mutants += k->mutants.size();
+    }
+    if (!cs.empty()) {
+      EXPECT_GE(mutants, 3u) << "primitive '" << d.name << "': its contracts have only " << mutants << " mutants";
+    }
+
+    const std::vector<Example> exs = d.examples();
+    EXPECT_FALSE(exs.empty()) << "primitive '" << d.name << "' has no examples";
+    for (const Example& ex : exs) {
+      EXPECT_FALSE(ex.label.empty()) << d.name;
+      EXPECT_EQ(ex.inputs.size(), d.inputs) << at(d, ex) << ": input shapes vs OpDef::inputs";
+      Parsed p;
+      try {
+        p = parse_infer(d, ex);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << at(d, ex) << ": parse/infer/declare threw: " << e.what();
+        continue;
+      }
+      EXPECT_GT(p.out.size(), 0u) << at(d, ex);
+      EXPECT_EQ(p.decl.bwd_reads_input.size(), d.inputs) << at(d, ex) << ": Decl::bwd_reads_input per input";
+      for (const auto& pd : p.decl.params) EXPECT_GT(count(pd.shape), 0u) << at(d, ex) << ": param " << pd.name;
+      if (!p.decl.batched_output) {
+        EXPECT_EQ(p.out.size(), 1u) << at(d, ex) << ": an unbatched output is one scalar";
+      }
+
+      // to_json writes the attributes back in a form parse accepts, and is stable.
+      nlohmann::json j = nlohmann::json::object();
+      d.to_json(p.attrs.get(), j);
+      try {
+        const Where w{d.name, "", {}};
+        Fields f(j, w);
+        auto again = d.parse(f);
+        f.finish();
+        nlohmann::json j2 = nlohmann::json::object();
+        d.to_json(again.get(), j2);
+        EXPECT_EQ(j, j2) << at(d, ex) << ": to_json -> parse -> to_json is not stable";
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << at(d, ex) << ": to_json output does not parse: " << e.what();
+      }
+
+      if (cs.empty()) {
+        EXPECT_TRUE(p.decl.view) << at(d, ex) << ": a primitive without contracts must be a view";
+      }
+    }
+  }
+  // Only a pure reindexing may go without a contract.
+  EXPECT_EQ(without_contracts, std::vector<std::string>{"flatten"});
+}
+
+// ---- the generic differential test: fast float32 kernels against the double reference -----------------------
+
+// Every buffer a node's Decl asks for, for one batch size, in scalar T; the Call points into them.
+template <class T>
+struct Buffers {
+  std::vector<std::vector<T>> in, p, g, saved, state, dx;
+  std::vector<std::vector<uint8_t>> saved8;
+  std::vector<std::vector<uint32_t>> saved32;
+  std::vector<T> out, dy;
+  std::vector<int32_t> labels;
+  Decisions D;
+  graph::Call<T> call;
+
+  Buffers(const Example& ex, const Parsed& pr, size_t n) {
+    const Decl& dc = pr.decl;
+    const size_t out_n = dc.batched_output ? n * pr.out.size() : pr.out.size();
+    for (const VShape& s : ex.inputs) {
+      in.emplace_back(n * s.size());
+      dx.emplace_back(n * s.size());
+    }
+    out.resize(out_n);
+    dy.resize(out_n);
+    for (const auto& pd : dc.params) {
+      p.emplace_back(count(pd.shape));
+      g.emplace_back(count(pd.shape));
+    }
+    for (const auto& sd : dc.saved) {
+      const size_t k = sd.per_example * n + sd.fixed;
+      if (sd.elem == Elem::Scalar) saved.emplace_back(k, std::numeric_limits<T>::quiet_NaN());
+      else if (sd.elem == Elem::U8) saved8.emplace_back(k);
+      else saved32.emplace_back(k);
+    }
+    for (const auto& sd : dc.state) state.emplace_back(sd.size, static_cast<T>(sd.init));
+
+    call.n = n;
+    for (auto& v : in) call.in.push_back(v.data());
+    call.out = out.data();
+    for (auto& v : p) call.p.push_back(v.data());
+    for (auto& v : g) call.g.push_back(v.data());
+    for (auto& v : saved) call.saved.push_back(v.data());
+    for (auto& v : saved8) call.saved8.push_back(v.data());
+    for (auto& v : saved32) call.saved32.push_back(v.data());
+    for (auto& v : state) call.state.push_back(v.data());
+    call.dy = dy.data();
+    for (auto& v : dx) call.dx.push_back(v.data());
+    call.mode = Mode::Train;
+    call.D = &D;
+    call.running_momentum = 0.1;
+  }
+};
+
+// The same values, rounded to float, for both backends.
+struct Filler {
+  std::mt19937_64 rng;
+  std::normal_distribution<float> normal{0.0f, 1.0f};
+  explicit Filler(uint64_t seed) : rng(seed) {}
+  void fill(std::vector<float>& f, std::vector<double>& d, bool positive = false) {
+    for (size_t i = 0; i < f.size(); ++i) {
+      float x = normal(rng);
+      if (positive) x = std::fabs(x) + 0.5f;
+      f[i] = x;
+      d[i] = static_cast<double>(x);
+    }
+  }
+};
+
+// max |f - d| <= 1e-4 (1 + max |d|), NaN fails.
+::testing::AssertionResult close(const std::vector<float>& f, const std::vector<double>& d, const std::string& what) {
+  if (f.size() != d.size()) return ::testing::AssertionFailure() << what << ": size " << f.size() << " vs " << d.size();
+  double maxref = 0.0;
+  for (double x : d) maxref = std::max(maxref, std::fabs(x));
+  const double tol = 1e-4 * (1.0 + maxref);
+  for (size_t i = 0; i < d.size(); ++i) {
+    const double e = std::fabs(static_cast<double>(f[i]) - d[i]);
+    if (!(e <= tol))
+      return ::testing::AssertionFailure() << what << ": element " << i << " of " << d.size() << ": fast " << f[i]
+                                           << ", reference " << d[i] << " (error " << e << ", tolerance " << tol << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+template <class U>
+::testing::AssertionResult same(const std::vector<U>& a, const std::vector<U>& b, const std::string& what) {
+  if (a == b) return ::testing::AssertionSuccess();
+  size_t i = 0;
+  while (i < std::min(a.size(), b.size()) && a[i] == b[i]) ++i;
+  return ::testing::AssertionFailure() << what << ": differs at element " << i;
+}
+
+void differential(size_t op, const OpDef& d, const Example& ex, size_t n, uint64_t seed) {
+  const std::string where = fmt::format("{}, n={}", at(d, ex), n);
+  Parsed pr;
+  try {
+    pr = parse_infer(d, ex);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << where << ": parse/infer threw: " << e.what();
+    return;
+  }
+  const Decl& dc = pr.decl;
+  Buffers<float> F(ex, pr, n);
+  Buffers<double> R(ex, pr, n);
+
+  Filler fl(seed);
+  for (size_t i = 0; i < F.in.size(); ++i) fl.fill(F.in[i], R.in[i]);
+  for (size_t i = 0; i < F.p.size(); ++i) fl.fill(F.p[i], R.p[i]);
+  for (size_t i = 0; i < F.state.size(); ++i) fl.fill(F.state[i], R.state[i], dc.state[i].init > 0);
+  // Gradient buffers start with the same garbage: both backends must agree on what they write.
+  for (size_t i = 0; i < F.g.size(); ++i) fl.fill(F.g[i], R.g[i]);
+  for (size_t i = 0; i < F.dx.size(); ++i) fl.fill(F.dx[i], R.dx[i]);
+  if (dc.batched_output) {
+    fl.fill(F.dy, R.dy);
+  } else {  // the loss: its output gradient is dL = 1
+    F.dy.assign(F.dy.size(), 0.0f);
+    R.dy.assign(R.dy.size(), 0.0);
+    F.dy[0] = 1.0f;
+    R.dy[0] = 1.0;
+  }
+  if (!dc.batched_output) {  // the loss: n labels < classes
+    const size_t K = ex.inputs[0].d[0];
+    for (size_t b = 0; b < n; ++b) F.labels.push_back(static_cast<int32_t>((b * 7 + seed) % K));
+    R.labels = F.labels;
+    F.call.labels = F.labels.data();
+    R.call.labels = R.labels.data();
+  }
+
+  const auto fwd_f = prims::forward_fn<float, graph::Fast>(op);
+  const auto bwd_f = prims::backward_fn<float, graph::Fast>(op);
+  const auto fwd_r = prims::forward_fn<double, graph::Ref>(op);
+  const auto bwd_r = prims::backward_fn<double, graph::Ref>(op);
+  const void* a = pr.attrs.get();
+
+  try {
+    // Train: forward (updating running state with momentum 0.1), then backward.
+    fwd_f(a, F.call);
+    fwd_r(a, R.call);
+    EXPECT_TRUE(close(F.out, R.out, where + ": train forward output"));
+    for (size_t i = 0; i < F.state.size(); ++i)
+      EXPECT_TRUE(close(F.state[i], R.state[i], fmt::format("{}: state '{}' after the train forward", where, dc.state[i].name)));
+    for (size_t i = 0; i < F.saved8.size(); ++i) EXPECT_TRUE(same(F.saved8[i], R.saved8[i], where + ": saved u8"));
+    for (size_t i = 0; i < F.saved32.size(); ++i) EXPECT_TRUE(same(F.saved32[i], R.saved32[i], where + ": saved u32"));
+
+    bwd_f(a, F.call);
+    bwd_r(a, R.call);
+    for (size_t i = 0; i < F.dx.size(); ++i) EXPECT_TRUE(close(F.dx[i], R.dx[i], fmt::format("{}: dx[{}]", where, i)));
+    for (size_t i = 0; i < F.g.size(); ++i)
+      EXPECT_TRUE(close(F.g[i], R.g[i], fmt::format("{}: gradient of '{}'", where, dc.params[i].name)));
+
+    // Eval: forward only.
+    F.call.mode = R.call.mode = Mode::Eval;
+    std::fill(F.out.begin(), F.out.end(), std::numeric_limits<float>::quiet_NaN());
+    std::fill(R.out.begin(), R.out.end(), std::numeric_limits<double>::quiet_NaN());
+    fwd_f(a, F.call);
+    fwd_r(a, R.call);
+    EXPECT_TRUE(close(F.out, R.out, where + ": eval forward output"));
+    for (size_t i = 0; i < F.state.size(); ++i)
+      EXPECT_TRUE(close(F.state[i], R.state[i], fmt::format("{}: state '{}' after the eval forward", where, dc.state[i].name)));
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << where << ": threw: " << e.what();
+  }
+}
+
+TEST(PrimitiveTable, EveryFastKernelMatchesTheReference) {
+  const auto& t = prims::table();
+  size_t cases = 0;
+  for (size_t op = 0; op < t.size(); ++op) {
+    const auto exs = t[op].examples();
+    for (size_t e = 0; e < exs.size(); ++e)
+      for (size_t n : {size_t{3}, size_t{1}}) {
+        differential(op, t[op], exs[e], n, 1000 * op + 10 * e + n);
+        ++cases;
+      }
+  }
+  EXPECT_GE(cases, 2 * t.size());
+}
+
+}  // namespace
