@@ -1,10 +1,10 @@
-// Microbenchmark of the fast float32 kernels (src/veridl/kernels) against the templated reference ops
-// (src/veridl/ops, T = float), plus the full MNIST linear-classifier train step.
+// Microbenchmark of the fast float32 kernels (src/veridl/prims/<name>/kernel.hpp) against the templated
+// reference ops (src/veridl/prims/<name>/reference.hpp, T = float), plus the full MNIST linear-classifier train step.
 //
 // Build (CMake):  add_executable(bench_kernels bench/kernels_bench.cpp)
 //                 target_link_libraries(bench_kernels PRIVATE veridl_core)
 // Build (by hand): g++ -std=c++20 -O3 -march=native -fopenmp -Isrc bench/kernels_bench.cpp
-//                      src/veridl/kernels/dense.cpp src/veridl/kernels/softmax.cpp -o bench_kernels  (one line)
+//                      src/veridl/prims/dense/kernel.cpp src/veridl/prims/softmaxCE/kernel.cpp -o bench_kernels  (one line)
 // Run:            OMP_NUM_THREADS=2 ./bench_kernels [--quick] [--step-only]
 //                 OMP_NUM_THREADS=2 ./bench_kernels --net specs/mnist_mlp.json [--batch N] [--seconds S]
 //                   the whole fused train step of a NetSpec (gather excluded: forward, loss, backward and
@@ -34,12 +34,12 @@
 #include <vector>
 
 #include "veridl/calculus/decisions.hpp"
-#include "veridl/kernels/dense.hpp"
-#include "veridl/kernels/softmax.hpp"
-#include "veridl/ops/dense.hpp"
-#include "veridl/ops/softmax.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
+#include "veridl/prims/dense/kernel.hpp"
+#include "veridl/prims/dense/reference.hpp"
+#include "veridl/prims/softmaxCE/kernel.hpp"
+#include "veridl/prims/softmaxCE/reference.hpp"
 #include "veridl/train/trainer.hpp"
 
 namespace {

@@ -18,7 +18,7 @@ independently of VeriDL's lowering:
     fresh parameters each repetition, "blockInput" naming the repetition's input and
     body names local to a repetition; the repeat's name is its last repetition's output.
     Parameters and He-initialised tensors follow node order (a repeat's body once per
-    repetition).  Padding follows src/veridl/ops/conv2d.hpp: "valid" pads
+    repetition).  Padding follows src/veridl/prims/conv2d/reference.hpp: "valid" pads
     nothing, "same" pads (k-1)/2 on both sides (padStyle "symmetric") or like XLA's
     SAME (padStyle "xlaSame", the default): output ceil(n/s), the odd extra cell at
     the bottom/right, done with an explicit zero pad when it is asymmetric.  maxPool
@@ -72,8 +72,8 @@ sys.path.insert(0, HERE)
 import benchutil  # noqa: E402
 from pytorch_linear import blas_info, set_openblas_threads  # noqa: E402
 
-BN_EPS = 1e-5        # ops/batchnorm.hpp kBatchNormEps
-BN_MOMENTUM = 0.1    # ops/batchnorm.hpp kBatchNormMomentum (1.0 on the first global step)
+BN_EPS = 1e-5        # prims/batchNorm/reference.hpp kBatchNormEps
+BN_MOMENTUM = 0.1    # prims/batchNorm/reference.hpp kBatchNormMomentum (1.0 on the first global step)
 
 # net::Recipe defaults (src/veridl/net/netspec.hpp)
 RECIPE_DEFAULTS = {"optimizer": "sgd", "lr": 0.1, "batch": 128, "epochs": 12, "momentum": 0.0,
@@ -104,7 +104,7 @@ def load_split(data_dir, prefix, limit=None):
 # ----------------------------------------------------------------------- netspec
 
 def conv_pads(n, k, stride, same, style):
-    """(lo, hi) pads of one dimension: ops::conv_pads in src/veridl/ops/conv2d.hpp."""
+    """(lo, hi) pads of one dimension: ops::conv_pads in src/veridl/prims/conv2d/reference.hpp."""
     if not same:
         return 0, 0
     if style == "symmetric":

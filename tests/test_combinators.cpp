@@ -1,9 +1,10 @@
 // Records built from records: the combinators' own backwards are checked by the same checker.
 #include <gtest/gtest.h>
 
-#include "veridl/ops/dense.hpp"
-#include "veridl/ops/mutants.hpp"
-#include "veridl/ops/softmax.hpp"
+#include "veridl/prims/dense/mutants.hpp"
+#include "veridl/prims/dense/reference.hpp"
+#include "veridl/prims/softmaxCE/mutants.hpp"
+#include "veridl/prims/softmaxCE/reference.hpp"
 #include "veridl/vjp/check.hpp"
 #include "veridl/vjp/combinators.hpp"
 

@@ -2,9 +2,11 @@
 // the finite-difference second opinion.
 #include <gtest/gtest.h>
 
-#include "veridl/ops/dense.hpp"
-#include "veridl/ops/mutants.hpp"
-#include "veridl/ops/softmax.hpp"
+#include "veridl/prims/dense/mutants.hpp"
+#include "veridl/prims/dense/reference.hpp"
+#include "veridl/prims/softmaxCE/mutants.hpp"
+#include "veridl/prims/softmaxCE/reference.hpp"
+#include "veridl/prims/table.hpp"
 #include "veridl/vjp/check.hpp"
 #include "veridl/vjp/registry.hpp"
 

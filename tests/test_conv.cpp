@@ -10,9 +10,11 @@
 #include <utility>
 #include <vector>
 
-#include "veridl/ops/conv2d.hpp"
-#include "veridl/ops/conv_mutants.hpp"
-#include "veridl/ops/maxpool.hpp"
+#include "veridl/prims/conv2d/mutants.hpp"
+#include "veridl/prims/conv2d/reference.hpp"
+#include "veridl/prims/maxPool/mutants.hpp"
+#include "veridl/prims/maxPool/reference.hpp"
+#include "veridl/prims/table.hpp"
 #include "veridl/vjp/check.hpp"
 #include "veridl/vjp/registry.hpp"
 

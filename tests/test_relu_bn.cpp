@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "veridl/ops/batchnorm.hpp"
-#include "veridl/ops/relu.hpp"
-#include "veridl/ops/relu_bn_mutants.hpp"
+#include "veridl/prims/batchNorm/mutants.hpp"
+#include "veridl/prims/batchNorm/reference.hpp"
+#include "veridl/prims/relu/mutants.hpp"
+#include "veridl/prims/relu/reference.hpp"
+#include "veridl/prims/table.hpp"
 #include "veridl/vjp/check.hpp"
 #include "veridl/vjp/registry.hpp"
 

@@ -1,5 +1,6 @@
-// Differential tests of the fast float32 ReLU and BatchNorm kernels (src/veridl/kernels/{relu,batchnorm})
-// against the templated reference ops (src/veridl/ops/{relu,batchnorm}.hpp), many shapes, plus
+// Differential tests of the fast float32 ReLU and BatchNorm kernels (src/veridl/prims/{relu,batchNorm}/
+// kernel.hpp) against the templated reference ops (src/veridl/prims/{relu,batchNorm}/reference.hpp), many
+// shapes, plus
 // determinism across thread counts.
 //
 // ReLU is a select: the kernels must be bit-identical to the reference at T = float (and equal to it at
@@ -23,10 +24,10 @@
 
 #include "kernel_testutil.hpp"
 #include "veridl/calculus/decisions.hpp"
-#include "veridl/kernels/batchnorm.hpp"
-#include "veridl/kernels/relu.hpp"
-#include "veridl/ops/batchnorm.hpp"
-#include "veridl/ops/relu.hpp"
+#include "veridl/prims/batchNorm/kernel.hpp"
+#include "veridl/prims/batchNorm/reference.hpp"
+#include "veridl/prims/relu/kernel.hpp"
+#include "veridl/prims/relu/reference.hpp"
 
 namespace {
 

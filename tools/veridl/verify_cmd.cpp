@@ -6,6 +6,7 @@
 
 #include "veridl/cli.hpp"
 #include "veridl/net/verify_net.hpp"
+#include "veridl/prims/table.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/vjp/registry.hpp"
 

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "veridl/export/builder.hpp"
+#include "veridl/hlo/builder.hpp"
 #include "veridl/prims/table.hpp"
 #include "veridl/util/error.hpp"
 
@@ -154,11 +154,12 @@ Signature signature(const net::Plan& plan, const ExportOptions& opt) {
 std::string export_stablehlo(const net::Plan& plan, const ExportOptions& opt) {
   if (!opt.eval) train::validate(opt.optim);
   const Signature sig = signature(plan, opt);
-  // The backward's edges as the executor runs them without an input gradient: none into the image batch.
+  // The backward's edges as the executor runs them without an input gradient: none into values from which
+  // no gradient reaches a parameter (the image batch, a flatten of it).
   std::vector<std::vector<graph::EdgeKind>> edges = plan.edges;
   for (size_t k = 0; k < plan.nodes.size(); ++k)
     for (size_t i = 0; i < plan.nodes[k].inputs.size(); ++i)
-      if (plan.nodes[k].inputs[i] == plan.input) edges[k][i] = graph::EdgeKind::None;
+      if (!plan.grad_to_params[plan.nodes[k].inputs[i]]) edges[k][i] = graph::EdgeKind::None;
   Emission e(plan, edges, static_cast<int64_t>(plan.batch));
   e.eval = opt.eval;
   e.fault = opt.fault;
@@ -201,7 +202,12 @@ std::string export_stablehlo(const net::Plan& plan, const ExportOptions& opt) {
     table[plan.nodes[loss].op].emit_forward(e, plan.nodes[loss]);
     e.b.blank();
     // Backward, in reverse plan order (the loss first, seeded with dL = 1).
-    for (size_t k = plan.nodes.size(); k-- > 0;) table[plan.nodes[k].op].emit_backward(e, plan.nodes[k]);
+    for (size_t k = plan.nodes.size(); k-- > 0;) {
+      const graph::Node& n = plan.nodes[k];
+      const bool wanted = !n.params.empty() || k == loss ||
+                          std::any_of(edges[k].begin(), edges[k].end(), [](auto x) { return x != graph::EdgeKind::None; });
+      if (wanted) table[n.op].emit_backward(e, n);  // as the executor: nothing upstream needs the rest
+    }
     for (size_t t = 0; t < plan.params.size(); ++t)
       if (!e.grads[t].valid()) throw std::logic_error("export: no gradient for " + plan.params[t].name);
     const Update u = optimizer(e, plan, opt.optim, state_in, lr, step);

@@ -38,7 +38,7 @@
 
 namespace veridl::hlo {
 
-// Deliberate exporter faults, for the tests that prove the IREE comparison bites (graph/primitive.hpp).
+// Deliberate exporter faults, for the tests that prove the IREE comparison bites (graph/ir.hpp).
 using ExportFault = graph::ExportFault;
 
 struct ExportOptions {

@@ -2,7 +2,7 @@
 // gradient lands, the reverse-order backward with its write / accumulate edges, saved buffers and running
 // state) is written once here, with no knowledge of any particular primitive: each node runs through the
 // primitive table (prims/table.hpp). It is shared by both backends:
-//   Executor<float, FastKernels>     training and inference (float32 kernels, kernels/)
+//   Executor<float, FastKernels>     training and inference (float32 kernels, prims/<name>/kernel.hpp)
 //   Executor<F, RefKernels>          the templated reference: F = double, or the prime field and its
 //                                    duals for the whole-network contract (net/verify_net.hpp)
 // so the whole-network check covers the composition code that trains your model. All buffers are
@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "veridl/calculus/decisions.hpp"
-#include "veridl/kernels/elementwise.hpp"
 #include "veridl/net/plan.hpp"
+#include "veridl/prims/add/kernel.hpp"
 #include "veridl/prims/table.hpp"
 
 namespace veridl::net {
@@ -130,8 +130,14 @@ class Executor {
     for (size_t k = plan_.nodes.size(); k-- > 0;) {
       const graph::Node& node = plan_.nodes[k];
       graph::Call<T>& c = calls_[k];
-      for (size_t i = 0; i < node.inputs.size(); ++i)
-        c.dx[i] = node.inputs[i] == plan_.input && !need_input_grad ? nullptr : dx_[k][i];
+      bool any = !node.params.empty();
+      for (size_t i = 0; i < node.inputs.size(); ++i) {
+        const size_t v = node.inputs[i];
+        const bool wanted = plan_.grad_to_params[v] || (need_input_grad && plan_.grad_to_input[v]);
+        c.dx[i] = wanted ? dx_[k][i] : nullptr;
+        any = any || wanted;
+      }
+      if (!any) continue;  // nothing upstream needs this node's gradients (a flatten of the image)
       run(k, n_, none, Mode::Train, prims::backward_fn<T, B>(node.op));
       for (size_t i = 0; i < node.inputs.size(); ++i)
         if (c.dx[i] && c.dx[i] != grad(node.inputs[i]))  // an accumulate edge: its scratch into the sum

@@ -1,4 +1,4 @@
-// Lowering: NetSpec -> graph IR (graph/primitive.hpp), in one place. Layers that are primitives become one
+// Lowering: NetSpec -> graph IR (graph/ir.hpp), in one place. Layers that are primitives become one
 // node (plus the node of their "activation", when it is not identity); block layers expand into a subgraph
 // here (convBn = conv2d without bias -> batchNorm -> relu); "repeat" layers repeat their body. Every shape
 // is inferred once, by the primitives' infer, and every parameter tensor is declared once, by the
@@ -11,7 +11,7 @@
 
 #include <string>
 
-#include "veridl/graph/primitive.hpp"
+#include "veridl/graph/ir.hpp"
 #include "veridl/net/netspec.hpp"
 
 namespace veridl::net {

@@ -23,11 +23,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "veridl/graph/primitive.hpp"
+#include "veridl/graph/ir.hpp"
 
 namespace veridl::net {
 
-using PadStyle = ops::PadStyle;  // how "same" pads a strided window (original-system.md §9.4.6)
+using PadStyle = graph::PadStyle;  // how "same" pads a strided window (original-system.md §9.4.6)
 
 // One NetSpec layer. `fields` are its own fields, normalised (defaults filled in): what to_json writes.
 struct LayerSpec {

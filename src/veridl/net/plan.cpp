@@ -153,6 +153,18 @@ Plan compile(const NetSpec& spec, size_t batch, double label_smoothing) {
     for (const auto& [c, slot] : v.consumers)
       if (std::make_pair(c, slot) != last) p.edges[c][slot] = EdgeKind::Accumulate;
   }
+  p.grad_to_params.assign(p.values.size(), false);
+  p.grad_to_input.assign(p.values.size(), false);
+  p.grad_to_input[p.input] = true;
+  for (const graph::Node& n : p.nodes) {  // topological order: a node's inputs are settled before it
+    bool params = !n.params.empty(), input = false;
+    for (size_t v : n.inputs) {
+      params = params || p.grad_to_params[v];
+      input = input || p.grad_to_input[v];
+    }
+    p.grad_to_params[n.output] = params;
+    p.grad_to_input[n.output] = input;
+  }
   p.train = plan_memory(p, true);
   p.infer = plan_memory(p, false);
   return p;

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "veridl/graph/primitive.hpp"
+#include "veridl/graph/ir.hpp"
 #include "veridl/net/netspec.hpp"
 
 namespace veridl::net {
@@ -47,6 +47,10 @@ struct Plan : graph::Graph {
   double label_smoothing = 0.0;
   size_t num_classes = 0;
   std::vector<std::vector<EdgeKind>> edges;  // per node, per input
+  // Per value: does a gradient flow from it to a parameter (grad_to_params), or to the image batch
+  // (grad_to_input)? A backward computes an input's gradient only where one of these holds and is wanted:
+  // the first layer never computes the image's gradient unless asked (need_input_grad).
+  std::vector<bool> grad_to_params, grad_to_input;
   Memory train, infer;
   Fault fault = Fault::None;
 

@@ -1,18 +1,19 @@
-// The primitive table: every primitive of the system, listed once. Adding a primitive = its own files
-// (prims/<name>.hpp/.cpp, its reference in ops/, its kernel in kernels/, its contracts) plus its #include
-// and one entry in this list. Everything else (NetSpec parsing, veridl info, the plan, both executors,
+// The primitive table: every primitive of the system, listed once. Adding a primitive = its own directory
+// prims/<name>/ (<name> as in NetSpecs: primitive.hpp/.cpp the table entry, reference.hpp the templated
+// reference, kernel.hpp/.cpp the float32 kernels, contracts.cpp and mutants.hpp its contracts) plus its
+// #include and one entry in this list. Everything else (NetSpec parsing, veridl info, the plan, both executors,
 // checkpoints, whole-network verify, the exporter, the table-wide tests) iterates the list.
 #pragma once
 
-#include "veridl/prims/add.hpp"
-#include "veridl/prims/batchnorm.hpp"
-#include "veridl/prims/conv2d.hpp"
-#include "veridl/prims/dense.hpp"
-#include "veridl/prims/flatten.hpp"
-#include "veridl/prims/maxpool.hpp"
-#include "veridl/prims/mul.hpp"
-#include "veridl/prims/relu.hpp"
-#include "veridl/prims/softmax_ce.hpp"
+#include "veridl/prims/add/primitive.hpp"
+#include "veridl/prims/batchNorm/primitive.hpp"
+#include "veridl/prims/conv2d/primitive.hpp"
+#include "veridl/prims/dense/primitive.hpp"
+#include "veridl/prims/flatten/primitive.hpp"
+#include "veridl/prims/maxPool/primitive.hpp"
+#include "veridl/prims/mul/primitive.hpp"
+#include "veridl/prims/relu/primitive.hpp"
+#include "veridl/prims/softmaxCE/primitive.hpp"
 
 namespace veridl::prims {
 

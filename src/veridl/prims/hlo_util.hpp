@@ -7,9 +7,9 @@
 #include <utility>
 #include <vector>
 
-#include "veridl/export/builder.hpp"
-#include "veridl/ops/conv2d.hpp"
-#include "veridl/ops/maxpool.hpp"
+#include "veridl/hlo/builder.hpp"
+#include "veridl/prims/conv2d/reference.hpp"
+#include "veridl/prims/maxPool/reference.hpp"
 
 namespace veridl::prims::hlo_util {
 

@@ -3,6 +3,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "veridl/vjp/registry.hpp"
+
+namespace veridl {
+// The contracts outside the table: prims/fanout/contracts.cpp, prims/models/contracts.cpp.
+void register_fanout_contracts(Registry& r);
+void register_model_contracts(Registry& r);
+}  // namespace veridl
+
 namespace veridl::prims {
 
 namespace {
@@ -23,6 +31,7 @@ OpDef make_def() {
   d.emit_forward = &P::emit_forward;
   d.emit_backward = &P::emit_backward;
   d.contracts = &P::contracts;
+  d.register_contracts = &P::register_contracts;
   d.examples = &P::examples;
   return d;
 }
@@ -58,3 +67,18 @@ size_t index_of(std::string_view name) {
 }
 
 }  // namespace veridl::prims
+
+namespace veridl {
+
+const Registry& builtin_contracts() {
+  static const Registry reg = [] {
+    Registry r;
+    for (const auto& d : prims::table()) d.register_contracts(r);
+    register_fanout_contracts(r);
+    register_model_contracts(r);
+    return r;
+  }();
+  return reg;
+}
+
+}  // namespace veridl

@@ -1,5 +1,6 @@
 // The runtime view of the primitive table (prims/all.hpp): one OpDef per primitive, in list order (a
-// node's `op` is its index), and the executor's per-scalar dispatch tables.
+// node's `op` is its index), the executor's per-scalar dispatch tables, and builtin_contracts() (every
+// contract of the system, registered from the table).
 #pragma once
 
 #include <array>
@@ -22,6 +23,7 @@ struct OpDef {
   void (*emit_forward)(graph::Emission&, const graph::Node&) = nullptr;
   void (*emit_backward)(graph::Emission&, const graph::Node&) = nullptr;
   std::vector<std::string> (*contracts)() = nullptr;
+  void (*register_contracts)(Registry&) = nullptr;
   std::vector<graph::Example> (*examples)() = nullptr;
 };
 
@@ -62,3 +64,12 @@ RunFn<T> backward_fn(size_t op) {
 }
 
 }  // namespace veridl::prims
+
+namespace veridl {
+
+// Every contract of the system (vjp/registry.hpp), registered explicitly (no static-initialiser magic):
+// each table entry's register_contracts in table order, then the fan-out (the plan's accumulate edges,
+// prims/fanout/) and the whole-model composites (prims/models/).
+const Registry& builtin_contracts();
+
+}  // namespace veridl

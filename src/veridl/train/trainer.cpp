@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "veridl/kernels/parallel.hpp"
-#include "veridl/kernels/softmax.hpp"
+#include "veridl/prims/softmaxCE/kernel.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/json_depth.hpp"
 

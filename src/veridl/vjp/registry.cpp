@@ -18,20 +18,6 @@ const Contract* Registry::find(const std::string& name) const {
   return nullptr;
 }
 
-const Registry& builtin_contracts() {
-  static const Registry reg = [] {
-    Registry r;
-    register_dense_contracts(r);
-    register_softmax_contracts(r);
-    register_model_contracts(r);
-    register_conv_contracts(r);
-    register_relu_bn_contracts(r);
-    register_elementwise_contracts(r);
-    return r;
-  }();
-  return reg;
-}
-
 ContractResult run_contract(const Contract& c, const RunOptions& opt, const std::string& variant) {
   auto t0 = std::chrono::steady_clock::now();
   ContractResult res;

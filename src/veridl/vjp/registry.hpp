@@ -3,7 +3,8 @@
 // of the spec), production shapes, and the realistic broken backwards (mutants) it must reject.
 //
 // A case's factory builds the record for a variant: "" is the real implementation, any other string
-// names a mutant of that contract. `veridl verify` runs everything here; so do the tests.
+// names a mutant of that contract. `veridl verify` runs every builtin contract (prims/table.hpp); so do the
+// tests.
 #pragma once
 
 #include <functional>
@@ -46,14 +47,7 @@ class Registry {
   std::vector<Contract> contracts_;
 };
 
-// Every contract of the system, registered explicitly by op family (no static-initialiser magic).
-const Registry& builtin_contracts();
-void register_dense_contracts(Registry& r);
-void register_softmax_contracts(Registry& r);
-void register_model_contracts(Registry& r);
-void register_conv_contracts(Registry& r);
-void register_relu_bn_contracts(Registry& r);
-void register_elementwise_contracts(Registry& r);
+// builtin_contracts(), every contract of the system, is built from the primitive table (prims/table.hpp).
 
 struct RunOptions {
   uint64_t seed = 1;

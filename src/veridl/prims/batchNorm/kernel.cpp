@@ -1,0 +1,231 @@
+// Fast float32 BatchNorm: see kernel.hpp for the contracts, the precision and the determinism
+// argument. A channel's values are N runs of H*W contiguous floats (NCHW); every loop walks those runs
+// with unit stride. The reductions accumulate in double in 8 lanes (lane l takes the elements
+// k = l (mod 8) of each full block of 8 in a run, the run's tail goes to a scalar); the AVX2 build
+// keeps the lanes in two __m256d registers, the portable build in an array (same lane structure).
+// The elementwise passes are plain loops GCC vectorizes.
+#include "veridl/prims/batchNorm/kernel.hpp"
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstdint>
+
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
+namespace veridl::kernels {
+namespace {
+
+constexpr size_t kLanes = 8;
+
+// A fixed-order double accumulator; total() combines the lanes in a fixed tree.
+struct Acc {
+  double lane[kLanes] = {};
+  double tail = 0.0;
+  double total() const {
+    const double a = (lane[0] + lane[1]) + (lane[2] + lane[3]);
+    const double b = (lane[4] + lane[5]) + (lane[6] + lane[7]);
+    return (a + b) + tail;
+  }
+};
+
+#ifdef __AVX2__
+// Floats [p, p + 8) widened to double: lanes 0-3 and 4-7.
+inline __m256d widen_lo(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
+inline __m256d widen_hi(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
+#endif
+
+// a += sum of the run p[0, len)
+void run_sum(const float* p, size_t len, Acc& a) {
+  const size_t full = len / kLanes * kLanes;
+#ifdef __AVX2__
+  __m256d lo = _mm256_loadu_pd(a.lane), hi = _mm256_loadu_pd(a.lane + 4);
+  for (size_t k = 0; k < full; k += kLanes) {
+    const __m256 v = _mm256_loadu_ps(p + k);
+    lo = _mm256_add_pd(lo, widen_lo(v));
+    hi = _mm256_add_pd(hi, widen_hi(v));
+  }
+  _mm256_storeu_pd(a.lane, lo);
+  _mm256_storeu_pd(a.lane + 4, hi);
+#else
+  for (size_t k = 0; k < full; k += kLanes)
+    for (size_t l = 0; l < kLanes; ++l) a.lane[l] += static_cast<double>(p[k + l]);
+#endif
+  for (size_t k = full; k < len; ++k) a.tail += static_cast<double>(p[k]);
+}
+
+// a += sum of (p[k] - mu)^2 over the run
+void run_sqdev(const float* p, size_t len, double mu, Acc& a) {
+  const size_t full = len / kLanes * kLanes;
+#ifdef __AVX2__
+  const __m256d m = _mm256_set1_pd(mu);
+  __m256d lo = _mm256_loadu_pd(a.lane), hi = _mm256_loadu_pd(a.lane + 4);
+  for (size_t k = 0; k < full; k += kLanes) {
+    const __m256 v = _mm256_loadu_ps(p + k);
+    const __m256d dl = _mm256_sub_pd(widen_lo(v), m), dh = _mm256_sub_pd(widen_hi(v), m);
+    lo = _mm256_fmadd_pd(dl, dl, lo);
+    hi = _mm256_fmadd_pd(dh, dh, hi);
+  }
+  _mm256_storeu_pd(a.lane, lo);
+  _mm256_storeu_pd(a.lane + 4, hi);
+#else
+  for (size_t k = 0; k < full; k += kLanes)
+    for (size_t l = 0; l < kLanes; ++l) {
+      const double d = static_cast<double>(p[k + l]) - mu;
+      a.lane[l] += d * d;
+    }
+#endif
+  for (size_t k = full; k < len; ++k) {
+    const double d = static_cast<double>(p[k]) - mu;
+    a.tail += d * d;
+  }
+}
+
+// a1 += sum of g, a2 += sum of g h over the run
+void run_dot(const float* g, const float* h, size_t len, Acc& a1, Acc& a2) {
+  const size_t full = len / kLanes * kLanes;
+#ifdef __AVX2__
+  __m256d lo1 = _mm256_loadu_pd(a1.lane), hi1 = _mm256_loadu_pd(a1.lane + 4);
+  __m256d lo2 = _mm256_loadu_pd(a2.lane), hi2 = _mm256_loadu_pd(a2.lane + 4);
+  for (size_t k = 0; k < full; k += kLanes) {
+    const __m256 gv = _mm256_loadu_ps(g + k), hv = _mm256_loadu_ps(h + k);
+    const __m256d gl = widen_lo(gv), gh = widen_hi(gv);
+    lo1 = _mm256_add_pd(lo1, gl);
+    hi1 = _mm256_add_pd(hi1, gh);
+    lo2 = _mm256_fmadd_pd(gl, widen_lo(hv), lo2);
+    hi2 = _mm256_fmadd_pd(gh, widen_hi(hv), hi2);
+  }
+  _mm256_storeu_pd(a1.lane, lo1);
+  _mm256_storeu_pd(a1.lane + 4, hi1);
+  _mm256_storeu_pd(a2.lane, lo2);
+  _mm256_storeu_pd(a2.lane + 4, hi2);
+#else
+  for (size_t k = 0; k < full; k += kLanes)
+    for (size_t l = 0; l < kLanes; ++l) {
+      const double gv = g[k + l];
+      a1.lane[l] += gv;
+      a2.lane[l] += gv * static_cast<double>(h[k + l]);
+    }
+#endif
+  for (size_t k = full; k < len; ++k) {
+    const double gv = g[k];
+    a1.tail += gv;
+    a2.tail += gv * static_cast<double>(h[k]);
+  }
+}
+
+// Runs body(c) for every channel: split over the OpenMP team (each channel on one thread) when the
+// call is big enough, else on the calling thread.
+template <class F>
+void for_channels(const ops::BatchNormShape& s, F&& body) {
+  const auto C = static_cast<ptrdiff_t>(s.C);
+  if (s.count() >= kBatchNormParallelMinElems && s.C >= 2 && omp_get_max_threads() > 1) {
+#pragma omp parallel for schedule(static)
+    for (ptrdiff_t c = 0; c < C; ++c) body(static_cast<size_t>(c));
+  } else {
+    for (ptrdiff_t c = 0; c < C; ++c) body(static_cast<size_t>(c));
+  }
+}
+
+// Channel c's statistics: its N runs in batch order.
+double channel_sum(const ops::BatchNormShape& s, size_t c, const float* x) {
+  const size_t HW = s.H * s.W;
+  Acc a;
+  for (size_t b = 0; b < s.N; ++b) run_sum(x + (b * s.C + c) * HW, HW, a);
+  return a.total();
+}
+
+double channel_sqdev(const ops::BatchNormShape& s, size_t c, const float* x, double mu) {
+  const size_t HW = s.H * s.W;
+  Acc a;
+  for (size_t b = 0; b < s.N; ++b) run_sqdev(x + (b * s.C + c) * HW, HW, mu, a);
+  return a.total();
+}
+
+void channel_sums_dy(const ops::BatchNormShape& s, size_t c, const float* dy, const float* xhat, double& sum_dy,
+                     double& sum_dy_xhat) {
+  const size_t HW = s.H * s.W;
+  Acc a1, a2;
+  for (size_t b = 0; b < s.N; ++b) run_dot(dy + (b * s.C + c) * HW, xhat + (b * s.C + c) * HW, HW, a1, a2);
+  sum_dy = a1.total();
+  sum_dy_xhat = a2.total();
+}
+
+}  // namespace
+
+void batchnorm_train_forward(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma,
+                             const float* beta, float* y, float* mean, float* var, float* r, float* xhat) {
+  const size_t HW = s.H * s.W;
+  const double n = static_cast<double>(s.per_channel());
+  for_channels(s, [&](size_t c) {
+    const double mu = channel_sum(s, c, x) / n;
+    const double v = channel_sqdev(s, c, x, mu) / n;
+    const double rc = 1.0 / std::sqrt(v + eps);
+    mean[c] = static_cast<float>(mu);
+    var[c] = static_cast<float>(v);
+    r[c] = static_cast<float>(rc);
+    const double g = gamma[c], bt = beta[c];
+    for (size_t b = 0; b < s.N; ++b) {
+      const size_t off = (b * s.C + c) * HW;
+      const float* xr = x + off;
+      float* xh = xhat + off;
+      float* yr = y + off;
+      for (size_t k = 0; k < HW; ++k) {
+        const double h = (static_cast<double>(xr[k]) - mu) * rc;
+        xh[k] = static_cast<float>(h);
+        yr[k] = static_cast<float>(g * h + bt);
+      }
+    }
+  });
+}
+
+void batchnorm_backward(const ops::BatchNormShape& s, const float* gamma, const float* r, const float* xhat,
+                        const float* dy, float* dx, float* dgamma, float* dbeta) {
+  const size_t HW = s.H * s.W;
+  const double n = static_cast<double>(s.per_channel());
+  for_channels(s, [&](size_t c) {
+    double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    channel_sums_dy(s, c, dy, xhat, sum_dy, sum_dy_xhat);
+    if (dgamma) dgamma[c] = static_cast<float>(sum_dy_xhat);
+    if (dbeta) dbeta[c] = static_cast<float>(sum_dy);
+    if (!dx) return;
+    // (r/n)(n gamma dy - gamma sum dy - xhat gamma sum(dy xhat)) = a (dy - m1 - xhat m2)
+    const double a = static_cast<double>(r[c]) * static_cast<double>(gamma[c]);
+    const double m1 = sum_dy / n, m2 = sum_dy_xhat / n;
+    for (size_t b = 0; b < s.N; ++b) {
+      const size_t off = (b * s.C + c) * HW;
+      const float* g = dy + off;
+      const float* h = xhat + off;
+      float* d = dx + off;
+      for (size_t k = 0; k < HW; ++k)
+        d[k] = static_cast<float>(a * ((static_cast<double>(g[k]) - m1) - static_cast<double>(h[k]) * m2));
+    }
+  });
+}
+
+void batchnorm_eval_forward(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma,
+                            const float* beta, const float* mean, const float* var, float* y) {
+  const size_t HW = s.H * s.W;
+  for_channels(s, [&](size_t c) {
+    const double rc = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
+    const double mu = mean[c], g = gamma[c], bt = beta[c];
+    for (size_t b = 0; b < s.N; ++b) {
+      const size_t off = (b * s.C + c) * HW;
+      for (size_t k = 0; k < HW; ++k)
+        y[off + k] = static_cast<float>(g * ((static_cast<double>(x[off + k]) - mu) * rc) + bt);
+    }
+  });
+}
+
+void batchnorm_update_running(size_t C, double momentum, const float* batch_mean, const float* batch_var,
+                              float* running_mean, float* running_var) {
+  const double keep = 1.0 - momentum;
+  for (size_t c = 0; c < C; ++c) {
+    running_mean[c] = static_cast<float>(keep * running_mean[c] + momentum * batch_mean[c]);
+    running_var[c] = static_cast<float>(keep * running_var[c] + momentum * batch_var[c]);
+  }
+}
+
+}  // namespace veridl::kernels

@@ -1,0 +1,48 @@
+// Fast float32 BatchNorm kernels (training mode over NCHW, per-channel statistics over n = N*H*W).
+// Same contracts as the templated reference in prims/batchNorm/reference.hpp, which they are differentially tested
+// against (tests/test_relu_bn_kernels.cpp):
+//
+//   batchnorm_train_forward   mean[c], var[c] (biased, /n), r[c] = 1/sqrt(var[c] + eps),
+//                             xhat = (x - mean) r, y = gamma xhat + beta
+//   batchnorm_backward        dx = (r/n)(n dxhat - sum dxhat - xhat sum(xhat dxhat)), dxhat = gamma dy,
+//                             dgamma = sum dy xhat, dbeta = sum dy       (dx/dgamma/dbeta may be nullptr)
+//   batchnorm_eval_forward    y = gamma (x - mean) / sqrt(var + eps) + beta   (given running statistics)
+//   batchnorm_update_running  running = (1 - m) running + m batch, for mean and (biased) var
+//                             (m = ops::running_stat_momentum(step): 1.0 on step 1, then 0.1)
+//
+// Precision: every statistic (mean, var, sum dy, sum dy xhat) is accumulated in double, in a fixed
+// blocked order: 8 double partial sums (lane l takes the elements k = l mod 8 of the full 8-blocks of
+// each contiguous H*W run, a ninth the runs' tails), the runs of a channel in batch order, one fixed
+// combining tree. Mean, var, r and the per-element arithmetic are computed in double and rounded to
+// float once on store. So the kernels agree with ops:: at T = double to float rounding
+// of each output.
+//
+// Determinism: each channel (its statistics and all its output elements) is computed entirely by one
+// thread, in an order that depends only on the shape, so results are bit-identical for any
+// OMP_NUM_THREADS. Threads split the channels (schedule(static)) once a call has at least
+// kParallelMinElems elements and C >= 2; smaller calls run on the calling thread.
+//
+// Outputs must not alias inputs (except that the eval forward may write y over x).
+#pragma once
+
+#include <cstddef>
+
+#include "veridl/prims/batchNorm/reference.hpp"
+
+namespace veridl::kernels {
+
+inline constexpr size_t kBatchNormParallelMinElems = size_t(1) << 15;
+
+void batchnorm_train_forward(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma,
+                             const float* beta, float* y, float* mean, float* var, float* r, float* xhat);
+
+void batchnorm_backward(const ops::BatchNormShape& s, const float* gamma, const float* r, const float* xhat,
+                        const float* dy, float* dx, float* dgamma, float* dbeta);
+
+void batchnorm_eval_forward(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma,
+                            const float* beta, const float* mean, const float* var, float* y);
+
+void batchnorm_update_running(size_t C, double momentum, const float* batch_mean, const float* batch_var,
+                              float* running_mean, float* running_var);
+
+}  // namespace veridl::kernels

@@ -1,0 +1,70 @@
+// batchNorm (book ch. 5) over NCHW (or flat features, as C x 1 x 1): batch statistics (biased variance)
+// in Mode::Train, running statistics in Mode::Eval; gamma/beta per channel; running mean/var as state.
+// Reference: reference.hpp; fast kernels: kernel.hpp; contracts: contracts.cpp (this directory, prims/batchNorm/).
+#pragma once
+
+#include <type_traits>
+
+#include "veridl/graph/ir.hpp"
+#include "veridl/prims/batchNorm/kernel.hpp"
+#include "veridl/prims/batchNorm/reference.hpp"
+
+namespace veridl::prims {
+
+using namespace graph;
+
+struct BatchNorm {
+  static constexpr const char* kName = "batchNorm";
+  static constexpr LayerUse kLayer = LayerUse::Layer;
+  static constexpr size_t kInputs = 1;
+  struct Attrs {
+    ops::BatchNormShape shape;  // resolved by infer, N = 1
+  };
+  static Attrs parse(Fields&) { return {}; }
+  static void to_json(const Attrs&, nlohmann::json&) {}
+  static VShape infer(Attrs& a, InShapes in, const Where& w);
+  static void declare(const Attrs& a, Decl& d);
+
+  // saved: mean, var, r [C]; xhat [N C H W] (training only). state: running mean, running var.
+  template <class T, class B>
+  static void forward(const Attrs& a, Call<T>& c) {
+    ops::BatchNormShape s = a.shape;
+    s.N = c.n;
+    constexpr bool fast = std::is_same_v<B, Fast>;
+    if (c.mode == Mode::Train) {
+      if constexpr (fast)
+        kernels::batchnorm_train_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.out, c.saved[0], c.saved[1],
+                                         c.saved[2], c.saved[3]);
+      else
+        ops::batchnorm_train_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.out, c.saved[0], c.saved[1],
+                                     c.saved[2], c.saved[3]);
+      if (c.running_momentum > 0) {
+        if constexpr (fast)
+          kernels::batchnorm_update_running(s.C, c.running_momentum, c.saved[0], c.saved[1], c.state[0], c.state[1]);
+        else
+          ops::batchnorm_update_running(s.C, c.running_momentum, c.saved[0], c.saved[1], c.state[0], c.state[1]);
+      }
+    } else {
+      if constexpr (fast)
+        kernels::batchnorm_eval_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.state[0], c.state[1], c.out);
+      else
+        ops::batchnorm_eval_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.state[0], c.state[1], c.out);
+    }
+  }
+  template <class T, class B>
+  static void backward(const Attrs& a, Call<T>& c) {
+    ops::BatchNormShape s = a.shape;
+    s.N = c.n;
+    if constexpr (std::is_same_v<B, Fast>)
+      kernels::batchnorm_backward(s, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1]);
+    else
+      ops::batchnorm_backward(s, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1]);
+  }
+  static void emit_forward(Emission& e, const Node& n);
+  static void emit_backward(Emission& e, const Node& n);
+  static std::vector<std::string> contracts();
+  static void register_contracts(Registry& r);  // contracts.cpp
+  static std::vector<Example> examples();
+};
+
+}  // namespace veridl::prims

@@ -1,0 +1,114 @@
+#include "veridl/prims/conv2d/primitive.hpp"
+
+#include <fmt/core.h>
+
+#include "veridl/prims/hlo_util.hpp"
+
+namespace veridl::prims {
+
+using namespace hlo_util;
+namespace {
+constexpr const char* kDx = "conv2d_has_vjp3_correct";
+constexpr const char* kDw = "conv2d_weight_grad_has_vjp";
+constexpr const char* kDb = "conv2d_bias_grad_has_vjp";
+
+Shape in_shape(const Emission& e, const ops::Conv2dShape& c) { return {e.B, i64(c.C), i64(c.H), i64(c.W)}; }
+Shape out_shape(const Emission& e, const ops::Conv2dShape& c) { return {e.B, i64(c.O), i64(c.OH()), i64(c.OW())}; }
+}  // namespace
+
+Conv2d::Attrs Conv2d::parse(Fields& f) {
+  Attrs a;
+  a.ic = f.size("ic");
+  a.oc = f.size("oc");
+  a.k = f.size("k");
+  a.stride = f.size("stride", 1);
+  a.same = f.choice("padding", {"same", "valid"}, "same") == "same";
+  a.bias = f.boolean("bias", true);
+  return a;
+}
+
+void Conv2d::to_json(const Attrs& a, nlohmann::json& j) {
+  j["ic"] = a.ic;
+  j["oc"] = a.oc;
+  j["k"] = a.k;
+  j["stride"] = a.stride;
+  j["padding"] = a.same ? "same" : "valid";
+  if (!a.bias) j["bias"] = false;
+}
+
+VShape Conv2d::infer(Attrs& a, InShapes in, const Where& w) {
+  const VShape& x = in[0];
+  if (x.rank() != 3) w.fail("needs an image input, but the activation is already flat");
+  if (a.ic != x.d[0])
+    w.fail(fmt::format("ic is {} but the incoming activation has {} channels ({} image)", a.ic, x.d[0], x.str()));
+  size_t n = 0;
+  if (__builtin_mul_overflow(a.oc * a.ic, a.k * a.k, &n) || n > (size_t{1} << 31))
+    w.fail(fmt::format("the {}x{}x{}x{} kernel is absurdly large", a.oc, a.ic, a.k, a.k));
+  const ops::Padding pad = a.same ? ops::Padding::Same : ops::Padding::Valid;
+  const ops::Pads ph = ops::conv_pads(x.d[1], a.k, a.stride, pad, w.net.pad_style);
+  const ops::Pads pw = ops::conv_pads(x.d[2], a.k, a.stride, pad, w.net.pad_style);
+  a.shape = ops::Conv2dShape{1, a.ic, x.d[1], x.d[2], a.oc, a.k, a.k, a.stride, ph.lo, pw.lo, ph.hi, pw.hi, a.bias};
+  if (a.shape.OH() == 0 || a.shape.OW() == 0)
+    w.fail(fmt::format("kernel {}x{} is larger than the padded {} input", a.k, a.k, x.str()));
+  return {{a.oc, a.shape.OH(), a.shape.OW()}};
+}
+
+void Conv2d::declare(const Attrs& a, Decl& d) {
+  d.params = {{"weight", {int64_t(a.oc), int64_t(a.ic), int64_t(a.k), int64_t(a.k)}, a.ic * a.k * a.k, Init::He, false}};
+  if (a.bias) d.params.push_back({"bias", {int64_t(a.oc)}, 0, Init::Zero, true});
+  d.bwd_reads_input = {true};
+}
+
+void Conv2d::emit_forward(Emission& e, const Node& n) {
+  const Attrs& a = n.attrs_as<Attrs>();
+  const ops::Conv2dShape c = at(a, static_cast<size_t>(e.B));
+  Builder& b = e.b;
+  b.comment(fmt::format("{} conv2d {}", n.name, c.str()));
+  const FittedInput in = fit_input(b, b.reshape(e.in(n, 0), in_shape(e, c)), windows(c));
+  const Shape out = out_shape(e, c);
+  const int64_t st = i64(c.stride);
+  Val y = b.convolution(in.x, e.param(n, 0), {"b, f, 0, 1", "o, i, 0, 1", "b, f, 0, 1"}, {st, st}, in.pad, {1, 1},
+                        {1, 1}, out);
+  if (a.bias) y = b.add(y, b.broadcast(e.param(n, 1), {1}, out));
+  e.set_out(n, y);
+}
+
+void Conv2d::emit_backward(Emission& e, const Node& n) {
+  const Attrs& a = n.attrs_as<Attrs>();
+  const ops::Conv2dShape c = at(a, static_cast<size_t>(e.B));
+  Builder& b = e.b;
+  b.comment(fmt::format("{} conv2d backward", n.name));
+  const Shape in = in_shape(e, c), out = out_shape(e, c);
+  const Val dy = b.reshape(e.dy(n), out);
+  const Val x = b.reshape(e.in(n, 0), in);
+  const int64_t st = i64(c.stride);
+  {
+    // dW[o,c,kh,kw] = sum_{b,i,j} x[b,c, i s + kh - pt, j s + kw - pl] dy[b,o,i,j]: a convolution of x
+    // (batch as the feature dimension) with dy (stride as the kernel dilation), contracting the batch;
+    // the input cut to the rows the forward's windows read.
+    Tag t(b, kDw);
+    const FittedInput fx = fit_input(b, x, windows(c));
+    e.set_grad(n, 0, b.convolution(fx.x, dy, {"f, b, 0, 1", "i, o, 0, 1", "f, b, 0, 1"}, {1, 1}, fx.pad, {1, 1},
+                                   {st, st}, {i64(c.O), i64(c.C), i64(c.KH), i64(c.KW)}));
+  }
+  if (a.bias) {
+    Tag t(b, kDb);  // db[o] = sum_{b,i,j} dy[b,o,i,j]
+    e.set_grad(n, 1, e.drop_bias() ? b.cst(0.0f, {i64(c.O)}) : channel_sum(b, dy));
+  }
+  if (e.want_dx(n, 0)) {
+    // dx = the stride-dilated dy convolved with the spatially flipped, io-transposed kernel.
+    Tag t(b, kDx);
+    e.set_dx(n, 0, window_input_grad(b, dy, e.param(n, 0), windows(c), fmt::format("{} {}", n.name, c.str())));
+  }
+}
+
+std::vector<std::string> Conv2d::contracts() { return {kDx, kDw, kDb}; }
+
+std::vector<Example> Conv2d::examples() {
+  using nlohmann::json;
+  return {{"3x3 same", {{"ic", 2}, {"oc", 3}, {"k", 3}}, {{{2, 5, 6}}}},
+          {"3x3 stride 2 same, no bias", {{"ic", 2}, {"oc", 2}, {"k", 3}, {"stride", 2}, {"bias", false}}, {{{2, 7, 6}}}},
+          {"2x2 valid", {{"ic", 1}, {"oc", 2}, {"k", 2}, {"padding", "valid"}}, {{{1, 5, 5}}}}};
+}
+
+}  // namespace veridl::prims

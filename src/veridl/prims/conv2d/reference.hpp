@@ -1,0 +1,269 @@
+// conv2d (book ch. 4): NCHW cross-correlation with stride and zero padding.
+//
+//   x [B, C, H, W], weight W [O, C, KH, KW] (OIHW, as the original), optional bias b [O] (convBn has
+//   none), y [B, O, OH, OW], OH = (H + pad_top + pad_bottom - KH) / stride + 1 (likewise OW).
+//   Out-of-range input cells are zeros (zero padding).
+//
+//   forward        y[b,o,i,j] = b[o] + sum_{c,kh,kw} W[o,c,kh,kw] x[b,c, i s + kh - pt, j s + kw - pl]
+//   input grad     dx[b,c,h,w] = sum_{o,kh,kw} W[o,c,kh,kw] dy[b,o,i,j]  over the (i, j) with
+//                  i s = h + pt - kh, j s = w + pl - kw in range     (= conv of the stride-dilated dy
+//                  with the spatially flipped, io-transposed kernel)        conv2d_has_vjp3_correct
+//   weight grad    dW[o,c,kh,kw] = sum_{b,i,j} x[b,c, i s + kh - pt, j s + kw - pl] dy[b,o,i,j]
+//                                                                           conv2d_weight_grad_has_vjp
+//   bias grad      db[o] = sum_{b,i,j} dy[b,o,i,j]                          conv2d_bias_grad_has_vjp
+//
+// Written once over the scalar type: the reference the float kernels (prims/conv2d/kernel.hpp) are tested
+// against, and the code the exact backend checks. There are no data-dependent decisions.
+//
+// Padding helpers (original-system.md 1.1, 9.4 item 6): "valid" pads nothing; "same" pads either
+//   PadStyle::Symmetric  (k - 1) / 2 on both sides (torchvision; ResNet), or
+//   PadStyle::XlaSame    output ceil(n / s), total pad max((ceil(n / s) - 1) s + k - n, 0), the extra
+//                        cell on the high side (bottom / right): 7x7/s2 on 224 pads (2, 3).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "veridl/graph/pad_style.hpp"
+#include "veridl/vjp/record.hpp"
+
+namespace veridl::ops {
+
+enum class Padding { Same, Valid };
+using PadStyle = graph::PadStyle;  // { Symmetric, XlaSame }: graph/pad_style.hpp
+
+// "same" or "valid"; anything else is an std::invalid_argument.
+inline Padding parse_padding(std::string_view s) {
+  if (s == "same") return Padding::Same;
+  if (s == "valid") return Padding::Valid;
+  throw std::invalid_argument("padding must be \"same\" or \"valid\", not \"" + std::string(s) + "\"");
+}
+
+// The pads of one spatial dimension: lo = top / left, hi = bottom / right.
+struct Pads {
+  size_t lo = 0, hi = 0;
+  friend bool operator==(const Pads&, const Pads&) = default;
+};
+
+// Pads for an input extent n, kernel k, stride s.
+inline Pads conv_pads(size_t n, size_t k, size_t stride, Padding p, PadStyle style) {
+  if (n == 0 || k == 0 || stride == 0)
+    throw std::invalid_argument("conv_pads: zero size (n=" + std::to_string(n) + " k=" + std::to_string(k) +
+                                " stride=" + std::to_string(stride) + ")");
+  if (p == Padding::Valid) return {0, 0};
+  if (style == PadStyle::Symmetric) return {(k - 1) / 2, (k - 1) / 2};
+  const size_t out = (n + stride - 1) / stride;  // ceil(n / s)
+  const size_t need = (out - 1) * stride + k;
+  const size_t total = need > n ? need - n : 0;
+  return {total / 2, total - total / 2};
+}
+
+namespace detail {
+inline std::string pads_str(size_t t, size_t l, size_t b, size_t r) {
+  return "pad=(t" + std::to_string(t) + ",l" + std::to_string(l) + ",b" + std::to_string(b) + ",r" +
+         std::to_string(r) + ")";
+}
+// Output extent for input n, pads lo + hi, kernel k, stride s; 0 when the kernel does not fit.
+inline size_t out_extent(size_t n, size_t lo, size_t hi, size_t k, size_t s) {
+  if (s == 0 || k == 0 || n + lo + hi < k) return 0;
+  return (n + lo + hi - k) / s + 1;
+}
+}  // namespace detail
+
+struct Conv2dShape {
+  size_t B = 1, C = 1, H = 1, W = 1, O = 1, KH = 1, KW = 1, stride = 1;
+  size_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  bool bias = true;
+
+  size_t OH() const { return detail::out_extent(H, pad_top, pad_bottom, KH, stride); }
+  size_t OW() const { return detail::out_extent(W, pad_left, pad_right, KW, stride); }
+  size_t x_size() const { return B * C * H * W; }
+  size_t w_size() const { return O * C * KH * KW; }
+  size_t y_size() const { return B * O * OH() * OW(); }
+
+  std::string str() const {
+    return "B=" + std::to_string(B) + " C=" + std::to_string(C) + " H=" + std::to_string(H) +
+           " W=" + std::to_string(W) + " O=" + std::to_string(O) + " k=" + std::to_string(KH) + "x" +
+           std::to_string(KW) + " s=" + std::to_string(stride) + " " +
+           detail::pads_str(pad_top, pad_left, pad_bottom, pad_right) + (bias ? " bias" : " no-bias");
+  }
+
+  // Throws std::invalid_argument (one line, naming the shape) for zero sizes and kernels larger than
+  // the padded input.
+  void validate() const {
+    if (B == 0 || C == 0 || H == 0 || W == 0 || O == 0 || KH == 0 || KW == 0 || stride == 0)
+      throw std::invalid_argument("conv2d: zero size in shape " + str());
+    if (H + pad_top + pad_bottom < KH || W + pad_left + pad_right < KW)
+      throw std::invalid_argument("conv2d: kernel " + std::to_string(KH) + "x" + std::to_string(KW) +
+                                  " is larger than the padded input " + std::to_string(H + pad_top + pad_bottom) +
+                                  "x" + std::to_string(W + pad_left + pad_right) + " in shape " + str());
+  }
+};
+
+// A square-kernel conv shape from (k, stride, same/valid, pad style). Validated.
+inline Conv2dShape conv2d_shape(size_t B, size_t C, size_t H, size_t W, size_t O, size_t k, size_t stride,
+                                Padding p, PadStyle style = PadStyle::XlaSame, bool bias = true) {
+  Conv2dShape s{B, C, H, W, O, k, k, stride, 0, 0, 0, 0, bias};
+  if (H == 0 || W == 0 || k == 0 || stride == 0) s.validate();  // names the zero size
+  const Pads ph = conv_pads(H, k, stride, p, style), pw = conv_pads(W, k, stride, p, style);
+  s.pad_top = ph.lo;
+  s.pad_bottom = ph.hi;
+  s.pad_left = pw.lo;
+  s.pad_right = pw.hi;
+  s.validate();
+  return s;
+}
+
+namespace detail {
+// Input coordinate of output position i at kernel offset k: i s + k - pad, or -1 when it is padding.
+inline ptrdiff_t in_coord(size_t i, size_t k, size_t stride, size_t pad, size_t n) {
+  const ptrdiff_t v = static_cast<ptrdiff_t>(i * stride + k) - static_cast<ptrdiff_t>(pad);
+  return v >= 0 && v < static_cast<ptrdiff_t>(n) ? v : -1;
+}
+// Output position i with i s = h + pad - k, or -1 when there is none in [0, out).
+inline ptrdiff_t out_coord(size_t h, size_t k, size_t stride, size_t pad, size_t out) {
+  const ptrdiff_t t = static_cast<ptrdiff_t>(h + pad) - static_cast<ptrdiff_t>(k);
+  if (t < 0 || t % static_cast<ptrdiff_t>(stride) != 0) return -1;
+  const ptrdiff_t i = t / static_cast<ptrdiff_t>(stride);
+  return i < static_cast<ptrdiff_t>(out) ? i : -1;
+}
+// Fork threads only for shapes with enough multiply-adds to pay for it (the contract sweeps are tiny).
+inline bool parallel_worth_it(const Conv2dShape& s) {
+  return s.B * s.O * s.OH() * s.OW() * s.C * s.KH * s.KW >= (size_t{1} << 18);
+}
+}  // namespace detail
+
+// y = conv(x, W) (+ b). bias is read only when s.bias (may be nullptr otherwise). Overwrites y.
+// (bias does not take part in deducing T, so a literal nullptr works.)
+template <class T>
+void conv2d_forward(const Conv2dShape& s, const T* x, const T* W, const std::type_identity_t<T>* bias, T* y) {
+  s.validate();
+  const size_t OH = s.OH(), OW = s.OW();
+  // Each thread computes whole output elements in the same order as a serial run: identical results for any
+  // thread count and any T (the reference runs in the prime fields at real network shapes, where it is slow).
+#pragma omp parallel for collapse(2) schedule(static) if (detail::parallel_worth_it(s))
+  for (size_t b = 0; b < s.B; ++b)
+    for (size_t o = 0; o < s.O; ++o)
+      for (size_t i = 0; i < OH; ++i)
+        for (size_t j = 0; j < OW; ++j) {
+          T acc = s.bias ? bias[o] : T(0);
+          for (size_t c = 0; c < s.C; ++c)
+            for (size_t kh = 0; kh < s.KH; ++kh) {
+              const ptrdiff_t ih = detail::in_coord(i, kh, s.stride, s.pad_top, s.H);
+              if (ih < 0) continue;
+              for (size_t kw = 0; kw < s.KW; ++kw) {
+                const ptrdiff_t iw = detail::in_coord(j, kw, s.stride, s.pad_left, s.W);
+                if (iw < 0) continue;
+                acc += W[((o * s.C + c) * s.KH + kh) * s.KW + kw] *
+                       x[((b * s.C + c) * s.H + static_cast<size_t>(ih)) * s.W + static_cast<size_t>(iw)];
+              }
+            }
+          y[((b * s.O + o) * OH + i) * OW + j] = acc;
+        }
+}
+
+// dx[b,c,h,w] = sum_{o,kh,kw} W[o,c,kh,kw] dy[b,o,(h+pt-kh)/s,(w+pl-kw)/s] (exact, in-range quotients).
+template <class T>
+void conv2d_backward_input(const Conv2dShape& s, const T* W, const T* dy, T* dx) {
+  s.validate();
+  const size_t OH = s.OH(), OW = s.OW();
+#pragma omp parallel for collapse(2) schedule(static) if (detail::parallel_worth_it(s))
+  for (size_t b = 0; b < s.B; ++b)
+    for (size_t c = 0; c < s.C; ++c)
+      for (size_t h = 0; h < s.H; ++h)
+        for (size_t w = 0; w < s.W; ++w) {
+          T acc = T(0);
+          for (size_t o = 0; o < s.O; ++o)
+            for (size_t kh = 0; kh < s.KH; ++kh) {
+              const ptrdiff_t i = detail::out_coord(h, kh, s.stride, s.pad_top, OH);
+              if (i < 0) continue;
+              for (size_t kw = 0; kw < s.KW; ++kw) {
+                const ptrdiff_t j = detail::out_coord(w, kw, s.stride, s.pad_left, OW);
+                if (j < 0) continue;
+                acc += W[((o * s.C + c) * s.KH + kh) * s.KW + kw] *
+                       dy[((b * s.O + o) * OH + static_cast<size_t>(i)) * OW + static_cast<size_t>(j)];
+              }
+            }
+          dx[((b * s.C + c) * s.H + h) * s.W + w] = acc;
+        }
+}
+
+// dW[o,c,kh,kw] = sum_{b,i,j} x[b,c,i s+kh-pt,j s+kw-pl] dy[b,o,i,j] (in-range input cells).
+template <class T>
+void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* dy, T* dW) {
+  s.validate();
+  const size_t OH = s.OH(), OW = s.OW();
+#pragma omp parallel for collapse(2) schedule(static) if (detail::parallel_worth_it(s))
+  for (size_t o = 0; o < s.O; ++o)
+    for (size_t c = 0; c < s.C; ++c)
+      for (size_t kh = 0; kh < s.KH; ++kh)
+        for (size_t kw = 0; kw < s.KW; ++kw) {
+          T acc = T(0);
+          for (size_t b = 0; b < s.B; ++b)
+            for (size_t i = 0; i < OH; ++i) {
+              const ptrdiff_t ih = detail::in_coord(i, kh, s.stride, s.pad_top, s.H);
+              if (ih < 0) continue;
+              for (size_t j = 0; j < OW; ++j) {
+                const ptrdiff_t iw = detail::in_coord(j, kw, s.stride, s.pad_left, s.W);
+                if (iw < 0) continue;
+                acc += x[((b * s.C + c) * s.H + static_cast<size_t>(ih)) * s.W + static_cast<size_t>(iw)] *
+                       dy[((b * s.O + o) * OH + i) * OW + j];
+              }
+            }
+          dW[((o * s.C + c) * s.KH + kh) * s.KW + kw] = acc;
+        }
+}
+
+// db[o] = sum_{b,i,j} dy[b,o,i,j].
+template <class T>
+void conv2d_backward_bias(const Conv2dShape& s, const T* dy, T* db) {
+  s.validate();
+  const size_t P = s.OH() * s.OW();
+  for (size_t o = 0; o < s.O; ++o) {
+    T acc = T(0);
+    for (size_t b = 0; b < s.B; ++b)
+      for (size_t p = 0; p < P; ++p) acc += dy[(b * s.O + o) * P + p];
+    db[o] = acc;
+  }
+}
+
+// The record form: inputs {x, W, b} (or {x, W} without bias), output y.
+struct Conv2dOp {
+  Conv2dShape s;
+  std::vector<std::string> in_names() const {
+    if (s.bias) return {"x", "W", "b"};
+    return {"x", "W"};
+  }
+  std::vector<size_t> in_sizes() const {
+    s.validate();
+    if (s.bias) return {s.x_size(), s.w_size(), s.O};
+    return {s.x_size(), s.w_size()};
+  }
+  size_t out_size() const { return s.y_size(); }
+
+  template <class T>
+  Ctx<T> forward(const Ins<T>& in, Decisions&) const {
+    Ctx<T> c;
+    c.out.resize(out_size());
+    conv2d_forward(s, in[0].data(), in[1].data(), s.bias ? in[2].data() : nullptr, c.out.data());
+    return c;
+  }
+  template <class T>
+  Ins<T> backward(const Ins<T>& in, const Ctx<T>&, const Vec<T>& dy) const {
+    Ins<T> g{Vec<T>(s.x_size()), Vec<T>(s.w_size())};
+    conv2d_backward_input(s, in[1].data(), dy.data(), g[0].data());
+    conv2d_backward_weight(s, in[0].data(), dy.data(), g[1].data());
+    if (s.bias) {
+      g.emplace_back(s.O);
+      conv2d_backward_bias(s, dy.data(), g[2].data());
+    }
+    return g;
+  }
+};
+
+}  // namespace veridl::ops

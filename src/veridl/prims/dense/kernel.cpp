@@ -1,0 +1,434 @@
+// Fast float32 dense kernels: see kernel.hpp for the contracts and the determinism argument.
+//
+// AVX2 build: two register-tiled micro-kernels serve all three products.
+//   bcast (broadcast-FMA GEMM)  C(m, n) = init(n) + sum_k A(m, k) B[k, n]
+//       A read through two strides (so one kernel does x W and x^T dy), B row-major with the 8-lane
+//       vectors along n, a register tile of up to 6 rows x 16 columns (12 accumulators), the column
+//       tail handled with masked loads/stores, k in blocks of 256 (B panel in L1), and an optional
+//       transposed store of the tile.
+//   dot (8-lane dot products)   C[m, n] = init(n) + sum_k A[m, k] Bt[n, k]
+//       lanes along k, a register tile of up to 2 x 5 dot products, a fixed horizontal reduction.
+// Each output element is accumulated by one tile, sequentially in k, so its value depends only on the
+// shape. Threads take contiguous chunks of tile rows (or tile columns), which never changes a value.
+// Portable build: plain loops that GCC vectorizes along the contiguous output dimension.
+#include "veridl/prims/dense/kernel.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "veridl/kernels/simd.hpp"
+
+namespace veridl::kernels {
+namespace {
+
+#ifdef __AVX2__
+
+using simd::hsum;
+using simd::lane_mask;
+
+// Per-thread scratch buffers; grow, never shrink. scratch: the transposed copy of W (made by the calling
+// thread, read by the team); pack_scratch: a packed B panel (private to each team thread).
+float* scratch(size_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+float* pack_scratch(size_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// Blocking: rows of a tile are balanced (every row block has ceil-or-floor of extent/nblocks rows), so
+// that e.g. 10 rows become 5 + 5 rather than 6 + 4.
+struct Blocks {
+  size_t extent, count;
+  Blocks(size_t e, size_t max_rows) : extent(e), count(e == 0 ? 0 : (e + max_rows - 1) / max_rows) {}
+  size_t lo(size_t j) const { return extent * j / count; }
+  size_t hi(size_t j) const { return extent * (j + 1) / count; }
+};
+
+// Wt[o, i] = W[i, o] (W is [I, O]): 8 x 8 blocks through registers (the last block of each row band
+// masked), the I % 8 leftover rows scalar.
+void transpose(size_t I, size_t O, const float* W, float* Wt) {
+  size_t i0 = 0;
+  for (; i0 + 8 <= I; i0 += 8) {
+    for (size_t o0 = 0; o0 < O; o0 += 8) {
+      const size_t w = std::min<size_t>(8, O - o0);
+      const __m256i mask = lane_mask(w);
+      __m256 r[8];
+      for (size_t j = 0; j < 8; ++j) {
+        const float* p = W + (i0 + j) * O + o0;
+        r[j] = w == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask);
+      }
+      const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+      const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+      const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+      const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+      const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      const __m256 c[8] = {_mm256_permute2f128_ps(s0, s4, 0x20), _mm256_permute2f128_ps(s1, s5, 0x20),
+                           _mm256_permute2f128_ps(s2, s6, 0x20), _mm256_permute2f128_ps(s3, s7, 0x20),
+                           _mm256_permute2f128_ps(s0, s4, 0x31), _mm256_permute2f128_ps(s1, s5, 0x31),
+                           _mm256_permute2f128_ps(s2, s6, 0x31), _mm256_permute2f128_ps(s3, s7, 0x31)};
+      for (size_t j = 0; j < w; ++j) _mm256_storeu_ps(Wt + (o0 + j) * I + i0, c[j]);
+    }
+  }
+  for (; i0 < I; ++i0)
+    for (size_t o = 0; o < O; ++o) Wt[o * I + i0] = W[i0 * O + o];
+}
+
+// ---- broadcast-FMA GEMM ----------------------------------------------------------------------------
+
+struct Bcast {
+  size_t M, N, K;
+  const float* A;
+  size_t sam, sak;  // A(m, k) = A[m * sam + k * sak]
+  const float* B;
+  size_t ldb;  // B(k, n) = B[k * ldb + n]
+  const float* init;  // C(m, n) starts at init[n] (nullptr: 0)
+  float* C;
+  size_t ldc;
+  bool transC;  // C(m, n) is stored at C[n * ldc + m] instead of C[m * ldc + n]
+};
+
+constexpr int kBcastRows = 6;
+constexpr size_t kBcastCols = 16;
+// K is processed in blocks of kBcastDepth (when C is not transposed) so that a B panel (kBcastDepth x 16
+// floats, 16 KiB) stays in L1 across the row blocks; between blocks the partial sums go through C
+// exactly (they are floats either way), so the blocking does not change any result.
+constexpr size_t kBcastDepth = 256;
+// Row blocks per thread from which a B panel is packed before use.
+constexpr size_t kPackMinRowBlocks = 4;
+
+// One tile: rows [m0, m0 + MR), columns [n0, n0 + nn) with nn in (8 (NV - 1), 8 NV], k in [k0, k1).
+// Tail: nn < 8 NV, the last vector is masked. k0 > 0: continue the partial sums already in C.
+// The B rows k0.. of the tile's columns are read from `panel` with row stride `ldp` (either B itself or
+// a packed copy).
+template <int MR, int NV, bool Tail>
+void bcast_tile(const Bcast& g, const float* panel, size_t ldp, size_t m0, size_t n0, size_t nn, size_t k0,
+                size_t k1) {
+  const __m256i mask = lane_mask(Tail ? nn - 8 * (NV - 1) : 8);
+  auto load = [&](const float* p, int v) {
+    return (Tail && v == NV - 1) ? _mm256_maskload_ps(p + 8 * v, mask) : _mm256_loadu_ps(p + 8 * v);
+  };
+  __m256 acc[MR][NV];
+  if (k0 > 0) {  // (never with transC: see bcast_gemm)
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] = load(g.C + (m0 + r) * g.ldc + n0, v);
+  } else {
+    for (int v = 0; v < NV; ++v) {
+      const __m256 c0 = g.init ? load(g.init + n0, v) : _mm256_setzero_ps();
+      for (int r = 0; r < MR; ++r) acc[r][v] = c0;
+    }
+  }
+  const size_t sam = g.sam, sak = g.sak;
+  const float* a = g.A + m0 * sam + k0 * sak;
+  const float* b = panel;
+  // Unrolled by 4: the loop's own bookkeeping otherwise costs ~15% of the FMA rate (70 -> 82 GFLOP/s for
+  // one 6 x 16 tile on L1-resident data, one core).
+#pragma GCC unroll 4
+  for (size_t k = k0; k < k1; ++k, a += sak, b += ldp) {
+    __m256 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = load(b, v);
+    for (int r = 0; r < MR; ++r) {
+      // _mm256_set1_ps of a load, not _mm256_broadcast_ss: GCC 12 does not keep acc in registers
+      // across a loop containing that builtin (it stores every accumulator every iteration).
+      const __m256 av = _mm256_set1_ps(a[r * sam]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+  if (!g.transC) {
+    for (int r = 0; r < MR; ++r) {
+      float* c = g.C + (m0 + r) * g.ldc + n0;
+      for (int v = 0; v < NV; ++v) {
+        if (Tail && v == NV - 1)
+          _mm256_maskstore_ps(c + 8 * v, mask, acc[r][v]);
+        else
+          _mm256_storeu_ps(c + 8 * v, acc[r][v]);
+      }
+    }
+  } else {
+    alignas(32) float t[MR][8 * NV];
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) _mm256_store_ps(&t[r][8 * v], acc[r][v]);
+    for (size_t j = 0; j < nn; ++j) {
+      float* c = g.C + (n0 + j) * g.ldc + m0;
+      for (int r = 0; r < MR; ++r) c[r] = t[r][j];
+    }
+  }
+}
+
+// Tile of exactly mr x nn (mr <= MR, nn <= 16).
+template <int MR>
+void bcast_tile_any(const Bcast& g, const float* panel, size_t ldp, size_t m0, size_t mr, size_t n0, size_t nn,
+                    size_t k0, size_t k1) {
+  if constexpr (MR > 1)
+    if (mr < MR) return bcast_tile_any<MR - 1>(g, panel, ldp, m0, mr, n0, nn, k0, k1);
+  if (nn == 16)
+    bcast_tile<MR, 2, false>(g, panel, ldp, m0, n0, nn, k0, k1);
+  else if (nn > 8)
+    bcast_tile<MR, 2, true>(g, panel, ldp, m0, n0, nn, k0, k1);
+  else if (nn == 8)
+    bcast_tile<MR, 1, false>(g, panel, ldp, m0, n0, nn, k0, k1);
+  else
+    bcast_tile<MR, 1, true>(g, panel, ldp, m0, n0, nn, k0, k1);
+}
+
+// Copies B[k0:k1, n0:n0+nn] to a contiguous [k1 - k0, 16] panel (the columns past nn are zero).
+void pack_panel(const Bcast& g, size_t n0, size_t nn, size_t k0, size_t k1, float* out) {
+  const __m256i m0 = lane_mask(std::min<size_t>(nn, 8)), m1 = lane_mask(nn > 8 ? nn - 8 : 8);
+  for (size_t k = k0; k < k1; ++k, out += kBcastCols) {
+    const float* src = g.B + k * g.ldb + n0;
+    if (nn == 16) {
+      _mm256_storeu_ps(out, _mm256_loadu_ps(src));
+      _mm256_storeu_ps(out + 8, _mm256_loadu_ps(src + 8));
+    } else {
+      _mm256_storeu_ps(out, _mm256_maskload_ps(src, m0));
+      _mm256_storeu_ps(out + 8, nn > 8 ? _mm256_maskload_ps(src + 8, m1) : _mm256_setzero_ps());
+    }
+  }
+}
+
+size_t n_blocks(size_t N) { return (N + kBcastCols - 1) / kBcastCols; }
+
+// par_over_n: threads split the column blocks (else the row blocks). Within a thread: depth blocks,
+// then column blocks, then row blocks, so a B panel (depth x 16) is reused across the thread's row
+// blocks from L1. When a thread has enough row blocks to amortise it, the panel is first packed into
+// a contiguous buffer: rows of B a power-of-two stride apart (O = 256, 512, ...) would otherwise fall
+// into a few L1 sets and evict each other.
+void bcast_gemm(const Bcast& g, bool par_over_n) {
+  if (g.M == 0 || g.N == 0) return;
+  const Blocks mb(g.M, kBcastRows);
+  const size_t nb = n_blocks(g.N);
+  const size_t depth = g.transC ? std::max<size_t>(g.K, 1) : kBcastDepth;
+  const size_t kb = std::max<size_t>(1, (g.K + depth - 1) / depth);
+  auto run = [&](size_t mlo, size_t mhi, size_t nlo, size_t nhi) {
+    const bool pack = mhi - mlo >= kPackMinRowBlocks;
+    float* buf = pack ? pack_scratch(std::min(depth, g.K) * kBcastCols) : nullptr;
+    for (size_t jk = 0; jk < kb; ++jk) {
+      const size_t k0 = jk * depth, k1 = std::min(g.K, k0 + depth);
+      for (size_t jn = nlo; jn < nhi; ++jn) {
+        const size_t n0 = jn * kBcastCols, nn = std::min(kBcastCols, g.N - n0);
+        const float* panel = g.B + k0 * g.ldb + n0;
+        size_t ldp = g.ldb;
+        if (pack) {
+          pack_panel(g, n0, nn, k0, k1, buf);
+          panel = buf;
+          ldp = kBcastCols;
+        }
+        for (size_t jm = mlo; jm < mhi; ++jm)
+          bcast_tile_any<kBcastRows>(g, panel, ldp, mb.lo(jm), mb.hi(jm) - mb.lo(jm), n0, nn, k0, k1);
+      }
+    }
+  };
+  const size_t work = g.M * g.N * g.K;
+  if (par_over_n)
+    for_chunks(nb, work, [&](size_t lo, size_t hi) { run(0, mb.count, lo, hi); });
+  else
+    for_chunks(mb.count, work, [&](size_t lo, size_t hi) { run(lo, hi, 0, nb); });
+}
+
+// ---- 8-lane dot products ---------------------------------------------------------------------------
+
+struct Dot {
+  size_t M, N, K;
+  const float* A;
+  size_t lda;  // A[m * lda + k]
+  const float* Bt;
+  size_t ldb;  // Bt[n * ldb + k]
+  const float* init;  // added to C[m, n] after the dot product (nullptr: nothing)
+  float* C;
+  size_t ldc;
+};
+
+constexpr int kDotRows = 2, kDotCols = 5;  // 10 accumulators + 5 B rows + 1 A row = 16 registers
+
+template <int MR, int NR>
+void dot_tile(const Dot& g, size_t m0, size_t n0) {
+  __m256 acc[MR][NR];
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) acc[r][c] = _mm256_setzero_ps();
+  const float* a[MR];
+  const float* b[NR];
+  for (int r = 0; r < MR; ++r) a[r] = g.A + (m0 + r) * g.lda;
+  for (int c = 0; c < NR; ++c) b[c] = g.Bt + (n0 + c) * g.ldb;
+  auto step = [&](size_t k, auto&& load) {
+    __m256 bv[NR];
+    for (int c = 0; c < NR; ++c) {
+      bv[c] = load(b[c] + k);
+      // Pin the B rows in registers: left alone, GCC 12 folds them into every FMA as memory operands
+      // (MR + MR NR loads per step instead of MR + NR), which makes this loop load-bound.
+      __asm__("" : "+x"(bv[c]));
+    }
+    for (int r = 0; r < MR; ++r) {
+      const __m256 av = load(a[r] + k);
+      for (int c = 0; c < NR; ++c) acc[r][c] = _mm256_fmadd_ps(av, bv[c], acc[r][c]);
+    }
+  };
+  size_t k = 0;
+  for (; k + 8 <= g.K; k += 8) step(k, [](const float* p) { return _mm256_loadu_ps(p); });
+  if (k < g.K) {
+    const __m256i mask = lane_mask(g.K - k);
+    step(k, [mask](const float* p) { return _mm256_maskload_ps(p, mask); });
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) {
+      float v = hsum(acc[r][c]);
+      if (g.init) v += g.init[n0 + c];
+      g.C[(m0 + r) * g.ldc + n0 + c] = v;
+    }
+}
+
+// Tile of exactly mr x nr (mr <= MR, nr <= NR) dot products.
+template <int MR, int NR>
+void dot_tile_any(const Dot& g, size_t m0, size_t mr, size_t n0, size_t nr) {
+  if constexpr (MR > 1)
+    if (mr < MR) return dot_tile_any<MR - 1, NR>(g, m0, mr, n0, nr);
+  if constexpr (NR > 1)
+    if (nr < NR) return dot_tile_any<MR, NR - 1>(g, m0, mr, n0, nr);
+  dot_tile<MR, NR>(g, m0, n0);
+}
+
+// Threads split the row blocks; within a thread, column blocks outer (a few rows of Bt stay in L1).
+void dot_gemm(const Dot& g) {
+  if (g.M == 0 || g.N == 0) return;
+  const Blocks mb(g.M, kDotRows), nb(g.N, kDotCols);
+  for_chunks(mb.count, g.M * g.N * g.K, [&](size_t lo, size_t hi) {
+    for (size_t jn = 0; jn < nb.count; ++jn)
+      for (size_t jm = lo; jm < hi; ++jm)
+        dot_tile_any<kDotRows, kDotCols>(g, mb.lo(jm), mb.hi(jm) - mb.lo(jm), nb.lo(jn), nb.hi(jn) - nb.lo(jn));
+  });
+}
+
+// Auto choices. A loop nest with its lanes along an extent n keeps n / (8 ceil(n / 8)) of the lanes busy
+// (the last vector is masked), so the nest with the better lane use wins. On a tie: forward and dW take
+// the broadcast nest along O (the dot-product nest also pays for loads of both operands and a
+// horizontal reduction); dx takes the broadcast nest along I (NarrowO) unless O >= kDxDotMinO, where
+// the dot products along O are long enough to win and save the transposed copy of W.
+// (Measured on Zen 3 with bench/kernels_bench.cpp.)
+constexpr size_t kDxDotMinO = 384;
+
+double lane_use(size_t n) { return n == 0 ? 1.0 : static_cast<double>(n) / static_cast<double>(8 * ((n + 7) / 8)); }
+
+bool narrow(const ops::DenseShape& s, detail::Variant v, bool win_ties) {
+  if (v != detail::Variant::Auto) return v == detail::Variant::NarrowO;
+  const double i = lane_use(s.I), o = lane_use(s.O);
+  return win_ties ? i >= o : i > o;
+}
+
+#endif  // __AVX2__
+
+}  // namespace
+
+namespace detail {
+
+void dense_forward(const ops::DenseShape& s, const float* x, const float* W, const float* b, float* y,
+                   [[maybe_unused]] Variant v) {
+  const size_t B = s.B, I = s.I, O = s.O;
+#ifdef __AVX2__
+  if (narrow(s, v, false)) {
+    float* Wt = scratch(I * O);
+    transpose(I, O, W, Wt);
+    dot_gemm(Dot{B, O, I, x, I, Wt, I, b, y, O});
+  } else {
+    // Threads split the larger of the two block counts: with N the larger, each thread packs only its own
+    // columns of W (not all of W, as it does when they split the rows), which halves the reads of W.
+    bcast_gemm(Bcast{B, O, I, x, I, 1, W, O, b, y, O, false}, n_blocks(O) >= Blocks(B, kBcastRows).count);
+  }
+#else
+  for_chunks(B, B * I * O, [&](size_t lo, size_t hi) {
+    for (size_t r = lo; r < hi; ++r) {
+      float* yr = y + r * O;
+      for (size_t o = 0; o < O; ++o) yr[o] = b[o];
+      for (size_t i = 0; i < I; ++i) {
+        const float xi = x[r * I + i];
+        const float* Wi = W + i * O;
+        for (size_t o = 0; o < O; ++o) yr[o] += xi * Wi[o];
+      }
+    }
+  });
+#endif
+}
+
+void dense_backward_input(const ops::DenseShape& s, const float* W, const float* dy, float* dx,
+                          [[maybe_unused]] Variant v) {
+  const size_t B = s.B, I = s.I, O = s.O;
+#ifdef __AVX2__
+  if (narrow(s, v, O < kDxDotMinO)) {
+    float* Wt = scratch(I * O);
+    transpose(I, O, W, Wt);
+    bcast_gemm(Bcast{B, I, O, dy, O, 1, Wt, I, nullptr, dx, I, false}, false);
+  } else {
+    dot_gemm(Dot{B, I, O, dy, O, W, O, nullptr, dx, I});
+  }
+#else
+  for_chunks(B, B * I * O, [&](size_t lo, size_t hi) {
+    for (size_t r = lo; r < hi; ++r)
+      for (size_t i = 0; i < I; ++i) {
+        float acc = 0.0f;
+        for (size_t o = 0; o < O; ++o) acc += W[i * O + o] * dy[r * O + o];
+        dx[r * I + i] = acc;
+      }
+  });
+#endif
+}
+
+void dense_backward_weight(const ops::DenseShape& s, const float* x, const float* dy, float* dW,
+                           [[maybe_unused]] Variant v) {
+  const size_t B = s.B, I = s.I, O = s.O;
+#ifdef __AVX2__
+  if (narrow(s, v, false))  // tiles of dW^T [O, I]: A(o, b) = dy[b, o], B(b, i) = x[b, i]; threads split i
+    bcast_gemm(Bcast{O, I, B, dy, 1, O, x, I, nullptr, dW, O, true}, true);
+  else  // A(i, b) = x[b, i], B(b, o) = dy[b, o]; threads split i
+    bcast_gemm(Bcast{I, O, B, x, 1, I, dy, O, nullptr, dW, O, false}, false);
+#else
+  for_chunks(I, B * I * O, [&](size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i) {
+      float* dWi = dW + i * O;
+      for (size_t o = 0; o < O; ++o) dWi[o] = 0.0f;
+      for (size_t r = 0; r < B; ++r) {
+        const float xi = x[r * I + i];
+        const float* dyr = dy + r * O;
+        for (size_t o = 0; o < O; ++o) dWi[o] += xi * dyr[o];
+      }
+    }
+  });
+#endif
+}
+
+}  // namespace detail
+
+void dense_forward(const ops::DenseShape& s, const float* x, const float* W, const float* b, float* y) {
+  detail::dense_forward(s, x, W, b, y, detail::Variant::Auto);
+}
+
+void dense_backward_input(const ops::DenseShape& s, const float* W, const float* dy, float* dx) {
+  detail::dense_backward_input(s, W, dy, dx, detail::Variant::Auto);
+}
+
+void dense_backward_weight(const ops::DenseShape& s, const float* x, const float* dy, float* dW) {
+  detail::dense_backward_weight(s, x, dy, dW, detail::Variant::Auto);
+}
+
+// db[o] = sum_b dy[b, o], summed in b order for every o (GCC vectorizes the o loop). Threads, when the
+// work is large, split o into 64-column blocks.
+void dense_backward_bias(const ops::DenseShape& s, const float* dy, float* db) {
+  const size_t B = s.B, O = s.O;
+  constexpr size_t kCols = 64;
+  for_chunks((O + kCols - 1) / kCols, 16 * B * O, [&](size_t lo, size_t hi) {
+    const size_t o0 = lo * kCols, o1 = std::min(O, hi * kCols);
+    for (size_t o = o0; o < o1; ++o) db[o] = 0.0f;
+    for (size_t r = 0; r < B; ++r) {
+      const float* dyr = dy + r * O;
+      for (size_t o = o0; o < o1; ++o) db[o] += dyr[o];
+    }
+  });
+}
+
+}  // namespace veridl::kernels

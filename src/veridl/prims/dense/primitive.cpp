@@ -1,0 +1,77 @@
+#include "veridl/prims/dense/primitive.hpp"
+
+#include <fmt/core.h>
+
+#include "veridl/prims/hlo_util.hpp"
+
+namespace veridl::prims {
+
+using namespace hlo_util;
+namespace {
+constexpr const char* kDx = "dense_has_vjp";
+constexpr const char* kDw = "dense_weight_grad_correct";
+constexpr const char* kDb = "dense_bias_grad_correct";
+}  // namespace
+
+Dense::Attrs Dense::parse(Fields& f) { return {f.size("fanIn"), f.size("fanOut")}; }
+
+void Dense::to_json(const Attrs& a, nlohmann::json& j) {
+  j["fanIn"] = a.fan_in;
+  j["fanOut"] = a.fan_out;
+}
+
+VShape Dense::infer(Attrs& a, InShapes in, const Where& w) {
+  if (a.fan_in > (size_t{1} << 26) || a.fan_out > (size_t{1} << 26) || a.fan_in * a.fan_out > (size_t{1} << 31))
+    w.fail(fmt::format("{}x{} weight is absurdly large", a.fan_in, a.fan_out));
+  const VShape& x = in[0];
+  const bool flat = x.rank() == 1 || (x.rank() == 3 && x.d[1] == 1 && x.d[2] == 1 && x.d[0] == a.fan_in);
+  if (!flat) w.fail(fmt::format("needs a flat input: add a flatten layer before it (the activation is a {} image)", x.str()));
+  if (a.fan_in != x.size())
+    w.fail(fmt::format("fanIn is {} but the incoming activation has {} features", a.fan_in, x.size()));
+  return {{a.fan_out}};
+}
+
+void Dense::declare(const Attrs& a, Decl& d) {
+  d.params = {{"weight", {int64_t(a.fan_in), int64_t(a.fan_out)}, a.fan_in, Init::He, false},
+              {"bias", {int64_t(a.fan_out)}, 0, Init::Zero, true}};
+  d.bwd_reads_input = {true};
+}
+
+void Dense::emit_forward(Emission& e, const Node& n) {
+  const Attrs& a = n.attrs_as<Attrs>();
+  Builder& b = e.b;
+  const int64_t I = i64(a.fan_in), O = i64(a.fan_out);
+  b.comment(fmt::format("{} dense {} -> {}: y = x W + b", n.name, I, O));
+  const Val x = b.reshape(e.in(n, 0), {e.B, I});
+  const Val y = b.dot(x, e.param(n, 0), {1}, {0});
+  e.set_out(n, b.add(y, b.broadcast(e.param(n, 1), {1}, {e.B, O})));
+}
+
+void Dense::emit_backward(Emission& e, const Node& n) {
+  const Attrs& a = n.attrs_as<Attrs>();
+  Builder& b = e.b;
+  const int64_t I = i64(a.fan_in), O = i64(a.fan_out);
+  b.comment(fmt::format("{} dense backward", n.name));
+  const Val dy = b.reshape(e.dy(n), {e.B, O});
+  const Val x = b.reshape(e.in(n, 0), {e.B, I});
+  {
+    Tag t(b, kDw);  // dW[i,o] = sum_b x[b,i] dy[b,o]
+    e.set_grad(n, 0, b.dot(x, dy, {0}, {0}));
+  }
+  {
+    Tag t(b, kDb);  // db[o] = sum_b dy[b,o]
+    e.set_grad(n, 1, e.drop_bias() ? b.cst(0.0f, {O}) : b.sum(dy, {0}));
+  }
+  if (e.want_dx(n, 0)) {
+    Tag t(b, kDx);  // dx[b,i] = sum_o W[i,o] dy[b,o]
+    e.set_dx(n, 0, b.reshape(b.dot(dy, e.param(n, 0), {1}, {1}), e.in(n, 0).shape));
+  }
+}
+
+std::vector<std::string> Dense::contracts() { return {kDx, kDw, kDb}; }
+
+std::vector<Example> Dense::examples() {
+  return {{"5 -> 3", {{"fanIn", 5}, {"fanOut", 3}}, {{{5}}}}, {"17 -> 9", {{"fanIn", 17}, {"fanOut", 9}}, {{{17}}}}};
+}
+
+}  // namespace veridl::prims

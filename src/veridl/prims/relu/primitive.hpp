@@ -1,0 +1,55 @@
+// relu (book ch. 3): y = x if x > 0 else 0, elementwise; the mask goes through the decision tape.
+// Reference: reference.hpp; fast kernels: kernel.hpp; contract: contracts.cpp (this directory, prims/relu/).
+#pragma once
+
+#include <type_traits>
+
+#include "veridl/graph/ir.hpp"
+#include "veridl/prims/relu/kernel.hpp"
+#include "veridl/prims/relu/reference.hpp"
+
+namespace veridl::prims {
+
+using namespace graph;
+
+struct Relu {
+  static constexpr const char* kName = "relu";
+  static constexpr LayerUse kLayer = LayerUse::Layer;
+  static constexpr bool kIsActivation = true;  // may be named by another layer's "activation" field
+  static constexpr size_t kInputs = 1;
+  struct Attrs {
+    size_t width = 0;  // elements per example
+  };
+  static Attrs parse(Fields&) { return {}; }
+  static void to_json(const Attrs&, nlohmann::json&) {}
+  static VShape infer(Attrs& a, InShapes in, const Where&) {
+    a.width = in[0].size();
+    return in[0];
+  }
+  static void declare(const Attrs& a, Decl& d) {
+    d.saved = {{Elem::U8, a.width, 0, false}};  // the mask
+    d.bwd_reads_input = {false};
+  }
+  template <class T, class B>
+  static void forward(const Attrs& a, Call<T>& c) {
+    const ops::ReluShape s{c.n * a.width};
+    if constexpr (std::is_same_v<B, Fast>) kernels::relu_forward(s, c.in[0], c.out, c.saved8[0]);
+    else ops::relu_forward(s, c.in[0], c.out, c.saved8[0], *c.D);
+  }
+  template <class T, class B>
+  static void backward(const Attrs& a, Call<T>& c) {
+    if (!c.dx[0]) return;
+    const ops::ReluShape s{c.n * a.width};
+    if constexpr (std::is_same_v<B, Fast>) kernels::relu_backward(s, c.saved8[0], c.dy, c.dx[0]);
+    else ops::relu_backward(s, c.saved8[0], c.dy, c.dx[0]);
+  }
+  static void emit_forward(Emission& e, const Node& n);
+  static void emit_backward(Emission& e, const Node& n);
+  static std::vector<std::string> contracts() { return {"relu_has_vjp_correct"}; }
+  static void register_contracts(Registry& r);  // contracts.cpp
+  static std::vector<Example> examples() {
+    return {{"flat 7", nlohmann::json::object(), {{{7}}}}, {"2x3x3", nlohmann::json::object(), {{{2, 3, 3}}}}};
+  }
+};
+
+}  // namespace veridl::prims
