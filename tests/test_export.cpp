@@ -509,6 +509,34 @@ TEST(ExportIree, BatchNormCnnMatchesTheNativeTrainStep) {
 }
 
 // A broken exported backward (the bias gradients dropped) must fail the same comparison.
+// The graph engine's DAGs on IREE: the residual spec (identity blocks, a projection shortcut: fan-out
+// gradients added, add's backward) and a gated net (mul with a per-channel gate computed from the same
+// conv output: both factors are activations, and the conv output fans out).
+TEST(ExportIree, ResidualAndGatedDagsMatchTheNativeTrainStep) {
+  REQUIRE_IREE(tools);
+  Case res;
+  res.spec_path = "specs/mnist_resnet_tiny.json";
+  res.batch = 4;
+  res.optim = recipe_optim(res.spec_path);  // adam
+  EXPECT_MATCHES_NATIVE(tools, res, "MNIST-ResNet-Tiny B=4 adam");
+  Case gated;
+  gated.spec = net::NetBuilder("Gated")
+                   .image(28, 28, 1)
+                   .layer("conv2d", {{"ic", 1}, {"oc", 3}, {"k", 3}, {"stride", 2}}, "c")
+                   .layer("maxPool", {{"size", 2}})
+                   .layer("flatten")
+                   .layer("dense", {{"fanIn", 147}, {"fanOut", 3}}, "gate")
+                   .layer("mul", {}, "scaled", {"c", "gate"})
+                   .layer("flatten")
+                   .layer("dense", {{"fanIn", 588}, {"fanOut", 10}})
+                   .build();
+  gated.batch = 4;
+  gated.optim.kind = "sgd";
+  gated.optim.lr = 0.05;
+  gated.optim.momentum = 0.9;
+  EXPECT_MATCHES_NATIVE(tools, gated, "Gated B=4 sgd momentum");
+}
+
 TEST(ExportIree, ABrokenExportedBackwardIsCaught) {
   REQUIRE_IREE(tools);
   Case cs;

@@ -145,6 +145,29 @@ TEST(GraphSpec, ClearOneLineErrors) {
   EXPECT_NE(spec_error(head + nested + ", " + tail).find("more than 65536 nodes"), std::string::npos);
 }
 
+// The spec's padStyle reaches the pads of a strided "same" window, against pads worked out by hand from
+// the definitions (docs/netspec.md): 6 rows, k 3, stride 2 -> 3 outputs reading (3 - 1) 2 + 3 = 7 rows, one
+// row of padding: XLA puts it at the bottom (0, 1); symmetric pads (k - 1) / 2 = 1 on both sides.
+TEST(GraphSpec, PadStyleSetsThePadsOfStridedSameWindows) {
+  for (const auto& [style, top, bottom] : {std::tuple{"xlaSame", 0, 1}, std::tuple{"symmetric", 1, 1}}) {
+    const NetSpec s = parse_netspec(std::string(R"({"name": "p", "imageH": 6, "imageW": 6, "padStyle": ")") + style +
+                                    R"(", "layers": [{"type": "conv2d", "ic": 1, "oc": 1, "k": 3, "stride": 2},
+                                    {"type": "maxPool", "size": 3, "stride": 2}, {"type": "flatten"},
+                                    {"type": "dense", "fanIn": 4, "fanOut": 2}]})");
+    const graph::Graph g = lower(s, "p");
+    const auto& conv = g.nodes[0].attrs_as<prims::Conv2d::Attrs>().shape;
+    EXPECT_EQ(conv.pad_top, size_t(top)) << style;
+    EXPECT_EQ(conv.pad_bottom, size_t(bottom)) << style;
+    EXPECT_EQ(conv.pad_left, size_t(top)) << style;
+    EXPECT_EQ(conv.pad_right, size_t(bottom)) << style;
+    EXPECT_EQ(g.values[g.nodes[0].output].shape.str(), "1x3x3") << style;
+    // The pool (after the conv's relu): 3 rows, k 3, stride 2 -> 2 outputs reading 5 rows, one pad each side.
+    const auto& pool = g.nodes[2].attrs_as<prims::MaxPool::Attrs>().shape;
+    EXPECT_EQ(pool.pad_top + pool.pad_bottom, 2u) << style;
+    EXPECT_EQ(pool.pad_top, 1u) << style;
+  }
+}
+
 TEST(Plan, AValueWithTwoConsumersGetsOneWriteAndOneAccumulateEdge) {
   const Plan p = compile(load_netspec(resnet_path()), 4);
   size_t fanouts = 0;
