@@ -272,8 +272,15 @@ int cmd_info(int argc, char** argv) {
   auto mib = [](size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); };
   fmt::print("memory at batch {} (float32; activations, gradients and saved values, buffers reused by liveness):\n",
              batch);
-  fmt::print("  training step: {:.1f} MiB of activations ({} shared buffers), parameters + gradients {:.1f} MiB\n",
-             mib(plan.train.bytes(sizeof(float))), plan.train.buffers.size(), mib(2 * plan.n_params * sizeof(float)));
+  // Without reuse every value would hold its activation and its gradient for the whole step.
+  size_t private_elems = 0;
+  for (size_t v = 0; v < plan.values.size(); ++v) private_elems += 2 * plan.elems(v);
+  net::Memory unshared = plan.train;
+  unshared.buffers = {private_elems};
+  fmt::print("  training step: {:.1f} MiB of activations ({} shared buffers; {:.1f} MiB with a buffer per value), "
+             "parameters + gradients {:.1f} MiB\n",
+             mib(plan.train.bytes(sizeof(float))), plan.train.buffers.size(), mib(unshared.bytes(sizeof(float))),
+             mib(2 * plan.n_params * sizeof(float)));
   fmt::print("  inference:     {:.1f} MiB of activations ({} shared buffers)\n", mib(plan.infer.bytes(sizeof(float))),
              plan.infer.buffers.size());
   return 0;
