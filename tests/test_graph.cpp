@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <regex>
 
 #include "test_util.hpp"
 #include "veridl/net/executor.hpp"
@@ -325,4 +326,26 @@ TEST(Train, TheResidualSpecLearns) {
   if (!kSanitized) {
     EXPECT_GT(r.final_eval.accuracy(), 85.0);
   }
+}
+
+// veridl info: the lowered graph (nodes with their primitive, inputs and output shape), the parameters, and
+// the planned memory, where sharing buffers by liveness must come out below a buffer per value.
+TEST(Cli, InfoShowsTheGraphItsParametersAndItsMemory) {
+  const Cmd c = sh("info --spec " + resnet_path());
+  ASSERT_EQ(c.status, 0) << c.out;
+  EXPECT_NE(c.out.find("MNIST-ResNet-Tiny: 39738 params, input 1x28x28, 10 classes"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("stage1.0.3       add        stage1.0.bn, stem.relu"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("proj             conv2d     stage1.1.4"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("param stem.bn.gamma"), std::string::npos) << c.out;
+  const std::regex train_mem(R"(training step: ([0-9.]+) MiB of activations \(\d+ shared buffers; ([0-9.]+) MiB with a buffer per value\))");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(c.out, m, train_mem)) << c.out;
+  EXPECT_LT(std::stod(m[1]), std::stod(m[2]));
+  const std::regex infer_mem(R"(inference: +([0-9.]+) MiB)");
+  std::smatch mi;
+  ASSERT_TRUE(std::regex_search(c.out, mi, infer_mem)) << c.out;
+  EXPECT_LT(std::stod(mi[1]), std::stod(m[1]));
+  const Cmd bad = sh("info --spec /nonexistent.json");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find("/nonexistent.json: cannot open NetSpec file"), std::string::npos) << bad.out;
 }
