@@ -62,6 +62,7 @@ struct NetSpec {
   std::optional<Recipe> recipe;
 
   size_t input_size() const { return imageH * imageW * channels; }
+  // Both lower the spec (net/lower.hpp) on every call: call them once, not in a loop.
   size_t num_classes() const;   // the width of the network's output
   size_t param_count() const;   // trainable parameters (BatchNorm running statistics not included)
   nlohmann::json to_json() const;

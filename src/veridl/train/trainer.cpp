@@ -307,14 +307,15 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
                             spec.channels, spec.imageH, spec.imageW));
   if (tr.n < cfg.batch)
     throw Error(fmt::format("{}: {} training images is fewer than one batch of {}", tr.source, tr.n, cfg.batch));
-  if (tr.num_classes > spec.num_classes())
+  const size_t classes = spec.num_classes();  // lowers the spec: once, not per label
+  if (tr.num_classes > classes)
     throw Error(fmt::format("{}: the data has {} classes but {}'s last layer has {} outputs (fanOut)", tr.source,
-                            tr.num_classes, spec.name, spec.num_classes()));
+                            tr.num_classes, spec.name, classes));
   for (const auto* ds : {&data.train, &data.test})
     for (size_t i = 0; i < ds->n; ++i)
-      if (ds->labels[i] < 0 || static_cast<size_t>(ds->labels[i]) >= spec.num_classes())
+      if (ds->labels[i] < 0 || static_cast<size_t>(ds->labels[i]) >= classes)
         throw Error(fmt::format("{}: label {} of example {} is outside the network's {} classes", ds->source, ds->labels[i],
-                                i, spec.num_classes()));
+                                i, classes));
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
 
   net::Plan plan = net::compile(spec, cfg.batch, cfg.label_smoothing);
