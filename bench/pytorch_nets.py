@@ -9,8 +9,10 @@ the named values node by node.  Written from the NetSpec semantics (netspec.hpp'
 independently of VeriDL's lowering:
 
   * layers: flatten = nn.Flatten; dense = nn.Linear (+ ReLU if "relu"); conv2d =
-    nn.Conv2d, with bias unless "bias": false (+ ReLU unless "identity"; the NetSpec
-    default is relu); convBn = nn.Conv2d without bias + nn.BatchNorm2d(eps 1e-5,
+    nn.Conv2d, with bias unless "bias": false, groups=the spec's "groups" (default 1;
+    depthwise when groups = ic = oc; the kernel [oc, ic/groups, k, k]) (+ ReLU unless
+    "identity"; the NetSpec default is relu); convBn = nn.Conv2d without bias (and the
+    same "groups") + nn.BatchNorm2d(eps 1e-5,
     momentum 0.1) + ReLU; maxPool = nn.MaxPool2d; batchNorm (standalone) =
     nn.BatchNorm2d over C x H x W, nn.BatchNorm1d over flat features (same eps,
     momentum); relu = nn.ReLU; add = a + b (same shape); mul = a * b (same shape, or b
@@ -25,7 +27,7 @@ independently of VeriDL's lowering:
     is "same" when size > stride, else "valid" (netspec.cpp); padded cells never win
     (-inf padding).
   * init: weights (dense and conv kernels) He normal, std sqrt(2 / fan_in) with
-    fan_in = fanIn or ic*k*k; biases 0; BatchNorm gamma 1, beta 0; running stats
+    fan_in = fanIn or (ic/groups)*k*k; biases 0; BatchNorm gamma 1, beta 0; running stats
     mean 0, var 1.
   * recipe (spec "recipe", then the command-line overrides): sgd (coupled L2 weight
     decay, optional momentum), adam (coupled L2) or adamw (decoupled, lr-scaled);
@@ -159,8 +161,11 @@ def unary_layer(l, shape, style, where):
         if not spatial:
             raise ValueError(f"{where}: needs an image input")
         ic, oc, k, s = l["ic"], l["oc"], l["k"], l.get("stride", 1)
+        groups = l.get("groups", 1)
         if ic != C:
             raise ValueError(f"{where}: ic {ic} but the input has {C} channels")
+        if not isinstance(groups, int) or groups < 1 or ic % groups or oc % groups:
+            raise ValueError(f"{where}: groups {groups!r} must be a positive integer dividing ic {ic} and oc {oc}")
         pad = l.get("padding", "same")
         if pad not in ("same", "valid"):
             raise ValueError(f"{where}: padding {pad!r} is not supported")
@@ -170,12 +175,12 @@ def unary_layer(l, shape, style, where):
         bn = t == "convBn"
         bias = not bn and l.get("bias", True)
         if pt == pb and pl == pr:
-            conv = nn.Conv2d(ic, oc, k, stride=s, padding=(pt, pl), bias=bias)
+            conv = nn.Conv2d(ic, oc, k, stride=s, padding=(pt, pl), bias=bias, groups=groups)
         else:  # XLA SAME with the odd cell at the bottom/right
             mods.append(nn.ZeroPad2d((pl, pr, pt, pb)))
-            conv = nn.Conv2d(ic, oc, k, stride=s, padding=0, bias=bias)
+            conv = nn.Conv2d(ic, oc, k, stride=s, padding=0, bias=bias, groups=groups)
         mods.append(conv)
-        he.append((conv.weight, ic * k * k))
+        he.append((conv.weight, ic // groups * k * k))  # weight [oc, ic/groups, k, k]
         if bn:
             mods.append(nn.BatchNorm2d(oc, eps=BN_EPS, momentum=BN_MOMENTUM))
             mods.append(nn.ReLU())

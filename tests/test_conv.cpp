@@ -1,8 +1,10 @@
 // Chapter 4: the conv2d and max-pool contracts verified across their sweeps, every mutant rejected,
 // the conventions the identity check cannot see (max-pool ties, padded cells), the SAME/VALID shape
-// helpers, and clear errors for impossible shapes.
+// helpers, and clear errors for impossible shapes. Chapter 7: the same for grouped and depthwise convs
+// (conv2d's "groups"), and the NetSpec field.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <stdexcept>
@@ -10,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "veridl/net/netspec.hpp"
+#include "veridl/net/plan.hpp"
 #include "veridl/prims/conv2d/mutants.hpp"
 #include "veridl/prims/conv2d/reference.hpp"
 #include "veridl/prims/maxPool/mutants.hpp"
@@ -356,4 +360,266 @@ TEST(ConvShapes, ImpossibleShapesAreClearErrors) {
   EXPECT_THROW(ops::maxpool_backward(s, idx.data(), dy.data(), dx.data()), std::out_of_range);
   EXPECT_THROW(ops::maxpool_source(s, 4, 4), std::out_of_range);  // outside a 2x2 window
   EXPECT_EQ(ops::maxpool_source(s, 4, 0), 5u);                     // window (1, 1) starts at input (1, 1)
+}
+
+// ---- chapter 7: grouped and depthwise convolutions -----------------------------------------------------
+
+namespace {
+const char* const kChapter7Conv[] = {"depthwise_has_vjp3_correct",     "depthwise_weight_grad_has_vjp",
+                                     "depthwise_bias_grad_has_vjp",    "groupedConv2d_has_vjp3_correct",
+                                     "groupedConv2d_weight_grad_has_vjp", "groupedConv2d_bias_grad_has_vjp"};
+
+// The groups of a sweep config ("... groups=G"), 1 when absent, and its C and O.
+size_t field_of(const std::string& config, const std::string& key) {
+  const size_t at = config.find(" " + key + "=");
+  return at == std::string::npos ? 1 : std::stoul(config.substr(at + key.size() + 2));
+}
+}  // namespace
+
+TEST(GroupedConvContracts, RegisteredUnderTheBooksNames) {
+  const Registry& r = builtin_contracts();
+  for (const char* name : kChapter7Conv) {
+    const Contract* c = r.find(name);
+    ASSERT_NE(c, nullptr) << name;
+    EXPECT_EQ(c->chapter, 7) << name;
+    EXPECT_GE(c->mutants.size(), 3u) << name;
+    ASSERT_EQ(c->wrt.size(), 1u) << name;
+    size_t production = 0;
+    for (const auto& cs : c->sweep) production += cs.production;
+    EXPECT_GE(production, 1u) << name;
+    EXPECT_LE(c->sweep.size(), 300u) << name << ": the sweep must stay tiny";
+  }
+  EXPECT_EQ(r.find("depthwise_has_vjp3_correct")->wrt, std::vector<std::string>{"x"});
+  EXPECT_EQ(r.find("depthwise_weight_grad_has_vjp")->wrt, std::vector<std::string>{"W"});
+  EXPECT_EQ(r.find("depthwise_bias_grad_has_vjp")->wrt, std::vector<std::string>{"b"});
+  EXPECT_EQ(r.find("groupedConv2d_has_vjp3_correct")->wrt, std::vector<std::string>{"x"});
+  EXPECT_EQ(r.find("groupedConv2d_weight_grad_has_vjp")->wrt, std::vector<std::string>{"W"});
+  EXPECT_EQ(r.find("groupedConv2d_bias_grad_has_vjp")->wrt, std::vector<std::string>{"b"});
+  // The chapter 4 contracts keep their G = 1 sweeps.
+  for (const char* name : kChapter4)
+    for (const auto& cs : r.find(name)->sweep) EXPECT_EQ(cs.config.find("groups="), std::string::npos) << name << " " << cs.config;
+}
+
+// Each sweep holds only its own kind of grouping, and reaches every path the book's layers use.
+TEST(GroupedConvContracts, SweepsCoverTheIndexPaths) {
+  const Registry& r = builtin_contracts();
+  for (const char* name : kChapter7Conv) {
+    SCOPED_TRACE(name);
+    const Contract& c = *r.find(name);
+    const bool dw = std::string(name).rfind("depthwise", 0) == 0;
+    std::set<std::pair<int, int>> parity;
+    std::set<std::string> seen;
+    bool multiplier = false, one_out_per_group = false;
+    for (const auto& cs : c.sweep) {
+      const size_t G = field_of(cs.config, "groups"), C = field_of(cs.config, "C"), O = field_of(cs.config, "O");
+      ASSERT_GT(G, 1u) << cs.config;
+      if (dw) {
+        EXPECT_TRUE(G == C && G == O) << "not depthwise: " << cs.config;
+      } else {
+        EXPECT_FALSE(G == C && G == O) << "depthwise in the grouped sweep: " << cs.config;
+        EXPECT_TRUE(G < C || (G == C && O % C == 0 && O > C)) << cs.config;
+        multiplier |= G == C && O > C;
+        one_out_per_group |= G == O && G < C;
+      }
+      if (cs.production) continue;
+      parity.insert({int(field_of(cs.config, "H") % 2), int(field_of(cs.config, "W") % 2)});
+      for (const char* key : {" k=1x1", " k=3x3", " k=5x5", " k=7x7", " s=1 ", " s=2 ", "(SAME, xla)", "(SAME, symmetric)",
+                              "(VALID)", "B=1 ", "B=2 ", "no-bias"})
+        if (cs.config.find(key) != std::string::npos) seen.insert(key);
+    }
+    EXPECT_EQ(parity.size(), 4u) << "odd and even H and W in every combination";
+    const bool bias = std::string(name).find("bias") != std::string::npos;
+    EXPECT_EQ(seen.size(), bias ? 11u : 12u);  // the bias contracts' sweeps have biases only
+    if (!dw) {
+      EXPECT_TRUE(multiplier) << "the channel multiplier (groups = C < O)";
+      EXPECT_TRUE(one_out_per_group);
+    }
+  }
+  // MobileNetV2's depthwise layers are production shapes.
+  auto has_production = [&](const char* name, const std::string& needle) {
+    for (const auto& cs : r.find(name)->sweep)
+      if (cs.production && cs.config.find(needle) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(has_production("depthwise_has_vjp3_correct", "B=2 C=32 H=112 W=112 O=32 k=3x3 s=2"));
+  EXPECT_TRUE(has_production("depthwise_weight_grad_has_vjp", "B=2 C=960 H=7 W=7 O=960 k=3x3 s=1"));
+  EXPECT_TRUE(has_production("groupedConv2d_has_vjp3_correct", "groups=32"));
+}
+
+TEST(GroupedConvContracts, EveryContractIsVerifiedAcrossItsSweep) {
+  RunOptions opt;
+  for (const char* name : kChapter7Conv) {
+    ContractResult res = run_contract(*builtin_contracts().find(name), opt);
+    EXPECT_TRUE(res.pass) << name;
+    for (const auto& cs : res.cases) EXPECT_TRUE(cs.check.pass) << name << " " << cs.config << ": " << cs.check.failure;
+    EXPECT_GT(res.trials, 0);
+  }
+}
+
+TEST(GroupedConvContracts, EveryMutantIsRejected) {
+  for (uint64_t seed : {1u, 7u}) {
+    RunOptions opt;
+    opt.seed = seed;
+    for (const char* name : kChapter7Conv) {
+      const Contract& c = *builtin_contracts().find(name);
+      for (const auto& m : c.mutants)
+        EXPECT_TRUE(run_mutant(c, m, opt).killed) << name << " / " << m.name << " survived (seed " << seed
+                                                  << "): " << m.description;
+    }
+  }
+}
+
+// Coverage again: leaving the stride out of the dilation is the correct program at stride 1.
+TEST(GroupedConvContracts, StrideBugsNeedStridedConfigs) {
+  CheckOptions o;
+  o.wrt = {"x"};
+  const Conv2dShape s1 = ops::conv2d_shape(2, 3, 6, 5, 3, 3, 1, Padding::Same, PadStyle::XlaSame, true, 3);
+  const Conv2dShape s2 = ops::conv2d_shape(2, 3, 6, 5, 3, 3, 2, Padding::Same, PadStyle::XlaSame, true, 3);
+  EXPECT_TRUE(check_vjp(make_vjp("m", ops::Conv2dMutantOp{{s1}, "dw_dx_stride_ignored"}), o).pass);
+  EXPECT_FALSE(check_vjp(make_vjp("m", ops::Conv2dMutantOp{{s2}, "dw_dx_stride_ignored"}), o).pass);
+}
+
+TEST(GroupedConvContracts, FiniteDifferencesAgree) {
+  FdOptions o;
+  EXPECT_TRUE(fd_gradcheck(make_vjp("dw", ops::Conv2dOp{{2, 3, 5, 4, 3, 3, 3, 2, 1, 0, 1, 1, true, 3}}), o).pass);
+  EXPECT_TRUE(fd_gradcheck(make_vjp("grouped", ops::Conv2dOp{{2, 4, 5, 4, 6, 3, 2, 1, 1, 0, 1, 1, true, 2}}), o).pass);
+}
+
+// The forward (which the identity check takes as given) is G independent convolutions: the grouped reference
+// against the plain reference on each group's channel slices, and so is every gradient. Same loops in the
+// same order, so equal bit for bit in double.
+TEST(GroupedConvTemplates, AGroupedConvIsOneConvPerGroup) {
+  for (const Conv2dShape& s : {ops::conv2d_shape(2, 6, 7, 6, 4, 3, 2, Padding::Same, PadStyle::XlaSame, true, 2),
+                               ops::conv2d_shape(2, 4, 6, 7, 4, 3, 1, Padding::Same, PadStyle::Symmetric, true, 4),
+                               ops::conv2d_shape(1, 3, 8, 8, 6, 5, 2, Padding::Valid, PadStyle::XlaSame, false, 3)}) {
+    SCOPED_TRACE(s.str());
+    auto rnd = [](size_t n, double seed) {
+      std::vector<double> v(n);
+      for (size_t k = 0; k < n; ++k) v[k] = std::sin(seed + 0.7 * double(k));
+      return v;
+    };
+    const auto x = rnd(s.x_size(), 1), W = rnd(s.w_size(), 2), b = rnd(s.O, 3), dy = rnd(s.y_size(), 4);
+    std::vector<double> y(s.y_size()), dx(s.x_size()), dW(s.w_size());
+    ops::conv2d_forward(s, x.data(), W.data(), b.data(), y.data());
+    ops::conv2d_backward_input(s, W.data(), dy.data(), dx.data());
+    ops::conv2d_backward_weight(s, x.data(), dy.data(), dW.data());
+    Conv2dShape one = s;
+    one.B = 1;
+    one.C = s.CG();
+    one.O = s.OG();
+    one.G = 1;
+    const size_t HW = s.H * s.W, P = s.OH() * s.OW();
+    std::vector<double> y1(s.y_size()), dx1(s.x_size()), dW1(s.w_size(), 0.0);
+    for (size_t bi = 0; bi < s.B; ++bi)
+      for (size_t g = 0; g < s.G; ++g) {
+        const size_t xo = (bi * s.C + g * one.C) * HW, yo = (bi * s.O + g * one.O) * P, wo = g * one.w_size();
+        ops::conv2d_forward(one, x.data() + xo, W.data() + wo, b.data() + g * one.O, y1.data() + yo);
+        ops::conv2d_backward_input(one, W.data() + wo, dy.data() + yo, dx1.data() + xo);
+      }
+    // dW sums over the batch: per group, gather the group's slices of every image.
+    for (size_t g = 0; g < s.G; ++g) {
+      Conv2dShape gb = one;
+      gb.B = s.B;
+      std::vector<double> xg(gb.x_size()), dyg(gb.y_size());
+      for (size_t bi = 0; bi < s.B; ++bi) {
+        std::copy_n(x.data() + (bi * s.C + g * one.C) * HW, one.C * HW, xg.data() + bi * one.C * HW);
+        std::copy_n(dy.data() + (bi * s.O + g * one.O) * P, one.O * P, dyg.data() + bi * one.O * P);
+      }
+      ops::conv2d_backward_weight(gb, xg.data(), dyg.data(), dW1.data() + g * one.w_size());
+    }
+    EXPECT_EQ(y, y1);
+    EXPECT_EQ(dx, dx1);
+    EXPECT_EQ(dW, dW1);
+  }
+}
+
+TEST(GroupedConvTemplates, DepthwiseHandExample) {
+  // Two channels of 1..9 and 10..18, 2x2 kernels [[1, 0], [0, -1]] and [[0, 2], [0, 0]], valid, stride 1:
+  // channel 0: x[i,j] - x[i+1,j+1] = -4; channel 1: 2 x[i,j+1] (+ bias 1).
+  const Conv2dShape s{1, 2, 3, 3, 2, 2, 2, 1, 0, 0, 0, 0, true, 2};
+  std::vector<double> x(18);
+  for (size_t k = 0; k < 18; ++k) x[k] = double(k + 1);
+  const std::vector<double> W{1, 0, 0, -1, 0, 2, 0, 0}, b{0, 1};
+  std::vector<double> y(s.y_size());
+  ops::conv2d_forward(s, x.data(), W.data(), b.data(), y.data());
+  EXPECT_EQ(y, (std::vector<double>{-4, -4, -4, -4, 2 * 11 + 1, 2 * 12 + 1, 2 * 14 + 1, 2 * 15 + 1}));
+  // dW[c] = sum_{i,j} x[c, i + kh, j + kw] dy[c, i, j] with dy = 1: window sums of the channel's own plane.
+  const std::vector<double> dy(8, 1.0);
+  std::vector<double> dW(8), dx(18);
+  ops::conv2d_backward_weight(s, x.data(), dy.data(), dW.data());
+  EXPECT_EQ(dW, (std::vector<double>{1 + 2 + 4 + 5, 2 + 3 + 5 + 6, 4 + 5 + 7 + 8, 5 + 6 + 8 + 9, 10 + 11 + 13 + 14,
+                                     11 + 12 + 14 + 15, 13 + 14 + 16 + 17, 14 + 15 + 17 + 18}));
+  // dx of channel 1 = 2 at the cells (i, j + 1) its windows read: columns 1 and 2, rows 0 and 1.
+  ops::conv2d_backward_input(s, W.data(), dy.data(), dx.data());
+  EXPECT_EQ(std::vector<double>(dx.begin() + 9, dx.end()), (std::vector<double>{0, 2, 2, 0, 2, 2, 0, 0, 0}));
+  EXPECT_EQ(std::vector<double>(dx.begin(), dx.begin() + 9), (std::vector<double>{1, 1, 0, 1, 0, -1, 0, -1, -1}));
+}
+
+TEST(GroupedConvShapes, GroupsMustDivideBothChannelCounts) {
+  const std::string g3 = error_of([] { Conv2dShape{1, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, true, 3}.validate(); });
+  EXPECT_NE(g3.find("conv2d: groups 3 must divide both C=4 and O=6"), std::string::npos) << g3;
+  EXPECT_NE(error_of([] { Conv2dShape{1, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, true, 4}.validate(); }).find("groups 4"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { Conv2dShape{1, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, true, 0}.validate(); }).find("zero size"),
+            std::string::npos);
+  EXPECT_NO_THROW((Conv2dShape{1, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, true, 2}.validate()));
+  const Conv2dShape dw = ops::conv2d_shape(1, 8, 5, 5, 8, 3, 1, Padding::Same, PadStyle::XlaSame, true, 8);
+  EXPECT_TRUE(dw.depthwise());
+  EXPECT_EQ(dw.w_size(), 8u * 9u);
+  EXPECT_NE(dw.str().find(" groups=8"), std::string::npos);
+  const Conv2dShape mult = ops::conv2d_shape(1, 8, 5, 5, 16, 3, 1, Padding::Same, PadStyle::XlaSame, true, 8);
+  EXPECT_FALSE(mult.depthwise());  // a channel multiplier: grouped
+  EXPECT_EQ(mult.w_size(), 16u * 9u);
+  EXPECT_EQ(ops::conv2d_shape(1, 8, 5, 5, 8, 3, 1, Padding::Same).str().find("groups"), std::string::npos);
+}
+
+// The NetSpec field: "groups" on conv2d (and convBn), the kernel [oc, ic/groups, k, k] with He fan-in
+// (ic/groups) k k, written back by to_json only when it is not 1; one-line errors naming the field.
+TEST(GroupedConvSpec, GroupsFieldParsesDeclaresAndRoundTrips) {
+  const std::string json = R"({"name": "dw", "imageH": 8, "imageW": 8, "channels": 4, "layers": [
+      {"type": "conv2d", "ic": 4, "oc": 4, "k": 3, "groups": 4, "stride": 2},
+      {"type": "conv2d", "ic": 4, "oc": 6, "k": 3, "groups": 2, "bias": false},
+      {"type": "conv2d", "ic": 6, "oc": 6, "k": 1},
+      {"type": "flatten"}, {"type": "dense", "fanIn": 96, "fanOut": 10}]})";
+  const net::NetSpec spec = net::parse_netspec(json, "dw.json");
+  EXPECT_EQ(spec.param_count(), (4 * 1 * 9 + 4) + (6 * 2 * 9) + (6 * 6 + 6) + (96 * 10 + 10));
+  const net::Plan plan = net::compile(spec, 2);
+  ASSERT_GE(plan.params.size(), 3u);
+  EXPECT_EQ(plan.params[0].shape, (std::vector<int64_t>{4, 1, 3, 3}));
+  EXPECT_EQ(plan.params[0].fan_in, 9u);
+  EXPECT_EQ(plan.params[2].shape, (std::vector<int64_t>{6, 2, 3, 3}));
+  EXPECT_EQ(plan.params[2].fan_in, 18u);
+  const nlohmann::json j = spec.to_json();
+  EXPECT_EQ(j["layers"][0]["groups"], 4);
+  EXPECT_EQ(j["layers"][1]["groups"], 2);
+  EXPECT_FALSE(j["layers"][2].contains("groups"));
+  EXPECT_EQ(net::parse_netspec(j.dump()).to_json(), j);
+}
+
+TEST(GroupedConvSpec, ClearOneLineErrors) {
+  auto err = [](const std::string& layer) {
+    try {
+      net::parse_netspec(R"({"name": "x", "imageH": 8, "imageW": 8, "channels": 4, "layers": [)" + layer +
+                             R"(, {"type": "flatten"}, {"type": "dense", "fanIn": 384, "fanOut": 10}]})",
+                         "g.json");
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  const struct {
+    std::string layer, expect;
+  } cases[] = {
+      {R"({"type": "conv2d", "ic": 4, "oc": 6, "k": 3, "groups": 3})",
+       "g.json: layer 0: field 'groups' is 3, but ic (4) and oc (6) must both be multiples of it"},
+      {R"({"type": "conv2d", "ic": 4, "oc": 6, "k": 3, "groups": 4})", "field 'groups' is 4, but ic (4) and oc (6)"},
+      {R"({"type": "conv2d", "ic": 4, "oc": 6, "k": 3, "groups": 0})", "field 'groups' must be a positive integer, got 0"},
+      {R"({"type": "conv2d", "ic": 4, "oc": 6, "k": 3, "groups": "depthwise"})",
+       "field 'groups' must be a positive integer, got \"depthwise\""},
+  };
+  for (const auto& c : cases) {
+    const std::string m = err(c.layer);
+    EXPECT_NE(m.find(c.expect), std::string::npos) << c.layer << "\n" << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  }
 }

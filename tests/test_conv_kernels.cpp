@@ -1,7 +1,8 @@
 // Differential tests of the fast float32 conv2d and max-pool kernels (src/veridl/prims/{conv2d,maxPool}/
 // kernel.hpp) against the templated reference ops (src/veridl/prims/{conv2d,maxPool}/reference.hpp):
 // many shapes (every stride / padding / kernel path, 1x1 and non-square kernels, shapes that exercise the GEMM's
-// depth blocking and the position chunking), and bit-identical results for one and two threads.
+// depth blocking and the position chunking; grouped and depthwise convs), and bit-identical results for one
+// and two threads.
 //
 // Conv tolerance, as tests/test_kernels.cpp: max |kernel - ref| <= kKernelRel sqrt(K) (1 + max |ref|), K the
 // length of the reduction, the reference run with T = double on the same float inputs. Max-pool has no
@@ -39,6 +40,7 @@ std::string tag(const Conv2dShape& s) {
                   std::to_string(s.KW) + "_s" + std::to_string(s.stride) + "_p" + std::to_string(s.pad_top) +
                   std::to_string(s.pad_left) + std::to_string(s.pad_bottom) + std::to_string(s.pad_right);
   t += s.bias ? "_bias" : "_nobias";
+  if (s.G != 1) t += "_g" + std::to_string(s.G);
   return t;
 }
 
@@ -116,13 +118,103 @@ TEST_P(Conv2dDiff, EveryKernelMatchesReference) {
   veridl::kernels::conv2d_backward_input(s, W.data(), dy.data(), dx.data());
   veridl::kernels::conv2d_backward_weight(s, x.data(), dy.data(), dW.data());
   veridl::kernels::conv2d_backward_bias(s, dy.data(), db.data());
-  EXPECT_TRUE(close(y, ry, s.C * s.KH * s.KW, "forward"));
-  EXPECT_TRUE(close(dx, rdx, s.O * s.KH * s.KW, "backward_input"));
+  EXPECT_TRUE(close(y, ry, s.CG() * s.KH * s.KW, "forward"));
+  EXPECT_TRUE(close(dx, rdx, s.OG() * s.KH * s.KW, "backward_input"));
   EXPECT_TRUE(close(dW, rdW, s.B * P, "backward_weight"));
   EXPECT_TRUE(close(db, rdb, s.B * P, "backward_bias"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, Conv2dDiff, ::testing::ValuesIn(conv_cases()), conv_name);
+
+// Grouped and depthwise convs (book ch. 7): the depthwise direct kernels (G = C = O) and the per-group GEMM
+// path (other G > 1) on the contracts' sweep -- kernels 1, 3, 5, 7 (and 2, 4), strides 1, 2 (the
+// compile-time strides) and 3 (the generic one), "same" in both styles and "valid", odd and even extents,
+// batch 1 and 3 -- then MobileNetV2's depthwise layers, ResNeXt's and ShuffleNet's grouped ones.
+std::vector<Conv2dShape> group_cases() {
+  std::vector<Conv2dShape> cs;
+  const size_t ext[] = {5, 6, 7, 8, 9, 12, 13};
+  // (C, O, G): depthwise, then grouped: one output per group, more outputs than inputs, the channel
+  // multiplier (G = C < O), many groups of one input.
+  const size_t chans[][3] = {{3, 3, 3}, {8, 8, 8}, {17, 17, 17}, {4, 2, 2}, {6, 9, 3}, {8, 16, 4},
+                             {3, 6, 3}, {16, 8, 8}, {12, 12, 4}, {2, 2, 2}};
+  size_t n = 0;
+  for (size_t k : {1, 2, 3, 4, 5, 7})
+    for (size_t stride = 1; stride <= 3; ++stride)
+      for (int pad = 0; pad < 3; ++pad) {
+        const Padding p = pad == 2 ? Padding::Valid : Padding::Same;
+        const PadStyle st = pad == 0 ? PadStyle::Symmetric : PadStyle::XlaSame;
+        const size_t* c = chans[n % 10];
+        const size_t H = std::max(ext[n % 7], k), W = std::max(ext[(n + 3) % 7], k);
+        cs.push_back(veridl::ops::conv2d_shape(1 + 2 * (n % 2), c[0], H, W, c[1], k, stride, p, st, n % 3 != 0, c[2]));
+        ++n;
+      }
+  // Non-square kernels and asymmetric pads.
+  cs.push_back({2, 4, 7, 9, 4, 1, 3, 1, 0, 1, 0, 1, true, 4});
+  cs.push_back({1, 6, 10, 6, 6, 3, 1, 2, 1, 0, 2, 0, false, 6});
+  cs.push_back({3, 6, 8, 11, 4, 2, 5, 3, 0, 2, 1, 0, true, 2});
+  // Depthwise at stride 1: narrow planes take the padded-plane loops, wide ones (>= 32 columns) the row
+  // loops; pads of at least the kernel (a 1x1 with pad 2) take the input gradient's scatter.
+  cs.push_back({2, 3, 6, 7, 3, 1, 1, 1, 2, 2, 2, 2, true, 3});
+  cs.push_back({1, 2, 5, 40, 2, 3, 3, 1, 0, 4, 0, 1, false, 2});
+  cs.push_back(veridl::ops::conv2d_shape(2, 5, 34, 41, 5, 3, 1, Padding::Same, PadStyle::Symmetric, true, 5));
+  cs.push_back(veridl::ops::conv2d_shape(1, 4, 33, 36, 4, 5, 1, Padding::Valid, PadStyle::XlaSame, false, 4));
+  cs.push_back(veridl::ops::conv2d_shape(3, 3, 31, 32, 3, 4, 1, Padding::Same, PadStyle::XlaSame, true, 3));
+  // Realistic layers: MobileNetV2's depthwise 3x3 (stride 2 at 112x112x32 and 56x56x144, stride 1 at
+  // 7x7x960), a 5x5 depthwise (EfficientNet), ResNeXt's 3x3 in 32 groups, ShuffleNet's grouped 1x1.
+  cs.push_back(veridl::ops::conv2d_shape(2, 32, 112, 112, 32, 3, 2, Padding::Same, PadStyle::XlaSame, false, 32));
+  cs.push_back(veridl::ops::conv2d_shape(2, 144, 56, 56, 144, 3, 2, Padding::Same, PadStyle::Symmetric, false, 144));
+  cs.push_back(veridl::ops::conv2d_shape(2, 960, 7, 7, 960, 3, 1, Padding::Same, PadStyle::Symmetric, false, 960));
+  cs.push_back(veridl::ops::conv2d_shape(2, 40, 28, 28, 40, 5, 1, Padding::Same, PadStyle::XlaSame, true, 40));
+  cs.push_back(veridl::ops::conv2d_shape(1, 256, 28, 28, 256, 3, 1, Padding::Same, PadStyle::Symmetric, false, 32));
+  cs.push_back(veridl::ops::conv2d_shape(2, 240, 14, 14, 60, 1, 1, Padding::Valid, PadStyle::XlaSame, false, 3));
+  cs.push_back(veridl::ops::conv2d_shape(2, 64, 17, 15, 128, 3, 2, Padding::Same, PadStyle::XlaSame, true, 2));
+  return cs;
+}
+
+INSTANTIATE_TEST_SUITE_P(GroupedKernels, Conv2dDiff, ::testing::ValuesIn(group_cases()), conv_name);
+
+// The grouped forward is G independent convolutions of channel slices: the kernels at G > 1 (the depthwise
+// direct loops, the per-group GEMM) against the G = 1 GEMM path run on each group's slices (x's channels
+// [g CG, (g + 1) CG), W's rows [g OG, (g + 1) OG), y's channels likewise).
+TEST(KernelsConv2dGroups, EqualsOneConvPerGroup) {
+  for (const Conv2dShape& s : {veridl::ops::conv2d_shape(2, 6, 9, 8, 4, 3, 2, Padding::Same, PadStyle::XlaSame, true, 2),
+                               veridl::ops::conv2d_shape(3, 5, 7, 7, 5, 3, 1, Padding::Same, PadStyle::Symmetric, false, 5),
+                               veridl::ops::conv2d_shape(2, 3, 8, 6, 6, 5, 1, Padding::Valid, PadStyle::XlaSame, true, 3)}) {
+    SCOPED_TRACE(tag(s));
+    const auto x = random_floats(s.x_size(), 11), W = random_floats(s.w_size(), 12), b = random_floats(s.O, 13);
+    std::vector<float> y(s.y_size());
+    veridl::kernels::conv2d_forward(s, x.data(), W.data(), s.bias ? b.data() : nullptr, y.data());
+    Conv2dShape one = s;
+    one.B = 1;
+    one.C = s.CG();
+    one.O = s.OG();
+    one.G = 1;
+    const size_t HW = s.H * s.W, P = s.OH() * s.OW();
+    double worst = 0;
+    for (size_t bi = 0; bi < s.B; ++bi)
+      for (size_t g = 0; g < s.G; ++g) {
+        std::vector<float> yg(one.y_size());
+        veridl::kernels::conv2d_forward(one, x.data() + (bi * s.C + g * one.C) * HW, W.data() + g * one.w_size(),
+                                        s.bias ? b.data() + g * one.O : nullptr, yg.data());
+        for (size_t k = 0; k < yg.size(); ++k)
+          worst = std::max(worst, std::fabs(double(yg[k]) - double(y[(bi * s.O + g * one.O) * P + k])));
+      }
+    EXPECT_LE(worst, 1e-5);
+  }
+}
+
+TEST(KernelsConv2dGroups, RejectsGroupsThatDoNotDivideTheChannels) {
+  std::vector<float> buf(4096, 0.0f);
+  Conv2dShape s = veridl::ops::conv2d_shape(1, 4, 5, 5, 6, 3, 1, Padding::Same);
+  s.G = 3;  // 4 % 3 != 0
+  EXPECT_THROW(veridl::kernels::conv2d_forward(s, buf.data(), buf.data(), buf.data(), buf.data()), std::invalid_argument);
+  s.G = 4;  // 6 % 4 != 0
+  EXPECT_THROW(veridl::kernels::conv2d_backward_input(s, buf.data(), buf.data(), buf.data()), std::invalid_argument);
+  s.G = 0;
+  EXPECT_THROW(veridl::kernels::conv2d_backward_weight(s, buf.data(), buf.data(), buf.data()), std::invalid_argument);
+  s.G = 2;
+  EXPECT_NO_THROW(veridl::kernels::conv2d_forward(s, buf.data(), buf.data(), buf.data(), buf.data()));
+}
 
 // Cells in the padding contribute exactly nothing: a constant input gives, at a corner of a SAME conv
 // with an all-ones kernel, the number of in-range cells times the constant.
@@ -270,7 +362,13 @@ TEST(KernelsConvDeterminism, BitIdenticalForOneAndTwoThreads) {
       veridl::ops::conv2d_shape(1, 32, 28, 28, 32, 3, 1, Padding::Same),
       veridl::ops::conv2d_shape(3, 16, 29, 27, 24, 3, 2, Padding::Same, PadStyle::XlaSame, false),
       veridl::ops::conv2d_shape(5, 64, 14, 14, 32, 1, 1, Padding::Valid),
-      veridl::ops::conv2d_shape(2, 3, 64, 64, 16, 7, 2, Padding::Same, PadStyle::Symmetric)};
+      veridl::ops::conv2d_shape(2, 3, 64, 64, 16, 7, 2, Padding::Same, PadStyle::Symmetric),
+      // depthwise (batch 1 and 4, stride 1 and 2) and grouped
+      veridl::ops::conv2d_shape(1, 32, 56, 56, 32, 3, 2, Padding::Same, PadStyle::XlaSame, false, 32),
+      veridl::ops::conv2d_shape(4, 96, 14, 14, 96, 3, 1, Padding::Same, PadStyle::Symmetric, true, 96),
+      veridl::ops::conv2d_shape(2, 16, 48, 48, 16, 3, 1, Padding::Same, PadStyle::XlaSame, true, 16),
+      veridl::ops::conv2d_shape(2, 64, 14, 14, 64, 3, 1, Padding::Same, PadStyle::Symmetric, true, 8),
+      veridl::ops::conv2d_shape(1, 32, 28, 28, 64, 3, 2, Padding::Same, PadStyle::XlaSame, false, 32)};
   for (const auto& s : shapes) {
     const MaxPoolShape ps = veridl::ops::maxpool_shape(s.B, s.O, s.OH(), s.OW(), 3, 2, Padding::Same);
     const auto x = random_floats(s.x_size(), 1), W = random_floats(s.w_size(), 2), b = random_floats(s.O, 3),

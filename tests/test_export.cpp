@@ -346,9 +346,57 @@ net::NetSpec bestiary(net::PadStyle style) {
       .build();
 }
 
+// Grouped and depthwise convolutions (book ch. 7; MobileNetV2's depthwise layers), image 12x12, 1 channel:
+//   conv2d 1->4 k3 s1 same, ReLU                      so that the depthwise layer's input gradient is emitted
+//   conv2d 4->4 k3 s1 same, groups 4                  depthwise, stride 1, bias
+//   conv2d 4->4 k3 s2 same, groups 4, no bias         depthwise, stride 2: 12 -> 6, pads (0,1) XLA, (1,1) symmetric
+//   conv2d 4->8 k3 s1 same, groups 4                  channel multiplier 2 (grouped)
+//   conv2d 8->6 k3 s2 same, groups 2                  grouped, 2 groups of 4 -> 3, stride 2: 6 -> 3
+//   conv2d 6->6 k1, groups 3, identity                grouped 1x1
+//   flatten, dense 54->3
+net::NetSpec grouped_net(net::PadStyle style) {
+  using nlohmann::json;
+  return net::NetBuilder(style == net::PadStyle::XlaSame ? "Grouped-XlaSame" : "Grouped-Symmetric")
+      .image(12, 12, 1)
+      .pad_style(style)
+      .conv2d(1, 4, 3)
+      .layer("conv2d", {{"ic", 4}, {"oc", 4}, {"k", 3}, {"groups", 4}})
+      .layer("conv2d", {{"ic", 4}, {"oc", 4}, {"k", 3}, {"stride", 2}, {"groups", 4}, {"bias", false}, {"activation", "identity"}})
+      .layer("conv2d", {{"ic", 4}, {"oc", 8}, {"k", 3}, {"groups", 4}})
+      .layer("conv2d", {{"ic", 8}, {"oc", 6}, {"k", 3}, {"stride", 2}, {"groups", 2}})
+      .layer("conv2d", {{"ic", 6}, {"oc", 6}, {"k", 1}, {"groups", 3}, {"activation", "identity"}})
+      .flatten()
+      .dense(54, 3)
+      .build();
+}
+
 void ones_kernel(const net::Plan& plan, float* p) {
   const net::ParamTensor& w = plan.params[plan.nodes[0].params[0]];
   std::fill_n(p + w.offset, w.size, 1.0f);
+}
+
+// ReLU6 and the average pools (book ch. 6, 7), image 12x12, 1 channel:
+//   conv2d 1->3 k3 s1 same, ReLU6     with ones_kernel on 0/1 images the pre-activations are the integers
+//                                     0..9: exact 0s and 6s (both kinks) and values above 6
+//   avgPool 3/2 same                  12 -> 6, overlapping windows, pads (0,1) XLA-style, (1,1) symmetric:
+//                                     border windows divide their in-range cells by 9
+//   avgPool 2/2 valid                 6 -> 3
+//   conv2d 3->4 k1, ReLU6             so that the pools' input gradients are emitted
+//   avgPool 2/1 same                  3 -> 3 (XLA: pads (0,1); symmetric: none, 3 -> 2)
+//   globalAvgPool                     -> a flat [4]
+//   dense 4->3
+net::NetSpec pools_relu6_net(net::PadStyle style) {
+  return net::NetBuilder(style == net::PadStyle::XlaSame ? "PoolsRelu6-XlaSame" : "PoolsRelu6-Symmetric")
+      .image(12, 12, 1)
+      .pad_style(style)
+      .layer("conv2d", {{"ic", 1}, {"oc", 3}, {"k", 3}, {"activation", "relu6"}})
+      .layer("avgPool", {{"size", 3}, {"stride", 2}, {"padding", "same"}})
+      .layer("avgPool", {{"size", 2}})
+      .layer("conv2d", {{"ic", 3}, {"oc", 4}, {"k", 1}, {"activation", "relu6"}})
+      .layer("avgPool", {{"size", 2}, {"stride", 1}, {"padding", "same"}})
+      .layer("globalAvgPool")
+      .dense(4, 3)
+      .build();
 }
 
 }  // namespace
@@ -365,28 +413,38 @@ TEST(ExportTable, EveryPrimitiveHasEmittersCitingRegisteredContracts) {
 }
 
 TEST(ExportModule, TheTrainStepCitesEveryContractOfItsBackwardOpByOp) {
-  // Every primitive, with a layer before each so that every input gradient is emitted.
+  // Every primitive, with a layer before each so that every input gradient is emitted; conv2d's grouped and
+  // depthwise forms (their own contracts) in a second net.
   const net::Plan all = net::compile(bestiary(net::PadStyle::XlaSame), 2);
+  const net::Plan grouped = net::compile(grouped_net(net::PadStyle::XlaSame), 2);
   hlo::ExportOptions opt;
-  const std::string a = hlo::export_stablehlo(all, opt);
+  const std::string a = hlo::export_stablehlo(all, opt), ga = hlo::export_stablehlo(grouped, opt);
   for (const auto& n : all.nodes)
-    for (const auto& c : prims::table()[n.op].contracts()) EXPECT_NE(a.find("  // " + c + "\n"), std::string::npos) << c;
+    for (const auto& c : prims::table()[n.op].contracts())
+      EXPECT_NE((a + ga).find("  // " + c + "\n"), std::string::npos) << c;
   EXPECT_NE(a.find("  // softmaxCE_grad\n"), std::string::npos);
+  // The grouped net's convs: grouped StableHLO convolutions citing the depthwise and grouped contracts.
+  EXPECT_NE(ga.find("feature_group_count = 4 : i64"), std::string::npos);
+  EXPECT_NE(ga.find("batch_group_count = 2 : i64"), std::string::npos);
+  EXPECT_NE(ga.find("  // depthwise_has_vjp3_correct\n"), std::string::npos);
+  EXPECT_NE(ga.find("  // groupedConv2d_weight_grad_has_vjp\n"), std::string::npos);
   // Every op line of the backward cites one: between the loss backward and the optimizer, each line
   // is a comment, blank, or ends with a registered contract's name.
-  const size_t from = a.find("// loss backward"), to = a.find("// optimizer:");
-  ASSERT_LT(from, to);
   std::set<std::string> names;
   for (const auto& d : prims::table())
     for (const auto& c : d.contracts()) names.insert(c);
   names.insert("softmaxCE_grad");
   names.insert("reshape back (flatten is a reindexing; no contract)");
-  std::istringstream lines(a.substr(from, to - from));
-  for (std::string l; std::getline(lines, l);) {
-    if (l.find_first_not_of(' ') == std::string::npos || l.find_first_not_of(' ') == l.find("//")) continue;
-    const size_t c = l.rfind("  // ");
-    ASSERT_NE(c, std::string::npos) << "backward op without a contract: " << l;
-    EXPECT_TRUE(names.count(l.substr(c + 5))) << l;
+  for (const std::string* m : {&a, &ga}) {
+    const size_t from = m->find("// loss backward"), to = m->find("// optimizer:");
+    ASSERT_LT(from, to);
+    std::istringstream lines(m->substr(from, to - from));
+    for (std::string l; std::getline(lines, l);) {
+      if (l.find_first_not_of(' ') == std::string::npos || l.find_first_not_of(' ') == l.find("//")) continue;
+      const size_t c = l.rfind("  // ");
+      ASSERT_NE(c, std::string::npos) << "backward op without a contract: " << l;
+      EXPECT_TRUE(names.count(l.substr(c + 5))) << l;
+    }
   }
 
   const net::Plan plan = net::compile(net::load_netspec(repo("specs/mnist_cnn_bn.json")), 2, 0.1);
@@ -572,6 +630,63 @@ TEST(ExportIree, StridedConvsOverlappingPoolsAndTiesMatchTheNativeTrainStep) {
       cs.label_smoothing = 0.1;
     }
     EXPECT_MATCHES_NATIVE(tools, cs, cs.spec.name + " B=4 sgd momentum");
+  }
+}
+
+// Grouped and depthwise convolutions (book ch. 7): feature_group_count in the forward and the input
+// gradient, batch_group_count in the weight gradient, depthwise at strides 1 and 2, a channel multiplier, a
+// grouped 1x1; both pad styles. SGD with momentum: every element of every update compared.
+TEST(ExportIree, GroupedAndDepthwiseConvsMatchTheNativeTrainStep) {
+  REQUIRE_IREE(tools);
+  for (net::PadStyle style : {net::PadStyle::XlaSame, net::PadStyle::Symmetric}) {
+    Case cs;
+    cs.spec = grouped_net(style);
+    cs.batch = 4;
+    cs.synthetic = true;
+    cs.optim.kind = "sgd";
+    cs.optim.lr = 0.05;
+    cs.optim.momentum = 0.9;
+    EXPECT_MATCHES_NATIVE(tools, cs, cs.spec.name + " B=4 sgd momentum");
+  }
+}
+
+// ReLU6 (the masks' strict compares at exactly 0 and 6 on the first step), avg-pools "same" (the padded
+// cells in the divisor) and "valid", overlapping and tiling, and the global average pool into the dense
+// head; both pad styles. SGD with momentum: every element of every update compared.
+TEST(ExportIree, Relu6AvgPoolsAndGlobalAvgPoolMatchTheNativeTrainStep) {
+  REQUIRE_IREE(tools);
+  for (net::PadStyle style : {net::PadStyle::XlaSame, net::PadStyle::Symmetric}) {
+    Case cs;
+    cs.spec = pools_relu6_net(style);
+    cs.batch = 4;
+    cs.synthetic = true;
+    cs.init = ones_kernel;
+    cs.optim.kind = "sgd";
+    cs.optim.lr = 0.05;
+    cs.optim.momentum = 0.9;
+    EXPECT_MATCHES_NATIVE(tools, cs, cs.spec.name + " B=4 sgd momentum");
+  }
+}
+
+// The same net's train step cites relu6_has_vjp_at, avgPool_has_vjp_correct and
+// globalAvgPoolFlat_has_vjp_correct, and every op line of its backward cites a registered contract.
+TEST(ExportModule, Relu6AndThePoolsCiteTheirContractsOpByOp) {
+  const net::Plan plan = net::compile(pools_relu6_net(net::PadStyle::XlaSame), 2);
+  const std::string m = hlo::export_stablehlo(plan, hlo::ExportOptions{});
+  for (const char* c : {"relu6_has_vjp_at", "avgPool_has_vjp_correct", "globalAvgPoolFlat_has_vjp_correct"})
+    EXPECT_NE(m.find(std::string("  // ") + c + "\n"), std::string::npos) << c;
+  EXPECT_NE(m.find("stablehlo.compare LT, "), std::string::npos) << "ReLU6's upper compare";
+  std::set<std::string> names{"softmaxCE_grad"};
+  for (const auto& d : prims::table())
+    for (const auto& c : d.contracts()) names.insert(c);
+  const size_t from = m.find("// loss backward"), to = m.find("// optimizer:");
+  ASSERT_LT(from, to);
+  std::istringstream lines(m.substr(from, to - from));
+  for (std::string l; std::getline(lines, l);) {
+    if (l.find_first_not_of(' ') == std::string::npos || l.find_first_not_of(' ') == l.find("//")) continue;
+    const size_t c = l.rfind("  // ");
+    ASSERT_NE(c, std::string::npos) << "backward op without a contract: " << l;
+    EXPECT_TRUE(names.count(l.substr(c + 5))) << l;
   }
 }
 

@@ -131,7 +131,7 @@ TEST(GraphSpec, ClearOneLineErrors) {
        "layer 0.0.1 (add): input 'missing' is not an earlier layer's name (known here: blockInput, c, input)"},
       {head + R"({"type": "mul", "inputs": ["input", "input"], "activation": "relu"}, )" + tail,
        "layer 0: unknown field 'activation'"},
-      {head + R"({"type": "softmaxCE"}, )" + tail, "layer 0: unknown layer type 'softmaxCE' (supported: add, batchNorm, conv2d, convBn"},
+      {head + R"({"type": "softmaxCE"}, )" + tail, "layer 0: unknown layer type 'softmaxCE' (supported: add, avgPool, batchNorm, "},
       {head + R"({"type": "repeat", "times": 4096, "layers": [{"type": "relu"}]}, )" + tail,
        "layer 0: field 'times' is 4096, more than the limit of 1024"},
   };

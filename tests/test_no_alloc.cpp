@@ -54,10 +54,16 @@ TEST(NoAllocation, TrainStepsAllocateNothingAfterWarmUp) {
     double clip;
   };
   // Every primitive of chapters 2-5 (dense, ReLU, conv2d, max-pool, BatchNorm, softmax-CE) and every
-  // optimizer path (SGD with momentum, Adam, AdamW, global-norm clipping).
+  // optimizer path (SGD with momentum, Adam, AdamW, global-norm clipping); conv2d's grouped and depthwise
+  // kernels (chapter 7) in a small net of its own ("grouped").
+  const net::NetSpec grouped = net::parse_netspec(R"({"name": "grouped", "imageH": 16, "imageW": 16, "layers": [
+      {"type": "conv2d", "ic": 1, "oc": 8, "k": 3},
+      {"type": "conv2d", "ic": 8, "oc": 8, "k": 3, "stride": 2, "groups": 8},
+      {"type": "conv2d", "ic": 8, "oc": 12, "k": 3, "groups": 4},
+      {"type": "flatten"}, {"type": "dense", "fanIn": 768, "fanOut": 10}]})");
   for (const Case& c : {Case{"specs/mnist_linear.json", 128, "sgd", 0.0}, Case{"specs/mnist_mlp.json", 64, "adamw", 1.0},
-                        Case{"specs/mnist_cnn_bn.json", 4, "adam", 0.5}}) {
-    const net::NetSpec spec = net::load_netspec(testutil::repo(c.spec));
+                        Case{"specs/mnist_cnn_bn.json", 4, "adam", 0.5}, Case{"grouped", 8, "sgd", 0.0}}) {
+    const net::NetSpec spec = c.spec == "grouped" ? grouped : net::load_netspec(testutil::repo(c.spec));
     const net::Plan plan = net::compile(spec, c.batch, 0.1);
     train::OptimConfig oc;
     oc.kind = c.optimizer;

@@ -64,7 +64,8 @@ size_t count(const std::vector<int64_t>& shape) {
 
 TEST(PrimitiveTable, ListsExactlyTheExpectedPrimitivesInOrder) {
   const std::vector<std::string> expected = {"flatten", "dense",     "conv2d", "batchNorm", "relu",
-                                             "maxPool", "softmaxCE", "add",    "mul"};
+                                             "maxPool", "softmaxCE", "add",    "mul",       "relu6",
+                                             "avgPool", "globalAvgPool"};
   std::vector<std::string> names;
   for (const OpDef& d : prims::table()) names.push_back(d.name);
   EXPECT_EQ(names, expected);

@@ -232,15 +232,19 @@ Val Builder::dot(const Val& a, const Val& b, const Shape& lc, const Shape& rc) {
 
 Val Builder::convolution(const Val& lhs, const Val& rhs, const ConvDims& d, const Shape& stride,
                          const std::vector<std::pair<int64_t, int64_t>>& pad, const Shape& lhs_dilate,
-                         const Shape& rhs_dilate, const Shape& out_shape) {
+                         const Shape& rhs_dilate, const Shape& out_shape, int64_t feature_groups,
+                         int64_t batch_groups) {
+  if (feature_groups < 1 || batch_groups < 1 || (feature_groups > 1 && batch_groups > 1))
+    fail(fmt::format("convolution: feature_group_count {} and batch_group_count {} (at least 1, not both above 1)",
+                     feature_groups, batch_groups));
   std::string pads;
   for (size_t k = 0; k < pad.size(); ++k)
     pads += fmt::format("{}[{}, {}]", k ? ", " : "", pad[k].first, pad[k].second);
   return emit(fmt::format("stablehlo.convolution({}, {}) dim_numbers = [{}]x[{}]->[{}], window = {{stride = {}, "
-                          "pad = [{}], lhs_dilate = {}, rhs_dilate = {}}} {{batch_group_count = 1 : i64, "
-                          "feature_group_count = 1 : i64}} : ({}, {}) -> {}",
+                          "pad = [{}], lhs_dilate = {}, rhs_dilate = {}}} {{batch_group_count = {} : i64, "
+                          "feature_group_count = {} : i64}} : ({}, {}) -> {}",
                           lhs.id, rhs.id, d.lhs, d.rhs, d.out, list(stride), pads, list(lhs_dilate), list(rhs_dilate),
-                          type_str(lhs), type_str(rhs), type_str(out_shape, lhs.dt)),
+                          batch_groups, feature_groups, type_str(lhs), type_str(rhs), type_str(out_shape, lhs.dt)),
               out_shape, lhs.dt);
 }
 

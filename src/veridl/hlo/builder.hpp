@@ -90,9 +90,13 @@ class Builder {
   // free dimensions, then b's.
   Val dot(const Val& a, const Val& b, const Shape& lc, const Shape& rc);
 
+  // feature_groups / batch_groups: StableHLO's feature_group_count (grouped convolutions: lhs features and
+  // rhs output features split into that many groups) and batch_group_count (the lhs batch and the output
+  // features split: the weight gradient of a grouped convolution); at most one of them above 1.
   Val convolution(const Val& lhs, const Val& rhs, const ConvDims& dims, const Shape& stride,
                   const std::vector<std::pair<int64_t, int64_t>>& pad, const Shape& lhs_dilate,
-                  const Shape& rhs_dilate, const Shape& out_shape);
+                  const Shape& rhs_dilate, const Shape& out_shape, int64_t feature_groups = 1,
+                  int64_t batch_groups = 1);
 
  private:
   std::string body_;

@@ -6,13 +6,16 @@
 #pragma once
 
 #include "veridl/prims/add/primitive.hpp"
+#include "veridl/prims/avgPool/primitive.hpp"
 #include "veridl/prims/batchNorm/primitive.hpp"
 #include "veridl/prims/conv2d/primitive.hpp"
 #include "veridl/prims/dense/primitive.hpp"
 #include "veridl/prims/flatten/primitive.hpp"
+#include "veridl/prims/globalAvgPool/primitive.hpp"
 #include "veridl/prims/maxPool/primitive.hpp"
 #include "veridl/prims/mul/primitive.hpp"
 #include "veridl/prims/relu/primitive.hpp"
+#include "veridl/prims/relu6/primitive.hpp"
 #include "veridl/prims/softmaxCE/primitive.hpp"
 
 namespace veridl::prims {
@@ -22,6 +25,6 @@ struct List {
   static constexpr size_t size = sizeof...(Ps);
 };
 
-using All = List<Flatten, Dense, Conv2d, BatchNorm, Relu, MaxPool, SoftmaxCE, Add, Mul>;
+using All = List<Flatten, Dense, Conv2d, BatchNorm, Relu, MaxPool, SoftmaxCE, Add, Mul, Relu6, AvgPool, GlobalAvgPool>;
 
 }  // namespace veridl::prims

@@ -25,13 +25,14 @@ FittedInput fit_input(Builder& b, const Val& x, const Windows& g) {
   return f;
 }
 
-Val window_input_grad(Builder& b, const Val& dy, const Val& w, const Windows& g, const std::string& where) {
+Val window_input_grad(Builder& b, const Val& dy, const Val& w, const Windows& g, const std::string& where,
+                      int64_t groups) {
   const int64_t lo_h = g.KH - 1 - g.pt, lo_w = g.KW - 1 - g.pl;
   const int64_t hi_h = g.H - 1 + g.pt - (g.OH - 1) * g.st, hi_w = g.W - 1 + g.pl - (g.OW - 1) * g.st;
   if (lo_h < 0 || lo_w < 0 || hi_h < 0 || hi_w < 0)
     throw Error("export: " + where + ": padding larger than the window is not supported");
   return b.convolution(dy, b.reverse(w, {2, 3}), {"b, f, 0, 1", "i, o, 0, 1", "b, f, 0, 1"}, {1, 1},
-                       {{lo_h, hi_h}, {lo_w, hi_w}}, {g.st, g.st}, {1, 1}, {dy.shape[0], w.shape[1], g.H, g.W});
+                       {{lo_h, hi_h}, {lo_w, hi_w}}, {g.st, g.st}, {1, 1}, {dy.shape[0], w.shape[1], g.H, g.W}, groups);
 }
 
 }  // namespace veridl::prims::hlo_util

@@ -49,7 +49,10 @@ struct FittedInput {
 FittedInput fit_input(Builder& b, const Val& x, const Windows& g);
 
 // The input gradient of a window op as a convolution of the stride-dilated dy with the flipped,
-// io-transposed kernel w [O, C, KH, KW]: dy [N, O, OH, OW] -> [N, C, H, W].
-Val window_input_grad(Builder& b, const Val& dy, const Val& w, const Windows& g, const std::string& where);
+// io-transposed kernel w [O, C, KH, KW]: dy [N, O, OH, OW] -> [N, C, H, W]. With groups > 1, w is
+// [O / groups, C, KH, KW] (group g's io-transposed kernels in columns g C/groups ...) and the convolution has
+// feature_group_count = groups: dy's channel group g feeds dx's channel group g only.
+Val window_input_grad(Builder& b, const Val& dy, const Val& w, const Windows& g, const std::string& where,
+                      int64_t groups = 1);
 
 }  // namespace veridl::prims::hlo_util

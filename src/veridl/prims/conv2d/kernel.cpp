@@ -15,8 +15,9 @@
 namespace veridl::kernels {
 namespace {
 
-// Per-thread scratch buffers (slot 0: col / dcol, slot 1: dy^T, slot 2: the weight gradient's partial
-// sums, on the calling thread); they grow, never shrink, so a train step allocates nothing.
+// Per-thread scratch buffers (slot 0: col / dcol or a depthwise padded plane, slot 1: dy^T or the depthwise
+// output plane / dW lanes, slot 2: the weight gradient's partial sums, on the calling thread); they grow,
+// never shrink, so a train step allocates nothing.
 float* scratch(int slot, size_t n) {
   thread_local std::vector<float> buf[3];
   if (buf[slot].size() < n) buf[slot].resize(n);
@@ -243,10 +244,361 @@ void col2im_add(const Geometry& g, const float* col, size_t c0, size_t c1, size_
       }
 }
 
+
+// ---- depthwise (G = C = O): direct loops per (image, channel) plane ------------------------------------
+//
+// No im2col and no GEMM: a depthwise channel is a KH x KW stencil on one plane, too little work per
+// output for a GEMM. The inner loops run over output columns j in the range col_range gives (the input
+// column j s + kw - pl in range); S is the stride when known at compile time (1, 2), 0 otherwise.
+
+template <size_t S>
+void dw_plane_forward(const Geometry& g, const float* __restrict x, const float* __restrict w, float bias,
+                      float* __restrict y) {
+  const size_t s = S ? S : g.s;
+  for (size_t i = 0; i < g.OH; ++i) {
+    float* __restrict yr = y + i * g.OW;
+    std::fill(yr, yr + g.OW, bias);
+    for (size_t kh = 0; kh < g.KH; ++kh) {
+      const ptrdiff_t ih = g.in_row(i, kh);
+      if (ih < 0) continue;
+      const float* __restrict xr = x + static_cast<size_t>(ih) * g.W;
+      for (size_t kw = 0; kw < g.KW; ++kw) {
+        size_t lo, hi;
+        g.col_range(kw, lo, hi);
+        const float wv = w[kh * g.KW + kw];
+        for (size_t j = lo; j < hi; ++j) yr[j] += wv * xr[j * s + kw - g.pl];
+      }
+    }
+  }
+}
+
+// Stride 1 on a zero-padded copy of the plane: xp has Hp = OH + KH - 1 rows of Wp = OW + KW - 1 columns (plus
+// KW - 1 cells of slack), the plane at (pt, pl). With the flattened output position q = i Wp + j, every tap
+// is one contiguous multiply-add over q in [0, OH Wp): yp[q] += w[kh, kw] xp[q + kh Wp + kw]; the columns
+// j >= OW are computed and dropped. Long vectorized loops however narrow the plane (MobileNet's 7x7 and 14x14
+// planes would give loops of 7 and 14 by rows). flip: the taps read reversed, w[KH-1-kh, KW-1-kw] (the
+// input gradient, a stride-1 correlation of dy with the flipped kernel). y[i, j] = bias + the taps in
+// (kh, kw) order. xp, yp: the thread's scratch.
+void dw_plane_s1(size_t H, size_t W, size_t OH, size_t OW, size_t KH, size_t KW, size_t pt, size_t pl,
+                 const float* __restrict x, const float* __restrict w, bool flip, float bias, float* __restrict y,
+                 float* __restrict xp, float* __restrict yp) {
+  const size_t Hp = OH + KH - 1, Wp = OW + KW - 1, n = OH * Wp;
+  std::fill(xp, xp + Hp * Wp + KW - 1, 0.0f);
+  const size_t c1 = std::min(Wp, pl + W);  // xp columns [pl, c1) hold the plane's columns [0, c1 - pl)
+  if (pl < c1)
+    for (size_t r = pt; r < std::min(Hp, pt + H); ++r)
+      std::memcpy(xp + r * Wp + pl, x + (r - pt) * W, (c1 - pl) * sizeof(float));
+  std::fill(yp, yp + n, bias);
+  for (size_t kh = 0; kh < KH; ++kh)
+    for (size_t kw = 0; kw < KW; ++kw) {
+      const float wv = flip ? w[(KH - 1 - kh) * KW + (KW - 1 - kw)] : w[kh * KW + kw];
+      const float* __restrict src = xp + kh * Wp + kw;
+      for (size_t q = 0; q < n; ++q) yp[q] += wv * src[q];
+    }
+  for (size_t i = 0; i < OH; ++i) std::memcpy(y + i * OW, yp + i * Wp, OW * sizeof(float));
+}
+
+// dx plane = the adjoint: dy[i, j] W[kh, kw] added to dx[i s + kh - pt, j s + kw - pl]. For a fixed dx
+// element the additions run in (i, kh, kw) order.
+template <size_t S>
+void dw_plane_input(const Geometry& g, const float* __restrict w, const float* __restrict dy, float* __restrict dx) {
+  const size_t s = S ? S : g.s;
+  std::fill(dx, dx + g.H * g.W, 0.0f);
+  for (size_t i = 0; i < g.OH; ++i) {
+    const float* __restrict dyr = dy + i * g.OW;
+    for (size_t kh = 0; kh < g.KH; ++kh) {
+      const ptrdiff_t ih = g.in_row(i, kh);
+      if (ih < 0) continue;
+      float* __restrict dxr = dx + static_cast<size_t>(ih) * g.W;
+      for (size_t kw = 0; kw < g.KW; ++kw) {
+        size_t lo, hi;
+        g.col_range(kw, lo, hi);
+        const float wv = w[kh * g.KW + kw];
+        for (size_t j = lo; j < hi; ++j) dxr[j * s + kw - g.pl] += wv * dyr[j];
+      }
+    }
+  }
+}
+
+// dW[c, 0, kh, kw] for one channel: sum over the batch (in order), rows and columns of x dy, in 8 lane
+// partial sums per kernel tap (vectorized without reassociation; lanes: KH KW x 8 floats of the thread's
+// scratch) combined in a fixed order. The taps are the innermost loop over a row of dy, so that x and dy
+// stream through the cache once per channel, not once per tap.
+template <size_t S>
+void dw_channel_weight(const Geometry& g, size_t B, size_t C, const float* x, const float* dy, float* dw,
+                       float* lanes) {
+  const size_t s = S ? S : g.s, KK = g.KH * g.KW;
+  std::fill(lanes, lanes + KK * 8, 0.0f);
+  for (size_t bi = 0; bi < B; ++bi) {
+    const float* xp = x + bi * C * g.H * g.W;
+    const float* dyp = dy + bi * C * g.P;
+    for (size_t i = 0; i < g.OH; ++i) {
+      const float* __restrict dyr = dyp + i * g.OW;
+      for (size_t kh = 0; kh < g.KH; ++kh) {
+        const ptrdiff_t ih = g.in_row(i, kh);
+        if (ih < 0) continue;
+        const float* __restrict xr = xp + static_cast<size_t>(ih) * g.W;  // column (j s + kw - pl), j >= lo
+        for (size_t kw = 0; kw < g.KW; ++kw) {
+          size_t lo, hi;
+          g.col_range(kw, lo, hi);
+          if (lo == hi) continue;  // no in-range column (and lo s + kw - pl could be negative)
+          float* lane = lanes + (kh * g.KW + kw) * 8;
+          const float* __restrict xs = xr + (lo * s + kw - g.pl);  // xs[t s] = column ((lo + t) s + kw - pl)
+          const float* __restrict ds = dyr + lo;
+          const size_t n = hi - lo;
+          float acc[8];  // in registers for the row, then back to the tap's lanes
+          for (size_t l = 0; l < 8; ++l) acc[l] = lane[l];
+          size_t t = 0;
+          for (; t + 8 <= n; t += 8)
+            for (size_t l = 0; l < 8; ++l) acc[l] += xs[(t + l) * s] * ds[t + l];
+          for (size_t l = 0; t + l < n; ++l) acc[l] += xs[(t + l) * s] * ds[t + l];
+          for (size_t l = 0; l < 8; ++l) lane[l] = acc[l];
+        }
+      }
+    }
+  }
+  for (size_t t = 0; t < KK; ++t) {
+    const float* l = lanes + t * 8;
+    dw[t] = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  }
+}
+
+// Stride-1 planes narrower than this take the padded-plane loops (dw_plane_s1, dw_channel_weight_s1): their
+// row loops would be mostly vector tails (MobileNetV2's 7, 14 and 28 wide planes; measured 3x faster at
+// 7x7 and 14x14). Wider planes keep the row loops, which need no copies.
+constexpr size_t kNarrowPlane = 32;
+
+// Padded-plane scratch of dw_plane_s1: the copy of the input (slot 0) and the flattened output (slot 1).
+struct S1Scratch {
+  float *xp, *yp;
+  S1Scratch(size_t OH, size_t OW, size_t KH, size_t KW)
+      : xp(scratch(0, (OH + KH - 1) * (OW + KW - 1) + KW - 1)), yp(scratch(1, OH * (OW + KW - 1))) {}
+};
+
+void depthwise_forward(const ops::Conv2dShape& s, const float* x, const float* W, const float* b, float* y) {
+  const Geometry g(s);
+  const size_t KK = s.KH * s.KW, HW = s.H * s.W;
+  for_chunks(s.B * s.C, s.B * s.C * g.P * KK, [&](size_t lo, size_t hi) {
+    for (size_t u = lo; u < hi; ++u) {
+      const size_t c = u % s.C;
+      const float bias = s.bias ? b[c] : 0.0f;
+      if (s.stride == 1 && g.OW < kNarrowPlane) {
+        const S1Scratch t(g.OH, g.OW, s.KH, s.KW);
+        dw_plane_s1(s.H, s.W, g.OH, g.OW, s.KH, s.KW, g.pt, g.pl, x + u * HW, W + c * KK, false, bias, y + u * g.P,
+                    t.xp, t.yp);
+      } else if (s.stride == 1) {
+        dw_plane_forward<1>(g, x + u * HW, W + c * KK, bias, y + u * g.P);
+      } else if (s.stride == 2) {
+        dw_plane_forward<2>(g, x + u * HW, W + c * KK, bias, y + u * g.P);
+      } else {
+        dw_plane_forward<0>(g, x + u * HW, W + c * KK, bias, y + u * g.P);
+      }
+    }
+  });
+}
+
+void depthwise_backward_input(const ops::Conv2dShape& s, const float* W, const float* dy, float* dx) {
+  const Geometry g(s);
+  const size_t KK = s.KH * s.KW, HW = s.H * s.W;
+  for_chunks(s.B * s.C, s.B * s.C * g.P * KK, [&](size_t lo, size_t hi) {
+    for (size_t u = lo; u < hi; ++u) {
+      const size_t c = u % s.C;
+      // Stride 1 with pads below the kernel ("same", "valid"): dx is the correlation of dy, padded by
+      // (KH - 1 - pt, KW - 1 - pl), with the flipped kernel. Otherwise the scatter.
+      if (s.stride == 1 && s.W < kNarrowPlane && g.pt < s.KH && g.pl < s.KW) {
+        const S1Scratch t(s.H, s.W, s.KH, s.KW);
+        dw_plane_s1(g.OH, g.OW, s.H, s.W, s.KH, s.KW, s.KH - 1 - g.pt, s.KW - 1 - g.pl, dy + u * g.P, W + c * KK, true,
+                    0.0f, dx + u * HW, t.xp, t.yp);
+      } else if (s.stride == 1) {
+        dw_plane_input<1>(g, W + c * KK, dy + u * g.P, dx + u * HW);
+      } else if (s.stride == 2) {
+        dw_plane_input<2>(g, W + c * KK, dy + u * g.P, dx + u * HW);
+      } else {
+        dw_plane_input<0>(g, W + c * KK, dy + u * g.P, dx + u * HW);
+      }
+    }
+  });
+}
+
+// One thread per channel (the batch sum stays inside it): deterministic for any thread count.
+// Stride 1, on the padded planes of dw_plane_s1: x copied into xp (Hp x Wp, the plane at (pt, pl)) and dy
+// into dyp [OH, Wp] with zeros in the columns j >= OW; then every tap is one long dot product,
+// dW[kh, kw] += sum_q dyp[q] xp[q + kh Wp + kw] over q in [0, OH Wp), in 8 lane partial sums per tap (the
+// batch in order, then q), combined in a fixed order. xp: slot 0; lanes and dyp: slot 1.
+void dw_channel_weight_s1(const Geometry& g, size_t B, size_t C, const float* x, const float* dy, float* dw) {
+  const size_t KK = g.KH * g.KW, Hp = g.OH + g.KH - 1, Wp = g.OW + g.KW - 1, n = g.OH * Wp;
+  float* __restrict xp = scratch(0, Hp * Wp + g.KW - 1);
+  float* __restrict lanes = scratch(1, KK * 8 + n);
+  float* __restrict dyp = lanes + KK * 8;
+  std::fill(lanes, lanes + KK * 8 + n, 0.0f);
+  const size_t c1 = std::min(Wp, g.pl + g.W);
+  for (size_t bi = 0; bi < B; ++bi) {
+    const float* xb = x + bi * C * g.H * g.W;
+    const float* dyb = dy + bi * C * g.P;
+    std::fill(xp, xp + Hp * Wp + g.KW - 1, 0.0f);
+    if (g.pl < c1)
+      for (size_t r = g.pt; r < std::min(Hp, g.pt + g.H); ++r)
+        std::memcpy(xp + r * Wp + g.pl, xb + (r - g.pt) * g.W, (c1 - g.pl) * sizeof(float));
+    for (size_t i = 0; i < g.OH; ++i) std::memcpy(dyp + i * Wp, dyb + i * g.OW, g.OW * sizeof(float));  // tails stay 0
+    for (size_t kh = 0; kh < g.KH; ++kh)
+      for (size_t kw = 0; kw < g.KW; ++kw) {
+        const float* __restrict src = xp + kh * Wp + kw;
+        float* lane = lanes + (kh * g.KW + kw) * 8;
+        float acc[8];
+        for (size_t l = 0; l < 8; ++l) acc[l] = lane[l];
+        size_t q = 0;
+        for (; q + 8 <= n; q += 8)
+          for (size_t l = 0; l < 8; ++l) acc[l] += src[q + l] * dyp[q + l];
+        for (size_t l = 0; q + l < n; ++l) acc[l] += src[q + l] * dyp[q + l];
+        for (size_t l = 0; l < 8; ++l) lane[l] = acc[l];
+      }
+  }
+  for (size_t t = 0; t < KK; ++t) {
+    const float* l = lanes + t * 8;
+    dw[t] = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  }
+}
+
+void depthwise_backward_weight(const ops::Conv2dShape& s, const float* x, const float* dy, float* dW) {
+  const Geometry g(s);
+  const size_t KK = s.KH * s.KW, HW = s.H * s.W;
+  for_chunks(s.C, s.B * s.C * g.P * KK, [&](size_t lo, size_t hi) {
+    for (size_t c = lo; c < hi; ++c) {
+      if (s.stride == 1 && g.OW < kNarrowPlane) {
+        dw_channel_weight_s1(g, s.B, s.C, x + c * HW, dy + c * g.P, dW + c * KK);
+        continue;
+      }
+      float* lanes = scratch(1, KK * 8);
+      if (s.stride == 1) dw_channel_weight<1>(g, s.B, s.C, x + c * HW, dy + c * g.P, dW + c * KK, lanes);
+      else if (s.stride == 2) dw_channel_weight<2>(g, s.B, s.C, x + c * HW, dy + c * g.P, dW + c * KK, lanes);
+      else dw_channel_weight<0>(g, s.B, s.C, x + c * HW, dy + c * g.P, dW + c * KK, lanes);
+    }
+  });
+}
+
+// ---- grouped (G > 1, not depthwise): the GEMM path on each group's channel slice ----------------------
+//
+// Per image, group gi's input channels [gi CG, (gi + 1) CG), its output channels [gi OG, (gi + 1) OG) and
+// its weights W[gi OG .. (gi + 1) OG) are contiguous: each group is a plain convolution of CG to OG channels
+// (the Geometry of the group's shape), run with the im2col + GEMM code above.
+
+ops::Conv2dShape group_shape(const ops::Conv2dShape& s) {
+  ops::Conv2dShape g = s;
+  g.C = s.CG();
+  g.O = s.OG();
+  g.G = 1;
+  return g;
+}
+
+void grouped_forward(const ops::Conv2dShape& s, const float* x, const float* W, const float* b, float* y) {
+  const ops::Conv2dShape gs = group_shape(s);
+  const Geometry g(gs);  // K = CG KH KW
+  const bool pw = g.pointwise(gs);
+  const size_t CG = gs.C, OG = gs.O, HW = s.H * s.W;
+  const size_t pc = g.chunk(), nch = (g.P + pc - 1) / pc;
+  for_chunks(s.B * s.G * nch, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+    for (size_t u = lo; u < hi; ++u) {
+      const size_t bi = u / (s.G * nch), gi = u / nch % s.G, p0 = (u % nch) * pc, p1 = std::min(g.P, p0 + pc);
+      const size_t np = p1 - p0;
+      const float* xg = x + (bi * s.C + gi * CG) * HW;
+      const float* col = xg + p0;
+      size_t ldb = g.P;
+      if (!pw) {
+        float* buf = scratch(0, g.K * np);
+        im2col(g, xg, p0, p1, buf);
+        col = buf;
+        ldb = np;
+      }
+      gemm(Gemm{OG, np, g.K, W + gi * OG * g.K, g.K, 1, col, ldb, y + (bi * s.O + gi * OG) * g.P + p0, g.P,
+                s.bias ? b + gi * OG : nullptr, false});
+    }
+  });
+}
+
+void grouped_backward_input(const ops::Conv2dShape& s, const float* W, const float* dy, float* dx) {
+  const ops::Conv2dShape gs = group_shape(s);
+  const Geometry g(gs);
+  const bool pw = g.pointwise(gs);
+  const size_t CG = gs.C, OG = gs.O, HW = s.H * s.W;
+  const size_t pc = g.chunk(), nch = (g.P + pc - 1) / pc;
+  // Items: (image, group); each owns dx[image, group's channels].
+  for_chunks(s.B * s.G, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+    for (size_t u = lo; u < hi; ++u) {
+      const size_t bi = u / s.G, gi = u % s.G;
+      const float* Wg = W + gi * OG * g.K;  // [OG, K]: A(m, k) = Wg[k K + m] is its transpose
+      const float* dyg = dy + (bi * s.O + gi * OG) * g.P;
+      float* dxg = dx + (bi * s.C + gi * CG) * HW;
+      if (!pw) std::fill(dxg, dxg + CG * HW, 0.0f);
+      for (size_t ch = 0; ch < nch; ++ch) {
+        const size_t p0 = ch * pc, p1 = std::min(g.P, p0 + pc), np = p1 - p0;
+        if (pw) {
+          gemm(Gemm{CG, np, OG, Wg, 1, g.K, dyg + p0, g.P, dxg + p0, g.P, nullptr, false});
+          continue;
+        }
+        float* dcol = scratch(0, g.K * np);
+        gemm(Gemm{g.K, np, OG, Wg, 1, g.K, dyg + p0, g.P, dcol, np, nullptr, false});
+        col2im_add(g, dcol, 0, CG, p0, p1, dxg);
+      }
+    }
+  });
+}
+
+void grouped_backward_weight(const ops::Conv2dShape& s, const float* x, const float* dy, float* dW) {
+  const ops::Conv2dShape gs = group_shape(s);
+  const Geometry g(gs);
+  const bool pw = g.pointwise(gs);
+  const size_t CG = gs.C, OG = gs.O, HW = s.H * s.W;
+  const size_t pc = g.chunk(), nch = (g.P + pc - 1) / pc, units = s.B * nch;
+  const size_t KO = g.K * OG;  // one group's dW^T [K, OG]
+  // Per group, its units split into a number of chunks fixed by the shape (as the plain dW above).
+  const size_t nparts =
+      std::max<size_t>(1, std::min({units, size_t(8), (size_t(16) << 20) / std::max<size_t>(KO * s.G, 1)}));
+  float* parts = scratch(2, s.G * nparts * KO);  // partial dW^T of (group, chunk)
+  for_chunks(s.G * nparts, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+    for (size_t it = lo; it < hi; ++it) {
+      const size_t gi = it / nparts, t = it % nparts;
+      float* part = parts + it * KO;
+      std::fill(part, part + KO, 0.0f);
+      for (size_t u = units * t / nparts; u < units * (t + 1) / nparts; ++u) {
+        const size_t bi = u / nch, p0 = (u % nch) * pc, p1 = std::min(g.P, p0 + pc), np = p1 - p0;
+        const float* xg = x + (bi * s.C + gi * CG) * HW;
+        const float* col = xg + p0;
+        size_t sam = g.P;
+        if (!pw) {
+          float* buf = scratch(0, g.K * np);
+          im2col(g, xg, p0, p1, buf);
+          col = buf;
+          sam = np;
+        }
+        float* dyT = scratch(1, np * OG);  // dy^T [np, OG]
+        const float* dyg = dy + (bi * s.O + gi * OG) * g.P + p0;
+        for (size_t q0 = 0; q0 < np; q0 += 8)
+          for (size_t o = 0; o < OG; ++o)
+            for (size_t q = q0; q < std::min(np, q0 + 8); ++q) dyT[q * OG + o] = dyg[o * g.P + q];
+        gemm(Gemm{g.K, OG, np, col, sam, 1, dyT, OG, part, OG, nullptr, true});
+      }
+    }
+  });
+  // dW[o, k] = sum_t part_(group, t)[k, o - group's first], the partials added in chunk order.
+  for_chunks(s.O, s.O * g.K * nparts * 4, [&](size_t lo, size_t hi) {
+    for (size_t o = lo; o < hi; ++o) {
+      const size_t gi = o / OG, ol = o % OG;
+      const float* pg = parts + gi * nparts * KO;
+      for (size_t k = 0; k < g.K; ++k) {
+        float acc = pg[k * OG + ol];
+        for (size_t t = 1; t < nparts; ++t) acc += pg[t * KO + k * OG + ol];
+        dW[o * g.K + k] = acc;
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, const float* b, float* y) {
   s.validate();
+  if (s.depthwise()) return depthwise_forward(s, x, W, b, y);
+  if (s.G > 1) return grouped_forward(s, x, W, b, y);
   const Geometry g(s);
   const bool pw = g.pointwise(s);
   const size_t pc = g.chunk(), nch = (g.P + pc - 1) / pc;
@@ -269,6 +621,8 @@ void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, c
 
 void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const float* dy, float* dx) {
   s.validate();
+  if (s.depthwise()) return depthwise_backward_input(s, W, dy, dx);
+  if (s.G > 1) return grouped_backward_input(s, W, dy, dx);
   const Geometry g(s);
   const size_t KK = s.KH * s.KW;
   if (g.pointwise(s)) {  // dx = W^T dy per image, split over (image, position chunk)
@@ -306,6 +660,8 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
 
 void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const float* dy, float* dW) {
   s.validate();
+  if (s.depthwise()) return depthwise_backward_weight(s, x, dy, dW);
+  if (s.G > 1) return grouped_backward_weight(s, x, dy, dW);
   const Geometry g(s);
   const bool pw = g.pointwise(s);
   const size_t pc = g.chunk(), nch = (g.P + pc - 1) / pc, units = s.B * nch;

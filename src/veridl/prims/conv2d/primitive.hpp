@@ -1,6 +1,9 @@
 // conv2d (book ch. 4): NCHW cross-correlation, OIHW kernel, stride, zero padding ("same" in the net's pad
-// style, or "valid"), optional bias. Reference: reference.hpp; fast kernels: kernel.hpp; contracts:
-// contracts.cpp (this directory, prims/conv2d/).
+// style, or "valid"), optional bias; "groups" (ch. 7, PyTorch's nn.Conv2d(groups=g)): ic and oc split
+// into g slices, the kernel [oc, ic/g, k, k]; groups = ic = oc is MobileNet's depthwise conv, groups = ic
+// with oc = m ic a channel multiplier. Reference: reference.hpp; fast kernels: kernel.hpp; contracts:
+// contracts.cpp (this directory, prims/conv2d/): conv2d_* for groups 1, depthwise_* for groups = ic = oc,
+// groupedConv2d_* otherwise.
 #pragma once
 
 #include <type_traits>
@@ -19,7 +22,7 @@ struct Conv2d {
   static constexpr const char* kActivation = "relu";
   static constexpr size_t kInputs = 1;
   struct Attrs {
-    size_t ic = 0, oc = 0, k = 0, stride = 1;
+    size_t ic = 0, oc = 0, k = 0, stride = 1, groups = 1;
     bool same = true, bias = true;
     ops::Conv2dShape shape;  // resolved by infer, B = 1 (the executor sets the batch)
   };

@@ -1,19 +1,35 @@
-// conv2d (book ch. 4): NCHW cross-correlation with stride and zero padding.
+// conv2d (book ch. 4; grouped and depthwise, ch. 7): NCHW cross-correlation with stride, zero padding and
+// channel groups.
 //
-//   x [B, C, H, W], weight W [O, C, KH, KW] (OIHW, as the original), optional bias b [O] (convBn has
-//   none), y [B, O, OH, OW], OH = (H + pad_top + pad_bottom - KH) / stride + 1 (likewise OW).
-//   Out-of-range input cells are zeros (zero padding).
+//   x [B, C, H, W], weight W [O, C/G, KH, KW] (OIHW, as the original and PyTorch's groups), optional bias
+//   b [O] (convBn has none), y [B, O, OH, OW], OH = (H + pad_top + pad_bottom - KH) / stride + 1 (likewise
+//   OW). Out-of-range input cells are zeros (zero padding).
 //
-//   forward        y[b,o,i,j] = b[o] + sum_{c,kh,kw} W[o,c,kh,kw] x[b,c, i s + kh - pt, j s + kw - pl]
-//   input grad     dx[b,c,h,w] = sum_{o,kh,kw} W[o,c,kh,kw] dy[b,o,i,j]  over the (i, j) with
-//                  i s = h + pt - kh, j s = w + pl - kw in range     (= conv of the stride-dilated dy
-//                  with the spatially flipped, io-transposed kernel)        conv2d_has_vjp3_correct
-//   weight grad    dW[o,c,kh,kw] = sum_{b,i,j} x[b,c, i s + kh - pt, j s + kw - pl] dy[b,o,i,j]
-//                                                                           conv2d_weight_grad_has_vjp
-//   bias grad      db[o] = sum_{b,i,j} dy[b,o,i,j]                          conv2d_bias_grad_has_vjp
+//   Groups G (C % G == 0, O % G == 0): the channels split into G consecutive slices, CG = C / G input and
+//   OG = O / G output channels each; output channel o belongs to group g(o) = o / OG and reads only the
+//   input channels c0(o) = g(o) CG ... c0(o) + CG - 1, through W[o, c - c0(o), ., .]. G = 1 is the plain
+//   convolution (c0 = 0, the formulas below with c' = c); G = C = O is depthwise (one channel per group,
+//   W [C, 1, KH, KW]: MobileNet's 3x3 depthwise conv); G = C, O = m C a depthwise conv with channel
+//   multiplier m.
+//
+//   forward        y[b,o,i,j] = b[o] + sum_{c',kh,kw} W[o,c',kh,kw] x[b,c0(o)+c', i s + kh - pt, j s + kw - pl]
+//                  (c' < CG)
+//   input grad     dx[b,c,h,w] = sum_{o in group(c), kh,kw} W[o, c - c0(o), kh, kw] dy[b,o,i,j]  over the
+//                  (i, j) with i s = h + pt - kh, j s = w + pl - kw in range, group(c) = the OG output
+//                  channels of group c / CG  (= per group, the conv of the stride-dilated dy with the
+//                  spatially flipped, io-transposed kernel)
+//                                                    conv2d_has_vjp3_correct          (G = 1)
+//                                                    depthwise_has_vjp3_correct       (G = C = O)
+//                                                    groupedConv2d_has_vjp3_correct   (other G > 1)
+//   weight grad    dW[o,c',kh,kw] = sum_{b,i,j} x[b,c0(o)+c', i s + kh - pt, j s + kw - pl] dy[b,o,i,j]
+//                                                    conv2d_weight_grad_has_vjp, depthwise_weight_grad_has_vjp,
+//                                                    groupedConv2d_weight_grad_has_vjp
+//   bias grad      db[o] = sum_{b,i,j} dy[b,o,i,j]   conv2d_bias_grad_has_vjp, depthwise_bias_grad_has_vjp,
+//                                                    groupedConv2d_bias_grad_has_vjp
 //
 // Written once over the scalar type: the reference the float kernels (prims/conv2d/kernel.hpp) are tested
-// against, and the code the exact backend checks. There are no data-dependent decisions.
+// against, and the code the exact backend checks. There are no data-dependent decisions. At G = 1 every
+// loop runs in the order it ran before groups existed (c' = c, c0 = 0): the same values bit for bit.
 //
 // Padding helpers (original-system.md 1.1, 9.4 item 6): "valid" pads nothing; "same" pads either
 //   PadStyle::Symmetric  (k - 1) / 2 on both sides (torchvision; ResNet), or
@@ -79,25 +95,33 @@ struct Conv2dShape {
   size_t B = 1, C = 1, H = 1, W = 1, O = 1, KH = 1, KW = 1, stride = 1;
   size_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
   bool bias = true;
+  size_t G = 1;  // channel groups (last, so that the positional initialisers above keep their meaning)
 
   size_t OH() const { return detail::out_extent(H, pad_top, pad_bottom, KH, stride); }
   size_t OW() const { return detail::out_extent(W, pad_left, pad_right, KW, stride); }
+  size_t CG() const { return G ? C / G : 0; }  // input channels per group (the weight's second extent)
+  size_t OG() const { return G ? O / G : 0; }  // output channels per group
+  bool depthwise() const { return G > 1 && G == C && G == O; }
   size_t x_size() const { return B * C * H * W; }
-  size_t w_size() const { return O * C * KH * KW; }
+  size_t w_size() const { return O * CG() * KH * KW; }
   size_t y_size() const { return B * O * OH() * OW(); }
 
   std::string str() const {
     return "B=" + std::to_string(B) + " C=" + std::to_string(C) + " H=" + std::to_string(H) +
            " W=" + std::to_string(W) + " O=" + std::to_string(O) + " k=" + std::to_string(KH) + "x" +
            std::to_string(KW) + " s=" + std::to_string(stride) + " " +
-           detail::pads_str(pad_top, pad_left, pad_bottom, pad_right) + (bias ? " bias" : " no-bias");
+           detail::pads_str(pad_top, pad_left, pad_bottom, pad_right) + (bias ? " bias" : " no-bias") +
+           (G != 1 ? " groups=" + std::to_string(G) : "");
   }
 
-  // Throws std::invalid_argument (one line, naming the shape) for zero sizes and kernels larger than
-  // the padded input.
+  // Throws std::invalid_argument (one line, naming the shape) for zero sizes, groups that do not divide
+  // both channel counts, and kernels larger than the padded input.
   void validate() const {
-    if (B == 0 || C == 0 || H == 0 || W == 0 || O == 0 || KH == 0 || KW == 0 || stride == 0)
+    if (B == 0 || C == 0 || H == 0 || W == 0 || O == 0 || KH == 0 || KW == 0 || stride == 0 || G == 0)
       throw std::invalid_argument("conv2d: zero size in shape " + str());
+    if (C % G != 0 || O % G != 0)
+      throw std::invalid_argument("conv2d: groups " + std::to_string(G) + " must divide both C=" + std::to_string(C) +
+                                  " and O=" + std::to_string(O) + " in shape " + str());
     if (H + pad_top + pad_bottom < KH || W + pad_left + pad_right < KW)
       throw std::invalid_argument("conv2d: kernel " + std::to_string(KH) + "x" + std::to_string(KW) +
                                   " is larger than the padded input " + std::to_string(H + pad_top + pad_bottom) +
@@ -107,8 +131,8 @@ struct Conv2dShape {
 
 // A square-kernel conv shape from (k, stride, same/valid, pad style). Validated.
 inline Conv2dShape conv2d_shape(size_t B, size_t C, size_t H, size_t W, size_t O, size_t k, size_t stride,
-                                Padding p, PadStyle style = PadStyle::XlaSame, bool bias = true) {
-  Conv2dShape s{B, C, H, W, O, k, k, stride, 0, 0, 0, 0, bias};
+                                Padding p, PadStyle style = PadStyle::XlaSame, bool bias = true, size_t groups = 1) {
+  Conv2dShape s{B, C, H, W, O, k, k, stride, 0, 0, 0, 0, bias, groups};
   if (H == 0 || W == 0 || k == 0 || stride == 0) s.validate();  // names the zero size
   const Pads ph = conv_pads(H, k, stride, p, style), pw = conv_pads(W, k, stride, p, style);
   s.pad_top = ph.lo;
@@ -134,7 +158,7 @@ inline ptrdiff_t out_coord(size_t h, size_t k, size_t stride, size_t pad, size_t
 }
 // Fork threads only for shapes with enough multiply-adds to pay for it (the contract sweeps are tiny).
 inline bool parallel_worth_it(const Conv2dShape& s) {
-  return s.B * s.O * s.OH() * s.OW() * s.C * s.KH * s.KW >= (size_t{1} << 18);
+  return s.B * s.O * s.OH() * s.OW() * s.CG() * s.KH * s.KW >= (size_t{1} << 18);
 }
 }  // namespace detail
 
@@ -143,64 +167,70 @@ inline bool parallel_worth_it(const Conv2dShape& s) {
 template <class T>
 void conv2d_forward(const Conv2dShape& s, const T* x, const T* W, const std::type_identity_t<T>* bias, T* y) {
   s.validate();
-  const size_t OH = s.OH(), OW = s.OW();
+  const size_t OH = s.OH(), OW = s.OW(), CG = s.CG(), OG = s.OG();
   // Each thread computes whole output elements in the same order as a serial run: identical results for any
   // thread count and any T (the reference runs in the prime fields at real network shapes, where it is slow).
 #pragma omp parallel for collapse(2) schedule(static) if (detail::parallel_worth_it(s))
   for (size_t b = 0; b < s.B; ++b)
-    for (size_t o = 0; o < s.O; ++o)
+    for (size_t o = 0; o < s.O; ++o) {
+      const size_t c0 = o / OG * CG;  // the group's first input channel
       for (size_t i = 0; i < OH; ++i)
         for (size_t j = 0; j < OW; ++j) {
           T acc = s.bias ? bias[o] : T(0);
-          for (size_t c = 0; c < s.C; ++c)
+          for (size_t c = 0; c < CG; ++c)
             for (size_t kh = 0; kh < s.KH; ++kh) {
               const ptrdiff_t ih = detail::in_coord(i, kh, s.stride, s.pad_top, s.H);
               if (ih < 0) continue;
               for (size_t kw = 0; kw < s.KW; ++kw) {
                 const ptrdiff_t iw = detail::in_coord(j, kw, s.stride, s.pad_left, s.W);
                 if (iw < 0) continue;
-                acc += W[((o * s.C + c) * s.KH + kh) * s.KW + kw] *
-                       x[((b * s.C + c) * s.H + static_cast<size_t>(ih)) * s.W + static_cast<size_t>(iw)];
+                acc += W[((o * CG + c) * s.KH + kh) * s.KW + kw] *
+                       x[((b * s.C + c0 + c) * s.H + static_cast<size_t>(ih)) * s.W + static_cast<size_t>(iw)];
               }
             }
           y[((b * s.O + o) * OH + i) * OW + j] = acc;
         }
+    }
 }
 
-// dx[b,c,h,w] = sum_{o,kh,kw} W[o,c,kh,kw] dy[b,o,(h+pt-kh)/s,(w+pl-kw)/s] (exact, in-range quotients).
+// dx[b,c,h,w] = sum_{o in c's group, kh,kw} W[o,c-c0,kh,kw] dy[b,o,(h+pt-kh)/s,(w+pl-kw)/s] (exact, in-range
+// quotients).
 template <class T>
 void conv2d_backward_input(const Conv2dShape& s, const T* W, const T* dy, T* dx) {
   s.validate();
-  const size_t OH = s.OH(), OW = s.OW();
+  const size_t OH = s.OH(), OW = s.OW(), CG = s.CG(), OG = s.OG();
 #pragma omp parallel for collapse(2) schedule(static) if (detail::parallel_worth_it(s))
   for (size_t b = 0; b < s.B; ++b)
-    for (size_t c = 0; c < s.C; ++c)
+    for (size_t c = 0; c < s.C; ++c) {
+      const size_t g = c / CG, cl = c - g * CG;  // c's group and its index in the group
       for (size_t h = 0; h < s.H; ++h)
         for (size_t w = 0; w < s.W; ++w) {
           T acc = T(0);
-          for (size_t o = 0; o < s.O; ++o)
+          for (size_t o = g * OG; o < (g + 1) * OG; ++o)
             for (size_t kh = 0; kh < s.KH; ++kh) {
               const ptrdiff_t i = detail::out_coord(h, kh, s.stride, s.pad_top, OH);
               if (i < 0) continue;
               for (size_t kw = 0; kw < s.KW; ++kw) {
                 const ptrdiff_t j = detail::out_coord(w, kw, s.stride, s.pad_left, OW);
                 if (j < 0) continue;
-                acc += W[((o * s.C + c) * s.KH + kh) * s.KW + kw] *
+                acc += W[((o * CG + cl) * s.KH + kh) * s.KW + kw] *
                        dy[((b * s.O + o) * OH + static_cast<size_t>(i)) * OW + static_cast<size_t>(j)];
               }
             }
           dx[((b * s.C + c) * s.H + h) * s.W + w] = acc;
         }
+    }
 }
 
-// dW[o,c,kh,kw] = sum_{b,i,j} x[b,c,i s+kh-pt,j s+kw-pl] dy[b,o,i,j] (in-range input cells).
+// dW[o,c',kh,kw] = sum_{b,i,j} x[b,c0(o)+c',i s+kh-pt,j s+kw-pl] dy[b,o,i,j] (in-range input cells).
 template <class T>
 void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* dy, T* dW) {
   s.validate();
-  const size_t OH = s.OH(), OW = s.OW();
+  const size_t OH = s.OH(), OW = s.OW(), CG = s.CG(), OG = s.OG();
 #pragma omp parallel for collapse(2) schedule(static) if (detail::parallel_worth_it(s))
   for (size_t o = 0; o < s.O; ++o)
-    for (size_t c = 0; c < s.C; ++c)
+    for (size_t c = 0; c < CG; ++c) {
+      const size_t xc = o / OG * CG + c;  // the input channel this weight reads
       for (size_t kh = 0; kh < s.KH; ++kh)
         for (size_t kw = 0; kw < s.KW; ++kw) {
           T acc = T(0);
@@ -211,12 +241,13 @@ void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* dy, T* dW
               for (size_t j = 0; j < OW; ++j) {
                 const ptrdiff_t iw = detail::in_coord(j, kw, s.stride, s.pad_left, s.W);
                 if (iw < 0) continue;
-                acc += x[((b * s.C + c) * s.H + static_cast<size_t>(ih)) * s.W + static_cast<size_t>(iw)] *
+                acc += x[((b * s.C + xc) * s.H + static_cast<size_t>(ih)) * s.W + static_cast<size_t>(iw)] *
                        dy[((b * s.O + o) * OH + i) * OW + j];
               }
             }
-          dW[((o * s.C + c) * s.KH + kh) * s.KW + kw] = acc;
+          dW[((o * CG + c) * s.KH + kh) * s.KW + kw] = acc;
         }
+    }
 }
 
 // db[o] = sum_{b,i,j} dy[b,o,i,j].
