@@ -611,7 +611,7 @@ TEST(GroupedConvSpec, ClearOneLineErrors) {
     std::string layer, expect;
   } cases[] = {
       {R"({"type": "conv2d", "ic": 4, "oc": 6, "k": 3, "groups": 3})",
-       "g.json: layer 0: field 'groups' is 3, but ic (4) and oc (6) must both be multiples of it"},
+       "g.json: layer 0 (conv2d): field 'groups' is 3, but ic (4) and oc (6) must both be multiples of it"},
       {R"({"type": "conv2d", "ic": 4, "oc": 6, "k": 3, "groups": 4})", "field 'groups' is 4, but ic (4) and oc (6)"},
       {R"({"type": "conv2d", "ic": 4, "oc": 6, "k": 3, "groups": 0})", "field 'groups' must be a positive integer, got 0"},
       {R"({"type": "conv2d", "ic": 4, "oc": 6, "k": 3, "groups": "depthwise"})",

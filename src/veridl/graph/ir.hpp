@@ -90,6 +90,7 @@ class Fields {
   bool boolean(const char* key, bool dflt);
   double real(const char* key, double dflt);
   void allow(const char* key) { known_.insert(key); }  // a field read by other means
+  bool has(const char* key) const { return j_.contains(key); }
   void finish() const;  // unknown fields -> one-line error
   const Where& where() const { return where_; }
 

@@ -15,12 +15,32 @@ using graph::VShape;
 using graph::Where;
 using nlohmann::json;
 
+void check_activation(const std::string& act, const Where& w, const std::string& field) {
+  std::string supported = "identity";
+  bool ok = act == "identity";
+  for (const auto& p : prims::table())
+    if (p.is_activation) {
+      supported += ", " + p.name;
+      ok = ok || act == p.name;
+    }
+  if (!ok) w.fail(fmt::format("{} '{}' is not supported (supported: {})", field, act, supported));
+}
+
 namespace {
 
 constexpr size_t kMaxActivation = size_t{1} << 28;  // features per example of any activation
 constexpr size_t kMaxNodes = size_t{1} << 16;
 
 // ---- blocks -------------------------------------------------------------------------------------------
+// An optional "activation" field of a block: one of the table's activations or "identity".
+void activation_field(graph::Fields& f, json& j) {
+  f.allow("activation");
+  if (!f.has("activation")) return;
+  const std::string act = f.str("activation");
+  check_activation(act, f.where(), "activation");
+  j["activation"] = act;
+}
+
 json conv_fields(graph::Fields& f) {
   json j;
   j["ic"] = f.size("ic");
@@ -28,6 +48,30 @@ json conv_fields(graph::Fields& f) {
   j["k"] = f.size("k");
   j["stride"] = f.size("stride", 1);
   j["padding"] = f.choice("padding", {"same", "valid"}, "same");
+  const size_t groups = f.size("groups", 1);
+  if (groups != 1) j["groups"] = groups;
+  activation_field(f, j);
+  return j;
+}
+
+// residualBlock / bottleneckBlock: ic oc nBlocks firstStride.
+json stage_fields(graph::Fields& f) {
+  json j;
+  j["ic"] = f.size("ic");
+  j["oc"] = f.size("oc");
+  j["nBlocks"] = f.size("nBlocks", 1);
+  j["firstStride"] = f.size("firstStride", 1);
+  return j;
+}
+
+// invertedResidual: ic oc expand stride nBlocks.
+json inverted_residual_fields(graph::Fields& f) {
+  json j;
+  j["ic"] = f.size("ic");
+  j["oc"] = f.size("oc");
+  j["expand"] = f.size("expand");
+  j["stride"] = f.size("stride", 1);
+  j["nBlocks"] = f.size("nBlocks", 1);
   return j;
 }
 
@@ -168,6 +212,7 @@ class Lowering {
   }
 
   static const BlockDef* block(const std::string& type);
+  const std::string& conv_bn_act() const { return spec_.conv_bn_activation; }
 
  private:
   const NetSpec& spec_;
@@ -178,17 +223,118 @@ class Lowering {
   std::string last_type_;
 };
 
-// convBn: conv2d (no bias) -> batchNorm -> relu.
-size_t expand_conv_bn(Lowering& L, const std::string& name, const json& fields, size_t in, const Where& w) {
-  json conv = fields;
-  conv["bias"] = false;
-  const size_t c = L.node("conv2d", name, conv, {in}, w);
-  const size_t b = L.node("batchNorm", name + ".bn", json::object(), {c}, w);
-  return L.node("relu", name + ".relu", json::object(), {b}, w);
+// ---- the blocks' expansions ---------------------------------------------------------------------------
+struct ConvBn {
+  size_t ic, oc, k, stride = 1, groups = 1;
+  std::string act;  // "identity": no activation node
+  std::string padding = "same";
+};
+
+// conv2d (no bias) -> batchNorm -> activation, nodes "<name>", "<name>.bn", "<name>.<act>".
+size_t conv_bn(Lowering& L, const std::string& name, const ConvBn& c, size_t in, const Where& w) {
+  json conv{{"ic", c.ic}, {"oc", c.oc}, {"k", c.k}, {"stride", c.stride}, {"padding", c.padding}, {"bias", false}};
+  if (c.groups != 1) conv["groups"] = c.groups;
+  const size_t y = L.node("conv2d", name, conv, {in}, w);
+  const size_t b = L.node("batchNorm", name + ".bn", json::object(), {y}, w);
+  return L.activation(c.act, name, b, w);
+}
+
+// convBn: conv2d (no bias) -> batchNorm -> the layer's "activation", else the net's convBnActivation.
+size_t expand_conv_bn(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
+  ConvBn c{f["ic"], f["oc"], f["k"], f["stride"], f.value("groups", size_t{1}), f.value("activation", L.conv_bn_act()),
+           f["padding"]};
+  return conv_bn(L, name, c, in, w);
+}
+
+// The sum of a block's main path and its shortcut: "<name>.add".
+size_t residual_add(Lowering& L, const std::string& name, size_t main, size_t skip, const Where& w) {
+  return L.node("add", name + ".add", json::object(), {main, skip}, w);
+}
+
+// The shortcut of block 0 of a stage: the input itself, or a 1x1 stride-s conv + BatchNorm projection when
+// the channels or the stride change ("<block>.proj", "<block>.proj.bn").
+size_t shortcut(Lowering& L, const std::string& block, size_t ic, size_t oc, size_t stride, size_t in, const Where& w) {
+  if (ic == oc && stride == 1) return in;
+  return conv_bn(L, block + ".proj", {ic, oc, 1, stride, 1, "identity"}, in, w);
+}
+
+Where block_where(const Where& w, size_t j) {
+  Where b = w;
+  b.prefix = fmt::format("{}block {}: ", w.prefix, j);
+  return b;
+}
+
+// residualBlock ic oc nBlocks firstStride (ResNet-18/34 basic blocks; original-system.md 1.2):
+//   per block j (input channels ic for j = 0, else oc; stride firstStride for j = 0, else 1):
+//   conv3x3(stride)-BN-act -> conv3x3-BN -> + shortcut -> act
+// Nodes "<name>.<j>.conv1" (".bn", ".<act>"), ".conv2", ".proj", ".add", ".<act>".
+size_t expand_residual(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
+  const size_t ic = f["ic"], oc = f["oc"], n = f["nBlocks"], fs = f["firstStride"];
+  const std::string act = L.conv_bn_act();
+  size_t cur = in;
+  for (size_t j = 0; j < n; ++j) {
+    const std::string b = fmt::format("{}.{}", name, j);
+    const Where wj = block_where(w, j);
+    const size_t bic = j == 0 ? ic : oc, s = j == 0 ? fs : 1;
+    size_t y = conv_bn(L, b + ".conv1", {bic, oc, 3, s, 1, act}, cur, wj);
+    y = conv_bn(L, b + ".conv2", {oc, oc, 3, 1, 1, "identity"}, y, wj);
+    const size_t sum = residual_add(L, b, y, shortcut(L, b, bic, oc, s, cur, wj), wj);
+    cur = L.activation(act, b, sum, wj);
+  }
+  return cur;
+}
+
+// bottleneckBlock ic oc nBlocks firstStride (ResNet-50 v1.5, as torchvision: the stride on the 3x3):
+//   mid = oc / 4; conv1x1(mid)-BN-act -> conv3x3(mid, stride)-BN-act -> conv1x1(oc)-BN -> + shortcut -> act
+size_t expand_bottleneck(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
+  const size_t ic = f["ic"], oc = f["oc"], n = f["nBlocks"], fs = f["firstStride"];
+  if (oc % 4 != 0) w.fail(fmt::format("field 'oc' is {}: a bottleneck's width is oc / 4, so oc must be a multiple of 4", oc));
+  const size_t mid = oc / 4;
+  const std::string act = L.conv_bn_act();
+  size_t cur = in;
+  for (size_t j = 0; j < n; ++j) {
+    const std::string b = fmt::format("{}.{}", name, j);
+    const Where wj = block_where(w, j);
+    const size_t bic = j == 0 ? ic : oc, s = j == 0 ? fs : 1;
+    size_t y = conv_bn(L, b + ".conv1", {bic, mid, 1, 1, 1, act}, cur, wj);
+    y = conv_bn(L, b + ".conv2", {mid, mid, 3, s, 1, act}, y, wj);
+    y = conv_bn(L, b + ".conv3", {mid, oc, 1, 1, 1, "identity"}, y, wj);
+    const size_t sum = residual_add(L, b, y, shortcut(L, b, bic, oc, s, cur, wj), wj);
+    cur = L.activation(act, b, sum, wj);
+  }
+  return cur;
+}
+
+// invertedResidual ic oc expand stride nBlocks (MobileNetV2): per block (input bic = ic for j = 0, else oc;
+// stride for j = 0, else 1), mid = bic * expand:
+//   [conv1x1(mid)-BN-act if expand != 1] -> depthwise conv3x3(stride)-BN-act -> conv1x1(oc)-BN (linear)
+//   -> + the block input when the stride is 1 and bic == oc (no projection shortcut)
+// act: the net's convBnActivation (relu6 in specs/mobilenetv2.json).
+size_t expand_inverted_residual(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
+  const size_t ic = f["ic"], oc = f["oc"], t = f["expand"], stride = f["stride"], n = f["nBlocks"];
+  const std::string act = L.conv_bn_act();
+  size_t cur = in;
+  for (size_t j = 0; j < n; ++j) {
+    const std::string b = fmt::format("{}.{}", name, j);
+    const Where wj = block_where(w, j);
+    const size_t bic = j == 0 ? ic : oc, s = j == 0 ? stride : 1;
+    size_t mid = 0;
+    if (__builtin_mul_overflow(bic, t, &mid) || mid > (size_t{1} << 24))
+      w.fail(fmt::format("field 'expand' is {}: {} x {} channels is absurdly wide", t, bic, t));
+    size_t y = cur;
+    if (t != 1) y = conv_bn(L, b + ".expand", {bic, mid, 1, 1, 1, act}, y, wj);
+    y = conv_bn(L, b + ".dw", {mid, mid, 3, s, mid, act}, y, wj);
+    y = conv_bn(L, b + ".project", {mid, oc, 1, 1, 1, "identity"}, y, wj);
+    cur = (s == 1 && bic == oc) ? residual_add(L, b, y, cur, wj) : y;
+  }
+  return cur;
 }
 
 const BlockDef kBlocks[] = {
     {"convBn", conv_fields, expand_conv_bn},
+    {"residualBlock", stage_fields, expand_residual},
+    {"bottleneckBlock", stage_fields, expand_bottleneck},
+    {"invertedResidual", inverted_residual_fields, expand_inverted_residual},
 };
 
 const BlockDef* Lowering::block(const std::string& type) {

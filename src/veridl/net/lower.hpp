@@ -23,6 +23,9 @@ void add_loss(graph::Graph& g, double label_smoothing);
 
 // Block layers (not primitives): their normalised fields, read through `f`; nullopt when `type` is none.
 std::optional<nlohmann::json> parse_block(const std::string& type, graph::Fields& f);
+// Throws unless `act` is "identity" or a primitive of the table usable as an activation; `field` names the
+// field in the message ("field 'activation' ..." style: "activation 'x' is not supported (supported: ...)").
+void check_activation(const std::string& act, const graph::Where& w, const std::string& field);
 // Every layer type a NetSpec may use, for messages: "add, batchNorm, conv2d, convBn, ..."
 std::string layer_types();
 

@@ -55,6 +55,7 @@ json NetSpec::to_json() const {
   j["imageW"] = imageW;
   j["channels"] = channels;
   j["padStyle"] = pad_style == PadStyle::XlaSame ? "xlaSame" : "symmetric";
+  if (conv_bn_activation != "relu") j["convBnActivation"] = conv_bn_activation;
   j["layers"] = json::array();
   for (const auto& l : layers) j["layers"].push_back(layer_json(l));
   if (recipe) {
@@ -86,8 +87,10 @@ std::optional<size_t> checked_product(std::initializer_list<size_t> factors) {
 }  // namespace
 
 LayerSpec parse_layer(const json& jl, const std::string& source, const std::string& where) {
-  const graph::Where w{source, where + ": ", {}};
-  if (!jl.is_object()) w.fail("must be a JSON object");
+  if (!jl.is_object()) graph::Where{source, where + ": ", {}}.fail("must be a JSON object");
+  // Errors name the layer by its index and, once known to be a string, its type: "layer 3 (conv2d): ...".
+  const json* t = jl.contains("type") && jl.at("type").is_string() ? &jl.at("type") : nullptr;
+  const graph::Where w{source, t ? fmt::format("{} ({}): ", where, t->get<std::string>()) : where + ": ", {}};
   graph::Fields f(jl, w, {"type", "name", "inputs"});
   LayerSpec l;
   l.type = f.str("type");
@@ -119,14 +122,7 @@ LayerSpec parse_layer(const json& jl, const std::string& source, const std::stri
     d->to_json(attrs.get(), l.fields);
     if (d->activation) {
       const std::string act = f.str("activation", d->activation);
-      std::string supported = "identity";
-      bool ok = act == "identity";
-      for (const auto& p : prims::table())
-        if (p.is_activation) {
-          supported += ", " + p.name;
-          ok = ok || act == p.name;
-        }
-      if (!ok) w.fail("activation '" + act + "' is not supported (supported: " + supported + ")");
+      check_activation(act, w, "activation");
       l.fields["activation"] = act;
     }
   }
@@ -209,7 +205,8 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
   }
   if (!j.is_object()) fail(source, "a NetSpec must be a JSON object");
   graph::Fields top(j, graph::Where{source, "", {}},
-                    {"name", "imageH", "imageW", "channels", "padStyle", "layers", "recipe", "description"});
+                    {"name", "imageH", "imageW", "channels", "padStyle", "convBnActivation", "layers", "recipe",
+                     "description"});
   top.finish();
   NetSpec s;
   s.name = top.str("name");
@@ -218,6 +215,8 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
   s.channels = top.size("channels", 1);
   s.pad_style = top.choice("padStyle", {"xlaSame", "symmetric"}, "xlaSame") == "xlaSame" ? PadStyle::XlaSame
                                                                                           : PadStyle::Symmetric;
+  s.conv_bn_activation = top.str("convBnActivation", "relu");
+  check_activation(s.conv_bn_activation, graph::Where{source, "", {}}, "convBnActivation");
   if (!j.contains("layers") || !j["layers"].is_array()) fail(source, "missing field 'layers' (a list of layers)");
   for (size_t i = 0; i < j["layers"].size(); ++i)
     s.layers.push_back(parse_layer(j["layers"][i], source, fmt::format("layer {}", i)));

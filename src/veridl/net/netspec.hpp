@@ -12,8 +12,10 @@
 // specs/mnist_resnet_tiny.json is a residual network in that form.
 //
 // Layer types: every primitive of the table (prims/all.hpp) that is a NetSpec layer (dense, conv2d,
-// batchNorm, relu, maxPool, flatten, add, mul), and the blocks of net/lower.cpp (convBn). "recipe" is
-// optional: the training defaults for this network (command-line flags override it).
+// batchNorm, relu, relu6, maxPool, avgPool, globalAvgPool, flatten, add, mul), and the blocks of
+// net/lower.cpp (convBn, residualBlock, bottleneckBlock, invertedResidual; "convBnActivation" sets the
+// activation of their conv-BN pairs). "recipe" is optional: the training defaults for this network
+// (command-line flags override it).
 #pragma once
 
 #include <cstddef>
@@ -58,6 +60,9 @@ struct NetSpec {
   std::string name;
   size_t imageH = 28, imageW = 28, channels = 1;
   PadStyle pad_style = PadStyle::XlaSame;
+  // The activation of every convBn (and of the convBn-built blocks) that does not name its own: "relu",
+  // or "relu6" for MobileNetV2 (the original's convBnAct).
+  std::string conv_bn_activation = "relu";
   std::vector<LayerSpec> layers;
   std::optional<Recipe> recipe;
 
@@ -107,6 +112,10 @@ class NetBuilder {
     return layer("convBn", {{"ic", ic}, {"oc", oc}, {"k", k}, {"stride", stride}, {"padding", same ? "same" : "valid"}});
   }
   NetBuilder& max_pool(size_t size, size_t stride) { return layer("maxPool", {{"size", size}, {"stride", stride}}); }
+  NetBuilder& conv_bn_activation(std::string act) {
+    spec_.conv_bn_activation = std::move(act);
+    return *this;
+  }
   NetBuilder& pad_style(PadStyle p) {
     spec_.pad_style = p;
     return *this;
