@@ -37,6 +37,7 @@
 //                        cell on the high side (bottom / right): 7x7/s2 on 224 pads (2, 3).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -45,6 +46,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "veridl/calculus/dot.hpp"
 #include "veridl/graph/pad_style.hpp"
 #include "veridl/vjp/record.hpp"
 
@@ -160,6 +162,101 @@ inline ptrdiff_t out_coord(size_t h, size_t k, size_t stride, size_t pad, size_t
 inline bool parallel_worth_it(const Conv2dShape& s) {
   return s.B * s.O * s.OH() * s.OW() * s.CG() * s.KH * s.KW >= (size_t{1} << 18);
 }
+// The output positions i in [0, out) whose input coordinate i s + k - pad lies in [0, n): [lo, hi).
+struct Span {
+  size_t lo = 0, hi = 0;
+};
+inline Span valid_outputs(size_t out, size_t k, size_t stride, size_t pad, size_t n) {
+  Span r;
+  if (pad > k) r.lo = (pad - k + stride - 1) / stride;
+  r.hi = n + pad > k ? std::min(out, (n - 1 + pad - k) / stride + 1) : 0;
+  if (r.hi < r.lo) r.hi = r.lo;
+  return r;
+}
+
+// The exact backend's loop orders (T a prime field or dual numbers over one, calculus/dot.hpp): each
+// kernel tap is one scalar times a strided run of inputs, added into an array of lazy accumulators, with
+// the padding's range cut out of the loops instead of tested per element. Same values as the loops below
+// (the arithmetic is exact); the float and double paths keep their order.
+template <class T>
+void conv2d_forward_exact(const Conv2dShape& s, const T* x, const T* W, const T* bias, T* y) {
+  const size_t OH = s.OH(), OW = s.OW(), CG = s.CG(), OG = s.OG();
+#pragma omp parallel for collapse(2) schedule(dynamic) if (parallel_worth_it(s))
+  for (size_t b = 0; b < s.B; ++b)
+    for (size_t o = 0; o < s.O; ++o) {
+      const size_t c0 = o / OG * CG;
+      std::vector<DotAcc<T>> acc(OH * OW, DotAcc<T>(s.bias ? bias[o] : T(0)));
+      for (size_t c = 0; c < CG; ++c) {
+        const T* xc = x + (b * s.C + c0 + c) * s.H * s.W;
+        for (size_t kh = 0; kh < s.KH; ++kh) {
+          const Span si = valid_outputs(OH, kh, s.stride, s.pad_top, s.H);
+          for (size_t kw = 0; kw < s.KW; ++kw) {
+            const Span sj = valid_outputs(OW, kw, s.stride, s.pad_left, s.W);
+            const T w = W[((o * CG + c) * s.KH + kh) * s.KW + kw];
+            for (size_t i = si.lo; i < si.hi; ++i) {
+              const T* xr = xc + (i * s.stride + kh - s.pad_top) * s.W;
+              DotAcc<T>* ar = acc.data() + i * OW;
+              for (size_t j = sj.lo; j < sj.hi; ++j) ar[j].add_mul(w, xr[j * s.stride + kw - s.pad_left]);
+            }
+          }
+        }
+      }
+      T* yo = y + (b * s.O + o) * OH * OW;
+      for (size_t p = 0; p < OH * OW; ++p) yo[p] = acc[p].value();
+    }
+}
+
+template <class T>
+void conv2d_backward_input_exact(const Conv2dShape& s, const T* W, const T* dy, T* dx) {
+  const size_t OH = s.OH(), OW = s.OW(), CG = s.CG(), OG = s.OG();
+#pragma omp parallel for collapse(2) schedule(dynamic) if (parallel_worth_it(s))
+  for (size_t b = 0; b < s.B; ++b)
+    for (size_t c = 0; c < s.C; ++c) {
+      const size_t g = c / CG, cl = c - g * CG;
+      std::vector<DotAcc<T>> acc(s.H * s.W);
+      for (size_t o = g * OG; o < (g + 1) * OG; ++o) {
+        const T* dyo = dy + (b * s.O + o) * OH * OW;
+        for (size_t kh = 0; kh < s.KH; ++kh) {
+          const Span si = valid_outputs(OH, kh, s.stride, s.pad_top, s.H);
+          for (size_t kw = 0; kw < s.KW; ++kw) {
+            const Span sj = valid_outputs(OW, kw, s.stride, s.pad_left, s.W);
+            const T w = W[((o * CG + cl) * s.KH + kh) * s.KW + kw];
+            for (size_t i = si.lo; i < si.hi; ++i) {
+              DotAcc<T>* ar = acc.data() + (i * s.stride + kh - s.pad_top) * s.W;
+              const T* dr = dyo + i * OW;
+              for (size_t j = sj.lo; j < sj.hi; ++j) ar[j * s.stride + kw - s.pad_left].add_mul(w, dr[j]);
+            }
+          }
+        }
+      }
+      T* dxc = dx + (b * s.C + c) * s.H * s.W;
+      for (size_t p = 0; p < s.H * s.W; ++p) dxc[p] = acc[p].value();
+    }
+}
+
+template <class T>
+void conv2d_backward_weight_exact(const Conv2dShape& s, const T* x, const T* dy, T* dW) {
+  const size_t OH = s.OH(), OW = s.OW(), CG = s.CG(), OG = s.OG();
+#pragma omp parallel for collapse(2) schedule(dynamic) if (parallel_worth_it(s))
+  for (size_t o = 0; o < s.O; ++o)
+    for (size_t c = 0; c < CG; ++c) {
+      const size_t xc = o / OG * CG + c;
+      for (size_t kh = 0; kh < s.KH; ++kh) {
+        const Span si = valid_outputs(OH, kh, s.stride, s.pad_top, s.H);
+        for (size_t kw = 0; kw < s.KW; ++kw) {
+          const Span sj = valid_outputs(OW, kw, s.stride, s.pad_left, s.W);
+          DotAcc<T> acc;
+          for (size_t b = 0; b < s.B; ++b)
+            for (size_t i = si.lo; i < si.hi; ++i) {
+              const T* xr = x + ((b * s.C + xc) * s.H + i * s.stride + kh - s.pad_top) * s.W;
+              const T* dr = dy + ((b * s.O + o) * OH + i) * OW;
+              for (size_t j = sj.lo; j < sj.hi; ++j) acc.add_mul(xr[j * s.stride + kw - s.pad_left], dr[j]);
+            }
+          dW[((o * CG + c) * s.KH + kh) * s.KW + kw] = acc.value();
+        }
+      }
+    }
+}
 }  // namespace detail
 
 // y = conv(x, W) (+ b). bias is read only when s.bias (may be nullptr otherwise). Overwrites y.
@@ -167,6 +264,7 @@ inline bool parallel_worth_it(const Conv2dShape& s) {
 template <class T>
 void conv2d_forward(const Conv2dShape& s, const T* x, const T* W, const std::type_identity_t<T>* bias, T* y) {
   s.validate();
+  if constexpr (kLazyDot<T>) return detail::conv2d_forward_exact(s, x, W, bias, y);
   const size_t OH = s.OH(), OW = s.OW(), CG = s.CG(), OG = s.OG();
   // Each thread computes whole output elements in the same order as a serial run: identical results for any
   // thread count and any T (the reference runs in the prime fields at real network shapes, where it is slow).
@@ -198,6 +296,7 @@ void conv2d_forward(const Conv2dShape& s, const T* x, const T* W, const std::typ
 template <class T>
 void conv2d_backward_input(const Conv2dShape& s, const T* W, const T* dy, T* dx) {
   s.validate();
+  if constexpr (kLazyDot<T>) return detail::conv2d_backward_input_exact(s, W, dy, dx);
   const size_t OH = s.OH(), OW = s.OW(), CG = s.CG(), OG = s.OG();
 #pragma omp parallel for collapse(2) schedule(static) if (detail::parallel_worth_it(s))
   for (size_t b = 0; b < s.B; ++b)
@@ -226,6 +325,7 @@ void conv2d_backward_input(const Conv2dShape& s, const T* W, const T* dy, T* dx)
 template <class T>
 void conv2d_backward_weight(const Conv2dShape& s, const T* x, const T* dy, T* dW) {
   s.validate();
+  if constexpr (kLazyDot<T>) return detail::conv2d_backward_weight_exact(s, x, dy, dW);
   const size_t OH = s.OH(), OW = s.OW(), CG = s.CG(), OG = s.OG();
 #pragma omp parallel for collapse(2) schedule(static) if (detail::parallel_worth_it(s))
   for (size_t o = 0; o < s.O; ++o)
