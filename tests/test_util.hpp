@@ -27,6 +27,20 @@
 
 namespace veridl::testutil {
 
+// Built with AddressSanitizer (scripts/ci-checks.sh): everything runs many times slower, so the heaviest
+// tests shrink their work under it.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 // The message of the veridl::Error that f throws ("" and a test failure if it throws nothing or something else).
 template <class F>
 std::string error_of(F&& f) {
