@@ -8,20 +8,28 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include <jpeglib.h>
 
 #include "test_util.hpp"
+#include "veridl/data/augment.hpp"
 #include "veridl/data/dataset.hpp"
 #include "veridl/data/image.hpp"
+#include "veridl/net/netspec.hpp"
+#include "veridl/net/plan.hpp"
+#include "veridl/train/checkpoint.hpp"
+#include "veridl/train/trainer.hpp"
 #include "veridl/util/error.hpp"
 
 using namespace veridl::testutil;
@@ -571,6 +579,278 @@ TEST_F(ImageFolder, ShapeErrors) {
   EXPECT_NE(m.find("or an image folder train/<class>/*.jpg|png with val/<class>/*.jpg|png"), std::string::npos) << m;
 }
 
+// ------------------------------------------------------------------------------------------ random-resized-crop
+
+// Every part occurs in the (multi-line) output.
+::testing::AssertionResult has_all(const std::string& out, std::initializer_list<std::string> parts) {
+  for (const std::string& p : parts)
+    if (out.find(p) == std::string::npos) return ::testing::AssertionFailure() << "no \"" << p << "\" in:\n" << out;
+  return ::testing::AssertionSuccess();
+}
+
+// A w x h RGB image whose pixel (x, y) is (x * kx, y * ky, 77): a crop's box can be read back from the output.
+Bytes coordinates(uint32_t w, uint32_t h, int kx = 1, int ky = 1) {
+  Bytes px(size_t{w} * h * 3);
+  for (uint32_t y = 0; y < h; ++y)
+    for (uint32_t x = 0; x < w; ++x) {
+      uint8_t* p = &px[(size_t{y} * w + x) * 3];
+      p[0] = static_cast<uint8_t>(x * kx);
+      p[1] = static_cast<uint8_t>(y * ky);
+      p[2] = 77;
+    }
+  return px;
+}
+
+// Independent bilinear resize of a box (an enlargement: box sides at most the output's), written from the definition:
+// output pixel o samples source coordinate x0 + (o + 1/2) * w / W - 1/2, clamped to the box, interpolated linearly
+// between its two neighbours (in double).
+std::vector<double> bilinear_crop(const std::function<double(size_t, size_t, size_t)>& px, size_t C,
+                                  const veridl::data::CropBox& box, size_t H, size_t W) {
+  auto axis = [](size_t b0, size_t len, size_t n, size_t o, size_t& i0, size_t& i1, double& t) {
+    double c = double(b0) + (double(o) + 0.5) * double(len) / double(n) - 0.5;
+    c = std::clamp(c, double(b0), double(b0 + len - 1));
+    i0 = static_cast<size_t>(std::floor(c));
+    i1 = std::min(i0 + 1, b0 + len - 1);
+    t = c - double(i0);
+  };
+  std::vector<double> out(C * H * W);
+  for (size_t y = 0; y < H; ++y)
+    for (size_t x = 0; x < W; ++x) {
+      size_t y0, y1, x0, x1;
+      double ty, tx;
+      axis(box.y0, box.h, H, y, y0, y1, ty);
+      axis(box.x0, box.w, W, x, x0, x1, tx);
+      for (size_t c = 0; c < C; ++c)
+        out[(c * H + y) * W + x] = (1 - ty) * ((1 - tx) * px(c, y0, x0) + tx * px(c, y0, x1)) +
+                                   ty * ((1 - tx) * px(c, y1, x0) + tx * px(c, y1, x1));
+    }
+  return out;
+}
+
+TEST_F(ImageFolder, ResizedCropOfACoordinateImageReadsBackItsBox) {
+  // A 200 x 150 image shrunk into 32 x 32 crops: the filter averages a linear ramp to (nearly) its value at the
+  // output pixel's center, x0 + (o + 1/2) w / 32 - 1/2, so a least-squares line through the interior outputs gives
+  // back x0 and w (and y0, h from the green ramp), which must be the box random_resized_crop_box chose.
+  const uint32_t w = 200, h = 150;
+  const DecodedImage img = veridl::data::decode_image(png8(w, h, 3, coordinates(w, h)), "c.png");
+  const size_t S = 32;
+  std::vector<float> out(3 * S * S);
+  // Fit v(o) = a + b (o + 1/2) over o in [lo, hi): b = side / S, a = start - 1/2.
+  auto fit = [&](auto value) {
+    const size_t lo = 6, hi = S - 6;
+    double sx = 0, sy = 0, sxx = 0, sxy = 0, n = double(hi - lo);
+    for (size_t o = lo; o < hi; ++o) {
+      const double t = double(o) + 0.5, v = value(o);
+      sx += t;
+      sy += v;
+      sxx += t * t;
+      sxy += t * v;
+    }
+    const double b = (n * sxy - sx * sy) / (n * sxx - sx * sx), a = (sy - b * sx) / n;
+    return std::pair<double, double>{a + 0.5, b * double(S)};  // start, side
+  };
+  size_t upscaled = 0;
+  for (uint64_t seed = 1; seed <= 300; ++seed) {
+    const veridl::data::CropBox box = veridl::data::random_resized_crop_box(w, h, seed);
+    veridl::data::resized_crop(img, box, ImageShape{3, S, S}, out.data());
+    const auto [x0, bw] = fit([&](size_t o) { return 255.0 * out[0 * S * S + (S / 2) * S + o]; });  // red along a row
+    const auto [y0, bh] = fit([&](size_t o) { return 255.0 * out[1 * S * S + o * S + S / 2]; });    // green down a column
+    ASSERT_NEAR(x0, double(box.x0), 0.25) << "seed " << seed << " box " << box.w << "x" << box.h;
+    ASSERT_NEAR(bw, double(box.w), 0.25) << "seed " << seed;
+    ASSERT_NEAR(y0, double(box.y0), 0.25) << "seed " << seed;
+    ASSERT_NEAR(bh, double(box.h), 0.25) << "seed " << seed;
+    // Nothing outside the box is read: the ramps stay within the box's values.
+    for (size_t k = 0; k < S * S; ++k) {
+      ASSERT_GE(out[k] * 255.f, float(box.x0) - 1e-3f);
+      ASSERT_LE(out[k] * 255.f, float(box.x0 + box.w - 1) + 1e-3f);
+      ASSERT_GE(out[S * S + k] * 255.f, float(box.y0) - 1e-3f);
+      ASSERT_LE(out[S * S + k] * 255.f, float(box.y0 + box.h - 1) + 1e-3f);
+      ASSERT_NEAR(out[2 * S * S + k], 77 / 255.f, 1e-6);
+    }
+    upscaled += box.w < S;
+  }
+  EXPECT_EQ(upscaled, 0u);  // every crop of this image is at least 42 pixels a side: all shrinks
+}
+
+TEST_F(ImageFolder, ResizedCropEnlargingIsBilinearAndTheWholeBoxIsTheResize) {
+  // A 24 x 18 image cropped into 40 x 40: every box is enlarged, so the filter is plain bilinear, clamped to the box.
+  const uint32_t w = 24, h = 18;
+  const Bytes px = pattern(w, h, 3, 9, 13, 50);
+  const DecodedImage img = veridl::data::decode_image(png8(w, h, 3, px), "p.png");
+  auto sample = [&](size_t c, size_t y, size_t x) { return double(px[(y * w + x) * 3 + c]) / 255.0; };
+  std::vector<float> out(3 * 40 * 40);
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    const veridl::data::CropBox box = veridl::data::random_resized_crop_box(w, h, seed);
+    veridl::data::resized_crop(img, box, ImageShape{3, 40, 40}, out.data());
+    const std::vector<double> want = bilinear_crop(sample, 3, box, 40, 40);
+    for (size_t k = 0; k < out.size(); ++k) ASSERT_NEAR(out[k], want[k], 2e-6) << "seed " << seed << " at " << k;
+  }
+  // The whole image as the box, at its own size: an exact copy; at a size of the same aspect ratio: the resize
+  // (resize_center_crop has nothing to crop then).
+  veridl::data::resized_crop(img, {0, 0, w, h}, ImageShape{3, h, w}, out.data());
+  EXPECT_EQ(std::vector<float>(out.begin(), out.begin() + 3 * w * h), chw(w, h, 3, px));
+  const DecodedImage big = veridl::data::decode_image(png8(64, 48, 3, pattern(64, 48, 3, 3, 5, 7)), "b.png");
+  std::vector<float> a(3 * 24 * 32), b(3 * 24 * 32);
+  veridl::data::resized_crop(big, {0, 0, 64, 48}, ImageShape{3, 24, 32}, a.data());
+  veridl::data::resize_center_crop(big, ImageShape{3, 24, 32}, b.data());
+  for (size_t k = 0; k < a.size(); ++k) ASSERT_NEAR(a[k], b[k], 1e-6) << k;
+  // A box that is not inside the image is refused.
+  EXPECT_EQ(error_of([&] { veridl::data::resized_crop(img, {20, 0, 5, 4}, ImageShape{3, 4, 4}, out.data()); }),
+            "resized_crop: box 5x4 at (20, 0) is not inside the 24x18 image");
+}
+
+TEST_F(ImageFolder, ResizedCropOfIdxBytesIsBilinearToo) {
+  // IDX / CIFAR-10 images are cropped from their own bytes (the decision for non-folder data: apply, not refuse).
+  veridl::data::Dataset ds;
+  ds.n = 2;
+  ds.C = 1;
+  ds.H = 12;
+  ds.W = 10;
+  for (size_t i = 0; i < 2; ++i)
+    for (size_t y = 0; y < 12; ++y)
+      for (size_t x = 0; x < 10; ++x) ds.pixels.push_back(static_cast<uint8_t>(20 * x + 7 * y + 3 * i));
+  ds.labels = {0, 1};
+  std::vector<float> out(120);
+  for (uint64_t seed = 1; seed <= 50; ++seed) {
+    const veridl::data::CropBox box = veridl::data::random_resized_crop_box(10, 12, seed);
+    ds.crop_resize(1, box, out.data());
+    const auto want = bilinear_crop([&](size_t, size_t y, size_t x) { return double(ds.pixels[120 + y * 10 + x]) / 255.0; },
+                                    1, box, 12, 10);
+    for (size_t k = 0; k < 120; ++k) ASSERT_NEAR(out[k], want[k], 2e-6) << seed << " " << k;
+  }
+  ds.crop_resize(0, {0, 0, 10, 12}, out.data());  // the whole image: the image
+  const std::vector<float> all = ds.floats();
+  EXPECT_EQ(out, std::vector<float>(all.begin(), all.begin() + 120));
+}
+
+// An Imagenette-like folder: class folders (WordNet ids) of JPEGs whose shorter side is 160 or 320 pixels.
+void imagenette(const std::function<std::string(const std::string&, const Bytes&)>& write, int per_class_train,
+                int per_class_val) {
+  const char* classes[] = {"n01440764", "n02102040", "n02979186"};
+  for (int k = 0; k < 3; ++k)
+    for (int i = 0; i < per_class_train + per_class_val; ++i) {
+      // 160 px (213 x 160 landscape, 160 x 240 portrait) and 320 px (427 x 320) images, as in Imagenette's versions.
+      const uint32_t w = i % 3 == 0 ? 213 : i % 3 == 1 ? 160 : 427, h = i % 3 == 0 ? 160 : i % 3 == 1 ? 240 : 320;
+      Bytes px(size_t{w} * h * 3);
+      for (uint32_t y = 0; y < h; ++y)
+        for (uint32_t x = 0; x < w; ++x)
+          for (int c = 0; c < 3; ++c)
+            px[(size_t{y} * w + x) * 3 + c] =
+                static_cast<uint8_t>((x * 7 + y * 3 + i * 11 + 40 * c) % 160 + (c == k ? 60 : 0));
+      const std::string part = i < per_class_train ? "train" : "val";
+      write(fmt::format("{}/{}/{}_{}.JPEG", part, classes[k], classes[k], i), write_jpeg(w, h, 3, JCS_RGB, px, 85));
+    }
+}
+
+TEST_F(ImageFolder, StoredTrainingImagesForResizedCrop) {
+  // Net input 32 x 32: images are stored with their shorter side at ceil(32 * 8/7) = 37, or as they are if smaller.
+  Bytes big(96 * 64 * 3);  // smooth ramps: resizing in two steps (stored, then cropped) stays close to one step
+  for (size_t y = 0; y < 64; ++y)
+    for (size_t x = 0; x < 96; ++x)
+      for (size_t c = 0; c < 3; ++c) big[(y * 96 + x) * 3 + c] = static_cast<uint8_t>(x + y + 30 * c);
+  const Bytes small = pattern(30, 20, 1, 7, 9, 0);
+  write("train/a/big.png", png8(96, 64, 3, big));
+  write("train/a/small.png", png8(30, 20, 1, small));
+  write("train/b/tall.png", png8(40, 75, 3, pattern(40, 75, 3, 2, 4, 6)));
+  write("val/a/v.png", png8(96, 64, 3, big));
+  write("val/b/v.png", png8(30, 20, 1, small));
+  EXPECT_EQ(veridl::data::stored_side(32, 32), 37u);
+  EXPECT_EQ(veridl::data::stored_side(224, 224), 256u);
+  const ImageShape shape{3, 32, 32};
+  Split s = veridl::data::load_split(root(), shape, veridl::data::TrainImages::Stored);
+  ASSERT_EQ(s.train.n, 3u);
+  EXPECT_TRUE(s.train.images.empty());  // kept once: as stored bytes
+  ASSERT_EQ(s.train.stored.size(), 3u);
+  EXPECT_EQ(s.train.C, 3u);
+  EXPECT_EQ(s.train.H, 32u);
+  EXPECT_EQ(s.train.image_size(), 3u * 32 * 32);
+  // 96 x 64 -> shorter side 37, longer round(96 * 37 / 64) = round(55.5) = 56 (llround: half away from zero).
+  EXPECT_EQ(s.train.stored_size(0), (std::pair<size_t, size_t>{56, 37}));
+  EXPECT_EQ(s.train.stored[0].channels, 3u);
+  EXPECT_EQ(s.train.stored_size(1), (std::pair<size_t, size_t>{30, 20}));  // smaller than 37: as decoded
+  EXPECT_EQ(s.train.stored[1].channels, 1u);                               // grey stays grey (1 byte a pixel)
+  EXPECT_EQ(s.train.stored[1].pixels, small);
+  EXPECT_EQ(s.train.stored_size(2), (std::pair<size_t, size_t>{37, 69}));  // 40 x 75: round(75 * 37 / 40) = 69
+  // The shrunk image is the whole-image resize, rounded to bytes.
+  const DecodedImage dbig = veridl::data::decode_image(png8(96, 64, 3, big), "b.png");
+  std::vector<float> f(3 * 37 * 56);
+  veridl::data::resized_crop(dbig, {0, 0, 96, 64}, ImageShape{3, 37, 56}, f.data());
+  for (size_t c = 0; c < 3; ++c)
+    for (size_t k = 0; k < 37 * 56; ++k)
+      ASSERT_EQ(s.train.stored[0].pixels[k * 3 + c], static_cast<uint8_t>(std::lround(f[c * 37 * 56 + k] * 255.f))) << k;
+  // The test split is resized and center-cropped as without the option; copy_images of a stored image is its resize +
+  // center crop (exactly the file's when it was kept as decoded).
+  Split plain = veridl::data::load_split(root(), shape);
+  EXPECT_EQ(s.test.images, plain.test.images);
+  EXPECT_TRUE(s.test.stored.empty());
+  std::vector<float> got(3 * 32 * 32);
+  s.train.copy_images(1, 1, got.data());
+  EXPECT_EQ(got, image_of(plain.train, 1));
+  s.train.copy_images(0, 1, got.data());
+  const std::vector<float> want = image_of(plain.train, 0);
+  for (size_t k = 0; k < got.size(); ++k) ASSERT_NEAR(got[k], want[k], 3.0 / 255) << k;  // from the stored bytes
+  // Crop boxes are in the stored image's coordinates.
+  std::vector<float> whole(3 * 32 * 32);
+  EXPECT_EQ(error_of([&] { s.train.crop_resize(0, {0, 0, 57, 37}, whole.data()); }),
+            "resized_crop: box 57x37 at (0, 0) is not inside the 56x37 image");
+}
+
+TEST_F(ImageFolder, ResizedCropsAreSeededPerExampleAndChangeEveryEpoch) {
+  imagenette([&](const std::string& rel, const Bytes& b) { return write(rel, b); }, 2, 1);
+  Split s = veridl::data::load_split(root(), ImageShape{3, 24, 24}, veridl::data::TrainImages::Stored);
+  ASSERT_EQ(s.train.n, 6u);
+  veridl::data::AugmentConfig cfg;
+  cfg.resized_crop = true;
+  const size_t D = s.train.image_size();
+  auto crop = [&](size_t i, uint64_t batch_seed, size_t b) {
+    std::vector<float> out(D);
+    veridl::data::gather_example(s.train, i, cfg, batch_seed, b, out.data());
+    return out;
+  };
+  for (size_t i = 0; i < s.train.n; ++i) {
+    EXPECT_EQ(crop(i, 10003, 2), crop(i, 10003, 2));  // the same seed, epoch and place: the same crop, bit for bit
+    EXPECT_NE(crop(i, 3, 2), crop(i, 10003, 2));      // batch 3 of epoch 0 vs of epoch 1
+    EXPECT_NE(crop(i, 3, 2), crop(i, 3, 1));          // another place in the batch
+    // It is the crop of the box drawn for that example's stream.
+    const auto [w, h] = s.train.stored_size(i);
+    std::vector<float> want(D);
+    s.train.crop_resize(i, veridl::data::random_resized_crop_box(w, h, veridl::data::example_seed(10003, 2)), want.data());
+    EXPECT_EQ(crop(i, 10003, 2), want);
+  }
+  // Without the option the gather is the resized, center-cropped image.
+  cfg.resized_crop = false;
+  std::vector<float> plain(D);
+  s.train.copy_images(4, 1, plain.data());
+  EXPECT_EQ(crop(4, 10003, 2), plain);
+}
+
+TEST_F(ImageFolder, TrainingWithResizedCropIsBitIdenticalForAnyThreadCount) {
+  imagenette([&](const std::string& rel, const Bytes& b) { return write(rel, b); }, 4, 1);
+  const Split s = veridl::data::load_split(root(), ImageShape{3, 16, 16}, veridl::data::TrainImages::Stored);
+  const veridl::net::NetSpec spec =
+      veridl::net::NetBuilder("Tiny-RGB").image(16, 16, 3).flatten().dense(768, 3).build();
+  auto run = [&](int threads, bool resized_crop) {
+    veridl::train::TrainConfig c;
+    c.epochs = 2;
+    c.batch = 4;
+    c.threads = threads;
+    c.augment.resized_crop = resized_crop;
+    c.augment.flip = true;
+    c.normalize = veridl::data::Normalize::ImageNet;
+    c.log = std::fopen("/dev/null", "w");
+    veridl::train::TrainResult r = veridl::train::train(spec, c, s);
+    std::fclose(c.log);
+    return r;
+  };
+  const int saved = omp_get_max_threads();
+  const auto a = run(2, true), b = run(2, true), one = run(1, true), off = run(2, false);
+  omp_set_num_threads(saved);
+  EXPECT_EQ(a.step_loss, b.step_loss);
+  EXPECT_EQ(a.model.params, b.model.params);
+  EXPECT_EQ(a.model.params, one.model.params);
+  EXPECT_NE(a.step_loss, off.step_loss);  // the crops are used
+}
+
 // ---------------------------------------------------------------------------------------------- command line
 
 
@@ -614,6 +894,111 @@ TEST_F(ImageFolder, CliTrainsAndEvaluatesOnAGeneratedFolder) {
   EXPECT_EQ(b.status, 2) << b.out;
   EXPECT_EQ(b.out, "veridl train: error: image file '" + path("val/red/broken.png") +
                        "': truncated PNG (the file ends after 10 bytes)\n");
+}
+
+
+TEST_F(ImageFolder, CliTrainsAnImagenetteLayoutWithResizedCropAndImageNetNormalisation) {
+  imagenette([&](const std::string& rel, const Bytes& b) { return write(rel, b); }, 4, 2);
+  auto spec_file = [&](const std::string& name, const std::string& recipe_extra) {
+    const std::string text = R"({"name": "Tiny-Imagenette", "imageH": 32, "imageW": 32, "channels": 3,
+      "layers": [{"type": "flatten"}, {"type": "dense", "fanIn": 3072, "fanOut": 3, "activation": "identity"}],
+      "recipe": {"optimizer": "sgd", "lr": 0.001, "batch": 4, "epochs": 1, "augmentFlip": true)" +
+                             recipe_extra + "}}";
+    return write(name, Bytes(text.begin(), text.end()));
+  };
+  // Both options from the recipe.
+  const std::string spec = spec_file("rrc.json", R"(, "augmentResizedCrop": true, "normalize": "imagenet")");
+  const std::string ck = path("m.safetensors");
+  Cmd t = sh("train --spec " + spec + " --data " + root() + " --no-progress --threads 2 --out " + ck);
+  ASSERT_EQ(t.status, 0) << t.out;
+  EXPECT_TRUE(has_all(t.out, {"train: 12 images (3072 floats/image), test: 6 images",
+                               "augmentation: random crop pad 0, horizontal flip on, random-resized-crop (scale "
+                               "0.08-1, ratio 3/4-4/3) from images stored at shorter side <= 37",
+                               "normalization: imagenet (mean 0.485 0.456 0.406, std 0.229 0.224 0.225)",
+                               "Epoch  1/1: loss=", "val accuracy: ", "/6 = "}))
+      << t.out;
+  // The checkpoint records both (for resume and for eval); eval normalises the test images as training did: its
+  // mean loss is the normalised evaluation's, not the raw one's.
+  const veridl::train::Checkpoint c = veridl::train::load_safetensors(ck);
+  EXPECT_TRUE(mentions(c.metadata.at("config"), {R"("augmentResizedCrop":true)", R"("normalize":"imagenet")"}));
+  const veridl::train::Resumable r = veridl::train::load_resume_state(ck);
+  EXPECT_TRUE(r.cfg.augment.resized_crop);
+  EXPECT_EQ(r.cfg.normalize, veridl::data::Normalize::ImageNet);
+  EXPECT_EQ(veridl::train::checkpoint_normalization(c, r.spec, ck), veridl::data::Normalize::ImageNet);
+  const veridl::net::Plan plan = veridl::net::compile(r.spec, 1);
+  const veridl::train::Model model = veridl::train::model_from_checkpoint(plan, c, ck);
+  const Split s = veridl::data::load_split(root(), ImageShape{3, 32, 32});
+  const double with = veridl::train::evaluate(plan, model, s.test, veridl::data::Normalize::ImageNet).loss;
+  const double without = veridl::train::evaluate(plan, model, s.test).loss;
+  ASSERT_NE(fmt::format("{:.6f}", with), fmt::format("{:.6f}", without));
+  Cmd e = sh("eval --checkpoint " + ck);
+  ASSERT_EQ(e.status, 0) << e.out;
+  EXPECT_TRUE(has_all(e.out, {fmt::format("mean loss {:.6f}", with)})) << e.out;
+
+  // The same from the command line's flags, over a recipe without them: the same run, bit for bit.
+  const std::string plain_spec = spec_file("plain.json", "");
+  const std::string ck2 = path("m2.safetensors");
+  Cmd f = sh("train --spec " + plain_spec + " --data " + root() +
+             " --resized-crop --normalize imagenet --no-progress --threads 1 --out " + ck2);
+  ASSERT_EQ(f.status, 0) << f.out;
+  const veridl::train::Checkpoint c2 = veridl::train::load_safetensors(ck2);
+  EXPECT_EQ(veridl::train::model_from_checkpoint(plan, c2, ck2).params, model.params);
+  // Without them the run differs.
+  Cmd g = sh("train --spec " + plain_spec + " --data " + root() + " --no-progress --threads 2 --out " + ck2);
+  ASSERT_EQ(g.status, 0) << g.out;
+  EXPECT_EQ(g.out.find("random-resized-crop"), std::string::npos) << g.out;
+  EXPECT_EQ(g.out.find("normalization"), std::string::npos) << g.out;
+  EXPECT_NE(veridl::train::model_from_checkpoint(plan, veridl::train::load_safetensors(ck2), ck2).params, model.params);
+}
+
+TEST_F(ImageFolder, ResizedCropAndNormaliseErrorsAreOneLineBeforeAnyWork) {
+  auto spec_with = [&](const std::string& name, int channels, const std::string& recipe) {
+    const std::string text = fmt::format(R"({{"name": "T", "imageH": 8, "imageW": 8, "channels": {},
+      "layers": [{{"type": "flatten"}}, {{"type": "dense", "fanIn": {}, "fanOut": 2}}], "recipe": {{{}}}}})",
+                                         channels, 64 * channels, recipe);
+    return write(name, Bytes(text.begin(), text.end()));
+  };
+  // --data names nothing that exists: every error below comes before the data is looked at.
+  const std::string nodata = " --data " + path("no-such-data") + " --no-progress";
+  const std::string bad_name = spec_with("a.json", 3, R"("normalize": "imagnet")");
+  Cmd a = sh("train --spec " + bad_name + nodata);
+  EXPECT_EQ(a.status, 2);
+  EXPECT_EQ(a.out, "veridl train: error: " + bad_name + ": recipe: field 'normalize' must be \"none\" or \"imagenet\", got \"imagnet\"\n");
+  const std::string bad_bool = spec_with("b.json", 3, R"("augmentResizedCrop": 1)");
+  Cmd b = sh("train --spec " + bad_bool + nodata);
+  EXPECT_EQ(b.status, 2);
+  EXPECT_EQ(b.out, "veridl train: error: " + bad_bool + ": recipe: field 'augmentResizedCrop' must be true or false, got 1\n");
+  const std::string grey = spec_with("c.json", 1, R"("normalize": "imagenet")");
+  Cmd c = sh("train --spec " + grey + nodata);
+  EXPECT_EQ(c.status, 2);
+  EXPECT_EQ(c.out, "veridl train: error: " + grey +
+                       ": recipe.normalize: \"imagenet\" needs an RGB input (channels 3), but the network's input has 1 "
+                       "channel\n");
+  const std::string ok = spec_with("d.json", 3, R"("augmentResizedCrop": true, "normalize": "none")");
+  Cmd d = sh("train --spec " + ok + nodata + " --normalize ImageNet");
+  EXPECT_EQ(d.status, 2);
+  EXPECT_EQ(d.out, "veridl train: error: --normalize: 'ImageNet' is not supported (supported: none, imagenet)\n");
+  Cmd m = sh("train --spec " + repo("specs/mnist_linear.json") + nodata + " --normalize imagenet");
+  EXPECT_EQ(m.status, 2);
+  EXPECT_EQ(m.out, "veridl train: error: --normalize: 'imagenet' needs an RGB input (channels 3), but MNIST-Linear's "
+                   "input has 1 channel\n");
+  // The recipe's fields are checked in-process too, with the same messages.
+  EXPECT_EQ(error_of([] { veridl::net::parse_netspec(R"({"name": "T", "layers": [{"type": "flatten"},
+      {"type": "dense", "fanIn": 784, "fanOut": 2}], "recipe": {"normalize": "imagenet"}})", "s.json"); }),
+            "s.json: recipe.normalize: \"imagenet\" needs an RGB input (channels 3), but the network's input has 1 channel");
+  // Resuming cannot change them.
+  Cmd r = sh("train --resume " + path("x.safetensors") + " --resized-crop");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(has_all(r.out, {"--resized-crop cannot be changed when resuming"})) << r.out;
+}
+
+TEST_F(ImageFolder, ResizedCropOnIdxDataCropsTheFixedSizeImages) {
+  // Not an image folder: the crops are taken from the 28 x 28 digits themselves (documented in docs/data.md).
+  Cmd t = sh("train --spec " + repo("specs/mnist_linear.json") + " --resized-crop --epochs 1 --no-progress --threads 2");
+  ASSERT_EQ(t.status, 0) << t.out;
+  EXPECT_TRUE(has_all(t.out, {"random-resized-crop (scale 0.08-1, ratio 3/4-4/3) from the 28x28 images",
+                               "val accuracy: "}))
+      << t.out;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "veridl/cli.hpp"
+#include "veridl/data/augment.hpp"
 #include "veridl/data/dataset.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
@@ -33,6 +34,10 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
   --optimizer sgd|adam|adamw  --momentum X  --weight-decay X  --clip-norm X
   --cosine / --no-cosine  --warmup-epochs X   (per-step linear warmup, then cosine)
   --crop-pad N  --flip   seeded augmentation: random crop with N zero padding, horizontal flip
+  --resized-crop       seeded random-resized-crop (torchvision's: scale 0.08-1, ratio 3/4-4/3, bilinear)
+                       to the input size; an image folder's training images are then kept at their
+                       stored size (shorter side 8/7 of the input's, or their own if smaller)
+  --normalize none|imagenet   ImageNet mean/std normalisation, in training and evaluation
   --preset NAME        s4tf (SGD lr 0.1 momentum 0.9, batch 128, 12 epochs) or full (AdamW 1e-3,
                        wd 1e-4, cosine, warmup 1, label smoothing 0.1, batch 128, 15 epochs);
                        applied over the spec's recipe, under the other flags
@@ -99,8 +104,8 @@ int cmd_train(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--spec", "--data", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed", "--threads",
           "--eval-every", "--checkpoint-every", "--out", "--summary-json", "--resume", "--optimizer", "--weight-decay",
-          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad"},
-         {"--no-progress", "--cosine", "--no-cosine", "--flip"});
+          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize"},
+         {"--no-progress", "--cosine", "--no-cosine", "--flip", "--resized-crop"});
   net::NetSpec spec;
   train::TrainConfig cfg;
   std::optional<train::ResumeState> resume;
@@ -108,7 +113,8 @@ int cmd_train(int argc, char** argv) {
   if (auto rpath = a.get("--resume")) {
     for (const char* f : {"--spec", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed",
                           "--eval-every", "--checkpoint-every", "--optimizer", "--weight-decay", "--warmup-epochs",
-                          "--clip-norm", "--preset", "--cosine", "--no-cosine", "--crop-pad", "--flip"})
+                          "--clip-norm", "--preset", "--cosine", "--no-cosine", "--crop-pad", "--flip",
+                          "--resized-crop", "--normalize"})
       if (a.has(f)) throw Error(std::string(f) + " cannot be changed when resuming: the run continues with the recipe saved in " + *rpath);
     train::Resumable r = train::load_resume_state(*rpath);
     if (r.complete)
@@ -145,6 +151,11 @@ int cmd_train(int argc, char** argv) {
       throw Error("--optimizer: '" + o.kind + "' is not supported (supported: sgd, adam, adamw)");
     cfg.augment.pad = static_cast<size_t>(a.integer("--crop-pad", static_cast<long long>(r.augment_crop_pad), 0, 64));
     cfg.augment.flip = a.has("--flip") || r.augment_flip;
+    cfg.augment.resized_crop = a.has("--resized-crop") || r.augment_resized_crop;
+    cfg.normalize = data::parse_normalize(a.str("--normalize", r.normalize), "--normalize");
+    if (cfg.normalize == data::Normalize::ImageNet && spec.channels != 3)
+      throw Error(fmt::format("--normalize: 'imagenet' needs an RGB input (channels 3), but {}'s input has {} channel{}",
+                              spec.name, spec.channels, spec.channels == 1 ? "" : "s"));
     cfg.label_smoothing = a.real("--label-smoothing", r.label_smoothing);
     if (!(cfg.label_smoothing >= 0 && cfg.label_smoothing < 1))
       throw Error(fmt::format("--label-smoothing must be in [0, 1), got {}", cfg.label_smoothing));
@@ -166,7 +177,10 @@ int cmd_train(int argc, char** argv) {
   }
 
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);  // image folders decode in parallel
-  data::Split split = data::load_split(data_name, data::ImageShape{spec.channels, spec.imageH, spec.imageW});
+  // Random-resized-crop crops each training image from a stored larger version (image folders; IDX and CIFAR-10
+  // images are cropped from their own bytes).
+  data::Split split = data::load_split(data_name, data::ImageShape{spec.channels, spec.imageH, spec.imageW},
+                                       cfg.augment.resized_crop ? data::TrainImages::Stored : data::TrainImages::Resized);
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
   train::TrainResult res = train::train(spec, cfg, split, resume ? &*resume : nullptr);
@@ -204,7 +218,7 @@ int cmd_eval(int argc, char** argv) {
   if (wants_help(argc, argv)) {
     fmt::print("usage: veridl eval --checkpoint FILE [--spec FILE] [--data NAME|DIR]\n"
                "Scores a saved checkpoint on the whole test set. The NetSpec is read from the checkpoint's\n"
-               "metadata unless --spec is given.\n");
+               "metadata unless --spec is given; the images are normalised as the run that trained it did.\n");
     return 0;
   }
   Args a(argc, argv, 2, {"--checkpoint", "--spec", "--data", "--threads"}, {});
@@ -227,7 +241,7 @@ int cmd_eval(int argc, char** argv) {
   if (split.test.image_size() != spec.input_size())
     throw Error(fmt::format("{}: images are {}x{}x{} but {} expects {}x{}x{}", split.test.source, split.test.C,
                             split.test.H, split.test.W, spec.name, spec.channels, spec.imageH, spec.imageW));
-  train::EvalResult ev = train::evaluate(plan, model, split.test);
+  train::EvalResult ev = train::evaluate(plan, model, split.test, train::checkpoint_normalization(ck, spec, *ck_path));
   fmt::print("{}: {} params, checkpoint {}\n", spec.name, plan.n_params, *ck_path);
   fmt::print("  test accuracy: {}/{} = {:.2f}% (whole test set of {}), mean loss {:.6f}\n", ev.correct, ev.total,
              ev.accuracy(), split.name, ev.loss);

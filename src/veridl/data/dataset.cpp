@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 
+#include "veridl/data/image.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/file.hpp"
 
@@ -173,7 +174,9 @@ void Dataset::copy_images(size_t first, size_t count, float* dst) const {
   const size_t D = image_size();
   if (first > n || count > n - first)
     throw Error(fmt::format("dataset '{}': images [{}, {}) requested, it holds {}", source, first, first + count, n));
-  if (has_bytes()) {
+  if (has_stored()) {  // resized and center-cropped from the stored image, as the test split is from the file
+    for (size_t i = 0; i < count; ++i) resize_center_crop(stored[first + i], ImageShape{C, H, W}, dst + i * D);
+  } else if (has_bytes()) {
     const std::array<float, 256>& table = pixel_table();
     const uint8_t* px = pixels.data() + first * D;
     for (size_t i = 0; i < count * D; ++i) dst[i] = table[px[i]];

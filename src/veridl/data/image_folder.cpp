@@ -1,4 +1,5 @@
-// Image folders: directory walk, resize + center crop, parallel decoding. See data/image.hpp and docs/data.md.
+// Image folders: directory walk, resize + center crop, parallel decoding; the resampling of a stored image's crop
+// box (random-resized-crop, Dataset::crop_resize). See data/image.hpp and docs/data.md.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 #include <new>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <type_traits>
 #include <vector>
 
 #include "veridl/data/image.hpp"
@@ -22,31 +25,30 @@ namespace fs = std::filesystem;
 
 // ------------------------------------------------------------------------------------------------------- resize
 
-// Resampling weights along one axis: output position o (0..n_out-1) is position o + offset of the axis scaled from
-// n_in to n_scaled pixels, and reads source pixels start[o] .. start[o] + count[o] - 1 with weights w[o * taps + k].
+// Resampling weights along one axis: output position o (0..n_out-1) reads source pixels start[o] ..
+// start[o] + count[o] - 1 with weights w[o * taps + k].
 struct AxisTaps {
   size_t taps = 0;
   std::vector<size_t> start, count;
   std::vector<float> w;
 };
 
-AxisTaps axis_taps(size_t n_in, size_t n_scaled, size_t offset, size_t n_out) {
-  const double scale = static_cast<double>(n_scaled) / static_cast<double>(n_in);
-  // Triangle filter of half-width `support` source pixels: 1 (bilinear) when enlarging, 1/scale when shrinking so
-  // that every source pixel contributes (an area-like average, no aliasing from skipped pixels).
-  const double support = scale < 1 ? 1 / scale : 1;
+// Triangle filter of half-width `support` source pixels around center(o) (in source pixel coordinates), reading
+// only pixels first .. last (edge weights renormalised).
+template <class Center>
+AxisTaps make_taps(size_t n_out, double support, Center center_of, size_t first_px, size_t last_px) {
   AxisTaps t;
   t.taps = static_cast<size_t>(std::ceil(2 * support)) + 1;
   t.start.resize(n_out);
   t.count.resize(n_out);
   t.w.assign(n_out * t.taps, 0.f);
-  const auto last = static_cast<double>(n_in - 1);
+  const auto first_pos = static_cast<double>(first_px), last = static_cast<double>(last_px);
   std::vector<double> wbuf(t.taps);
   for (size_t o = 0; o < n_out; ++o) {
-    const double center = (static_cast<double>(o + offset) + 0.5) / scale - 0.5;  // in source pixel coordinates
-    // Pixels strictly inside (center - support, center + support), clamped to the image (edge weights renormalised).
-    double lo = std::max(0.0, std::floor(center - support) + 1), hi = std::min(last, std::ceil(center + support) - 1);
-    if (lo > hi) lo = hi = std::clamp(std::round(center), 0.0, last);  // cannot happen; keeps the weights defined
+    const double center = center_of(o);
+    // Pixels strictly inside (center - support, center + support), clamped to [first, last].
+    double lo = std::max(first_pos, std::floor(center - support) + 1), hi = std::min(last, std::ceil(center + support) - 1);
+    if (lo > hi) lo = hi = std::clamp(std::round(center), first_pos, last);  // cannot happen; keeps the weights defined
     const auto first = static_cast<size_t>(lo), n = std::min(static_cast<size_t>(hi - lo) + 1, t.taps);
     double sum = 0;
     double* wp = wbuf.data();
@@ -65,59 +67,177 @@ AxisTaps axis_taps(size_t n_in, size_t n_scaled, size_t offset, size_t n_out) {
   return t;
 }
 
-}  // namespace
+// Output o is position o + offset of the axis scaled from n_in to n_scaled pixels (resize + center crop).
+AxisTaps axis_taps(size_t n_in, size_t n_scaled, size_t offset, size_t n_out) {
+  const double scale = static_cast<double>(n_scaled) / static_cast<double>(n_in);
+  // Triangle filter of half-width `support` source pixels: 1 (bilinear) when enlarging, 1/scale when shrinking so
+  // that every source pixel contributes (an area-like average, no aliasing from skipped pixels).
+  const double support = scale < 1 ? 1 / scale : 1;
+  return make_taps(
+      n_out, support, [&](size_t o) { return (static_cast<double>(o + offset) + 0.5) / scale - 0.5; }, 0, n_in - 1);
+}
 
-void resize_center_crop(const DecodedImage& img, const ImageShape& shape, float* out) {
-  const size_t C = shape.C, H = shape.H, W = shape.W;
-  if ((C != 1 && C != 3) || H == 0 || W == 0)
-    throw Error(fmt::format("resize_center_crop: target {}x{}x{} must have 1 or 3 channels and positive sides", C, H, W));
-  const size_t w = img.width, h = img.height, ch = img.channels;
-  if (w == 0 || h == 0 || (ch != 1 && ch != 3) || !img.pixels)
-    throw Error(fmt::format("resize_center_crop: bad source image {}x{}x{}", ch, h, w));
-  // Scale so that the image covers H x W, keeping its aspect ratio; each axis is then an exact integer size.
-  const double s = std::max(static_cast<double>(H) / static_cast<double>(h), static_cast<double>(W) / static_cast<double>(w));
-  const size_t sh = std::max(H, static_cast<size_t>(std::llround(static_cast<double>(h) * s)));
-  const size_t sw = std::max(W, static_cast<size_t>(std::llround(static_cast<double>(w) * s)));
-  const AxisTaps tx = axis_taps(w, sw, (sw - W) / 2, W), ty = axis_taps(h, sh, (sh - H) / 2, H);
+// Source pixels box0 .. box0 + len - 1 resized to n_out pixels; nothing outside the box is read.
+AxisTaps box_taps(size_t box0, size_t len, size_t n_out) {
+  const double scale = static_cast<double>(n_out) / static_cast<double>(len);
+  const double support = scale < 1 ? 1 / scale : 1;
+  const auto b0 = static_cast<double>(box0);
+  return make_taps(
+      n_out, support, [&](size_t o) { return b0 + (static_cast<double>(o) + 0.5) / scale - 0.5; }, box0,
+      box0 + len - 1);
+}
 
-  // Horizontal pass over the source rows the vertical pass reads: tmp[(y - y0) * W * ch + x * ch + c].
+// The samples of one image: sample (x, y, c) at px[y * row + x * pixel + c * chan]. T is uint8_t (0..255:
+// decoded and stored images, IDX/CIFAR bytes) or float ([0,1]: resized image-folder floats).
+template <class T>
+struct View {
+  const T* px;
+  size_t w, h, ch;
+  size_t row, pixel, chan;
+};
+
+template <class T>
+constexpr float kMaxSample = std::is_same_v<T, uint8_t> ? 255.f : 1.f;
+
+View<uint8_t> interleaved(const uint8_t* px, size_t w, size_t h, size_t ch) { return {px, w, h, ch, w * ch, ch, 1}; }
+
+void check_target(const char* what, const ImageShape& shape) {
+  if ((shape.C != 1 && shape.C != 3) || shape.H == 0 || shape.W == 0)
+    throw Error(fmt::format("{}: target {}x{}x{} must have 1 or 3 channels and positive sides", what, shape.C, shape.H,
+                            shape.W));
+}
+
+template <class T>
+void check_source(const char* what, const View<T>& v) {
+  if (v.w == 0 || v.h == 0 || (v.ch != 1 && v.ch != 3) || !v.px)
+    throw Error(fmt::format("{}: bad source image {}x{}x{}", what, v.ch, v.h, v.w));
+}
+
+// Separable resampling with the given taps (a horizontal pass over the source rows the vertical pass reads, then the
+// vertical pass), grey/RGB conversion, scaled to [0,1]; CHW floats into out.
+template <class T>
+void apply_taps(const View<T>& v, const AxisTaps& tx, const AxisTaps& ty, const ImageShape& shape, float* out) {
+  const size_t C = shape.C, H = shape.H, W = shape.W, ch = v.ch;
+  // Horizontal pass: tmp[(y - y0) * W * ch + x * ch + c].
   const size_t y0 = ty.start.front(), y1 = ty.start.back() + ty.count.back();  // start is non-decreasing
   std::vector<float> tmp((y1 - y0) * W * ch);
-  const uint8_t* px = img.pixels.get();
   for (size_t y = y0; y < y1; ++y) {
-    const uint8_t* row = px + y * w * ch;
+    const T* row = v.px + y * v.row;
     float* dst = tmp.data() + (y - y0) * W * ch;
     for (size_t x = 0; x < W; ++x) {
       const float* wk = tx.w.data() + x * tx.taps;
-      const uint8_t* src = row + tx.start[x] * ch;
+      const T* src = row + tx.start[x] * v.pixel;
       for (size_t c = 0; c < ch; ++c) {
         float acc = 0;
-        for (size_t k = 0; k < tx.count[x]; ++k) acc += wk[k] * static_cast<float>(src[k * ch + c]);
+        for (size_t k = 0; k < tx.count[x]; ++k) acc += wk[k] * static_cast<float>(src[k * v.pixel + c * v.chan]);
         dst[x * ch + c] = acc;
       }
     }
   }
   // Vertical pass, channel conversion, p/255.
-  auto to_unit = [](float v) { return std::clamp(v, 0.f, 255.f) / 255.f; };
+  auto to_unit = [](float x) { return std::clamp(x, 0.f, kMaxSample<T>) / kMaxSample<T>; };
   for (size_t y = 0; y < H; ++y) {
     const float* wk = ty.w.data() + y * ty.taps;
     for (size_t x = 0; x < W; ++x) {
-      float v[3] = {0, 0, 0};
+      float val[3] = {0, 0, 0};
       for (size_t c = 0; c < ch; ++c) {
         float acc = 0;
         for (size_t k = 0; k < ty.count[y]; ++k) acc += wk[k] * tmp[((ty.start[y] + k - y0) * W + x) * ch + c];
-        v[c] = acc;
+        val[c] = acc;
       }
       const size_t at = y * W + x;
       if (C == ch) {
-        for (size_t c = 0; c < C; ++c) out[c * H * W + at] = to_unit(v[c]);
+        for (size_t c = 0; c < C; ++c) out[c * H * W + at] = to_unit(val[c]);
       } else if (C == 3) {  // grey -> RGB
-        const float g = to_unit(v[0]);
+        const float g = to_unit(val[0]);
         out[at] = out[H * W + at] = out[2 * H * W + at] = g;
       } else {  // RGB -> grey: ITU-R BT.601 luma
-        out[at] = to_unit(0.299f * v[0] + 0.587f * v[1] + 0.114f * v[2]);
+        out[at] = to_unit(0.299f * val[0] + 0.587f * val[1] + 0.114f * val[2]);
       }
     }
+  }
+}
+
+template <class T>
+void resize_center_crop_view(const View<T>& v, const ImageShape& shape, float* out) {
+  check_target("resize_center_crop", shape);
+  check_source("resize_center_crop", v);
+  const size_t H = shape.H, W = shape.W, w = v.w, h = v.h;
+  // Scale so that the image covers H x W, keeping its aspect ratio; each axis is then an exact integer size.
+  const double s = std::max(static_cast<double>(H) / static_cast<double>(h), static_cast<double>(W) / static_cast<double>(w));
+  const size_t sh = std::max(H, static_cast<size_t>(std::llround(static_cast<double>(h) * s)));
+  const size_t sw = std::max(W, static_cast<size_t>(std::llround(static_cast<double>(w) * s)));
+  apply_taps(v, axis_taps(w, sw, (sw - W) / 2, W), axis_taps(h, sh, (sh - H) / 2, H), shape, out);
+}
+
+template <class T>
+void resized_crop_view(const View<T>& v, const CropBox& box, const ImageShape& shape, float* out) {
+  check_target("resized_crop", shape);
+  check_source("resized_crop", v);
+  if (box.w == 0 || box.h == 0 || box.w > v.w || box.h > v.h || box.x0 > v.w - box.w || box.y0 > v.h - box.h)
+    throw Error(fmt::format("resized_crop: box {}x{} at ({}, {}) is not inside the {}x{} image", box.w, box.h, box.x0,
+                            box.y0, v.w, v.h));
+  apply_taps(v, box_taps(box.x0, box.w, shape.W), box_taps(box.y0, box.h, shape.H), shape, out);
+}
+
+}  // namespace
+
+void resize_center_crop(const DecodedImage& img, const ImageShape& shape, float* out) {
+  resize_center_crop_view(interleaved(img.pixels.get(), img.width, img.height, img.channels), shape, out);
+}
+
+void resize_center_crop(const StoredImage& img, const ImageShape& shape, float* out) {
+  resize_center_crop_view(interleaved(img.pixels.data(), img.width, img.height, img.channels), shape, out);
+}
+
+void resized_crop(const DecodedImage& img, const CropBox& box, const ImageShape& shape, float* out) {
+  resized_crop_view(interleaved(img.pixels.get(), img.width, img.height, img.channels), box, shape, out);
+}
+
+StoredImage store_image(DecodedImage img, size_t side) {
+  const size_t w = img.width, h = img.height, ch = img.channels;
+  StoredImage st;
+  st.channels = img.channels;
+  const size_t shorter = std::min(w, h);
+  if (shorter <= side || side == 0) {
+    st.width = img.width;
+    st.height = img.height;
+    st.pixels.assign(img.pixels.get(), img.pixels.get() + img.size());
+    return st;
+  }
+  const double s = static_cast<double>(side) / static_cast<double>(shorter);
+  const size_t sw = w == shorter ? side : std::max<size_t>(side, static_cast<size_t>(std::llround(static_cast<double>(w) * s)));
+  const size_t sh = h == shorter ? side : std::max<size_t>(side, static_cast<size_t>(std::llround(static_cast<double>(h) * s)));
+  std::vector<float> planar(ch * sh * sw);
+  resized_crop_view(interleaved(img.pixels.get(), w, h, ch), CropBox{0, 0, w, h}, ImageShape{ch, sh, sw},
+                    planar.data());
+  img.pixels.reset();
+  st.width = static_cast<uint32_t>(sw);
+  st.height = static_cast<uint32_t>(sh);
+  st.pixels.resize(sw * sh * ch);
+  for (size_t c = 0; c < ch; ++c)
+    for (size_t i = 0; i < sw * sh; ++i)
+      st.pixels[i * ch + c] = static_cast<uint8_t>(std::lround(planar[c * sw * sh + i] * 255.f));
+  return st;
+}
+
+std::pair<size_t, size_t> Dataset::stored_size(size_t i) const {
+  if (i >= n) throw Error(fmt::format("dataset '{}': image {} requested, it holds {}", source, i, n));
+  if (has_stored()) return {stored[i].width, stored[i].height};
+  return {W, H};
+}
+
+void Dataset::crop_resize(size_t i, const CropBox& box, float* dst) const {
+  if (i >= n) throw Error(fmt::format("dataset '{}': image {} requested, it holds {}", source, i, n));
+  const ImageShape shape{C, H, W};
+  const size_t D = image_size();
+  if (has_stored()) {
+    const StoredImage& st = stored[i];
+    resized_crop_view(interleaved(st.pixels.data(), st.width, st.height, st.channels), box, shape, dst);
+  } else if (has_bytes()) {  // IDX, CIFAR-10: planar C x H x W bytes
+    resized_crop_view(View<uint8_t>{pixels.data() + i * D, W, H, C, W, 1, H * W}, box, shape, dst);
+  } else {
+    resized_crop_view(View<float>{images.data() + i * D, W, H, C, W, 1, H * W}, box, shape, dst);
   }
 }
 
@@ -213,7 +333,9 @@ std::string name_list(const std::vector<std::string>& names) {
 
 // Decodes every item into a Dataset, in item order, in parallel. On failures, the error of the first failing item
 // (in item order) is thrown, whatever the thread count or timing.
-Dataset decode_all(const std::vector<Item>& items, const ImageShape& shape, size_t num_classes, const std::string& source) {
+// Resized (TrainImages::Resized: floats of `shape`) or kept for random-resized-crop (TrainImages::Stored).
+Dataset decode_all(const std::vector<Item>& items, const ImageShape& shape, size_t num_classes, const std::string& source,
+                   TrainImages keep) {
   Dataset ds;
   ds.n = items.size();
   ds.C = shape.C;
@@ -222,7 +344,12 @@ Dataset decode_all(const std::vector<Item>& items, const ImageShape& shape, size
   ds.num_classes = num_classes;
   ds.source = source;
   const size_t D = ds.image_size();
-  ds.images.resize(ds.n * D);
+  const bool store = keep == TrainImages::Stored;
+  const size_t side = stored_side(shape.H, shape.W);
+  if (store)
+    ds.stored.resize(ds.n);
+  else
+    ds.images.resize(ds.n * D);
   ds.labels.resize(ds.n);
   for (size_t i = 0; i < ds.n; ++i) ds.labels[i] = items[i].label;
 
@@ -237,7 +364,10 @@ Dataset decode_all(const std::vector<Item>& items, const ImageShape& shape, size
     bool failed = true;
     try {
       DecodedImage img = decode_image_file(items[k].path);
-      resize_center_crop(img, shape, ds.images.data() + k * D);
+      if (store)
+        ds.stored[k] = store_image(std::move(img), side);
+      else
+        resize_center_crop(img, shape, ds.images.data() + k * D);
       failed = false;
     } catch (const std::bad_alloc&) {
       oom[k] = 1;
@@ -267,7 +397,7 @@ bool looks_like_image_folder(const std::string& dir) {
   return is_dir(d / "train") || is_dir(d / "val") || is_dir(d / "test");
 }
 
-Split load_image_folder(const std::string& dir, const ImageShape& shape) {
+Split load_image_folder(const std::string& dir, const ImageShape& shape, TrainImages train_images) {
   const std::string folder = shown(dir);
   if ((shape.C != 1 && shape.C != 3) || shape.H == 0 || shape.W == 0 || shape.H > kMaxImageSide ||
       shape.W > kMaxImageSide)
@@ -305,8 +435,8 @@ Split load_image_folder(const std::string& dir, const ImageShape& shape) {
   const std::vector<Item> val_items = list_images(val, classes, folder);
   Split s;
   s.name = dir;
-  s.train = decode_all(train_items, shape, classes.size(), shown(train));
-  s.test = decode_all(val_items, shape, classes.size(), shown(val));
+  s.train = decode_all(train_items, shape, classes.size(), shown(train), train_images);
+  s.test = decode_all(val_items, shape, classes.size(), shown(val), TrainImages::Resized);
   return s;
 }
 

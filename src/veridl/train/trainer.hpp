@@ -32,6 +32,7 @@ struct TrainConfig {
   OptimConfig optim;      // optimizer, base lr, schedule, weight decay, clipping
   double label_smoothing = 0.0;
   data::AugmentConfig augment;  // seeded per batch with epoch * 10000 + batch (as the original)
+  data::Normalize normalize = data::Normalize::None;  // of every batch, after augmentation, and of evaluation's
   uint64_t seed = 42;     // He init uses seed, seed+1, ... per layer; the shuffle of epoch e uses e + seed
   int threads = 0;        // 0 = OpenMP default (all cores)
   size_t eval_every = 10;
@@ -99,12 +100,13 @@ class TrainStep {
 };
 
 // Accuracy (first maximum wins) and mean loss over every example of `ds` (no dropped tail), with
-// BatchNorm in evaluation mode (running statistics).
+// BatchNorm in evaluation mode (running statistics), the images normalised as `norm` says (the training run's).
 // Chunks of max(training batch, 128) examples, in an inference executor (no gradient buffers).
-EvalResult evaluate(const net::Plan& plan, const Model& model, const data::Dataset& ds);
+EvalResult evaluate(const net::Plan& plan, const Model& model, const data::Dataset& ds,
+                    data::Normalize norm = data::Normalize::None);
 // The same result, computed in the training step's own executor when its batch is that chunk size (so a
 // training run holds one set of activations, not two); the training that follows is unaffected.
-EvalResult evaluate(TrainStep& ts, const data::Dataset& ds);
+EvalResult evaluate(TrainStep& ts, const data::Dataset& ds, data::Normalize norm = data::Normalize::None);
 
 // Trains from scratch, or continues `resume` (from load_resume_state). Checkpoints at cfg.out are
 // written atomically (temporary file + rename): at the end, every checkpoint_every epochs, and on a stop
@@ -122,6 +124,10 @@ struct Resumable {
   bool complete = false;  // the run had finished
 };
 Resumable load_resume_state(const std::string& path);
+
+// The normalisation a checkpoint's model was trained with, for evaluating it: its training config's (metadata
+// 'config', written by train()), or the spec's recipe when the checkpoint has no config.
+data::Normalize checkpoint_normalization(const Checkpoint& ck, const net::NetSpec& spec, const std::string& path);
 
 // Checkpoints: parameter tensors named as in the plan, then the running statistics
 // ("layers.<i>.bn.running_mean" / "running_var"); metadata {format, spec, config, epoch, step, ...}.
