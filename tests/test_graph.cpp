@@ -7,6 +7,7 @@
 #include <random>
 #include <regex>
 
+#include "net_testutil.hpp"
 #include "test_util.hpp"
 #include "veridl/net/executor.hpp"
 #include "veridl/net/lower.hpp"
@@ -239,30 +240,7 @@ TEST(Plan, BuffersSharedByLivenessComputeWhatPrivateBuffersCompute) {
 }
 
 TEST(Executor, FastKernelsMatchTheReferenceOnTheResidualAndGatedDags) {
-  for (const NetSpec& spec : {load_netspec(resnet_path()), gated()}) {
-    const Plan p = compile(spec, 2, 0.1);
-    Executor<float, FastKernels> fast(p);
-    Executor<double, RefKernels> ref(p);
-    std::mt19937_64 rng(5);
-    std::normal_distribution<float> n(0, 0.3f);
-    for (size_t i = 0; i < p.n_params; ++i) ref.params()[i] = fast.params()[i] = n(rng);
-    std::vector<float> x(2 * p.input_width());
-    for (auto& e : x) e = n(rng);
-    const std::vector<double> xd(x.begin(), x.end());
-    std::vector<int32_t> y{1, 3};
-    Decisions d1, d2;
-    const float lf = fast.forward_loss(x.data(), y.data(), 2, d1);
-    const double lr = ref.forward_loss(xd.data(), y.data(), 2, d2);
-    EXPECT_NEAR(lf, lr, 1e-4 * (1 + std::fabs(lr))) << spec.name;
-    fast.backward(1.0f, true);
-    ref.backward(1.0, true);
-    double gmax = 0;
-    for (double g : ref.grads()) gmax = std::max(gmax, std::fabs(g));
-    for (size_t i = 0; i < p.n_params; ++i) ASSERT_NEAR(fast.grads()[i], ref.grads()[i], 1e-4 * (1 + gmax)) << spec.name << " " << i;
-    const auto gx = fast.input_grad();
-    const auto rx = ref.input_grad();
-    for (size_t i = 0; i < gx.size(); ++i) ASSERT_NEAR(gx[i], rx[i], 1e-4 * (1 + gmax)) << spec.name << " " << i;
-  }
+  for (const NetSpec& spec : {load_netspec(resnet_path()), gated()}) expect_fast_kernels_match_reference(spec, 1e-4);
 }
 
 // The whole-network contract over the DAGs: fan-out accumulation, residual adds (identity and projection
