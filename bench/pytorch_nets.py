@@ -4,28 +4,66 @@
 The generalisation of bench/pytorch_linear.py: a NetSpec is turned into a PyTorch model
 and trained with the spec's recipe, as `veridl train --spec SPEC` would train it.  A
 chain (every layer reads the previous one) becomes a torch.nn.Sequential; the graph form
-(layers with a "name" and "inputs", add, mul, repeat) a GraphNet, whose forward evaluates
-the named values node by node.  Written from the NetSpec semantics (netspec.hpp's header),
-independently of VeriDL's lowering:
+(layers with a "name" and "inputs", add, mul, repeat, and the residual / inverted-residual
+blocks) a GraphNet, whose forward evaluates the named values node by node.  Written from
+the NetSpec semantics (netspec.hpp's header, docs/netspec.md), independently of VeriDL's
+lowering:
 
-  * layers: flatten = nn.Flatten; dense = nn.Linear (+ ReLU if "relu"); conv2d =
-    nn.Conv2d, with bias unless "bias": false, groups=the spec's "groups" (default 1;
-    depthwise when groups = ic = oc; the kernel [oc, ic/groups, k, k]) (+ ReLU unless
-    "identity"; the NetSpec default is relu); convBn = nn.Conv2d without bias (and the
-    same "groups") + nn.BatchNorm2d(eps 1e-5,
-    momentum 0.1) + ReLU; maxPool = nn.MaxPool2d; batchNorm (standalone) =
-    nn.BatchNorm2d over C x H x W, nn.BatchNorm1d over flat features (same eps,
-    momentum); relu = nn.ReLU; add = a + b (same shape); mul = a * b (same shape, or b
-    one value per channel [C], broadcast over H x W); repeat = its body `times` times,
-    fresh parameters each repetition, "blockInput" naming the repetition's input and
-    body names local to a repetition; the repeat's name is its last repetition's output.
-    Parameters and He-initialised tensors follow node order (a repeat's body once per
-    repetition).  Padding follows src/veridl/prims/conv2d/reference.hpp: "valid" pads
-    nothing, "same" pads (k-1)/2 on both sides (padStyle "symmetric") or like XLA's
-    SAME (padStyle "xlaSame", the default): output ceil(n/s), the odd extra cell at
-    the bottom/right, done with an explicit zero pad when it is asymmetric.  maxPool
-    is "same" when size > stride, else "valid" (netspec.cpp); padded cells never win
-    (-inf padding).
+  * layers: flatten = nn.Flatten; dense = nn.Linear (+ its "activation", default
+    identity); conv2d = nn.Conv2d, with bias unless "bias": false, groups=the spec's
+    "groups" (default 1; depthwise when groups = ic = oc; the kernel [oc, ic/groups, k,
+    k]) (+ its "activation"; the NetSpec default for conv2d is relu); convBn = nn.Conv2d
+    without bias (and the same "groups") + nn.BatchNorm2d(eps 1e-5, momentum 0.1) + the
+    layer's own "activation" if it has one, else the net's "convBnActivation" (relu, the
+    default, or relu6); maxPool = nn.MaxPool2d; avgPool (size, stride default size,
+    padding "valid" (default) or "same") = nn.AvgPool2d(count_include_pad=True): the
+    divisor is always size^2, padded zeros counted; "same" pads in the net's padStyle as
+    conv does (an asymmetric XLA pad is an explicit nn.ZeroPad2d before an unpadded
+    nn.AvgPool2d, which counts those zeros too); globalAvgPool = the mean over H x W of
+    each channel (nn.AdaptiveAvgPool2d(1) + nn.Flatten: a flat [C]); batchNorm
+    (standalone) = nn.BatchNorm2d over C x H x W, nn.BatchNorm1d over flat features (same
+    eps, momentum) (+ its "activation", default identity); relu = nn.ReLU; relu6 =
+    nn.ReLU6 (min(max(x, 0), 6); its gradient passes iff 0 < x < 6, as VeriDL's); add =
+    a + b (same shape); mul = a * b (same shape, or b one value per channel [C],
+    broadcast over H x W); repeat = its body `times` times, fresh parameters each
+    repetition, "blockInput" naming the repetition's input and body names local to a
+    repetition; the repeat's name is its last repetition's output.  "activation" takes
+    identity, relu or relu6 wherever the field is allowed (dense, conv2d, convBn,
+    batchNorm, add, mul).
+  * blocks (docs/netspec.md, "Residual and inverted-residual blocks"; torchvision's
+    BasicBlock, Bottleneck v1.5 and MobileNetV2 InvertedResidual).  A stage of nBlocks
+    (default 1) blocks; block j reads ic channels with stride firstStride (stride for
+    invertedResidual) when j = 0, else oc channels with stride 1.  Every conv is a convBn
+    as above (no bias, BN, "same" padding in the net's padStyle) and `act` is the net's
+    convBnActivation:
+      residualBlock:   conv1 3x3 (stride)-BN-act, conv2 3x3-BN, [proj], add, act
+      bottleneckBlock: conv1 1x1 to oc/4-BN-act, conv2 3x3 (stride)-BN-act,
+                       conv3 1x1 to oc-BN, [proj], add, act   (oc a multiple of 4)
+      proj (the shortcut when the channels or the stride change): 1x1 conv, stride s, no
+      bias, + BN, reading the block's input; otherwise the shortcut is the input itself.
+      invertedResidual (mid = block input channels * expand): [expand 1x1 to mid-BN-act,
+                       left out when expand is 1], dw 3x3 (stride, groups = mid)-BN-act,
+                       project 1x1 to oc-BN (linear), and add the block's input only when
+                       the stride is 1 and the input has oc channels (never a projection).
+    Steps (GraphNet nodes) are VeriDL's node names: <layer>.<j>.conv1, .conv2, .conv3,
+    .proj, .add (the add step carries the trailing act, VeriDL's <layer>.<j>.<act>
+    node); <layer>.<j>.expand, .dw, .project, .add; so --eval-veridl-checkpoint finds
+    "<layer>.<j>.conv1.weight", "<layer>.<j>.conv1.bn.gamma" etc. by name.
+  * parameter / He-init order = node order (a repeat's body once per repetition): within
+    a residual or bottleneck block conv1, conv2, (conv3), proj (the projection after the
+    main path, as `veridl info` lists it and as torchvision registers downsample); within
+    an inverted residual expand, dw, project; each conv's BN gamma/beta right after its
+    kernel.  The order only decides which slice of the RNG stream each tensor gets (and
+    makes --veridl-rng reproduce VeriDL's init exactly); it does not change the network.
+    bench/torchvision_counts.py checks the full-size specs against torchvision's models
+    (parameter counts, and with --forward the eval-mode logits with torchvision's
+    weights copied in).
+  * padding follows src/veridl/prims/conv2d/reference.hpp: "valid" pads nothing, "same"
+    pads (k-1)/2 on both sides (padStyle "symmetric") or like XLA's SAME (padStyle
+    "xlaSame", the default): output ceil(n/s), the odd extra cell at the bottom/right,
+    done with an explicit zero pad when it is asymmetric (conv2d, convBn, the blocks'
+    convs, avgPool "same").  maxPool is "same" when size > stride, else "valid"
+    (netspec.cpp); padded cells never win (-inf padding).
   * init: weights (dense and conv kernels) He normal, std sqrt(2 / fan_in) with
     fan_in = fanIn or (ic/groups)*k*k; biases 0; BatchNorm gamma 1, beta 0; running stats
     mean 0, var 1.
@@ -45,7 +83,7 @@ independently of VeriDL's lowering:
 Data: IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte, plain or .gz, plain
 first, as VeriDL), preloaded as float32 tensors before the clock starts.  Only the
 training loop is timed.  After the last epoch the whole test set is evaluated (in
-chunks of 1000).  One JSON line is printed on stdout, with the keys of
+chunks of max(batch, 128), as VeriDL).  One JSON line is printed on stdout, with the keys of
 pytorch_linear.py.
 
 Run it with Debian's interpreter (/usr/bin/python3, package python3-torch), normally
@@ -129,19 +167,33 @@ def load_spec(path):
     return spec
 
 
+ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}  # the NetSpec activation primitives
+
+
+def _act_modules(act, where):
+    """[module] for an activation name, [] for "identity"."""
+    if act == "identity":
+        return []
+    if act not in ACTIVATIONS:
+        raise ValueError(f"{where}: activation {act!r} is not supported "
+                         f"(identity, {', '.join(ACTIVATIONS)})")
+    return [ACTIVATIONS[act]()]
+
+
 def _activation(l, default, where):
     """The modules of a layer's "activation" field (appended after the layer)."""
-    act = l.get("activation", default)
-    if act == "relu":
-        return [nn.ReLU()]
-    if act != "identity":
-        raise ValueError(f"{where}: activation {act!r} is not supported")
-    return []
+    return _act_modules(l.get("activation", default), where)
 
 
-def unary_layer(l, shape, style, where):
+def _spatial_input(shape, where):
+    if not shape[3]:
+        raise ValueError(f"{where}: needs an image input")
+
+
+def unary_layer(l, shape, style, where, cba="relu"):
     """(modules, He (weight, fan_in) pairs, output shape) of a one-input layer.  A shape is
-    (C, H, W, spatial); flat features are (F, 1, 1, False)."""
+    (C, H, W, spatial); flat features are (F, 1, 1, False).  `cba` is the net's
+    convBnActivation (the default activation of convBn)."""
     C, H, W, spatial = shape
     t = l.get("type")
     mods, he = [], []
@@ -181,9 +233,9 @@ def unary_layer(l, shape, style, where):
             conv = nn.Conv2d(ic, oc, k, stride=s, padding=0, bias=bias, groups=groups)
         mods.append(conv)
         he.append((conv.weight, ic // groups * k * k))  # weight [oc, ic/groups, k, k]
-        if bn:
+        if bn:  # the activation: the layer's own, else the net's convBnActivation
             mods.append(nn.BatchNorm2d(oc, eps=BN_EPS, momentum=BN_MOMENTUM))
-            mods.append(nn.ReLU())
+            mods += _activation(l, cba, where)
         else:
             mods += _activation(l, "relu", where)  # the NetSpec default for conv2d is relu
         C, H, W = oc, out_extent(H, pt, pb, k, s), out_extent(W, pl, pr, k, s)
@@ -205,8 +257,29 @@ def unary_layer(l, shape, style, where):
         bn_class = nn.BatchNorm2d if spatial else nn.BatchNorm1d
         mods.append(bn_class(C, eps=BN_EPS, momentum=BN_MOMENTUM))
         mods += _activation(l, "identity", where)
-    elif t == "relu":
-        mods.append(nn.ReLU())
+    elif t in ACTIVATIONS:  # relu, relu6 as layers
+        mods += _act_modules(t, where)
+    elif t == "avgPool":
+        _spatial_input(shape, where)
+        k = l["size"]
+        s = l.get("stride", k)
+        pad = l.get("padding", "valid")
+        if pad not in ("same", "valid"):
+            raise ValueError(f"{where}: padding {pad!r} is not supported (valid, same)")
+        pt, pb = conv_pads(H, k, s, pad == "same", style)
+        pl, pr = conv_pads(W, k, s, pad == "same", style)
+        # divisor always k*k, padded zeros included (count_include_pad=True); an explicit
+        # zero pad before an unpadded pool averages the same way
+        if pt == pb and pl == pr and 2 * pt <= k and 2 * pl <= k:
+            mods.append(nn.AvgPool2d(k, stride=s, padding=(pt, pl), count_include_pad=True))
+        else:
+            mods.append(nn.ZeroPad2d((pl, pr, pt, pb)))
+            mods.append(nn.AvgPool2d(k, stride=s, padding=0, count_include_pad=True))
+        H, W = out_extent(H, pt, pb, k, s), out_extent(W, pl, pr, k, s)
+    elif t == "globalAvgPool":  # mean over H x W per channel -> flat [C]
+        _spatial_input(shape, where)
+        mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        H, W, spatial = 1, 1, False
     else:
         raise ValueError(f"{where}: layer type {t!r} is not supported")
     if H <= 0 or W <= 0:
@@ -214,10 +287,31 @@ def unary_layer(l, shape, style, where):
     return mods, he, (C, H, W, spatial)
 
 
+BLOCKS = ("residualBlock", "bottleneckBlock", "invertedResidual")
+
+
 def is_graph_form(layers):
-    """True when the list needs the DAG builder: a layer reads named inputs, or is add, mul
-    or repeat.  Otherwise every layer reads the previous one: an nn.Sequential."""
-    return any("inputs" in l or l.get("type") in ("add", "mul", "repeat") for l in layers)
+    """True when the list needs the DAG builder: a layer reads named inputs, or is add, mul,
+    repeat or a residual / inverted-residual block.  Otherwise every layer reads the previous
+    one: an nn.Sequential."""
+    return any("inputs" in l or l.get("type") in ("add", "mul", "repeat") + BLOCKS for l in layers)
+
+
+def _pos_int(l, key, default, where):
+    """A positive integer field (required when default is None)."""
+    v = l.get(key, default)
+    if v is None:
+        raise ValueError(f"{where}: field {key!r} is required")
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ValueError(f"{where}: field {key!r} must be a positive integer, got {v!r}")
+    return v
+
+
+def _conv_bn(ic, oc, k, stride, act, groups=1):
+    """The convBn layer dict of one conv-BN(-activation) inside a block: bias-free conv,
+    "same" padding in the net's padStyle."""
+    return {"type": "convBn", "ic": ic, "oc": oc, "k": k, "stride": stride, "padding": "same",
+            "groups": groups, "activation": act}
 
 
 def _shape_str(shape):
@@ -271,10 +365,74 @@ class GraphNet(nn.Module):
         return "nodes: " + ", ".join(f"{n} ({t})" for n, t in zip(self.node_names, self.node_types))
 
 
-def build_graph(spec, style, shape):
+def build_graph(spec, style, shape, cba="relu"):
     """GraphNet for a graph-form NetSpec, and its He list in node order."""
     steps, he = [], []
     shapes = [shape]  # per slot
+
+    def unary_step(node, t, l, in_slot, where):
+        mods, h, oshape = unary_layer(l, shapes[in_slot], style, where, cba)
+        he.extend(h)
+        steps.append({"name": node, "type": t, "kind": "unary", "ins": [in_slot], "mods": mods,
+                      "out": len(shapes)})
+        shapes.append(oshape)
+        return steps[-1]["out"]
+
+    def add_step(node, a, b, mods, where):
+        if shapes[a] != shapes[b]:
+            raise ValueError(f"{where}: add needs two values of the same shape, got "
+                             f"{_shape_str(shapes[a])} and {_shape_str(shapes[b])}")
+        steps.append({"name": node, "type": "add", "kind": "add", "ins": [a, b], "bcast": False,
+                      "mods": mods, "out": len(shapes)})
+        shapes.append(shapes[a])
+        return steps[-1]["out"]
+
+    def block(l, node, in_slot, where):
+        """A residualBlock / bottleneckBlock / invertedResidual stage (docs/netspec.md,
+        "Residual and inverted-residual blocks"); returns the slot of its output."""
+        t = l["type"]
+        C, _, _, spatial = shapes[in_slot]
+        if not spatial:
+            raise ValueError(f"{where}: needs an image input")
+        ic, oc = _pos_int(l, "ic", None, where), _pos_int(l, "oc", None, where)
+        if ic != C:
+            raise ValueError(f"{where}: ic {ic} but the input has {C} channels")
+        n = _pos_int(l, "nBlocks", 1, where)
+        if t == "invertedResidual":
+            s0 = _pos_int(l, "stride", 1, where)
+            expand = _pos_int(l, "expand", None, where)
+        else:
+            s0 = _pos_int(l, "firstStride", 1, where)
+        if t == "bottleneckBlock" and oc % 4:
+            raise ValueError(f"{where}: oc {oc} must be a multiple of 4 (bottleneck width oc/4)")
+        cur = in_slot
+        for j in range(n):
+            bic, s = (ic, s0) if j == 0 else (oc, 1)
+            b, w = f"{node}.{j}", f"{where} block {j}"
+            if t == "invertedResidual":  # MobileNetV2: expand 1x1, depthwise 3x3, linear 1x1
+                mid = bic * expand
+                x = cur
+                if expand != 1:
+                    x = unary_step(f"{b}.expand", "convBn", _conv_bn(bic, mid, 1, 1, cba), x, w)
+                x = unary_step(f"{b}.dw", "convBn", _conv_bn(mid, mid, 3, s, cba, groups=mid), x, w)
+                x = unary_step(f"{b}.project", "convBn", _conv_bn(mid, oc, 1, 1, "identity"), x, w)
+                if s == 1 and bic == oc:  # residual add only here; never a projection
+                    x = add_step(f"{b}.add", x, cur, [], w)
+                cur = x
+                continue
+            if t == "residualBlock":  # basic block: 3x3 (stride) - act - 3x3
+                x = unary_step(f"{b}.conv1", "convBn", _conv_bn(bic, oc, 3, s, cba), cur, w)
+                x = unary_step(f"{b}.conv2", "convBn", _conv_bn(oc, oc, 3, 1, "identity"), x, w)
+            else:  # bottleneck v1.5: 1x1 to oc/4 - act - 3x3 (stride) - act - 1x1 to oc
+                width = oc // 4
+                x = unary_step(f"{b}.conv1", "convBn", _conv_bn(bic, width, 1, 1, cba), cur, w)
+                x = unary_step(f"{b}.conv2", "convBn", _conv_bn(width, width, 3, s, cba), x, w)
+                x = unary_step(f"{b}.conv3", "convBn", _conv_bn(width, oc, 1, 1, "identity"), x, w)
+            short = cur
+            if bic != oc or s != 1:  # projection shortcut: 1x1 stride s, no bias, BN
+                short = unary_step(f"{b}.proj", "convBn", _conv_bn(bic, oc, 1, s, "identity"), cur, w)
+            cur = add_step(f"{b}.add", x, short, _act_modules(cba, w), w)  # add, then act
+        return cur
 
     def resolve(scope, name, where):
         if not isinstance(name, str) or name not in scope:
@@ -329,15 +487,14 @@ def build_graph(spec, style, shape):
                               "mods": _activation(l, "identity", where), "out": len(shapes)})
                 shapes.append(a)
                 out = steps[-1]["out"]
+            elif t in BLOCKS:
+                if len(ins) != 1:
+                    raise ValueError(f"{where}: takes 1 input, got {len(ins)}")
+                out = block(l, node, ins[0], where)
             else:
                 if len(ins) != 1:
                     raise ValueError(f"{where}: takes 1 input, got {len(ins)}")
-                mods, h, oshape = unary_layer(l, shapes[ins[0]], style, where)
-                he.extend(h)
-                steps.append({"name": node, "type": t, "kind": "unary", "ins": ins, "mods": mods,
-                              "out": len(shapes)})
-                shapes.append(oshape)
-                out = steps[-1]["out"]
+                out = unary_step(node, t, l, ins[0], where)
             if name:
                 if name in ("input", "blockInput") or name in local_names:
                     raise ValueError(f"{where}: name {name!r} is reserved or used by an earlier layer")
@@ -359,12 +516,15 @@ def build_model(spec):
     style = spec.get("padStyle", "xlaSame")
     if style not in ("xlaSame", "symmetric"):
         raise ValueError(f"padStyle {style!r} is not supported")
+    cba = spec.get("convBnActivation", "relu")
+    if cba not in ACTIVATIONS:
+        raise ValueError(f"convBnActivation {cba!r} is not supported ({', '.join(ACTIVATIONS)})")
     shape = (spec.get("channels", 1), spec.get("imageH", 28), spec.get("imageW", 28), True)
     if is_graph_form(spec["layers"]):
-        return build_graph(spec, style, shape)
+        return build_graph(spec, style, shape, cba)
     mods, he = [], []
     for i, l in enumerate(spec["layers"]):
-        m, h, shape = unary_layer(l, shape, style, f"layer {i} ({l.get('type')})")
+        m, h, shape = unary_layer(l, shape, style, f"layer {i} ({l.get('type')})", cba)
         mods += m
         he += h
     if spec["layers"][-1].get("type") != "dense":
@@ -537,24 +697,33 @@ def load_veridl_checkpoint(model, spec, path):
     with torch.no_grad():
         for i, l in enumerate(spec["layers"]):
             t = l["type"]
-            while not isinstance(mods[li], {"flatten": nn.Flatten, "dense": nn.Linear,
-                                             "conv2d": nn.Conv2d, "convBn": nn.Conv2d,
-                                             "maxPool": nn.MaxPool2d}[t]):
+            kind = {"dense": nn.Linear, "conv2d": nn.Conv2d, "convBn": nn.Conv2d,
+                    "batchNorm": BATCHNORMS}.get(t)
+            if kind is None:  # no parameters (flatten, pools, activations)
+                continue
+            while not isinstance(mods[li], kind):
                 li += 1
             m = mods[li]
+            node = l.get("name") or f"layers.{i}"  # a named chain layer keeps its name
             if t == "dense":  # VeriDL stores [fanIn, fanOut]
-                m.weight.copy_(tensor(f"layers.{i}.weight").t())
-                m.bias.copy_(tensor(f"layers.{i}.bias"))
+                m.weight.copy_(tensor(f"{node}.weight").t())
+                m.bias.copy_(tensor(f"{node}.bias"))
+            elif t == "batchNorm":  # standalone: "<node>.gamma"
+                m.weight.copy_(tensor(f"{node}.gamma"))
+                m.bias.copy_(tensor(f"{node}.beta"))
+                m.running_mean.copy_(tensor(f"{node}.running_mean"))
+                m.running_var.copy_(tensor(f"{node}.running_var"))
             elif t in ("conv2d", "convBn"):  # OIHW in both
-                m.weight.copy_(tensor(f"layers.{i}.weight"))
+                m.weight.copy_(tensor(f"{node}.weight"))
                 if t == "conv2d":
-                    m.bias.copy_(tensor(f"layers.{i}.bias"))
+                    if m.bias is not None:
+                        m.bias.copy_(tensor(f"{node}.bias"))
                 else:
                     bn = mods[li + 1]
-                    bn.weight.copy_(tensor(f"layers.{i}.bn.gamma"))
-                    bn.bias.copy_(tensor(f"layers.{i}.bn.beta"))
-                    bn.running_mean.copy_(tensor(f"layers.{i}.bn.running_mean"))
-                    bn.running_var.copy_(tensor(f"layers.{i}.bn.running_var"))
+                    bn.weight.copy_(tensor(f"{node}.bn.gamma"))
+                    bn.bias.copy_(tensor(f"{node}.bn.beta"))
+                    bn.running_mean.copy_(tensor(f"{node}.bn.running_mean"))
+                    bn.running_var.copy_(tensor(f"{node}.bn.running_var"))
             li += 1
 
 
