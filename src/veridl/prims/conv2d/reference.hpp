@@ -93,6 +93,54 @@ inline size_t out_extent(size_t n, size_t lo, size_t hi, size_t k, size_t s) {
 }
 }  // namespace detail
 
+// A pooling window over B x C x H x W (max-pool, avg-pool): KH x KW, stride, pads. Tag::kName names the op
+// in the errors. validate() throws std::invalid_argument (one line, naming the shape) for zero sizes,
+// windows larger than the padded input, and windows that lie entirely in the padding (window starts
+// increase with i: the first must end in range, the last must start in range).
+template <class Tag>
+struct PoolShapeOf {
+  size_t B = 1, C = 1, H = 1, W = 1, KH = 1, KW = 1, stride = 1;
+  size_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+
+  size_t OH() const { return detail::out_extent(H, pad_top, pad_bottom, KH, stride); }
+  size_t OW() const { return detail::out_extent(W, pad_left, pad_right, KW, stride); }
+  size_t x_size() const { return B * C * H * W; }
+  size_t y_size() const { return B * C * OH() * OW(); }
+  size_t window() const { return KH * KW; }
+
+  std::string str() const {
+    return "B=" + std::to_string(B) + " C=" + std::to_string(C) + " H=" + std::to_string(H) +
+           " W=" + std::to_string(W) + " k=" + std::to_string(KH) + "x" + std::to_string(KW) +
+           " s=" + std::to_string(stride) + " " + detail::pads_str(pad_top, pad_left, pad_bottom, pad_right);
+  }
+
+  void validate() const {
+    const std::string op = Tag::kName;
+    if (B == 0 || C == 0 || H == 0 || W == 0 || KH == 0 || KW == 0 || stride == 0)
+      throw std::invalid_argument(op + ": zero size in shape " + str());
+    if (H + pad_top + pad_bottom < KH || W + pad_left + pad_right < KW)
+      throw std::invalid_argument(op + ": window " + std::to_string(KH) + "x" + std::to_string(KW) +
+                                  " is larger than the padded input " + std::to_string(H + pad_top + pad_bottom) +
+                                  "x" + std::to_string(W + pad_left + pad_right) + " in shape " + str());
+    if (pad_top >= KH || pad_left >= KW || (OH() - 1) * stride >= H + pad_top || (OW() - 1) * stride >= W + pad_left)
+      throw std::invalid_argument(op + ": a window lies entirely in the padding in shape " + str());
+  }
+
+  // A square window from (k, stride, same/valid, pad style). Validated.
+  static PoolShapeOf square(size_t B, size_t C, size_t H, size_t W, size_t k, size_t stride, Padding p,
+                            PadStyle style) {
+    PoolShapeOf s{B, C, H, W, k, k, stride, 0, 0, 0, 0};
+    if (H == 0 || W == 0 || k == 0 || stride == 0) s.validate();  // names the zero size
+    const Pads ph = conv_pads(H, k, stride, p, style), pw = conv_pads(W, k, stride, p, style);
+    s.pad_top = ph.lo;
+    s.pad_bottom = ph.hi;
+    s.pad_left = pw.lo;
+    s.pad_right = pw.hi;
+    s.validate();
+    return s;
+  }
+};
+
 struct Conv2dShape {
   size_t B = 1, C = 1, H = 1, W = 1, O = 1, KH = 1, KW = 1, stride = 1;
   size_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
