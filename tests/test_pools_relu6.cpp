@@ -230,7 +230,9 @@ TEST(Relu6, AConventionChangeAtEitherKinkIsInvisibleToTheIdentityCheckSoTheConve
     Decisions d1, d2;
     const double kink = six ? 6.0 : 0.0;
     Ctx<double> real = ops::Relu6Op{{1}}.forward<double>({{kink}}, d1);
-    Ctx<double> other = op.forward<double>({{kink}}, d2);
+    Relu6OtherKinkOp one = op;  // the same convention on one element
+    one.s = {1};
+    Ctx<double> other = one.forward<double>({{kink}}, d2);
     EXPECT_NE(real.dec[0], static_cast<uint32_t>(ops::Relu6Region::Linear)) << kink;
     EXPECT_EQ(other.dec[0], static_cast<uint32_t>(ops::Relu6Region::Linear)) << kink;
   }
