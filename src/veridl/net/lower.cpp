@@ -264,70 +264,75 @@ Where block_where(const Where& w, size_t j) {
   return b;
 }
 
+// The blocks of a stage: block j (named "<name>.<j>", errors prefixed "block j: ") reads bic = ic channels
+// with stride s0 when j = 0, else oc channels with stride 1; body(b, wj, bic, s, cur) lowers one block on
+// the value cur and returns its output.
+template <class Body>
+size_t stage(const std::string& name, size_t n, size_t ic, size_t oc, size_t s0, size_t in, const Where& w, Body body) {
+  size_t cur = in;
+  for (size_t j = 0; j < n; ++j)
+    cur = body(fmt::format("{}.{}", name, j), block_where(w, j), j == 0 ? ic : oc, j == 0 ? s0 : 1, cur);
+  return cur;
+}
+
+// A ResNet stage (residualBlock, bottleneckBlock): per block, main(b, wj, bic, s, cur) lowers the main path,
+// then "+ shortcut -> act".
+template <class Main>
+size_t resnet_stage(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w, Main main) {
+  const size_t oc = f["oc"];
+  const std::string act = L.conv_bn_act();
+  return stage(name, f["nBlocks"], f["ic"], oc, f["firstStride"], in, w,
+               [&](const std::string& b, const Where& wj, size_t bic, size_t s, size_t cur) {
+                 const size_t y = main(b, wj, bic, s, cur);
+                 const size_t sum = residual_add(L, b, y, shortcut(L, b, bic, oc, s, cur, wj), wj);
+                 return L.activation(act, b, sum, wj);
+               });
+}
+
 // residualBlock ic oc nBlocks firstStride (ResNet-18/34 basic blocks; original-system.md 1.2):
-//   per block j (input channels ic for j = 0, else oc; stride firstStride for j = 0, else 1):
 //   conv3x3(stride)-BN-act -> conv3x3-BN -> + shortcut -> act
 // Nodes "<name>.<j>.conv1" (".bn", ".<act>"), ".conv2", ".proj", ".add", ".<act>".
 size_t expand_residual(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
-  const size_t ic = f["ic"], oc = f["oc"], n = f["nBlocks"], fs = f["firstStride"];
+  const size_t oc = f["oc"];
   const std::string act = L.conv_bn_act();
-  size_t cur = in;
-  for (size_t j = 0; j < n; ++j) {
-    const std::string b = fmt::format("{}.{}", name, j);
-    const Where wj = block_where(w, j);
-    const size_t bic = j == 0 ? ic : oc, s = j == 0 ? fs : 1;
-    size_t y = conv_bn(L, b + ".conv1", {bic, oc, 3, s, 1, act}, cur, wj);
-    y = conv_bn(L, b + ".conv2", {oc, oc, 3, 1, 1, "identity"}, y, wj);
-    const size_t sum = residual_add(L, b, y, shortcut(L, b, bic, oc, s, cur, wj), wj);
-    cur = L.activation(act, b, sum, wj);
-  }
-  return cur;
+  return resnet_stage(L, name, f, in, w, [&](const std::string& b, const Where& wj, size_t bic, size_t s, size_t cur) {
+    const size_t y = conv_bn(L, b + ".conv1", {bic, oc, 3, s, 1, act}, cur, wj);
+    return conv_bn(L, b + ".conv2", {oc, oc, 3, 1, 1, "identity"}, y, wj);
+  });
 }
 
 // bottleneckBlock ic oc nBlocks firstStride (ResNet-50 v1.5, as torchvision: the stride on the 3x3):
 //   mid = oc / 4; conv1x1(mid)-BN-act -> conv3x3(mid, stride)-BN-act -> conv1x1(oc)-BN -> + shortcut -> act
 size_t expand_bottleneck(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
-  const size_t ic = f["ic"], oc = f["oc"], n = f["nBlocks"], fs = f["firstStride"];
+  const size_t oc = f["oc"];
   if (oc % 4 != 0) w.fail(fmt::format("field 'oc' is {}: a bottleneck's width is oc / 4, so oc must be a multiple of 4", oc));
   const size_t mid = oc / 4;
   const std::string act = L.conv_bn_act();
-  size_t cur = in;
-  for (size_t j = 0; j < n; ++j) {
-    const std::string b = fmt::format("{}.{}", name, j);
-    const Where wj = block_where(w, j);
-    const size_t bic = j == 0 ? ic : oc, s = j == 0 ? fs : 1;
+  return resnet_stage(L, name, f, in, w, [&](const std::string& b, const Where& wj, size_t bic, size_t s, size_t cur) {
     size_t y = conv_bn(L, b + ".conv1", {bic, mid, 1, 1, 1, act}, cur, wj);
     y = conv_bn(L, b + ".conv2", {mid, mid, 3, s, 1, act}, y, wj);
-    y = conv_bn(L, b + ".conv3", {mid, oc, 1, 1, 1, "identity"}, y, wj);
-    const size_t sum = residual_add(L, b, y, shortcut(L, b, bic, oc, s, cur, wj), wj);
-    cur = L.activation(act, b, sum, wj);
-  }
-  return cur;
+    return conv_bn(L, b + ".conv3", {mid, oc, 1, 1, 1, "identity"}, y, wj);
+  });
 }
 
-// invertedResidual ic oc expand stride nBlocks (MobileNetV2): per block (input bic = ic for j = 0, else oc;
-// stride for j = 0, else 1), mid = bic * expand:
+// invertedResidual ic oc expand stride nBlocks (MobileNetV2): per block, mid = bic * expand:
 //   [conv1x1(mid)-BN-act if expand != 1] -> depthwise conv3x3(stride)-BN-act -> conv1x1(oc)-BN (linear)
 //   -> + the block input when the stride is 1 and bic == oc (no projection shortcut)
 // act: the net's convBnActivation (relu6 in specs/mobilenetv2.json).
 size_t expand_inverted_residual(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
-  const size_t ic = f["ic"], oc = f["oc"], t = f["expand"], stride = f["stride"], n = f["nBlocks"];
+  const size_t oc = f["oc"], t = f["expand"];
   const std::string act = L.conv_bn_act();
-  size_t cur = in;
-  for (size_t j = 0; j < n; ++j) {
-    const std::string b = fmt::format("{}.{}", name, j);
-    const Where wj = block_where(w, j);
-    const size_t bic = j == 0 ? ic : oc, s = j == 0 ? stride : 1;
-    size_t mid = 0;
-    if (__builtin_mul_overflow(bic, t, &mid) || mid > (size_t{1} << 24))
-      w.fail(fmt::format("field 'expand' is {}: {} x {} channels is absurdly wide", t, bic, t));
-    size_t y = cur;
-    if (t != 1) y = conv_bn(L, b + ".expand", {bic, mid, 1, 1, 1, act}, y, wj);
-    y = conv_bn(L, b + ".dw", {mid, mid, 3, s, mid, act}, y, wj);
-    y = conv_bn(L, b + ".project", {mid, oc, 1, 1, 1, "identity"}, y, wj);
-    cur = (s == 1 && bic == oc) ? residual_add(L, b, y, cur, wj) : y;
-  }
-  return cur;
+  return stage(name, f["nBlocks"], f["ic"], oc, f["stride"], in, w,
+               [&](const std::string& b, const Where& wj, size_t bic, size_t s, size_t cur) {
+                 size_t mid = 0;
+                 if (__builtin_mul_overflow(bic, t, &mid) || mid > (size_t{1} << 24))
+                   w.fail(fmt::format("field 'expand' is {}: {} x {} channels is absurdly wide", t, bic, t));
+                 size_t y = cur;
+                 if (t != 1) y = conv_bn(L, b + ".expand", {bic, mid, 1, 1, 1, act}, y, wj);
+                 y = conv_bn(L, b + ".dw", {mid, mid, 3, s, mid, act}, y, wj);
+                 y = conv_bn(L, b + ".project", {mid, oc, 1, 1, 1, "identity"}, y, wj);
+                 return (s == 1 && bic == oc) ? residual_add(L, b, y, cur, wj) : y;
+               });
 }
 
 const BlockDef kBlocks[] = {
