@@ -43,4 +43,47 @@ inline void expect_fast_kernels_match_reference(const net::NetSpec& spec, double
   for (size_t i = 0; i < gx.size(); ++i) ASSERT_NEAR(gx[i], rx[i], tol * (1 + gmax)) << spec.name << " x " << i;
 }
 
+// The chapter 8-9 test networks, shared by their unit tests and the export tests.
+// LayerNorm and LayerScale, image 6x6x3: LayerNorm over the channels (eps 1e-6) and over the last axis of a
+// 3-D value, LayerScale on channels first, both on flat features:
+//   conv2d 3->8 k3 (stem) -> layerNorm (channels) -> conv2d 8->16 k1 relu -> conv2d 16->8 k1 (no bias) ->
+//   layerScale 0.5 -> add the stem -> layerNorm (last: over W) -> conv2d 8->8 k1 relu -> globalAvgPool ->
+//   layerNorm (flat) -> layerScale 2 -> dense
+inline net::NetSpec layernorm_net() {
+  return net::NetBuilder("LayerNormNet")
+      .image(6, 6, 3)
+      .layer("conv2d", {{"ic", 3}, {"oc", 8}, {"k", 3}, {"activation", "identity"}}, "stem")
+      .layer("layerNorm", {{"eps", 1e-6}}, "ln")
+      .layer("conv2d", {{"ic", 8}, {"oc", 16}, {"k", 1}})
+      // no bias: a per-channel constant is constant along W, and the LayerNorm over W below cancels it
+      .layer("conv2d", {{"ic", 16}, {"oc", 8}, {"k", 1}, {"bias", false}, {"activation", "identity"}})
+      .layer("layerScale", {{"init", 0.5}}, "ls")
+      .layer("add", {}, "res", {"ls", "stem"})
+      .layer("layerNorm", {{"axis", "last"}})
+      .layer("conv2d", {{"ic", 8}, {"oc", 8}, {"k", 1}})  // a mean over W right after would cancel xhat
+      .layer("globalAvgPool")
+      .layer("layerNorm", {{"eps", 1e-6}})
+      .layer("layerScale", {{"init", 2.0}})
+      .dense(8, 4)
+      .build();
+}
+
+// The activations of chapters 8-9 and MobileNetV3, image 6x6x2:
+//   convBn 2->6 k3 swish (convBnActivation) -> conv2d 6->6 k3 hardSwish -> conv2d 6->6 k1 gelu ->
+//   conv2d 6->4 k1 -> geluErf -> globalAvgPool -> sigmoid -> dense 4->4
+inline net::NetSpec activation_net() {
+  return net::NetBuilder("ActivationNet")
+      .image(6, 6, 2)
+      .conv_bn_activation("swish")
+      .layer("convBn", {{"ic", 2}, {"oc", 6}, {"k", 3}})
+      .layer("conv2d", {{"ic", 6}, {"oc", 6}, {"k", 3}, {"activation", "hardSwish"}})
+      .layer("conv2d", {{"ic", 6}, {"oc", 6}, {"k", 1}, {"activation", "gelu"}})
+      .layer("conv2d", {{"ic", 6}, {"oc", 4}, {"k", 1}, {"activation", "identity"}})
+      .layer("geluErf")
+      .layer("globalAvgPool")
+      .layer("sigmoid")
+      .dense(4, 4)
+      .build();
+}
+
 }  // namespace veridl::testutil

@@ -36,6 +36,7 @@
 #include <set>
 #include <sstream>
 
+#include "net_testutil.hpp"
 #include "test_util.hpp"
 #include "veridl/data/dataset.hpp"
 #include "veridl/export/npy.hpp"
@@ -763,4 +764,102 @@ TEST(ExportIree, EvalForwardMatchesTheNativeLogits) {
   const Diff d = diff(out[0].f32.data(), logits.data(), logits.size());
   std::printf("MNIST-CNN-BN eval B=4: logits max-relative error %.2g\n", d.max_rel);
   EXPECT_LE(d.max_rel, 1e-4) << d.where;
+}
+
+// LayerNorm and LayerScale (book ch. 9, ConvNeXt): testutil::layernorm_net (tests/net_testutil.hpp).
+
+// The train step cites layerNorm_has_vjp_correct and layerScale_has_vjp_correct, and every op line of its
+// backward cites a registered contract.
+TEST(ExportModule, LayerNormAndLayerScaleCiteTheirContractsOpByOp) {
+  const net::Plan plan = net::compile(testutil::layernorm_net(), 2);
+  const std::string m = hlo::export_stablehlo(plan, hlo::ExportOptions{});
+  for (const char* c : {"layerNorm_has_vjp_correct", "layerScale_has_vjp_correct"})
+    EXPECT_NE(m.find(std::string("  // ") + c + "\n"), std::string::npos) << c;
+  EXPECT_NE(m.find("stablehlo.rsqrt"), std::string::npos);
+  std::set<std::string> names{"softmaxCE_grad"};
+  for (const auto& d : prims::table())
+    for (const auto& c : d.contracts()) names.insert(c);
+  const size_t from = m.find("// loss backward"), to = m.find("// optimizer:");
+  ASSERT_LT(from, to);
+  std::istringstream lines(m.substr(from, to - from));
+  for (std::string l; std::getline(lines, l);) {
+    if (l.find_first_not_of(' ') == std::string::npos || l.find_first_not_of(' ') == l.find("//")) continue;
+    const size_t c = l.rfind("  // ");
+    ASSERT_NE(c, std::string::npos) << "backward op without a contract: " << l;
+    EXPECT_TRUE(names.count(l.substr(c + 5))) << l;
+  }
+}
+
+// The same net's train step on IREE against the native engine (SGD with momentum: every element of every
+// update compared), and its eval forward (the same normalisation: LayerNorm has no running state).
+TEST(ExportIree, LayerNormAndLayerScaleMatchTheNativeTrainStep) {
+  REQUIRE_IREE(tools);
+  Case cs;
+  cs.spec = testutil::layernorm_net();
+  cs.batch = 4;
+  cs.synthetic = true;
+  cs.optim.kind = "sgd";
+  cs.optim.lr = 0.05;
+  cs.optim.momentum = 0.9;
+  EXPECT_MATCHES_NATIVE(tools, cs, cs.spec.name + " B=4 sgd momentum");
+  // The comparison sees LayerNorm's beta gradient: dropped in the export, it is rejected.
+  cs.fault = hlo::ExportFault::DropBiasGrad;
+  cs.steps = 1;
+  const Outcome dropped = compare_with_native(tools, cs);
+  ASSERT_TRUE(dropped.error.empty()) << dropped.error;
+  bool beta = false;
+  for (const auto& b : dropped.bad) beta |= b.find("ln.beta (its update)") != std::string::npos;
+  EXPECT_TRUE(beta) << "the comparison accepted a dropped LayerNorm beta gradient";
+
+  const net::Plan plan = net::compile(testutil::layernorm_net(), 4);
+  hlo::ExportOptions opt;
+  opt.eval = true;
+  const hlo::Signature sig = hlo::signature(plan, opt);
+  TempDir dir("layernorm_eval");
+  std::string err;
+  const std::string vmfb = iree_compile(tools, dir, hlo::export_stablehlo(plan, opt), err);
+  ASSERT_FALSE(vmfb.empty()) << err;
+  net::Executor<float, net::FastKernels> ex(plan);
+  train::he_init(plan, 5, ex.params().data());
+  std::mt19937 rng(13);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : ex.params()) v += 0.1f * nd(rng);  // gamma, beta and the scales away from their inits
+  std::vector<float> x(4 * plan.input_width());
+  for (float& v : x) v = nd(rng);
+  Decisions live;
+  const float* z = ex.forward(x.data(), 4, live, net::Mode::Eval);
+  const std::vector<float> logits(z, z + 4 * plan.num_classes);
+  std::vector<Tensor> in;
+  for (const auto& t : plan.params)
+    in.push_back({t.shape, std::vector<float>(ex.params().begin() + long(t.offset), ex.params().begin() + long(t.offset + t.size)), {}});
+  in.push_back({sig.inputs.back().shape, x, {}});
+  const auto out = iree_run(tools, dir, vmfb, in, 1, err);
+  ASSERT_TRUE(err.empty()) << err;
+  const Diff d = diff(out[0].f32.data(), logits.data(), logits.size());
+  std::printf("LayerNormNet eval B=4: logits max-relative error %.2g\n", d.max_rel);
+  EXPECT_LE(d.max_rel, 1e-4) << d.where;
+}
+
+// The activations of chapters 8-9 and MobileNetV3 (sigmoid, swish, hardSwish, gelu, geluErf: logistic, tanh,
+// chlo.erf and compare/select in the export): testutil::activation_net (tests/net_testutil.hpp).
+
+// Every activation cites its contract in the train step, and the step on IREE matches the native engine
+// (every element of every update, SGD with momentum).
+TEST(ExportIree, TheActivationsMatchTheNativeTrainStep) {
+  const net::Plan plan = net::compile(testutil::activation_net(), 2);
+  const std::string m = hlo::export_stablehlo(plan, hlo::ExportOptions{});
+  for (const char* c : {"sigmoid_has_vjp_correct", "swish_has_vjp_correct", "hardSwish_has_vjp_at",
+                        "gelu_has_vjp_correct", "geluErf_has_vjp_correct"})
+    EXPECT_NE(m.find(std::string("  // ") + c + "\n"), std::string::npos) << c;
+  for (const char* op : {"stablehlo.logistic", "stablehlo.tanh", "chlo.erf"})
+    EXPECT_NE(m.find(op), std::string::npos) << op;
+  REQUIRE_IREE(tools);
+  Case cs;
+  cs.spec = testutil::activation_net();
+  cs.batch = 4;
+  cs.synthetic = true;
+  cs.optim.kind = "sgd";
+  cs.optim.lr = 0.05;
+  cs.optim.momentum = 0.9;
+  EXPECT_MATCHES_NATIVE(tools, cs, cs.spec.name + " B=4 sgd momentum");
 }

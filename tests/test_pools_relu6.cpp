@@ -20,6 +20,7 @@
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
 #include "veridl/net/verify_net.hpp"
+#include "veridl/prims/activation/elementwise.hpp"
 #include "veridl/prims/avgPool/kernel.hpp"
 #include "veridl/prims/avgPool/mutants.hpp"
 #include "veridl/prims/avgPool/reference.hpp"
@@ -194,25 +195,6 @@ struct Relu6OtherKinkOp : ops::Relu6Op {
     return c;
   }
 };
-
-struct Times3 {
-  size_t n;
-  std::vector<std::string> in_names() const { return {"x"}; }
-  std::vector<size_t> in_sizes() const { return {n}; }
-  size_t out_size() const { return n; }
-  template <class T>
-  Ctx<T> forward(const Ins<T>& in, Decisions&) const {
-    Ctx<T> c;
-    for (const T& v : in[0]) c.out.push_back(T(3) * v);
-    return c;
-  }
-  template <class T>
-  Ins<T> backward(const Ins<T>&, const Ctx<T>&, const Vec<T>& dy) const {
-    Ins<T> g{Vec<T>()};
-    for (const T& v : dy) g[0].push_back(T(3) * v);
-    return g;
-  }
-};
 }  // namespace
 
 TEST(Relu6, AConventionChangeAtEitherKinkIsInvisibleToTheIdentityCheckSoTheConventionHasItsOwnTest) {
@@ -222,7 +204,7 @@ TEST(Relu6, AConventionChangeAtEitherKinkIsInvisibleToTheIdentityCheckSoTheConve
     Relu6OtherKinkOp op;
     op.s = {9};
     op.six_inclusive = six;
-    Vjp v = vjp_comp(make_vjp("times3", Times3{9}), make_vjp("relu6[other kink]", op));
+    Vjp v = vjp_comp(make_vjp("times3", ops::ScaleOp{9, 3.0}), make_vjp("relu6[other kink]", op));
     CheckOptions o;
     o.sample = Sample::Ties;
     EXPECT_TRUE(check_vjp(v, o).pass) << (six ? "0 < x <= 6" : "0 <= x < 6");

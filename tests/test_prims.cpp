@@ -65,7 +65,8 @@ size_t count(const std::vector<int64_t>& shape) {
 TEST(PrimitiveTable, ListsExactlyTheExpectedPrimitivesInOrder) {
   const std::vector<std::string> expected = {"flatten", "dense",     "conv2d", "batchNorm", "relu",
                                              "maxPool", "softmaxCE", "add",    "mul",       "relu6",
-                                             "avgPool", "globalAvgPool"};
+                                             "avgPool", "globalAvgPool", "sigmoid", "swish", "hardSwish",
+                                             "gelu",    "geluErf", "layerNorm", "layerScale"};
   std::vector<std::string> names;
   for (const OpDef& d : prims::table()) names.push_back(d.name);
   EXPECT_EQ(names, expected);

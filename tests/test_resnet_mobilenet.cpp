@@ -212,8 +212,8 @@ TEST(Specs, BlockErrorsAreOneLineNamingTheLayerAndField) {
        "b.json: layer 0 (invertedResidual): unknown field 'firstStride'"},
       {head + R"({"type": "residualBlock", "ic": 1, "oc": 8, "stride": 2}, )" + tail,
        "b.json: layer 0 (residualBlock): unknown field 'stride'"},
-      {head + R"({"type": "convBn", "ic": 1, "oc": 8, "k": 3, "activation": "gelu"}, )" + tail,
-       "b.json: layer 0 (convBn): activation 'gelu' is not supported"},
+      {head + R"({"type": "convBn", "ic": 1, "oc": 8, "k": 3, "activation": "mish"}, )" + tail,
+       "b.json: layer 0 (convBn): activation 'mish' is not supported"},
       {head + R"({"type": "convBn", "ic": 1, "oc": 8, "k": 3}, {"type": "invertedResidual", "ic": 8, "oc": 8, "expand": 4194304}, )" + tail,
        "b.json: layer 1 (invertedResidual): field 'expand' is 4194304"},
   };

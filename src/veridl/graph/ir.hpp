@@ -107,13 +107,14 @@ enum class LayerUse {
   Internal,             // added by the lowering only (the loss)
 };
 
-enum class Init { He, Zero, One };
+enum class Init { He, Zero, One, Const };  // Const: every element ParamDecl::value (LayerScale's gamma)
 struct ParamDecl {
   std::string name;  // local: "weight", "bias", "gamma", "beta"
   std::vector<int64_t> shape;
   size_t fan_in = 0;  // He initialisation scale (0: not a weight)
   Init init = Init::Zero;
   bool bias = false;  // an additive offset (bias, beta): what Fault::DropBiasGrad zeroes
+  float value = 0.0f;  // Init::Const: the value
 };
 // Running state (BatchNorm's statistics): kept across steps, saved in checkpoints, an input of the
 // exported eval module; `batch_name` is the per-step value the exported train step returns for it.
@@ -182,6 +183,7 @@ struct ParamTensor {
   size_t fan_in = 0;
   Init init = Init::Zero;
   bool bias = false;
+  float value = 0.0f;  // Init::Const: every element's initial value
 };
 
 struct Node {

@@ -105,6 +105,10 @@ Val Builder::unary(std::string_view op, const Val& a) {
   return emit(fmt::format("stablehlo.{} {} : {}", op, a.id, type_str(a)), a.shape, a.dt);
 }
 
+Val Builder::erf(const Val& a) {
+  return emit(fmt::format("chlo.erf {} : {} -> {}", a.id, type_str(a), type_str(a)), a.shape, a.dt);
+}
+
 Val Builder::compare(std::string_view dir, const Val& a, const Val& b) {
   same_shape("compare", a, b);
   const char* kind = a.dt == DType::F32 ? "FLOAT" : "SIGNED";

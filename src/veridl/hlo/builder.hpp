@@ -62,6 +62,9 @@ class Builder {
   Val log(const Val& a) { return unary("log", a); }
   Val rsqrt(const Val& a) { return unary("rsqrt", a); }
   Val sqrt(const Val& a) { return unary("sqrt", a); }
+  Val logistic(const Val& a) { return unary("logistic", a); }
+  Val tanh(const Val& a) { return unary("tanh", a); }
+  Val erf(const Val& a);  // chlo.erf (StableHLO has no erf; IREE and XLA legalize CHLO)
   // With a splat constant of a's shape.
   Val add(const Val& a, float c) { return add(a, cst(c, a.shape)); }
   Val mul(const Val& a, float c) { return mul(a, cst(c, a.shape)); }

@@ -119,7 +119,7 @@ class Lowering {
     for (const graph::ParamDecl& p : n.decl.params) {
       size_t size = 1;
       for (auto x : p.shape) size *= static_cast<size_t>(x);
-      g_.params.push_back({name + "." + p.name, p.shape, g_.n_params, size, p.fan_in, p.init, p.bias});
+      g_.params.push_back({name + "." + p.name, p.shape, g_.n_params, size, p.fan_in, p.init, p.bias, p.value});
       g_.n_params += size;
       n.params.push_back(g_.params.size() - 1);
     }

@@ -12,7 +12,8 @@
 // specs/mnist_resnet_tiny.json is a residual network in that form.
 //
 // Layer types: every primitive of the table (prims/all.hpp) that is a NetSpec layer (dense, conv2d,
-// batchNorm, relu, relu6, maxPool, avgPool, globalAvgPool, flatten, add, mul), and the blocks of
+// batchNorm, relu, relu6, sigmoid, swish, hardSwish, gelu, geluErf, layerNorm, layerScale, maxPool, avgPool,
+// globalAvgPool, flatten, add, mul), and the blocks of
 // net/lower.cpp (convBn, residualBlock, bottleneckBlock, invertedResidual; "convBnActivation" sets the
 // activation of their conv-BN pairs). "recipe" is optional: the training defaults for this network
 // (command-line flags override it).
@@ -63,7 +64,7 @@ struct NetSpec {
   size_t imageH = 28, imageW = 28, channels = 1;
   PadStyle pad_style = PadStyle::XlaSame;
   // The activation of every convBn (and of the convBn-built blocks) that does not name its own: "relu",
-  // or "relu6" for MobileNetV2 (the original's convBnAct).
+  // "relu6" for MobileNetV2, "swish" for EfficientNet (the original's convBnAct); any table activation.
   std::string conv_bn_activation = "relu";
   std::vector<LayerSpec> layers;
   std::optional<Recipe> recipe;

@@ -11,12 +11,19 @@
 #include "veridl/prims/conv2d/primitive.hpp"
 #include "veridl/prims/dense/primitive.hpp"
 #include "veridl/prims/flatten/primitive.hpp"
+#include "veridl/prims/gelu/primitive.hpp"
+#include "veridl/prims/geluErf/primitive.hpp"
 #include "veridl/prims/globalAvgPool/primitive.hpp"
+#include "veridl/prims/hardSwish/primitive.hpp"
+#include "veridl/prims/layerNorm/primitive.hpp"
+#include "veridl/prims/layerScale/primitive.hpp"
 #include "veridl/prims/maxPool/primitive.hpp"
 #include "veridl/prims/mul/primitive.hpp"
 #include "veridl/prims/relu/primitive.hpp"
 #include "veridl/prims/relu6/primitive.hpp"
+#include "veridl/prims/sigmoid/primitive.hpp"
 #include "veridl/prims/softmaxCE/primitive.hpp"
+#include "veridl/prims/swish/primitive.hpp"
 
 namespace veridl::prims {
 
@@ -25,6 +32,7 @@ struct List {
   static constexpr size_t size = sizeof...(Ps);
 };
 
-using All = List<Flatten, Dense, Conv2d, BatchNorm, Relu, MaxPool, SoftmaxCE, Add, Mul, Relu6, AvgPool, GlobalAvgPool>;
+using All = List<Flatten, Dense, Conv2d, BatchNorm, Relu, MaxPool, SoftmaxCE, Add, Mul, Relu6, AvgPool, GlobalAvgPool, Sigmoid, Swish,
+                 HardSwish, Gelu, GeluErf, LayerNorm, LayerScale>;
 
 }  // namespace veridl::prims

@@ -24,8 +24,9 @@ using Clock = std::chrono::steady_clock;
 void he_init(const net::Plan& plan, uint64_t seed, float* params) {
   uint64_t k = 0;
   for (const auto& t : plan.params) {
-    if (t.init != graph::Init::He) {  // biases, beta: 0; gamma: 1
-      std::fill_n(params + t.offset, t.size, t.init == graph::Init::One ? 1.0f : 0.0f);
+    if (t.init != graph::Init::He) {  // biases, beta: 0; BatchNorm / LayerNorm gamma: 1; Const: its value
+      const float v = t.init == graph::Init::One ? 1.0f : t.init == graph::Init::Const ? t.value : 0.0f;
+      std::fill_n(params + t.offset, t.size, v);
       continue;
     }
     const float scale = std::sqrt(2.0f / static_cast<float>(t.fan_in));

@@ -73,7 +73,8 @@ struct TrainResult {
 };
 
 // He initialisation of the original (Irwin-Hall(3) from xorshift64, variance scale^2 with scale =
-// sqrt(2 / fanIn)); seed + k for the k-th weight tensor; biases and BatchNorm beta zero, gamma one.
+// sqrt(2 / fanIn)); seed + k for the k-th weight tensor; biases and BatchNorm / LayerNorm beta zero, their
+// gamma one; Init::Const tensors (LayerScale's gamma) the value their primitive declared.
 void he_init(const net::Plan& plan, uint64_t seed, float* params);
 
 // The original's Fisher-Yates (lean_f32_shuffle) applied to an index permutation, in place.

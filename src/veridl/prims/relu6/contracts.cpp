@@ -7,6 +7,7 @@
 // Saturated elements (1/2, 1/4, 1/4) whatever the sample.
 #include <fmt/core.h>
 
+#include "veridl/prims/activation/elementwise.hpp"  // ops::ScaleOp
 #include "veridl/prims/relu6/mutants.hpp"
 #include "veridl/prims/relu6/primitive.hpp"
 #include "veridl/prims/relu6/reference.hpp"
@@ -22,30 +23,6 @@ Vjp make_relu6_variant(const ops::Relu6Shape& s, const std::string& variant) {
   return make_vjp("relu6[" + variant + "]", ops::Relu6MutantOp{{s}, variant});
 }
 
-namespace {
-
-// x -> 3x: exact in both fields, so the composite's check is ReLU6's check on the scaled sample.
-struct Times3Op {
-  size_t n = 1;
-  std::vector<std::string> in_names() const { return {"x"}; }
-  std::vector<size_t> in_sizes() const { return {n}; }
-  size_t out_size() const { return n; }
-  template <class T>
-  Ctx<T> forward(const Ins<T>& in, Decisions&) const {
-    Ctx<T> c;
-    c.out.resize(n);
-    for (size_t i = 0; i < n; ++i) c.out[i] = T(3) * in[0][i];
-    return c;
-  }
-  template <class T>
-  Ins<T> backward(const Ins<T>&, const Ctx<T>&, const Vec<T>& dy) const {
-    Ins<T> g{Vec<T>(n)};
-    for (size_t i = 0; i < n; ++i) g[0][i] = T(3) * dy[i];
-    return g;
-  }
-};
-
-}  // namespace
 
 void prims::Relu6::register_contracts(Registry& r) {
   std::vector<ContractCase> cases;
@@ -59,7 +36,7 @@ void prims::Relu6::register_contracts(Registry& r) {
     const ops::Relu6Shape s{n};
     cases.push_back({fmt::format("n={} ties behind x -> 3x (exact 0 and 6 on the real tape)", n),
                      [s](const std::string& v) {
-                       return vjp_comp(make_vjp("times3", Times3Op{s.n}), make_relu6_variant(s, v));
+                       return vjp_comp(make_vjp("times3", ops::ScaleOp{s.n, 3.0}), make_relu6_variant(s, v));
                      },
                      Sample::Ties, false});
   }
