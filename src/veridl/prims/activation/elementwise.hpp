@@ -174,8 +174,9 @@ void elementwise_backward_range(const float* x, const uint8_t* r8, const float* 
     for (size_t i = lo; i < hi; ++i) dx[i] = F::derivative_f(x[i], 0) * dy[i];
   }
 }
-// Chunk boundaries at multiples of kBlock elements: the vectorized loop body and its scalar remainder
-// may round differently (FMA contraction), so an element must take the same path for any thread count.
+// Chunk boundaries at multiples of kElementwiseBlock elements: the vectorized loop body and its scalar
+// remainder can round differently (seen: geluErf's dx changed with the thread count when chunks split
+// anywhere), so every element must take the same path whatever the thread count.
 inline constexpr size_t kElementwiseBlock = 64;
 template <class Body>
 void for_element_blocks(size_t n, Body&& body) {
