@@ -727,18 +727,39 @@ TEST(ExportIree, MaxPoolTiesToTheLastMaximumAreCaught) {
   EXPECT_NE(o.bad.front().find("layers.0.weight"), std::string::npos) << o.bad.front();
 }
 
+// The eval module of `plan` on IREE, fed ex's parameters, its running statistics and the batch x (B
+// examples), against the native eval forward's logits. `out_shape` gets the module's logits shape.
+Diff eval_against_native(const IreeTools& tools, const net::Plan& plan, net::Executor<float, net::FastKernels>& ex,
+                         const std::vector<float>& x, size_t B, const char* dirname, std::vector<int64_t>& out_shape,
+                         std::string& err) {
+  hlo::ExportOptions opt;
+  opt.eval = true;
+  const hlo::Signature sig = hlo::signature(plan, opt);
+  TempDir dir(dirname);
+  const std::string vmfb = iree_compile(tools, dir, hlo::export_stablehlo(plan, opt), err);
+  if (vmfb.empty()) {
+    if (err.empty()) err = "iree-compile produced no module";
+    return {};
+  }
+  Decisions live;
+  const float* z = ex.forward(x.data(), B, live, net::Mode::Eval);
+  const std::vector<float> logits(z, z + B * plan.num_classes);
+  std::vector<Tensor> in;
+  for (const auto& t : plan.params)
+    in.push_back({t.shape, std::vector<float>(ex.params().begin() + long(t.offset), ex.params().begin() + long(t.offset + t.size)), {}});
+  for (auto* r : ex.running_stats()) in.push_back({{int64_t(r->size())}, *r, {}});
+  in.push_back({sig.inputs.back().shape, x, {}});
+  const auto out = iree_run(tools, dir, vmfb, in, 1, err);
+  if (err.empty() && out.empty()) err = "iree-run-module returned no output";
+  if (!err.empty()) return {};
+  out_shape = out[0].shape;
+  return diff(out[0].f32.data(), logits.data(), logits.size());
+}
+
 // The --eval module: BatchNorm on given running statistics, the logits.
 TEST(ExportIree, EvalForwardMatchesTheNativeLogits) {
   REQUIRE_IREE(tools);
   const net::Plan plan = net::compile(net::load_netspec(repo("specs/mnist_cnn_bn.json")), 4);
-  hlo::ExportOptions opt;
-  opt.eval = true;
-  const hlo::Signature sig = hlo::signature(plan, opt);
-  TempDir dir("eval");
-  std::string err;
-  const std::string vmfb = iree_compile(tools, dir, hlo::export_stablehlo(plan, opt), err);
-  ASSERT_FALSE(vmfb.empty()) << err;
-
   net::Executor<float, net::FastKernels> ex(plan);
   train::he_init(plan, 3, ex.params().data());
   std::mt19937 rng(11);
@@ -749,19 +770,11 @@ TEST(ExportIree, EvalForwardMatchesTheNativeLogits) {
   const size_t B = 4, D = plan.input_width();
   std::vector<float> x(B * D);
   mnist().test.copy_images(0, B, x.data());
-  Decisions live;
-  const float* z = ex.forward(x.data(), B, live, net::Mode::Eval);
-  const std::vector<float> logits(z, z + B * plan.num_classes);
-
-  std::vector<Tensor> in;
-  for (const auto& t : plan.params)
-    in.push_back({t.shape, std::vector<float>(ex.params().begin() + long(t.offset), ex.params().begin() + long(t.offset + t.size)), {}});
-  for (auto* r : rs) in.push_back({{int64_t(r->size())}, *r, {}});
-  in.push_back({sig.inputs.back().shape, x, {}});
-  const auto out = iree_run(tools, dir, vmfb, in, 1, err);
+  std::vector<int64_t> shape;
+  std::string err;
+  const Diff d = eval_against_native(tools, plan, ex, x, B, "eval", shape, err);
   ASSERT_TRUE(err.empty()) << err;
-  ASSERT_EQ(out[0].shape, (std::vector<int64_t>{4, 10}));
-  const Diff d = diff(out[0].f32.data(), logits.data(), logits.size());
+  ASSERT_EQ(shape, (std::vector<int64_t>{4, 10}));
   std::printf("MNIST-CNN-BN eval B=4: logits max-relative error %.2g\n", d.max_rel);
   EXPECT_LE(d.max_rel, 1e-4) << d.where;
 }
@@ -812,13 +825,6 @@ TEST(ExportIree, LayerNormAndLayerScaleMatchTheNativeTrainStep) {
   EXPECT_TRUE(beta) << "the comparison accepted a dropped LayerNorm beta gradient";
 
   const net::Plan plan = net::compile(testutil::layernorm_net(), 4);
-  hlo::ExportOptions opt;
-  opt.eval = true;
-  const hlo::Signature sig = hlo::signature(plan, opt);
-  TempDir dir("layernorm_eval");
-  std::string err;
-  const std::string vmfb = iree_compile(tools, dir, hlo::export_stablehlo(plan, opt), err);
-  ASSERT_FALSE(vmfb.empty()) << err;
   net::Executor<float, net::FastKernels> ex(plan);
   train::he_init(plan, 5, ex.params().data());
   std::mt19937 rng(13);
@@ -826,16 +832,10 @@ TEST(ExportIree, LayerNormAndLayerScaleMatchTheNativeTrainStep) {
   for (float& v : ex.params()) v += 0.1f * nd(rng);  // gamma, beta and the scales away from their inits
   std::vector<float> x(4 * plan.input_width());
   for (float& v : x) v = nd(rng);
-  Decisions live;
-  const float* z = ex.forward(x.data(), 4, live, net::Mode::Eval);
-  const std::vector<float> logits(z, z + 4 * plan.num_classes);
-  std::vector<Tensor> in;
-  for (const auto& t : plan.params)
-    in.push_back({t.shape, std::vector<float>(ex.params().begin() + long(t.offset), ex.params().begin() + long(t.offset + t.size)), {}});
-  in.push_back({sig.inputs.back().shape, x, {}});
-  const auto out = iree_run(tools, dir, vmfb, in, 1, err);
+  std::vector<int64_t> shape;
+  std::string err;
+  const Diff d = eval_against_native(tools, plan, ex, x, 4, "layernorm_eval", shape, err);
   ASSERT_TRUE(err.empty()) << err;
-  const Diff d = diff(out[0].f32.data(), logits.data(), logits.size());
   std::printf("LayerNormNet eval B=4: logits max-relative error %.2g\n", d.max_rel);
   EXPECT_LE(d.max_rel, 1e-4) << d.where;
 }
