@@ -10,9 +10,60 @@
 
 #include "veridl/net/executor.hpp"
 #include "veridl/net/netspec.hpp"
+#include "veridl/net/lower.hpp"
 #include "veridl/net/plan.hpp"
+#include "veridl/prims/table.hpp"
+#include "veridl/util/error.hpp"
+#include "test_util.hpp"
 
 namespace veridl::testutil {
+
+// The one-line error parse_netspec gives `json` as file `file` ("(no error)" if none).
+inline std::string spec_error(const std::string& json, const std::string& file = "b.json") {
+  try {
+    net::parse_netspec(json, file);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// Looking into a lowered graph: a node by name (throws if absent), its primitive's name, the name of its
+// i-th input value, its output shape.
+inline const std::string& op_name(const graph::Node& n) { return prims::table()[n.op].name; }
+inline const graph::Node& node(const graph::Graph& g, const std::string& name) {
+  for (const auto& n : g.nodes)
+    if (n.name == name) return n;
+  throw std::runtime_error("no node " + name);
+}
+inline bool has_node(const graph::Graph& g, const std::string& name) {
+  for (const auto& n : g.nodes)
+    if (n.name == name) return true;
+  return false;
+}
+inline std::string input_name(const graph::Graph& g, const std::string& n, size_t i) {
+  return g.values[node(g, n).inputs.at(i)].name;
+}
+inline std::string out_shape(const graph::Graph& g, const std::string& n) { return g.values[node(g, n).output].shape.str(); }
+inline const ops::Conv2dShape& conv(const graph::Graph& g, const std::string& n) {
+  return node(g, n).attrs_as<prims::Conv2d::Attrs>().shape;
+}
+
+// A reduced-width twin of a full-size spec file: the same layers and blocks (so the same topology: block
+// counts, strides, shortcuts, activations), every channel count (oc, fanIn, c, and ic unless it is the
+// image's 3) divided by `div`, on a `hw` x `hw` image.
+inline net::NetSpec twin(const std::string& file, size_t div, size_t hw) {
+  nlohmann::json j = nlohmann::json::parse(read_bytes(repo("specs/" + file)));
+  j["name"] = j["name"].get<std::string>() + "-twin";
+  j["imageH"] = hw;
+  j["imageW"] = hw;
+  for (auto& l : j["layers"])
+    for (const char* f : {"oc", "fanIn", "c"})
+      if (l.contains(f)) l[f] = l[f].get<size_t>() / div;
+  for (auto& l : j["layers"])
+    if (l.contains("ic") && l["ic"].get<size_t>() != 3) l["ic"] = l["ic"].get<size_t>() / div;
+  return net::parse_netspec(j.dump(), file + " (twin)");
+}
 
 // One batch of 2 through Executor<float, FastKernels> and Executor<double, RefKernels> with the same
 // parameters and inputs: the loss within `tol` relative, every parameter gradient and the input gradient

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "contract_testutil.hpp"
 #include "net_testutil.hpp"
 #include "veridl/kernels/vmath.hpp"
 #include "veridl/net/netspec.hpp"
@@ -32,6 +33,7 @@
 #include "veridl/vjp/registry.hpp"
 
 using namespace veridl;
+using namespace veridl::testutil;
 
 namespace {
 
@@ -46,10 +48,10 @@ const Expect kActivations[] = {{"sigmoid", "sigmoid_has_vjp_correct", 8},
                                {"geluErf", "geluErf_has_vjp_correct", 9},
                                {"hardSwish", "hardSwish_has_vjp_at", 7}};
 
-const Contract& contract(const std::string& name) {
-  const Contract* c = builtin_contracts().find(name);
-  if (!c) throw std::logic_error("contract not registered: " + name);
-  return *c;
+std::vector<std::string> activation_contracts() {
+  std::vector<std::string> names;
+  for (const Expect& e : kActivations) names.push_back(e.contract);
+  return names;
 }
 
 // The functions written the textbook way in double, independently of the policies.
@@ -90,7 +92,7 @@ TEST(ActivationContracts, RegisteredUnderTheBooksNamesWithProductionShapesAndMut
     ASSERT_NE(d, nullptr);
     EXPECT_TRUE(d->is_activation) << "may be named in another layer's activation field";
     EXPECT_EQ(d->contracts(), std::vector<std::string>{e.contract});
-    const Contract& c = contract(e.contract);
+    const Contract& c = builtin_contract(e.contract);
     EXPECT_EQ(c.chapter, e.chapter);
     EXPECT_GE(c.mutants.size(), 5u);  // the two shared ones and at least three of its own
     size_t production = 0, ties = 0;
@@ -104,25 +106,13 @@ TEST(ActivationContracts, RegisteredUnderTheBooksNamesWithProductionShapesAndMut
 }
 
 TEST(ActivationContracts, VerifiedAcrossTheirSweeps) {
-  for (const Expect& e : kActivations) {
-    const ContractResult r = run_contract(contract(e.contract), RunOptions{});
-    EXPECT_TRUE(r.pass) << e.contract;
-    for (const auto& cs : r.cases)
-      EXPECT_TRUE(cs.check.pass) << e.contract << " " << cs.config << " (" << cs.tape << "): " << cs.check.failure;
-  }
+  expect_contracts_verified(activation_contracts());
 }
 
 TEST(ActivationContracts, EveryMutantIsRejectedForEverySeed) {
-  for (uint64_t seed : {1u, 2u, 3u, 99u}) {
-    RunOptions opt;
-    opt.seed = seed;
-    opt.production = false;
-    for (const Expect& e : kActivations) {
-      const Contract& c = contract(e.contract);
-      for (const auto& m : c.mutants)
-        EXPECT_TRUE(run_mutant(c, m, opt).killed) << e.contract << " / " << m.name << " survived (seed " << seed << ")";
-    }
-  }
+  RunOptions opt;
+  opt.production = false;
+  expect_mutants_rejected(activation_contracts(), {1, 2, 3, 99}, opt);
 }
 
 TEST(ActivationContracts, WrongConstantsPassFiniteDifferencesButNotTheFieldCheck) {
@@ -268,7 +258,6 @@ TEST(Activations, FastKernelsMatchTheReferenceAndAreThreadIndependent) {
 }
 
 // ---- in a network ----------------------------------------------------------------------------------------------
-
 
 TEST(ActivationNet, TheActivationFieldsLowerToTheirPrimitives) {
   const net::Plan p = net::compile(testutil::activation_net(), 2);

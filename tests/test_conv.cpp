@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "contract_testutil.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
 #include "veridl/prims/conv2d/mutants.hpp"
@@ -23,6 +24,7 @@
 #include "veridl/vjp/registry.hpp"
 
 using namespace veridl;
+using namespace veridl::testutil;
 using ops::Conv2dShape;
 using ops::MaxPoolShape;
 using ops::Padding;
@@ -96,26 +98,11 @@ TEST(ConvContracts, SweepsCoverTheIndexPaths) {
 }
 
 TEST(ConvContracts, EveryContractIsVerifiedAcrossItsSweep) {
-  RunOptions opt;
-  for (const char* name : kChapter4) {
-    ContractResult res = run_contract(*builtin_contracts().find(name), opt);
-    EXPECT_TRUE(res.pass) << name;
-    for (const auto& cs : res.cases) EXPECT_TRUE(cs.check.pass) << name << " " << cs.config << ": " << cs.check.failure;
-    EXPECT_GT(res.trials, 0);
-  }
+  expect_contracts_verified({std::begin(kChapter4), std::end(kChapter4)});
 }
 
 TEST(ConvContracts, EveryMutantIsRejected) {
-  for (uint64_t seed : {1u, 7u}) {
-    RunOptions opt;
-    opt.seed = seed;
-    for (const char* name : kChapter4) {
-      const Contract& c = *builtin_contracts().find(name);
-      for (const auto& m : c.mutants)
-        EXPECT_TRUE(run_mutant(c, m, opt).killed) << name << " / " << m.name << " survived (seed " << seed
-                                                  << "): " << m.description;
-    }
-  }
+  expect_mutants_rejected({std::begin(kChapter4), std::end(kChapter4)}, {1, 7});
 }
 
 // Coverage is a property of the config set (verification.md 4.4): "stride applied to the kernel
@@ -314,8 +301,9 @@ TEST(ConvShapes, XlaSameOutputIsCeilAndValidIsFloor) {
 }
 
 namespace {
+// The message of the std::invalid_argument f throws ("" if none).
 template <class F>
-std::string error_of(F&& f) {
+std::string invalid_argument_of(F&& f) {
   try {
     f();
   } catch (const std::invalid_argument& e) {
@@ -327,31 +315,31 @@ std::string error_of(F&& f) {
 
 TEST(ConvShapes, ImpossibleShapesAreClearErrors) {
   // A 5x5 kernel on a 3x3 input with no padding.
-  const std::string big = error_of([] { Conv2dShape{1, 1, 3, 3, 1, 5, 5, 1, 0, 0, 0, 0, true}.validate(); });
+  const std::string big = invalid_argument_of([] { Conv2dShape{1, 1, 3, 3, 1, 5, 5, 1, 0, 0, 0, 0, true}.validate(); });
   EXPECT_NE(big.find("conv2d: kernel 5x5 is larger than the padded input 3x3"), std::string::npos) << big;
   EXPECT_NE(big.find("H=3 W=3"), std::string::npos) << big;
   EXPECT_EQ(big.find('\n'), std::string::npos) << "one line";
   // Padding can make it fit.
   EXPECT_NO_THROW((Conv2dShape{1, 1, 3, 3, 1, 5, 5, 1, 1, 1, 1, 1, true}.validate()));
   // Valid padding of a too-large kernel through the helper.
-  EXPECT_NE(error_of([] { ops::conv2d_shape(1, 1, 4, 4, 1, 5, 1, Padding::Valid); }).find("larger than"),
+  EXPECT_NE(invalid_argument_of([] { ops::conv2d_shape(1, 1, 4, 4, 1, 5, 1, Padding::Valid); }).find("larger than"),
             std::string::npos);
   // Zero sizes, named.
-  const std::string zero = error_of([] { Conv2dShape{1, 0, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, true}.validate(); });
+  const std::string zero = invalid_argument_of([] { Conv2dShape{1, 0, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, true}.validate(); });
   EXPECT_NE(zero.find("conv2d: zero size in shape B=1 C=0"), std::string::npos) << zero;
-  EXPECT_FALSE(error_of([] { ops::conv2d_shape(1, 1, 8, 8, 1, 3, 0, Padding::Same); }).empty());
-  EXPECT_FALSE(error_of([] { ops::conv2d_shape(1, 1, 0, 8, 1, 3, 1, Padding::Same); }).empty());
-  EXPECT_FALSE(error_of([] { ops::conv2d_shape(0, 1, 8, 8, 1, 3, 1, Padding::Same); }).empty());
-  EXPECT_FALSE(error_of([] { ops::conv2d_shape(1, 1, 8, 8, 1, 0, 1, Padding::Valid); }).empty());
+  EXPECT_FALSE(invalid_argument_of([] { ops::conv2d_shape(1, 1, 8, 8, 1, 3, 0, Padding::Same); }).empty());
+  EXPECT_FALSE(invalid_argument_of([] { ops::conv2d_shape(1, 1, 0, 8, 1, 3, 1, Padding::Same); }).empty());
+  EXPECT_FALSE(invalid_argument_of([] { ops::conv2d_shape(0, 1, 8, 8, 1, 3, 1, Padding::Same); }).empty());
+  EXPECT_FALSE(invalid_argument_of([] { ops::conv2d_shape(1, 1, 8, 8, 1, 0, 1, Padding::Valid); }).empty());
   // The record and the templates validate too.
   EXPECT_THROW(make_vjp("conv", ops::Conv2dOp{{1, 1, 2, 2, 1, 3, 3, 1, 0, 0, 0, 0, true}}), std::invalid_argument);
   // Max-pool: a window entirely in the padding, a window larger than the padded input, zero sizes.
-  const std::string pad = error_of([] { MaxPoolShape{1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 0}.validate(); });
+  const std::string pad = invalid_argument_of([] { MaxPoolShape{1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 0}.validate(); });
   EXPECT_NE(pad.find("maxpool: a window lies entirely in the padding in shape"), std::string::npos) << pad;
   EXPECT_NE(pad.find("pad=(t2,l0,b0,r0)"), std::string::npos) << pad;
-  EXPECT_FALSE(error_of([] { MaxPoolShape{1, 1, 4, 4, 2, 2, 1, 0, 0, 2, 0}.validate(); }).empty());  // bottom
-  EXPECT_FALSE(error_of([] { MaxPoolShape{1, 1, 2, 2, 3, 3, 1, 0, 0, 0, 0}.validate(); }).empty());
-  EXPECT_FALSE(error_of([] { MaxPoolShape{1, 1, 2, 2, 2, 2, 0, 0, 0, 0, 0}.validate(); }).empty());
+  EXPECT_FALSE(invalid_argument_of([] { MaxPoolShape{1, 1, 4, 4, 2, 2, 1, 0, 0, 2, 0}.validate(); }).empty());  // bottom
+  EXPECT_FALSE(invalid_argument_of([] { MaxPoolShape{1, 1, 2, 2, 3, 3, 1, 0, 0, 0, 0}.validate(); }).empty());
+  EXPECT_FALSE(invalid_argument_of([] { MaxPoolShape{1, 1, 2, 2, 2, 2, 0, 0, 0, 0, 0}.validate(); }).empty());
   EXPECT_THROW(make_vjp("pool", ops::MaxPoolOp{{1, 0, 4, 4, 2, 2, 2, 0, 0, 0, 0}}), std::invalid_argument);
   // A pool index that is not an in-range window cell.
   const MaxPoolShape s{1, 1, 4, 4, 2, 2, 2, 1, 1, 1, 1};
@@ -447,26 +435,11 @@ TEST(GroupedConvContracts, SweepsCoverTheIndexPaths) {
 }
 
 TEST(GroupedConvContracts, EveryContractIsVerifiedAcrossItsSweep) {
-  RunOptions opt;
-  for (const char* name : kChapter7Conv) {
-    ContractResult res = run_contract(*builtin_contracts().find(name), opt);
-    EXPECT_TRUE(res.pass) << name;
-    for (const auto& cs : res.cases) EXPECT_TRUE(cs.check.pass) << name << " " << cs.config << ": " << cs.check.failure;
-    EXPECT_GT(res.trials, 0);
-  }
+  expect_contracts_verified({std::begin(kChapter7Conv), std::end(kChapter7Conv)});
 }
 
 TEST(GroupedConvContracts, EveryMutantIsRejected) {
-  for (uint64_t seed : {1u, 7u}) {
-    RunOptions opt;
-    opt.seed = seed;
-    for (const char* name : kChapter7Conv) {
-      const Contract& c = *builtin_contracts().find(name);
-      for (const auto& m : c.mutants)
-        EXPECT_TRUE(run_mutant(c, m, opt).killed) << name << " / " << m.name << " survived (seed " << seed
-                                                  << "): " << m.description;
-    }
-  }
+  expect_mutants_rejected({std::begin(kChapter7Conv), std::end(kChapter7Conv)}, {1, 7});
 }
 
 // Coverage again: leaving the stride out of the dilation is the correct program at stride 1.
@@ -556,11 +529,11 @@ TEST(GroupedConvTemplates, DepthwiseHandExample) {
 }
 
 TEST(GroupedConvShapes, GroupsMustDivideBothChannelCounts) {
-  const std::string g3 = error_of([] { Conv2dShape{1, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, true, 3}.validate(); });
+  const std::string g3 = invalid_argument_of([] { Conv2dShape{1, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, true, 3}.validate(); });
   EXPECT_NE(g3.find("conv2d: groups 3 must divide both C=4 and O=6"), std::string::npos) << g3;
-  EXPECT_NE(error_of([] { Conv2dShape{1, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, true, 4}.validate(); }).find("groups 4"),
+  EXPECT_NE(invalid_argument_of([] { Conv2dShape{1, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, true, 4}.validate(); }).find("groups 4"),
             std::string::npos);
-  EXPECT_NE(error_of([] { Conv2dShape{1, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, true, 0}.validate(); }).find("zero size"),
+  EXPECT_NE(invalid_argument_of([] { Conv2dShape{1, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, true, 0}.validate(); }).find("zero size"),
             std::string::npos);
   EXPECT_NO_THROW((Conv2dShape{1, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, true, 2}.validate()));
   const Conv2dShape dw = ops::conv2d_shape(1, 8, 5, 5, 8, 3, 1, Padding::Same, PadStyle::XlaSame, true, 8);

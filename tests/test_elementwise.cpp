@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "contract_testutil.hpp"
 #include "kernel_testutil.hpp"
 #include "veridl/prims/add/kernel.hpp"
 #include "veridl/prims/add/mutants.hpp"
@@ -218,23 +219,16 @@ TEST(ElementwiseKernels, BitIdenticalForOneAndThreeThreads) {
 
 // ---- the contracts -------------------------------------------------------------------------------
 
-using veridl::builtin_contracts;
 using veridl::Contract;
 
-const char* const kContracts[] = {"biPath_has_vjp", "elemwiseProduct_has_vjp", "fanout_has_vjp"};
-
-const Contract& contract(const std::string& name) {
-  const Contract* c = builtin_contracts().find(name);
-  if (!c) throw std::logic_error("contract not registered: " + name);
-  return *c;
-}
+const std::vector<std::string> kElementwiseContracts = {"biPath_has_vjp", "elemwiseProduct_has_vjp", "fanout_has_vjp"};
 
 TEST(ElementwiseContracts, RegisteredUnderTheBooksNamesAndChapters) {
-  EXPECT_EQ(contract("biPath_has_vjp").chapter, 6);
-  EXPECT_EQ(contract("fanout_has_vjp").chapter, 6);
-  EXPECT_EQ(contract("elemwiseProduct_has_vjp").chapter, 8);
-  for (const char* name : kContracts) {
-    const Contract& c = contract(name);
+  EXPECT_EQ(builtin_contract("biPath_has_vjp").chapter, 6);
+  EXPECT_EQ(builtin_contract("fanout_has_vjp").chapter, 6);
+  EXPECT_EQ(builtin_contract("elemwiseProduct_has_vjp").chapter, 8);
+  for (const std::string& name : kElementwiseContracts) {
+    const Contract& c = builtin_contract(name);
     EXPECT_TRUE(c.wrt.empty()) << name;  // every input's gradient
     EXPECT_GE(c.mutants.size(), 3u) << name;
     int production = 0;
@@ -247,26 +241,13 @@ TEST(ElementwiseContracts, RegisteredUnderTheBooksNamesAndChapters) {
 TEST(ElementwiseContracts, VerifiedAcrossTheirSweeps) {
   veridl::RunOptions opt;
   opt.production = false;
-  for (const char* name : kContracts) {
-    veridl::ContractResult r = veridl::run_contract(contract(name), opt);
-    EXPECT_TRUE(r.pass) << name;
-    for (const auto& cs : r.cases) EXPECT_TRUE(cs.check.pass) << name << " " << cs.config << ": " << cs.check.failure;
-    EXPECT_GT(r.trials, 0) << name;
-  }
+  expect_contracts_verified(kElementwiseContracts, opt);
 }
 
 TEST(ElementwiseContracts, EveryMutantIsRejected) {
-  for (uint64_t seed : {1u, 2u, 1234567u}) {
-    veridl::RunOptions opt;
-    opt.seed = seed;
-    opt.production = false;
-    for (const char* name : kContracts) {
-      const Contract& c = contract(name);
-      for (const auto& m : c.mutants)
-        EXPECT_TRUE(veridl::run_mutant(c, m, opt).killed)
-            << name << " / " << m.name << " survived (seed " << seed << "): " << m.description;
-    }
-  }
+  veridl::RunOptions opt;
+  opt.production = false;
+  expect_mutants_rejected(kElementwiseContracts, {1, 2, 1234567}, opt);
 }
 
 TEST(ElementwiseContracts, AnUnknownMutantIsAnError) {

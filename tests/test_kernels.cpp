@@ -285,10 +285,6 @@ ThreadRun run_all(int threads, const veridl::ops::DenseShape& s, Variant v, cons
   return r;
 }
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
 TEST(KernelsDeterminism, BitIdenticalForOneAndTwoThreads) {
   // Shapes above the fork thresholds (and one below), including the MNIST and MLP shapes.
   const std::vector<veridl::ops::DenseShape> shapes{

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "contract_testutil.hpp"
 #include "kernel_testutil.hpp"
 #include "net_testutil.hpp"
 #include "test_util.hpp"
@@ -40,13 +41,7 @@ using namespace veridl::testutil;
 
 namespace {
 
-const char* const kContracts[] = {"layerNorm_has_vjp_correct", "layerScale_has_vjp_correct"};
-
-const Contract& contract(const std::string& name) {
-  const Contract* c = builtin_contracts().find(name);
-  if (!c) throw std::logic_error("contract not registered: " + name);
-  return *c;
-}
+const std::vector<std::string> kLayerNormContracts = {"layerNorm_has_vjp_correct", "layerScale_has_vjp_correct"};
 
 // LayerNorm written the plain way, independently of ops::layernorm_*: x as [rows][C][inner] in double,
 // statistics with std::sqrt, y = gamma (x - mean) / sqrt(var + eps) + beta.
@@ -82,14 +77,14 @@ std::vector<double> normal_doubles(size_t n, uint64_t seed, double sd = 1.0, dou
 }
 
 // A primitive's fields through the table, as the NetSpec lowering reads them.
-struct Parsed {
+struct ParsedFields {
   std::shared_ptr<void> attrs;
   nlohmann::json normalised;
 };
-Parsed parse(const std::string& prim, const nlohmann::json& j, const graph::Where& w) {
+ParsedFields parse(const std::string& prim, const nlohmann::json& j, const graph::Where& w) {
   const prims::OpDef& d = *prims::find(prim);
   graph::Fields f(j, w);
-  Parsed p;
+  ParsedFields p;
   p.attrs = d.parse(f);
   f.finish();
   p.normalised = nlohmann::json::object();
@@ -102,8 +97,8 @@ Parsed parse(const std::string& prim, const nlohmann::json& j, const graph::Wher
 // ---- the contracts -------------------------------------------------------------------------------------
 
 TEST(LayerNormContracts, RegisteredUnderTheBooksNamesAndChapters) {
-  for (const char* name : kContracts) {
-    const Contract& c = contract(name);
+  for (const std::string& name : kLayerNormContracts) {
+    const Contract& c = builtin_contract(name);
     EXPECT_EQ(c.chapter, 9) << name;
     EXPECT_TRUE(c.wrt.empty()) << name << ": one contract for every input";
     EXPECT_GE(c.mutants.size(), std::string(name) == "layerNorm_has_vjp_correct" ? 4u : 3u) << name;
@@ -120,7 +115,7 @@ TEST(LayerNormContracts, RegisteredUnderTheBooksNamesAndChapters) {
   }
   // Both axes at production size, ConvNeXt's eps among the configurations.
   size_t prod = 0, eps6 = 0;
-  for (const auto& cs : contract("layerNorm_has_vjp_correct").sweep) {
+  for (const auto& cs : builtin_contract("layerNorm_has_vjp_correct").sweep) {
     prod += cs.production;
     eps6 += cs.config.find("eps=1e-06") != std::string::npos;
   }
@@ -133,27 +128,11 @@ TEST(LayerNormContracts, RegisteredUnderTheBooksNamesAndChapters) {
 }
 
 TEST(LayerNormContracts, VerifiedAcrossTheirSweeps) {
-  RunOptions opt;
-  for (const char* name : kContracts) {
-    ContractResult r = run_contract(contract(name), opt);
-    EXPECT_TRUE(r.pass) << name;
-    for (const auto& cs : r.cases)
-      EXPECT_TRUE(cs.check.pass) << name << " " << cs.config << " (" << cs.tape << "): " << cs.check.failure;
-    EXPECT_GT(r.trials, 0);
-  }
+  expect_contracts_verified(kLayerNormContracts);
 }
 
 TEST(LayerNormContracts, EveryMutantIsRejectedForEverySeed) {
-  for (uint64_t seed : {1u, 2u, 3u, 1234567u}) {
-    RunOptions opt;
-    opt.seed = seed;
-    for (const char* name : kContracts) {
-      const Contract& c = contract(name);
-      for (const auto& m : c.mutants)
-        EXPECT_TRUE(run_mutant(c, m, opt).killed) << name << " / " << m.name << " survived (seed " << seed
-                                                  << "): " << m.description;
-    }
-  }
+  expect_mutants_rejected(kLayerNormContracts, {1, 2, 3, 1234567});
 }
 
 TEST(LayerNormContracts, TheDefaultEpsMutantIsInvisibleAtTheDefaultEpsAndCaughtAtConvNeXts) {
@@ -260,7 +239,7 @@ TEST(LayerNorm, TrainAndEvalComputeTheSameAndEvalWritesNoSavedBuffers) {
   const prims::OpDef& d = *prims::find("layerNorm");
   const graph::Where w{"t", "", {}};
   const nlohmann::json fields{{"eps", 1e-6}};
-  Parsed p = parse("layerNorm", fields, w);
+  ParsedFields p = parse("layerNorm", fields, w);
   const std::vector<graph::VShape> in{{{4, 3, 3}}};
   d.infer(p.attrs.get(), in, w);
   graph::Decl decl;
@@ -327,7 +306,7 @@ TEST(LayerNorm, FieldsAndErrors) {
   EXPECT_TRUE(mentions(error_of([&] { parse("layerNorm", {{"epsilon", 1e-6}}, w); }), {"layer 4 (layerNorm)", "epsilon", "axis", "eps"}));
   // The axis resolved by the input's rank; "channels" needs C x H x W.
   auto shape_of = [&](const nlohmann::json& j, const graph::VShape& in) {
-    Parsed p = parse("layerNorm", j, w);
+    ParsedFields p = parse("layerNorm", j, w);
     const std::vector<graph::VShape> ins{in};
     EXPECT_EQ(d.infer(p.attrs.get(), ins, w), in);
     return static_cast<const prims::LayerNorm::Attrs*>(p.attrs.get())->shape;
@@ -360,7 +339,7 @@ TEST(LayerScale, FieldsErrorsAndTheChannelAxis) {
     EXPECT_TRUE(mentions(m, {"c.json", "layer 7 (layerScale)", "'init'"})) << m;
   }
   auto shape_of = [&](const graph::VShape& in) {
-    Parsed p = parse("layerScale", nlohmann::json::object(), w);
+    ParsedFields p = parse("layerScale", nlohmann::json::object(), w);
     const std::vector<graph::VShape> ins{in};
     EXPECT_EQ(d.infer(p.attrs.get(), ins, w), in);
     graph::Decl decl;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "net_testutil.hpp"
 #include "veridl/net/executor.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
@@ -17,14 +18,7 @@ using namespace veridl::net;
 namespace {
 std::string spec_path() { return std::string(VERIDL_SOURCE_DIR) + "/specs/mnist_linear.json"; }
 
-std::string error_of(const std::string& json) {
-  try {
-    parse_netspec(json, "test.json");
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+std::string netspec_error(const std::string& json) { return testutil::spec_error(json, "test.json"); }
 }  // namespace
 
 TEST(NetSpec, TheBooksLinearModel) {
@@ -85,7 +79,7 @@ TEST(NetSpec, ClearOneLineErrors) {
        "field 'padding' must be \"same\" or \"valid\""},
   };
   for (const auto& c : cases) {
-    std::string msg = error_of(c.json);
+    std::string msg = netspec_error(c.json);
     EXPECT_NE(msg.find(c.expect), std::string::npos) << "json: " << c.json << "\nmessage: " << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;  // one line
   }
@@ -97,7 +91,7 @@ TEST(NetSpec, ClearOneLineErrors) {
 TEST(NetSpec, HostileSpecsAreRefusedNotCrashed) {
   const size_t depth = 1'000'000;
   std::string deep = R"({"name": )" + std::string(depth, '[') + std::string(depth, ']') + "}";
-  EXPECT_NE(error_of(deep).find("test.json: malformed JSON: nested deeper than 64 levels"), std::string::npos);
+  EXPECT_NE(netspec_error(deep).find("test.json: malformed JSON: nested deeper than 64 levels"), std::string::npos);
   const std::string tail = R"(, "layers": [{"type": "flatten"}, {"type": "dense", "fanIn": 4, "fanOut": 10}]})";
   struct Case {
     std::string json, expect;
@@ -117,7 +111,7 @@ TEST(NetSpec, HostileSpecsAreRefusedNotCrashed) {
        "recipe: field 'batch' is 9223372036854775807, more than the limit of 16777216"},
   };
   for (const auto& c : cases) {
-    std::string msg = error_of(c.json);
+    std::string msg = netspec_error(c.json);
     EXPECT_NE(msg.find(c.expect), std::string::npos) << "json: " << c.json << "\nmessage: " << msg;
   }
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "contract_testutil.hpp"
 #include "kernel_testutil.hpp"
 #include "test_util.hpp"
 #include "veridl/net/executor.hpp"
@@ -41,13 +42,7 @@ using namespace veridl::testutil;
 
 namespace {
 
-const char* const kContracts[] = {"relu6_has_vjp_at", "avgPool_has_vjp_correct", "globalAvgPoolFlat_has_vjp_correct"};
-
-const Contract& contract(const std::string& name) {
-  const Contract* c = builtin_contracts().find(name);
-  if (!c) throw std::logic_error("contract not registered: " + name);
-  return *c;
-}
+const std::vector<std::string> kPoolsRelu6Contracts = {"relu6_has_vjp_at", "avgPool_has_vjp_correct", "globalAvgPoolFlat_has_vjp_correct"};
 
 const ContractCase& sweep_case(const Contract& c, const std::string& config) {
   for (const auto& cs : c.sweep)
@@ -60,11 +55,11 @@ const ContractCase& sweep_case(const Contract& c, const std::string& config) {
 // ---- the contracts -------------------------------------------------------------------------------------
 
 TEST(PoolsRelu6Contracts, RegisteredUnderTheBooksNamesAndChapters) {
-  EXPECT_EQ(contract("relu6_has_vjp_at").chapter, 7);
-  EXPECT_EQ(contract("avgPool_has_vjp_correct").chapter, 6);
-  EXPECT_EQ(contract("globalAvgPoolFlat_has_vjp_correct").chapter, 6);
-  for (const char* name : kContracts) {
-    const Contract& c = contract(name);
+  EXPECT_EQ(builtin_contract("relu6_has_vjp_at").chapter, 7);
+  EXPECT_EQ(builtin_contract("avgPool_has_vjp_correct").chapter, 6);
+  EXPECT_EQ(builtin_contract("globalAvgPoolFlat_has_vjp_correct").chapter, 6);
+  for (const std::string& name : kPoolsRelu6Contracts) {
+    const Contract& c = builtin_contract(name);
     EXPECT_GE(c.mutants.size(), 3u) << name;
     bool production = false;
     for (const auto& cs : c.sweep) production |= cs.production;
@@ -79,31 +74,15 @@ TEST(PoolsRelu6Contracts, RegisteredUnderTheBooksNamesAndChapters) {
 }
 
 TEST(PoolsRelu6Contracts, VerifiedAcrossTheirSweeps) {
-  RunOptions opt;
-  for (const char* name : kContracts) {
-    ContractResult r = run_contract(contract(name), opt);
-    EXPECT_TRUE(r.pass) << name;
-    for (const auto& cs : r.cases)
-      EXPECT_TRUE(cs.check.pass) << name << " " << cs.config << " (" << cs.tape << "): " << cs.check.failure;
-    EXPECT_GT(r.trials, 0);
-  }
+  expect_contracts_verified(kPoolsRelu6Contracts);
 }
 
 TEST(PoolsRelu6Contracts, EveryMutantIsRejectedForEverySeed) {
-  for (uint64_t seed : {1u, 2u, 3u, 1234567u}) {
-    RunOptions opt;
-    opt.seed = seed;
-    for (const char* name : kContracts) {
-      const Contract& c = contract(name);
-      for (const auto& m : c.mutants)
-        EXPECT_TRUE(run_mutant(c, m, opt).killed) << name << " / " << m.name << " survived (seed " << seed
-                                                  << "): " << m.description;
-    }
-  }
+  expect_mutants_rejected(kPoolsRelu6Contracts, {1, 2, 3, 1234567});
 }
 
 TEST(PoolsRelu6Contracts, TheAvgPoolSweepCoversBothPadStylesStridesAndOverlaps) {
-  const Contract& c = contract("avgPool_has_vjp_correct");
+  const Contract& c = builtin_contract("avgPool_has_vjp_correct");
   bool xla = false, symmetric = false, valid = false, overlap = false, gaps = false, batch = false, even = false,
        odd = false, border = false;
   for (const auto& cs : c.sweep) {
@@ -223,7 +202,7 @@ TEST(Relu6, AConventionChangeAtEitherKinkIsInvisibleToTheIdentityCheckSoTheConve
 TEST(Relu6, TheSweepReachesTheUpperKinkOnTheRealTapeAndOnRandomTapes) {
   // Sample::Ties never reaches 6 by itself; behind x -> 3x it plants exact 6s, so a backward that ignores
   // the upper clamp is rejected on the real-run tape ...
-  const Contract& c = contract("relu6_has_vjp_at");
+  const Contract& c = builtin_contract("relu6_has_vjp_at");
   const ContractCase& scaled = sweep_case(c, "n=32 ties behind x -> 3x (exact 0 and 6 on the real tape)");
   ASSERT_EQ(scaled.sample, Sample::Ties);
   CheckOptions real;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "contract_testutil.hpp"
 #include "veridl/prims/batchNorm/mutants.hpp"
 #include "veridl/prims/batchNorm/reference.hpp"
 #include "veridl/prims/relu/mutants.hpp"
@@ -17,29 +18,24 @@
 #include "veridl/vjp/registry.hpp"
 
 using namespace veridl;
+using namespace veridl::testutil;
 
 namespace {
 
-const char* const kContracts[] = {"relu_has_vjp_correct", "bn_input_grad_correct", "bn_gamma_grad_correct",
-                                  "bn_beta_grad_correct"};
-
-const Contract& contract(const std::string& name) {
-  const Contract* c = builtin_contracts().find(name);
-  if (!c) throw std::logic_error("contract not registered: " + name);
-  return *c;
-}
+const std::vector<std::string> kReluBnContracts = {"relu_has_vjp_correct", "bn_input_grad_correct",
+                                                   "bn_gamma_grad_correct", "bn_beta_grad_correct"};
 
 }  // namespace
 
 TEST(ReluBnContracts, RegisteredUnderTheBooksNamesAndChapters) {
-  EXPECT_EQ(contract("relu_has_vjp_correct").chapter, 3);
+  EXPECT_EQ(builtin_contract("relu_has_vjp_correct").chapter, 3);
   for (const char* name : {"bn_input_grad_correct", "bn_gamma_grad_correct", "bn_beta_grad_correct"})
-    EXPECT_EQ(contract(name).chapter, 5) << name;
-  EXPECT_EQ(contract("bn_input_grad_correct").wrt, std::vector<std::string>{"x"});
-  EXPECT_EQ(contract("bn_gamma_grad_correct").wrt, std::vector<std::string>{"gamma"});
-  EXPECT_EQ(contract("bn_beta_grad_correct").wrt, std::vector<std::string>{"beta"});
-  for (const char* name : kContracts) {
-    const Contract& c = contract(name);
+    EXPECT_EQ(builtin_contract(name).chapter, 5) << name;
+  EXPECT_EQ(builtin_contract("bn_input_grad_correct").wrt, std::vector<std::string>{"x"});
+  EXPECT_EQ(builtin_contract("bn_gamma_grad_correct").wrt, std::vector<std::string>{"gamma"});
+  EXPECT_EQ(builtin_contract("bn_beta_grad_correct").wrt, std::vector<std::string>{"beta"});
+  for (const std::string& name : kReluBnContracts) {
+    const Contract& c = builtin_contract(name);
     EXPECT_GE(c.mutants.size(), 3u) << name;
     bool production = false, ties = false;
     for (const auto& cs : c.sweep) {
@@ -52,31 +48,15 @@ TEST(ReluBnContracts, RegisteredUnderTheBooksNamesAndChapters) {
     }
   }
   // The BN sweep: B in {1,2,3}, C in {1,2}, H, W in {1,2,3} with B*H*W >= 2, eps in {1e-5, 0.1}.
-  EXPECT_EQ(contract("bn_input_grad_correct").sweep.size(), 104u + 1u);
+  EXPECT_EQ(builtin_contract("bn_input_grad_correct").sweep.size(), 104u + 1u);
 }
 
 TEST(ReluBnContracts, VerifiedAcrossTheirSweeps) {
-  RunOptions opt;
-  for (const char* name : kContracts) {
-    ContractResult r = run_contract(contract(name), opt);
-    EXPECT_TRUE(r.pass) << name;
-    for (const auto& cs : r.cases)
-      EXPECT_TRUE(cs.check.pass) << name << " " << cs.config << " (" << cs.tape << "): " << cs.check.failure;
-    EXPECT_GT(r.trials, 0);
-  }
+  expect_contracts_verified(kReluBnContracts);
 }
 
 TEST(ReluBnContracts, EveryMutantIsRejectedForEverySeed) {
-  for (uint64_t seed : {1u, 2u, 3u, 1234567u}) {
-    RunOptions opt;
-    opt.seed = seed;
-    for (const char* name : kContracts) {
-      const Contract& c = contract(name);
-      for (const auto& m : c.mutants)
-        EXPECT_TRUE(run_mutant(c, m, opt).killed) << name << " / " << m.name << " survived (seed " << seed
-                                                  << "): " << m.description;
-    }
-  }
+  expect_mutants_rejected(kReluBnContracts, {1, 2, 3, 1234567});
 }
 
 TEST(ReluBnContracts, DroppedEpsIsDiagnosedAsARealMismatch) {

@@ -20,54 +20,6 @@ using namespace veridl::net;
 using namespace veridl::testutil;
 using nlohmann::json;
 
-namespace {
-
-std::string spec_error(const std::string& json) {
-  try {
-    parse_netspec(json, "b.json");
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-const std::string& op_name(const graph::Node& n) { return prims::table()[n.op].name; }
-
-const graph::Node& node(const graph::Graph& g, const std::string& name) {
-  for (const auto& n : g.nodes)
-    if (n.name == name) return n;
-  throw std::runtime_error("no node " + name);
-}
-bool has_node(const graph::Graph& g, const std::string& name) {
-  for (const auto& n : g.nodes)
-    if (n.name == name) return true;
-  return false;
-}
-std::string input_name(const graph::Graph& g, const std::string& n, size_t i) {
-  return g.values[node(g, n).inputs.at(i)].name;
-}
-std::string out_shape(const graph::Graph& g, const std::string& n) { return g.values[node(g, n).output].shape.str(); }
-const ops::Conv2dShape& conv(const graph::Graph& g, const std::string& n) {
-  return node(g, n).attrs_as<prims::Conv2d::Attrs>().shape;
-}
-
-// A reduced-width twin of a full-size spec file: the same layers and blocks (so the same topology: block
-// counts, strides, shortcuts, activations), every channel count divided by `div`, on a `hw` x `hw` image.
-NetSpec twin(const std::string& file, size_t div, size_t hw) {
-  json j = json::parse(read_bytes(repo("specs/" + file)));
-  j["name"] = j["name"].get<std::string>() + "-twin";
-  j["imageH"] = hw;
-  j["imageW"] = hw;
-  for (auto& l : j["layers"])
-    for (const char* f : {"oc", "fanIn"})
-      if (l.contains(f)) l[f] = l[f].get<size_t>() / div;
-  for (auto& l : j["layers"])
-    if (l.contains("ic") && l["ic"].get<size_t>() != 3) l["ic"] = l["ic"].get<size_t>() / div;
-  return parse_netspec(j.dump(), file + " (twin)");
-}
-
-}  // namespace
-
 // The four counts equal torchvision's resnet18/34/50 and mobilenet_v2 with num_classes=10 (the issue's
 // pinned numbers, independent of this code); the CIFAR-style ResNet-18 (3x3/1 stem, no pool) is the
 // 224^2 count minus the stem difference 64*3*(49 - 9) = 7,680.

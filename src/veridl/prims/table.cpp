@@ -66,6 +66,11 @@ size_t index_of(std::string_view name) {
   return static_cast<size_t>(d - table().data());
 }
 
+template RunFn<float> forward_fn<float, graph::Fast>(size_t);
+template RunFn<float> backward_fn<float, graph::Fast>(size_t);
+template RunFn<double> forward_fn<double, graph::Ref>(size_t);
+template RunFn<double> backward_fn<double, graph::Ref>(size_t);
+
 }  // namespace veridl::prims
 
 namespace veridl {

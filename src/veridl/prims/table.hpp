@@ -63,6 +63,13 @@ RunFn<T> backward_fn(size_t op) {
   return backward_table<T, B>(All{})[op];
 }
 
+// The two dispatch tables every training and test program uses are instantiated once, in table.cpp: a
+// translation unit that runs an executor does not re-instantiate every primitive's forward and backward.
+extern template RunFn<float> forward_fn<float, graph::Fast>(size_t);
+extern template RunFn<float> backward_fn<float, graph::Fast>(size_t);
+extern template RunFn<double> forward_fn<double, graph::Ref>(size_t);
+extern template RunFn<double> backward_fn<double, graph::Ref>(size_t);
+
 }  // namespace veridl::prims
 
 namespace veridl {
