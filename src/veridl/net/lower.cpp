@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -72,6 +74,47 @@ json inverted_residual_fields(graph::Fields& f) {
   j["expand"] = f.size("expand");
   j["stride"] = f.size("stride", 1);
   j["nBlocks"] = f.size("nBlocks", 1);
+  return j;
+}
+
+// mbConv: ic oc expand k stride nBlocks useSE seBase activation (EfficientNet).
+json mbconv_fields(graph::Fields& f) {
+  json j = inverted_residual_fields(f);
+  j["k"] = f.size("k");
+  j["useSE"] = f.boolean("useSE", true);
+  j["seBase"] = f.choice("seBase", {"input", "expanded"}, "input");
+  j["activation"] = "swish";
+  activation_field(f, j);
+  return j;
+}
+
+// convNextStem: ic oc patch.
+json convnext_stem_fields(graph::Fields& f) {
+  json j;
+  j["ic"] = f.size("ic");
+  j["oc"] = f.size("oc");
+  j["patch"] = f.size("patch", 4);
+  return j;
+}
+
+// convNextStage: c nBlocks layerScale activation.
+json convnext_stage_fields(graph::Fields& f) {
+  json j;
+  j["c"] = f.size("c");
+  j["nBlocks"] = f.size("nBlocks", 1);
+  j["layerScale"] = f.real("layerScale", 1e-6);
+  if (!std::isfinite(j["layerScale"].get<double>()))
+    f.where().fail(fmt::format("field 'layerScale' must be a finite number, got {}", j["layerScale"].get<double>()));
+  j["activation"] = "gelu";
+  activation_field(f, j);
+  return j;
+}
+
+// convNextDownsample: ic oc.
+json convnext_downsample_fields(graph::Fields& f) {
+  json j;
+  j["ic"] = f.size("ic");
+  j["oc"] = f.size("oc");
   return j;
 }
 
@@ -213,6 +256,7 @@ class Lowering {
 
   static const BlockDef* block(const std::string& type);
   const std::string& conv_bn_act() const { return spec_.conv_bn_activation; }
+  const VShape& shape(size_t value) const { return g_.values[value].shape; }
 
  private:
   const NetSpec& spec_;
@@ -335,11 +379,115 @@ size_t expand_inverted_residual(Lowering& L, const std::string& name, const json
                });
 }
 
+// Squeeze-and-excitation on x (mid channels, C x H x W) with a bottleneck of `se` channels (book ch. 8):
+//   s = sigmoid(dense(se -> mid)(act(dense(mid -> se)(globalAvgPool(x)))));  y = x (.) s per channel
+// The two 1x1 convs of torchvision's SqueezeExcitation act on a 1x1 map: dense layers with bias, the same
+// parameters (W [mid, se] and [se, mid], biases [se] and [mid]). Nodes "<b>.se.pool", ".se.reduce" (then
+// ".se.reduce.<act>"), ".se.expand" (".se.expand.sigmoid"), ".se.scale" (the mul).
+size_t squeeze_excitation(Lowering& L, const std::string& b, size_t mid, size_t se, const std::string& act, size_t x,
+                          const Where& w) {
+  size_t s = L.node("globalAvgPool", b + ".se.pool", json::object(), {x}, w);
+  s = L.node("dense", b + ".se.reduce", {{"fanIn", mid}, {"fanOut", se}}, {s}, w);
+  s = L.activation(act, b + ".se.reduce", s, w);
+  s = L.node("dense", b + ".se.expand", {{"fanIn", se}, {"fanOut", mid}}, {s}, w);
+  s = L.activation("sigmoid", b + ".se.expand", s, w);
+  return L.node("mul", b + ".se.scale", json::object(), {x, s}, w);
+}
+
+// mbConv ic oc expand k stride nBlocks useSE seBase activation (EfficientNet's MBConv; original-system.md
+// §1.2, torchvision's efficientnet_b0): per block, mid = bic * expand:
+//   [conv1x1(mid)-BN-act if expand != 1] -> depthwise conv kxk(stride)-BN-act -> [squeeze-excitation of
+//   width max(1, bic / 4) if useSE] -> conv1x1(oc)-BN (linear) -> + the block input when the stride is 1
+//   and bic == oc
+// act: the layer's "activation" (swish). seBase "expanded" takes the SE width from mid instead of bic: the
+// original's paramShapes / codegen layout (7,155,658 parameters for EfficientNet-B0, docs/netspec.md).
+size_t expand_mbconv(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
+  const size_t oc = f["oc"], t = f["expand"], k = f["k"];
+  const std::string act = f["activation"];
+  const bool use_se = f["useSE"], se_from_mid = f["seBase"] == "expanded";
+  if (k % 2 == 0) w.fail(fmt::format("field 'k' is {}: an mbConv's depthwise kernel must be odd (centred 'same' padding)", k));
+  return stage(name, f["nBlocks"], f["ic"], oc, f["stride"], in, w,
+               [&](const std::string& b, const Where& wj, size_t bic, size_t s, size_t cur) {
+                 size_t mid = 0;
+                 if (__builtin_mul_overflow(bic, t, &mid) || mid > (size_t{1} << 24))
+                   w.fail(fmt::format("field 'expand' is {}: {} x {} channels is absurdly wide", t, bic, t));
+                 size_t y = cur;
+                 if (t != 1) y = conv_bn(L, b + ".expand", {bic, mid, 1, 1, 1, act}, y, wj);
+                 y = conv_bn(L, b + ".dw", {mid, mid, k, s, mid, act}, y, wj);
+                 if (use_se) y = squeeze_excitation(L, b, mid, std::max<size_t>(1, (se_from_mid ? mid : bic) / 4), act, y, wj);
+                 y = conv_bn(L, b + ".project", {mid, oc, 1, 1, 1, "identity"}, y, wj);
+                 return (s == 1 && bic == oc) ? residual_add(L, b, y, cur, wj) : y;
+               });
+}
+
+// ConvNeXt's LayerNorm: channels first (LayerNorm2d), eps 1e-6. Node "<name>".
+size_t convnext_norm(Lowering& L, const std::string& name, size_t in, const Where& w) {
+  return L.node("layerNorm", name, {{"axis", "channels"}, {"eps", 1e-6}}, {in}, w);
+}
+
+// A conv2d with bias and no activation node: "same" padding when stride is 1 (the 7x7 depthwise, the 1x1s),
+// else "valid" (patchify and downsample convs, k = stride, on sizes check_divisible accepted).
+size_t conv_bias(Lowering& L, const std::string& name, size_t ic, size_t oc, size_t k, size_t stride, size_t groups,
+                 size_t in, const Where& w) {
+  json conv{{"ic", ic}, {"oc", oc}, {"k", k}, {"stride", stride}, {"padding", stride == 1 ? "same" : "valid"}, {"bias", true}};
+  if (groups != 1) conv["groups"] = groups;
+  return L.node("conv2d", name, conv, {in}, w);
+}
+
+// The input's H and W must be multiples of `m` (a patchify stem, a 2x2 downsample): else one line.
+void check_divisible(Lowering& L, size_t in, size_t m, const char* field, const Where& w) {
+  const VShape& x = L.shape(in);
+  if (x.rank() != 3) w.fail(fmt::format("needs a C x H x W input, got {}", x.str()));
+  if (x.d[1] % m || x.d[2] % m)
+    w.fail(fmt::format("field '{}' is {}: the input is {}, whose H and W must be multiples of {}", field, m, x.str(), m));
+}
+
+// convNextStem ic oc patch: the patchify conv patch x patch / stride patch with bias, then the channels-first
+// LayerNorm. Nodes "<name>", "<name>.ln".
+size_t expand_convnext_stem(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
+  const size_t p = f["patch"];
+  check_divisible(L, in, p, "patch", w);
+  const size_t y = conv_bias(L, name, f["ic"], f["oc"], p, p, 1, in, w);
+  return convnext_norm(L, name + ".ln", y, w);
+}
+
+// convNextStage c nBlocks layerScale activation: nBlocks ConvNeXt blocks on c channels (torchvision's CNBlock):
+//   depthwise conv 7x7 (bias) -> LayerNorm (channels, eps 1e-6) -> conv1x1 c -> 4c (bias) -> act (gelu) ->
+//   conv1x1 4c -> c (bias) -> layerScale (gamma starts at `layerScale`) -> + the block input
+// Nodes "<name>.<j>.dw", ".ln", ".pw1" (".pw1.<act>"), ".pw2", ".ls", ".add".
+size_t expand_convnext_stage(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
+  const size_t c = f["c"];
+  const std::string act = f["activation"];
+  if (c > (size_t{1} << 22)) w.fail(fmt::format("field 'c' is {}: 4 x {} channels is absurdly wide", c, c));
+  const VShape& x = L.shape(in);
+  if (x.rank() != 3 || x.d[0] != c) w.fail(fmt::format("field 'c' is {} but the input is {}", c, x.str()));
+  return stage(name, f["nBlocks"], c, c, 1, in, w, [&](const std::string& b, const Where& wj, size_t, size_t, size_t cur) {
+    size_t y = conv_bias(L, b + ".dw", c, c, 7, 1, c, cur, wj);
+    y = convnext_norm(L, b + ".ln", y, wj);
+    y = L.activation(act, b + ".pw1", conv_bias(L, b + ".pw1", c, 4 * c, 1, 1, 1, y, wj), wj);
+    y = conv_bias(L, b + ".pw2", 4 * c, c, 1, 1, 1, y, wj);
+    y = L.node("layerScale", b + ".ls", {{"init", f["layerScale"]}}, {y}, wj);
+    return residual_add(L, b, y, cur, wj);
+  });
+}
+
+// convNextDownsample ic oc: LayerNorm (channels, eps 1e-6) then conv 2x2 stride 2 with bias. Nodes
+// "<name>.ln", "<name>".
+size_t expand_convnext_downsample(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
+  check_divisible(L, in, 2, "stride", w);
+  const size_t y = convnext_norm(L, name + ".ln", in, w);
+  return conv_bias(L, name, f["ic"], f["oc"], 2, 2, 1, y, w);
+}
+
 const BlockDef kBlocks[] = {
     {"convBn", conv_fields, expand_conv_bn},
     {"residualBlock", stage_fields, expand_residual},
     {"bottleneckBlock", stage_fields, expand_bottleneck},
     {"invertedResidual", inverted_residual_fields, expand_inverted_residual},
+    {"mbConv", mbconv_fields, expand_mbconv},
+    {"convNextStem", convnext_stem_fields, expand_convnext_stem},
+    {"convNextStage", convnext_stage_fields, expand_convnext_stage},
+    {"convNextDownsample", convnext_downsample_fields, expand_convnext_downsample},
 };
 
 const BlockDef* Lowering::block(const std::string& type) {
