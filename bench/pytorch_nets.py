@@ -4,10 +4,10 @@
 The generalisation of bench/pytorch_linear.py: a NetSpec is turned into a PyTorch model
 and trained with the spec's recipe, as `veridl train --spec SPEC` would train it.  A
 chain (every layer reads the previous one) becomes a torch.nn.Sequential; the graph form
-(layers with a "name" and "inputs", add, mul, repeat, and the residual / inverted-residual
-blocks) a GraphNet, whose forward evaluates the named values node by node.  Written from
-the NetSpec semantics (netspec.hpp's header, docs/netspec.md), independently of VeriDL's
-lowering:
+(layers with a "name" and "inputs", add, mul, repeat, the residual / inverted-residual /
+MBConv blocks and the ConvNeXt layers) a GraphNet, whose forward evaluates the named
+values node by node.  Written from the NetSpec semantics (netspec.hpp's header,
+docs/netspec.md), independently of VeriDL's lowering:
 
   * layers: flatten = nn.Flatten; dense = nn.Linear (+ its "activation", default
     identity); conv2d = nn.Conv2d, with bias unless "bias": false, groups=the spec's
@@ -15,21 +15,31 @@ lowering:
     k]) (+ its "activation"; the NetSpec default for conv2d is relu); convBn = nn.Conv2d
     without bias (and the same "groups") + nn.BatchNorm2d(eps 1e-5, momentum 0.1) + the
     layer's own "activation" if it has one, else the net's "convBnActivation" (relu, the
-    default, or relu6); maxPool = nn.MaxPool2d; avgPool (size, stride default size,
-    padding "valid" (default) or "same") = nn.AvgPool2d(count_include_pad=True): the
-    divisor is always size^2, padded zeros counted; "same" pads in the net's padStyle as
-    conv does (an asymmetric XLA pad is an explicit nn.ZeroPad2d before an unpadded
-    nn.AvgPool2d, which counts those zeros too); globalAvgPool = the mean over H x W of
-    each channel (nn.AdaptiveAvgPool2d(1) + nn.Flatten: a flat [C]); batchNorm
-    (standalone) = nn.BatchNorm2d over C x H x W, nn.BatchNorm1d over flat features (same
-    eps, momentum) (+ its "activation", default identity); relu = nn.ReLU; relu6 =
-    nn.ReLU6 (min(max(x, 0), 6); its gradient passes iff 0 < x < 6, as VeriDL's); add =
+    default, or any activation below: relu6, swish, ...); maxPool = nn.MaxPool2d; avgPool
+    (size, stride default size, padding "valid" (default) or "same") =
+    nn.AvgPool2d(count_include_pad=True): the divisor is always size^2, padded zeros
+    counted; "same" pads in the net's padStyle as conv does (an asymmetric XLA pad is an
+    explicit nn.ZeroPad2d before an unpadded nn.AvgPool2d, which counts those zeros too);
+    globalAvgPool = the mean over H x W of each channel (nn.AdaptiveAvgPool2d(1) +
+    nn.Flatten: a flat [C]); batchNorm (standalone) = nn.BatchNorm2d over C x H x W,
+    nn.BatchNorm1d over flat features (same eps, momentum) (+ its "activation", default
+    identity); relu = nn.ReLU; relu6 = nn.ReLU6 (min(max(x, 0), 6); its gradient passes
+    iff 0 < x < 6, as VeriDL's); sigmoid = nn.Sigmoid; swish = nn.SiLU (x * sigmoid(x));
+    hardSwish = nn.Hardswish (x * relu6(x + 3) / 6); gelu = nn.GELU(approximate="tanh")
+    (the tanh form); geluErf = nn.GELU() (the exact erf form); layerNorm (axis
+    "channels" or "last", default "channels" on C x H x W and "last" on flat features; eps
+    default 1e-5; no running state) = with axis "channels" ChannelLayerNorm (ConvNeXt's
+    LayerNorm2d: the C values of each pixel normalised with their mean and biased
+    variance, gamma / beta [C]), with axis "last" nn.LayerNorm over the last dimension
+    (the features [C] of a flat input; W of a C x H x W one, gamma / beta [W], as `veridl
+    info` lists it); layerScale (init default 1e-6) = LayerScale: y = gamma * x, gamma [C]
+    (the first axis of C x H x W, the features of a flat input) starting at init; add =
     a + b (same shape); mul = a * b (same shape, or b one value per channel [C],
     broadcast over H x W); repeat = its body `times` times, fresh parameters each
     repetition, "blockInput" naming the repetition's input and body names local to a
     repetition; the repeat's name is its last repetition's output.  "activation" takes
-    identity, relu or relu6 wherever the field is allowed (dense, conv2d, convBn,
-    batchNorm, add, mul).
+    identity or any of relu, relu6, sigmoid, swish, hardSwish, gelu, geluErf wherever the
+    field is allowed (dense, conv2d, convBn, batchNorm, add, mul, mbConv, convNextStage).
   * blocks (docs/netspec.md, "Residual and inverted-residual blocks"; torchvision's
     BasicBlock, Bottleneck v1.5 and MobileNetV2 InvertedResidual).  A stage of nBlocks
     (default 1) blocks; block j reads ic channels with stride firstStride (stride for
@@ -49,12 +59,44 @@ lowering:
     .proj, .add (the add step carries the trailing act, VeriDL's <layer>.<j>.<act>
     node); <layer>.<j>.expand, .dw, .project, .add; so --eval-veridl-checkpoint finds
     "<layer>.<j>.conv1.weight", "<layer>.<j>.conv1.bn.gamma" etc. by name.
+  * EfficientNet and ConvNeXt blocks (docs/netspec.md, "EfficientNet and ConvNeXt blocks";
+    torchvision's MBConv and CNBlock, without stochastic depth or dropout: VeriDL has
+    neither):
+      mbConv (ic, oc, expand, k (odd), stride 1, nBlocks 1, useSE true, seBase "input" or
+              "expanded", activation "swish"; the convBns with BN eps 1e-5 as above):
+              a stage as invertedResidual, block j reading bic = ic (stride) or oc (1);
+              mid = bic * expand: [expand 1x1 to mid-BN-act, left out when expand is 1],
+              dw kxk (stride, groups = mid, "same" in the padStyle)-BN-act, if useSE a
+              squeeze-excitation of width se = max(1, bic // 4) (seBase "input", as
+              torchvision) or max(1, mid // 4) ("expanded"): the mean over H x W (a flat
+              [mid]), nn.Linear(mid, se) with bias - act, nn.Linear(se, mid) with bias -
+              sigmoid, and the dw output times that one value per channel; then project
+              1x1 to oc-BN (linear), and add the block's input iff stride 1 and bic = oc.
+              `act` here is the mbConv's own "activation", not convBnActivation.
+              Steps <layer>.<j>.expand, .dw, .se.pool, .se.reduce (dense: VeriDL's
+              ".weight" [fanIn, fanOut], ".bias"), .se.expand, .se.scale, .project, .add.
+      convNextStem (ic, oc, patch 4; H and W multiples of patch): conv patch x patch,
+              stride patch, with bias, no padding (step <layer>), then a channels-first
+              layerNorm eps 1e-6 (<layer>.ln: ".gamma", ".beta").
+      convNextStage (c, nBlocks 1, layerScale 1e-6, activation "gelu" = the tanh form;
+              torchvision's CNBlock uses geluErf): per block a dw conv 7x7 (groups = c,
+              with bias, padding 3 = "same" in either padStyle) - channels-first
+              layerNorm eps 1e-6 - conv 1x1 to 4c with bias - act - conv 1x1 to c with
+              bias - layerScale (gamma [c] starting at the stage's layerScale) - add the
+              block's input.  Steps <layer>.<j>.dw, .ln, .pw1, .pw2, .ls (".gamma"), .add.
+              (The 1x1 convs are CNBlock's two nn.Linear on channels-last pixels.)
+      convNextDownsample (ic, oc; H and W even): channels-first layerNorm eps 1e-6
+              (<layer>.ln), then a conv 2x2 stride 2 with bias and no padding (<layer>).
   * parameter / He-init order = node order (a repeat's body once per repetition): within
     a residual or bottleneck block conv1, conv2, (conv3), proj (the projection after the
     main path, as `veridl info` lists it and as torchvision registers downsample); within
-    an inverted residual expand, dw, project; each conv's BN gamma/beta right after its
-    kernel.  The order only decides which slice of the RNG stream each tensor gets (and
-    makes --veridl-rng reproduce VeriDL's init exactly); it does not change the network.
+    an inverted residual expand, dw, project; within an mbConv expand, dw, se.reduce,
+    se.expand (weight, bias), project; a ConvNeXt stem's kernel, bias, then its LN gamma,
+    beta; a ConvNeXt block dw, ln, pw1, pw2, ls (torchvision's CNBlock registers its
+    layer_scale first); a downsample's LN before its kernel; each conv's BN gamma/beta
+    right after its kernel.  The order only decides which slice of the RNG stream each
+    tensor gets (and makes --veridl-rng reproduce VeriDL's init exactly); it does not
+    change the network.
     bench/torchvision_counts.py checks the full-size specs against torchvision's models
     (parameter counts, and with --forward the eval-mode logits with torchvision's
     weights copied in).
@@ -64,15 +106,17 @@ lowering:
     done with an explicit zero pad when it is asymmetric (conv2d, convBn, the blocks'
     convs, avgPool "same").  maxPool is "same" when size > stride, else "valid"
     (netspec.cpp); padded cells never win (-inf padding).
-  * init: weights (dense and conv kernels) He normal, std sqrt(2 / fan_in) with
-    fan_in = fanIn or (ic/groups)*k*k; biases 0; BatchNorm gamma 1, beta 0; running stats
-    mean 0, var 1.
+  * init: weights (dense and conv kernels, the squeeze-excitation's dense weights and the
+    ConvNeXt convs included) He normal, std sqrt(2 / fan_in) with fan_in = fanIn or
+    (ic/groups)*k*k; biases 0; BatchNorm gamma 1, beta 0; running stats mean 0, var 1;
+    LayerNorm gamma 1, beta 0; layer scale gamma its init.
   * recipe (spec "recipe", then the command-line overrides): sgd (coupled L2 weight
     decay, optional momentum), adam (coupled L2) or adamw (decoupled, lr-scaled);
     Adam betas 0.9/0.999, eps 1e-8; weight decay only on tensors of rank >= 2 (kernels),
-    never on biases or BatchNorm gamma/beta; optional global-norm clipping; per-step
-    learning rate exactly as VeriDL's lr_at (1-based step s, W = warmupEpochs * steps,
-    T = epochs * steps: no cosine -> lr; s <= W -> lr s/W; else lr/2 (1 + cos(pi (s-W)/(T-W)))).
+    never on biases, BatchNorm or LayerNorm gamma/beta, or layer scale gammas; optional
+    global-norm clipping; per-step learning rate exactly as VeriDL's lr_at (1-based step
+    s, W = warmupEpochs * steps, T = epochs * steps: no cosine -> lr; s <= W -> lr s/W;
+    else lr/2 (1 + cos(pi (s-W)/(T-W)))).
   * loss: F.cross_entropy with label_smoothing (target (1-e) onehot + e/K), batch mean.
   * BatchNorm running statistics: momentum 1.0 on the first global step (they start as
     the first batch's statistics, as VeriDL), 0.1 afterwards; evaluation uses them
@@ -95,6 +139,7 @@ through bench/pytorch_env.sh:
 
 import argparse
 import collections
+import functools
 import json
 import math
 import os
@@ -167,7 +212,44 @@ def load_spec(path):
     return spec
 
 
-ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6}  # the NetSpec activation primitives
+# the NetSpec activation primitives (docs/netspec.md): name -> module factory
+ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid,
+               "swish": nn.SiLU,                                   # x * sigmoid(x)
+               "hardSwish": nn.Hardswish,                          # x * relu6(x + 3) / 6
+               "gelu": functools.partial(nn.GELU, approximate="tanh"),  # the tanh form
+               "geluErf": nn.GELU}                                 # the exact erf form
+
+LN_EPS_CONVNEXT = 1e-6  # the LayerNorms inside convNextStem, convNextStage, convNextDownsample
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """layerNorm with axis "channels" on N x C x H x W (ConvNeXt's LayerNorm2d): at every
+    pixel the C values are normalised with their mean and biased variance, then gamma and
+    beta [C] (weight / bias) are applied; no running state."""
+
+    def forward(self, x):
+        y = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
+
+
+class LayerScale(nn.Module):
+    """layerScale: y = gamma * x, one gamma per channel (the first axis of C x H x W, the
+    features of a flat [C]), all starting at `init`."""
+
+    def __init__(self, channels, init, spatial):
+        super().__init__()
+        self.init, self.spatial = float(init), spatial
+        self.gamma = nn.Parameter(torch.full((channels,), self.init))
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            self.gamma.fill_(self.init)
+
+    def forward(self, x):
+        return x * (self.gamma.reshape(-1, 1, 1) if self.spatial else self.gamma)
+
+    def extra_repr(self):
+        return f"{self.gamma.numel()}, init={self.init:g}"
 
 
 def _act_modules(act, where):
@@ -280,6 +362,22 @@ def unary_layer(l, shape, style, where, cba="relu"):
         _spatial_input(shape, where)
         mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         H, W, spatial = 1, 1, False
+    elif t == "layerNorm":  # per position over one axis: the channels of each pixel, or the last
+        axis = l.get("axis", "channels" if spatial else "last")
+        eps = _pos_number(l, "eps", 1e-5, where)
+        if axis == "channels":
+            if not spatial:
+                raise ValueError(f"{where}: axis 'channels' needs a C x H x W input (use 'last')")
+            mods.append(ChannelLayerNorm(C, eps=eps))
+        elif axis == "last":  # the last dimension: W of C x H x W, the features of a flat [C]
+            mods.append(nn.LayerNorm(W if spatial else C, eps=eps))
+        else:
+            raise ValueError(f"{where}: axis {axis!r} is not supported (channels, last)")
+    elif t == "layerScale":  # one gamma per channel, starting at `init`
+        init = l.get("init", 1e-6)
+        if not isinstance(init, (int, float)) or isinstance(init, bool):
+            raise ValueError(f"{where}: field 'init' must be a number, got {init!r}")
+        mods.append(LayerScale(C, init, spatial))
     else:
         raise ValueError(f"{where}: layer type {t!r} is not supported")
     if H <= 0 or W <= 0:
@@ -287,12 +385,14 @@ def unary_layer(l, shape, style, where, cba="relu"):
     return mods, he, (C, H, W, spatial)
 
 
-BLOCKS = ("residualBlock", "bottleneckBlock", "invertedResidual")
+BLOCKS = ("residualBlock", "bottleneckBlock", "invertedResidual", "mbConv",
+          "convNextStem", "convNextStage", "convNextDownsample")
 
 
 def is_graph_form(layers):
     """True when the list needs the DAG builder: a layer reads named inputs, or is add, mul,
-    repeat or a residual / inverted-residual block.  Otherwise every layer reads the previous
+    repeat or a block (residual, inverted-residual, MBConv, ConvNeXt; the ConvNeXt stem and
+    downsample too, for their two node names).  Otherwise every layer reads the previous
     one: an nn.Sequential."""
     return any("inputs" in l or l.get("type") in ("add", "mul", "repeat") + BLOCKS for l in layers)
 
@@ -307,11 +407,25 @@ def _pos_int(l, key, default, where):
     return v
 
 
+def _pos_number(l, key, default, where):
+    """A positive number field (int or float)."""
+    v = l.get(key, default)
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+        raise ValueError(f"{where}: field {key!r} must be a positive number, got {v!r}")
+    return float(v)
+
+
 def _conv_bn(ic, oc, k, stride, act, groups=1):
     """The convBn layer dict of one conv-BN(-activation) inside a block: bias-free conv,
     "same" padding in the net's padStyle."""
     return {"type": "convBn", "ic": ic, "oc": oc, "k": k, "stride": stride, "padding": "same",
             "groups": groups, "activation": act}
+
+
+def _conv_bias(ic, oc, k, stride, act, padding="same", groups=1):
+    """The conv2d layer dict of one conv with bias inside a ConvNeXt block."""
+    return {"type": "conv2d", "ic": ic, "oc": oc, "k": k, "stride": stride, "padding": padding,
+            "groups": groups, "bias": True, "activation": act}
 
 
 def _shape_str(shape):
@@ -387,13 +501,111 @@ def build_graph(spec, style, shape, cba="relu"):
         shapes.append(shapes[a])
         return steps[-1]["out"]
 
+    def mul_step(node, a, b, where):
+        """a * b with b one value per channel [C] of the C x H x W value a."""
+        if not (shapes[a][3] and not shapes[b][3] and shapes[b][0] == shapes[a][0]):
+            raise ValueError(f"{where}: mul needs a per-channel [C] second factor, got "
+                             f"{_shape_str(shapes[a])} and {_shape_str(shapes[b])}")
+        steps.append({"name": node, "type": "mul", "kind": "mul", "ins": [a, b], "bcast": True,
+                      "mods": [], "out": len(shapes)})
+        shapes.append(shapes[a])
+        return steps[-1]["out"]
+
+    def mbconv(l, node, in_slot, where):
+        """An mbConv stage (torchvision's EfficientNet MBConv); returns its output slot."""
+        ic, oc = _pos_int(l, "ic", None, where), _pos_int(l, "oc", None, where)
+        if ic != shapes[in_slot][0]:
+            raise ValueError(f"{where}: ic {ic} but the input has {shapes[in_slot][0]} channels")
+        expand, k = _pos_int(l, "expand", None, where), _pos_int(l, "k", None, where)
+        if k % 2 == 0:
+            raise ValueError(f"{where}: k {k} must be odd")
+        s0, n = _pos_int(l, "stride", 1, where), _pos_int(l, "nBlocks", 1, where)
+        use_se = l.get("useSE", True)
+        if not isinstance(use_se, bool):
+            raise ValueError(f"{where}: field 'useSE' must be true or false, got {use_se!r}")
+        se_base = l.get("seBase", "input")
+        if se_base not in ("input", "expanded"):
+            raise ValueError(f"{where}: seBase {se_base!r} is not supported (input, expanded)")
+        act = l.get("activation", "swish")
+        _act_modules(act, where)  # validates the name
+        cur = in_slot
+        for j in range(n):
+            bic, s = (ic, s0) if j == 0 else (oc, 1)
+            b, w = f"{node}.{j}", f"{where} block {j}"
+            mid = bic * expand
+            x = cur
+            if expand != 1:
+                x = unary_step(f"{b}.expand", "convBn", _conv_bn(bic, mid, 1, 1, act), x, w)
+            x = unary_step(f"{b}.dw", "convBn", _conv_bn(mid, mid, k, s, act, groups=mid), x, w)
+            if use_se:  # squeeze-excitation: mean over H x W, reduce-act, expand-sigmoid, scale
+                se = max(1, (bic if se_base == "input" else mid) // 4)
+                g = unary_step(f"{b}.se.pool", "globalAvgPool", {"type": "globalAvgPool"}, x, w)
+                g = unary_step(f"{b}.se.reduce", "dense",
+                               {"type": "dense", "fanIn": mid, "fanOut": se, "activation": act}, g, w)
+                g = unary_step(f"{b}.se.expand", "dense",
+                               {"type": "dense", "fanIn": se, "fanOut": mid, "activation": "sigmoid"},
+                               g, w)
+                x = mul_step(f"{b}.se.scale", x, g, w)
+            x = unary_step(f"{b}.project", "convBn", _conv_bn(mid, oc, 1, 1, "identity"), x, w)
+            if s == 1 and bic == oc:  # residual add only here; never a projection
+                x = add_step(f"{b}.add", x, cur, [], w)
+            cur = x
+        return cur
+
+    def convnext(l, node, in_slot, where):
+        """convNextStem / convNextStage / convNextDownsample (torchvision's ConvNeXt: its
+        features[0], CNBlock, and the LayerNorm2d + 2x2/2 conv between stages)."""
+        t = l["type"]
+        ln = {"type": "layerNorm", "axis": "channels", "eps": LN_EPS_CONVNEXT}
+        if t == "convNextStage":
+            c = _pos_int(l, "c", None, where)
+            if c != shapes[in_slot][0]:
+                raise ValueError(f"{where}: c {c} but the input has {shapes[in_slot][0]} channels")
+            n = _pos_int(l, "nBlocks", 1, where)
+            init = l.get("layerScale", 1e-6)
+            if not isinstance(init, (int, float)) or isinstance(init, bool):
+                raise ValueError(f"{where}: field 'layerScale' must be a number, got {init!r}")
+            act = l.get("activation", "gelu")
+            _act_modules(act, where)
+            cur = in_slot
+            for j in range(n):  # dw 7x7 - LN - 1x1 to 4c - act - 1x1 to c - layer scale - add
+                b, w = f"{node}.{j}", f"{where} block {j}"
+                x = unary_step(f"{b}.dw", "conv2d", _conv_bias(c, c, 7, 1, "identity", groups=c), cur, w)
+                x = unary_step(f"{b}.ln", "layerNorm", ln, x, w)
+                x = unary_step(f"{b}.pw1", "conv2d", _conv_bias(c, 4 * c, 1, 1, act), x, w)
+                x = unary_step(f"{b}.pw2", "conv2d", _conv_bias(4 * c, c, 1, 1, "identity"), x, w)
+                x = unary_step(f"{b}.ls", "layerScale", {"type": "layerScale", "init": init}, x, w)
+                cur = add_step(f"{b}.add", x, cur, [], w)
+            return cur
+        ic, oc = _pos_int(l, "ic", None, where), _pos_int(l, "oc", None, where)
+        if ic != shapes[in_slot][0]:
+            raise ValueError(f"{where}: ic {ic} but the input has {shapes[in_slot][0]} channels")
+        _, H, W, _ = shapes[in_slot]
+        if t == "convNextStem":  # patchify conv with bias, no padding, then LN
+            p = _pos_int(l, "patch", 4, where)
+            if H % p or W % p:
+                raise ValueError(f"{where}: the input {H}x{W} is not a multiple of patch {p}")
+            x = unary_step(node, "conv2d", _conv_bias(ic, oc, p, p, "identity", padding="valid"),
+                           in_slot, where)
+            return unary_step(f"{node}.ln", "layerNorm", ln, x, where)
+        # convNextDownsample: LN, then conv 2x2 stride 2 with bias, no padding
+        if H % 2 or W % 2:
+            raise ValueError(f"{where}: the input {H}x{W} must have an even height and width")
+        x = unary_step(f"{node}.ln", "layerNorm", ln, in_slot, where)
+        return unary_step(node, "conv2d", _conv_bias(ic, oc, 2, 2, "identity", padding="valid"),
+                          x, where)
+
     def block(l, node, in_slot, where):
-        """A residualBlock / bottleneckBlock / invertedResidual stage (docs/netspec.md,
-        "Residual and inverted-residual blocks"); returns the slot of its output."""
+        """A block stage (docs/netspec.md, "Residual and inverted-residual blocks",
+        "EfficientNet and ConvNeXt blocks"); returns the slot of its output."""
         t = l["type"]
         C, _, _, spatial = shapes[in_slot]
         if not spatial:
             raise ValueError(f"{where}: needs an image input")
+        if t == "mbConv":
+            return mbconv(l, node, in_slot, where)
+        if t.startswith("convNext"):
+            return convnext(l, node, in_slot, where)
         ic, oc = _pos_int(l, "ic", None, where), _pos_int(l, "oc", None, where)
         if ic != C:
             raise ValueError(f"{where}: ic {ic} but the input has {C} channels")
@@ -512,7 +724,7 @@ def build_graph(spec, style, shape, cba="relu"):
 def build_model(spec):
     """The model for a NetSpec, and its list of He-initialised (weight, fan_in) pairs in
     node order.  A chain (every layer reads the previous one) gives an nn.Sequential; the
-    graph form (named "inputs", add, mul, repeat) a GraphNet."""
+    graph form (named "inputs", add, mul, repeat, the blocks) a GraphNet."""
     style = spec.get("padStyle", "xlaSame")
     if style not in ("xlaSame", "symmetric"):
         raise ValueError(f"padStyle {style!r} is not supported")
@@ -544,6 +756,8 @@ def he_init(model, he):
                 m.bias.zero_()
             elif isinstance(m, BATCHNORMS):
                 m.reset_parameters()  # gamma 1, beta 0, running mean 0 / var 1
+            elif isinstance(m, (nn.LayerNorm, LayerScale)):
+                m.reset_parameters()  # LayerNorm gamma 1, beta 0; layer scale gamma `init`
 
 
 # ------------------------------------------- VeriDL's random streams (--veridl-rng)
@@ -656,7 +870,9 @@ def load_veridl_checkpoint(model, spec, path):
     """Copy the parameters and running statistics of a VeriDL safetensors checkpoint
     (`veridl train --out FILE`) into the model built from the same spec.  Used to check
     that the PyTorch model computes the same function as VeriDL's (same padding, flatten
-    order, BatchNorm eval): `--eval-veridl-checkpoint` scores it on the test set."""
+    order, BatchNorm eval): `--eval-veridl-checkpoint` scores it on the test set.  A
+    layerNorm's tensors are "<node>.gamma" / "<node>.beta" (the ConvNeXt ones' node
+    <layer>.ln, <layer>.<j>.ln), a layerScale's "<node>.gamma" (<layer>.<j>.ls)."""
     with open(path, "rb") as f:
         raw = f.read()
     (hlen,) = struct.unpack("<Q", raw[:8])
@@ -690,6 +906,11 @@ def load_veridl_checkpoint(model, spec, path):
                         m.bias.copy_(tensor(f"{p}.beta"))
                         m.running_mean.copy_(tensor(f"{p}.running_mean"))
                         m.running_var.copy_(tensor(f"{p}.running_var"))
+                    elif isinstance(m, nn.LayerNorm):  # layerNorm (either axis): "<node>.gamma"
+                        m.weight.copy_(tensor(f"{node}.gamma"))
+                        m.bias.copy_(tensor(f"{node}.beta"))
+                    elif isinstance(m, LayerScale):
+                        m.gamma.copy_(tensor(f"{node}.gamma"))
         return
 
     mods = list(model)
@@ -698,7 +919,8 @@ def load_veridl_checkpoint(model, spec, path):
         for i, l in enumerate(spec["layers"]):
             t = l["type"]
             kind = {"dense": nn.Linear, "conv2d": nn.Conv2d, "convBn": nn.Conv2d,
-                    "batchNorm": BATCHNORMS}.get(t)
+                    "batchNorm": BATCHNORMS, "layerNorm": nn.LayerNorm,
+                    "layerScale": LayerScale}.get(t)
             if kind is None:  # no parameters (flatten, pools, activations)
                 continue
             while not isinstance(mods[li], kind):
@@ -713,6 +935,11 @@ def load_veridl_checkpoint(model, spec, path):
                 m.bias.copy_(tensor(f"{node}.beta"))
                 m.running_mean.copy_(tensor(f"{node}.running_mean"))
                 m.running_var.copy_(tensor(f"{node}.running_var"))
+            elif t == "layerNorm":
+                m.weight.copy_(tensor(f"{node}.gamma"))
+                m.bias.copy_(tensor(f"{node}.beta"))
+            elif t == "layerScale":
+                m.gamma.copy_(tensor(f"{node}.gamma"))
             elif t in ("conv2d", "convBn"):  # OIHW in both
                 m.weight.copy_(tensor(f"{node}.weight"))
                 if t == "conv2d":
