@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -47,6 +48,22 @@ inline std::string input_name(const graph::Graph& g, const std::string& n, size_
 inline std::string out_shape(const graph::Graph& g, const std::string& n) { return g.values[node(g, n).output].shape.str(); }
 inline const ops::Conv2dShape& conv(const graph::Graph& g, const std::string& n) {
   return node(g, n).attrs_as<prims::Conv2d::Attrs>().shape;
+}
+
+// Each spec file (under specs/) has its pinned parameter count and 10 classes.
+inline void expect_pinned_counts(const std::map<std::string, size_t>& pinned) {
+  for (const auto& [file, count] : pinned) {
+    const net::NetSpec s = net::load_netspec(repo("specs/" + file));
+    EXPECT_EQ(s.param_count(), count) << file;
+    EXPECT_EQ(s.num_classes(), 10u) << file;
+  }
+}
+
+// `veridl info --spec specs/<file>` succeeds and prints `line`.
+inline void expect_info_prints(const std::string& file, const std::string& line) {
+  const Cmd c = sh("info --spec " + repo("specs/" + file));
+  ASSERT_EQ(c.status, 0) << c.out;
+  EXPECT_NE(c.out.find(line), std::string::npos) << c.out;
 }
 
 // A reduced-width twin of a full-size spec file: the same layers and blocks (so the same topology: block

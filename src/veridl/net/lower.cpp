@@ -43,10 +43,16 @@ void activation_field(graph::Fields& f, json& j) {
   j["activation"] = act;
 }
 
-json conv_fields(graph::Fields& f) {
+// ic oc: the channels of every block that reads and writes a C x H x W value (convNextDownsample: all of it).
+json ic_oc_fields(graph::Fields& f) {
   json j;
   j["ic"] = f.size("ic");
   j["oc"] = f.size("oc");
+  return j;
+}
+
+json conv_fields(graph::Fields& f) {
+  json j = ic_oc_fields(f);
   j["k"] = f.size("k");
   j["stride"] = f.size("stride", 1);
   j["padding"] = f.choice("padding", {"same", "valid"}, "same");
@@ -58,9 +64,7 @@ json conv_fields(graph::Fields& f) {
 
 // residualBlock / bottleneckBlock: ic oc nBlocks firstStride.
 json stage_fields(graph::Fields& f) {
-  json j;
-  j["ic"] = f.size("ic");
-  j["oc"] = f.size("oc");
+  json j = ic_oc_fields(f);
   j["nBlocks"] = f.size("nBlocks", 1);
   j["firstStride"] = f.size("firstStride", 1);
   return j;
@@ -68,9 +72,7 @@ json stage_fields(graph::Fields& f) {
 
 // invertedResidual: ic oc expand stride nBlocks.
 json inverted_residual_fields(graph::Fields& f) {
-  json j;
-  j["ic"] = f.size("ic");
-  j["oc"] = f.size("oc");
+  json j = ic_oc_fields(f);
   j["expand"] = f.size("expand");
   j["stride"] = f.size("stride", 1);
   j["nBlocks"] = f.size("nBlocks", 1);
@@ -90,9 +92,7 @@ json mbconv_fields(graph::Fields& f) {
 
 // convNextStem: ic oc patch.
 json convnext_stem_fields(graph::Fields& f) {
-  json j;
-  j["ic"] = f.size("ic");
-  j["oc"] = f.size("oc");
+  json j = ic_oc_fields(f);
   j["patch"] = f.size("patch", 4);
   return j;
 }
@@ -107,14 +107,6 @@ json convnext_stage_fields(graph::Fields& f) {
     f.where().fail(fmt::format("field 'layerScale' must be a finite number, got {}", j["layerScale"].get<double>()));
   j["activation"] = "gelu";
   activation_field(f, j);
-  return j;
-}
-
-// convNextDownsample: ic oc.
-json convnext_downsample_fields(graph::Fields& f) {
-  json j;
-  j["ic"] = f.size("ic");
-  j["oc"] = f.size("oc");
   return j;
 }
 
@@ -487,7 +479,7 @@ const BlockDef kBlocks[] = {
     {"mbConv", mbconv_fields, expand_mbconv},
     {"convNextStem", convnext_stem_fields, expand_convnext_stem},
     {"convNextStage", convnext_stage_fields, expand_convnext_stage},
-    {"convNextDownsample", convnext_downsample_fields, expand_convnext_downsample},
+    {"convNextDownsample", ic_oc_fields, expand_convnext_downsample},
 };
 
 const BlockDef* Lowering::block(const std::string& type) {
