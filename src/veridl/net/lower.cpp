@@ -351,26 +351,6 @@ size_t expand_bottleneck(Lowering& L, const std::string& name, const json& f, si
   });
 }
 
-// invertedResidual ic oc expand stride nBlocks (MobileNetV2): per block, mid = bic * expand:
-//   [conv1x1(mid)-BN-act if expand != 1] -> depthwise conv3x3(stride)-BN-act -> conv1x1(oc)-BN (linear)
-//   -> + the block input when the stride is 1 and bic == oc (no projection shortcut)
-// act: the net's convBnActivation (relu6 in specs/mobilenetv2.json).
-size_t expand_inverted_residual(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
-  const size_t oc = f["oc"], t = f["expand"];
-  const std::string act = L.conv_bn_act();
-  return stage(name, f["nBlocks"], f["ic"], oc, f["stride"], in, w,
-               [&](const std::string& b, const Where& wj, size_t bic, size_t s, size_t cur) {
-                 size_t mid = 0;
-                 if (__builtin_mul_overflow(bic, t, &mid) || mid > (size_t{1} << 24))
-                   w.fail(fmt::format("field 'expand' is {}: {} x {} channels is absurdly wide", t, bic, t));
-                 size_t y = cur;
-                 if (t != 1) y = conv_bn(L, b + ".expand", {bic, mid, 1, 1, 1, act}, y, wj);
-                 y = conv_bn(L, b + ".dw", {mid, mid, 3, s, mid, act}, y, wj);
-                 y = conv_bn(L, b + ".project", {mid, oc, 1, 1, 1, "identity"}, y, wj);
-                 return (s == 1 && bic == oc) ? residual_add(L, b, y, cur, wj) : y;
-               });
-}
-
 // Squeeze-and-excitation on x (mid channels, C x H x W) with a bottleneck of `se` channels (book ch. 8):
 //   s = sigmoid(dense(se -> mid)(act(dense(mid -> se)(globalAvgPool(x)))));  y = x (.) s per channel
 // The two 1x1 convs of torchvision's SqueezeExcitation act on a 1x1 map: dense layers with bias, the same
@@ -386,18 +366,15 @@ size_t squeeze_excitation(Lowering& L, const std::string& b, size_t mid, size_t 
   return L.node("mul", b + ".se.scale", json::object(), {x, s}, w);
 }
 
-// mbConv ic oc expand k stride nBlocks useSE seBase activation (EfficientNet's MBConv; original-system.md
-// §1.2, torchvision's efficientnet_b0): per block, mid = bic * expand:
+// The inverted-residual stage of MobileNetV2 and EfficientNet: per block, mid = bic * expand:
 //   [conv1x1(mid)-BN-act if expand != 1] -> depthwise conv kxk(stride)-BN-act -> [squeeze-excitation of
-//   width max(1, bic / 4) if useSE] -> conv1x1(oc)-BN (linear) -> + the block input when the stride is 1
-//   and bic == oc
-// act: the layer's "activation" (swish). seBase "expanded" takes the SE width from mid instead of bic: the
-// original's paramShapes / codegen layout (7,155,658 parameters for EfficientNet-B0, docs/netspec.md).
-size_t expand_mbconv(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
-  const size_t oc = f["oc"], t = f["expand"], k = f["k"];
-  const std::string act = f["activation"];
-  const bool use_se = f["useSE"], se_from_mid = f["seBase"] == "expanded";
-  if (k % 2 == 0) w.fail(fmt::format("field 'k' is {}: an mbConv's depthwise kernel must be odd (centred 'same' padding)", k));
+//   width se_width(bic, mid), none when 0] -> conv1x1(oc)-BN (linear) -> + the block input when the stride
+//   is 1 and bic == oc (no projection shortcut)
+// Nodes "<name>.<j>.expand", ".dw", ".se.*", ".project", ".add".
+template <class SeWidth>
+size_t inverted_stage(Lowering& L, const std::string& name, const json& f, size_t k, const std::string& act,
+                      SeWidth se_width, size_t in, const Where& w) {
+  const size_t oc = f["oc"], t = f["expand"];
   return stage(name, f["nBlocks"], f["ic"], oc, f["stride"], in, w,
                [&](const std::string& b, const Where& wj, size_t bic, size_t s, size_t cur) {
                  size_t mid = 0;
@@ -406,10 +383,29 @@ size_t expand_mbconv(Lowering& L, const std::string& name, const json& f, size_t
                  size_t y = cur;
                  if (t != 1) y = conv_bn(L, b + ".expand", {bic, mid, 1, 1, 1, act}, y, wj);
                  y = conv_bn(L, b + ".dw", {mid, mid, k, s, mid, act}, y, wj);
-                 if (use_se) y = squeeze_excitation(L, b, mid, std::max<size_t>(1, (se_from_mid ? mid : bic) / 4), act, y, wj);
+                 if (const size_t se = se_width(bic, mid)) y = squeeze_excitation(L, b, mid, se, act, y, wj);
                  y = conv_bn(L, b + ".project", {mid, oc, 1, 1, 1, "identity"}, y, wj);
                  return (s == 1 && bic == oc) ? residual_add(L, b, y, cur, wj) : y;
                });
+}
+
+// invertedResidual ic oc expand stride nBlocks (MobileNetV2): the inverted-residual stage with a 3x3
+// depthwise conv and no squeeze-excitation; act: the net's convBnActivation (relu6 in specs/mobilenetv2.json).
+size_t expand_inverted_residual(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
+  return inverted_stage(L, name, f, 3, L.conv_bn_act(), [](size_t, size_t) { return size_t{0}; }, in, w);
+}
+
+// mbConv ic oc expand k stride nBlocks useSE seBase activation (EfficientNet's MBConv; original-system.md
+// section 1.2, torchvision's efficientnet_b0): the inverted-residual stage with a kxk depthwise conv, the
+// layer's "activation" (swish) and, when useSE, squeeze-excitation of width max(1, bic / 4). seBase
+// "expanded" takes the SE width from mid instead of bic: the original's paramShapes / codegen layout
+// (7,155,658 parameters for EfficientNet-B0, docs/netspec.md).
+size_t expand_mbconv(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
+  const size_t k = f["k"];
+  const bool use_se = f["useSE"], se_from_mid = f["seBase"] == "expanded";
+  if (k % 2 == 0) w.fail(fmt::format("field 'k' is {}: an mbConv's depthwise kernel must be odd (centred 'same' padding)", k));
+  auto se_width = [&](size_t bic, size_t mid) { return use_se ? std::max<size_t>(1, (se_from_mid ? mid : bic) / 4) : 0; };
+  return inverted_stage(L, name, f, k, f["activation"], se_width, in, w);
 }
 
 // ConvNeXt's LayerNorm: channels first (LayerNorm2d), eps 1e-6. Node "<name>".
