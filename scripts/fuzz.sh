@@ -6,7 +6,8 @@
 #   bash scripts/fuzz.sh                   all harnesses, FUZZ_SECONDS (default 30) each
 #   bash scripts/fuzz.sh idx checkpoint    only these (netspec idx cifar checkpoint)
 #   FUZZ_SECONDS=300 bash scripts/fuzz.sh  longer runs
-# Env: FUZZ_SECONDS, BUILD_DIR (default build-fuzz), JOBS (build parallelism, default 2), CXX (default clang++),
+# Env: FUZZ_SECONDS, BUILD_DIR (default build-fuzz), JOBS (build parallelism and harnesses run at once, default 2),
+# CXX (default clang++),
 # FUZZ_CONFIGURE=0 (use BUILD_DIR as configured, e.g. the sanitizer build of scripts/ci-checks.sh, which has the
 # harnesses),
 # FUZZ_STACK_KB (default 1024: the harnesses run with a 1 MiB stack so that recursion driven by the input, e.g. JSON
@@ -52,19 +53,31 @@ if ! command -v llvm-symbolizer >/dev/null && [[ -x /usr/lib/llvm-14/bin/llvm-sy
   export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer
 fi
 
-failed=()
+# The harnesses run JOBS at a time (each single-threaded, FUZZ_SECONDS of wall time), then are reported in order.
+fuzz_one() {
+  local t=$1 run="$BUILD/fuzz-runs/$1" rc=0
+  (
+    ulimit -s "$FUZZ_STACK_KB"
+    exec "$BUILD/fuzz_$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 -max_len="${max_len[$t]}" \
+      -dict="fuzz/$t.dict" -artifact_prefix="$run/artifacts/" -print_final_stats=1 "$run/corpus"
+  ) >"$run/log" 2>&1 || rc=$?
+  echo "$rc" >"$run/rc"
+}
 for t in "${targets[@]}"; do
   run="$BUILD/fuzz-runs/$t"
   rm -rf "$run"
   mkdir -p "$run/artifacts"
   cp -r "fuzz/corpus/$t" "$run/corpus"
   echo "== fuzz_$t: ${FUZZ_SECONDS}s on a copy of fuzz/corpus/$t ($(ls "fuzz/corpus/$t" | wc -l) seeds)"
-  rc=0
-  (
-    ulimit -s "$FUZZ_STACK_KB"
-    exec "$BUILD/fuzz_$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 -max_len="${max_len[$t]}" \
-      -dict="fuzz/$t.dict" -artifact_prefix="$run/artifacts/" -print_final_stats=1 "$run/corpus"
-  ) >"$run/log" 2>&1 || rc=$?
+  fuzz_one "$t" &
+  while (($(jobs -rp | wc -l) >= JOBS)); do wait -n || true; done
+done
+wait
+
+failed=()
+for t in "${targets[@]}"; do
+  run="$BUILD/fuzz-runs/$t"
+  rc=$(cat "$run/rc" 2>/dev/null || echo 125)
   repro=$(find "$run/artifacts" -type f | sort)
   if ((rc != 0)) || [[ -n "$repro" ]]; then
     failed+=("$t")
@@ -72,7 +85,7 @@ for t in "${targets[@]}"; do
     # From the first report line: the message and the top of the stack (lines cut to 240 characters).
     awk '/terminate called|ERROR: |runtime error:|invariant violated|out-of-memory|Timeout after|leak/ {on=1} on && n++ < 40' \
       "$run/log" | cut -c1-240 | sed 's/^/   /'
-    grep -E '^SUMMARY' "$run/log" | sed 's/^/   /'
+    grep -E '^SUMMARY' "$run/log" | sed 's/^/   /' || true  # none after a plain signal
     for f in $repro; do
       echo "!! reproducer: $f  (run: (ulimit -s $FUZZ_STACK_KB; $BUILD/fuzz_$t $f))"
       if (($(stat -c %s "$f") <= 4096)); then echo "   base64: $(base64 -w0 "$f")"; fi
@@ -80,7 +93,7 @@ for t in "${targets[@]}"; do
   else
     stats=$(grep -E '^stat::(number_of_executed_units|new_units_added)' "$run/log" | tr '\n' ' ')
     cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$run/log" | tail -n1)
-    echo "   ok: $stats$cov"
+    echo "   fuzz_$t ok: $stats$cov"
   fi
 done
 
