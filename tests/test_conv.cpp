@@ -72,6 +72,8 @@ TEST(ConvContracts, SweepsCoverTheIndexPaths) {
   }
   EXPECT_TRUE(has(conv, "(SAME, xla)"));
   EXPECT_TRUE(has(conv, "(SAME, symmetric)"));
+  EXPECT_TRUE(has(conv, "k=4x4 s=4 pad=(t0,l0,b0,r0)"));  // ConvNeXt's patchify stem
+  EXPECT_TRUE(has(conv, "k=2x2 s=2 pad=(t0,l0,b0,r0)"));  // and downsample
   EXPECT_TRUE(has(conv, "B=1 "));
   EXPECT_TRUE(has(conv, "B=2 "));
   EXPECT_TRUE(has(conv, "no-bias"));
@@ -431,6 +433,8 @@ TEST(GroupedConvContracts, SweepsCoverTheIndexPaths) {
   };
   EXPECT_TRUE(has_production("depthwise_has_vjp3_correct", "B=2 C=32 H=112 W=112 O=32 k=3x3 s=2"));
   EXPECT_TRUE(has_production("depthwise_weight_grad_has_vjp", "B=2 C=960 H=7 W=7 O=960 k=3x3 s=1"));
+  EXPECT_TRUE(has_production("depthwise_has_vjp3_correct", "B=2 C=672 H=14 W=14 O=672 k=5x5 s=2"));
+  EXPECT_TRUE(has_production("depthwise_bias_grad_has_vjp", "B=2 C=768 H=7 W=7 O=768 k=7x7 s=1"));
   EXPECT_TRUE(has_production("groupedConv2d_has_vjp3_correct", "groups=32"));
 }
 

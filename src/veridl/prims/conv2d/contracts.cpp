@@ -8,8 +8,9 @@
 // The depthwise and grouped sweeps: kernels 1, 3, 5, 7, strides 1 and 2, "same" in both pad styles and
 // "valid", odd and even H and W, batch 1 and 2, 2..4 depthwise channels; grouped (C, O, G) with 2 and 3
 // groups, one output channel per group, more outputs than inputs, and the channel multiplier (G = C,
-// O = m C, which the primitive treats as grouped); plus MobileNetV2's depthwise layers (3x3/s2 at
-// 112x112x32, 3x3/s1 at 7x7x960) and a ResNeXt grouped layer as production shapes.
+// O = m C, which the primitive treats as grouped); plus the depthwise layers of MobileNetV2 (3x3/s2 at
+// 112x112x32, 3x3/s1 at 7x7x960), EfficientNet-B0 (5x5/s2) and ConvNeXt-T (7x7) and a ResNeXt grouped layer
+// as production shapes. The conv sweep also has patchify convs (kernel = stride 2 and 4, no padding).
 // The max-pool sweep is in prims/maxPool/contracts.cpp.
 #include <fmt/core.h>
 
@@ -81,6 +82,9 @@ std::vector<LabelledConv> conv_sweep_shapes() {
       {2, 3, 3, 8, 1, 3, 5, 1, 1, 2, 1, 2, false}, {1, 2, 6, 6, 2, 5, 3, 2, 0, 0, 2, 1, true},
   };
   for (const auto& s : odd) out.push_back({s.str(), s});
+  // Patchify: kernel = stride, no padding (ConvNeXt's 4x4/4 stem and 2x2/2 downsamples), stride 4 only here.
+  const ops::Conv2dShape patch[] = {{2, 3, 8, 8, 2, 4, 4, 4, 0, 0, 0, 0, true}, {1, 2, 6, 4, 3, 2, 2, 2, 0, 0, 0, 0, false}};
+  for (const auto& s : patch) out.push_back({s.str() + " (patchify)", s});
   return out;
 }
 
@@ -148,12 +152,17 @@ std::vector<ContractCase> cases_of(const std::vector<LabelledConv>& sweep, const
 }
 
 // MobileNetV2's depthwise 3x3 layers: stride 2 at 112x112x32 (XLA SAME: pads (0, 1)) and stride 1 at
-// 7x7x960; convBn has no bias, so the bias contract gets the same layers with one.
+// 7x7x960; EfficientNet-B0's 5x5/s2 at 14x14x672 (mb6.0) and ConvNeXt-T's 7x7 at 7x7x768 (stage 4, which
+// has a bias). convBn has no bias, so the bias contract gets the same layers with one.
 std::vector<Production> depthwise_production(bool bias) {
   return {{"MobileNetV2 dw 3x3/s2 SAME xla, 112x112x32",
            ops::conv2d_shape(2, 32, 112, 112, 32, 3, 2, ops::Padding::Same, ops::PadStyle::XlaSame, bias, 32)},
           {"MobileNetV2 dw 3x3/s1 SAME, 7x7x960",
-           ops::conv2d_shape(2, 960, 7, 7, 960, 3, 1, ops::Padding::Same, ops::PadStyle::Symmetric, bias, 960)}};
+           ops::conv2d_shape(2, 960, 7, 7, 960, 3, 1, ops::Padding::Same, ops::PadStyle::Symmetric, bias, 960)},
+          {"EfficientNet-B0 dw 5x5/s2 SAME, 14x14x672",
+           ops::conv2d_shape(2, 672, 14, 14, 672, 5, 2, ops::Padding::Same, ops::PadStyle::Symmetric, bias, 672)},
+          {"ConvNeXt-T dw 7x7/s1 SAME, 7x7x768",
+           ops::conv2d_shape(2, 768, 7, 7, 768, 7, 1, ops::Padding::Same, ops::PadStyle::Symmetric, bias, 768)}};
 }
 
 // ResNeXt-50 (32x4d)'s grouped 3x3 of the 28x28 stage: 256 channels in 32 groups of 8.
