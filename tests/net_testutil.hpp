@@ -1,21 +1,22 @@
-// Whole-network test helpers: the float kernels against the double reference through the executor.
+// Whole-network test helpers: NetSpec errors, looking into a lowered graph, pinned counts, reduced-width twins,
+// and the float kernels against the double reference through the executor.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <map>
 #include <cmath>
+#include <map>
 #include <random>
 #include <vector>
 
+#include "test_util.hpp"
 #include "veridl/net/executor.hpp"
-#include "veridl/net/netspec.hpp"
 #include "veridl/net/lower.hpp"
+#include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
 #include "veridl/prims/table.hpp"
 #include "veridl/util/error.hpp"
-#include "test_util.hpp"
 
 namespace veridl::testutil {
 

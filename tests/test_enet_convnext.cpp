@@ -180,7 +180,7 @@ TEST(Specs, ChapterEightNineBlockErrorsAreOneLineNamingTheLayerAndField) {
        "b.json: layer 1 (convNextStage): unknown field 'kernel'"},
       {head + R"({"type": "convNextStem", "ic": 1, "oc": 8, "patch": 4}, {"type": "convNextDownsample", "ic": 8, "oc": 8}, )" +
            R"({"type": "convNextDownsample", "ic": 8, "oc": 8}, )" + tail,
-       "b.json: layer 2 (convNextDownsample): field 'stride' is 2: the input is 8x1x1, whose H and W must be multiples of 2"},
+       "b.json: layer 2 (convNextDownsample): its 2x2 stride-2 conv: the input is 8x1x1, whose H and W must be multiples of 2"},
       {head + stem + R"({"type": "convNextDownsample", "ic": 4, "oc": 8}, )" + tail, "b.json: layer 1 (convNextDownsample): "},
   };
   for (const auto& c : cases) {

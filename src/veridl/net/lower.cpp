@@ -422,19 +422,20 @@ size_t conv_bias(Lowering& L, const std::string& name, size_t ic, size_t oc, siz
   return L.node("conv2d", name, conv, {in}, w);
 }
 
-// The input's H and W must be multiples of `m` (a patchify stem, a 2x2 downsample): else one line.
-void check_divisible(Lowering& L, size_t in, size_t m, const char* field, const Where& w) {
+// The input's H and W must be multiples of `m` (a patchify stem, a 2x2 downsample): else one line that starts
+// with `what` (the field or the conv at fault).
+void check_divisible(Lowering& L, size_t in, size_t m, const std::string& what, const Where& w) {
   const VShape& x = L.shape(in);
   if (x.rank() != 3) w.fail(fmt::format("needs a C x H x W input, got {}", x.str()));
   if (x.d[1] % m || x.d[2] % m)
-    w.fail(fmt::format("field '{}' is {}: the input is {}, whose H and W must be multiples of {}", field, m, x.str(), m));
+    w.fail(fmt::format("{}: the input is {}, whose H and W must be multiples of {}", what, x.str(), m));
 }
 
 // convNextStem ic oc patch: the patchify conv patch x patch / stride patch with bias, then the channels-first
 // LayerNorm. Nodes "<name>", "<name>.ln".
 size_t expand_convnext_stem(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
   const size_t p = f["patch"];
-  check_divisible(L, in, p, "patch", w);
+  check_divisible(L, in, p, fmt::format("field 'patch' is {}", p), w);
   const size_t y = conv_bias(L, name, f["ic"], f["oc"], p, p, 1, in, w);
   return convnext_norm(L, name + ".ln", y, w);
 }
@@ -462,7 +463,7 @@ size_t expand_convnext_stage(Lowering& L, const std::string& name, const json& f
 // convNextDownsample ic oc: LayerNorm (channels, eps 1e-6) then conv 2x2 stride 2 with bias. Nodes
 // "<name>.ln", "<name>".
 size_t expand_convnext_downsample(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
-  check_divisible(L, in, 2, "stride", w);
+  check_divisible(L, in, 2, "its 2x2 stride-2 conv", w);
   const size_t y = convnext_norm(L, name + ".ln", in, w);
   return conv_bias(L, name, f["ic"], f["oc"], 2, 2, 1, y, w);
 }
