@@ -669,14 +669,10 @@ TEST(ExportIree, Relu6AvgPoolsAndGlobalAvgPoolMatchTheNativeTrainStep) {
   }
 }
 
-// The same net's train step cites relu6_has_vjp_at, avgPool_has_vjp_correct and
-// globalAvgPoolFlat_has_vjp_correct, and every op line of its backward cites a registered contract.
-TEST(ExportModule, Relu6AndThePoolsCiteTheirContractsOpByOp) {
-  const net::Plan plan = net::compile(pools_relu6_net(net::PadStyle::XlaSame), 2);
-  const std::string m = hlo::export_stablehlo(plan, hlo::ExportOptions{});
-  for (const char* c : {"relu6_has_vjp_at", "avgPool_has_vjp_correct", "globalAvgPoolFlat_has_vjp_correct"})
-    EXPECT_NE(m.find(std::string("  // ") + c + "\n"), std::string::npos) << c;
-  EXPECT_NE(m.find("stablehlo.compare LT, "), std::string::npos) << "ReLU6's upper compare";
+namespace {
+// Every op line of the module's backward (from "// loss backward" to "// optimizer:") ends in "  // <name>"
+// of a registered contract (or the loss's softmaxCE_grad).
+void expect_backward_ops_cite_contracts(const std::string& m) {
   std::set<std::string> names{"softmaxCE_grad"};
   for (const auto& d : prims::table())
     for (const auto& c : d.contracts()) names.insert(c);
@@ -689,6 +685,18 @@ TEST(ExportModule, Relu6AndThePoolsCiteTheirContractsOpByOp) {
     ASSERT_NE(c, std::string::npos) << "backward op without a contract: " << l;
     EXPECT_TRUE(names.count(l.substr(c + 5))) << l;
   }
+}
+}  // namespace
+
+// The same net's train step cites relu6_has_vjp_at, avgPool_has_vjp_correct and
+// globalAvgPoolFlat_has_vjp_correct, and every op line of its backward cites a registered contract.
+TEST(ExportModule, Relu6AndThePoolsCiteTheirContractsOpByOp) {
+  const net::Plan plan = net::compile(pools_relu6_net(net::PadStyle::XlaSame), 2);
+  const std::string m = hlo::export_stablehlo(plan, hlo::ExportOptions{});
+  for (const char* c : {"relu6_has_vjp_at", "avgPool_has_vjp_correct", "globalAvgPoolFlat_has_vjp_correct"})
+    EXPECT_NE(m.find(std::string("  // ") + c + "\n"), std::string::npos) << c;
+  EXPECT_NE(m.find("stablehlo.compare LT, "), std::string::npos) << "ReLU6's upper compare";
+  expect_backward_ops_cite_contracts(m);
 }
 
 // Adam with coupled (L2) weight decay, global-norm clipping and label smoothing.
@@ -789,18 +797,7 @@ TEST(ExportModule, LayerNormAndLayerScaleCiteTheirContractsOpByOp) {
   for (const char* c : {"layerNorm_has_vjp_correct", "layerScale_has_vjp_correct"})
     EXPECT_NE(m.find(std::string("  // ") + c + "\n"), std::string::npos) << c;
   EXPECT_NE(m.find("stablehlo.rsqrt"), std::string::npos);
-  std::set<std::string> names{"softmaxCE_grad"};
-  for (const auto& d : prims::table())
-    for (const auto& c : d.contracts()) names.insert(c);
-  const size_t from = m.find("// loss backward"), to = m.find("// optimizer:");
-  ASSERT_LT(from, to);
-  std::istringstream lines(m.substr(from, to - from));
-  for (std::string l; std::getline(lines, l);) {
-    if (l.find_first_not_of(' ') == std::string::npos || l.find_first_not_of(' ') == l.find("//")) continue;
-    const size_t c = l.rfind("  // ");
-    ASSERT_NE(c, std::string::npos) << "backward op without a contract: " << l;
-    EXPECT_TRUE(names.count(l.substr(c + 5))) << l;
-  }
+  expect_backward_ops_cite_contracts(m);
 }
 
 // The same net's train step on IREE against the native engine (SGD with momentum: every element of every

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "veridl/graph/ir.hpp"
+#include "veridl/prims/activation/head.hpp"
 #include "veridl/hlo/builder.hpp"
 #include "veridl/kernels/parallel.hpp"
 #include "veridl/kernels/vmath.hpp"
@@ -250,20 +251,8 @@ using namespace graph;
 // and its contracts.cpp defines that as register_elementwise_contract<SigmoidFn>(r) (the checker's six scalar
 // types are instantiated there, one translation unit per activation).
 template <class F>
-struct Activation {
+struct Activation : ElementwiseActivationHead {
   static constexpr const char* kName = F::kName;
-  static constexpr LayerUse kLayer = LayerUse::Layer;
-  static constexpr bool kIsActivation = true;  // may be named by another layer's "activation" field
-  static constexpr size_t kInputs = 1;
-  struct Attrs {
-    size_t width = 0;  // elements per example
-  };
-  static Attrs parse(Fields&) { return {}; }
-  static void to_json(const Attrs&, nlohmann::json&) {}
-  static VShape infer(Attrs& a, InShapes in, const Where&) {
-    a.width = in[0].size();
-    return in[0];
-  }
   static void declare(const Attrs& a, Decl& d) {
     if constexpr (F::kRegions > 1) d.saved = {{Elem::U8, a.width, 0, false}};  // each element's piece
     d.bwd_reads_input = {true};

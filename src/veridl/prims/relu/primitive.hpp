@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "veridl/graph/ir.hpp"
+#include "veridl/prims/activation/head.hpp"
 #include "veridl/prims/relu/kernel.hpp"
 #include "veridl/prims/relu/reference.hpp"
 
@@ -12,20 +13,8 @@ namespace veridl::prims {
 
 using namespace graph;
 
-struct Relu {
+struct Relu : ElementwiseActivationHead {
   static constexpr const char* kName = "relu";
-  static constexpr LayerUse kLayer = LayerUse::Layer;
-  static constexpr bool kIsActivation = true;  // may be named by another layer's "activation" field
-  static constexpr size_t kInputs = 1;
-  struct Attrs {
-    size_t width = 0;  // elements per example
-  };
-  static Attrs parse(Fields&) { return {}; }
-  static void to_json(const Attrs&, nlohmann::json&) {}
-  static VShape infer(Attrs& a, InShapes in, const Where&) {
-    a.width = in[0].size();
-    return in[0];
-  }
   static void declare(const Attrs& a, Decl& d) {
     d.saved = {{Elem::U8, a.width, 0, false}};  // the mask
     d.bwd_reads_input = {false};
