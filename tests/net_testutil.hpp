@@ -155,4 +155,20 @@ inline net::NetSpec activation_net() {
       .build();
 }
 
+// Stochastic depth and dropout, image 6x6x2, net-level dropPath 0.4 over the 3 blocks of one residual stage
+// (rates 0, 0.2, 0.4: block 0 gets no node):
+//   conv2d 2->4 k3 -> residualBlock 4->4 x3 (conv-BN-relu, conv-BN, dropPath, + skip, relu) -> flatten ->
+//   dropout 0.3 -> dense 144->4
+inline net::NetSpec drop_net() {
+  return net::NetBuilder("DropNet")
+      .image(6, 6, 2)
+      .drop_path(0.4)
+      .layer("conv2d", {{"ic", 2}, {"oc", 4}, {"k", 3}, {"activation", "identity"}})
+      .layer("residualBlock", {{"ic", 4}, {"oc", 4}, {"nBlocks", 3}})
+      .flatten()
+      .layer("dropout", {{"rate", 0.3}})
+      .dense(144, 4)
+      .build();
+}
+
 }  // namespace veridl::testutil

@@ -233,7 +233,8 @@ Outcome compare_with_native(const IreeTools& tools, const Case& cs) {
   for (const auto& t : plan.params)
     p_iree.push_back({t.shape, std::vector<float>(p0.begin() + long(t.offset), p0.begin() + long(t.offset + t.size)), {}});
   const size_t P = plan.params.size();
-  const size_t S = sig.inputs.size() - P - 4;  // state tensors
+  size_t S = 0;  // state tensors: the inputs between the parameters and x
+  while (sig.inputs[P + S].name != "x") ++S;
   for (size_t k = 0; k < S; ++k) s_iree.push_back({sig.inputs[P + k].shape, std::vector<float>(plan.params[k % P].size, 0.0f), {}});
 
   const size_t D = plan.input_width(), B = cs.batch;
@@ -253,6 +254,7 @@ Outcome compare_with_native(const IreeTools& tools, const Case& cs) {
     const float lr = static_cast<float>(cs.optim.lr);
 
     ex.set_running_momentum(1.0);
+    ex.set_noise(cs.seed, size_t(step));
     const float loss = ex.forward_loss(x.data(), y.data(), B, live, net::Mode::Train);
     ex.backward(1.0f);
     std::vector<std::vector<float>> stats;
@@ -265,6 +267,11 @@ Outcome compare_with_native(const IreeTools& tools, const Case& cs) {
     in.push_back({{int64_t(B)}, {}, y});
     in.push_back({{}, {lr}, {}});
     in.push_back({{}, {}, {int32_t(step)}});
+    for (size_t k = 0; k < plan.nodes.size(); ++k)  // dropout / dropPath: the decisions the native step drew
+      if (const size_t per = plan.nodes[k].decl.keep_per_example) {
+        const uint8_t* keep = ex.saved8(k, 0);
+        in.push_back({{int64_t(B), int64_t(per)}, std::vector<float>(keep, keep + B * per), {}});
+      }
     t0 = std::chrono::steady_clock::now();
     const std::vector<hlo::NpyArray> out = iree_run(tools, dir, vmfb, in, sig.outputs.size(), o.error);
     o.run_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -853,6 +860,37 @@ TEST(ExportIree, TheActivationsMatchTheNativeTrainStep) {
   REQUIRE_IREE(tools);
   Case cs;
   cs.spec = testutil::activation_net();
+  cs.batch = 4;
+  cs.synthetic = true;
+  cs.optim.kind = "sgd";
+  cs.optim.lr = 0.05;
+  cs.optim.momentum = 0.9;
+  EXPECT_MATCHES_NATIVE(tools, cs, cs.spec.name + " B=4 sgd momentum");
+}
+
+// Dropout and dropPath (testutil::drop_net): the train step takes each node's decisions as an input
+// "<node>.keep" (the host draws them, as the original passes its drop masks), cites both contracts, and on IREE
+// matches the native step that drew those decisions; the eval module has no such input (the identity).
+TEST(ExportIree, DropoutAndDropPathMatchTheNativeTrainStep) {
+  const net::Plan plan = net::compile(testutil::drop_net(), 4);
+  const hlo::Signature sig = hlo::signature(plan, hlo::ExportOptions{});
+  std::vector<std::string> keeps;
+  for (const auto& t : sig.inputs)
+    if (t.name.size() > 5 && t.name.substr(t.name.size() - 5) == ".keep") {
+      keeps.push_back(t.name);
+      EXPECT_EQ(t.shape[0], 4);
+      EXPECT_EQ(t.shape[1], t.name == "layers.3.keep" ? 144 : 1) << t.name;
+    }
+  EXPECT_EQ(keeps, (std::vector<std::string>{"layers.1.1.drop.keep", "layers.1.2.drop.keep", "layers.3.keep"}));
+  hlo::ExportOptions eval;
+  eval.eval = true;
+  for (const auto& t : hlo::signature(plan, eval).inputs) EXPECT_EQ(t.name.find(".keep"), std::string::npos) << t.name;
+  const std::string m = hlo::export_stablehlo(plan, hlo::ExportOptions{});
+  for (const char* c : {"dropout_has_vjp_correct", "dropPath_has_vjp_correct"})
+    EXPECT_NE(m.find(std::string("  // ") + c + "\n"), std::string::npos) << c;
+  REQUIRE_IREE(tools);
+  Case cs;
+  cs.spec = testutil::drop_net();
   cs.batch = 4;
   cs.synthetic = true;
   cs.optim.kind = "sgd";

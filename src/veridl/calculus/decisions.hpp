@@ -7,6 +7,7 @@
 // uses strict > while scanning, so ties go to the lowest index.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -116,6 +117,28 @@ class Decisions {
     return 0;
   }
 
+  // A random decision (dropout, drop-path): its live value `live` comes from the caller's counter-based
+  // generator (noise::keep below), so that the fast kernels, which never see a tape, draw the same one.
+  // Record keeps it on the tape, Random draws a fresh bit, Replay reads it back.
+  bool draw(bool live) {
+    constexpr uint32_t kind = 0x30000000u;
+    switch (mode_) {
+      case Mode::Live:
+        return live;
+      case Mode::Record:
+        tape_.push_back(kind | (live ? 1u : 0u));
+        return live;
+      case Mode::Random: {
+        bool b = (rng_() & 1u) != 0;
+        tape_.push_back(kind | (b ? 1u : 0u));
+        return b;
+      }
+      case Mode::Replay:
+        return (read(kind, false, "draw") & 1u) != 0;
+    }
+    return false;
+  }
+
   // A replayed tape must be consumed exactly: a forward whose control flow differs by scalar type reads
   // fewer or more decisions than were recorded.
   void finish() const {
@@ -144,5 +167,33 @@ class Decisions {
     return e;
   }
 };
+
+// ---- the counter-based generator of the random decisions ----------------------------------------------
+// Decision i of a node in one training step is a pure function of (seed, step, node, i): no generator state
+// to carry, save or share between threads, the same bits on any thread count, in the reference and in the
+// fast kernels, and a host can draw the masks an exported train step takes as inputs. SplitMix64's output
+// function over the counter (Steele, Lea, Flood 2014: "Fast splittable pseudorandom number generators").
+namespace noise {
+
+constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+
+constexpr uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+// The key of one node in one step: the executor's (net::Executor::set_noise).
+constexpr uint64_t node_key(uint64_t seed, uint64_t step, uint64_t node) {
+  return mix64(mix64(mix64(seed + kGolden) + step * kGolden) + node * kGolden);
+}
+// Keep probability q as a 24-bit threshold: decision i keeps iff its top 24 bits are below it.
+inline uint32_t keep_threshold(double keep) {
+  return static_cast<uint32_t>(std::llround(keep * 16777216.0));
+}
+constexpr bool keep(uint64_t key, uint64_t i, uint32_t threshold) {
+  return (mix64(key + (i + 1) * kGolden) >> 40) < threshold;
+}
+
+}  // namespace noise
 
 }  // namespace veridl

@@ -143,6 +143,8 @@ Signature signature(const net::Plan& plan, const ExportOptions& opt) {
   s.inputs.push_back({"labels", {B}, "i32"});
   s.inputs.push_back({"lr", {}, "f32"});
   s.inputs.push_back({"step", {}, "i32"});
+  for (const graph::Node& n : plan.nodes)
+    if (n.decl.keep_per_example) s.inputs.push_back({n.name + ".keep", {B, i64(n.decl.keep_per_example)}, "f32"});
   for (const auto& t : plan.params) s.outputs.push_back({t.name, t.shape, "f32"});
   s.outputs.insert(s.outputs.end(), state.begin(), state.end());
   s.outputs.push_back({"loss", {}, "f32"});
@@ -169,6 +171,7 @@ std::string export_stablehlo(const net::Plan& plan, const ExportOptions& opt) {
   e.state_in.resize(plan.nodes.size());
   e.state_out.resize(plan.nodes.size());
   e.grads.resize(plan.params.size());
+  e.keep.resize(plan.nodes.size());
 
   // Arguments, named after the tensors they hold.
   std::vector<Val> args;
@@ -188,6 +191,8 @@ std::string export_stablehlo(const net::Plan& plan, const ExportOptions& opt) {
     e.labels = args[a++];
     lr = args[a++];
     step = args[a++];
+    for (size_t k = 0; k < plan.nodes.size(); ++k)
+      if (plan.nodes[k].decl.keep_per_example) e.keep[k] = args[a++];
   }
 
   // Forward, in plan order, through each node's primitive (the loss node only for the train step).
@@ -239,6 +244,8 @@ std::string export_stablehlo(const net::Plan& plan, const ExportOptions& opt) {
     line("(veridl verify) it implements in a trailing comment. lr comes from the host (warmup + cosine);");
     line("step is the 1-based global step. BatchNorm outputs are the batch mean and biased variance: the host");
     line("updates its running statistics with them (m = 1 on step 1, 0.1 afterwards).");
+    line("<node>.keep (dropout, dropPath): the step's decisions, 1 = kept, which the host draws (the native");
+    line("trainer's: noise::keep under noise::node_key(seed, step, node), src/veridl/calculus/decisions.hpp).");
   }
   line("Inputs of @main, in order:");
   for (size_t k = 0; k < sig.inputs.size(); ++k)

@@ -11,7 +11,9 @@
 //                       then the optimizer state: sgd with momentum: one velocity per parameter;
 //                       adam / adamw: m for every parameter, then v for every parameter; plain sgd: none;
 //                       then x [B, C, H, W] f32, labels [B] i32, lr f32 scalar, step i32 scalar (the
-//                       1-based global step, for Adam's bias correction; unused by sgd)
+//                       1-based global step, for Adam's bias correction; unused by sgd), then per
+//                       dropout / dropPath node in plan order "<node>.keep" [B, per-example decisions]
+//                       f32 (1 kept, 0 dropped; drawn by the host, as the original passes its drop masks)
 //   train step results  the updated parameters, the updated optimizer state (same order), the mean loss
 //                       f32 scalar (before the update), then per BatchNorm layer in step order its batch
 //                       mean [C] and biased batch variance [C] (the caller updates the running statistics:

@@ -138,6 +138,9 @@ struct Decl {
   bool bwd_reads_output = false;      // does the backward read the node's own output?
   bool view = false;                  // the output is input 0 reinterpreted (may share its memory)
   bool batched_output = true;         // false: the output is one tensor for the whole batch (the loss)
+  // Random decisions per example in Train mode (dropout, dropPath): the exported train step takes them as an
+  // input "<node>.keep" (f32 0/1, [batch, keep_per_example]) that the host draws.
+  size_t keep_per_example = 0;
 };
 
 enum class Mode {
@@ -149,7 +152,7 @@ enum class Mode {
 struct Ref {};
 struct Fast {};
 
-// One node's call: every pointer is fixed when the executor is built; n, mode and D are set per call.
+// One node's call: every pointer is fixed when the executor is built; n, mode, D and key are set per call.
 template <class T>
 struct Call {
   size_t n = 0;                    // examples in this batch (<= the plan's batch)
@@ -166,6 +169,7 @@ struct Call {
   Decisions* D = nullptr;
   double running_momentum = 0.0;  // Train mode: EMA momentum of running state (0: no update)
   const int32_t* labels = nullptr;  // the loss: one label per example
+  uint64_t key = 0;  // Train mode: the node's key of this step for random decisions (calculus/decisions.hpp noise::)
 };
 
 // ---- the graph IR --------------------------------------------------------------------------------
@@ -234,6 +238,7 @@ struct Emission {
   std::vector<std::vector<hlo::Val>> saved;           // per node: what its forward keeps for its backward
   std::vector<std::vector<hlo::Val>> state_in;        // per node (eval): its running state
   std::vector<std::vector<hlo::Val>> state_out;       // per node (train): the batch values of its state
+  std::vector<hlo::Val> keep;                         // per node (train, Decl::keep_per_example): its decisions
   hlo::Val labels;
 
   Emission(const Graph& gr, const std::vector<std::vector<EdgeKind>>& e, int64_t batch) : g(gr), edges(e), B(batch) {}

@@ -98,6 +98,14 @@ class Executor {
   }
   // In Train mode, forward updates the running statistics with this EMA momentum (0: no update).
   void set_running_momentum(double m) { running_momentum_ = m; }
+  // The random decisions of Train-mode forwards (dropout, dropPath) until the next call: node k draws under
+  // noise::node_key(seed, step, k) (calculus/decisions.hpp). The trainer sets its seed and the global step.
+  void set_noise(uint64_t seed, uint64_t step) {
+    noise_seed_ = seed;
+    noise_step_ = step;
+  }
+  // What node k's forward saved in its j-th U8 buffer (a ReLU mask, dropout's decisions), batch-major.
+  const uint8_t* saved8(size_t node, size_t j) const { return calls_.at(node).saved8.at(j); }
 
   // Forward for the first n <= batch examples of `x` (copied into the input buffer unless x is
   // input()). Returns the logits (n x num_classes).
@@ -160,6 +168,7 @@ class Executor {
   T dL_ = T(1);
   size_t n_ = 0;
   double running_momentum_ = 0.0;
+  uint64_t noise_seed_ = 0, noise_step_ = 0;
 
   T* act(size_t v) { return bufs_[size_t(mem().act[v])].data(); }
   const T* act_c(size_t v) const { return bufs_[size_t(mem().act[v])].data(); }
@@ -183,6 +192,7 @@ class Executor {
     c.D = &D;
     c.mode = mode;
     c.running_momentum = running_momentum_;
+    c.key = noise::node_key(noise_seed_, noise_step_, k);
     fn(plan_.nodes[k].attrs.get(), c);
   }
   void check_n(size_t n) const {

@@ -118,12 +118,38 @@ struct BlockDef {
   size_t (*expand)(Lowering&, const std::string& name, const json& fields, size_t in, const Where& w);
 };
 
+// The stage blocks whose blocks count in the stochastic-depth ramp (NetSpec::drop_path).
+bool is_residual_stage(const std::string& type) {
+  return type == "residualBlock" || type == "bottleneckBlock" || type == "invertedResidual" || type == "mbConv" ||
+         type == "convNextStage";
+}
+// How many blocks those stages hold in `list` (a repeat's body counted once per repetition).
+size_t residual_blocks(const std::vector<LayerSpec>& list) {
+  size_t n = 0;
+  for (const LayerSpec& l : list) {
+    if (l.type == "repeat") n += l.times * residual_blocks(l.body);
+    else if (is_residual_stage(l.type)) n += l.fields.at("nBlocks").get<size_t>();
+  }
+  return n;
+}
+
 class Lowering {
  public:
   Lowering(const NetSpec& spec, const std::string& source) : spec_(spec), source_(source) {
     g_.values.push_back({"input", VShape{{spec.channels, spec.imageH, spec.imageW}}, -1, {}});
     g_.input = 0;
     net_.pad_style = spec.pad_style;
+    if (spec.drop_path > 0) blocks_ = residual_blocks(spec.layers);
+  }
+
+  // Block `block`'s branch `branch`, through a dropPath node when the net has stochastic depth and the block
+  // has a skip connection ("<block>.drop"). Every residual-stage block calls it once, in net order, skip or
+  // not: block i of n drops with rate dropPath * i / (n - 1), so block 0 has none.
+  size_t drop_path(const std::string& block, size_t branch, bool has_skip, const Where& w) {
+    const size_t i = block_++;
+    if (!has_skip || blocks_ < 2 || i == 0) return branch;
+    const double rate = spec_.drop_path * static_cast<double>(i) / static_cast<double>(blocks_ - 1);
+    return node("dropPath", block + ".drop", {{"rate", rate}}, {branch}, w);
   }
 
   // A primitive node; returns its output value.
@@ -257,6 +283,7 @@ class Lowering {
   Graph g_;
   std::set<std::string> taken_;
   std::string last_type_;
+  size_t blocks_ = 0, block_ = 0;  // residual-stage blocks in the net (when it has stochastic depth), lowered so far
 };
 
 // ---- the blocks' expansions ---------------------------------------------------------------------------
@@ -319,7 +346,7 @@ size_t resnet_stage(Lowering& L, const std::string& name, const json& f, size_t 
   const std::string act = L.conv_bn_act();
   return stage(name, f["nBlocks"], f["ic"], oc, f["firstStride"], in, w,
                [&](const std::string& b, const Where& wj, size_t bic, size_t s, size_t cur) {
-                 const size_t y = main(b, wj, bic, s, cur);
+                 const size_t y = L.drop_path(b, main(b, wj, bic, s, cur), true, wj);
                  const size_t sum = residual_add(L, b, y, shortcut(L, b, bic, oc, s, cur, wj), wj);
                  return L.activation(act, b, sum, wj);
                });
@@ -385,7 +412,9 @@ size_t inverted_stage(Lowering& L, const std::string& name, const json& f, size_
                  y = conv_bn(L, b + ".dw", {mid, mid, k, s, mid, act}, y, wj);
                  if (const size_t se = se_width(bic, mid)) y = squeeze_excitation(L, b, mid, se, act, y, wj);
                  y = conv_bn(L, b + ".project", {mid, oc, 1, 1, 1, "identity"}, y, wj);
-                 return (s == 1 && bic == oc) ? residual_add(L, b, y, cur, wj) : y;
+                 const bool skip = s == 1 && bic == oc;
+                 y = L.drop_path(b, y, skip, wj);
+                 return skip ? residual_add(L, b, y, cur, wj) : y;
                });
 }
 
@@ -456,7 +485,7 @@ size_t expand_convnext_stage(Lowering& L, const std::string& name, const json& f
     y = L.activation(act, b + ".pw1", conv_bias(L, b + ".pw1", c, 4 * c, 1, 1, 1, y, wj), wj);
     y = conv_bias(L, b + ".pw2", 4 * c, c, 1, 1, 1, y, wj);
     y = L.node("layerScale", b + ".ls", {{"init", f["layerScale"]}}, {y}, wj);
-    return residual_add(L, b, y, cur, wj);
+    return residual_add(L, b, L.drop_path(b, y, true, wj), cur, wj);
   });
 }
 

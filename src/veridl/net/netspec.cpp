@@ -56,6 +56,7 @@ json NetSpec::to_json() const {
   j["channels"] = channels;
   j["padStyle"] = pad_style == PadStyle::XlaSame ? "xlaSame" : "symmetric";
   if (conv_bn_activation != "relu") j["convBnActivation"] = conv_bn_activation;
+  if (drop_path > 0) j["dropPath"] = drop_path;
   j["layers"] = json::array();
   for (const auto& l : layers) j["layers"].push_back(layer_json(l));
   if (recipe) {
@@ -147,6 +148,9 @@ void validate(const NetSpec& s, const std::string& source) {
     fail(source, fmt::format("image shape {}x{}x{} (channels x imageH x imageW) is absurdly large (more than {} values)",
                              s.channels, s.imageH, s.imageW, kMaxActivation));
   if (s.layers.empty()) fail(source, "field 'layers' is empty: a network needs at least one dense layer");
+  if (!(s.drop_path >= 0 && s.drop_path < 1))
+    fail(source, fmt::format("field 'dropPath' must be in [0, 1) (the last residual block's drop probability), got {}",
+                             s.drop_path));
   lower(s, source);
   if (s.recipe) {
     const Recipe& r = *s.recipe;
@@ -216,8 +220,8 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
   }
   if (!j.is_object()) fail(source, "a NetSpec must be a JSON object");
   graph::Fields top(j, graph::Where{source, "", {}},
-                    {"name", "imageH", "imageW", "channels", "padStyle", "convBnActivation", "layers", "recipe",
-                     "description"});
+                    {"name", "imageH", "imageW", "channels", "padStyle", "convBnActivation", "dropPath", "layers",
+                     "recipe", "description"});
   top.finish();
   NetSpec s;
   s.name = top.str("name");
@@ -228,6 +232,7 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
                                                                                           : PadStyle::Symmetric;
   s.conv_bn_activation = top.str("convBnActivation", "relu");
   check_activation(s.conv_bn_activation, graph::Where{source, "", {}}, "convBnActivation");
+  s.drop_path = top.real("dropPath", 0.0);
   if (!j.contains("layers") || !j["layers"].is_array()) fail(source, "missing field 'layers' (a list of layers)");
   for (size_t i = 0; i < j["layers"].size(); ++i)
     s.layers.push_back(parse_layer(j["layers"][i], source, fmt::format("layer {}", i)));

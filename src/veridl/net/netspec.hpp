@@ -66,6 +66,11 @@ struct NetSpec {
   // The activation of every convBn (and of the convBn-built blocks) that does not name its own: "relu",
   // "relu6" for MobileNetV2, "swish" for EfficientNet (the original's convBnAct); any table activation.
   std::string conv_bn_activation = "relu";
+  // Stochastic depth: a dropPath node on the branch of every residual block (residualBlock, bottleneckBlock,
+  // invertedResidual, mbConv, convNextStage), its rate ramping linearly from 0 at the net's first block to
+  // this at its last (rate_i = dropPath * i / (blocks - 1), counting every block of those stages, with or without
+  // a skip connection: the original's dropKeeps, timm's linspace). 0: none (no node).
+  double drop_path = 0.0;
   std::vector<LayerSpec> layers;
   std::optional<Recipe> recipe;
 
@@ -117,6 +122,10 @@ class NetBuilder {
   NetBuilder& max_pool(size_t size, size_t stride) { return layer("maxPool", {{"size", size}, {"stride", stride}}); }
   NetBuilder& conv_bn_activation(std::string act) {
     spec_.conv_bn_activation = std::move(act);
+    return *this;
+  }
+  NetBuilder& drop_path(double rate) {
+    spec_.drop_path = rate;
     return *this;
   }
   NetBuilder& pad_style(PadStyle p) {

@@ -10,6 +10,8 @@
 #include "veridl/prims/batchNorm/primitive.hpp"
 #include "veridl/prims/conv2d/primitive.hpp"
 #include "veridl/prims/dense/primitive.hpp"
+#include "veridl/prims/dropPath/primitive.hpp"
+#include "veridl/prims/dropout/primitive.hpp"
 #include "veridl/prims/flatten/primitive.hpp"
 #include "veridl/prims/gelu/primitive.hpp"
 #include "veridl/prims/geluErf/primitive.hpp"
@@ -33,6 +35,6 @@ struct List {
 };
 
 using All = List<Flatten, Dense, Conv2d, BatchNorm, Relu, MaxPool, SoftmaxCE, Add, Mul, Relu6, AvgPool, GlobalAvgPool, Sigmoid, Swish,
-                 HardSwish, Gelu, GeluErf, LayerNorm, LayerScale>;
+                 HardSwish, Gelu, GeluErf, LayerNorm, LayerScale, Dropout, DropPath>;
 
 }  // namespace veridl::prims

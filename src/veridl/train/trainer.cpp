@@ -54,11 +54,13 @@ void shuffle_indices(std::vector<uint32_t>& idx, uint64_t seed) {
   }
 }
 
-TrainStep::TrainStep(const net::Plan& plan, const OptimConfig& optim) : ex_(plan), opt_(plan, optim) {}
+TrainStep::TrainStep(const net::Plan& plan, const OptimConfig& optim, uint64_t noise_seed)
+    : ex_(plan), opt_(plan, optim), noise_seed_(noise_seed) {}
 
 float TrainStep::step(const float* x, const int32_t* labels, float lr, size_t t) {
   const size_t B = ex_.plan().batch;
   ex_.set_running_momentum(ops::running_stat_momentum(t));
+  ex_.set_noise(noise_seed_, t);
   float loss = ex_.forward_loss(x, labels, B, live_, net::Mode::Train);
   ex_.backward(1.0f);
   opt_.step(ex_.params().data(), ex_.mutable_grads().data(), lr, t);
@@ -346,7 +348,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
 
   net::Plan plan = net::compile(spec, cfg.batch, cfg.label_smoothing);
-  TrainStep ts(plan, cfg.optim);
+  TrainStep ts(plan, cfg.optim, cfg.seed);
   ResumeState st;
   if (resume) {
     st = *resume;

@@ -83,7 +83,8 @@ void shuffle_indices(std::vector<uint32_t>& idx, uint64_t seed);
 // One fused train step per call: forward, loss, backward, optimizer update. No allocation.
 class TrainStep {
  public:
-  TrainStep(const net::Plan& plan, const OptimConfig& optim);
+  // noise_seed: the run's seed; step t's random decisions (dropout, dropPath) are drawn under (noise_seed, t).
+  TrainStep(const net::Plan& plan, const OptimConfig& optim, uint64_t noise_seed = 0);
   net::Executor<float, net::FastKernels>& executor() { return ex_; }
   std::vector<float>& params() { return ex_.params(); }
   Model model();                  // a copy of the parameters and running statistics
@@ -98,6 +99,7 @@ class TrainStep {
   Optimizer opt_;
   std::vector<float> grads_;
   Decisions live_;
+  uint64_t noise_seed_ = 0;
 };
 
 // Accuracy (first maximum wins) and mean loss over every example of `ds` (no dropped tail), with
