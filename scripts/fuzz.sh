@@ -35,7 +35,7 @@ declare -A max_len=([netspec]=8192 [idx]=8192 [cifar]=16384 [checkpoint]=8192 [i
 start=$SECONDS
 build_rc=0
 if [[ "${FUZZ_CONFIGURE:-1}" != 0 ]]; then
-  cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER="$CXX_COMPILER" -DVERIDL_FUZZ=ON -DVERIDL_TESTS=OFF \
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_CXX_COMPILER="$CXX_COMPILER" -DVERIDL_FUZZ=ON -DVERIDL_TESTS=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null || build_rc=$?
 fi
 ((build_rc)) || cmake --build "$BUILD" -j"$JOBS" --target "${targets[@]/#/fuzz_}" || build_rc=$?

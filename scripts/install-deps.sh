@@ -4,7 +4,7 @@
 #                                         from PyPI into .venv (for `veridl export` and its tests)
 #   bash scripts/install-deps.sh --bench  also Debian's PyTorch and Fashion-MNIST for bench/
 set -euo pipefail
-pkgs=(build-essential cmake libgtest-dev libgmock-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev python3
+pkgs=(build-essential cmake ninja-build libgtest-dev libgmock-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev python3
   clang libclang-rt-14-dev libomp-14-dev llvm-14)  # clang: the sanitizer + libFuzzer build of scripts/ci-checks.sh
 # The IREE venv below needs Python's venv module (Debian's python3 ships it separately).
 python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)

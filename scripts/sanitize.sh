@@ -29,7 +29,7 @@ if ! command -v llvm-symbolizer >/dev/null && [[ -x /usr/lib/llvm-14/bin/llvm-sy
 fi
 
 read -r -a extra <<<"${SANITIZE_CMAKE_ARGS:-}"
-cmake -S . -B "$BUILD" "${compiler[@]}" -DVERIDL_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+cmake -S . -B "$BUILD" -G Ninja "${compiler[@]}" -DVERIDL_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$FLAGS" "${extra[@]}" >/dev/null
 rm -rf "$logs" "$BUILD/Testing/Temporary/LastTest.log"
 mkdir -p "$logs"
