@@ -32,7 +32,12 @@ docs/netspec.md), independently of VeriDL's lowering:
     LayerNorm2d: the C values of each pixel normalised with their mean and biased
     variance, gamma / beta [C]), with axis "last" nn.LayerNorm over the last dimension
     (the features [C] of a flat input; W of a C x H x W one, gamma / beta [W], as `veridl
-    info` lists it); layerScale (init default 1e-6) = LayerScale: y = gamma * x, gamma [C]
+    info` lists it); dropout (rate default 0.1) = nn.Dropout; dropPath (rate default 0.1) =
+    DropPath (one keep decision per example, kept values divided by 1 - rate; identity in
+    eval); a top-level "dropPath" r puts a DropPath on every residual block's branch before
+    its add, block i of the n blocks of all residualBlock / bottleneckBlock /
+    invertedResidual / mbConv / convNextStage stages (net order, skip or not) with rate
+    r * i / (n - 1), node <layer>.<j>.drop; layerScale (init default 1e-6) = LayerScale: y = gamma * x, gamma [C]
     (the first axis of C x H x W, the features of a flat input) starting at init; add =
     a + b (same shape); mul = a * b (same shape, or b one value per channel [C],
     broadcast over H x W); repeat = its body `times` times, fresh parameters each
@@ -60,8 +65,7 @@ docs/netspec.md), independently of VeriDL's lowering:
     node); <layer>.<j>.expand, .dw, .project, .add; so --eval-veridl-checkpoint finds
     "<layer>.<j>.conv1.weight", "<layer>.<j>.conv1.bn.gamma" etc. by name.
   * EfficientNet and ConvNeXt blocks (docs/netspec.md, "EfficientNet and ConvNeXt blocks";
-    torchvision's MBConv and CNBlock, without stochastic depth or dropout: VeriDL has
-    neither):
+    torchvision's MBConv and CNBlock; stochastic depth below):
       mbConv (ic, oc, expand, k (odd), stride 1, nBlocks 1, useSE true, seBase "input" or
               "expanded", activation "swish"; the convBns with BN eps 1e-5 as above):
               a stage as invertedResidual, block j reading bic = ic (stride) or oc (1);
@@ -252,6 +256,33 @@ class LayerScale(nn.Module):
         return f"{self.gamma.numel()}, init={self.init:g}"
 
 
+class DropPath(nn.Module):
+    """dropPath (stochastic depth, timm's DropPath / torchvision's StochasticDepth "row"):
+    in training each example's value is kept with probability 1 - rate and then divided by
+    1 - rate, or zeroed; in evaluation the identity."""
+
+    def __init__(self, rate):
+        super().__init__()
+        self.rate = float(rate)
+
+    def forward(self, x):
+        if not self.training or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self):
+        return f"rate={self.rate:g}"
+
+
+def _rate(l, where):
+    rate = l.get("rate", 0.1)
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:
+        raise ValueError(f"{where}: field 'rate' must be a number in [0, 1), got {rate!r}")
+    return float(rate)
+
+
 def _act_modules(act, where):
     """[module] for an activation name, [] for "identity"."""
     if act == "identity":
@@ -373,6 +404,10 @@ def unary_layer(l, shape, style, where, cba="relu"):
             mods.append(nn.LayerNorm(W if spatial else C, eps=eps))
         else:
             raise ValueError(f"{where}: axis {axis!r} is not supported (channels, last)")
+    elif t == "dropout":  # training: each element kept with probability 1 - rate, scaled by 1 / (1 - rate)
+        mods.append(nn.Dropout(_rate(l, where)))
+    elif t == "dropPath":  # the same with one decision per example
+        mods.append(DropPath(_rate(l, where)))
     elif t == "layerScale":  # one gamma per channel, starting at `init`
         init = l.get("init", 1e-6)
         if not isinstance(init, (int, float)) or isinstance(init, bool):
@@ -387,6 +422,7 @@ def unary_layer(l, shape, style, where, cba="relu"):
 
 BLOCKS = ("residualBlock", "bottleneckBlock", "invertedResidual", "mbConv",
           "convNextStem", "convNextStage", "convNextDownsample")
+RAMP_BLOCKS = ("residualBlock", "bottleneckBlock", "invertedResidual", "mbConv", "convNextStage")
 
 
 def is_graph_form(layers):
@@ -479,10 +515,36 @@ class GraphNet(nn.Module):
         return "nodes: " + ", ".join(f"{n} ({t})" for n, t in zip(self.node_names, self.node_types))
 
 
+def count_stage_blocks(layers):
+    """The blocks of the residual stages in `layers` (a repeat's body once per repetition):
+    the blocks the spec's top-level "dropPath" ramps over."""
+    n = 0
+    for l in layers:
+        if l.get("type") == "repeat":
+            n += l.get("times", 0) * count_stage_blocks(l.get("layers", []))
+        elif l.get("type") in RAMP_BLOCKS:
+            n += l.get("nBlocks", 1)
+    return n
+
+
 def build_graph(spec, style, shape, cba="relu"):
     """GraphNet for a graph-form NetSpec, and its He list in node order."""
     steps, he = [], []
     shapes = [shape]  # per slot
+    # Stochastic depth (the spec's "dropPath", docs/netspec.md): block i of the n blocks of all residual
+    # stages, in net order, drops its branch with rate dropPath * i / (n - 1), where it has a skip.
+    drop_rate = spec.get("dropPath", 0.0)
+    if not isinstance(drop_rate, (int, float)) or isinstance(drop_rate, bool) or not 0 <= drop_rate < 1:
+        raise ValueError(f"dropPath must be a number in [0, 1), got {drop_rate!r}")
+    ramp = {"i": 0, "n": count_stage_blocks(spec["layers"]) if drop_rate > 0 else 0}
+
+    def drop_branch(b, x, has_skip, where):
+        i = ramp["i"]
+        ramp["i"] += 1
+        if not has_skip or ramp["n"] < 2 or i == 0:
+            return x
+        rate = drop_rate * i / (ramp["n"] - 1)
+        return unary_step(f"{b}.drop", "dropPath", {"type": "dropPath", "rate": rate}, x, where)
 
     def unary_step(node, t, l, in_slot, where):
         mods, h, oshape = unary_layer(l, shapes[in_slot], style, where, cba)
@@ -547,6 +609,7 @@ def build_graph(spec, style, shape, cba="relu"):
                                g, w)
                 x = mul_step(f"{b}.se.scale", x, g, w)
             x = unary_step(f"{b}.project", "convBn", _conv_bn(mid, oc, 1, 1, "identity"), x, w)
+            x = drop_branch(b, x, s == 1 and bic == oc, w)
             if s == 1 and bic == oc:  # residual add only here; never a projection
                 x = add_step(f"{b}.add", x, cur, [], w)
             cur = x
@@ -575,6 +638,7 @@ def build_graph(spec, style, shape, cba="relu"):
                 x = unary_step(f"{b}.pw1", "conv2d", _conv_bias(c, 4 * c, 1, 1, act), x, w)
                 x = unary_step(f"{b}.pw2", "conv2d", _conv_bias(4 * c, c, 1, 1, "identity"), x, w)
                 x = unary_step(f"{b}.ls", "layerScale", {"type": "layerScale", "init": init}, x, w)
+                x = drop_branch(b, x, True, w)
                 cur = add_step(f"{b}.add", x, cur, [], w)
             return cur
         ic, oc = _pos_int(l, "ic", None, where), _pos_int(l, "oc", None, where)
@@ -628,6 +692,7 @@ def build_graph(spec, style, shape, cba="relu"):
                     x = unary_step(f"{b}.expand", "convBn", _conv_bn(bic, mid, 1, 1, cba), x, w)
                 x = unary_step(f"{b}.dw", "convBn", _conv_bn(mid, mid, 3, s, cba, groups=mid), x, w)
                 x = unary_step(f"{b}.project", "convBn", _conv_bn(mid, oc, 1, 1, "identity"), x, w)
+                x = drop_branch(b, x, s == 1 and bic == oc, w)
                 if s == 1 and bic == oc:  # residual add only here; never a projection
                     x = add_step(f"{b}.add", x, cur, [], w)
                 cur = x
@@ -640,6 +705,7 @@ def build_graph(spec, style, shape, cba="relu"):
                 x = unary_step(f"{b}.conv1", "convBn", _conv_bn(bic, width, 1, 1, cba), cur, w)
                 x = unary_step(f"{b}.conv2", "convBn", _conv_bn(width, width, 3, s, cba), x, w)
                 x = unary_step(f"{b}.conv3", "convBn", _conv_bn(width, oc, 1, 1, "identity"), x, w)
+            x = drop_branch(b, x, True, w)
             short = cur
             if bic != oc or s != 1:  # projection shortcut: 1x1 stride s, no bias, BN
                 short = unary_step(f"{b}.proj", "convBn", _conv_bn(bic, oc, 1, s, "identity"), cur, w)

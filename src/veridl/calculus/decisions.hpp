@@ -57,23 +57,7 @@ class Decisions {
   // x > t (strict). t is a real threshold (0 for ReLU, 6 for ReLU6).
   template <class T>
   bool gt(const T& x, double t = 0.0) {
-    constexpr uint32_t kind = 0x10000000u;
-    switch (mode_) {
-      case Mode::Live:
-      case Mode::Record: {
-        bool b = need_real(real_value(x), "gt") > t;
-        if (mode_ == Mode::Record) tape_.push_back(kind | (b ? 1u : 0u));
-        return b;
-      }
-      case Mode::Random: {
-        bool b = (rng_() & 1u) != 0;
-        tape_.push_back(kind | (b ? 1u : 0u));
-        return b;
-      }
-      case Mode::Replay:
-        return (read(kind, false, "gt") & 1u) != 0;
-    }
-    return false;
+    return bit(0x10000000u, "gt", [&] { return need_real(real_value(x), "gt") > t; });
   }
 
   // Index of the maximum of get(0..n-1); ties go to the lowest index (strict > while scanning).
@@ -119,24 +103,8 @@ class Decisions {
 
   // A random decision (dropout, drop-path): its live value `live` comes from the caller's counter-based
   // generator (noise::keep below), so that the fast kernels, which never see a tape, draw the same one.
-  // Record keeps it on the tape, Random draws a fresh bit, Replay reads it back.
   bool draw(bool live) {
-    constexpr uint32_t kind = 0x30000000u;
-    switch (mode_) {
-      case Mode::Live:
-        return live;
-      case Mode::Record:
-        tape_.push_back(kind | (live ? 1u : 0u));
-        return live;
-      case Mode::Random: {
-        bool b = (rng_() & 1u) != 0;
-        tape_.push_back(kind | (b ? 1u : 0u));
-        return b;
-      }
-      case Mode::Replay:
-        return (read(kind, false, "draw") & 1u) != 0;
-    }
-    return false;
+    return bit(0x30000000u, "draw", [&] { return live; });
   }
 
   // A replayed tape must be consumed exactly: a forward whose control flow differs by scalar type reads
@@ -154,6 +122,24 @@ class Decisions {
   size_t pos_ = 0;
   std::mt19937_64 rng_{0};
 
+  // A one-bit decision tagged `kind`: Live decides with live(), Record also keeps it on the tape, Random draws a
+  // fresh bit (and keeps it), Replay reads it back.
+  template <class Live>
+  bool bit(uint32_t kind, const char* what, Live&& live) {
+    switch (mode_) {
+      case Mode::Live:
+        return live();
+      case Mode::Record:
+      case Mode::Random: {
+        const bool b = mode_ == Mode::Record ? live() : (rng_() & 1u) != 0;
+        tape_.push_back(kind | (b ? 1u : 0u));
+        return b;
+      }
+      case Mode::Replay:
+        return (read(kind, false, what) & 1u) != 0;
+    }
+    return false;
+  }
   static double need_real(std::optional<double> v, const char* what) {
     if (!v) throw TapeError(std::string("a field run reached a decision (") + what + ") without a replayed tape");
     return *v;
