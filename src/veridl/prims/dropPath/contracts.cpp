@@ -1,6 +1,5 @@
 // Chapter 9 contract of dropPath (stochastic depth, training mode), its sweep, and the broken backwards it must
 // reject. The record is dropout's (prims/dropout/reference.hpp) with one decision per example.
-#include <fmt/core.h>
 
 #include "veridl/prims/dropPath/primitive.hpp"
 #include "veridl/prims/dropout/mutants.hpp"
@@ -9,20 +8,13 @@
 
 namespace veridl {
 
-Vjp make_drop_variant(const ops::DropShape& s, double rate, uint64_t key, const std::string& variant);  // dropout/
+// prims/dropout/contracts.cpp
+Vjp make_drop_variant(const ops::DropShape& s, double rate, uint64_t key, const std::string& variant);
+std::vector<ContractCase> drop_sweep(bool per_example, const std::vector<size_t>& Ns, const std::vector<size_t>& Ws,
+                                     uint64_t first_key);
 
 void prims::DropPath::register_contracts(Registry& r) {
-  std::vector<ContractCase> cases;
-  uint64_t key = 100;
-  for (double rate : {0.1, 0.3, 0.75})
-    for (size_t N : {1, 2, 4})
-      for (size_t W : {1, 3, 12}) {
-        const ops::DropShape s{N, W, true};
-        const uint64_t k = key++;
-        cases.push_back({fmt::format("rate={} N={} width={}", rate, N, W),
-                         [s, rate, k](const std::string& v) { return make_drop_variant(s, rate, k, v); }, Sample::Normal,
-                         false});
-      }
+  std::vector<ContractCase> cases = drop_sweep(true, {1, 2, 4}, {1, 3, 12}, 100);
   const ops::DropShape prod{2, 96 * 56 * 56, true};
   cases.push_back({"rate=0.1 N=2 96x56x56 (a ConvNeXt-T stage-1 block's branch)",
                    [prod](const std::string& v) { return make_drop_variant(prod, 0.1, 11, v); }, Sample::Normal, true});

@@ -17,20 +17,27 @@ Vjp make_drop_variant(const ops::DropShape& s, double rate, uint64_t key, const 
   return make_vjp(name + "[" + variant + "]", ops::DropMutantOp{{s, rate, key}, variant});
 }
 
-void prims::Dropout::register_contracts(Registry& r) {
-  // Rates away from 1/2 (where 1/rate = 1/(1 - rate) would hide scale_uses_rate); the real tape's decisions
-  // come from the generator under key k, and run_contract adds a random tape for every config.
+// The sweep both drop contracts share: every rate x N x width, keys first_key, first_key + 1, ... for the real
+// tape's generator. Rates away from 1/2 (where 1/rate = 1/(1 - rate) would hide scale_uses_rate); run_contract adds
+// a random tape for every config. Exported for prims/dropPath/contracts.cpp.
+std::vector<ContractCase> drop_sweep(bool per_example, const std::vector<size_t>& Ns, const std::vector<size_t>& Ws,
+                                     uint64_t first_key) {
   std::vector<ContractCase> cases;
-  uint64_t key = 1;
+  uint64_t key = first_key;
   for (double rate : {0.1, 0.3, 0.75})
-    for (size_t N : {1, 3})
-      for (size_t W : {1, 2, 5, 17}) {
-        const ops::DropShape s{N, W, false};
+    for (size_t N : Ns)
+      for (size_t W : Ws) {
+        const ops::DropShape s{N, W, per_example};
         const uint64_t k = key++;
         cases.push_back({fmt::format("rate={} N={} width={}", rate, N, W),
                          [s, rate, k](const std::string& v) { return make_drop_variant(s, rate, k, v); }, Sample::Normal,
                          false});
       }
+  return cases;
+}
+
+void prims::Dropout::register_contracts(Registry& r) {
+  std::vector<ContractCase> cases = drop_sweep(false, {1, 3}, {1, 2, 5, 17}, 1);
   const ops::DropShape prod{2, 1280, false};
   cases.push_back({"rate=0.2 N=2 width=1280 (EfficientNet-B0's classifier dropout)",
                    [prod](const std::string& v) { return make_drop_variant(prod, 0.2, 7, v); }, Sample::Normal, true});
