@@ -171,4 +171,19 @@ inline net::NetSpec drop_net() {
       .build();
 }
 
+// A tiny Vision Transformer (chapter 10), image 8x8x1: patchEmbed 4x4 patches (4 + CLS = 5 tokens of width 8),
+// transformerEncoder 2 blocks, 2 heads, MLP 16 (dropPath 0.3: block 1 drops both branches at 0.3), dense 8->4.
+// `causal`: the encoder's causalMask; `keep_sequence`: the encoder keeps the [5, 8] tokens and a standalone
+// clsPool layer takes the CLS row.
+inline net::NetSpec vit_net(bool causal = false, bool keep_sequence = false) {
+  net::NetBuilder b(causal ? "TinyCausalViT" : keep_sequence ? "TinyViTSequence" : "TinyViT");
+  b.image(8, 8, 1).drop_path(0.3);
+  b.layer("patchEmbed", {{"ic", 1}, {"dim", 8}, {"p", 4}, {"nPatches", 4}}, "patch");
+  b.layer("transformerEncoder", {{"dim", 8}, {"heads", 2}, {"mlpDim", 16}, {"nBlocks", 2}, {"causalMask", causal},
+                                 {"keepSequence", keep_sequence}},
+          "enc");
+  if (keep_sequence) b.layer("clsPool");
+  return b.dense(8, 4).build();
+}
+
 }  // namespace veridl::testutil

@@ -66,7 +66,8 @@ TEST(PrimitiveTable, ListsExactlyTheExpectedPrimitivesInOrder) {
   const std::vector<std::string> expected = {"flatten", "dense",     "conv2d", "batchNorm", "relu",
                                              "maxPool", "softmaxCE", "add",    "mul",       "relu6",
                                              "avgPool", "globalAvgPool", "sigmoid", "swish", "hardSwish",
-                                             "gelu",    "geluErf", "layerNorm", "layerScale", "dropout", "dropPath"};
+                                             "gelu",    "geluErf", "layerNorm", "layerScale", "dropout", "dropPath",
+                                             "sdpa",    "patchTokens", "clsPool"};
   std::vector<std::string> names;
   for (const OpDef& d : prims::table()) names.push_back(d.name);
   EXPECT_EQ(names, expected);

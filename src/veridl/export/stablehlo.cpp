@@ -58,7 +58,7 @@ Update optimizer(Emission& e, const net::Plan& plan, const train::OptimConfig& o
     for (size_t t = 0; t < P; ++t) g[t] = b.mul(g[t], b.broadcast(scale, {}, g[t].shape));
   }
   const float wd = static_cast<float>(o.weight_decay);
-  auto decayed = [&](size_t t) { return wd > 0 && plan.params[t].shape.size() >= 2; };  // weights only
+  auto decayed = [&](size_t t) { return wd > 0 && graph::weight_decayed(plan.params[t]); };  // weights only
   auto scalar = [&](const Val& s, const Val& like) { return b.broadcast(s, {}, like.shape); };
   Update u;
   if (o.kind == "sgd") {

@@ -115,6 +115,7 @@ struct ParamDecl {
   Init init = Init::Zero;
   bool bias = false;  // an additive offset (bias, beta): what Fault::DropBiasGrad zeroes
   float value = 0.0f;  // Init::Const: the value
+  bool no_decay = false;  // never weight-decayed though rank >= 2 (a learned embedding: ViT's position embedding)
 };
 // Running state (BatchNorm's statistics): kept across steps, saved in checkpoints, an input of the
 // exported eval module; `batch_name` is the per-step value the exported train step returns for it.
@@ -188,7 +189,11 @@ struct ParamTensor {
   Init init = Init::Zero;
   bool bias = false;
   float value = 0.0f;  // Init::Const: every element's initial value
+  bool no_decay = false;  // ParamDecl::no_decay
 };
+
+// The weight-decay rule, one place (the optimizer, the exporter): weights (rank >= 2) except learned embeddings.
+inline bool weight_decayed(const ParamTensor& t) { return t.shape.size() >= 2 && !t.no_decay; }
 
 struct Node {
   size_t op = 0;             // index in the primitive table

@@ -214,23 +214,33 @@ Val Builder::reduce(const Val& a, const Shape& dims, std::string_view op, const 
               out, a.dt);
 }
 
-Val Builder::dot(const Val& a, const Val& b, const Shape& lc, const Shape& rc) {
+Val Builder::dot(const Val& a, const Val& b, const Shape& lc, const Shape& rc) { return dot(a, b, {}, {}, lc, rc); }
+
+Val Builder::dot(const Val& a, const Val& b, const Shape& lb, const Shape& rb, const Shape& lc, const Shape& rc) {
   if (lc.size() != rc.size()) fail("dot_general: contracting dimension lists differ in length");
+  if (lb.size() != rb.size()) fail("dot_general: batching dimension lists differ in length");
   for (size_t k = 0; k < lc.size(); ++k)
     if (a.shape.at(static_cast<size_t>(lc[k])) != b.shape.at(static_cast<size_t>(rc[k])))
       fail("dot_general: contracting " + type_str(a) + " " + list(lc) + " with " + type_str(b) + " " + list(rc));
   Shape out;
-  auto free_dims = [&](const Val& v, const Shape& c) {
+  for (size_t k = 0; k < lb.size(); ++k) {
+    if (a.shape.at(static_cast<size_t>(lb[k])) != b.shape.at(static_cast<size_t>(rb[k])))
+      fail("dot_general: batching " + type_str(a) + " " + list(lb) + " with " + type_str(b) + " " + list(rb));
+    out.push_back(a.shape[static_cast<size_t>(lb[k])]);
+  }
+  auto free_dims = [&](const Val& v, const Shape& c, const Shape& bt) {
     for (size_t k = 0; k < v.shape.size(); ++k) {
       bool con = false;
       for (int64_t d : c) con |= d == static_cast<int64_t>(k);
+      for (int64_t d : bt) con |= d == static_cast<int64_t>(k);
       if (!con) out.push_back(v.shape[k]);
     }
   };
-  free_dims(a, lc);
-  free_dims(b, rc);
-  return emit(fmt::format("stablehlo.dot_general {}, {}, contracting_dims = {} x {} : ({}, {}) -> {}", a.id, b.id,
-                          list(lc), list(rc), type_str(a), type_str(b), type_str(out, a.dt)),
+  free_dims(a, lc, lb);
+  free_dims(b, rc, rb);
+  const std::string batching = lb.empty() ? "" : fmt::format("batching_dims = {} x {}, ", list(lb), list(rb));
+  return emit(fmt::format("stablehlo.dot_general {}, {}, {}contracting_dims = {} x {} : ({}, {}) -> {}", a.id, b.id,
+                          batching, list(lc), list(rc), type_str(a), type_str(b), type_str(out, a.dt)),
               out, a.dt);
 }
 

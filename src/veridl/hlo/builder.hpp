@@ -92,6 +92,9 @@ class Builder {
   // dot_general without batching dimensions: contracts lc of a with rc of b. The result holds a's
   // free dimensions, then b's.
   Val dot(const Val& a, const Val& b, const Shape& lc, const Shape& rc);
+  // dot_general with batching dimensions lb of a paired with rb of b: the result holds the batch dimensions
+  // (in lb's order), then a's free dimensions, then b's.
+  Val dot(const Val& a, const Val& b, const Shape& lb, const Shape& rb, const Shape& lc, const Shape& rc);
 
   // feature_groups / batch_groups: StableHLO's feature_group_count (grouped convolutions: lhs features and
   // rhs output features split into that many groups) and batch_group_count (the lhs batch and the output

@@ -110,6 +110,30 @@ json convnext_stage_fields(graph::Fields& f) {
   return j;
 }
 
+// patchEmbed: ic dim p nPatches (ViT).
+json patch_embed_fields(graph::Fields& f) {
+  json j;
+  j["ic"] = f.size("ic");
+  j["dim"] = f.size("dim");
+  j["p"] = f.size("p");
+  j["nPatches"] = f.size("nPatches");
+  return j;
+}
+
+// transformerEncoder: dim heads mlpDim nBlocks causalMask keepSequence activation.
+json transformer_fields(graph::Fields& f) {
+  json j;
+  j["dim"] = f.size("dim");
+  j["heads"] = f.size("heads");
+  j["mlpDim"] = f.size("mlpDim");
+  j["nBlocks"] = f.size("nBlocks", 1);
+  j["causalMask"] = f.boolean("causalMask", false);
+  j["keepSequence"] = f.boolean("keepSequence", false);
+  j["activation"] = "geluErf";
+  activation_field(f, j);
+  return j;
+}
+
 class Lowering;
 struct BlockDef {
   const char* name;
@@ -121,7 +145,7 @@ struct BlockDef {
 // The stage blocks whose blocks count in the stochastic-depth ramp (NetSpec::drop_path).
 bool is_residual_stage(const std::string& type) {
   return type == "residualBlock" || type == "bottleneckBlock" || type == "invertedResidual" || type == "mbConv" ||
-         type == "convNextStage";
+         type == "convNextStage" || type == "transformerEncoder";
 }
 // How many blocks those stages hold in `list` (a repeat's body counted once per repetition).
 size_t residual_blocks(const std::vector<LayerSpec>& list) {
@@ -146,10 +170,19 @@ class Lowering {
   // has a skip connection ("<block>.drop"). Every residual-stage block calls it once, in net order, skip or
   // not: block i of n drops with rate dropPath * i / (n - 1), so block 0 has none.
   size_t drop_path(const std::string& block, size_t branch, bool has_skip, const Where& w) {
+    return drop_branch(block + ".drop", branch, has_skip ? drop_rate() : (block_++, 0.0), w);
+  }
+  // The next block's drop-path rate (0: none), for a block with several branches (a transformer block's
+  // attention and MLP branches drop with the block's one rate).
+  double drop_rate() {
     const size_t i = block_++;
-    if (!has_skip || blocks_ < 2 || i == 0) return branch;
-    const double rate = spec_.drop_path * static_cast<double>(i) / static_cast<double>(blocks_ - 1);
-    return node("dropPath", block + ".drop", {{"rate", rate}}, {branch}, w);
+    if (blocks_ < 2 || i == 0) return 0.0;
+    return spec_.drop_path * static_cast<double>(i) / static_cast<double>(blocks_ - 1);
+  }
+  // `branch` through a dropPath node `name` with `rate`, or `branch` itself when the rate is 0.
+  size_t drop_branch(const std::string& name, size_t branch, double rate, const Where& w) {
+    if (rate <= 0.0) return branch;
+    return node("dropPath", name, {{"rate", rate}}, {branch}, w);
   }
 
   // A primitive node; returns its output value.
@@ -180,7 +213,7 @@ class Lowering {
     for (const graph::ParamDecl& p : n.decl.params) {
       size_t size = 1;
       for (auto x : p.shape) size *= static_cast<size_t>(x);
-      g_.params.push_back({name + "." + p.name, p.shape, g_.n_params, size, p.fan_in, p.init, p.bias, p.value});
+      g_.params.push_back({name + "." + p.name, p.shape, g_.n_params, size, p.fan_in, p.init, p.bias, p.value, p.no_decay});
       g_.n_params += size;
       n.params.push_back(g_.params.size() - 1);
     }
@@ -497,6 +530,60 @@ size_t expand_convnext_downsample(Lowering& L, const std::string& name, const js
   return conv_bias(L, name, f["ic"], f["oc"], 2, 2, 1, y, w);
 }
 
+// patchEmbed ic dim p nPatches (ViT): the patchify conv p x p / stride p with bias ("<name>"), then the tokens:
+// the CLS token prepended and the position embedding added ("<name>.tokens", patchTokens). Output
+// [nPatches + 1, dim].
+size_t expand_patch_embed(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
+  const size_t p = f["p"], np = f["nPatches"];
+  check_divisible(L, in, p, fmt::format("field 'p' is {}", p), w);
+  const VShape& x = L.shape(in);
+  const size_t got = (x.d[1] / p) * (x.d[2] / p);
+  if (np != got)
+    w.fail(fmt::format("field 'nPatches' is {} but a {} input cut into {}x{} patches has {}", np, x.str(), p, p, got));
+  const size_t y = conv_bias(L, name, f["ic"], f["dim"], p, p, 1, in, w);
+  return L.node("patchTokens", name + ".tokens", json::object(), {y}, w);
+}
+
+// transformerEncoder dim heads mlpDim nBlocks causalMask keepSequence activation (ViT, the original's pre-norm
+// blocks; timm's Block with separate q, k, v projections): block j ("<name>.<j>") on tokens x [T, dim]:
+//   a = LN1(x) (eps 1e-6)            ".ln1"
+//   h = x + drop(proj(sdpa(q(a), k(a), v(a))))      ".q", ".k", ".v" (dense dim -> dim), ".attn", ".proj",
+//                                                    ".drop1", ".add1"
+//   out = h + drop(fc2(act(fc1(LN2(h)))))           ".ln2", ".fc1" (dim -> mlpDim, then ".fc1.<act>"),
+//                                                    ".fc2" (mlpDim -> dim), ".drop2", ".add2"
+// then the final LayerNorm "<name>.ln" and, unless keepSequence, the CLS row "<name>.cls" ([dim]).
+size_t expand_transformer(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
+  const size_t dim = f["dim"], heads = f["heads"], mlp = f["mlpDim"];
+  const std::string act = f["activation"];
+  const VShape& x = L.shape(in);
+  if (x.rank() != 2 || x.d[1] != dim)
+    w.fail(fmt::format("field 'dim' is {} but the input is {} (tokens [T, {}] expected{})", dim, x.str(), dim,
+                       x.rank() == 3 ? ": a patchEmbed turns an image into tokens" : ""));
+  if (dim % heads) w.fail(fmt::format("field 'heads' is {}, which does not divide dim {}", heads, dim));
+  const json ln{{"axis", "last"}, {"eps", 1e-6}};
+  auto dense = [&](const std::string& n, size_t fi, size_t fo, size_t v, const Where& wj) {
+    return L.node("dense", n, {{"fanIn", fi}, {"fanOut", fo}}, {v}, wj);
+  };
+  size_t cur = in;
+  for (size_t j = 0; j < f["nBlocks"].get<size_t>(); ++j) {
+    const std::string b = fmt::format("{}.{}", name, j);
+    const Where wj = block_where(w, j);
+    const double rate = L.drop_rate();
+    const size_t a = L.node("layerNorm", b + ".ln1", ln, {cur}, wj);
+    const size_t q = dense(b + ".q", dim, dim, a, wj), k = dense(b + ".k", dim, dim, a, wj), v = dense(b + ".v", dim, dim, a, wj);
+    const size_t att = L.node("sdpa", b + ".attn", {{"heads", heads}, {"causal", f["causalMask"]}}, {q, k, v}, wj);
+    const size_t y = dense(b + ".proj", dim, dim, att, wj);
+    const size_t h = L.node("add", b + ".add1", json::object(), {L.drop_branch(b + ".drop1", y, rate, wj), cur}, wj);
+    size_t z = L.node("layerNorm", b + ".ln2", ln, {h}, wj);
+    z = L.activation(act, b + ".fc1", dense(b + ".fc1", dim, mlp, z, wj), wj);
+    z = dense(b + ".fc2", mlp, dim, z, wj);
+    cur = L.node("add", b + ".add2", json::object(), {L.drop_branch(b + ".drop2", z, rate, wj), h}, wj);
+  }
+  cur = L.node("layerNorm", name + ".ln", ln, {cur}, w);
+  if (f["keepSequence"].get<bool>()) return cur;
+  return L.node("clsPool", name + ".cls", json::object(), {cur}, w);
+}
+
 const BlockDef kBlocks[] = {
     {"convBn", conv_fields, expand_conv_bn},
     {"residualBlock", stage_fields, expand_residual},
@@ -506,6 +593,8 @@ const BlockDef kBlocks[] = {
     {"convNextStem", convnext_stem_fields, expand_convnext_stem},
     {"convNextStage", convnext_stage_fields, expand_convnext_stage},
     {"convNextDownsample", ic_oc_fields, expand_convnext_downsample},
+    {"patchEmbed", patch_embed_fields, expand_patch_embed},
+    {"transformerEncoder", transformer_fields, expand_transformer},
 };
 
 const BlockDef* Lowering::block(const std::string& type) {

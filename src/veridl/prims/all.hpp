@@ -8,6 +8,7 @@
 #include "veridl/prims/add/primitive.hpp"
 #include "veridl/prims/avgPool/primitive.hpp"
 #include "veridl/prims/batchNorm/primitive.hpp"
+#include "veridl/prims/clsPool/primitive.hpp"
 #include "veridl/prims/conv2d/primitive.hpp"
 #include "veridl/prims/dense/primitive.hpp"
 #include "veridl/prims/dropPath/primitive.hpp"
@@ -21,8 +22,10 @@
 #include "veridl/prims/layerScale/primitive.hpp"
 #include "veridl/prims/maxPool/primitive.hpp"
 #include "veridl/prims/mul/primitive.hpp"
+#include "veridl/prims/patchTokens/primitive.hpp"
 #include "veridl/prims/relu/primitive.hpp"
 #include "veridl/prims/relu6/primitive.hpp"
+#include "veridl/prims/sdpa/primitive.hpp"
 #include "veridl/prims/sigmoid/primitive.hpp"
 #include "veridl/prims/softmaxCE/primitive.hpp"
 #include "veridl/prims/swish/primitive.hpp"
@@ -35,6 +38,6 @@ struct List {
 };
 
 using All = List<Flatten, Dense, Conv2d, BatchNorm, Relu, MaxPool, SoftmaxCE, Add, Mul, Relu6, AvgPool, GlobalAvgPool, Sigmoid, Swish,
-                 HardSwish, Gelu, GeluErf, LayerNorm, LayerScale, Dropout, DropPath>;
+                 HardSwish, Gelu, GeluErf, LayerNorm, LayerScale, Dropout, DropPath, Sdpa, PatchTokens, ClsPool>;
 
 }  // namespace veridl::prims

@@ -69,7 +69,7 @@ double global_norm(const float* g, size_t n) {
 Optimizer::Optimizer(const net::Plan& plan, const OptimConfig& c) : cfg_(c), decay_(plan.n_params, 0) {
   validate(c);
   for (const auto& t : plan.params)
-    if (t.shape.size() >= 2) std::fill_n(decay_.begin() + static_cast<std::ptrdiff_t>(t.offset), t.size, uint8_t{1});
+    if (graph::weight_decayed(t)) std::fill_n(decay_.begin() + static_cast<std::ptrdiff_t>(t.offset), t.size, uint8_t{1});
   if (c.kind == "sgd") {
     if (c.momentum > 0) m_.assign(plan.n_params, 0.0f);
   } else {

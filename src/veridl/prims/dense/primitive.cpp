@@ -24,10 +24,17 @@ VShape Dense::infer(Attrs& a, InShapes in, const Where& w) {
   if (a.fan_in > (size_t{1} << 26) || a.fan_out > (size_t{1} << 26) || a.fan_in * a.fan_out > (size_t{1} << 31))
     w.fail(fmt::format("{}x{} weight is absurdly large", a.fan_in, a.fan_out));
   const VShape& x = in[0];
+  if (x.rank() == 2) {  // tokens [T, fanIn]: the same product on every row
+    if (a.fan_in != x.d[1])
+      w.fail(fmt::format("fanIn is {} but the incoming tokens are {} (width {})", a.fan_in, x.str(), x.d[1]));
+    a.rows = x.d[0];
+    return {{x.d[0], a.fan_out}};
+  }
   const bool flat = x.rank() == 1 || (x.rank() == 3 && x.d[1] == 1 && x.d[2] == 1 && x.d[0] == a.fan_in);
   if (!flat) w.fail(fmt::format("needs a flat input: add a flatten layer before it (the activation is a {} image)", x.str()));
   if (a.fan_in != x.size())
     w.fail(fmt::format("fanIn is {} but the incoming activation has {} features", a.fan_in, x.size()));
+  a.rows = 1;
   return {{a.fan_out}};
 }
 
@@ -40,20 +47,21 @@ void Dense::declare(const Attrs& a, Decl& d) {
 void Dense::emit_forward(Emission& e, const Node& n) {
   const Attrs& a = n.attrs_as<Attrs>();
   Builder& b = e.b;
-  const int64_t I = i64(a.fan_in), O = i64(a.fan_out);
-  b.comment(fmt::format("{} dense {} -> {}: y = x W + b", n.name, I, O));
-  const Val x = b.reshape(e.in(n, 0), {e.B, I});
+  const int64_t I = i64(a.fan_in), O = i64(a.fan_out), R = e.B * i64(a.rows);
+  b.comment(fmt::format("{} dense {} -> {}{}: y = x W + b", n.name, I, O, a.rows > 1 ? fmt::format(" on {} tokens", a.rows) : ""));
+  const Val x = b.reshape(e.in(n, 0), {R, I});
   const Val y = b.dot(x, e.param(n, 0), {1}, {0});
-  e.set_out(n, b.add(y, b.broadcast(e.param(n, 1), {1}, {e.B, O})));
+  const Val out = b.add(y, b.broadcast(e.param(n, 1), {1}, {R, O}));
+  e.set_out(n, a.rows > 1 ? b.reshape(out, {e.B, i64(a.rows), O}) : out);
 }
 
 void Dense::emit_backward(Emission& e, const Node& n) {
   const Attrs& a = n.attrs_as<Attrs>();
   Builder& b = e.b;
-  const int64_t I = i64(a.fan_in), O = i64(a.fan_out);
+  const int64_t I = i64(a.fan_in), O = i64(a.fan_out), R = e.B * i64(a.rows);
   b.comment(fmt::format("{} dense backward", n.name));
-  const Val dy = b.reshape(e.dy(n), {e.B, O});
-  const Val x = b.reshape(e.in(n, 0), {e.B, I});
+  const Val dy = b.reshape(e.dy(n), {R, O});
+  const Val x = b.reshape(e.in(n, 0), {R, I});
   {
     Tag t(b, kDw);  // dW[i,o] = sum_b x[b,i] dy[b,o]
     e.set_grad(n, 0, b.dot(x, dy, {0}, {0}));
@@ -71,7 +79,9 @@ void Dense::emit_backward(Emission& e, const Node& n) {
 std::vector<std::string> Dense::contracts() { return {kDx, kDw, kDb}; }
 
 std::vector<Example> Dense::examples() {
-  return {{"5 -> 3", {{"fanIn", 5}, {"fanOut", 3}}, {{{5}}}}, {"17 -> 9", {{"fanIn", 17}, {"fanOut", 9}}, {{{17}}}}};
+  return {{"5 -> 3", {{"fanIn", 5}, {"fanOut", 3}}, {{{5}}}},
+          {"17 -> 9", {{"fanIn", 17}, {"fanOut", 9}}, {{{17}}}},
+          {"tokens [4, 6] -> [4, 5]", {{"fanIn", 6}, {"fanOut", 5}}, {{{4, 6}}}}};
 }
 
 }  // namespace veridl::prims

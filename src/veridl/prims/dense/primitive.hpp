@@ -1,4 +1,5 @@
-// dense (book ch. 2): y = x W + b, x [B, fanIn], W [fanIn, fanOut], b [fanOut].
+// dense (book ch. 2): y = x W + b, x [B, fanIn], W [fanIn, fanOut], b [fanOut]. On tokens (ch. 10) the same
+// map on every row: a [T, fanIn] input gives [T, fanOut] (the lifted row-wise op: B T rows of one product).
 // Reference: reference.hpp; fast kernels: kernel.hpp; contracts: contracts.cpp (this directory, prims/dense/).
 #pragma once
 
@@ -19,6 +20,7 @@ struct Dense {
   static constexpr size_t kInputs = 1;
   struct Attrs {
     size_t fan_in = 0, fan_out = 0;
+    size_t rows = 1;  // rows per example: T on a [T, fanIn] token input, 1 on a flat one (resolved by infer)
   };
   static Attrs parse(Fields& f);
   static void to_json(const Attrs& a, nlohmann::json& j);
@@ -27,13 +29,13 @@ struct Dense {
 
   template <class T, class B>
   static void forward(const Attrs& a, Call<T>& c) {
-    const ops::DenseShape s{c.n, a.fan_in, a.fan_out};
+    const ops::DenseShape s{c.n * a.rows, a.fan_in, a.fan_out};
     if constexpr (std::is_same_v<B, Fast>) kernels::dense_forward(s, c.in[0], c.p[0], c.p[1], c.out);
     else ops::dense_forward(s, c.in[0], c.p[0], c.p[1], c.out);
   }
   template <class T, class B>
   static void backward(const Attrs& a, Call<T>& c) {
-    const ops::DenseShape s{c.n, a.fan_in, a.fan_out};
+    const ops::DenseShape s{c.n * a.rows, a.fan_in, a.fan_out};
     if constexpr (std::is_same_v<B, Fast>) {
       kernels::dense_backward_weight(s, c.in[0], c.dy, c.g[0]);
       kernels::dense_backward_bias(s, c.dy, c.g[1]);

@@ -1,0 +1,36 @@
+#include "veridl/prims/clsPool/primitive.hpp"
+
+#include <fmt/core.h>
+
+#include "veridl/prims/hlo_util.hpp"
+
+namespace veridl::prims {
+
+using namespace hlo_util;
+
+VShape ClsPool::infer(Attrs& a, InShapes in, const Where& w) {
+  const VShape& x = in[0];
+  if (x.rank() != 2) w.fail(fmt::format("needs tokens [T, D], got {}", x.str()));
+  a.T = x.d[0];
+  a.D = x.d[1];
+  return {{a.D}};
+}
+
+void ClsPool::emit_forward(Emission& e, const Node& n) {
+  const Attrs& a = n.attrs_as<Attrs>();
+  Builder& b = e.b;
+  const int64_t D = i64(a.D);
+  b.comment(fmt::format("{} the CLS row of {} tokens", n.name, a.T));
+  e.set_out(n, b.reshape(b.slice(e.in(n, 0), {0, 0, 0}, {e.B, 1, D}, {1, 1, 1}), {e.B, D}));
+}
+
+void ClsPool::emit_backward(Emission& e, const Node& n) {
+  const Attrs& a = n.attrs_as<Attrs>();
+  if (!e.want_dx(n, 0)) return;
+  Builder& b = e.b;
+  Tag t(b, "clsPool_has_vjp_correct");
+  const int64_t D = i64(a.D);
+  e.set_dx(n, 0, b.pad(b.reshape(e.dy(n), {e.B, 1, D}), 0.0f, {0, 0, 0}, {0, i64(a.T) - 1, 0}, {0, 0, 0}));
+}
+
+}  // namespace veridl::prims
