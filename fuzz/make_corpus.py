@@ -56,6 +56,13 @@ def netspec():
                        {"type": "residualBlock", "ic": 2, "oc": 2, "nBlocks": 2},
                        {"type": "flatten"}, {"type": "dropout", "rate": 0.2}, {"type": "dense", "fanIn": 32, "fanOut": 2}]}
     write("netspec", "drop_residual.json", json.dumps(drop))
+    vit = {"name": "v", "imageH": 4, "imageW": 4, "channels": 1, "dropPath": 0.2,
+           "layers": [{"type": "patchEmbed", "name": "pe", "ic": 1, "dim": 4, "p": 2, "nPatches": 4},
+                      {"type": "transformerEncoder", "dim": 4, "heads": 2, "mlpDim": 8, "nBlocks": 2, "keepSequence": True},
+                      {"type": "dense", "name": "q", "fanIn": 4, "fanOut": 4},
+                      {"type": "sdpa", "heads": 1, "causal": True, "inputs": ["q", "q", "q"]},
+                      {"type": "clsPool"}, {"type": "dense", "fanIn": 4, "fanOut": 2}]}
+    write("netspec", "vit_causal.json", json.dumps(vit))
     # Slightly broken.
     write("netspec", "bad_fanin.json", '{"name":"t","imageH":2,"imageW":2,"layers":[{"type":"flatten"},{"type":"dense","fanIn":5,"fanOut":2}]}')
     write("netspec", "bad_unknown_field.json", '{"name":"t","layers":[{"type":"dense","fanIn":784,"fanOut":10,"bias":true}]}')
