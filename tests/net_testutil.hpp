@@ -186,4 +186,26 @@ inline net::NetSpec vit_net(bool causal = false, bool keep_sequence = false) {
   return b.dense(8, 4).build();
 }
 
+// One attention layer two ways, image 8x8x1 -> patchEmbed (5 tokens of width 8) -> dense q, k, v -> attention with
+// 2 heads of 4 -> clsPool -> dense 8->4: `fused` the sdpa primitive; otherwise the matrix kit by hand (splitHeads
+// each, matmul q k^T (transposeB), scale 1/sqrt(4), softmax, matmul by v, mergeHeads). Same parameters, same order.
+inline net::NetSpec attention_kit_net(bool fused) {
+  net::NetBuilder b(fused ? "FusedAttention" : "KitAttention");
+  b.image(8, 8, 1);
+  b.layer("patchEmbed", {{"ic", 1}, {"dim", 8}, {"p", 4}, {"nPatches", 4}}, "pe");
+  for (const char* n : {"q", "k", "v"}) b.layer("dense", {{"fanIn", 8}, {"fanOut", 8}}, n, {"pe"});
+  if (fused) {
+    b.layer("sdpa", {{"heads", 2}}, "att", {"q", "k", "v"});
+  } else {
+    for (const char* n : {"q", "k", "v"}) b.layer("splitHeads", {{"heads", 2}}, std::string(n) + "h", {n});
+    b.layer("matmul", {{"transposeB", true}}, "s", {"qh", "kh"});
+    b.layer("scale", {{"by", 0.5}}, "ss", {"s"});
+    b.layer("softmax", {}, "p", {"ss"});
+    b.layer("matmul", {}, "o", {"p", "vh"});
+    b.layer("mergeHeads", {}, "att", {"o"});
+  }
+  b.layer("clsPool");
+  return b.layer("dense", {{"fanIn", 8}, {"fanOut", 4}}, "head").build();
+}
+
 }  // namespace veridl::testutil

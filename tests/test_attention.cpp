@@ -333,3 +333,63 @@ TEST(Specs, ChapterTenSpecsRoundTripThroughTheirJson) {
   EXPECT_EQ(j["layers"][1]["causalMask"], false);
   EXPECT_EQ(j["layers"][1]["keepSequence"], false);
 }
+
+// The matrix kit against the fused primitive: attention written by hand from splitHeads, matmul (q k^T), scale,
+// softmax, matmul, mergeHeads computes what sdpa computes, value and every gradient, through the whole executor
+// (fast kernels and the double reference); and the hand-written one is verified whole by the exact backend.
+TEST(Attention, TheMatrixKitByHandEqualsTheFusedPrimitive) {
+  const Plan fused = compile(attention_kit_net(true), 3), kit = compile(attention_kit_net(false), 3);
+  ASSERT_EQ(fused.n_params, kit.n_params);
+  for (size_t t = 0; t < fused.params.size(); ++t) ASSERT_EQ(fused.params[t].name, kit.params[t].name);
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> nd(0, 0.5f);
+  std::vector<float> w(fused.n_params), x(3 * fused.input_width());
+  for (auto& e : w) e = nd(rng);
+  for (auto& e : x) e = nd(rng);
+  const std::vector<int32_t> y{0, 3, 1};
+  auto run = [&](const Plan& p, std::vector<float>& grads) {
+    Executor<float, FastKernels> ex(p);
+    std::copy(w.begin(), w.end(), ex.params().begin());
+    Decisions d;
+    const float loss = ex.forward_loss(x.data(), y.data(), 3, d);
+    ex.backward(1.0f, true);
+    grads = ex.grads();
+    return loss;
+  };
+  std::vector<float> gf, gk;
+  const float lf = run(fused, gf), lk = run(kit, gk);
+  EXPECT_NEAR(lf, lk, 1e-6 * (1 + std::fabs(lf)));
+  float gmax = 0;
+  for (float g : gf) gmax = std::max(gmax, std::fabs(g));
+  for (size_t i = 0; i < gf.size(); ++i) ASSERT_NEAR(gf[i], gk[i], 1e-5f * (1 + gmax)) << "parameter element " << i;
+  expect_fast_kernels_match_reference(attention_kit_net(false), 1e-4);
+  const NetCheckReport r = verify_plan(compile(attention_kit_net(false), 2), 1, 1);
+  EXPECT_TRUE(r.pass) << r.failure;
+}
+
+TEST(Specs, MatrixKitErrorsAreOneLineNamingTheLayerAndField) {
+  const std::string head = R"({"name": "x", "imageH": 8, "imageW": 8, "layers": [)"
+                           R"({"type": "patchEmbed", "name": "t", "ic": 1, "dim": 8, "p": 4, "nPatches": 4}, )";
+  const std::string tail = R"({"type": "clsPool"}, {"type": "dense", "fanIn": 8, "fanOut": 3}]})";
+  struct Case {
+    std::string json, expect;
+  } cases[] = {
+      {head + R"({"type": "matmul", "inputs": ["t", "t"]}, )" + tail,
+       "b.json: layer 1 (matmul): cannot multiply 5x8 by 5x8: 8 columns against 5 rows"},
+      {head + R"({"type": "splitHeads", "heads": 3}, {"type": "mergeHeads"}, )" + tail,
+       "b.json: layer 1 (splitHeads): field 'heads' is 3, which does not divide the width 8 of the 5x8 tokens"},
+      {head + R"({"type": "mergeHeads"}, )" + tail,
+       "b.json: layer 1 (mergeHeads): needs heads [H, T, d] (a splitHeads' output), got 5x8"},
+      {head + R"({"type": "scale"}, )" + tail, "b.json: layer 1 (scale): missing field 'by'"},
+      {head + R"({"type": "scale", "by": 0}, )" + tail, "b.json: layer 1 (scale): field 'by' must be a finite nonzero number, got 0"},
+      {head + R"({"type": "splitHeads", "name": "h", "heads": 2}, {"type": "matmul", "inputs": ["h", "t"]}, )" + tail,
+       "b.json: layer 2 (matmul): needs two matrices [M, K] and [K, P], or two batches of them [G, M, K] and [G, K, P], got 2x5x4 and 5x8"},
+      {head + R"({"type": "transpose"}, {"type": "transpose", "extra": 1}, )" + tail,
+       "b.json: layer 2 (transpose): unknown field 'extra'"},
+  };
+  for (const auto& c : cases) {
+    const std::string msg = spec_error(c.json);
+    EXPECT_NE(msg.find(c.expect), std::string::npos) << "json: " << c.json << "\nmessage: " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}

@@ -912,6 +912,11 @@ TEST(ExportIree, TheVisionTransformerMatchesTheNativeTrainStep) {
     cs.zero_grad = {".k.bias"};
     EXPECT_MATCHES_NATIVE(tools, cs, cs.spec.name + " B=4 sgd momentum");
   }
+  {  // the matrix kit's emitters: attention by hand (splitHeads, matmul, scale, softmax, mergeHeads)
+    Case kit = sgd_momentum_case(testutil::attention_kit_net(false));
+    kit.zero_grad = {"k.bias"};
+    EXPECT_MATCHES_NATIVE(tools, kit, kit.spec.name + " B=4 sgd momentum");
+  }
   Case cs = sgd_momentum_case(testutil::vit_net());
   cs.zero_grad = {".k.bias"};
   cs.init = [](const net::Plan& p, float* w) {  // a position embedding that decay would visibly shrink (5% of a step)

@@ -67,7 +67,8 @@ TEST(PrimitiveTable, ListsExactlyTheExpectedPrimitivesInOrder) {
                                              "maxPool", "softmaxCE", "add",    "mul",       "relu6",
                                              "avgPool", "globalAvgPool", "sigmoid", "swish", "hardSwish",
                                              "gelu",    "geluErf", "layerNorm", "layerScale", "dropout", "dropPath",
-                                             "sdpa",    "patchTokens", "clsPool"};
+                                             "sdpa",    "patchTokens", "clsPool", "matmul", "transpose", "splitHeads",
+                                             "mergeHeads", "scale", "softmax"};
   std::vector<std::string> names;
   for (const OpDef& d : prims::table()) names.push_back(d.name);
   EXPECT_EQ(names, expected);

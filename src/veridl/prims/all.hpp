@@ -20,15 +20,21 @@
 #include "veridl/prims/hardSwish/primitive.hpp"
 #include "veridl/prims/layerNorm/primitive.hpp"
 #include "veridl/prims/layerScale/primitive.hpp"
+#include "veridl/prims/matmul/primitive.hpp"
 #include "veridl/prims/maxPool/primitive.hpp"
+#include "veridl/prims/mergeHeads/primitive.hpp"
 #include "veridl/prims/mul/primitive.hpp"
 #include "veridl/prims/patchTokens/primitive.hpp"
 #include "veridl/prims/relu/primitive.hpp"
 #include "veridl/prims/relu6/primitive.hpp"
+#include "veridl/prims/scale/primitive.hpp"
 #include "veridl/prims/sdpa/primitive.hpp"
 #include "veridl/prims/sigmoid/primitive.hpp"
+#include "veridl/prims/softmax/primitive.hpp"
 #include "veridl/prims/softmaxCE/primitive.hpp"
+#include "veridl/prims/splitHeads/primitive.hpp"
 #include "veridl/prims/swish/primitive.hpp"
+#include "veridl/prims/transpose/primitive.hpp"
 
 namespace veridl::prims {
 
@@ -38,6 +44,7 @@ struct List {
 };
 
 using All = List<Flatten, Dense, Conv2d, BatchNorm, Relu, MaxPool, SoftmaxCE, Add, Mul, Relu6, AvgPool, GlobalAvgPool, Sigmoid, Swish,
-                 HardSwish, Gelu, GeluErf, LayerNorm, LayerScale, Dropout, DropPath, Sdpa, PatchTokens, ClsPool>;
+                 HardSwish, Gelu, GeluErf, LayerNorm, LayerScale, Dropout, DropPath, Sdpa, PatchTokens, ClsPool,
+                 Matmul, Transpose, SplitHeads, MergeHeads, Scale, Softmax>;
 
 }  // namespace veridl::prims

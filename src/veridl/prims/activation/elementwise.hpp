@@ -41,6 +41,7 @@
 
 #include "veridl/graph/ir.hpp"
 #include "veridl/prims/activation/head.hpp"
+#include "veridl/prims/scale/reference.hpp"  // ops::ScaleOp (x -> k x), put before piecewise activations
 #include "veridl/hlo/builder.hpp"
 #include "veridl/kernels/parallel.hpp"
 #include "veridl/kernels/vmath.hpp"
@@ -120,29 +121,6 @@ struct ElementwiseMutantOp : ElementwiseOp<F> {
         g[0][i] = F::derivative(in[0][j], r[j]) * dy[i];
       } else g[0][i] = F::mutant_derivative(kind, x, r[i]) * dy[i];
     }
-    return g;
-  }
-};
-
-// x -> k x with an exact k: the sweep puts a piecewise f behind it so that tie-heavy samples ({-2..2})
-// land exactly on its kinks.
-struct ScaleOp {
-  size_t n = 1;
-  double k = 1.0;
-  std::vector<std::string> in_names() const { return {"x"}; }
-  std::vector<size_t> in_sizes() const { return {n}; }
-  size_t out_size() const { return n; }
-  template <class T>
-  Ctx<T> forward(const Ins<T>& in, Decisions&) const {
-    Ctx<T> c;
-    c.out.resize(n);
-    for (size_t i = 0; i < n; ++i) c.out[i] = T(k) * in[0][i];
-    return c;
-  }
-  template <class T>
-  Ins<T> backward(const Ins<T>&, const Ctx<T>&, const Vec<T>& dy) const {
-    Ins<T> g{Vec<T>(n)};
-    for (size_t i = 0; i < n; ++i) g[0][i] = T(k) * dy[i];
     return g;
   }
 };

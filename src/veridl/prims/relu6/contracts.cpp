@@ -7,7 +7,7 @@
 // Saturated elements (1/2, 1/4, 1/4) whatever the sample.
 #include <fmt/core.h>
 
-#include "veridl/prims/activation/elementwise.hpp"  // ops::ScaleOp
+#include "veridl/prims/scale/reference.hpp"  // ops::ScaleOp
 #include "veridl/prims/relu6/mutants.hpp"
 #include "veridl/prims/relu6/primitive.hpp"
 #include "veridl/prims/relu6/reference.hpp"

@@ -1,4 +1,4 @@
-// Chapter 2 contracts of softmax and softmax cross-entropy with label smoothing.
+// Chapter 2 contract of softmax cross-entropy with label smoothing (softmax's own: prims/softmax/contracts.cpp).
 #include <fmt/core.h>
 
 #include "veridl/prims/softmaxCE/mutants.hpp"
@@ -23,25 +23,6 @@ Vjp make_softmax_ce_variant(const ops::SoftmaxShape& s, double eps, const std::v
 }
 
 void prims::SoftmaxCE::register_contracts(Registry& r) {
-  {
-    std::vector<ContractCase> cases;
-    for (size_t B : {1, 2, 3})
-      for (size_t K : {1, 2, 5})
-        for (Sample smp : {Sample::Normal, Sample::Ties}) {
-          ops::SoftmaxShape s{B, K};
-          cases.push_back({fmt::format("B={} K={}{}", B, K, smp == Sample::Ties ? " ties" : ""),
-                           [s](const std::string& v) {
-                             if (v.empty()) return make_vjp("softmax", ops::SoftmaxOp{s});
-                             return make_vjp("softmax[" + v + "]", ops::SoftmaxMutantOp{{s}, v});
-                           },
-                           smp, false});
-        }
-    r.add({"softmax_has_vjp", 2, "dz_i = p_i (dy_i - <p, dy>)", {}, std::move(cases),
-           {{"missing_dot", "the <p, dy> term is missing"},
-            {"sign", "wrong sign"},
-            {"scale_1.0001", "scaled by 1.0001"},
-            {"unweighted_dot", "sum of dy instead of <p, dy>"}}});
-  }
   {
     std::vector<ContractCase> cases;
     for (size_t B : {1, 3})

@@ -1,0 +1,10 @@
+#include "veridl/prims/scale/kernel.hpp"
+
+namespace veridl::kernels {
+
+void scale_forward(size_t n, float c, const float* x, float* y) {
+#pragma omp simd
+  for (size_t i = 0; i < n; ++i) y[i] = c * x[i];
+}
+
+}  // namespace veridl::kernels

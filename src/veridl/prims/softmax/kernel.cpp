@@ -1,0 +1,39 @@
+#include "veridl/prims/softmax/kernel.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "veridl/kernels/parallel.hpp"
+
+namespace veridl::kernels {
+
+void softmax_rows_forward(size_t rows, size_t K, const float* z, float* p) {
+  for_chunks(rows, rows * K * 8, [&](size_t lo, size_t hi) {
+    for (size_t r = lo; r < hi; ++r) {
+      const float* zr = z + r * K;
+      float* pr = p + r * K;
+      const float m = *std::max_element(zr, zr + K);
+      float sum = 0.0f;
+      for (size_t k = 0; k < K; ++k) {
+        pr[k] = std::exp(zr[k] - m);
+        sum += pr[k];
+      }
+      const float inv = 1.0f / sum;
+      for (size_t k = 0; k < K; ++k) pr[k] *= inv;
+    }
+  });
+}
+
+void softmax_rows_backward(size_t rows, size_t K, const float* p, const float* dy, float* dz) {
+  for_chunks(rows, rows * K * 2, [&](size_t lo, size_t hi) {
+    for (size_t r = lo; r < hi; ++r) {
+      const float* pr = p + r * K;
+      const float* dr = dy + r * K;
+      float dot = 0.0f;
+      for (size_t k = 0; k < K; ++k) dot += pr[k] * dr[k];
+      for (size_t k = 0; k < K; ++k) dz[r * K + k] = pr[k] * (dr[k] - dot);
+    }
+  });
+}
+
+}  // namespace veridl::kernels

@@ -1,0 +1,14 @@
+// Fast float32 row softmax (the matrix kit): p = exp(z - max) / sum over the last axis of every row, and its
+// backward dz = p (dy - <p, dy>) from the saved output. Rows are split over the OpenMP team at large sizes; each
+// row is computed by one thread, so results do not depend on the thread count. Tested against the reference
+// (prims/softmaxCE/reference.hpp, softmax_forward / softmax_backward) through the primitive table.
+#pragma once
+
+#include <cstddef>
+
+namespace veridl::kernels {
+
+void softmax_rows_forward(size_t rows, size_t K, const float* z, float* p);
+void softmax_rows_backward(size_t rows, size_t K, const float* p, const float* dy, float* dz);
+
+}  // namespace veridl::kernels
