@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Training speed and peak memory of ResNet-18, ResNet-34 and MobileNetV2: VeriDL against PyTorch 2.x.
+"""Training speed and peak memory of ResNet-18, ResNet-34, MobileNetV2 and ViT: VeriDL against PyTorch 2.x.
 
 For every (network, image size) configuration this alternates rounds of
 
@@ -25,6 +25,11 @@ Configurations (net x size):
        which has no spec in specs/: derived here from specs/resnet34.json as specs/resnet18_cifar.json
        is from specs/resnet18.json (3x3 stride-1 stem, no max-pool, 32x32 input, resnet18_cifar's
        recipe) into a temporary file.
+  ViT: specs/vit_tiny.json at 224 (batch 16) and, with --sizes 28, specs/vit_small28.json (28x28 grey,
+       batch 128). PyTorch's ViT is written here from the paper / timm's VisionTransformer (patch conv, CLS
+       token, position embedding, pre-norm blocks with a fused qkv Linear and F.scaled_dot_product_attention,
+       GELU MLP, final LayerNorm, the CLS row; DropPath with the spec's dropPath ramp; cls and pos not
+       weight-decayed), zero-initialised cls and pos, He-initialised Linear and conv weights.
 
 Printed per configuration: images/s of each (median over rounds), the ratio VeriDL / PyTorch (of the
 medians, and per round), peak RSS of each, the PyTorch version, the CPU model (lscpu), the foreign load
@@ -52,9 +57,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
-NETS = ("resnet18", "resnet34", "mobilenetv2")
-SIZES = (224, 32)
-DEFAULT_BATCH = {224: 16, 32: 128}
+NETS = ("resnet18", "resnet34", "mobilenetv2", "vit")
+SIZES = (224, 32, 28)
+DEFAULT_BATCH = {224: 16, 32: 128, 28: 128}
 SPEC_FILES = {
     ("resnet18", 224): "specs/resnet18.json",
     ("resnet34", 224): "specs/resnet34.json",
@@ -62,7 +67,11 @@ SPEC_FILES = {
     ("resnet18", 32): "specs/resnet18_cifar.json",
     ("resnet34", 32): None,  # derived: see derive_resnet34_cifar
     ("mobilenetv2", 32): "specs/mobilenetv2_cifar.json",
+    ("vit", 224): "specs/vit_tiny.json",
+    ("vit", 28): "specs/vit_small28.json",  # 28x28 grey
 }
+# The ViTs of the PyTorch side (worker): (image channels, patch, dim, depth, heads, mlp) per size.
+VIT_CONFIGS = {224: (3, 16, 192, 12, 3, 768), 28: (1, 7, 64, 6, 4, 128)}
 
 
 # ============================================================================ PyTorch worker (venv python)
@@ -78,6 +87,7 @@ def worker_main(argv):
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--momentum", type=float, default=0.0)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
+    ap.add_argument("--drop-path", type=float, default=0.0, help="the ViT's stochastic depth (the spec's dropPath)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
@@ -197,8 +207,60 @@ def worker_main(argv):
         def forward(self, x):
             return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
 
+    class DropPath(nn.Module):  # stochastic depth (Huang et al. 2016; timm's DropPath): one decision per example
+        def __init__(self, rate):
+            super().__init__()
+            self.rate = rate
+
+        def forward(self, x):
+            if not self.training or self.rate == 0.0:
+                return x
+            keep = 1.0 - self.rate
+            mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype).bernoulli_(keep)
+            return x * mask / keep
+
+    class ViTBlock(nn.Module):  # Dosovitskiy et al. 2021 / timm's Block: pre-norm, fused qkv, SDPA, GELU MLP
+        def __init__(self, dim, heads, mlp, drop):
+            super().__init__()
+            self.heads = heads
+            self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+            self.qkv = nn.Linear(dim, 3 * dim)
+            self.proj = nn.Linear(dim, dim)
+            self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+            self.fc1 = nn.Linear(dim, mlp)
+            self.fc2 = nn.Linear(mlp, dim)
+            self.drop = DropPath(drop)
+
+        def forward(self, x):
+            B, T, D = x.shape
+            qkv = self.qkv(self.norm1(x)).reshape(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+            o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+            x = x + self.drop(self.proj(o.transpose(1, 2).reshape(B, T, D)))
+            return x + self.drop(self.fc2(F.gelu(self.fc1(self.norm2(x)))))
+
+    class ViT(nn.Module):
+        def __init__(self, size, chans, patch, dim, depth, heads, mlp, drop_path, classes=10):
+            super().__init__()
+            n = (size // patch) ** 2
+            self.patch = nn.Conv2d(chans, dim, patch, patch)
+            self.cls = nn.Parameter(torch.zeros(1, 1, dim))
+            self.pos = nn.Parameter(torch.zeros(1, n + 1, dim))
+            self.blocks = nn.Sequential(*[ViTBlock(dim, heads, mlp, drop_path * i / max(1, depth - 1))
+                                          for i in range(depth)])
+            self.norm = nn.LayerNorm(dim, eps=1e-6)
+            self.head = nn.Linear(dim, classes)
+
+        def forward(self, x):
+            t = self.patch(x).flatten(2).transpose(1, 2)
+            t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], dim=1) + self.pos
+            return self.head(self.norm(self.blocks(t))[:, 0])
+
     small = a.size < 64
-    if a.net == "resnet18":
+    chans = 3
+    if a.net == "vit":
+        chans, patch, dim, depth, heads, mlp = VIT_CONFIGS[a.size]
+        model = ViT(a.size, chans, patch, dim, depth, heads, mlp, a.drop_path)
+    elif a.net == "resnet18":
         model = ResNet(BasicBlock, [2, 2, 2, 2], small)
     elif a.net == "resnet34":
         model = ResNet(BasicBlock, [3, 4, 6, 3], small)
@@ -214,8 +276,9 @@ def worker_main(argv):
     n_params = sum(p.numel() for p in model.parameters())
     model.train()
 
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    embeddings = {id(model.pos), id(model.cls)} if a.net == "vit" else set()  # timm's no_weight_decay
+    decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in embeddings]
+    no_decay = [p for p in model.parameters() if p.dim() < 2 or id(p) in embeddings]
     groups = [{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if a.optimizer == "sgd":
         opt = torch.optim.SGD(groups, lr=a.lr, momentum=a.momentum)
@@ -225,7 +288,7 @@ def worker_main(argv):
         opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
 
     g = torch.Generator().manual_seed(21)
-    x = torch.rand(a.batch, 3, a.size, a.size, generator=g)
+    x = torch.rand(a.batch, chans, a.size, a.size, generator=g)
     y = torch.arange(a.batch, dtype=torch.int64) * 7 % 10
     if a.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -363,6 +426,7 @@ def run_pytorch(python, net, size, batch, recipe, args, env, timeout):
            "--optimizer", opt, "--lr", str(recipe.get("lr", 1e-3) * 0.01),
            "--weight-decay", str(recipe.get("weightDecay", 0.0)), "--momentum", str(recipe.get("momentum", 0.0)),
            "--label-smoothing", str(recipe.get("labelSmoothing", 0.0)), "--threads", str(args.threads),
+           "--drop-path", str(recipe.get("dropPath", 0.0)),
            "--warmup", str(args.warmup), "--steps", str(args.steps)]
     if args.channels_last:
         cmd.append("--channels-last")
@@ -390,7 +454,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nets", nargs="+", default=list(NETS), choices=NETS)
-    ap.add_argument("--sizes", nargs="+", type=int, default=list(SIZES), choices=SIZES)
+    ap.add_argument("--sizes", nargs="+", type=int, default=[224, 32], choices=SIZES,
+                    help="224 and 32 by default; 28: the 28x28 grey ViT (specs/vit_small28.json)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per configuration (default 3)")
     ap.add_argument("--steps", type=int, default=5,
                     help="timed steps per PyTorch run (median); VeriDL's bench_kernels times at least 5 "
@@ -398,6 +463,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2, help="PyTorch warm-up steps (bench_kernels runs 2)")
     ap.add_argument("--batch224", type=int, default=DEFAULT_BATCH[224])
     ap.add_argument("--batch32", type=int, default=DEFAULT_BATCH[32])
+    ap.add_argument("--batch28", type=int, default=DEFAULT_BATCH[28], help="the 28x28 ViT's batch")
     ap.add_argument("--threads", type=int, default=2, help="threads for both (OMP_NUM_THREADS, torch.set_num_threads)")
     ap.add_argument("--omp-wait-policy", default="passive", choices=("passive", "active", "unset"),
                     help="OMP_WAIT_POLICY for both (default passive, as `veridl train` sets for itself)")
@@ -439,13 +505,17 @@ def main():
     t_all = time.time()
     with tempfile.TemporaryDirectory(prefix="convnets-speed-") as tmp:
         for size in args.sizes:
-            batch = args.batch224 if size == 224 else args.batch32
+            batch = {224: args.batch224, 32: args.batch32, 28: args.batch28}[size]
             for net in args.nets:
+                if (net, size) not in SPEC_FILES:
+                    continue  # e.g. the ViT at 32x32, the convnets at 28x28
                 spec = SPEC_FILES[(net, size)]
                 derived = spec is None
                 spec = derive_resnet34_cifar(tmp) if derived else os.path.join(REPO, spec)
                 with open(spec) as f:
-                    recipe = json.load(f).get("recipe", {})
+                    sj = json.load(f)
+                recipe = dict(sj.get("recipe", {}))
+                recipe["dropPath"] = sj.get("dropPath", 0.0)
                 tag = f"{net} {size}x{size} batch {batch}"
                 print(f"\n== {tag}: {os.path.relpath(spec, REPO) if not derived else 'derived from specs/resnet34.json (3x3/1 stem, no max-pool; temporary file)'}"
                       f"; optimizer {recipe.get('optimizer', 'adam')}, label smoothing {recipe.get('labelSmoothing', 0.0)}",

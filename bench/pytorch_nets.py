@@ -4,18 +4,22 @@
 The generalisation of bench/pytorch_linear.py: a NetSpec is turned into a PyTorch model
 and trained with the spec's recipe, as `veridl train --spec SPEC` would train it.  A
 chain (every layer reads the previous one) becomes a torch.nn.Sequential; the graph form
-(layers with a "name" and "inputs", add, mul, repeat, the residual / inverted-residual /
-MBConv blocks and the ConvNeXt layers) a GraphNet, whose forward evaluates the named
-values node by node.  Written from the NetSpec semantics (netspec.hpp's header,
-docs/netspec.md), independently of VeriDL's lowering:
+(layers with a "name" and "inputs", add, mul, sdpa, repeat, the residual /
+inverted-residual / MBConv blocks, the ConvNeXt layers and the ViT blocks) a GraphNet,
+whose forward evaluates the named values node by node.  Written from the NetSpec
+semantics (netspec.hpp's header, docs/netspec.md), independently of VeriDL's lowering:
 
+  * values: an image C x H x W per example (N x C x H x W in PyTorch), flat features [F]
+    (N x F), or tokens [T, D] (T tokens of width D, row-major; N x T x D, batch first).
   * layers: flatten = nn.Flatten; dense = nn.Linear (+ its "activation", default
-    identity); conv2d = nn.Conv2d, with bias unless "bias": false, groups=the spec's
-    "groups" (default 1; depthwise when groups = ic = oc; the kernel [oc, ic/groups, k,
-    k]) (+ its "activation"; the NetSpec default for conv2d is relu); convBn = nn.Conv2d
-    without bias (and the same "groups") + nn.BatchNorm2d(eps 1e-5, momentum 0.1) + the
-    layer's own "activation" if it has one, else the net's "convBnActivation" (relu, the
-    default, or any activation below: relu6, swish, ...); maxPool = nn.MaxPool2d; avgPool
+    identity) on flat features [fanIn] -> [fanOut], or the same nn.Linear on every token
+    of a token value [T, fanIn] -> [T, fanOut]; conv2d = nn.Conv2d, with bias unless
+    "bias": false, groups=the spec's "groups" (default 1; depthwise when groups = ic = oc;
+    the kernel [oc, ic/groups, k, k]) (+ its "activation"; the NetSpec default for conv2d
+    is relu); convBn = nn.Conv2d without bias (and the same "groups") +
+    nn.BatchNorm2d(eps 1e-5, momentum 0.1) + the layer's own "activation" if it has one,
+    else the net's "convBnActivation" (relu, the default, or any activation below: relu6,
+    swish, ...); maxPool = nn.MaxPool2d; avgPool
     (size, stride default size, padding "valid" (default) or "same") =
     nn.AvgPool2d(count_include_pad=True): the divisor is always size^2, padded zeros
     counted; "same" pads in the net's padStyle as conv does (an asymmetric XLA pad is an
@@ -32,19 +36,36 @@ docs/netspec.md), independently of VeriDL's lowering:
     LayerNorm2d: the C values of each pixel normalised with their mean and biased
     variance, gamma / beta [C]), with axis "last" nn.LayerNorm over the last dimension
     (the features [C] of a flat input; W of a C x H x W one, gamma / beta [W], as `veridl
-    info` lists it); dropout (rate default 0.1) = nn.Dropout; dropPath (rate default 0.1) =
-    DropPath (one keep decision per example, kept values divided by 1 - rate; identity in
-    eval); a top-level "dropPath" r puts a DropPath on every residual block's branch before
+    info` lists it; D of tokens [T, D], the only axis tokens take, and their default);
+    dropout (rate default 0.1) = nn.Dropout; dropPath (rate default 0.1) = DropPath (one
+    keep decision per example, kept values divided by 1 - rate; identity in eval); a
+    top-level "dropPath" r puts a DropPath on every residual block's branch before
     its add, block i of the n blocks of all residualBlock / bottleneckBlock /
-    invertedResidual / mbConv / convNextStage stages (net order, skip or not) with rate
-    r * i / (n - 1), node <layer>.<j>.drop; layerScale (init default 1e-6) = LayerScale: y = gamma * x, gamma [C]
+    invertedResidual / mbConv / convNextStage stages and transformerEncoder blocks (net
+    order, skip or not) with rate r * i / (n - 1) (block 0: none), node <layer>.<j>.drop (a
+    transformer block: on both of its branches, nodes <layer>.<j>.drop1 and .drop2, the
+    same rate); layerScale (init default 1e-6) = LayerScale: y = gamma * x, gamma [C]
     (the first axis of C x H x W, the features of a flat input) starting at init; add =
     a + b (same shape); mul = a * b (same shape, or b one value per channel [C],
     broadcast over H x W); repeat = its body `times` times, fresh parameters each
     repetition, "blockInput" naming the repetition's input and body names local to a
     repetition; the repeat's name is its last repetition's output.  "activation" takes
     identity or any of relu, relu6, sigmoid, swish, hardSwish, gelu, geluErf wherever the
-    field is allowed (dense, conv2d, convBn, batchNorm, add, mul, mbConv, convNextStage).
+    field is allowed (dense, conv2d, convBn, batchNorm, add, mul, mbConv, convNextStage,
+    transformerEncoder).  On tokens: dense, layerNorm, clsPool, the activations, dropout,
+    dropPath, add and mul (same shape); the other layers refuse them.
+  * Transformer primitives (no fields unless named):
+      patchTokens: D x h x w -> [1 + h w, D] = PatchTokens: the pixels flattened
+              row-major and transposed (token 1 + (i w + j) is pixel (i, j)), a learned
+              cls [D] prepended as token 0, a learned pos [1 + h w, D] added; parameters
+              "<node>.cls", "<node>.pos", both starting at zero.
+      sdpa (three inputs q, k, v [T, D] named in "inputs"; heads, D a multiple of it;
+              causal, default false): multi-head attention without projections
+              (attention()): head h takes columns [h d, (h + 1) d) (d = D / heads), writes
+              softmax_rows(q_h k_h^T / sqrt(d) + M) v_h there, M = 0 or, causal, -inf at
+              key j > query i.  F.scaled_dot_product_attention (is_causal) where the torch
+              has it (2.x), else the explicit max-shifted softmax (1.13).  No parameters.
+      clsPool: [T, D] -> [D], row 0 (the CLS token).
   * blocks (docs/netspec.md, "Residual and inverted-residual blocks"; torchvision's
     BasicBlock, Bottleneck v1.5 and MobileNetV2 InvertedResidual).  A stage of nBlocks
     (default 1) blocks; block j reads ic channels with stride firstStride (stride for
@@ -91,6 +112,24 @@ docs/netspec.md), independently of VeriDL's lowering:
               (The 1x1 convs are CNBlock's two nn.Linear on channels-last pixels.)
       convNextDownsample (ic, oc; H and W even): channels-first layerNorm eps 1e-6
               (<layer>.ln), then a conv 2x2 stride 2 with bias and no padding (<layer>).
+  * ViT blocks (timm's vit_* / torchvision's VisionTransformer; stochastic depth above):
+      patchEmbed (ic, dim, p, nPatches; H and W multiples of p, nPatches = (H/p)(W/p)):
+              conv p x p, stride p, with bias, no padding (step <layer>: ".weight" [dim,
+              ic, p, p], ".bias"), then patchTokens (step <layer>.tokens: ".cls", ".pos"):
+              [nPatches + 1, dim].
+      transformerEncoder (dim, heads, mlpDim, nBlocks 1, causalMask false, keepSequence
+              false, activation "geluErf" = nn.GELU(), as timm and torchvision): on tokens
+              [T, dim], nBlocks pre-norm blocks, block j = <layer>.<j>:
+                a = ln1(x); s = sdpa(q(a), k(a), v(a); heads, causal = causalMask);
+                h = x + dropPath(proj(s)); out = h + dropPath(fc2(act(fc1(ln2(h)))))
+              (the layerNorms over D with eps 1e-6; q, k, v, proj dim -> dim, fc1 dim ->
+              mlpDim, fc2 mlpDim -> dim, each a dense with bias: separate nn.Linear, not
+              one fused qkv); then a final layerNorm eps 1e-6 (<layer>.ln) and, unless
+              keepSequence, clsPool (<layer>.cls): [dim] (with keepSequence [T, dim]).
+              Steps <layer>.<j>.ln1, .q, .k, .v, .attn, .proj, (.drop1), .add1, .ln2,
+              .fc1 (with the act), .fc2, (.drop2), .add2; parameters ".gamma" / ".beta"
+              of the layerNorms and ".weight" ([fanIn, fanOut] in VeriDL), ".bias" of the
+              denses.
   * parameter / He-init order = node order (a repeat's body once per repetition): within
     a residual or bottleneck block conv1, conv2, (conv3), proj (the projection after the
     main path, as `veridl info` lists it and as torchvision registers downsample); within
@@ -98,9 +137,10 @@ docs/netspec.md), independently of VeriDL's lowering:
     se.expand (weight, bias), project; a ConvNeXt stem's kernel, bias, then its LN gamma,
     beta; a ConvNeXt block dw, ln, pw1, pw2, ls (torchvision's CNBlock registers its
     layer_scale first); a downsample's LN before its kernel; each conv's BN gamma/beta
-    right after its kernel.  The order only decides which slice of the RNG stream each
-    tensor gets (and makes --veridl-rng reproduce VeriDL's init exactly); it does not
-    change the network.
+    right after its kernel; a patchEmbed's kernel, bias, cls, pos; a transformer block
+    ln1, q, k, v, proj, ln2, fc1, fc2 (weight, bias each), the encoder's final ln last.
+    The order only decides which slice of the RNG stream each tensor gets (and makes
+    --veridl-rng reproduce VeriDL's init exactly); it does not change the network.
     bench/torchvision_counts.py checks the full-size specs against torchvision's models
     (parameter counts, and with --forward the eval-mode logits with torchvision's
     weights copied in).
@@ -111,14 +151,16 @@ docs/netspec.md), independently of VeriDL's lowering:
     convs, avgPool "same").  maxPool is "same" when size > stride, else "valid"
     (netspec.cpp); padded cells never win (-inf padding).
   * init: weights (dense and conv kernels, the squeeze-excitation's dense weights and the
-    ConvNeXt convs included) He normal, std sqrt(2 / fan_in) with fan_in = fanIn or
-    (ic/groups)*k*k; biases 0; BatchNorm gamma 1, beta 0; running stats mean 0, var 1;
-    LayerNorm gamma 1, beta 0; layer scale gamma its init.
+    ConvNeXt convs and the transformer's token denses and patch conv included) He normal,
+    std sqrt(2 / fan_in) with fan_in = fanIn or (ic/groups)*k*k; biases 0; BatchNorm
+    gamma 1, beta 0; running stats mean 0, var 1; LayerNorm gamma 1, beta 0; layer scale
+    gamma its init; patchTokens' cls and pos 0.
   * recipe (spec "recipe", then the command-line overrides): sgd (coupled L2 weight
     decay, optional momentum), adam (coupled L2) or adamw (decoupled, lr-scaled);
-    Adam betas 0.9/0.999, eps 1e-8; weight decay only on tensors of rank >= 2 (kernels),
-    never on biases, BatchNorm or LayerNorm gamma/beta, or layer scale gammas; optional
-    global-norm clipping; per-step learning rate exactly as VeriDL's lr_at (1-based step
+    Adam betas 0.9/0.999, eps 1e-8; weight decay only on tensors of rank >= 2 (kernels)
+    except patchTokens' learned embeddings (pos [T, D], as timm's no_weight_decay), never
+    on biases, BatchNorm or LayerNorm gamma/beta, layer scale gammas or cls; optional global-norm
+    clipping; per-step learning rate exactly as VeriDL's lr_at (1-based step
     s, W = warmupEpochs * steps, T = epochs * steps: no cosine -> lr; s <= W -> lr s/W;
     else lr/2 (1 + cos(pi (s-W)/(T-W)))).
   * loss: F.cross_entropy with label_smoothing (target (1-e) onehot + e/K), batch mean.
@@ -224,6 +266,7 @@ ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid,
                "geluErf": nn.GELU}                                 # the exact erf form
 
 LN_EPS_CONVNEXT = 1e-6  # the LayerNorms inside convNextStem, convNextStage, convNextDownsample
+LN_EPS_VIT = 1e-6       # the LayerNorms inside transformerEncoder (timm's ViT)
 
 
 class ChannelLayerNorm(nn.LayerNorm):
@@ -276,6 +319,78 @@ class DropPath(nn.Module):
         return f"rate={self.rate:g}"
 
 
+# torch >= 2.0: the fused kernel (math, flash or memory-efficient); 1.13 has none
+_FUSED_SDPA = getattr(F, "scaled_dot_product_attention", None)
+
+
+def attention(q, k, v, heads, causal=False, fused=True):
+    """sdpa on [B, T, D] values: head h takes columns [h d, (h + 1) d) of q, k, v (d = D /
+    heads) and gives softmax_rows(q_h k_h^T / sqrt(d) + M) v_h in the same columns of the
+    output; M is 0, or with `causal` -inf at key j > query i.  No projections.  `fused`
+    uses F.scaled_dot_product_attention where the torch has it (2.x; its is_causal mask is
+    the same lower triangle for T queries and T keys), else the explicit max-shifted
+    softmax."""
+    B, T, D = q.shape
+    d = D // heads
+    q, k, v = (t.reshape(B, T, heads, d).transpose(1, 2) for t in (q, k, v))  # [B, heads, T, d]
+    if fused and _FUSED_SDPA is not None:
+        o = _FUSED_SDPA(q, k, v, is_causal=causal)
+    else:
+        s = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d)  # [B, heads, T, T]
+        if causal:  # key j > query i masked; the diagonal keeps every row's max finite
+            s = s.masked_fill(torch.ones(T, T, dtype=torch.bool, device=s.device).triu(1),
+                              float("-inf"))
+        e = torch.exp(s - s.amax(dim=-1, keepdim=True).detach())  # the shift cancels in p
+        o = torch.matmul(e / e.sum(dim=-1, keepdim=True), v)
+    return o.transpose(1, 2).reshape(B, T, D)
+
+
+class Sdpa(nn.Module):
+    """sdpa (three inputs q, k, v [T, D], `heads`, `causal`): attention() above, no
+    parameters; GraphNet calls it with the three values."""
+
+    def __init__(self, heads, causal):
+        super().__init__()
+        self.heads, self.causal = heads, causal
+
+    def forward(self, q, k, v):
+        return attention(q, k, v, self.heads, self.causal)
+
+    def extra_repr(self):
+        return f"heads={self.heads}, causal={self.causal}"
+
+
+class PatchTokens(nn.Module):
+    """patchTokens: N x D x h x w -> N x (1 + h w) x D: the pixels flattened row-major (token
+    1 + i w + j is pixel (i, j)) as tokens of width D, a learned cls [D] prepended as token
+    0, a learned pos [1 + h w, D] added; both start at zero."""
+
+    def __init__(self, dim, n_tokens):
+        super().__init__()
+        self.cls = nn.Parameter(torch.zeros(dim))
+        self.pos = nn.Parameter(torch.zeros(n_tokens, dim))
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            self.cls.zero_()
+            self.pos.zero_()
+
+    def forward(self, x):
+        t = x.flatten(2).transpose(1, 2)  # [N, h w, D]
+        cls = self.cls.reshape(1, 1, -1).expand(t.shape[0], 1, t.shape[2])
+        return torch.cat([cls, t], dim=1) + self.pos
+
+    def extra_repr(self):
+        return f"dim={self.cls.numel()}, tokens={self.pos.shape[0]}"
+
+
+class ClsPool(nn.Module):
+    """clsPool: [T, D] -> [D], token 0 (the CLS token)."""
+
+    def forward(self, x):
+        return x[:, 0]
+
+
 def _rate(l, where):
     rate = l.get("rate", 0.1)
     if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:
@@ -298,15 +413,55 @@ def _activation(l, default, where):
     return _act_modules(l.get("activation", default), where)
 
 
+TOKENS = "tokens"  # the last field of a token value's shape (D, T, 1, TOKENS)
+
+
 def _spatial_input(shape, where):
-    if not shape[3]:
+    if shape[3] is not True:
         raise ValueError(f"{where}: needs an image input")
+
+
+def token_layer(l, shape, where):
+    """unary_layer for a token input [T, D], shape (D, T, 1, TOKENS): dense on every token,
+    clsPool, layerNorm over the last axis (D), and the elementwise layers (activations,
+    dropout, dropPath).  Other layers are refused."""
+    D, T, _, _ = shape
+    t = l.get("type")
+    mods, he = [], []
+    if t == "dense":  # the same nn.Linear on every token: [T, fanIn] -> [T, fanOut]
+        fi, fo = l["fanIn"], l["fanOut"]
+        if fi != D:
+            raise ValueError(f"{where}: fanIn {fi} but the input's tokens have width {D}")
+        lin = nn.Linear(fi, fo)
+        mods.append(lin)
+        he.append((lin.weight, fi))
+        mods += _activation(l, "identity", where)
+        D = fo
+    elif t == "clsPool":  # row 0 -> flat [D]
+        return [ClsPool()], he, (D, 1, 1, False)
+    elif t == "layerNorm":
+        if l.get("axis", "last") != "last":
+            raise ValueError(f"{where}: on tokens only axis 'last' (the width D) is supported")
+        mods.append(nn.LayerNorm(D, eps=_pos_number(l, "eps", 1e-5, where)))
+    elif t in ACTIVATIONS:
+        mods += _act_modules(t, where)
+    elif t == "dropout":
+        mods.append(nn.Dropout(_rate(l, where)))
+    elif t == "dropPath":
+        mods.append(DropPath(_rate(l, where)))
+    else:
+        raise ValueError(f"{where}: layer type {t!r} does not take a token input "
+                         f"([{T}, {D}] tokens)")
+    return mods, he, (D, T, 1, TOKENS)
 
 
 def unary_layer(l, shape, style, where, cba="relu"):
     """(modules, He (weight, fan_in) pairs, output shape) of a one-input layer.  A shape is
-    (C, H, W, spatial); flat features are (F, 1, 1, False).  `cba` is the net's
-    convBnActivation (the default activation of convBn)."""
+    (C, H, W, spatial); flat features are (F, 1, 1, False); a token value [T, D] is
+    (D, T, 1, TOKENS) (token_layer).  `cba` is the net's convBnActivation (the default
+    activation of convBn)."""
+    if shape[3] == TOKENS:
+        return token_layer(l, shape, where)
     C, H, W, spatial = shape
     t = l.get("type")
     mods, he = [], []
@@ -413,6 +568,12 @@ def unary_layer(l, shape, style, where, cba="relu"):
         if not isinstance(init, (int, float)) or isinstance(init, bool):
             raise ValueError(f"{where}: field 'init' must be a number, got {init!r}")
         mods.append(LayerScale(C, init, spatial))
+    elif t == "patchTokens":  # D x h x w -> [1 + h w, D]
+        _spatial_input(shape, where)
+        mods.append(PatchTokens(C, 1 + H * W))
+        return mods, he, (C, 1 + H * W, 1, TOKENS)
+    elif t == "clsPool":
+        raise ValueError(f"{where}: needs a token input, got {_shape_str(shape)}")
     else:
         raise ValueError(f"{where}: layer type {t!r} is not supported")
     if H <= 0 or W <= 0:
@@ -421,15 +582,16 @@ def unary_layer(l, shape, style, where, cba="relu"):
 
 
 BLOCKS = ("residualBlock", "bottleneckBlock", "invertedResidual", "mbConv",
-          "convNextStem", "convNextStage", "convNextDownsample")
-RAMP_BLOCKS = ("residualBlock", "bottleneckBlock", "invertedResidual", "mbConv", "convNextStage")
+          "convNextStem", "convNextStage", "convNextDownsample", "patchEmbed", "transformerEncoder")
+RAMP_BLOCKS = ("residualBlock", "bottleneckBlock", "invertedResidual", "mbConv", "convNextStage",
+               "transformerEncoder")
 
 
 def is_graph_form(layers):
-    """True when the list needs the DAG builder: a layer reads named inputs, or is add, mul,
-    repeat or a block (residual, inverted-residual, MBConv, ConvNeXt; the ConvNeXt stem and
-    downsample too, for their two node names).  Otherwise every layer reads the previous
-    one: an nn.Sequential."""
+    """True when the list needs the DAG builder: a layer reads named inputs (sdpa always
+    does), or is add, mul, repeat or a block (residual, inverted-residual, MBConv, ConvNeXt,
+    ViT; the ConvNeXt stem and downsample and the patch embedding too, for their two node
+    names).  Otherwise every layer reads the previous one: an nn.Sequential."""
     return any("inputs" in l or l.get("type") in ("add", "mul", "repeat") + BLOCKS for l in layers)
 
 
@@ -466,6 +628,8 @@ def _conv_bias(ic, oc, k, stride, act, padding="same", groups=1):
 
 def _shape_str(shape):
     C, H, W, spatial = shape
+    if spatial == TOKENS:
+        return f"[{H}, {C}] tokens"
     return f"{C}x{H}x{W}" if spatial else f"{C}"
 
 
@@ -473,8 +637,9 @@ class GraphNet(nn.Module):
     """A NetSpec in the graph form: a list of steps in node order, each reading values by
     slot (slot 0 is the image) and writing one new slot.  Step kinds: "unary" (its module
     applied to its input), "add" (a + b, then its module: the activation, if any), "mul"
-    (a * b, b broadcast over H x W when it is one value per channel [C]).  A slot is
-    dropped after its last reader (keeps eval-mode memory bounded)."""
+    (a * b, b broadcast over H x W when it is one value per channel [C]), "sdpa" (its first
+    module, an Sdpa, called with the three values q, k, v).  A slot is dropped after its
+    last reader (keeps eval-mode memory bounded)."""
 
     def __init__(self, steps, out_slot):
         super().__init__()
@@ -501,6 +666,8 @@ class GraphNet(nn.Module):
                 v = mod(vals[ins[0]])
             elif kind == "add":
                 v = mod(vals[ins[0]] + vals[ins[1]])
+            elif kind == "sdpa":
+                v = mod[0](vals[ins[0]], vals[ins[1]], vals[ins[2]])
             else:  # mul
                 b = vals[ins[1]]
                 if bcast:
@@ -516,8 +683,8 @@ class GraphNet(nn.Module):
 
 
 def count_stage_blocks(layers):
-    """The blocks of the residual stages in `layers` (a repeat's body once per repetition):
-    the blocks the spec's top-level "dropPath" ramps over."""
+    """The blocks of the residual stages and transformer encoders in `layers` (a repeat's
+    body once per repetition): the blocks the spec's top-level "dropPath" ramps over."""
     n = 0
     for l in layers:
         if l.get("type") == "repeat":
@@ -532,19 +699,27 @@ def build_graph(spec, style, shape, cba="relu"):
     steps, he = [], []
     shapes = [shape]  # per slot
     # Stochastic depth (the spec's "dropPath", docs/netspec.md): block i of the n blocks of all residual
-    # stages, in net order, drops its branch with rate dropPath * i / (n - 1), where it has a skip.
+    # stages and transformer encoders, in net order, drops its branch with rate dropPath * i / (n - 1),
+    # where it has a skip (a transformer block on both of its branches, the same rate).
     drop_rate = spec.get("dropPath", 0.0)
     if not isinstance(drop_rate, (int, float)) or isinstance(drop_rate, bool) or not 0 <= drop_rate < 1:
         raise ValueError(f"dropPath must be a number in [0, 1), got {drop_rate!r}")
     ramp = {"i": 0, "n": count_stage_blocks(spec["layers"]) if drop_rate > 0 else 0}
 
-    def drop_branch(b, x, has_skip, where):
+    def ramp_rate():
+        """The next block's drop rate on the ramp (0: no drop node)."""
         i = ramp["i"]
         ramp["i"] += 1
-        if not has_skip or ramp["n"] < 2 or i == 0:
+        return 0.0 if ramp["n"] < 2 or i == 0 else drop_rate * i / (ramp["n"] - 1)
+
+    def drop_step(node, x, rate, where):
+        if rate == 0.0:
             return x
-        rate = drop_rate * i / (ramp["n"] - 1)
-        return unary_step(f"{b}.drop", "dropPath", {"type": "dropPath", "rate": rate}, x, where)
+        return unary_step(node, "dropPath", {"type": "dropPath", "rate": rate}, x, where)
+
+    def drop_branch(b, x, has_skip, where):
+        rate = ramp_rate()
+        return drop_step(f"{b}.drop", x, rate, where) if has_skip else x
 
     def unary_step(node, t, l, in_slot, where):
         mods, h, oshape = unary_layer(l, shapes[in_slot], style, where, cba)
@@ -565,13 +740,87 @@ def build_graph(spec, style, shape, cba="relu"):
 
     def mul_step(node, a, b, where):
         """a * b with b one value per channel [C] of the C x H x W value a."""
-        if not (shapes[a][3] and not shapes[b][3] and shapes[b][0] == shapes[a][0]):
+        if not (shapes[a][3] is True and shapes[b][3] is False and shapes[b][0] == shapes[a][0]):
             raise ValueError(f"{where}: mul needs a per-channel [C] second factor, got "
                              f"{_shape_str(shapes[a])} and {_shape_str(shapes[b])}")
         steps.append({"name": node, "type": "mul", "kind": "mul", "ins": [a, b], "bcast": True,
                       "mods": [], "out": len(shapes)})
         shapes.append(shapes[a])
         return steps[-1]["out"]
+
+    def sdpa_step(node, ins, heads, causal, where):
+        """Multi-head attention of the token values q, k, v (same [T, D]), no parameters."""
+        if len(ins) != 3:
+            raise ValueError(f"{where}: takes 3 inputs (q, k, v): name them in its \"inputs\" field")
+        q = shapes[ins[0]]
+        if q[3] != TOKENS or shapes[ins[1]] != q or shapes[ins[2]] != q:
+            raise ValueError(f"{where}: needs three token values of the same shape, got "
+                             + ", ".join(_shape_str(shapes[i]) for i in ins))
+        if q[0] % heads:
+            raise ValueError(f"{where}: heads {heads} does not divide the width {q[0]}")
+        if not isinstance(causal, bool):
+            raise ValueError(f"{where}: field 'causal' must be true or false, got {causal!r}")
+        steps.append({"name": node, "type": "sdpa", "kind": "sdpa", "ins": list(ins),
+                      "mods": [Sdpa(heads, causal)], "out": len(shapes)})
+        shapes.append(q)
+        return steps[-1]["out"]
+
+    def vit(l, node, in_slot, where):
+        """patchEmbed / transformerEncoder (timm's PatchEmbed + cls / pos tokens, and its
+        pre-norm ViT Block with separate q, k, v projections; the final norm and the CLS
+        row)."""
+        if l["type"] == "patchEmbed":  # conv p x p stride p with bias, then the tokens
+            ic, dim = _pos_int(l, "ic", None, where), _pos_int(l, "dim", None, where)
+            p, n_patches = _pos_int(l, "p", None, where), _pos_int(l, "nPatches", None, where)
+            C, H, W, spatial = shapes[in_slot]
+            if spatial is not True or ic != C:
+                raise ValueError(f"{where}: needs an image of ic {ic} channels, "
+                                 f"got {_shape_str(shapes[in_slot])}")
+            if H % p or W % p:
+                raise ValueError(f"{where}: the input {H}x{W} is not a multiple of p {p}")
+            if n_patches != (H // p) * (W // p):
+                raise ValueError(f"{where}: nPatches {n_patches} but a {H}x{W} input has "
+                                 f"{(H // p) * (W // p)} patches of {p}x{p}")
+            x = unary_step(node, "conv2d", _conv_bias(ic, dim, p, p, "identity", padding="valid"),
+                           in_slot, where)
+            return unary_step(f"{node}.tokens", "patchTokens", {"type": "patchTokens"}, x, where)
+        # transformerEncoder: nBlocks pre-norm blocks, the final LN, the CLS row
+        dim, heads = _pos_int(l, "dim", None, where), _pos_int(l, "heads", None, where)
+        mlp, n = _pos_int(l, "mlpDim", None, where), _pos_int(l, "nBlocks", 1, where)
+        causal, keep = l.get("causalMask", False), l.get("keepSequence", False)
+        for key, v in (("causalMask", causal), ("keepSequence", keep)):
+            if not isinstance(v, bool):
+                raise ValueError(f"{where}: field {key!r} must be true or false, got {v!r}")
+        act = l.get("activation", "geluErf")
+        _act_modules(act, where)
+        if shapes[in_slot][3] != TOKENS or shapes[in_slot][0] != dim:
+            raise ValueError(f"{where}: needs tokens of width dim {dim}, got {_shape_str(shapes[in_slot])}")
+        if dim % heads:
+            raise ValueError(f"{where}: heads {heads} does not divide dim {dim}")
+        ln = {"type": "layerNorm", "axis": "last", "eps": LN_EPS_VIT}
+
+        def dense(fi, fo, a="identity"):
+            return {"type": "dense", "fanIn": fi, "fanOut": fo, "activation": a}
+
+        cur = in_slot
+        for j in range(n):
+            b, w = f"{node}.{j}", f"{where} block {j}"
+            rate = ramp_rate()  # one ramp index, both drop sites
+            a = unary_step(f"{b}.ln1", "layerNorm", ln, cur, w)
+            qkv = [unary_step(f"{b}.{m}", "dense", dense(dim, dim), a, w) for m in ("q", "k", "v")]
+            x = sdpa_step(f"{b}.attn", qkv, heads, causal, w)
+            x = unary_step(f"{b}.proj", "dense", dense(dim, dim), x, w)
+            x = drop_step(f"{b}.drop1", x, rate, w)
+            h = add_step(f"{b}.add1", cur, x, [], w)
+            x = unary_step(f"{b}.ln2", "layerNorm", ln, h, w)
+            x = unary_step(f"{b}.fc1", "dense", dense(dim, mlp, act), x, w)
+            x = unary_step(f"{b}.fc2", "dense", dense(mlp, dim), x, w)
+            x = drop_step(f"{b}.drop2", x, rate, w)
+            cur = add_step(f"{b}.add2", h, x, [], w)
+        cur = unary_step(f"{node}.ln", "layerNorm", ln, cur, where)
+        if keep:
+            return cur
+        return unary_step(f"{node}.cls", "clsPool", {"type": "clsPool"}, cur, where)
 
     def mbconv(l, node, in_slot, where):
         """An mbConv stage (torchvision's EfficientNet MBConv); returns its output slot."""
@@ -663,8 +912,10 @@ def build_graph(spec, style, shape, cba="relu"):
         """A block stage (docs/netspec.md, "Residual and inverted-residual blocks",
         "EfficientNet and ConvNeXt blocks"); returns the slot of its output."""
         t = l["type"]
+        if t in ("patchEmbed", "transformerEncoder"):
+            return vit(l, node, in_slot, where)
         C, _, _, spatial = shapes[in_slot]
-        if not spatial:
+        if spatial is not True:
             raise ValueError(f"{where}: needs an image input")
         if t == "mbConv":
             return mbconv(l, node, in_slot, where)
@@ -755,7 +1006,7 @@ def build_graph(spec, style, shape, cba="relu"):
                 a, b = shapes[ins[0]], shapes[ins[1]]
                 bcast = False
                 if a != b:
-                    if t == "mul" and a[3] and not b[3] and b[0] == a[0]:
+                    if t == "mul" and a[3] is True and b[3] is False and b[0] == a[0]:
                         bcast = True  # one value per channel, broadcast over H x W
                     else:
                         raise ValueError(f"{where}: needs two values of the same shape"
@@ -765,6 +1016,9 @@ def build_graph(spec, style, shape, cba="relu"):
                               "mods": _activation(l, "identity", where), "out": len(shapes)})
                 shapes.append(a)
                 out = steps[-1]["out"]
+            elif t == "sdpa":  # q, k, v named in "inputs"
+                out = sdpa_step(node, ins, _pos_int(l, "heads", None, where), l.get("causal", False),
+                                where)
             elif t in BLOCKS:
                 if len(ins) != 1:
                     raise ValueError(f"{where}: takes 1 input, got {len(ins)}")
@@ -807,6 +1061,8 @@ def build_model(spec):
         he += h
     if spec["layers"][-1].get("type") != "dense":
         raise ValueError("the last layer must be dense")
+    if shape[3] == TOKENS:
+        raise ValueError(f"the network's output must be flat features (logits), got {_shape_str(shape)}")
     return nn.Sequential(*mods), he
 
 
@@ -822,8 +1078,8 @@ def he_init(model, he):
                 m.bias.zero_()
             elif isinstance(m, BATCHNORMS):
                 m.reset_parameters()  # gamma 1, beta 0, running mean 0 / var 1
-            elif isinstance(m, (nn.LayerNorm, LayerScale)):
-                m.reset_parameters()  # LayerNorm gamma 1, beta 0; layer scale gamma `init`
+            elif isinstance(m, (nn.LayerNorm, LayerScale, PatchTokens)):
+                m.reset_parameters()  # LayerNorm gamma 1, beta 0; layer scale gamma `init`; cls, pos 0
 
 
 # ------------------------------------------- VeriDL's random streams (--veridl-rng)
@@ -885,8 +1141,9 @@ def lr_at(r, step, steps_per_epoch, epochs):
 
 
 def make_optimizer(model, r):
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    embeddings = {id(m.pos) for m in model.modules() if isinstance(m, PatchTokens)}
+    decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in embeddings]
+    no_decay = [p for p in model.parameters() if p.dim() < 2 or id(p) in embeddings]
     wd = r["weightDecay"]
     groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
     kind = r["optimizer"]
@@ -938,7 +1195,12 @@ def load_veridl_checkpoint(model, spec, path):
     that the PyTorch model computes the same function as VeriDL's (same padding, flatten
     order, BatchNorm eval): `--eval-veridl-checkpoint` scores it on the test set.  A
     layerNorm's tensors are "<node>.gamma" / "<node>.beta" (the ConvNeXt ones' node
-    <layer>.ln, <layer>.<j>.ln), a layerScale's "<node>.gamma" (<layer>.<j>.ls)."""
+    <layer>.ln, <layer>.<j>.ln; a transformerEncoder's <layer>.<j>.ln1, .ln2, <layer>.ln),
+    a layerScale's "<node>.gamma" (<layer>.<j>.ls), a patchTokens' "<node>.cls" [D] and
+    "<node>.pos" [1 + h w, D] (a patchEmbed's node <layer>.tokens).  Every dense weight,
+    the token ones (<layer>.<j>.q, .k, .v, .proj, .fc1, .fc2) included, is VeriDL's
+    [fanIn, fanOut], transposed into nn.Linear's [out, in].  Each tensor's shape is
+    checked (up to axes of size 1) before it is copied."""
     with open(path, "rb") as f:
         raw = f.read()
     (hlen,) = struct.unpack("<Q", raw[:8])
@@ -955,28 +1217,42 @@ def load_veridl_checkpoint(model, spec, path):
         return torch.from_numpy(np.frombuffer(raw, dtype="<f4", count=(b - a) // 4,
                                               offset=base + a).reshape(h["shape"]).copy())
 
+    def put(dst, name, transpose=False):
+        """dst <- the tensor `name` (transposed from VeriDL's [fanIn, fanOut] for a dense).  The
+        shapes must agree up to axes of size 1; copy_ alone would broadcast a [D] into a [T, D]."""
+        src = tensor(name)
+        want = dst.t() if transpose else dst
+        if [n for n in src.shape if n != 1] != [n for n in want.shape if n != 1]:
+            raise ValueError(f"{path}: tensor {name!r} has shape {list(src.shape)}, the model "
+                             f"needs {list(want.shape)}")
+        src = src.reshape(want.shape)
+        dst.copy_(src.t() if transpose else src)
+
     if isinstance(model, GraphNet):  # tensors "<node>.weight", "<node>.bn.gamma", "<node>.gamma"
         with torch.no_grad():
             for node, t, seq in zip(model.node_names, model.node_types, model.nodes):
                 for m in seq:
-                    if isinstance(m, nn.Linear):
-                        m.weight.copy_(tensor(f"{node}.weight").t())
-                        m.bias.copy_(tensor(f"{node}.bias"))
+                    if isinstance(m, nn.Linear):  # flat or token dense: [fanIn, fanOut]
+                        put(m.weight, f"{node}.weight", transpose=True)
+                        put(m.bias, f"{node}.bias")
                     elif isinstance(m, nn.Conv2d):
-                        m.weight.copy_(tensor(f"{node}.weight"))
+                        put(m.weight, f"{node}.weight")
                         if m.bias is not None:
-                            m.bias.copy_(tensor(f"{node}.bias"))
+                            put(m.bias, f"{node}.bias")
                     elif isinstance(m, BATCHNORMS):
                         p = f"{node}.bn" if t == "convBn" else node
-                        m.weight.copy_(tensor(f"{p}.gamma"))
-                        m.bias.copy_(tensor(f"{p}.beta"))
-                        m.running_mean.copy_(tensor(f"{p}.running_mean"))
-                        m.running_var.copy_(tensor(f"{p}.running_var"))
+                        put(m.weight, f"{p}.gamma")
+                        put(m.bias, f"{p}.beta")
+                        put(m.running_mean, f"{p}.running_mean")
+                        put(m.running_var, f"{p}.running_var")
                     elif isinstance(m, nn.LayerNorm):  # layerNorm (either axis): "<node>.gamma"
-                        m.weight.copy_(tensor(f"{node}.gamma"))
-                        m.bias.copy_(tensor(f"{node}.beta"))
+                        put(m.weight, f"{node}.gamma")
+                        put(m.bias, f"{node}.beta")
                     elif isinstance(m, LayerScale):
-                        m.gamma.copy_(tensor(f"{node}.gamma"))
+                        put(m.gamma, f"{node}.gamma")
+                    elif isinstance(m, PatchTokens):  # "<node>.cls" [D], "<node>.pos" [1 + h w, D]
+                        put(m.cls, f"{node}.cls")
+                        put(m.pos, f"{node}.pos")
         return
 
     mods = list(model)
@@ -986,7 +1262,7 @@ def load_veridl_checkpoint(model, spec, path):
             t = l["type"]
             kind = {"dense": nn.Linear, "conv2d": nn.Conv2d, "convBn": nn.Conv2d,
                     "batchNorm": BATCHNORMS, "layerNorm": nn.LayerNorm,
-                    "layerScale": LayerScale}.get(t)
+                    "layerScale": LayerScale, "patchTokens": PatchTokens}.get(t)
             if kind is None:  # no parameters (flatten, pools, activations)
                 continue
             while not isinstance(mods[li], kind):
@@ -994,29 +1270,32 @@ def load_veridl_checkpoint(model, spec, path):
             m = mods[li]
             node = l.get("name") or f"layers.{i}"  # a named chain layer keeps its name
             if t == "dense":  # VeriDL stores [fanIn, fanOut]
-                m.weight.copy_(tensor(f"{node}.weight").t())
-                m.bias.copy_(tensor(f"{node}.bias"))
+                put(m.weight, f"{node}.weight", transpose=True)
+                put(m.bias, f"{node}.bias")
             elif t == "batchNorm":  # standalone: "<node>.gamma"
-                m.weight.copy_(tensor(f"{node}.gamma"))
-                m.bias.copy_(tensor(f"{node}.beta"))
-                m.running_mean.copy_(tensor(f"{node}.running_mean"))
-                m.running_var.copy_(tensor(f"{node}.running_var"))
+                put(m.weight, f"{node}.gamma")
+                put(m.bias, f"{node}.beta")
+                put(m.running_mean, f"{node}.running_mean")
+                put(m.running_var, f"{node}.running_var")
             elif t == "layerNorm":
-                m.weight.copy_(tensor(f"{node}.gamma"))
-                m.bias.copy_(tensor(f"{node}.beta"))
+                put(m.weight, f"{node}.gamma")
+                put(m.bias, f"{node}.beta")
             elif t == "layerScale":
-                m.gamma.copy_(tensor(f"{node}.gamma"))
+                put(m.gamma, f"{node}.gamma")
+            elif t == "patchTokens":
+                put(m.cls, f"{node}.cls")
+                put(m.pos, f"{node}.pos")
             elif t in ("conv2d", "convBn"):  # OIHW in both
-                m.weight.copy_(tensor(f"{node}.weight"))
+                put(m.weight, f"{node}.weight")
                 if t == "conv2d":
                     if m.bias is not None:
-                        m.bias.copy_(tensor(f"{node}.bias"))
+                        put(m.bias, f"{node}.bias")
                 else:
                     bn = mods[li + 1]
-                    bn.weight.copy_(tensor(f"{node}.bn.gamma"))
-                    bn.bias.copy_(tensor(f"{node}.bn.beta"))
-                    bn.running_mean.copy_(tensor(f"{node}.bn.running_mean"))
-                    bn.running_var.copy_(tensor(f"{node}.bn.running_var"))
+                    put(bn.weight, f"{node}.bn.gamma")
+                    put(bn.bias, f"{node}.bn.beta")
+                    put(bn.running_mean, f"{node}.bn.running_mean")
+                    put(bn.running_var, f"{node}.bn.running_var")
             li += 1
 
 
