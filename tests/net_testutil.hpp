@@ -30,6 +30,18 @@ inline std::string spec_error(const std::string& json, const std::string& file =
   return "(no error)";
 }
 
+// A NetSpec that must be refused: parse_netspec's error on `json` contains `expect`, on one line.
+struct SpecErrorCase {
+  std::string json, expect;
+};
+inline void expect_spec_errors(const std::vector<SpecErrorCase>& cases, const std::string& file = "b.json") {
+  for (const auto& c : cases) {
+    const std::string msg = spec_error(c.json, file);
+    EXPECT_NE(msg.find(c.expect), std::string::npos) << "json: " << c.json << "\nmessage: " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
 // Looking into a lowered graph: a node by name (throws if absent), its primitive's name, the name of its
 // i-th input value, its output shape.
 inline const std::string& op_name(const graph::Node& n) { return prims::table()[n.op].name; }

@@ -236,9 +236,7 @@ TEST(Specs, ChapterTenBlockErrorsAreOneLineNamingTheLayerAndField) {
   const std::string pe = R"({"type": "patchEmbed", "ic": 1, "dim": 8, "p": 4, "nPatches": 4}, )";
   const std::string enc = R"({"type": "transformerEncoder", "dim": 8, "heads": 2, "mlpDim": 16}, )";
   const std::string tail = R"({"type": "dense", "fanIn": 8, "fanOut": 3}]})";
-  struct Case {
-    std::string json, expect;
-  } cases[] = {
+  const std::vector<SpecErrorCase> cases = {
       {head + R"({"type": "patchEmbed", "ic": 1, "dim": 8, "p": 3, "nPatches": 4}, )" + enc + tail,
        "b.json: layer 0 (patchEmbed): field 'p' is 3: the input is 1x8x8, whose H and W must be multiples of 3"},
       {head + R"({"type": "patchEmbed", "ic": 1, "dim": 8, "p": 4, "nPatches": 16}, )" + enc + tail,
@@ -276,11 +274,7 @@ TEST(Specs, ChapterTenBlockErrorsAreOneLineNamingTheLayerAndField) {
            R"({"type": "sdpa", "heads": 3, "inputs": ["t", "t", "t"]}, {"type": "clsPool"}, )" + tail,
        "b.json: layer 1 (sdpa): field 'heads' is 3, which does not divide the width 8 of the 5x8 tokens"},
   };
-  for (const auto& c : cases) {
-    const std::string msg = spec_error(c.json);
-    EXPECT_NE(msg.find(c.expect), std::string::npos) << "json: " << c.json << "\nmessage: " << msg;
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-  }
+  expect_spec_errors(cases);
 }
 
 // The learned position embedding is not weight-decayed (timm's no_weight_decay; a rank-2 tensor, which the rule
@@ -371,9 +365,7 @@ TEST(Specs, MatrixKitErrorsAreOneLineNamingTheLayerAndField) {
   const std::string head = R"({"name": "x", "imageH": 8, "imageW": 8, "layers": [)"
                            R"({"type": "patchEmbed", "name": "t", "ic": 1, "dim": 8, "p": 4, "nPatches": 4}, )";
   const std::string tail = R"({"type": "clsPool"}, {"type": "dense", "fanIn": 8, "fanOut": 3}]})";
-  struct Case {
-    std::string json, expect;
-  } cases[] = {
+  const std::vector<SpecErrorCase> cases = {
       {head + R"({"type": "matmul", "inputs": ["t", "t"]}, )" + tail,
        "b.json: layer 1 (matmul): cannot multiply 5x8 by 5x8: 8 columns against 5 rows"},
       {head + R"({"type": "splitHeads", "heads": 3}, {"type": "mergeHeads"}, )" + tail,
@@ -387,9 +379,5 @@ TEST(Specs, MatrixKitErrorsAreOneLineNamingTheLayerAndField) {
       {head + R"({"type": "transpose"}, {"type": "transpose", "extra": 1}, )" + tail,
        "b.json: layer 2 (transpose): unknown field 'extra'"},
   };
-  for (const auto& c : cases) {
-    const std::string msg = spec_error(c.json);
-    EXPECT_NE(msg.find(c.expect), std::string::npos) << "json: " << c.json << "\nmessage: " << msg;
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-  }
+  expect_spec_errors(cases);
 }

@@ -173,6 +173,15 @@ struct Call {
   uint64_t key = 0;  // Train mode: the node's key of this step for random decisions (calculus/decisions.hpp noise::)
 };
 
+// A primitive's resolved shape (its Attrs' `shape`, which infer resolves for one example) at a batch of n: the
+// shape's example count (N, or B in the pools' shapes) set to n.
+template <class S>
+S batch_of(S s, size_t n) {
+  if constexpr (requires { s.N; }) s.N = n;
+  else s.B = n;
+  return s;
+}
+
 // ---- the graph IR --------------------------------------------------------------------------------
 struct Value {
   std::string name;

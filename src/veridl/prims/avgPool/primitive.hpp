@@ -28,11 +28,7 @@ struct AvgPool {
   static void to_json(const Attrs& a, nlohmann::json& j);
   static VShape infer(Attrs& a, InShapes in, const Where& w);
   static void declare(const Attrs&, Decl& d) { d.bwd_reads_input = {false}; }  // linear: nothing saved
-  static ops::AvgPoolShape at(const Attrs& a, size_t n) {
-    ops::AvgPoolShape s = a.shape;
-    s.B = n;
-    return s;
-  }
+  static ops::AvgPoolShape at(const Attrs& a, size_t n) { return batch_of(a.shape, n); }
   template <class T, class B>
   static void forward(const Attrs& a, Call<T>& c) {
     if constexpr (std::is_same_v<B, Fast>) kernels::avgpool_forward(at(a, c.n), c.in[0], c.out);

@@ -31,11 +31,7 @@ struct Conv2d {
   static VShape infer(Attrs& a, InShapes in, const Where& w);
   static void declare(const Attrs& a, Decl& d);
 
-  static ops::Conv2dShape at(const Attrs& a, size_t n) {
-    ops::Conv2dShape s = a.shape;
-    s.B = n;
-    return s;
-  }
+  static ops::Conv2dShape at(const Attrs& a, size_t n) { return batch_of(a.shape, n); }
   template <class T, class B>
   static void forward(const Attrs& a, Call<T>& c) {
     const T* b = a.bias ? c.p[1] : nullptr;

@@ -39,11 +39,7 @@ struct DropHead {
     d.bwd_reads_input = {false};
     d.keep_per_example = per;
   }
-  static ops::DropShape at(const Attrs& a, size_t n) {
-    ops::DropShape s = a.shape;
-    s.N = n;
-    return s;
-  }
+  static ops::DropShape at(const Attrs& a, size_t n) { return batch_of(a.shape, n); }
   template <class T, class B>
   static void forward(const Attrs& a, Call<T>& c) {
     const ops::DropShape s = at(a, c.n);

@@ -31,11 +31,7 @@ struct LayerNorm {
   static void to_json(const Attrs& a, nlohmann::json& j);
   static VShape infer(Attrs& a, InShapes in, const Where& w);
   static void declare(const Attrs& a, Decl& d);
-  static ops::LayerNormShape at(const Attrs& a, size_t n) {
-    ops::LayerNormShape s = a.shape;
-    s.N = n;
-    return s;
-  }
+  static ops::LayerNormShape at(const Attrs& a, size_t n) { return batch_of(a.shape, n); }
 
   // saved: r [positions], xhat [count] (training only; the Eval forward writes neither).
   template <class T, class B>

@@ -29,11 +29,7 @@ struct LayerScale {
   static void to_json(const Attrs& a, nlohmann::json& j) { j["init"] = a.init; }
   static VShape infer(Attrs& a, InShapes in, const Where& w);
   static void declare(const Attrs& a, Decl& d);
-  static ops::LayerScaleShape at(const Attrs& a, size_t n) {
-    ops::LayerScaleShape s = a.shape;
-    s.N = n;
-    return s;
-  }
+  static ops::LayerScaleShape at(const Attrs& a, size_t n) { return batch_of(a.shape, n); }
   template <class T, class B>
   static void forward(const Attrs& a, Call<T>& c) {
     if constexpr (std::is_same_v<B, Fast>) kernels::layerscale_forward(at(a, c.n), c.in[0], c.p[0], c.out);

@@ -30,11 +30,7 @@ struct Matmul {
   static void to_json(const Attrs& a, nlohmann::json& j) { j["transposeB"] = a.shape.transpose_b; }
   static VShape infer(Attrs& a, InShapes in, const Where& w);
   static void declare(const Attrs&, Decl& d) { d.bwd_reads_input = {true, true}; }
-  static ops::MatmulShape at(const Attrs& a, size_t n) {
-    ops::MatmulShape s = a.shape;
-    s.N = n;
-    return s;
-  }
+  static ops::MatmulShape at(const Attrs& a, size_t n) { return batch_of(a.shape, n); }
   template <class T, class B>
   static void forward(const Attrs& a, Call<T>& c) {
     if constexpr (std::is_same_v<B, Fast>) kernels::matmul_forward(at(a, c.n), c.in[0], c.in[1], c.out);

@@ -29,11 +29,7 @@ struct MaxPool {
     d.saved = {{Elem::U32, a.shape.C * a.shape.OH() * a.shape.OW(), 0, false}};  // the arg-max per output
     d.bwd_reads_input = {false};
   }
-  static ops::MaxPoolShape at(const Attrs& a, size_t n) {
-    ops::MaxPoolShape s = a.shape;
-    s.B = n;
-    return s;
-  }
+  static ops::MaxPoolShape at(const Attrs& a, size_t n) { return batch_of(a.shape, n); }
   template <class T, class B>
   static void forward(const Attrs& a, Call<T>& c) {
     if constexpr (std::is_same_v<B, Fast>) kernels::maxpool_forward(at(a, c.n), c.in[0], c.out, c.saved32[0]);

@@ -26,11 +26,7 @@ struct PatchTokens {
   static void to_json(const Attrs&, nlohmann::json&) {}
   static VShape infer(Attrs& a, InShapes in, const Where& w);
   static void declare(const Attrs& a, Decl& d);
-  static ops::PatchTokensShape at(const Attrs& a, size_t n) {
-    ops::PatchTokensShape s = a.shape;
-    s.N = n;
-    return s;
-  }
+  static ops::PatchTokensShape at(const Attrs& a, size_t n) { return batch_of(a.shape, n); }
   template <class T, class B>
   static void forward(const Attrs& a, Call<T>& c) {
     if constexpr (std::is_same_v<B, Fast>) kernels::patch_tokens_forward(at(a, c.n), c.in[0], c.p[0], c.p[1], c.out);

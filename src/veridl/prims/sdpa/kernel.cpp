@@ -65,6 +65,25 @@ void probs(const ops::SdpaShape& s, size_t n, size_t h, float c, float* P, float
 
 size_t work(const ops::SdpaShape& s) { return s.N * s.heads * s.T * s.T * s.d(); }
 
+// A thread's scratch for one head: q, k, v columns gathered [T, d], the scores P [T, T], d zeros (a bias).
+struct Head {
+  float *Q, *K, *V, *P, *zero;
+};
+Head head_scratch(const ops::SdpaShape& s) {
+  const size_t d = s.d(), T = s.T;
+  Head hd{scratch(kQ, T * d), scratch(kK, T * d), scratch(kV, T * d), scratch(kP, T * T), scratch(kZero, d)};
+  std::fill_n(hd.zero, d, 0.0f);
+  return hd;
+}
+// Head (n, h): its q, k, v columns gathered, and P = q k^T (raw products, before probs()).
+void head_scores(const ops::SdpaShape& s, const float* q, const float* k, const float* v, size_t n, size_t h,
+                 const Head& hd) {
+  gather(s, q, n, h, hd.Q);
+  gather(s, k, n, h, hd.K);
+  gather(s, v, n, h, hd.V);
+  dense_backward_input(ops::DenseShape{s.T, s.T, s.d()}, hd.K, hd.Q, hd.P);
+}
+
 }  // namespace
 
 void sdpa_forward(const ops::SdpaShape& s, const float* q, const float* k, const float* v, float* out, float* m,
@@ -73,17 +92,13 @@ void sdpa_forward(const ops::SdpaShape& s, const float* q, const float* k, const
   const float c = 1.0f / std::sqrt(static_cast<float>(d));
   const ops::DenseShape tt{T, T, d};  // [T, d] x [T, d]^T -> [T, T];  [T, T] x [T, d] -> [T, d]
   for_chunks(s.N * s.heads, work(s), [&](size_t lo, size_t hi) {
-    float *Q = scratch(kQ, T * d), *K = scratch(kK, T * d), *V = scratch(kV, T * d), *O = scratch(kOut, T * d);
-    float *P = scratch(kP, T * T), *zero = scratch(kZero, d);
-    std::fill_n(zero, d, 0.0f);
+    const Head hd = head_scratch(s);
+    float* O = scratch(kOut, T * d);
     for (size_t t = lo; t < hi; ++t) {
       const size_t n = t / s.heads, h = t % s.heads;
-      gather(s, q, n, h, Q);
-      gather(s, k, n, h, K);
-      gather(s, v, n, h, V);
-      dense_backward_input(tt, K, Q, P);  // P = Q K^T
-      probs(s, n, h, c, P, m, inv, nullptr, nullptr);
-      dense_forward(tt, P, V, zero, O);  // O = P V
+      head_scores(s, q, k, v, n, h, hd);  // P = Q K^T
+      probs(s, n, h, c, hd.P, m, inv, nullptr, nullptr);
+      dense_forward(tt, hd.P, hd.V, hd.zero, O);  // O = P V
       scatter(s, O, n, h, out);
     }
   });
@@ -95,16 +110,13 @@ void sdpa_backward(const ops::SdpaShape& s, const float* q, const float* k, cons
   const float c = 1.0f / std::sqrt(static_cast<float>(d));
   const ops::DenseShape tt{T, T, d};
   for_chunks(s.N * s.heads, 2 * work(s), [&](size_t lo, size_t hi) {
-    float *Q = scratch(kQ, T * d), *K = scratch(kK, T * d), *V = scratch(kV, T * d), *G = scratch(kDO, T * d);
-    float *R = scratch(kOut, T * d), *P = scratch(kP, T * T), *dS = scratch(kDS, T * T), *zero = scratch(kZero, d);
-    std::fill_n(zero, d, 0.0f);
+    const Head hd = head_scratch(s);
+    float *const Q = hd.Q, *const K = hd.K, *const V = hd.V, *const P = hd.P, *const zero = hd.zero;
+    float *G = scratch(kDO, T * d), *R = scratch(kOut, T * d), *dS = scratch(kDS, T * T);
     for (size_t t = lo; t < hi; ++t) {
       const size_t n = t / s.heads, h = t % s.heads;
-      gather(s, q, n, h, Q);
-      gather(s, k, n, h, K);
-      gather(s, v, n, h, V);
+      head_scores(s, q, k, v, n, h, hd);  // S = Q K^T, then P from the saved statistics
       gather(s, dO, n, h, G);
-      dense_backward_input(tt, K, Q, P);  // S = Q K^T, then P from the saved statistics
       probs(s, n, h, c, P, nullptr, nullptr, m, inv);
       dense_backward_input(tt, V, G, dS);  // dP = dO V^T
       for (size_t i = 0; i < T; ++i) {  // dS = P (dP - rowsum(P dP)) c (0 past a causal row's keys: P is 0)

@@ -27,11 +27,7 @@ struct Sdpa {
   static void to_json(const Attrs& a, nlohmann::json& j);
   static VShape infer(Attrs& a, InShapes in, const Where& w);
   static void declare(const Attrs& a, Decl& d);
-  static ops::SdpaShape at(const Attrs& a, size_t n) {
-    ops::SdpaShape s = a.shape;
-    s.N = n;
-    return s;
-  }
+  static ops::SdpaShape at(const Attrs& a, size_t n) { return batch_of(a.shape, n); }
 
   // saved: m and inv per (example, head, row) (training only; the Eval forward writes neither).
   template <class T, class B>

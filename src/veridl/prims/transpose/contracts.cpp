@@ -25,6 +25,19 @@ void prims::register_swap_contract(Registry& r, const std::string& name, const s
           {"dx_scale_1.0001", "dx scaled by 1.0001"}}});
 }
 
+void prims::register_heads_contract(Registry& r, const std::string& name, bool split) {
+  std::vector<ops::SwapShape> shapes;  // tokens T of H heads of width d: [T, H, d] (split) or [H, T, d] (merge)
+  for (size_t N : {1, 2})
+    for (size_t T : {1, 3, 5})
+      for (size_t H : {1, 2, 3})
+        for (size_t d : {1, 2, 4}) shapes.push_back(split ? ops::SwapShape{N, T, H, d} : ops::SwapShape{N, H, T, d});
+  const ops::SwapShape vit = split ? ops::SwapShape{2, 197, 3, 64} : ops::SwapShape{2, 3, 197, 64};  // ViT-Tiny
+  register_swap_contract(r, name,
+                         split ? "[T, H d] -> [H, T, d]: y[h, t, j] = x[t, h d + j];  dx = dy swapped back"
+                               : "[H, T, d] -> [T, H d]: y[t, h d + j] = x[h, t, j];  dx = dy swapped back",
+                         shapes, {vit});
+}
+
 void prims::Transpose::register_contracts(Registry& r) {
   std::vector<ops::SwapShape> shapes;
   for (size_t N : {1, 2})

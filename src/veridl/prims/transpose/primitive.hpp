@@ -32,11 +32,7 @@ struct SwapHead {
   static void to_json(const Attrs& a, nlohmann::json& j);
   static VShape infer(Attrs& a, InShapes in, const Where& w);
   static void declare(const Attrs&, Decl& d) { d.bwd_reads_input = {false}; }
-  static ops::SwapShape at(const Attrs& a, size_t n) {
-    ops::SwapShape s = a.shape;
-    s.N = n;
-    return s;
-  }
+  static ops::SwapShape at(const Attrs& a, size_t n) { return batch_of(a.shape, n); }
   template <class T, class B>
   static void forward(const Attrs& a, Call<T>& c) {
     if constexpr (std::is_same_v<B, Fast>) kernels::swap_axes(at(a, c.n), c.in[0], c.out);
@@ -61,6 +57,8 @@ struct SwapHead {
 // Registers `name` for the axis swap over `shapes` (contracts.cpp), with the swap's mutants.
 void register_swap_contract(Registry& r, const std::string& name, const std::string& statement,
                             const std::vector<ops::SwapShape>& shapes, const std::vector<ops::SwapShape>& production);
+// splitHeads' (split) or mergeHeads' contract: the swap over tokens of heads, ViT-Tiny's as production shape.
+void register_heads_contract(Registry& r, const std::string& name, bool split);
 
 struct Transpose : SwapHead<SwapKind::Transpose> {
   static constexpr const char* kName = "transpose";
