@@ -300,9 +300,25 @@ TEST(Attention, ThePositionEmbeddingIsNotWeightDecayed) {
 
 // The tiny ViTs checked whole by the exact backend at batch 2 (patchEmbed, both drop sites, the encoder's fan-out
 // of LN1 into q, k and v, the residual adds, the CLS row; causal; and the keepSequence form with a standalone
-// clsPool), and the 28x28 training spec; the CI twin of `veridl verify --spec specs/vit_tiny.json --batch 2`.
+// clsPool), ViT-Tiny's reduced twin, and the 28x28 training spec: the CI twins of `veridl verify --spec
+// specs/vit_tiny.json --batch 2` (docs/results.md).
+// ViT-Tiny's reduced twin: specs/vit_tiny.json's layers (12 blocks, 3 heads, patch 16, the drop-path ramp) at width
+// 192 / 8 = 24 (MLP 96) on 32x32 images (4 patches + CLS).
+namespace {
+NetSpec vit_tiny_twin() {
+  nlohmann::json j = nlohmann::json::parse(read_bytes(repo("specs/vit_tiny.json")));
+  j["name"] = "ViT-Tiny-twin";
+  j["imageH"] = j["imageW"] = 32;
+  for (auto& l : j["layers"])
+    for (const char* f : {"dim", "mlpDim", "fanIn"})
+      if (l.contains(f)) l[f] = l[f].get<size_t>() / 8;
+  j["layers"][0]["nPatches"] = 4;
+  return parse_netspec(j.dump(), "vit_tiny.json (twin)");
+}
+}  // namespace
+
 TEST(WholeNetwork, TinyViTsAreVerified) {
-  std::vector<NetSpec> nets{vit_net(), vit_net(true), vit_net(false, true)};
+  std::vector<NetSpec> nets{vit_net(), vit_net(true), vit_net(false, true), vit_tiny_twin()};
   if (!kSanitized) nets.push_back(load_netspec(repo("specs/vit_small28.json")));
   for (const NetSpec& spec : nets) {
     const NetCheckReport r = verify_plan(compile(spec, 2), 1, 1);
@@ -312,7 +328,8 @@ TEST(WholeNetwork, TinyViTsAreVerified) {
 }
 
 TEST(Executor, FastKernelsMatchTheReferenceOnTinyViTs) {
-  for (const NetSpec& spec : {vit_net(), vit_net(true), vit_net(false, true)}) expect_fast_kernels_match_reference(spec, 1e-4);
+  for (const NetSpec& spec : {vit_net(), vit_net(true), vit_net(false, true), vit_tiny_twin()})
+    expect_fast_kernels_match_reference(spec, 1e-4);
 }
 
 TEST(Specs, ChapterTenSpecsRoundTripThroughTheirJson) {

@@ -267,6 +267,8 @@ int cmd_info(int argc, char** argv) {
     wn = std::max(wn, n.name.size());
     wi = std::max(wi, in.size());
   }
+  size_t wt = 10;  // the widest primitive name in the plan (patchTokens, globalAvgPool)
+  for (const auto& n : plan.nodes) wt = std::max(wt, table[n.op].name.size());
   for (size_t k = 0; k < plan.nodes.size(); ++k) {
     const auto& n = plan.nodes[k];
     if (static_cast<long>(k) == plan.loss_node) continue;
@@ -279,7 +281,7 @@ int cmd_info(int argc, char** argv) {
       table[n.op].to_json(n.attrs.get(), f);
       for (const auto& [key, v] : f.items()) what += (what.empty() ? "" : " ") + key + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
     }
-    fmt::print("  {:<{}}  {:<10} {:<{}} -> {:<10} {}\n", n.name, wn, table[n.op].name, ins[k], wi,
+    fmt::print("  {:<{}}  {:<{}} {:<{}} -> {:<10} {}\n", n.name, wn, table[n.op].name, wt, ins[k], wi,
                plan.values[n.output].shape.str(), what);
   }
   for (const auto& t : plan.params) {
