@@ -9,6 +9,7 @@ namespace veridl {
 // The contracts outside the table: prims/fanout/contracts.cpp, prims/models/contracts.cpp.
 void register_fanout_contracts(Registry& r);
 void register_model_contracts(Registry& r);
+void register_attention_contracts(Registry& r);  // prims/models/attention.cpp
 }  // namespace veridl
 
 namespace veridl::prims {
@@ -81,6 +82,7 @@ const Registry& builtin_contracts() {
     for (const auto& d : prims::table()) d.register_contracts(r);
     register_fanout_contracts(r);
     register_model_contracts(r);
+    register_attention_contracts(r);
     return r;
   }();
   return reg;
