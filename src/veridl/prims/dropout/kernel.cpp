@@ -2,6 +2,8 @@
 // decision), then one select-and-scale pass; large tensors in one contiguous chunk per thread.
 #include "veridl/prims/dropout/kernel.hpp"
 
+#include <algorithm>
+
 #include "veridl/kernels/parallel.hpp"
 
 namespace veridl::kernels {
@@ -18,7 +20,17 @@ void apply_range(const float* x, const uint8_t* keep, size_t per, float scale, f
     }
     return;
   }
-  for (size_t i = lo; i < hi; ++i) y[i] = keep[i / per] ? x[i] * scale : 0.0f;
+  // One decision per run of `per` elements (drop-path: per example): whole runs scaled or zeroed, one division
+  // per run instead of one per element.
+  for (size_t i = lo; i < hi;) {
+    const size_t d = i / per, end = std::min(hi, (d + 1) * per);
+    if (keep[d]) {
+      for (size_t j = i; j < end; ++j) y[j] = x[j] * scale;
+    } else {
+      std::fill(y + i, y + end, 0.0f);
+    }
+    i = end;
+  }
 }
 
 }  // namespace

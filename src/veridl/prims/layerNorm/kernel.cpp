@@ -18,6 +18,65 @@ constexpr size_t kChannelBlock = 256;  // channels whose dgamma / dbeta sums one
 
 size_t tiles_per_row(const ops::LayerNormShape& s) { return (s.inner + kTile - 1) / kTile; }
 
+// ---- axis "last" (inner = 1): one position per row, its C values contiguous; the reductions over c are
+// vectorized (double lanes, a fixed order for a given build), each row computed by one thread.
+double row_sum(const float* x, size_t C) {
+  double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+  for (size_t c = 0; c < C; ++c) acc += static_cast<double>(x[c]);
+  return acc;
+}
+
+void forward_rows(const ops::LayerNormShape& s, double eps, const float* x, const float* gamma, const float* beta,
+                  float* y, float* r, float* xhat, size_t lo, size_t hi) {
+  const size_t C = s.C;
+  const double n = static_cast<double>(C);
+  for (size_t o = lo; o < hi; ++o) {
+    const float* xo = x + o * C;
+    const double mu = row_sum(xo, C) / n;
+    double sq = 0.0;
+#pragma omp simd reduction(+ : sq)
+    for (size_t c = 0; c < C; ++c) {
+      const double d = static_cast<double>(xo[c]) - mu;
+      sq += d * d;
+    }
+    const double rv = 1.0 / std::sqrt(sq / n + eps);
+    if (r) r[o] = static_cast<float>(rv);
+    float* yo = y + o * C;
+    float* ho = xhat ? xhat + o * C : nullptr;
+#pragma omp simd
+    for (size_t c = 0; c < C; ++c) {
+      const double h = (static_cast<double>(xo[c]) - mu) * rv;
+      if (ho) ho[c] = static_cast<float>(h);
+      yo[c] = static_cast<float>(static_cast<double>(gamma[c]) * h + static_cast<double>(beta[c]));
+    }
+  }
+}
+
+void dx_rows(const ops::LayerNormShape& s, const float* gamma, const float* r, const float* xhat, const float* dy,
+             float* dx, size_t lo, size_t hi) {
+  const size_t C = s.C;
+  const double n = static_cast<double>(C);
+  for (size_t o = lo; o < hi; ++o) {
+    const float *d = dy + o * C, *h = xhat + o * C;
+    double s1 = 0.0, s2 = 0.0;
+#pragma omp simd reduction(+ : s1, s2)
+    for (size_t c = 0; c < C; ++c) {
+      const double g = static_cast<double>(gamma[c]) * static_cast<double>(d[c]);
+      s1 += g;
+      s2 += g * static_cast<double>(h[c]);
+    }
+    s1 /= n;
+    s2 /= n;
+    const double rr = r[o];
+    float* out = dx + o * C;
+#pragma omp simd
+    for (size_t c = 0; c < C; ++c)
+      out[c] = static_cast<float>(
+          rr * ((static_cast<double>(gamma[c]) * static_cast<double>(d[c]) - s1) - static_cast<double>(h[c]) * s2));
+  }
+}
+
 // Tiles [lo, hi) of the forward: tile t covers row t / tiles_per_row, positions from (t % tiles_per_row) kTile.
 void forward_tiles(const ops::LayerNormShape& s, double eps, const float* x, const float* gamma, const float* beta,
                    float* y, float* r, float* xhat, size_t lo, size_t hi) {
@@ -110,6 +169,17 @@ void param_grads(const ops::LayerNormShape& s, const float* xhat, const float* d
     const size_t m = std::min(kChannelBlock, hi - c0);
     std::fill_n(sg, m, 0.0);
     std::fill_n(sb, m, 0.0);
+    if (K == 1) {  // axis "last": channels contiguous in a row, the same sums vectorized over j
+      for (size_t o = 0; o < s.rows(); ++o) {
+        const float* d = dy + o * C + c0;
+        const float* h = xhat + o * C + c0;
+#pragma omp simd
+        for (size_t j = 0; j < m; ++j) {
+          sg[j] += static_cast<double>(d[j]) * static_cast<double>(h[j]);
+          sb[j] += static_cast<double>(d[j]);
+        }
+      }
+    } else
     for (size_t o = 0; o < s.rows(); ++o)
       for (size_t j = 0; j < m; ++j) {
         const size_t off = (o * C + c0 + j) * K;
@@ -135,6 +205,10 @@ void param_grads(const ops::LayerNormShape& s, const float* xhat, const float* d
 
 void layernorm_forward(const ops::LayerNormShape& s, double eps, const float* x, const float* gamma,
                        const float* beta, float* y, float* r, float* xhat) {
+  if (s.inner == 1) {
+    for_chunks(s.rows(), s.count(), [=](size_t lo, size_t hi) { forward_rows(s, eps, x, gamma, beta, y, r, xhat, lo, hi); });
+    return;
+  }
   const size_t tiles = s.rows() * tiles_per_row(s);
   for_chunks(tiles, s.count(), [=](size_t lo, size_t hi) { forward_tiles(s, eps, x, gamma, beta, y, r, xhat, lo, hi); });
 }
@@ -143,7 +217,9 @@ void layernorm_backward(const ops::LayerNormShape& s, const float* gamma, const 
                         const float* dy, float* dx, float* dgamma, float* dbeta) {
   if (dgamma || dbeta)
     for_chunks(s.C, s.count(), [=](size_t lo, size_t hi) { param_grads(s, xhat, dy, dgamma, dbeta, lo, hi); });
-  if (dx) {
+  if (dx && s.inner == 1) {
+    for_chunks(s.rows(), s.count(), [=](size_t lo, size_t hi) { dx_rows(s, gamma, r, xhat, dy, dx, lo, hi); });
+  } else if (dx) {
     const size_t tiles = s.rows() * tiles_per_row(s);
     for_chunks(tiles, s.count(), [=](size_t lo, size_t hi) { dx_tiles(s, gamma, r, xhat, dy, dx, lo, hi); });
   }

@@ -12,7 +12,8 @@
 // (the C values of a pixel are H W apart), inner = 1 on axis "last" (contiguous rows).
 //
 // Precision: every statistic (mean, var, the two sums of the dx formula, dgamma, dbeta) is accumulated in
-// double, over c in order (statistics) or over rows then positions in order (dgamma, dbeta); the
+// double, over c in order (statistics; on axis "last", where a row's C values are contiguous, in the vector
+// lanes' fixed order instead) or over rows then positions in order (dgamma, dbeta); the
 // per-element arithmetic is double, rounded to float once on store. So the kernels agree with ops:: at
 // T = double to float rounding of each output (and of the saved r and xhat the backward reads).
 //
