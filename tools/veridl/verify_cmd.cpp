@@ -90,17 +90,22 @@ int cmd_verify(int argc, char** argv) {
 
   nlohmann::json jout = nlohmann::json::object();
   bool all_ok = true;
+  size_t wc = 30, wm = 26;  // the name columns: as wide as the longest contract (and mutant) name
+  for (const Contract* c : selected) {
+    wc = std::max(wc, c->name.size());
+    for (const auto& m : c->mutants) wm = std::max(wm, m.name.size());
+  }
   if (a.has("--mutants")) {
     int killed = 0, total = 0;
     nlohmann::json jm = nlohmann::json::array();
-    if (!json) fmt::print("{:<30} {:<26} {}\n", "contract", "mutant", "result");
+    if (!json) fmt::print("{:<{}} {:<{}} {}\n", "contract", wc, "mutant", wm, "result");
     for (const Contract* c : selected)
       for (const auto& m : c->mutants) {
         MutantResult r = run_mutant(*c, m, opt);
         ++total;
         killed += r.killed;
         if (!json)
-          fmt::print("{:<30} {:<26} {}\n", c->name, m.name,
+          fmt::print("{:<{}} {:<{}} {}\n", c->name, wc, m.name, wm,
                      r.killed ? "rejected (" + r.killed_by.substr(0, r.killed_by.find(':')) + ")" : "SURVIVED: " + m.description);
         jm.push_back({{"contract", c->name}, {"mutant", m.name}, {"description", m.description}, {"rejected", r.killed},
                       {"rejected_by", r.killed_by}});
@@ -120,7 +125,7 @@ int cmd_verify(int argc, char** argv) {
   nlohmann::json jc = nlohmann::json::array();
   int n_ok = 0, configs = 0, trials = 0;
   double seconds = 0;
-  if (!json) fmt::print("{:<30} {:>3} {:>8} {:>7} {:<9} {:>8}\n", "contract", "ch", "configs", "trials", "result", "time");
+  if (!json) fmt::print("{:<{}} {:>3} {:>8} {:>7} {:<9} {:>8}\n", "contract", wc, "ch", "configs", "trials", "result", "time");
   for (const Contract* c : selected) {
     ContractResult r = run_contract(*c, opt);
     n_ok += r.pass;
@@ -128,7 +133,7 @@ int cmd_verify(int argc, char** argv) {
     trials += r.trials;
     seconds += r.seconds;
     if (!json) {
-      fmt::print("{:<30} {:>3} {:>8} {:>7} {:<9} {:>7.2f}s\n", c->name, c->chapter, r.configs, r.trials,
+      fmt::print("{:<{}} {:>3} {:>8} {:>7} {:<9} {:>7.2f}s\n", c->name, wc, c->chapter, r.configs, r.trials,
                  r.pass ? "verified" : "REJECTED", r.seconds);
       for (const auto& cs : r.cases)
         if (!cs.check.pass) fmt::print("  rejected at {} ({} tape): {}\n", cs.config, cs.tape, cs.check.failure);

@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 
 #include "veridl/prims/models/mhsa.hpp"
+#include "veridl/prims/models/transformer_block.hpp"
 #include "veridl/vjp/registry.hpp"
 
 namespace veridl {
@@ -28,6 +29,29 @@ void register_attention_contracts(Registry& r) {
          {{"dx_fanout_overwrites", "dx from the last projection only: the fan-out's sum forgotten"},
           {"q_k_grads_swapped", "sdpa's dq and dk sent to the other projection"},
           {"dWo_from_v", "the output projection's weight gradient built from v instead of the attention output"}}});
+
+  std::vector<ContractCase> blocks;
+  auto add_block = [&](const ops::SdpaShape& s, size_t M, bool production, const std::string& note) {
+    blocks.push_back({fmt::format("{} M={}{}", s.str(), M, note),
+                      [s, M](const std::string& v) {
+                        return make_vjp("transformerBlock" + (v.empty() ? "" : "[" + v + "]"), ops::TransformerBlockOp{s, M, v});
+                      },
+                      Sample::Normal, production});
+  };
+  for (size_t N : {1, 2})
+    for (auto [T, D, H, M] : {std::tuple<size_t, size_t, size_t, size_t>{1, 2, 1, 3}, {3, 4, 2, 8}, {4, 6, 3, 5}})
+      for (bool causal : {false, true}) {
+        if (T == 1 && causal) continue;
+        add_block({N, T, D, H, causal}, M, false, "");
+      }
+  add_block({2, 197, 192, 3, false}, 768, true, " (a ViT-Tiny block)");
+  r.add({"transformerBlock_has_vjp_mat_correct", 10,
+         "y = h + fc2(geluErf(fc1(LN2(h)))),  h = x + MHSA(LN1(x));  backward: the chain rule over the MLP, LN2, the "
+         "residual fan-in, MHSA, LN1 and the second residual",
+         {}, std::move(blocks),
+         {{"mlp_skip_gradient_forgotten", "dh without the residual's dy (the MLP branch only)"},
+          {"attention_skip_gradient_forgotten", "dx without the residual's dh (the attention branch only)"},
+          {"gelu_derivative_at_output", "GELU's derivative evaluated at its output instead of its input"}}});
 }
 
 }  // namespace veridl
