@@ -184,6 +184,7 @@ through bench/pytorch_env.sh:
 """
 
 import argparse
+import copy
 import collections
 import functools
 import json
@@ -1177,6 +1178,22 @@ def resolve_recipe(spec, args):
 
 # -------------------------------------------------------------------------- train
 
+def biased_running_var(m, inputs, output):
+    """A BatchNorm forward hook (--veridl-conventions): in training, PyTorch has just fed the running variance
+    the unbiased batch variance (n / (n - 1)); VeriDL feeds the biased one. Move it by momentum * (biased -
+    unbiased) = -momentum * var / (n - 1), n = the elements per channel."""
+    if not m.training:
+        return
+    x = inputs[0]
+    dims = [0] + list(range(2, x.dim()))
+    n = x.numel() // x.shape[1]
+    if n < 2:
+        return
+    with torch.no_grad():
+        var = x.var(dim=dims, unbiased=False)
+        m.running_var.data.sub_(m.momentum * var / (n - 1))  # .data: the buffer is saved for the backward, unused there
+
+
 def evaluate(model, x, y, batch):
     """Test-set accuracy in chunks of max(batch, 128) images, as trainer.cpp's evaluate()."""
     chunk = max(batch, 128)
@@ -1314,6 +1331,18 @@ def main(argv=None):
                     help="use VeriDL's He-init values and data order for --seed (bit-exact "
                          "streams, for checking the recipe against `veridl train --seed S`; "
                          "the init takes seconds of pure Python, outside the timed loop)")
+    ap.add_argument("--float64", action="store_true",
+                    help="train and evaluate in float64 (the conformance test's exact-arithmetic stand-in)")
+    ap.add_argument("--veridl-conventions", action="store_true",
+                    help="VeriDL's documented conventions where they differ on purpose (docs/bench-pytorch.md): "
+                         "BatchNorm's running variance fed the biased batch variance, AdamW's decoupled decay "
+                         "applied after the Adam update, the clipping norm summed in double")
+    ap.add_argument("--compare-veridl-checkpoint", metavar="FILE", default=None,
+                    help="after training, load this VeriDL checkpoint (of the same spec, trained on the same data "
+                         "with --veridl-rng's init and order) into a copy of the model and report, per tensor, the "
+                         "largest difference from this run's parameters and running statistics (JSON "
+                         "\"veridl_checkpoint_diff\": name -> [max |a - b| / (1 + max |b|), max |a - b| / max |a - a0|], a0 "
+                         "the initial value: the second relative to how far training moved the tensor)")
     ap.add_argument("--eval-veridl-checkpoint", metavar="FILE", default=None,
                     help="do not train: load this VeriDL checkpoint of the same spec into the "
                          "PyTorch model and print its test accuracy (architecture check)")
@@ -1353,6 +1382,13 @@ def main(argv=None):
     he_init(model, he)
     if args.veridl_rng:
         veridl_init(he, args.seed)
+    if args.float64:
+        model = model.double()
+        x_train, x_test = x_train.double(), x_test.double()
+    if args.veridl_conventions:
+        for m in model.modules():
+            if isinstance(m, BATCHNORMS):
+                m.register_forward_hook(biased_running_var)
     if args.eval_veridl_checkpoint:
         load_veridl_checkpoint(model, spec, args.eval_veridl_checkpoint)
         correct = evaluate(model, x_test, y_test, batch)
@@ -1361,7 +1397,10 @@ def main(argv=None):
                           "test_accuracy": 100.0 * correct / int(y_test.shape[0])}), flush=True)
         return
     n_params = sum(p.numel() for p in model.parameters())
-    opt = make_optimizer(model, r)
+    decay_after = args.veridl_conventions and r["optimizer"] == "adamw" and r["weightDecay"] > 0
+    opt = make_optimizer(model, dict(r, optimizer="adam", weightDecay=0.0) if decay_after else r)
+    decayed = [p for p in model.parameters() if p.dim() >= 2 and
+               id(p) not in {id(m.pos) for m in model.modules() if isinstance(m, PatchTokens)}]
     bns = [m for m in model.modules() if isinstance(m, BATCHNORMS)]
     params = list(model.parameters())
     ls = float(r["labelSmoothing"])
@@ -1374,6 +1413,7 @@ def main(argv=None):
             veridl_shuffle(order, e + args.seed)
             perms.append(torch.tensor(order[:steps * batch], dtype=torch.int64))
     model.train()
+    init_state = copy.deepcopy(model.state_dict()) if args.compare_veridl_checkpoint else None
 
     epoch_seconds, epoch_loss, step_log = [], [], []
     last_batch_loss = None
@@ -1398,9 +1438,20 @@ def main(argv=None):
             loss = F.cross_entropy(model(xb), yb, label_smoothing=ls)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if clip > 0:
+            if clip > 0 and args.veridl_conventions:  # the norm summed in double, min(1, c / (norm + 1e-6))
+                with torch.no_grad():
+                    norm = math.sqrt(sum(float(p.grad.double().pow(2).sum()) for p in params if p.grad is not None))
+                    if clip / (norm + 1e-6) < 1.0:
+                        for p in params:
+                            if p.grad is not None:
+                                p.grad.mul_(clip / (norm + 1e-6))
+            elif clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, clip)
             opt.step()
+            if decay_after:  # VeriDL's AdamW: (p - lr u) (1 - lr wd)
+                with torch.no_grad():
+                    for p in decayed:
+                        p.mul_(1.0 - lr * r["weightDecay"])
             loss_sum += loss.detach()
             if i < 3 or i % 100 == 0:  # the steps `veridl train` logs
                 step_log.append([epoch + 1, i, float(loss)])
@@ -1411,6 +1462,19 @@ def main(argv=None):
 
     correct = evaluate(model, x_test, y_test, batch)
     n_test = int(y_test.shape[0])
+
+    ckpt_diff = None
+    if args.compare_veridl_checkpoint:
+        other = copy.deepcopy(model)
+        load_veridl_checkpoint(other, spec, args.compare_veridl_checkpoint)
+        theirs = dict(other.state_dict())
+        ckpt_diff = {}
+        for name, mine in model.state_dict().items():
+            if mine.dtype.is_floating_point:
+                b = theirs[name].double()
+                moved = (mine.double() - init_state[name].double()).abs().max()
+                ckpt_diff[name] = [float((mine.double() - b).abs().max() / (1.0 + b.abs().max())),
+                                   float((mine.double() - b).abs().max() / moved) if moved > 0 else 0.0]
 
     blas, allocator = blas_info()
     result = {
@@ -1439,6 +1503,7 @@ def main(argv=None):
         "recipe": r,
         "seed": args.seed,
         "veridl_rng": args.veridl_rng,
+        "veridl_checkpoint_diff": ckpt_diff,
         "model": str(model).replace("\n", " "),
         "env": {k: os.environ[k] for k in sorted(os.environ)
                 if k.startswith(("OPENBLAS", "OMP_", "GOMP_", "GOTO", "LD_PRELOAD",

@@ -2,14 +2,16 @@
 # Installs what VeriDL needs on Debian 12 (skips apt entirely when everything is already there).
 #   bash scripts/install-deps.sh          build + test dependencies (apt), and IREE's compiler and runtime
 #                                         from PyPI into .venv (for `veridl export` and its tests)
-#   bash scripts/install-deps.sh --bench  also Debian's PyTorch and Fashion-MNIST for bench/
+#   bash scripts/install-deps.sh --bench  also Fashion-MNIST, jemalloc and OpenBLAS for bench/ (Debian's PyTorch
+#                                         is installed either way: the conformance test's reference)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build libgtest-dev libgmock-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev python3
-  clang libclang-rt-14-dev libomp-14-dev llvm-14)  # clang: the sanitizer + libFuzzer build of scripts/ci-checks.sh
+  clang libclang-rt-14-dev libomp-14-dev llvm-14  # clang: the sanitizer + libFuzzer build of scripts/ci-checks.sh
+  python3-torch python3-numpy)  # Debian's PyTorch 1.13: the independent reference of tests/torch_conformance.py
 # The IREE venv below needs Python's venv module (Debian's python3 ships it separately).
 python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(python3-torch python3-numpy dataset-fashion-mnist libjemalloc2 libopenblas0-openmp)
+  pkgs+=(dataset-fashion-mnist libjemalloc2 libopenblas0-openmp)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

