@@ -21,7 +21,8 @@ void ClsPool::emit_forward(Emission& e, const Node& n) {
   Builder& b = e.b;
   const int64_t D = i64(a.D);
   b.comment(fmt::format("{} the CLS row of {} tokens", n.name, a.T));
-  e.set_out(n, b.reshape(b.slice(e.in(n, 0), {0, 0, 0}, {e.B, 1, D}, {1, 1, 1}), {e.B, D}));
+  const Val x = b.reshape(e.in(n, 0), {e.B, i64(a.T), D});
+  e.set_out(n, b.reshape(b.slice(x, {0, 0, 0}, {e.B, 1, D}, {1, 1, 1}), {e.B, D}));
 }
 
 void ClsPool::emit_backward(Emission& e, const Node& n) {
@@ -30,7 +31,8 @@ void ClsPool::emit_backward(Emission& e, const Node& n) {
   Builder& b = e.b;
   Tag t(b, "clsPool_has_vjp_correct");
   const int64_t D = i64(a.D);
-  e.set_dx(n, 0, b.pad(b.reshape(e.dy(n), {e.B, 1, D}), 0.0f, {0, 0, 0}, {0, i64(a.T) - 1, 0}, {0, 0, 0}));
+  e.set_dx(n, 0, b.reshape(b.pad(b.reshape(e.dy(n), {e.B, 1, D}), 0.0f, {0, 0, 0}, {0, i64(a.T) - 1, 0}, {0, 0, 0}),
+                           e.in(n, 0).shape));
 }
 
 }  // namespace veridl::prims

@@ -52,7 +52,9 @@ void Dense::emit_forward(Emission& e, const Node& n) {
   const Val x = b.reshape(e.in(n, 0), {R, I});
   const Val y = b.dot(x, e.param(n, 0), {1}, {0});
   const Val out = b.add(y, b.broadcast(e.param(n, 1), {1}, {R, O}));
-  e.set_out(n, a.rows > 1 ? b.reshape(out, {e.B, i64(a.rows), O}) : out);
+  Shape shape{e.B};  // [B, fanOut], or [B, T, fanOut] on tokens (T = 1 included)
+  for (size_t d : e.g.values[n.output].shape.d) shape.push_back(i64(d));
+  e.set_out(n, b.reshape(out, shape));
 }
 
 void Dense::emit_backward(Emission& e, const Node& n) {
