@@ -398,3 +398,36 @@ TEST(Specs, MatrixKitErrorsAreOneLineNamingTheLayerAndField) {
   };
   expect_spec_errors(cases);
 }
+
+// Softmax rows and attention at |scores| up to 1e4 (issue 20: the max shift must be there in every softmax): the fast
+// kernels stay finite and agree with the double reference; one dominant entry per row gets all the weight.
+TEST(Attention, HugeScoresStayFiniteAndMatchTheReference) {
+  const size_t rows = 3, K = 7;
+  std::vector<float> z(rows * K), p(rows * K);
+  for (size_t k = 0; k < K; ++k) {
+    z[k] = 1e4f * static_cast<float>(k);                                // the last entry dominates
+    z[K + k] = -1e4f * static_cast<float>(k);                           // the first
+    z[2 * K + k] = 100.0f * static_cast<float>((k * 5) % K) - 300.0f;   // |z| up to 300
+  }
+  kernels::softmax_rows_forward(rows, K, z.data(), p.data());
+  std::vector<double> zd(z.begin(), z.end()), pd(z.size());
+  Decisions D;
+  ops::softmax_forward(ops::SoftmaxShape{rows, K}, zd.data(), pd.data(), D);
+  for (size_t i = 0; i < p.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(p[i])) << i;
+    EXPECT_NEAR(p[i], pd[i], 1e-6) << i;
+  }
+  EXPECT_EQ(p[K - 1], 1.0f);
+  EXPECT_EQ(p[K], 1.0f);
+  // Attention with scores of about +-1e4: q and k scaled up.
+  const ops::SdpaShape s{1, 6, 4, 2, false};
+  auto q = attention_input(s.count(), 21, 70.0), k = attention_input(s.count(), 22, 70.0), v = attention_input(s.count(), 23);
+  std::vector<double> out(s.count());
+  Decisions D2;
+  ops::sdpa_forward<double>(s, q.data(), k.data(), v.data(), out.data(), nullptr, nullptr, D2);
+  const auto qf = as_floats(q), kf = as_floats(k), vf = as_floats(v);
+  std::vector<float> fast(s.count());
+  kernels::sdpa_forward(s, qf.data(), kf.data(), vf.data(), fast.data(), nullptr, nullptr);
+  for (float x : fast) ASSERT_TRUE(std::isfinite(x));
+  EXPECT_LT(attention_max_diff(out, fast), 1e-3);
+}

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "net_testutil.hpp"
 #include "test_util.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
@@ -63,9 +64,14 @@ TEST(NoAllocation, TrainStepsAllocateNothingAfterWarmUp) {
       {"type": "conv2d", "ic": 8, "oc": 8, "k": 3, "stride": 2, "groups": 8},
       {"type": "conv2d", "ic": 8, "oc": 12, "k": 3, "groups": 4},
       {"type": "flatten"}, {"type": "dense", "fanIn": 768, "fanOut": 10}]})");
+  // Chapter 10: the 28x28 ViT (patch tokens, LayerNorm on tokens, attention, erf GELU, drop-path, the CLS row) and
+  // attention written with the matrix kit ("kit": matmul, splitHeads, mergeHeads, scale, softmax).
   for (const Case& c : {Case{"specs/mnist_linear.json", 128, "sgd", 0.0}, Case{"specs/mnist_mlp.json", 64, "adamw", 1.0},
-                        Case{"specs/mnist_cnn_bn.json", 4, "adam", 0.5}, Case{"grouped", 8, "sgd", 0.0}}) {
-    const net::NetSpec spec = c.spec == "grouped" ? grouped : net::load_netspec(testutil::repo(c.spec));
+                        Case{"specs/mnist_cnn_bn.json", 4, "adam", 0.5}, Case{"grouped", 8, "sgd", 0.0},
+                        Case{"specs/vit_small28.json", 8, "adamw", 1.0}, Case{"kit", 4, "adam", 0.0}}) {
+    const net::NetSpec spec = c.spec == "grouped" ? grouped
+                              : c.spec == "kit"   ? testutil::attention_kit_net(false)
+                                                  : net::load_netspec(testutil::repo(c.spec));
     const net::Plan plan = net::compile(spec, c.batch, 0.1);
     train::OptimConfig oc;
     oc.kind = c.optimizer;
