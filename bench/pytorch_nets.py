@@ -1141,10 +1141,15 @@ def lr_at(r, step, steps_per_epoch, epochs):
     return r["lr"] * 0.5 * (1.0 + math.cos(math.pi * prog))
 
 
-def make_optimizer(model, r):
+def decayed_params(model):
+    """The weight-decayed tensors, as VeriDL's graph::weight_decayed: rank >= 2, except patchTokens' pos."""
     embeddings = {id(m.pos) for m in model.modules() if isinstance(m, PatchTokens)}
-    decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in embeddings]
-    no_decay = [p for p in model.parameters() if p.dim() < 2 or id(p) in embeddings]
+    return [p for p in model.parameters() if p.dim() >= 2 and id(p) not in embeddings]
+
+
+def make_optimizer(model, r):
+    decay = decayed_params(model)
+    no_decay = [p for p in model.parameters() if all(p is not q for q in decay)]
     wd = r["weightDecay"]
     groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
     kind = r["optimizer"]
@@ -1399,8 +1404,7 @@ def main(argv=None):
     n_params = sum(p.numel() for p in model.parameters())
     decay_after = args.veridl_conventions and r["optimizer"] == "adamw" and r["weightDecay"] > 0
     opt = make_optimizer(model, dict(r, optimizer="adam", weightDecay=0.0) if decay_after else r)
-    decayed = [p for p in model.parameters() if p.dim() >= 2 and
-               id(p) not in {id(m.pos) for m in model.modules() if isinstance(m, PatchTokens)}]
+    decayed = decayed_params(model)
     bns = [m for m in model.modules() if isinstance(m, BATCHNORMS)]
     params = list(model.parameters())
     ls = float(r["labelSmoothing"])

@@ -12,6 +12,7 @@
 
 #include "veridl/kernels/parallel.hpp"
 #include "veridl/prims/dense/kernel.hpp"
+#include "veridl/prims/softmax/kernel.hpp"
 
 namespace veridl::kernels {
 namespace {
@@ -48,16 +49,9 @@ void probs(const ops::SdpaShape& s, size_t n, size_t h, float c, float* P, float
       const float mi = m_in[r], iv = inv_in[r];
       for (size_t j = 0; j < K; ++j) pr[j] = std::exp(pr[j] - mi) * iv;
     } else {
-      const float mi = *std::max_element(pr, pr + K);
-      float sum = 0.0f;
-      for (size_t j = 0; j < K; ++j) {
-        pr[j] = std::exp(pr[j] - mi);
-        sum += pr[j];
-      }
-      const float iv = 1.0f / sum;
-      for (size_t j = 0; j < K; ++j) pr[j] *= iv;
-      if (m_out) m_out[r] = mi;
-      if (inv_out) inv_out[r] = iv;
+      const SoftmaxRowStats st = softmax_row_inplace(pr, K);
+      if (m_out) m_out[r] = st.max;
+      if (inv_out) inv_out[r] = st.inv_sum;
     }
     std::fill(pr + K, pr + T, 0.0f);
   }

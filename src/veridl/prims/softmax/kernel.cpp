@@ -7,20 +7,22 @@
 
 namespace veridl::kernels {
 
+SoftmaxRowStats softmax_row_inplace(float* p, size_t K) {
+  const float m = *std::max_element(p, p + K);
+  float sum = 0.0f;
+  for (size_t k = 0; k < K; ++k) {
+    p[k] = std::exp(p[k] - m);
+    sum += p[k];
+  }
+  const float inv = 1.0f / sum;
+  for (size_t k = 0; k < K; ++k) p[k] *= inv;
+  return {m, inv};
+}
+
 void softmax_rows_forward(size_t rows, size_t K, const float* z, float* p) {
   for_chunks(rows, rows * K * 8, [&](size_t lo, size_t hi) {
-    for (size_t r = lo; r < hi; ++r) {
-      const float* zr = z + r * K;
-      float* pr = p + r * K;
-      const float m = *std::max_element(zr, zr + K);
-      float sum = 0.0f;
-      for (size_t k = 0; k < K; ++k) {
-        pr[k] = std::exp(zr[k] - m);
-        sum += pr[k];
-      }
-      const float inv = 1.0f / sum;
-      for (size_t k = 0; k < K; ++k) pr[k] *= inv;
-    }
+    std::copy(z + lo * K, z + hi * K, p + lo * K);
+    for (size_t r = lo; r < hi; ++r) softmax_row_inplace(p + r * K, K);
   });
 }
 
