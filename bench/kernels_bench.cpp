@@ -3,8 +3,6 @@
 //
 // Build (CMake):  add_executable(bench_kernels bench/kernels_bench.cpp)
 //                 target_link_libraries(bench_kernels PRIVATE veridl_core)
-// Build (by hand): g++ -std=c++20 -O3 -march=native -fopenmp -Isrc bench/kernels_bench.cpp
-//                      src/veridl/prims/dense/kernel.cpp src/veridl/prims/softmaxCE/kernel.cpp -o bench_kernels  (one line)
 // Run:            OMP_NUM_THREADS=2 ./bench_kernels [--quick] [--step-only]
 //                 OMP_NUM_THREADS=2 ./bench_kernels --net specs/mnist_mlp.json [--batch N] [--seconds S]
 //                   the whole fused train step of a NetSpec (gather excluded: forward, loss, backward and
@@ -12,8 +10,12 @@
 //                   step over many steps, which shrugs off the bursts of foreign load that make epoch
 //                   timings noisy on a shared machine; then the optimizer's update alone
 //                 OMP_NUM_THREADS=2 ./bench_kernels --peak [--seconds S]
-//                   the machine's FMA ceiling (independent FMA chains on every thread), the number the
-//                   GEMM and train-step GFLOP/s are fractions of
+//                   the machine's FMA ceiling (independent FMA chains on every thread) for each of the AVX2
+//                   and AVX-512 vector widths the CPU has, the numbers the GEMM GFLOP/s are fractions of
+//                 OMP_NUM_THREADS=2 ./bench_kernels --gemm [--csv]
+//                   dense and conv2d forward / input- / weight-gradient at the chapter nets' shapes, for every
+//                   kernel variant the CPU runs, 1 and 2 threads, with the fraction of that variant's peak
+//                   (bench/gemm_vs_peers.py puts PyTorch 2.x's MKL / oneDNN beside it)
 //                 (2-thread figures need both cores idle: a busy core stalls every OpenMP join)
 //
 // Every figure is the median over many timed samples of the time per call (a sample times enough
@@ -36,6 +38,8 @@
 #include "veridl/calculus/decisions.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
+#include "veridl/kernels/isa.hpp"
+#include "veridl/prims/conv2d/kernel.hpp"
 #include "veridl/prims/dense/kernel.hpp"
 #include "veridl/prims/dense/reference.hpp"
 #include "veridl/prims/softmaxCE/kernel.hpp"
@@ -118,21 +122,21 @@ void bench_dense(size_t B, size_t I, size_t O) {
   row("dense_backward_bias", static_cast<double>(B * O), t4, r4);
 
   // The two loop nests of each product, forced (Auto picks one of them by shape).
-  using kernels::detail::Variant;
+  using Variant = kernels::DenseVariant;
   for (Variant v : {Variant::WideO, Variant::NarrowO}) {
     const char* tag = v == Variant::WideO ? "wideO" : "narrowO";
     std::string n1 = std::string("  forward/") + tag, n2 = std::string("  backward_input/") + tag,
                 n3 = std::string("  backward_weight/") + tag;
     row(n1.c_str(), mm, measure([&] {
-          kernels::detail::dense_forward(s, x.data(), W.data(), b.data(), y.data(), v);
+          kernels::dense_forward_variant(s, x.data(), W.data(), b.data(), y.data(), v);
           g_sink = y[0];
         }));
     row(n2.c_str(), mm, measure([&] {
-          kernels::detail::dense_backward_input(s, W.data(), dy.data(), dx.data(), v);
+          kernels::dense_backward_input_variant(s, W.data(), dy.data(), dx.data(), v);
           g_sink = dx[0];
         }));
     row(n3.c_str(), mm, measure([&] {
-          kernels::detail::dense_backward_weight(s, x.data(), dy.data(), dW.data(), v);
+          kernels::dense_backward_weight_variant(s, x.data(), dy.data(), dW.data(), v);
           g_sink = dW[0];
         }));
   }
@@ -255,40 +259,142 @@ void bench_net_step(const std::string& path, size_t batch) {
               100.0 * to.median / tm.median);
 }
 
-#ifdef __AVX2__
-// The machine's FMA ceiling: every thread runs 12 independent 8-lane FMA chains (enough to cover the FMA
-// latency on two pipes) for `seconds`; the flops of all threads over the wall time.
-void bench_fma_peak(double seconds) {
-  const int threads = omp_get_max_threads();
-  const long iters = 20000000;
+// The machine's FMA ceiling for one vector width: every thread runs 12 independent FMA chains (enough to cover
+// the FMA latency on two pipes) for `seconds`; the flops of all threads over the wall time. Compiled for AVX2 and
+// AVX-512 by function attributes (the bench is built for the portable base like everything else); run only when
+// the CPU has them.
+template <class Chains>
+double fma_peak(double seconds, int threads, Chains chains) {
+  const long iters = 5000000;
   double flops = 0, wall = 0;
   const auto t0 = Clock::now();
   while (wall < seconds) {
 #pragma omp parallel num_threads(threads)
-    {
-      const float s = 1.0f + 1e-3f * static_cast<float>(omp_get_thread_num());
-      __m256 a[12];
-      for (int i = 0; i < 12; ++i) a[i] = _mm256_set1_ps(s + 0.01f * static_cast<float>(i));
-      const __m256 b = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-8f);
-      for (long k = 0; k < iters; ++k) {
-        for (int i = 0; i < 12; ++i) a[i] = _mm256_fmadd_ps(a[i], b, c);  // distinct chains: nothing to merge
-      }
-      float sum = 0;
-      for (int i = 0; i < 12; ++i) sum += _mm256_cvtss_f32(a[i]);
-      g_sink = sum;
-    }
-    flops += 2.0 * 8 * 12 * static_cast<double>(iters) * threads;
+    g_sink = chains(iters, 1.0f + 1e-3f * static_cast<float>(omp_get_thread_num()));
+    flops += 2.0 * 12 * static_cast<double>(iters) * threads;  // times the lanes, by the caller
     wall = std::chrono::duration<double>(Clock::now() - t0).count();
   }
-  std::printf("FMA peak, %d threads: %.1f GFLOP/s (%.1f per thread)\n", threads, flops / wall * 1e-9,
-              flops / wall * 1e-9 / threads);
+  return flops / wall * 1e-9;
 }
-#endif
+__attribute__((target("avx2,fma"))) float chains8(long iters, float s) {
+  __m256 a[12];
+  for (int i = 0; i < 12; ++i) a[i] = _mm256_set1_ps(s + 0.01f * static_cast<float>(i));
+  const __m256 b = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-8f);
+  for (long k = 0; k < iters; ++k)
+    for (int i = 0; i < 12; ++i) a[i] = _mm256_fmadd_ps(a[i], b, c);  // distinct chains: nothing to merge
+  float sum = 0;
+  for (int i = 0; i < 12; ++i) sum += _mm256_cvtss_f32(a[i]);
+  return sum;
+}
+__attribute__((target("avx512f"))) float chains16(long iters, float s) {
+  __m512 a[12];
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(s + 0.01f * static_cast<float>(i));
+  const __m512 b = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-8f);
+  for (long k = 0; k < iters; ++k)
+    for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], b, c);
+  float sum = 0;
+  for (int i = 0; i < 12; ++i) sum += _mm512_cvtss_f32(a[i]);
+  return sum;
+}
+// GFLOP/s of `threads` threads at the FMA peak of a variant (0 for the portable one: no FMA).
+double peak_gflops(veridl::kernels::Isa isa, int threads, double seconds) {
+  using veridl::kernels::Isa;
+  if (isa == Isa::Avx2) return 8 * fma_peak(seconds, threads, chains8);
+  if (isa == Isa::Avx512) return 16 * fma_peak(seconds, threads, chains16);
+  return 0.0;
+}
+
+void bench_fma_peak(double seconds) {
+  const int threads = omp_get_max_threads();
+  for (veridl::kernels::Isa isa : veridl::kernels::supported_isas()) {
+    if (isa == veridl::kernels::Isa::Portable) continue;
+    for (int th : {1, threads}) {
+      const double g = peak_gflops(isa, th, seconds);
+      std::printf("FMA peak %s, %d thread(s): %.1f GFLOP/s (%.1f per thread)\n", veridl::kernels::isa_name(isa), th, g,
+                  g / th);
+    }
+  }
+}
+
+// The GEMM-shaped kernels at the chapter nets' shapes, every kernel variant the CPU runs, at 1 and `threads`
+// threads: GFLOP/s (2 flops per multiply-add of the product) and the fraction of that variant's FMA peak.
+// --csv: one line per measurement, "op,shape,isa,threads,gflops,peak" (bench/gemm_vs_peers.py reads it).
+struct ConvCase {
+  const char* label;
+  veridl::ops::Conv2dShape s;
+};
+std::vector<ConvCase> conv_cases() {
+  using veridl::ops::Conv2dShape;
+  auto c3 = [](size_t B, size_t C, size_t HW, size_t O) { return Conv2dShape{B, C, HW, HW, O, 3, 3, 1, 1, 1, 1, 1}; };
+  auto c1 = [](size_t B, size_t C, size_t HW, size_t O) { return Conv2dShape{B, C, HW, HW, O, 1, 1, 1, 0, 0, 0, 0}; };
+  return {{"3x3 32->32 28x28 b32", c3(32, 32, 28, 32)},   {"3x3 64->64 56x56 b8", c3(8, 64, 56, 64)},
+          {"3x3 128->128 28x28 b8", c3(8, 128, 28, 128)}, {"3x3 256->256 14x14 b8", c3(8, 256, 14, 256)},
+          {"3x3 512->512 7x7 b8", c3(8, 512, 7, 512)},    {"1x1 64->256 56x56 b8", c1(8, 64, 56, 256)},
+          {"1x1 192->32 28x28 b8", c1(8, 192, 28, 32)},   {"1x1 384->64 14x14 b8", c1(8, 384, 14, 64)},
+          {"1x1 960->160 7x7 b8", c1(8, 960, 7, 160)}};
+}
+struct DenseCase {
+  const char* label;
+  veridl::ops::DenseShape s;
+};
+std::vector<DenseCase> dense_cases() {
+  return {{"128x784->512 (MLP)", {128, 784, 512}},
+          {"128x512->512 (MLP)", {128, 512, 512}},
+          {"3152x192->768 (ViT-Tiny b16 fc1)", {3152, 192, 768}},
+          {"3152x768->192 (ViT-Tiny b16 fc2)", {3152, 768, 192}}};
+}
+
+void bench_gemm(bool csv) {
+  using namespace veridl;
+  namespace k = veridl::kernels;
+  const int threads = omp_get_max_threads();
+  std::vector<int> team = {1};
+  if (threads > 1) team.push_back(threads);
+  if (!csv) std::printf("GEMM-shaped kernels, cpu: %s\n", k::cpu_model().c_str());
+  for (k::Isa isa : k::supported_isas()) {
+    double peak[2] = {0, 0};
+    for (size_t ti = 0; ti < team.size(); ++ti) peak[ti] = peak_gflops(isa, team[ti], 0.3);
+    if (!csv) std::printf("variant %s: FMA peak %.1f GFLOP/s (1 thread), %.1f (%d)\n", k::isa_name(isa), peak[0],
+                          team.size() > 1 ? peak[1] : peak[0], team.back());
+    auto report = [&](const char* op, const char* shape, size_t ti, double flops, Timing tm) {
+      const double g = flops / tm.median * 1e-9;
+      if (csv)
+        std::printf("%s,%s,%s,%d,%.2f,%.2f\n", op, shape, k::isa_name(isa), team[ti], g, peak[ti]);
+      else
+        std::printf("  %-22s %-34s %d thr %8.1f GFLOP/s%s\n", op, shape, team[ti], g,
+                    peak[ti] > 0 ? (" " + std::to_string(static_cast<int>(100 * g / peak[ti] + 0.5)) + "% of peak").c_str() : "");
+    };
+    for (size_t ti = 0; ti < team.size(); ++ti) {
+      omp_set_num_threads(team[ti]);
+      for (const DenseCase& c : dense_cases()) {
+        const ops::DenseShape s = c.s;
+        const auto x = random_floats(s.B * s.I, 1), W = random_floats(s.I * s.O, 2), b = random_floats(s.O, 3),
+                   dy = random_floats(s.B * s.O, 4);
+        std::vector<float> y(s.B * s.O), dx(s.B * s.I), dW(s.I * s.O);
+        const double f = 2.0 * static_cast<double>(s.B * s.I * s.O);
+        report("dense_forward", c.label, ti, f, measure([&] { k::dense_forward.at(isa)(s, x.data(), W.data(), b.data(), y.data()); }));
+        report("dense_backward_input", c.label, ti, f, measure([&] { k::dense_backward_input.at(isa)(s, W.data(), dy.data(), dx.data()); }));
+        report("dense_backward_weight", c.label, ti, f, measure([&] { k::dense_backward_weight.at(isa)(s, x.data(), dy.data(), dW.data()); }));
+      }
+      for (const ConvCase& c : conv_cases()) {
+        const ops::Conv2dShape& s = c.s;
+        const auto x = random_floats(s.x_size(), 1), W = random_floats(s.w_size(), 2), b = random_floats(s.O, 3),
+                   dy = random_floats(s.y_size(), 4);
+        std::vector<float> y(s.y_size()), dx(s.x_size()), dW(s.w_size());
+        const double f = 2.0 * static_cast<double>(s.B * s.O * s.OH() * s.OW() * s.CG() * s.KH * s.KW);
+        report("conv2d_forward", c.label, ti, f, measure([&] { k::conv2d_forward.at(isa)(s, x.data(), W.data(), b.data(), y.data()); }));
+        report("conv2d_backward_input", c.label, ti, f, measure([&] { k::conv2d_backward_input.at(isa)(s, W.data(), dy.data(), dx.data()); }));
+        report("conv2d_backward_weight", c.label, ti, f, measure([&] { k::conv2d_backward_weight.at(isa)(s, x.data(), dy.data(), dW.data()); }));
+      }
+    }
+    omp_set_num_threads(threads);
+  }
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool step_only = false, peak = false;
+  bool step_only = false, peak = false, gemm = false, csv = false;
   std::string net_spec;
   size_t net_batch = 0;
   for (int a = 1; a < argc; ++a) {
@@ -298,15 +404,16 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[a], "--batch") == 0 && a + 1 < argc) net_batch = std::strtoul(argv[++a], nullptr, 10);
     if (std::strcmp(argv[a], "--seconds") == 0 && a + 1 < argc) g_budget = std::strtod(argv[++a], nullptr);
     if (std::strcmp(argv[a], "--peak") == 0) peak = true;
+    if (std::strcmp(argv[a], "--gemm") == 0) gemm = true;
+    if (std::strcmp(argv[a], "--csv") == 0) csv = true;
   }
   if (peak) {
-#ifdef __AVX2__
     bench_fma_peak(g_budget > 0 ? g_budget : 2.0);
     return 0;
-#else
-    std::fprintf(stderr, "bench_kernels: --peak needs an AVX2+FMA build\n");
-    return 1;
-#endif
+  }
+  if (gemm) {
+    bench_gemm(csv);
+    return 0;
   }
   if (!net_spec.empty()) {
     try {
@@ -317,13 +424,8 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  std::printf("veridl kernels bench: OpenMP max threads %d%s\n", omp_get_max_threads(),
-#ifdef __AVX2__
-              ", AVX2+FMA build"
-#else
-              ", portable build"
-#endif
-  );
+  std::printf("veridl kernels bench: OpenMP max threads %d, cpu %s, kernel variant %s\n", omp_get_max_threads(),
+              veridl::kernels::cpu_model().c_str(), veridl::kernels::isa_name(veridl::kernels::active_isa()));
   const int threads = omp_get_max_threads();
   bench_train_step();
   if (step_only) return 0;

@@ -27,7 +27,7 @@
 
 namespace {
 
-using veridl::kernels::detail::Variant;
+using Variant = veridl::kernels::DenseVariant;
 using namespace veridl::testutil;
 
 // An output buffer with guard zones on both sides, initialised to NaN (an element the kernel does not
@@ -95,9 +95,9 @@ TEST_P(DenseDiff, EveryKernelAndVariantMatchesReference) {
   for (Variant v : {Variant::Auto, Variant::WideO, Variant::NarrowO}) {
     const std::string tag = v == Variant::Auto ? "auto" : v == Variant::WideO ? "wideO" : "narrowO";
     Guarded y(B * O), dx(B * I), dW(I * O);
-    veridl::kernels::detail::dense_forward(s, x.data(), W.data(), b.data(), y.data(), v);
-    veridl::kernels::detail::dense_backward_input(s, W.data(), dy.data(), dx.data(), v);
-    veridl::kernels::detail::dense_backward_weight(s, x.data(), dy.data(), dW.data(), v);
+    veridl::kernels::dense_forward_variant(s, x.data(), W.data(), b.data(), y.data(), v);
+    veridl::kernels::dense_backward_input_variant(s, W.data(), dy.data(), dx.data(), v);
+    veridl::kernels::dense_backward_weight_variant(s, x.data(), dy.data(), dW.data(), v);
     EXPECT_TRUE(close(y.values(), ry, I, "forward/" + tag));
     EXPECT_TRUE(close(dx.values(), rdx, O, "backward_input/" + tag));
     EXPECT_TRUE(close(dW.values(), rdW, B, "backward_weight/" + tag));
@@ -275,9 +275,9 @@ ThreadRun run_all(int threads, const veridl::ops::DenseShape& s, Variant v, cons
   omp_set_num_threads(threads);
   ThreadRun r{std::vector<float>(s.B * s.O), std::vector<float>(s.B * s.I), std::vector<float>(s.I * s.O),
               std::vector<float>(s.O), std::vector<float>(s.B * s.O), std::vector<float>(s.B * s.O), 0.0f};
-  veridl::kernels::detail::dense_forward(s, x.data(), W.data(), b.data(), r.y.data(), v);
-  veridl::kernels::detail::dense_backward_input(s, W.data(), dy.data(), r.dx.data(), v);
-  veridl::kernels::detail::dense_backward_weight(s, x.data(), dy.data(), r.dW.data(), v);
+  veridl::kernels::dense_forward_variant(s, x.data(), W.data(), b.data(), r.y.data(), v);
+  veridl::kernels::dense_backward_input_variant(s, W.data(), dy.data(), r.dx.data(), v);
+  veridl::kernels::dense_backward_weight_variant(s, x.data(), dy.data(), r.dW.data(), v);
   veridl::kernels::dense_backward_bias(s, dy.data(), r.db.data());
   const veridl::ops::SoftmaxShape ss{s.B, s.O};
   r.loss = veridl::kernels::softmax_ce_forward(ss, 0.1f, labels.data(), r.y.data(), r.p.data());

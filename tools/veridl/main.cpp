@@ -9,6 +9,7 @@
 #include <string>
 
 #include "veridl/cli.hpp"
+#include "veridl/kernels/isa.hpp"
 
 namespace {
 const char* kHelp = R"(usage: veridl <command> [options]
@@ -16,7 +17,7 @@ commands:
   train    train a network described by a NetSpec (veridl train --help)
   eval     evaluate a saved checkpoint on a test set
   verify   check every VJP contract exactly (or a whole network with --spec)
-  info     print a NetSpec's layers, shapes and parameter count
+  info     print a NetSpec's layers, shapes and parameter count (--cpu: the CPU and the kernel variant in use)
   export   write the fused train step (or --eval forward) as StableHLO for IREE / XLA (docs/gpu.md)
 )";
 }
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   try {
+    veridl::kernels::active_isa();  // a bad VERIDL_ISA fails here, before any work
     if (cmd == "verify") return veridl::cli::cmd_verify(argc, argv);
     if (cmd == "train") return veridl::cli::cmd_train(argc, argv);
     if (cmd == "eval") return veridl::cli::cmd_eval(argc, argv);

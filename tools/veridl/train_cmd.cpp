@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "veridl/cli.hpp"
 #include "veridl/data/augment.hpp"
 #include "veridl/data/dataset.hpp"
+#include "veridl/kernels/isa.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
 #include "veridl/prims/table.hpp"
@@ -248,10 +250,32 @@ int cmd_eval(int argc, char** argv) {
   return 0;
 }
 
+// veridl info --cpu: the CPU, the kernel variants it can run and the one in use (kernels/isa.hpp).
+static void print_cpu() {
+  using namespace kernels;
+  const Isa cpu = cpu_isa(), used = active_isa();
+  fmt::print("cpu: {}\n", cpu_model());
+  std::string can;
+  for (Isa i : supported_isas()) can += (can.empty() ? "" : ", ") + std::string(isa_name(i));
+  fmt::print("kernel variants this CPU runs: {} (best: {})\n", can, isa_name(cpu));
+  const char* env = std::getenv("VERIDL_ISA");
+  fmt::print("in use: {}: {}{}\n", isa_name(used), isa_description(used),
+             env && *env ? fmt::format(" (VERIDL_ISA={})", env) : std::string(" (the best; VERIDL_ISA=avx2 or portable caps it)"));
+  std::string names;
+  for (const auto& d : prims::table()) names += (names.empty() ? "" : " ") + d.name;
+  fmt::print("kernels: the {} variant of every primitive's fast kernel ({} primitives: {})\n", isa_name(used), prims::table().size(), names);
+  fmt::print("threads: {} (OpenMP; OMP_NUM_THREADS sets it), wait policy {}\n", omp_get_max_threads(),
+             std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "library default");
+}
+
 int cmd_info(int argc, char** argv) {
-  Args a(argc, argv, 2, {"--spec"}, {});
+  Args a(argc, argv, 2, {"--spec"}, {"--cpu"});
   auto sp = a.get("--spec");
-  if (!sp) throw Error("--spec FILE is required");
+  if (a.has("--cpu")) {
+    print_cpu();
+    if (!sp) return 0;
+  }
+  if (!sp) throw Error("--spec FILE (or --cpu) is required");
   net::NetSpec spec = net::load_netspec(*sp);
   const size_t batch = spec.recipe ? spec.recipe->batch : 128;
   net::Plan plan = net::compile(spec, batch);

@@ -1,13 +1,16 @@
-// AVX2 helpers shared by the float kernels (only in AVX2 builds).
+// SIMD helpers shared by the float kernels' AVX2 and AVX-512 variants. Include it after kernels/target.hpp
+// (inside a variant's region: the helpers are compiled for that variant, in its namespace).
 #pragma once
-
-#ifdef __AVX2__
-#include <immintrin.h>
 
 #include <cstddef>
 #include <cstdint>
 
-namespace veridl::kernels::simd {
+#ifndef VERIDL_ISA_NS
+#error "kernels/simd.hpp: include kernels/target.hpp first"
+#endif
+
+#if VERIDL_ISA_AVX2
+namespace veridl::kernels::VERIDL_ISA_NS::simd {
 
 // Lanes [0, n) on, the rest off (n in [1, 8]): the mask of a vector's tail.
 inline __m256i lane_mask(size_t n) {
@@ -23,5 +26,5 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-}  // namespace veridl::kernels::simd
-#endif  // __AVX2__
+}  // namespace veridl::kernels::VERIDL_ISA_NS::simd
+#endif  // VERIDL_ISA_AVX2

@@ -1,9 +1,10 @@
 // The elementwise activations that read their input in the backward, y_i = f(x_i), dx_i = f'(x_i) dy_i:
 // sigmoid, swish, gelu, geluErf, hardSwish (books ch. 8-9, MobileNetV3). Each lives in its own directory
 // (prims/<name>/primitive.hpp: a policy saying what f is, prims/<name>/contracts.cpp: its contract's
-// registration) and this header turns a policy into everything else: the table entry (Activation<F>),
-// the record the contract checks (ElementwiseOp<F>), its broken backwards (ElementwiseMutantOp<F>), the
-// fast float32 kernels and the StableHLO emission. (relu and relu6 keep their own directories: their
+// registration, prims/<name>/kernel.cpp: its float kernels' instantiation per ISA variant) and this header turns
+// a policy into everything else: the table entry (Activation<F>), the record the contract checks
+// (ElementwiseOp<F>), its broken backwards (ElementwiseMutantOp<F>), the fast float32 kernels
+// (prims/activation/kernel_impl.hpp) and the StableHLO emission. (relu and relu6 keep their own directories: their
 // backward reads only a saved mask, not the input.)
 //
 // A policy F provides
@@ -43,6 +44,7 @@
 #include "veridl/prims/activation/head.hpp"
 #include "veridl/prims/scale/reference.hpp"  // ops::ScaleOp (x -> k x), put before piecewise activations
 #include "veridl/hlo/builder.hpp"
+#include "veridl/kernels/isa.hpp"
 #include "veridl/kernels/parallel.hpp"
 #include "veridl/kernels/vmath.hpp"
 #include "veridl/vjp/combinators.hpp"
@@ -129,49 +131,10 @@ struct ElementwiseMutantOp : ElementwiseOp<F> {
 
 namespace kernels {
 
-// ---- the fast float32 kernels: the policy's float functions in branch-free loops GCC vectorizes ----------
-// y may alias x (read before write); dx may alias dy. One contiguous chunk per thread (whole blocks of 64
-// elements) once the work reaches kParallelMinWork: results are identical for any thread count.
-template <class F>
-void elementwise_forward_range(const float* x, float* y, uint8_t* r8, size_t lo, size_t hi) {
-  if constexpr (F::kRegions > 1) {
-    for (size_t i = lo; i < hi; ++i) {
-      const float v = x[i];
-      const uint8_t r = F::region_f(v);
-      r8[i] = r;
-      y[i] = F::value_f(v, r);
-    }
-  } else {
-    for (size_t i = lo; i < hi; ++i) y[i] = F::value_f(x[i], 0);
-  }
-}
-template <class F>
-void elementwise_backward_range(const float* x, const uint8_t* r8, const float* dy, float* dx, size_t lo, size_t hi) {
-  if constexpr (F::kRegions > 1) {
-    for (size_t i = lo; i < hi; ++i) dx[i] = F::derivative_f(x[i], r8[i]) * dy[i];
-  } else {
-    for (size_t i = lo; i < hi; ++i) dx[i] = F::derivative_f(x[i], 0) * dy[i];
-  }
-}
-// Chunk boundaries at multiples of kElementwiseBlock elements: the vectorized loop body and its scalar
-// remainder can round differently (seen: geluErf's dx changed with the thread count when chunks split
-// anywhere), so every element must take the same path whatever the thread count.
-inline constexpr size_t kElementwiseBlock = 64;
-template <class Body>
-void for_element_blocks(size_t n, Body&& body) {
-  const size_t blocks = (n + kElementwiseBlock - 1) / kElementwiseBlock;
-  for_chunks(blocks, n * 8, [&](size_t lo, size_t hi) {
-    body(lo * kElementwiseBlock, std::min(hi * kElementwiseBlock, n));
-  });
-}
-template <class F>
-void elementwise_forward(size_t n, const float* x, float* y, uint8_t* r8) {
-  for_element_blocks(n, [=](size_t lo, size_t hi) { elementwise_forward_range<F>(x, y, r8, lo, hi); });
-}
-template <class F>
-void elementwise_backward(size_t n, const float* x, const uint8_t* r8, const float* dy, float* dx) {
-  for_element_blocks(n, [=](size_t lo, size_t hi) { elementwise_backward_range<F>(x, r8, dy, dx, lo, hi); });
-}
+// ---- the fast float32 kernels (prims/activation/kernel_impl.hpp, compiled per ISA variant in each policy's
+// directory: prims/<name>/kernel.cpp). y may alias x (read before write); dx may alias dy.
+VERIDL_KERNEL_TEMPLATE(elementwise_forward, void(size_t n, const float* x, float* y, uint8_t* r8));
+VERIDL_KERNEL_TEMPLATE(elementwise_backward, void(size_t n, const float* x, const uint8_t* r8, const float* dy, float* dx));
 
 }  // namespace kernels
 

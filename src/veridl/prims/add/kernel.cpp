@@ -5,7 +5,9 @@
 
 #include "veridl/kernels/parallel.hpp"
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 void add_range(const float* a, const float* b, float* y, size_t lo, size_t hi) {
@@ -38,4 +40,6 @@ void add_into(size_t n, const float* src, float* dst) {
   for_chunks(n, n, [=](size_t lo, size_t hi) { accumulate_range(src, dst, lo, hi); });
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

@@ -17,12 +17,13 @@
 
 #include <cstddef>
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/add/reference.hpp"
 
 namespace veridl::kernels {
 
-void add_forward(const ops::AddShape& s, const float* a, const float* b, float* y);
-void add_backward(const ops::AddShape& s, const float* dy, float* da, float* db);
-void add_into(size_t n, const float* src, float* dst);
+VERIDL_KERNEL(add_forward, void(const ops::AddShape& s, const float* a, const float* b, float* y));
+VERIDL_KERNEL(add_backward, void(const ops::AddShape& s, const float* dy, float* da, float* db));
+VERIDL_KERNEL(add_into, void(size_t n, const float* src, float* dst));
 
 }  // namespace veridl::kernels

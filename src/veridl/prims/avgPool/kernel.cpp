@@ -7,7 +7,9 @@
 
 #include "veridl/kernels/parallel.hpp"
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 // The output columns [lo, hi) whose window reads input column j s + kw - pad in range, for kernel column kw.
@@ -124,4 +126,6 @@ void avgpool_backward(const ops::AvgPoolShape& s, const float* dy, float* dx) {
   });
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

@@ -15,11 +15,12 @@
 // allocates nothing once they have grown).
 #pragma once
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/avgPool/reference.hpp"
 
 namespace veridl::kernels {
 
-void avgpool_forward(const ops::AvgPoolShape& s, const float* x, float* y);
-void avgpool_backward(const ops::AvgPoolShape& s, const float* dy, float* dx);
+VERIDL_KERNEL(avgpool_forward, void(const ops::AvgPoolShape& s, const float* x, float* y));
+VERIDL_KERNEL(avgpool_backward, void(const ops::AvgPoolShape& s, const float* dy, float* dx));
 
 }  // namespace veridl::kernels

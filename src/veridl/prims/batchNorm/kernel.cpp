@@ -11,11 +11,9 @@
 #include <cmath>
 #include <cstdint>
 
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
+#include "veridl/kernels/target.hpp"
 
-namespace veridl::kernels {
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 constexpr size_t kLanes = 8;
@@ -31,7 +29,7 @@ struct Acc {
   }
 };
 
-#ifdef __AVX2__
+#if VERIDL_ISA_AVX2
 // Floats [p, p + 8) widened to double: lanes 0-3 and 4-7.
 inline __m256d widen_lo(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
 inline __m256d widen_hi(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
@@ -40,7 +38,7 @@ inline __m256d widen_hi(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps
 // a += sum of the run p[0, len)
 void run_sum(const float* p, size_t len, Acc& a) {
   const size_t full = len / kLanes * kLanes;
-#ifdef __AVX2__
+#if VERIDL_ISA_AVX2
   __m256d lo = _mm256_loadu_pd(a.lane), hi = _mm256_loadu_pd(a.lane + 4);
   for (size_t k = 0; k < full; k += kLanes) {
     const __m256 v = _mm256_loadu_ps(p + k);
@@ -59,7 +57,7 @@ void run_sum(const float* p, size_t len, Acc& a) {
 // a += sum of (p[k] - mu)^2 over the run
 void run_sqdev(const float* p, size_t len, double mu, Acc& a) {
   const size_t full = len / kLanes * kLanes;
-#ifdef __AVX2__
+#if VERIDL_ISA_AVX2
   const __m256d m = _mm256_set1_pd(mu);
   __m256d lo = _mm256_loadu_pd(a.lane), hi = _mm256_loadu_pd(a.lane + 4);
   for (size_t k = 0; k < full; k += kLanes) {
@@ -86,7 +84,7 @@ void run_sqdev(const float* p, size_t len, double mu, Acc& a) {
 // a1 += sum of g, a2 += sum of g h over the run
 void run_dot(const float* g, const float* h, size_t len, Acc& a1, Acc& a2) {
   const size_t full = len / kLanes * kLanes;
-#ifdef __AVX2__
+#if VERIDL_ISA_AVX2
   __m256d lo1 = _mm256_loadu_pd(a1.lane), hi1 = _mm256_loadu_pd(a1.lane + 4);
   __m256d lo2 = _mm256_loadu_pd(a2.lane), hi2 = _mm256_loadu_pd(a2.lane + 4);
   for (size_t k = 0; k < full; k += kLanes) {
@@ -228,4 +226,6 @@ void batchnorm_update_running(size_t C, double momentum, const float* batch_mean
   }
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

@@ -27,22 +27,19 @@
 
 #include <cstddef>
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/batchNorm/reference.hpp"
 
 namespace veridl::kernels {
 
 inline constexpr size_t kBatchNormParallelMinElems = size_t(1) << 15;
 
-void batchnorm_train_forward(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma,
-                             const float* beta, float* y, float* mean, float* var, float* r, float* xhat);
+VERIDL_KERNEL(batchnorm_train_forward, void(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma, const float* beta, float* y, float* mean, float* var, float* r, float* xhat));
 
-void batchnorm_backward(const ops::BatchNormShape& s, const float* gamma, const float* r, const float* xhat,
-                        const float* dy, float* dx, float* dgamma, float* dbeta);
+VERIDL_KERNEL(batchnorm_backward, void(const ops::BatchNormShape& s, const float* gamma, const float* r, const float* xhat, const float* dy, float* dx, float* dgamma, float* dbeta));
 
-void batchnorm_eval_forward(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma,
-                            const float* beta, const float* mean, const float* var, float* y);
+VERIDL_KERNEL(batchnorm_eval_forward, void(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma, const float* beta, const float* mean, const float* var, float* y));
 
-void batchnorm_update_running(size_t C, double momentum, const float* batch_mean, const float* batch_var,
-                              float* running_mean, float* running_var);
+VERIDL_KERNEL(batchnorm_update_running, void(size_t C, double momentum, const float* batch_mean, const float* batch_var, float* running_mean, float* running_var));
 
 }  // namespace veridl::kernels

@@ -2,7 +2,9 @@
 
 #include <cstring>
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 
 void cls_pool_forward(const ops::ClsPoolShape& s, const float* x, float* y) {
   for (size_t n = 0; n < s.N; ++n) std::memcpy(y + n * s.D, x + n * s.T * s.D, s.D * sizeof(float));
@@ -16,4 +18,6 @@ void cls_pool_backward(const ops::ClsPoolShape& s, const float* dy, float* dx) {
   }
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

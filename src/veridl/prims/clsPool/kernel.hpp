@@ -2,11 +2,12 @@
 // against prims/clsPool/reference.hpp through the primitive table.
 #pragma once
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/clsPool/reference.hpp"
 
 namespace veridl::kernels {
 
-void cls_pool_forward(const ops::ClsPoolShape& s, const float* x, float* y);
-void cls_pool_backward(const ops::ClsPoolShape& s, const float* dy, float* dx);
+VERIDL_KERNEL(cls_pool_forward, void(const ops::ClsPoolShape& s, const float* x, float* y));
+VERIDL_KERNEL(cls_pool_backward, void(const ops::ClsPoolShape& s, const float* dy, float* dx));
 
 }  // namespace veridl::kernels

@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "veridl/kernels/parallel.hpp"
-#include "veridl/kernels/simd.hpp"
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+#include "veridl/kernels/gemm_tile.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 // Per-thread scratch buffers (slot 0: col / dcol or a depthwise padded plane, slot 1: dy^T or the depthwise
@@ -38,96 +40,40 @@ struct Gemm {
   bool accumulate;        // ... unless accumulating: init = C(m, n)
 };
 
-// Rows of a tile are balanced (every block has floor or ceil of M / count rows).
-struct Blocks {
-  size_t extent, count;
-  Blocks(size_t e, size_t max_rows) : extent(e), count(e == 0 ? 0 : (e + max_rows - 1) / max_rows) {}
-  size_t lo(size_t j) const { return extent * j / count; }
-  size_t hi(size_t j) const { return extent * (j + 1) / count; }
-};
-
-constexpr int kRows = 6;
-constexpr size_t kCols = 16;
-// Depth blocks (balanced, at most kDepth deep) keep a B panel (<= 20 KiB) in L1 across the row blocks;
-// between depth blocks the partial sums go through C exactly, so the blocking changes no result.
+// Depth blocks (balanced, at most kDepth deep) keep a B panel (<= 20 or 40 KiB) in L1 across the row blocks;
+// between depth blocks the partial sums go through C exactly, so the blocking changes no result (and is the
+// same in every variant, so are the results).
 constexpr size_t kDepth = 320;
+// Output positions are split into chunks of a multiple of kCols (see Geometry::chunk).
+constexpr size_t kCols = 16;
 
-#ifdef __AVX2__
+#if VERIDL_ISA_AVX2
 
-using simd::lane_mask;
-
-// One tile: rows [m0, m0 + MR), columns [n0, n0 + nn), nn in (8 (NV - 1), 8 NV], depth [k0, k1).
-// cont: continue the partial sums already in C (a later depth block).
-template <int MR, int NV, bool Tail>
-void tile(const Gemm& g, size_t m0, size_t n0, size_t nn, size_t k0, size_t k1, bool cont) {
-  const __m256i mask = lane_mask(Tail ? nn - 8 * (NV - 1) : 8);
-  auto load = [&](const float* p, int v) {
-    return (Tail && v == NV - 1) ? _mm256_maskload_ps(p + 8 * v, mask) : _mm256_loadu_ps(p + 8 * v);
-  };
-  __m256 acc[MR][NV];
-  if (cont || g.accumulate) {
-    for (int r = 0; r < MR; ++r)
-      for (int v = 0; v < NV; ++v) acc[r][v] = load(g.C + (m0 + r) * g.ldc + n0, v);
-  } else {
-    for (int r = 0; r < MR; ++r) {
-      const __m256 c0 = _mm256_set1_ps(g.row_init ? g.row_init[m0 + r] : 0.0f);
-      for (int v = 0; v < NV; ++v) acc[r][v] = c0;
-    }
-  }
-  const size_t sam = g.sam, sak = g.sak, ldb = g.ldb;
-  const float* a = g.A + m0 * sam + k0 * sak;
-  const float* b = g.B + k0 * ldb + n0;
-  for (size_t k = k0; k < k1; ++k, a += sak, b += ldb) {
-    __m256 bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = load(b, v);
-    for (int r = 0; r < MR; ++r) {
-      // _mm256_set1_ps of a load, not _mm256_broadcast_ss: GCC 12 keeps acc in registers only then.
-      const __m256 av = _mm256_set1_ps(a[r * sam]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
-    }
-  }
-  for (int r = 0; r < MR; ++r) {
-    float* c = g.C + (m0 + r) * g.ldc + n0;
-    for (int v = 0; v < NV; ++v) {
-      if (Tail && v == NV - 1)
-        _mm256_maskstore_ps(c + 8 * v, mask, acc[r][v]);
-      else
-        _mm256_storeu_ps(c + 8 * v, acc[r][v]);
-    }
-  }
-}
-
-template <int MR>
-void tile_any(const Gemm& g, size_t m0, size_t mr, size_t n0, size_t nn, size_t k0, size_t k1, bool cont) {
-  if constexpr (MR > 1)
-    if (mr < MR) return tile_any<MR - 1>(g, m0, mr, n0, nn, k0, k1, cont);
-  if (nn == 16)
-    tile<MR, 2, false>(g, m0, n0, nn, k0, k1, cont);
-  else if (nn > 8)
-    tile<MR, 2, true>(g, m0, n0, nn, k0, k1, cont);
-  else if (nn == 8)
-    tile<MR, 1, false>(g, m0, n0, nn, k0, k1, cont);
-  else
-    tile<MR, 1, true>(g, m0, n0, nn, k0, k1, cont);
-}
+using micro::Blocks;
 
 // Single-threaded (the callers parallelise over independent GEMMs). Depth blocks, then column blocks,
-// then row blocks, so that a B panel is reused from L1 across all row blocks.
+// then row blocks, so that a B panel is reused from L1 across all row blocks. The micro-kernel:
+// kernels/gemm_tile.hpp.
 void gemm(const Gemm& g) {
   if (g.M == 0 || g.N == 0) return;
-  const Blocks mb(g.M, kRows);
+  const Blocks mb(g.M, micro::kTileRows);
   const Blocks kb(std::max<size_t>(g.K, 1), kDepth);  // K = 0 still writes the initial values
   for (size_t jk = 0; jk < kb.count; ++jk) {
     const size_t k0 = kb.lo(jk), k1 = std::min(g.K, kb.hi(jk));
-    for (size_t n0 = 0; n0 < g.N; n0 += kCols) {
-      const size_t nn = std::min(kCols, g.N - n0);
-      for (size_t jm = 0; jm < mb.count; ++jm)
-        tile_any<kRows>(g, mb.lo(jm), mb.hi(jm) - mb.lo(jm), n0, nn, k0, k1, k0 > 0);
+    const micro::Init init = k0 > 0 || g.accumulate ? micro::Init::C : g.row_init ? micro::Init::Row : micro::Init::Zero;
+    for (size_t n0 = 0; n0 < g.N; n0 += micro::kTileCols) {
+      const size_t nn = std::min(micro::kTileCols, g.N - n0);
+      for (size_t jm = 0; jm < mb.count; ++jm) {
+        const size_t m0 = mb.lo(jm);
+        const micro::Tile t{g.A + m0 * g.sam + k0 * g.sak, g.sam, g.sak, g.B + k0 * g.ldb + n0, g.ldb, k1 - k0,
+                           g.C + m0 * g.ldc + n0, g.ldc, false, init, g.row_init ? g.row_init + m0 : nullptr};
+        micro::tile_any<micro::kTileRows>(t, mb.hi(jm) - m0, nn);
+      }
     }
   }
 }
 
-#else  // portable: GCC vectorizes the n loop
+#else  // portable: the compiler vectorizes the n loop
 
 void gemm(const Gemm& g) {
   for (size_t m = 0; m < g.M; ++m) {
@@ -144,7 +90,7 @@ void gemm(const Gemm& g) {
   }
 }
 
-#endif  // __AVX2__
+#endif  // VERIDL_ISA_AVX2
 
 // ---- im2col / col2im over a range of output positions ----------------------------------------------
 
@@ -722,4 +668,6 @@ void conv2d_backward_bias(const ops::Conv2dShape& s, const float* dy, float* db)
   });
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

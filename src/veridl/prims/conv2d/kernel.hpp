@@ -45,13 +45,14 @@
 
 #include <cstddef>
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/conv2d/reference.hpp"
 
 namespace veridl::kernels {
 
-void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, const float* b, float* y);
-void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const float* dy, float* dx);
-void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const float* dy, float* dW);
-void conv2d_backward_bias(const ops::Conv2dShape& s, const float* dy, float* db);
+VERIDL_KERNEL(conv2d_forward, void(const ops::Conv2dShape& s, const float* x, const float* W, const float* b, float* y));
+VERIDL_KERNEL(conv2d_backward_input, void(const ops::Conv2dShape& s, const float* W, const float* dy, float* dx));
+VERIDL_KERNEL(conv2d_backward_weight, void(const ops::Conv2dShape& s, const float* x, const float* dy, float* dW));
+VERIDL_KERNEL(conv2d_backward_bias, void(const ops::Conv2dShape& s, const float* dy, float* db));
 
 }  // namespace veridl::kernels

@@ -1,16 +1,17 @@
 // Fast float32 dense kernels: see kernel.hpp for the contracts and the determinism argument.
 //
-// AVX2 build: two register-tiled micro-kernels serve all three products.
+// AVX2 and AVX-512 variants: two register-tiled micro-kernels serve all three products.
 //   bcast (broadcast-FMA GEMM)  C(m, n) = init(n) + sum_k A(m, k) B[k, n]
-//       A read through two strides (so one kernel does x W and x^T dy), B row-major with the 8-lane
-//       vectors along n, a register tile of up to 6 rows x 16 columns (12 accumulators), the column
-//       tail handled with masked loads/stores, k in blocks of 256 (B panel in L1), and an optional
-//       transposed store of the tile.
+//       kernels/gemm_tile.hpp: A read through two strides (so one kernel does x W and x^T dy), B row-major
+//       with the vector lanes along n, a register tile of up to 6 x 16 (AVX2) or 12 x 32 (AVX-512), the
+//       column tail masked, k in blocks of 256 (B panel in L1), and an optional transposed store of the tile.
 //   dot (8-lane dot products)   C[m, n] = init(n) + sum_k A[m, k] Bt[n, k]
-//       lanes along k, a register tile of up to 2 x 5 dot products, a fixed horizontal reduction.
+//       lanes along k, a register tile of up to 2 x 5 dot products, a fixed horizontal reduction; 8 lanes in
+//       both variants, so that both sum in the same order.
 // Each output element is accumulated by one tile, sequentially in k, so its value depends only on the
-// shape. Threads take contiguous chunks of tile rows (or tile columns), which never changes a value.
-// Portable build: plain loops that GCC vectorizes along the contiguous output dimension.
+// shape: the same in the AVX2 and AVX-512 variants. Threads take contiguous chunks of tile rows (or tile
+// columns), which never changes a value.
+// Portable variant: plain loops that the compiler vectorizes along the contiguous output dimension.
 #include "veridl/prims/dense/kernel.hpp"
 
 #include <omp.h>
@@ -19,12 +20,15 @@
 #include <cstdint>
 #include <vector>
 
+#include "veridl/kernels/target.hpp"
 #include "veridl/kernels/simd.hpp"
+#include "veridl/kernels/gemm_tile.hpp"
 
-namespace veridl::kernels {
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
-#ifdef __AVX2__
+#if VERIDL_ISA_AVX2
 
 using simd::hsum;
 using simd::lane_mask;
@@ -42,14 +46,7 @@ float* pack_scratch(size_t n) {
   return buf.data();
 }
 
-// Blocking: rows of a tile are balanced (every row block has ceil-or-floor of extent/nblocks rows), so
-// that e.g. 10 rows become 5 + 5 rather than 6 + 4.
-struct Blocks {
-  size_t extent, count;
-  Blocks(size_t e, size_t max_rows) : extent(e), count(e == 0 ? 0 : (e + max_rows - 1) / max_rows) {}
-  size_t lo(size_t j) const { return extent * j / count; }
-  size_t hi(size_t j) const { return extent * (j + 1) / count; }
-};
+using micro::Blocks;
 
 // Wt[o, i] = W[i, o] (W is [I, O]): 8 x 8 blocks through registers (the last block of each row band
 // masked), the I % 8 leftover rows scalar.
@@ -83,7 +80,7 @@ void transpose(size_t I, size_t O, const float* W, float* Wt) {
     for (size_t o = 0; o < O; ++o) Wt[o * I + i0] = W[i0 * O + o];
 }
 
-// ---- broadcast-FMA GEMM ----------------------------------------------------------------------------
+// ---- broadcast-FMA GEMM (the micro-kernel: kernels/gemm_tile.hpp) ----------------------------------------
 
 struct Bcast {
   size_t M, N, K;
@@ -97,103 +94,14 @@ struct Bcast {
   bool transC;  // C(m, n) is stored at C[n * ldc + m] instead of C[m * ldc + n]
 };
 
-constexpr int kBcastRows = 6;
-constexpr size_t kBcastCols = 16;
-// K is processed in blocks of kBcastDepth (when C is not transposed) so that a B panel (kBcastDepth x 16
-// floats, 16 KiB) stays in L1 across the row blocks; between blocks the partial sums go through C
-// exactly (they are floats either way), so the blocking does not change any result.
+constexpr size_t kBcastCols = micro::kTileCols;
+// K is processed in blocks of kBcastDepth (when C is not transposed) so that a B panel (kBcastDepth x
+// kBcastCols floats: 16 or 32 KiB) stays in L1 across the row blocks; between blocks the partial sums go
+// through C exactly (they are floats either way), so the blocking does not change any result. The depth is
+// the same in every variant (so are the results).
 constexpr size_t kBcastDepth = 256;
 // Row blocks per thread from which a B panel is packed before use.
 constexpr size_t kPackMinRowBlocks = 4;
-
-// One tile: rows [m0, m0 + MR), columns [n0, n0 + nn) with nn in (8 (NV - 1), 8 NV], k in [k0, k1).
-// Tail: nn < 8 NV, the last vector is masked. k0 > 0: continue the partial sums already in C.
-// The B rows k0.. of the tile's columns are read from `panel` with row stride `ldp` (either B itself or
-// a packed copy).
-template <int MR, int NV, bool Tail>
-void bcast_tile(const Bcast& g, const float* panel, size_t ldp, size_t m0, size_t n0, size_t nn, size_t k0,
-                size_t k1) {
-  const __m256i mask = lane_mask(Tail ? nn - 8 * (NV - 1) : 8);
-  auto load = [&](const float* p, int v) {
-    return (Tail && v == NV - 1) ? _mm256_maskload_ps(p + 8 * v, mask) : _mm256_loadu_ps(p + 8 * v);
-  };
-  __m256 acc[MR][NV];
-  if (k0 > 0) {  // (never with transC: see bcast_gemm)
-    for (int r = 0; r < MR; ++r)
-      for (int v = 0; v < NV; ++v) acc[r][v] = load(g.C + (m0 + r) * g.ldc + n0, v);
-  } else {
-    for (int v = 0; v < NV; ++v) {
-      const __m256 c0 = g.init ? load(g.init + n0, v) : _mm256_setzero_ps();
-      for (int r = 0; r < MR; ++r) acc[r][v] = c0;
-    }
-  }
-  const size_t sam = g.sam, sak = g.sak;
-  const float* a = g.A + m0 * sam + k0 * sak;
-  const float* b = panel;
-  // Unrolled by 4: the loop's own bookkeeping otherwise costs ~15% of the FMA rate (70 -> 82 GFLOP/s for
-  // one 6 x 16 tile on L1-resident data, one core).
-#pragma GCC unroll 4
-  for (size_t k = k0; k < k1; ++k, a += sak, b += ldp) {
-    __m256 bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = load(b, v);
-    for (int r = 0; r < MR; ++r) {
-      // _mm256_set1_ps of a load, not _mm256_broadcast_ss: GCC 12 does not keep acc in registers
-      // across a loop containing that builtin (it stores every accumulator every iteration).
-      const __m256 av = _mm256_set1_ps(a[r * sam]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
-    }
-  }
-  if (!g.transC) {
-    for (int r = 0; r < MR; ++r) {
-      float* c = g.C + (m0 + r) * g.ldc + n0;
-      for (int v = 0; v < NV; ++v) {
-        if (Tail && v == NV - 1)
-          _mm256_maskstore_ps(c + 8 * v, mask, acc[r][v]);
-        else
-          _mm256_storeu_ps(c + 8 * v, acc[r][v]);
-      }
-    }
-  } else {
-    alignas(32) float t[MR][8 * NV];
-    for (int r = 0; r < MR; ++r)
-      for (int v = 0; v < NV; ++v) _mm256_store_ps(&t[r][8 * v], acc[r][v]);
-    for (size_t j = 0; j < nn; ++j) {
-      float* c = g.C + (n0 + j) * g.ldc + m0;
-      for (int r = 0; r < MR; ++r) c[r] = t[r][j];
-    }
-  }
-}
-
-// Tile of exactly mr x nn (mr <= MR, nn <= 16).
-template <int MR>
-void bcast_tile_any(const Bcast& g, const float* panel, size_t ldp, size_t m0, size_t mr, size_t n0, size_t nn,
-                    size_t k0, size_t k1) {
-  if constexpr (MR > 1)
-    if (mr < MR) return bcast_tile_any<MR - 1>(g, panel, ldp, m0, mr, n0, nn, k0, k1);
-  if (nn == 16)
-    bcast_tile<MR, 2, false>(g, panel, ldp, m0, n0, nn, k0, k1);
-  else if (nn > 8)
-    bcast_tile<MR, 2, true>(g, panel, ldp, m0, n0, nn, k0, k1);
-  else if (nn == 8)
-    bcast_tile<MR, 1, false>(g, panel, ldp, m0, n0, nn, k0, k1);
-  else
-    bcast_tile<MR, 1, true>(g, panel, ldp, m0, n0, nn, k0, k1);
-}
-
-// Copies B[k0:k1, n0:n0+nn] to a contiguous [k1 - k0, 16] panel (the columns past nn are zero).
-void pack_panel(const Bcast& g, size_t n0, size_t nn, size_t k0, size_t k1, float* out) {
-  const __m256i m0 = lane_mask(std::min<size_t>(nn, 8)), m1 = lane_mask(nn > 8 ? nn - 8 : 8);
-  for (size_t k = k0; k < k1; ++k, out += kBcastCols) {
-    const float* src = g.B + k * g.ldb + n0;
-    if (nn == 16) {
-      _mm256_storeu_ps(out, _mm256_loadu_ps(src));
-      _mm256_storeu_ps(out + 8, _mm256_loadu_ps(src + 8));
-    } else {
-      _mm256_storeu_ps(out, _mm256_maskload_ps(src, m0));
-      _mm256_storeu_ps(out + 8, nn > 8 ? _mm256_maskload_ps(src + 8, m1) : _mm256_setzero_ps());
-    }
-  }
-}
 
 size_t n_blocks(size_t N) { return (N + kBcastCols - 1) / kBcastCols; }
 
@@ -204,7 +112,7 @@ size_t n_blocks(size_t N) { return (N + kBcastCols - 1) / kBcastCols; }
 // into a few L1 sets and evict each other.
 void bcast_gemm(const Bcast& g, bool par_over_n) {
   if (g.M == 0 || g.N == 0) return;
-  const Blocks mb(g.M, kBcastRows);
+  const Blocks mb(g.M, micro::kTileRows);
   const size_t nb = n_blocks(g.N);
   const size_t depth = g.transC ? std::max<size_t>(g.K, 1) : kBcastDepth;
   const size_t kb = std::max<size_t>(1, (g.K + depth - 1) / depth);
@@ -215,15 +123,19 @@ void bcast_gemm(const Bcast& g, bool par_over_n) {
       const size_t k0 = jk * depth, k1 = std::min(g.K, k0 + depth);
       for (size_t jn = nlo; jn < nhi; ++jn) {
         const size_t n0 = jn * kBcastCols, nn = std::min(kBcastCols, g.N - n0);
-        const float* panel = g.B + k0 * g.ldb + n0;
-        size_t ldp = g.ldb;
+        micro::Tile t{nullptr, g.sam, g.sak, g.B + k0 * g.ldb + n0, g.ldb, k1 - k0, nullptr, g.ldc, g.transC,
+                     k0 > 0 ? micro::Init::C : g.init ? micro::Init::Col : micro::Init::Zero, g.init ? g.init + n0 : nullptr};
         if (pack) {
-          pack_panel(g, n0, nn, k0, k1, buf);
-          panel = buf;
-          ldp = kBcastCols;
+          micro::pack_panel(g.B + k0 * g.ldb + n0, g.ldb, nn, k1 - k0, buf);
+          t.b = buf;
+          t.ldb = kBcastCols;
         }
-        for (size_t jm = mlo; jm < mhi; ++jm)
-          bcast_tile_any<kBcastRows>(g, panel, ldp, mb.lo(jm), mb.hi(jm) - mb.lo(jm), n0, nn, k0, k1);
+        for (size_t jm = mlo; jm < mhi; ++jm) {
+          const size_t m0 = mb.lo(jm);
+          t.a = g.A + m0 * g.sam + k0 * g.sak;
+          t.c = g.transC ? g.C + n0 * g.ldc + m0 : g.C + m0 * g.ldc + n0;
+          micro::tile_any<micro::kTileRows>(t, mb.hi(jm) - m0, nn);
+        }
       }
     }
   };
@@ -316,22 +228,20 @@ constexpr size_t kDxDotMinO = 384;
 
 double lane_use(size_t n) { return n == 0 ? 1.0 : static_cast<double>(n) / static_cast<double>(8 * ((n + 7) / 8)); }
 
-bool narrow(const ops::DenseShape& s, detail::Variant v, bool win_ties) {
-  if (v != detail::Variant::Auto) return v == detail::Variant::NarrowO;
+bool narrow(const ops::DenseShape& s, DenseVariant v, bool win_ties) {
+  if (v != DenseVariant::Auto) return v == DenseVariant::NarrowO;
   const double i = lane_use(s.I), o = lane_use(s.O);
   return win_ties ? i >= o : i > o;
 }
 
-#endif  // __AVX2__
+#endif  // VERIDL_ISA_AVX2
 
 }  // namespace
 
-namespace detail {
-
-void dense_forward(const ops::DenseShape& s, const float* x, const float* W, const float* b, float* y,
-                   [[maybe_unused]] Variant v) {
+void dense_forward_variant(const ops::DenseShape& s, const float* x, const float* W, const float* b, float* y,
+                           [[maybe_unused]] DenseVariant v) {
   const size_t B = s.B, I = s.I, O = s.O;
-#ifdef __AVX2__
+#if VERIDL_ISA_AVX2
   if (narrow(s, v, false)) {
     float* Wt = scratch(I * O);
     transpose(I, O, W, Wt);
@@ -339,7 +249,7 @@ void dense_forward(const ops::DenseShape& s, const float* x, const float* W, con
   } else {
     // Threads split the larger of the two block counts: with N the larger, each thread packs only its own
     // columns of W (not all of W, as it does when they split the rows), which halves the reads of W.
-    bcast_gemm(Bcast{B, O, I, x, I, 1, W, O, b, y, O, false}, n_blocks(O) >= Blocks(B, kBcastRows).count);
+    bcast_gemm(Bcast{B, O, I, x, I, 1, W, O, b, y, O, false}, n_blocks(O) >= Blocks(B, micro::kTileRows).count);
   }
 #else
   for_chunks(B, B * I * O, [&](size_t lo, size_t hi) {
@@ -356,10 +266,10 @@ void dense_forward(const ops::DenseShape& s, const float* x, const float* W, con
 #endif
 }
 
-void dense_backward_input(const ops::DenseShape& s, const float* W, const float* dy, float* dx,
-                          [[maybe_unused]] Variant v) {
+void dense_backward_input_variant(const ops::DenseShape& s, const float* W, const float* dy, float* dx,
+                          [[maybe_unused]] DenseVariant v) {
   const size_t B = s.B, I = s.I, O = s.O;
-#ifdef __AVX2__
+#if VERIDL_ISA_AVX2
   if (narrow(s, v, O < kDxDotMinO)) {
     float* Wt = scratch(I * O);
     transpose(I, O, W, Wt);
@@ -379,10 +289,10 @@ void dense_backward_input(const ops::DenseShape& s, const float* W, const float*
 #endif
 }
 
-void dense_backward_weight(const ops::DenseShape& s, const float* x, const float* dy, float* dW,
-                           [[maybe_unused]] Variant v) {
+void dense_backward_weight_variant(const ops::DenseShape& s, const float* x, const float* dy, float* dW,
+                           [[maybe_unused]] DenseVariant v) {
   const size_t B = s.B, I = s.I, O = s.O;
-#ifdef __AVX2__
+#if VERIDL_ISA_AVX2
   if (narrow(s, v, false))  // tiles of dW^T [O, I]: A(o, b) = dy[b, o], B(b, i) = x[b, i]; threads split i
     bcast_gemm(Bcast{O, I, B, dy, 1, O, x, I, nullptr, dW, O, true}, true);
   else  // A(i, b) = x[b, i], B(b, o) = dy[b, o]; threads split i
@@ -402,18 +312,16 @@ void dense_backward_weight(const ops::DenseShape& s, const float* x, const float
 #endif
 }
 
-}  // namespace detail
-
 void dense_forward(const ops::DenseShape& s, const float* x, const float* W, const float* b, float* y) {
-  detail::dense_forward(s, x, W, b, y, detail::Variant::Auto);
+  dense_forward_variant(s, x, W, b, y, DenseVariant::Auto);
 }
 
 void dense_backward_input(const ops::DenseShape& s, const float* W, const float* dy, float* dx) {
-  detail::dense_backward_input(s, W, dy, dx, detail::Variant::Auto);
+  dense_backward_input_variant(s, W, dy, dx, DenseVariant::Auto);
 }
 
 void dense_backward_weight(const ops::DenseShape& s, const float* x, const float* dy, float* dW) {
-  detail::dense_backward_weight(s, x, dy, dW, detail::Variant::Auto);
+  dense_backward_weight_variant(s, x, dy, dW, DenseVariant::Auto);
 }
 
 // db[o] = sum_b dy[b, o], summed in b order for every o (GCC vectorizes the o loop). Threads, when the
@@ -431,4 +339,6 @@ void dense_backward_bias(const ops::DenseShape& s, const float* dy, float* db) {
   });
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

@@ -19,32 +19,29 @@
 
 #include <cstddef>
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/kernels/parallel.hpp"
 #include "veridl/prims/dense/reference.hpp"
 
 namespace veridl::kernels {
 
-void dense_forward(const ops::DenseShape& s, const float* x, const float* W, const float* b, float* y);
-void dense_backward_input(const ops::DenseShape& s, const float* W, const float* dy, float* dx);
-void dense_backward_weight(const ops::DenseShape& s, const float* x, const float* dy, float* dW);
-void dense_backward_bias(const ops::DenseShape& s, const float* dy, float* db);
+VERIDL_KERNEL(dense_forward, void(const ops::DenseShape& s, const float* x, const float* W, const float* b, float* y));
+VERIDL_KERNEL(dense_backward_input, void(const ops::DenseShape& s, const float* W, const float* dy, float* dx));
+VERIDL_KERNEL(dense_backward_weight, void(const ops::DenseShape& s, const float* x, const float* dy, float* dW));
+VERIDL_KERNEL(dense_backward_bias, void(const ops::DenseShape& s, const float* dy, float* db));
 
 
-namespace detail {
-
-// Which loop nest computes a product (AVX2 build; the portable build has one nest and ignores it).
+// Which loop nest computes a product (AVX2 and AVX-512 variants; the portable variant has one nest and ignores it).
 //   WideO:   for large O. forward and dW: broadcast-FMA GEMM with the vector lanes along O;
 //            dx: 8-lane dot products along O (rows of dy against rows of W).
 //   NarrowO: for small O (MNIST: O = 10), where lanes along O would be mostly idle. forward: 8-lane dot
 //            products along I against a transposed copy of W; dW: broadcast-FMA with the lanes along I,
 //            each register tile of W^T stored transposed; dx: broadcast-FMA, lanes along I, over W^T.
 //   Auto:    chosen by shape (what the public functions use).
-enum class Variant { Auto, WideO, NarrowO };
+enum class DenseVariant { Auto, WideO, NarrowO };
 
-void dense_forward(const ops::DenseShape& s, const float* x, const float* W, const float* b, float* y, Variant v);
-void dense_backward_input(const ops::DenseShape& s, const float* W, const float* dy, float* dx, Variant v);
-void dense_backward_weight(const ops::DenseShape& s, const float* x, const float* dy, float* dW, Variant v);
-
-}  // namespace detail
+VERIDL_KERNEL(dense_forward_variant, void(const ops::DenseShape& s, const float* x, const float* W, const float* b, float* y, DenseVariant v));
+VERIDL_KERNEL(dense_backward_input_variant, void(const ops::DenseShape& s, const float* W, const float* dy, float* dx, DenseVariant v));
+VERIDL_KERNEL(dense_backward_weight_variant, void(const ops::DenseShape& s, const float* x, const float* dy, float* dW, DenseVariant v));
 
 }  // namespace veridl::kernels

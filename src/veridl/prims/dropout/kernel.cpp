@@ -6,7 +6,9 @@
 
 #include "veridl/kernels/parallel.hpp"
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 float scale_of(double rate) { return static_cast<float>(1.0 / (1.0 - rate)); }
@@ -52,4 +54,6 @@ void drop_backward(const ops::DropShape& s, double rate, const uint8_t* keep, co
   for_chunks(s.count(), s.count(), [=](size_t lo, size_t hi) { apply_range(dy, keep, per, scale, dx, lo, hi); });
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

@@ -12,11 +12,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/dropout/reference.hpp"
 
 namespace veridl::kernels {
 
-void drop_forward(const ops::DropShape& s, double rate, uint64_t key, const float* x, float* y, uint8_t* keep);
-void drop_backward(const ops::DropShape& s, double rate, const uint8_t* keep, const float* dy, float* dx);
+VERIDL_KERNEL(drop_forward, void(const ops::DropShape& s, double rate, uint64_t key, const float* x, float* y, uint8_t* keep));
+VERIDL_KERNEL(drop_backward, void(const ops::DropShape& s, double rate, const uint8_t* keep, const float* dy, float* dx));
 
 }  // namespace veridl::kernels

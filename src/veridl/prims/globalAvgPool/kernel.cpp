@@ -3,7 +3,9 @@
 
 #include "veridl/kernels/parallel.hpp"
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 // Planes [lo, hi): y[r] = (sum of plane r in order) * inv. The sum is one sequential chain per plane (the
@@ -42,4 +44,6 @@ void global_avgpool_backward(const ops::GlobalAvgPoolShape& s, const float* dy, 
   for_chunks(s.planes(), s.x_size(), [=](size_t lo, size_t hi) { backward_planes(dy, dx, K, inv, lo, hi); });
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

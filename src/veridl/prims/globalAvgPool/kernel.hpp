@@ -10,11 +10,12 @@
 // thread; threads take contiguous chunks of planes, from kParallelMinWork elements on.
 #pragma once
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/globalAvgPool/reference.hpp"
 
 namespace veridl::kernels {
 
-void global_avgpool_forward(const ops::GlobalAvgPoolShape& s, const float* x, float* y);
-void global_avgpool_backward(const ops::GlobalAvgPoolShape& s, const float* dy, float* dx);
+VERIDL_KERNEL(global_avgpool_forward, void(const ops::GlobalAvgPoolShape& s, const float* x, float* y));
+VERIDL_KERNEL(global_avgpool_backward, void(const ops::GlobalAvgPoolShape& s, const float* dy, float* dx));
 
 }  // namespace veridl::kernels

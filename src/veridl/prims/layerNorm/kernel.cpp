@@ -10,7 +10,9 @@
 
 #include "veridl/kernels/parallel.hpp"
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 constexpr size_t kTile = kLayerNormTile;
@@ -225,4 +227,6 @@ void layernorm_backward(const ops::LayerNormShape& s, const float* gamma, const 
   }
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

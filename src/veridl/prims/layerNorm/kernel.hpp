@@ -28,16 +28,15 @@
 
 #include <cstddef>
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/layerNorm/reference.hpp"
 
 namespace veridl::kernels {
 
 inline constexpr size_t kLayerNormTile = 64;  // positions of one row handled together (channels-first)
 
-void layernorm_forward(const ops::LayerNormShape& s, double eps, const float* x, const float* gamma,
-                       const float* beta, float* y, float* r, float* xhat);
+VERIDL_KERNEL(layernorm_forward, void(const ops::LayerNormShape& s, double eps, const float* x, const float* gamma, const float* beta, float* y, float* r, float* xhat));
 
-void layernorm_backward(const ops::LayerNormShape& s, const float* gamma, const float* r, const float* xhat,
-                        const float* dy, float* dx, float* dgamma, float* dbeta);
+VERIDL_KERNEL(layernorm_backward, void(const ops::LayerNormShape& s, const float* gamma, const float* r, const float* xhat, const float* dy, float* dx, float* dgamma, float* dbeta));
 
 }  // namespace veridl::kernels

@@ -6,7 +6,9 @@
 
 #include "veridl/kernels/parallel.hpp"
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 constexpr size_t kChannelBlock = 256;  // channels whose dgamma sums one pass over the rows carries
@@ -63,4 +65,6 @@ void layerscale_backward(const ops::LayerScaleShape& s, const float* x, const fl
   if (dx) for_chunks(s.rows(), s.count(), [=](size_t lo, size_t hi) { scale_rows(dy, gamma, dx, C, K, lo, hi); });
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

@@ -20,12 +20,12 @@
 
 #include <cstddef>
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/layerScale/reference.hpp"
 
 namespace veridl::kernels {
 
-void layerscale_forward(const ops::LayerScaleShape& s, const float* x, const float* gamma, float* y);
-void layerscale_backward(const ops::LayerScaleShape& s, const float* x, const float* gamma, const float* dy,
-                         float* dx, float* dgamma);
+VERIDL_KERNEL(layerscale_forward, void(const ops::LayerScaleShape& s, const float* x, const float* gamma, float* y));
+VERIDL_KERNEL(layerscale_backward, void(const ops::LayerScaleShape& s, const float* x, const float* gamma, const float* dy, float* dx, float* dgamma));
 
 }  // namespace veridl::kernels

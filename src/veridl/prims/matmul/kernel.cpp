@@ -4,7 +4,9 @@
 
 #include "veridl/kernels/parallel.hpp"
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 inline float dot(const float* x, const float* y, size_t n) {
   float acc = 0.0f;
@@ -67,4 +69,6 @@ void matmul_backward(const ops::MatmulShape& s, const float* a, const float* b, 
   });
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

@@ -5,11 +5,12 @@
 // along contiguous rows (axpy over P, or dot products over K with transposeB) for the compiler to vectorize.
 #pragma once
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/matmul/reference.hpp"
 
 namespace veridl::kernels {
 
-void matmul_forward(const ops::MatmulShape& s, const float* a, const float* b, float* y);
-void matmul_backward(const ops::MatmulShape& s, const float* a, const float* b, const float* dy, float* da, float* db);
+VERIDL_KERNEL(matmul_forward, void(const ops::MatmulShape& s, const float* a, const float* b, float* y));
+VERIDL_KERNEL(matmul_backward, void(const ops::MatmulShape& s, const float* a, const float* b, const float* dy, float* da, float* db));
 
 }  // namespace veridl::kernels

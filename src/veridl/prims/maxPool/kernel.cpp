@@ -11,7 +11,9 @@
 
 #include "veridl/kernels/parallel.hpp"
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 // The in-range kernel offsets [lo, hi) of output position i along one dimension.
@@ -100,4 +102,6 @@ void maxpool_backward(const ops::MaxPoolShape& s, const uint32_t* idx, const flo
   }
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

@@ -16,11 +16,12 @@
 
 #include <cstdint>
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/maxPool/reference.hpp"
 
 namespace veridl::kernels {
 
-void maxpool_forward(const ops::MaxPoolShape& s, const float* x, float* y, uint32_t* idx);
-void maxpool_backward(const ops::MaxPoolShape& s, const uint32_t* idx, const float* dy, float* dx);
+VERIDL_KERNEL(maxpool_forward, void(const ops::MaxPoolShape& s, const float* x, float* y, uint32_t* idx));
+VERIDL_KERNEL(maxpool_backward, void(const ops::MaxPoolShape& s, const uint32_t* idx, const float* dy, float* dx));
 
 }  // namespace veridl::kernels

@@ -5,7 +5,9 @@
 
 #include "veridl/kernels/parallel.hpp"
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 // y = a s, elementwise (inner = 1).
@@ -73,4 +75,6 @@ void mul_backward(const ops::MulShape& m, const float* a, const float* s, const 
   for_chunks(rows, m.count(), [=](size_t lo, size_t hi) { mul_backward_rows(a, s, dy, da, ds, K, lo, hi); });
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

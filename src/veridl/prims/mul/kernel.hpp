@@ -16,11 +16,12 @@
 
 #include <cstddef>
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/mul/reference.hpp"
 
 namespace veridl::kernels {
 
-void mul_forward(const ops::MulShape& m, const float* a, const float* s, float* y);
-void mul_backward(const ops::MulShape& m, const float* a, const float* s, const float* dy, float* da, float* ds);
+VERIDL_KERNEL(mul_forward, void(const ops::MulShape& m, const float* a, const float* s, float* y));
+VERIDL_KERNEL(mul_backward, void(const ops::MulShape& m, const float* a, const float* s, const float* dy, float* da, float* ds));
 
 }  // namespace veridl::kernels

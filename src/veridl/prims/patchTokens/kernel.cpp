@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 constexpr size_t kTile = 16;
 
@@ -47,4 +49,6 @@ void patch_tokens_backward(const ops::PatchTokensShape& s, const float* dy, floa
   }
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

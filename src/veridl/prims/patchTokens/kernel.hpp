@@ -5,11 +5,12 @@
 // MB at ViT-Tiny's batch 16); results do not depend on the thread count.
 #pragma once
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/patchTokens/reference.hpp"
 
 namespace veridl::kernels {
 
-void patch_tokens_forward(const ops::PatchTokensShape& s, const float* x, const float* cls, const float* pos, float* y);
-void patch_tokens_backward(const ops::PatchTokensShape& s, const float* dy, float* dx, float* dcls, float* dpos);
+VERIDL_KERNEL(patch_tokens_forward, void(const ops::PatchTokensShape& s, const float* x, const float* cls, const float* pos, float* y));
+VERIDL_KERNEL(patch_tokens_backward, void(const ops::PatchTokensShape& s, const float* dy, float* dx, float* dcls, float* dpos));
 
 }  // namespace veridl::kernels

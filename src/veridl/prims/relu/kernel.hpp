@@ -13,11 +13,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/relu/reference.hpp"
 
 namespace veridl::kernels {
 
-void relu_forward(const ops::ReluShape& s, const float* x, float* y, uint8_t* mask);
-void relu_backward(const ops::ReluShape& s, const uint8_t* mask, const float* dy, float* dx);
+VERIDL_KERNEL(relu_forward, void(const ops::ReluShape& s, const float* x, float* y, uint8_t* mask));
+VERIDL_KERNEL(relu_backward, void(const ops::ReluShape& s, const uint8_t* mask, const float* dy, float* dx));
 
 }  // namespace veridl::kernels

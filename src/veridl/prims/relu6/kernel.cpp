@@ -4,7 +4,9 @@
 
 #include "veridl/kernels/parallel.hpp"
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 // Plain functions over pointer arguments (not lambda captures): a uint8_t store may alias anything, so
@@ -38,4 +40,6 @@ void relu6_backward(const ops::Relu6Shape& s, const uint8_t* mask, const float* 
   for_chunks(s.n, s.n, [=](size_t lo, size_t hi) { backward_range(mask, dy, dx, lo, hi); });
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

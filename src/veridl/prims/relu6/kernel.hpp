@@ -15,11 +15,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/relu6/reference.hpp"
 
 namespace veridl::kernels {
 
-void relu6_forward(const ops::Relu6Shape& s, const float* x, float* y, uint8_t* mask);
-void relu6_backward(const ops::Relu6Shape& s, const uint8_t* mask, const float* dy, float* dx);
+VERIDL_KERNEL(relu6_forward, void(const ops::Relu6Shape& s, const float* x, float* y, uint8_t* mask));
+VERIDL_KERNEL(relu6_backward, void(const ops::Relu6Shape& s, const uint8_t* mask, const float* dy, float* dx));
 
 }  // namespace veridl::kernels

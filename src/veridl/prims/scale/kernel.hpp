@@ -3,8 +3,11 @@
 
 #include <cstddef>
 
+#include "veridl/kernels/isa.hpp"
+
 namespace veridl::kernels {
 
-void scale_forward(size_t n, float c, const float* x, float* y);
+VERIDL_KERNEL(scale_forward, void(size_t n, float c, const float* x, float* y));
 
 }  // namespace veridl::kernels
+

@@ -14,7 +14,9 @@
 #include "veridl/prims/dense/kernel.hpp"
 #include "veridl/prims/softmax/kernel.hpp"
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 enum Slot { kQ, kK, kV, kDO, kOut, kP, kDS, kZero, kSlots };
@@ -136,4 +138,6 @@ void sdpa_backward(const ops::SdpaShape& s, const float* q, const float* k, cons
   });
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

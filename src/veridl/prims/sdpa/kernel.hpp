@@ -19,13 +19,12 @@
 // write disjoint columns of out, dq, dk, dv, so results are bit-identical for any OMP_NUM_THREADS.
 #pragma once
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/sdpa/reference.hpp"
 
 namespace veridl::kernels {
 
-void sdpa_forward(const ops::SdpaShape& s, const float* q, const float* k, const float* v, float* out, float* m,
-                  float* inv);
-void sdpa_backward(const ops::SdpaShape& s, const float* q, const float* k, const float* v, const float* m,
-                   const float* inv, const float* dO, float* dq, float* dk, float* dv);
+VERIDL_KERNEL(sdpa_forward, void(const ops::SdpaShape& s, const float* q, const float* k, const float* v, float* out, float* m, float* inv));
+VERIDL_KERNEL(sdpa_backward, void(const ops::SdpaShape& s, const float* q, const float* k, const float* v, const float* m, const float* inv, const float* dO, float* dq, float* dk, float* dv));
 
 }  // namespace veridl::kernels

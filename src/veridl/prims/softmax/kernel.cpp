@@ -5,7 +5,9 @@
 
 #include "veridl/kernels/parallel.hpp"
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 
 SoftmaxRowStats softmax_row_inplace(float* p, size_t K) {
   const float m = *std::max_element(p, p + K);
@@ -38,4 +40,6 @@ void softmax_rows_backward(size_t rows, size_t K, const float* p, const float* d
   });
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

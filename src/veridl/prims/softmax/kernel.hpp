@@ -6,15 +6,18 @@
 
 #include <cstddef>
 
+#include "veridl/kernels/isa.hpp"
+
 namespace veridl::kernels {
 
-void softmax_rows_forward(size_t rows, size_t K, const float* z, float* p);
+VERIDL_KERNEL(softmax_rows_forward, void(size_t rows, size_t K, const float* z, float* p));
 // One row in place: p = exp(p - max) / sum over its K entries; returns the row's max and 1 / sum (attention's
 // saved statistics, prims/sdpa/kernel.cpp).
 struct SoftmaxRowStats {
   float max, inv_sum;
 };
-SoftmaxRowStats softmax_row_inplace(float* p, size_t K);
-void softmax_rows_backward(size_t rows, size_t K, const float* p, const float* dy, float* dz);
+VERIDL_KERNEL(softmax_row_inplace, SoftmaxRowStats(float* p, size_t K));
+VERIDL_KERNEL(softmax_rows_backward, void(size_t rows, size_t K, const float* p, const float* dy, float* dz));
 
 }  // namespace veridl::kernels
+

@@ -14,9 +14,11 @@
 #include <limits>
 #include <vector>
 
+#include "veridl/kernels/target.hpp"
 #include "veridl/kernels/simd.hpp"
 
-namespace veridl::kernels {
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 // Elements (B K) from which the forward forks an OpenMP team.
@@ -26,7 +28,7 @@ struct RowStats {
   float m, S, Z;
 };
 
-#ifdef __AVX2__
+#if VERIDL_ISA_AVX2
 
 using simd::hsum;
 using simd::lane_mask;
@@ -199,4 +201,6 @@ void softmax_ce_backward(const ops::SoftmaxShape& s, float eps, const int32_t* l
   }
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

@@ -18,15 +18,15 @@
 
 #include <cstdint>
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/softmaxCE/reference.hpp"
 
 namespace veridl::kernels {
 
 // Returns the mean loss over the batch; writes p (softmax probabilities) for the backward.
-float softmax_ce_forward(const ops::SoftmaxShape& s, float eps, const int32_t* labels, const float* z, float* p);
+VERIDL_KERNEL(softmax_ce_forward, float(const ops::SoftmaxShape& s, float eps, const int32_t* labels, const float* z, float* p));
 
 // dz = dL (p - t) / B, t = (1 - eps) onehot + eps/K.
-void softmax_ce_backward(const ops::SoftmaxShape& s, float eps, const int32_t* labels, const float* p, float dL,
-                         float* dz);
+VERIDL_KERNEL(softmax_ce_backward, void(const ops::SoftmaxShape& s, float eps, const int32_t* labels, const float* p, float dL, float* dz));
 
 }  // namespace veridl::kernels

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstring>
 
-namespace veridl::kernels {
+#include "veridl/kernels/target.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS {
 
 void swap_axes(const ops::SwapShape& s, const float* x, float* y) {
   const size_t A = s.A, B = s.B, C = s.C, ABC = A * B * C;
@@ -25,4 +27,6 @@ void swap_axes(const ops::SwapShape& s, const float* x, float* y) {
   }
 }
 
-}  // namespace veridl::kernels
+}  // namespace veridl::kernels::VERIDL_ISA_NS
+
+#include "veridl/kernels/target_end.hpp"

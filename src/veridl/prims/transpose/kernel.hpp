@@ -3,10 +3,11 @@
 // and memory-bound; tested against prims/transpose/reference.hpp through the primitive table.
 #pragma once
 
+#include "veridl/kernels/isa.hpp"
 #include "veridl/prims/transpose/reference.hpp"
 
 namespace veridl::kernels {
 
-void swap_axes(const ops::SwapShape& s, const float* x, float* y);
+VERIDL_KERNEL(swap_axes, void(const ops::SwapShape& s, const float* x, float* y));
 
 }  // namespace veridl::kernels

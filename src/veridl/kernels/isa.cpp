@@ -1,0 +1,93 @@
+#include "veridl/kernels/isa.hpp"
+
+#include <cstdlib>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+#include <stdexcept>
+#include <string>
+
+namespace veridl::kernels {
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Portable: return "portable";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+const char* isa_description(Isa isa) {
+  switch (isa) {
+    case Isa::Portable: return "the base target (x86-64-v2: SSE4.2), compiler-vectorized loops";
+    case Isa::Avx2: return "AVX2 + FMA (x86-64-v3), 8-lane kernels";
+    case Isa::Avx512: return "AVX-512 F/BW/DQ/VL/CD (x86-64-v4), 16-lane kernels";
+  }
+  return "?";
+}
+
+Isa cpu_isa() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2") &&
+                    __builtin_cpu_supports("f16c");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                      __builtin_cpu_supports("avx512cd");
+  return avx512 ? Isa::Avx512 : avx2 ? Isa::Avx2 : Isa::Portable;
+#else
+  return Isa::Portable;
+#endif
+}
+
+std::string cpu_model() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned regs[12] = {};
+  unsigned max = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(0x80000000u, &max, &b, &c, &d) || max < 0x80000004u) return "unknown CPU";
+  for (unsigned leaf = 0; leaf < 3; ++leaf)
+    __get_cpuid(0x80000002u + leaf, &regs[4 * leaf], &regs[4 * leaf + 1], &regs[4 * leaf + 2], &regs[4 * leaf + 3]);
+  std::string s(reinterpret_cast<const char*>(regs), sizeof(regs));
+  s = s.substr(0, s.find('\0'));
+  const size_t first = s.find_first_not_of(' '), last = s.find_last_not_of(' ');
+  return first == std::string::npos ? "unknown CPU" : s.substr(first, last - first + 1);
+#else
+  return "unknown CPU";
+#endif
+}
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> v;
+  for (int i = 0; i <= static_cast<int>(cpu_isa()); ++i) v.push_back(static_cast<Isa>(i));
+  return v;
+}
+
+namespace {
+Isa requested_cap() {
+  const char* env = std::getenv("VERIDL_ISA");
+  if (!env || !*env) return Isa::Avx512;
+  const std::string s = env;
+  for (int i = 0; i < kIsaCount; ++i)
+    if (s == isa_name(static_cast<Isa>(i))) return static_cast<Isa>(i);
+  throw std::runtime_error("VERIDL_ISA='" + s + "' is not a kernel variant: expected avx512, avx2 or portable (or unset: the best the CPU runs)");
+}
+}  // namespace
+
+int detail::decide_isa() {
+  const Isa cpu = cpu_isa(), cap = requested_cap();
+  const int i = static_cast<int>(cap) < static_cast<int>(cpu) ? static_cast<int>(cap) : static_cast<int>(cpu);
+  g_active_isa.store(i, std::memory_order_relaxed);
+  return i;
+}
+
+Isa active_isa() { return static_cast<Isa>(detail::active_index()); }
+
+void set_active_isa(Isa isa) {
+  if (static_cast<int>(isa) > static_cast<int>(cpu_isa()))
+    throw std::invalid_argument(std::string("kernel variant ") + isa_name(isa) + " needs " + isa_description(isa) +
+                                ", which this CPU does not have (it runs " + isa_name(cpu_isa()) + ")");
+  detail::g_active_isa.store(static_cast<int>(isa), std::memory_order_relaxed);
+}
+
+}  // namespace veridl::kernels

@@ -1,0 +1,106 @@
+// Runtime ISA dispatch (src/veridl/kernels/isa.hpp): detection, the VERIDL_ISA cap, the CLI's report, and the
+// three variants of a kernel being three separately compiled functions. That every variant of every kernel
+// matches the reference is the kernel tests' job: CMake registers them once more per lesser variant the CPU
+// runs (test names "avx2:..." and "portable:...", run with VERIDL_ISA set), and IsaSelection.VariantInUse
+// fails in those runs if the variable was not honoured.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "test_util.hpp"
+#include "veridl/kernels/isa.hpp"
+#include "veridl/prims/conv2d/kernel.hpp"
+#include "veridl/prims/dense/kernel.hpp"
+
+using namespace veridl::testutil;
+namespace k = veridl::kernels;
+
+namespace {
+
+k::Isa min_isa(k::Isa a, k::Isa b) { return static_cast<int>(a) < static_cast<int>(b) ? a : b; }
+
+TEST(IsaSelection, VariantInUse) {
+  const char* env = std::getenv("VERIDL_ISA");
+  k::Isa want = k::cpu_isa();
+  if (env && *env) {
+    bool known = false;
+    for (int i = 0; i < k::kIsaCount; ++i)
+      if (std::string(env) == k::isa_name(static_cast<k::Isa>(i))) {
+        want = min_isa(static_cast<k::Isa>(i), k::cpu_isa());
+        known = true;
+      }
+    ASSERT_TRUE(known) << "VERIDL_ISA=" << env;
+  }
+  EXPECT_EQ(k::isa_name(k::active_isa()), std::string(k::isa_name(want)));
+  std::cout << "cpu: " << k::cpu_model() << "; kernels in use: " << k::isa_name(k::active_isa()) << "\n";
+}
+
+TEST(IsaSelection, SupportedVariantsEndAtTheCpus) {
+  const std::vector<k::Isa> s = k::supported_isas();
+  ASSERT_FALSE(s.empty());
+  EXPECT_EQ(s.front(), k::Isa::Portable);
+  EXPECT_EQ(s.back(), k::cpu_isa());
+  EXPECT_FALSE(k::cpu_model().empty());
+}
+
+TEST(IsaSelection, SetActiveSwitchesAndRefusesWhatTheCpuLacks) {
+  const k::Isa before = k::active_isa();
+  for (k::Isa i : k::supported_isas()) {
+    k::set_active_isa(i);
+    EXPECT_EQ(k::active_isa(), i);
+  }
+  if (k::cpu_isa() != k::Isa::Avx512) {
+    try {
+      k::set_active_isa(k::Isa::Avx512);
+      ADD_FAILURE() << "set_active_isa(avx512) on a CPU without AVX-512 did not throw";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_TRUE(mentions(e.what(), {"avx512", "this CPU does not have"}));
+    }
+  }
+  k::set_active_isa(before);
+}
+
+// A kernel's three table entries are three functions (the per-ISA objects were compiled and linked, not one
+// variant standing in for the others), and each computes the product on its own.
+TEST(IsaSelection, ThreeCompiledVariantsPerKernel) {
+  for (int a = 0; a < k::kIsaCount; ++a)
+    for (int b = a + 1; b < k::kIsaCount; ++b) {
+      EXPECT_NE(reinterpret_cast<void*>(k::dense_forward.variant[a]), reinterpret_cast<void*>(k::dense_forward.variant[b]));
+      EXPECT_NE(reinterpret_cast<void*>(k::conv2d_forward.variant[a]), reinterpret_cast<void*>(k::conv2d_forward.variant[b]));
+    }
+  const veridl::ops::DenseShape s{3, 5, 7};
+  std::vector<float> x(15), W(35), b(7);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.25f * static_cast<float>(i % 7) - 0.5f;
+  for (size_t i = 0; i < W.size(); ++i) W[i] = 0.125f * static_cast<float>(i % 5) - 0.25f;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(i);
+  for (k::Isa isa : k::supported_isas()) {
+    std::vector<float> y(21, -1.0f);
+    k::dense_forward.at(isa)(s, x.data(), W.data(), b.data(), y.data());
+    for (size_t r = 0; r < 3; ++r)
+      for (size_t o = 0; o < 7; ++o) {
+        float want = b[o];
+        for (size_t i = 0; i < 5; ++i) want += x[r * 5 + i] * W[i * 7 + o];  // exact: dyadic values
+        EXPECT_EQ(y[r * 7 + o], want) << k::isa_name(isa) << " r=" << r << " o=" << o;
+      }
+  }
+}
+
+TEST(IsaSelection, CliReportsTheVariantAndRejectsABadVariable) {
+  const Cmd info = run_command(std::string("VERIDL_ISA=portable ") + VERIDL_BINARY + " info --cpu");
+  ASSERT_EQ(info.status, 0) << info.out;
+  EXPECT_NE(info.out.find("in use: portable"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("cpu: "), std::string::npos) << info.out;
+  const Cmd best = run_command(std::string("env -u VERIDL_ISA ") + VERIDL_BINARY + " info --cpu");
+  EXPECT_NE(best.out.find(std::string("in use: ") + k::isa_name(k::cpu_isa())), std::string::npos) << best.out;
+  const Cmd bad = run_command(std::string("VERIDL_ISA=avx3 ") + VERIDL_BINARY + " train --spec " +
+                              repo("specs/mnist_linear.json") + " --epochs 1 --out /nonexistent/should-not-be-written");
+  EXPECT_EQ(bad.status, 2) << bad.out;
+  std::string line = bad.out;
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  EXPECT_TRUE(mentions(line, {"VERIDL_ISA='avx3'", "avx512, avx2 or portable"})) << bad.out;
+}
+
+}  // namespace
