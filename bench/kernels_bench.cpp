@@ -12,7 +12,7 @@
 //                 OMP_NUM_THREADS=2 ./bench_kernels --peak [--seconds S]
 //                   the machine's FMA ceiling (independent FMA chains on every thread) for each of the AVX2
 //                   and AVX-512 vector widths the CPU has, the numbers the GEMM GFLOP/s are fractions of
-//                 OMP_NUM_THREADS=2 ./bench_kernels --gemm [--csv]
+//                 OMP_NUM_THREADS=2 ./bench_kernels --gemm [--csv] [--only LABEL-SUBSTRING]
 //                   dense and conv2d forward / input- / weight-gradient at the chapter nets' shapes, for every
 //                   kernel variant the CPU runs, 1 and 2 threads, with the fraction of that variant's peak
 //                   (bench/gemm_vs_peers.py puts PyTorch 2.x's MKL / oneDNN beside it)
@@ -344,7 +344,7 @@ std::vector<DenseCase> dense_cases() {
           {"3152x768->192 (ViT-Tiny b16 fc2)", {3152, 768, 192}}};
 }
 
-void bench_gemm(bool csv) {
+void bench_gemm(bool csv, const std::string& only) {
   using namespace veridl;
   namespace k = veridl::kernels;
   const int threads = omp_get_max_threads();
@@ -367,6 +367,7 @@ void bench_gemm(bool csv) {
     for (size_t ti = 0; ti < team.size(); ++ti) {
       omp_set_num_threads(team[ti]);
       for (const DenseCase& c : dense_cases()) {
+        if (std::string(c.label).find(only) == std::string::npos) continue;
         const ops::DenseShape s = c.s;
         const auto x = random_floats(s.B * s.I, 1), W = random_floats(s.I * s.O, 2), b = random_floats(s.O, 3),
                    dy = random_floats(s.B * s.O, 4);
@@ -377,6 +378,7 @@ void bench_gemm(bool csv) {
         report("dense_backward_weight", c.label, ti, f, measure([&] { k::dense_backward_weight.at(isa)(s, x.data(), dy.data(), dW.data()); }));
       }
       for (const ConvCase& c : conv_cases()) {
+        if (std::string(c.label).find(only) == std::string::npos) continue;
         const ops::Conv2dShape& s = c.s;
         const auto x = random_floats(s.x_size(), 1), W = random_floats(s.w_size(), 2), b = random_floats(s.O, 3),
                    dy = random_floats(s.y_size(), 4);
@@ -395,6 +397,7 @@ void bench_gemm(bool csv) {
 
 int main(int argc, char** argv) {
   bool step_only = false, peak = false, gemm = false, csv = false;
+  std::string only;  // --gemm: only the shapes whose label contains it
   std::string net_spec;
   size_t net_batch = 0;
   for (int a = 1; a < argc; ++a) {
@@ -406,13 +409,14 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[a], "--peak") == 0) peak = true;
     if (std::strcmp(argv[a], "--gemm") == 0) gemm = true;
     if (std::strcmp(argv[a], "--csv") == 0) csv = true;
+    if (std::strcmp(argv[a], "--only") == 0 && a + 1 < argc) only = argv[++a];
   }
   if (peak) {
     bench_fma_peak(g_budget > 0 ? g_budget : 2.0);
     return 0;
   }
   if (gemm) {
-    bench_gemm(csv);
+    bench_gemm(csv, only);
     return 0;
   }
   if (!net_spec.empty()) {

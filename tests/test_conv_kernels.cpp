@@ -87,6 +87,9 @@ std::vector<Conv2dShape> conv_cases() {
   cs.push_back(veridl::ops::conv2d_shape(2, 3, 38, 38, 16, 7, 2, Padding::Same, PadStyle::XlaSame, false));
   cs.push_back(veridl::ops::conv2d_shape(1, 1, 28, 28, 8, 5, 1, Padding::Valid));
   cs.push_back(veridl::ops::conv2d_shape(1, 300, 5, 5, 7, 1, 1, Padding::Valid));           // K = 300, 1x1
+  // A late layer: a large weight over few positions, whose weight gradient splits the columns among threads
+  // instead of keeping partial sums per chunk of images.
+  cs.push_back(veridl::ops::conv2d_shape(8, 256, 7, 7, 128, 3, 1, Padding::Same));
   return cs;
 }
 
@@ -363,6 +366,7 @@ TEST(KernelsConvDeterminism, BitIdenticalForOneAndTwoThreads) {
       veridl::ops::conv2d_shape(3, 16, 29, 27, 24, 3, 2, Padding::Same, PadStyle::XlaSame, false),
       veridl::ops::conv2d_shape(5, 64, 14, 14, 32, 1, 1, Padding::Valid),
       veridl::ops::conv2d_shape(2, 3, 64, 64, 16, 7, 2, Padding::Same, PadStyle::Symmetric),
+      veridl::ops::conv2d_shape(8, 256, 7, 7, 128, 3, 1, Padding::Same),  // dW with its columns split
       // depthwise (batch 1 and 4, stride 1 and 2) and grouped
       veridl::ops::conv2d_shape(1, 32, 56, 56, 32, 3, 2, Padding::Same, PadStyle::XlaSame, false, 32),
       veridl::ops::conv2d_shape(4, 96, 14, 14, 96, 3, 1, Padding::Same, PadStyle::Symmetric, true, 96),

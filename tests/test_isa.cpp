@@ -5,7 +5,9 @@
 // fails in those runs if the variable was not honoured.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -85,6 +87,58 @@ TEST(IsaSelection, ThreeCompiledVariantsPerKernel) {
         for (size_t i = 0; i < 5; ++i) want += x[r * 5 + i] * W[i * 7 + o];  // exact: dyadic values
         EXPECT_EQ(y[r * 7 + o], want) << k::isa_name(isa) << " r=" << r << " o=" << o;
       }
+  }
+}
+
+// The claim of kernels/gemm_tile.hpp: the AVX2 and AVX-512 variants of the GEMM-shaped kernels give identical
+// bits (every element one FMA chain in the same order), at shapes that take every path: tails, depth blocks,
+// packed panels, the transposed store, pointwise and im2col convs, the weight gradient's partials and its split
+// columns.
+TEST(IsaSelection, Avx2AndAvx512GemmsGiveIdenticalBits) {
+  if (k::cpu_isa() != k::Isa::Avx512) GTEST_SKIP() << "needs an AVX-512 CPU (this one runs " << k::isa_name(k::cpu_isa()) << ")";
+  auto fill = [](size_t n, uint32_t seed) {
+    std::vector<float> v(n);
+    uint32_t s = seed;
+    for (float& f : v) {
+      s = s * 1664525u + 1013904223u;
+      f = static_cast<float>(static_cast<int32_t>(s >> 8) % 2000) / 1000.0f - 1.0f;
+    }
+    return v;
+  };
+  auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  };
+  for (const veridl::ops::DenseShape s : {veridl::ops::DenseShape{128, 784, 512}, {37, 300, 45}, {128, 784, 10}, {3, 1000, 700}}) {
+    const auto x = fill(s.B * s.I, 1), W = fill(s.I * s.O, 2), b = fill(s.O, 3), dy = fill(s.B * s.O, 4);
+    std::vector<float> y[2], dx[2], dW[2];
+    for (int v = 0; v < 2; ++v) {
+      const k::Isa isa = v ? k::Isa::Avx512 : k::Isa::Avx2;
+      y[v].resize(s.B * s.O), dx[v].resize(s.B * s.I), dW[v].resize(s.I * s.O);
+      k::dense_forward.at(isa)(s, x.data(), W.data(), b.data(), y[v].data());
+      k::dense_backward_input.at(isa)(s, W.data(), dy.data(), dx[v].data());
+      k::dense_backward_weight.at(isa)(s, x.data(), dy.data(), dW[v].data());
+    }
+    const std::string at = std::to_string(s.B) + "x" + std::to_string(s.I) + "->" + std::to_string(s.O);
+    EXPECT_TRUE(same(y[0], y[1])) << "dense forward " << at;
+    EXPECT_TRUE(same(dx[0], dx[1])) << "dense backward_input " << at;
+    EXPECT_TRUE(same(dW[0], dW[1])) << "dense backward_weight " << at;
+  }
+  using veridl::ops::Padding;
+  for (const veridl::ops::Conv2dShape& s :
+       {veridl::ops::conv2d_shape(4, 32, 28, 28, 32, 3, 1, Padding::Same), veridl::ops::conv2d_shape(2, 64, 14, 14, 96, 1, 1, Padding::Valid),
+        veridl::ops::conv2d_shape(3, 40, 15, 13, 24, 3, 2, Padding::Same), veridl::ops::conv2d_shape(8, 256, 7, 7, 128, 3, 1, Padding::Same)}) {
+    const auto x = fill(s.x_size(), 5), W = fill(s.w_size(), 6), b = fill(s.O, 7), dy = fill(s.y_size(), 8);
+    std::vector<float> y[2], dx[2], dW[2];
+    for (int v = 0; v < 2; ++v) {
+      const k::Isa isa = v ? k::Isa::Avx512 : k::Isa::Avx2;
+      y[v].resize(s.y_size()), dx[v].resize(s.x_size()), dW[v].resize(s.w_size());
+      k::conv2d_forward.at(isa)(s, x.data(), W.data(), b.data(), y[v].data());
+      k::conv2d_backward_input.at(isa)(s, W.data(), dy.data(), dx[v].data());
+      k::conv2d_backward_weight.at(isa)(s, x.data(), dy.data(), dW[v].data());
+    }
+    EXPECT_TRUE(same(y[0], y[1])) << "conv forward " << s.str();
+    EXPECT_TRUE(same(dx[0], dx[1])) << "conv backward_input " << s.str();
+    EXPECT_TRUE(same(dW[0], dW[1])) << "conv backward_weight " << s.str();
   }
 }
 

@@ -135,9 +135,10 @@ void for_segments(const Geometry& g, size_t p0, size_t p1, F&& f) {
   }
 }
 
-// col[k, p - p0] = x[c, i s + kh - pt, j s + kw - pl] (0 in the padding), k = (c, kh, kw), p = (i, j).
-void im2col(const Geometry& g, const float* x, size_t p0, size_t p1, float* col) {
-  const size_t np = p1 - p0;
+// col[k, p - p0] = x[c, i s + kh - pt, j s + kw - pl] (0 in the padding), k = (c, kh, kw), p = (i, j); the rows of
+// col ld floats apart (default: p1 - p0).
+void im2col(const Geometry& g, const float* x, size_t p0, size_t p1, float* col, size_t ld = 0) {
+  const size_t np = ld ? ld : p1 - p0;
   for (size_t c = 0; c < g.C; ++c)
     for (size_t kh = 0; kh < g.KH; ++kh)
       for (size_t kw = 0; kw < g.KW; ++kw) {
@@ -614,6 +615,58 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
   const size_t KO = g.K * s.O;
   // Chunks of units: a count fixed by the shape (at most 8, and at most ~64 MiB of partials).
   const size_t nparts = std::max<size_t>(1, std::min({units, size_t(8), (size_t(16) << 20) / std::max<size_t>(KO, 1)}));
+  // A large weight (the late layers: 3x3 512 -> 512 is 2.4 M floats) seen by few positions: the partials would
+  // be far more memory traffic than the product itself. Then one partial, dW^T [K, O] itself, its columns split
+  // among the threads, each summing every unit in order (each element: one chain over all units, the value
+  // nparts = 1 gives). The choice depends only on the shape.
+  if (nparts > 1 && KO * nparts > (size_t(1) << 21) && s.O >= 64) {
+    float* part = scratch(2, KO);
+    constexpr size_t kOBlock = 32;
+    const size_t ob = (s.O + kOBlock - 1) / kOBlock;
+    // Consecutive units side by side in one col [K, D] (D their positions, at most 512 and K D <= 1 M floats), so
+    // that one product runs over all of them: C is read and written once per depth block, not once per unit. The
+    // chain of each element is the same either way (partial sums go through C exactly).
+    const size_t max_d = std::max<size_t>(pc, std::min<size_t>(512, (size_t(1) << 20) / std::max<size_t>(g.K, 1)));
+    for_chunks(ob, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+      const size_t o0 = lo * kOBlock, o1 = std::min(s.O, hi * kOBlock), no = o1 - o0;
+      if (no == 0) return;
+      for (size_t k = 0; k < g.K; ++k) std::fill(part + k * s.O + o0, part + k * s.O + o1, 0.0f);
+      size_t u0 = 0;
+      while (u0 < units) {
+        auto positions = [&](size_t u) { return std::min(g.P, (u % nch) * pc + pc) - (u % nch) * pc; };
+        size_t u1 = u0, D = 0;
+        while (u1 < units && (u1 == u0 || D + positions(u1) <= max_d)) D += positions(u1++);
+        float* col = pw ? nullptr : scratch(0, g.K * D);
+        float* dyT = scratch(1, D * no);  // dy^T [D, o1 - o0]
+        size_t q0 = 0;
+        for (size_t u = u0; u < u1; ++u) {
+          const size_t bi = u / nch, p0 = (u % nch) * pc, np = positions(u);
+          if (!pw) im2col(g, x + bi * g.C * g.H * g.W, p0, p0 + np, col + q0, D);
+          const float* dyb = dy + bi * s.O * g.P + p0;
+          for (size_t qb = 0; qb < np; qb += 8)  // 8 positions at a time: 8-float runs of writes
+            for (size_t o = o0; o < o1; ++o)
+              for (size_t q = qb; q < std::min(np, qb + 8); ++q) dyT[(q0 + q) * no + (o - o0)] = dyb[o * g.P + q];
+          q0 += np;
+        }
+        if (pw) {  // pointwise: x itself is col, one unit at a time (its rows are g.P apart)
+          size_t q = 0;
+          for (size_t u = u0; u < u1; ++u) {
+            const size_t bi = u / nch, p0 = (u % nch) * pc, np = positions(u);
+            gemm(Gemm{g.K, no, np, x + bi * g.C * g.H * g.W + p0, g.P, 1, dyT + q * no, no, part + o0, s.O, nullptr, true});
+            q += np;
+          }
+        } else {
+          gemm(Gemm{g.K, no, D, col, D, 1, dyT, no, part + o0, s.O, nullptr, true});
+        }
+        u0 = u1;
+      }
+    });
+    for_chunks(s.O, KO * 4, [&](size_t lo, size_t hi) {
+      for (size_t o = lo; o < hi; ++o)
+        for (size_t k = 0; k < g.K; ++k) dW[o * g.K + k] = part[k * s.O + o];
+    });
+    return;
+  }
   float* parts = scratch(2, nparts * KO);  // partial dW^T [K, O] per chunk
   for_chunks(nparts, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
     for (size_t t = lo; t < hi; ++t) {
