@@ -10,10 +10,12 @@
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
 #include "veridl/train/optimizer.hpp"
+#include "test_util.hpp"
 #include "veridl/util/error.hpp"
 
 using namespace veridl;
 using namespace veridl::train;
+using namespace veridl::testutil;
 
 namespace {
 net::Plan tiny_plan() {  // weight [3,2] then bias [2]
@@ -100,11 +102,13 @@ TEST(Optimizer, LargeModelsFollowTheScalarFormulaOnAnyThreadCount) {
   struct Case {
     std::string kind;
     double momentum;
+    bool before = false;  // adamw: torch.optim.AdamW's order
   };
-  for (const Case& cs : {Case{"sgd", 0.0}, Case{"sgd", 0.9}, Case{"adam", 0.0}, Case{"adamw", 0.0}}) {
+  for (const Case& cs : {Case{"sgd", 0.0}, Case{"sgd", 0.9}, Case{"adam", 0.0}, Case{"adamw", 0.0}, Case{"adamw", 0.0, true}}) {
     OptimConfig c;
     c.kind = cs.kind;
     c.momentum = cs.momentum;
+    if (cs.before) c.adamw_decay = "before";
     c.weight_decay = 0.05;
     const float lr = 0.01f, wd = 0.05f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
     // The scalar reference, in float, element by element.
@@ -123,10 +127,11 @@ TEST(Optimizer, LargeModelsFollowTheScalarFormulaOnAnyThreadCount) {
           continue;
         }
         if (cs.kind == "adam" && decay) g += wd * p[i];
-        m[i] = b1 * m[i] + (1 - b1) * g;
-        v[i] = b2 * v[i] + (1 - b2) * g * g;
+        if (cs.before && decay) p[i] *= static_cast<float>(1.0 - double(lr) * 0.05);  // decay first
+        m[i] = b1 * m[i] + static_cast<float>(1.0 - 0.9) * g;
+        v[i] = b2 * v[i] + static_cast<float>(1.0 - 0.999) * g * g;
         p[i] -= step * m[i] / (std::sqrt(v[i]) * isb2 + eps);
-        if (cs.kind == "adamw" && decay) p[i] -= lr * wd * p[i];
+        if (cs.kind == "adamw" && !cs.before && decay) p[i] -= lr * wd * p[i];
       }
     }
     std::vector<std::vector<float>> got;
@@ -145,8 +150,62 @@ TEST(Optimizer, LargeModelsFollowTheScalarFormulaOnAnyThreadCount) {
     size_t bad = 0;
     for (size_t i = 0; i < n; ++i)
       if (!(std::abs(got[1][i] - p[i]) <= 1e-6f * std::max(1.0f, std::abs(p[i])))) ++bad;
-    EXPECT_EQ(bad, 0u) << cs.kind << " momentum " << cs.momentum << ": elements off the scalar formula";
+    EXPECT_EQ(bad, 0u) << cs.kind << (cs.before ? " (decay before)" : "") << " momentum " << cs.momentum
+                       << ": elements off the scalar formula";
   }
+}
+
+// Adam's 1 - beta constants are PyTorch's: 1 - 0.999 in double, rounded once (0.001f), not 1 - 0.999f in float
+// (0.00099998713). After one step from zero state, m = (1 - b1) g and v = (1 - b2) g^2 exactly.
+TEST(Optimizer, AdamOneMinusBetaConstantsArePyTorchs) {
+  auto plan = tiny_plan();
+  for (const char* kind : {"adam", "adamw"}) {
+    OptimConfig c;
+    c.kind = kind;
+    Optimizer opt(plan, c);
+    std::vector<float> p(8, 0.5f), g(8);
+    for (size_t i = 0; i < g.size(); ++i) g[i] = 0.37f * static_cast<float>(i + 1);
+    const std::vector<float> g0 = g;
+    opt.step(p.data(), g.data(), 0.01f, 1);
+    auto st = opt.state();
+    ASSERT_EQ(st.size(), 2u);
+    const std::vector<float>& m = *st[0].second;
+    const std::vector<float>& v = *st[1].second;
+    const float omb1 = 0.1f, omb2 = 0.001f;  // float(1 - 0.9), float(1 - 0.999): PyTorch's scalars
+    ASSERT_NE(omb2, 1.0f - 0.999f);
+    // Within float rounding (4e-7) of the exact products; the float constant would be 1.3e-5 off.
+    for (size_t i = 0; i < g0.size(); ++i) {
+      const double gi = g0[i], wm = double(omb1) * gi, wv = double(omb2) * gi * gi;
+      EXPECT_LE(std::abs(m[i] - wm), 4e-7 * std::abs(wm)) << kind << " m[" << i << "]";
+      EXPECT_LE(std::abs(v[i] - wv), 4e-7 * std::abs(wv)) << kind << " v[" << i << "]";
+    }
+  }
+}
+
+// adamwDecay "before" is torch.optim.AdamW's order and differs from the default after one step with decay; it
+// is refused for the other optimizers and for unknown values.
+TEST(Optimizer, AdamwDecayOrderIsAnOptionAndChecked) {
+  auto plan = tiny_plan();
+  std::vector<float> res[2];
+  for (int k = 0; k < 2; ++k) {
+    OptimConfig c;
+    c.kind = "adamw";
+    c.weight_decay = 0.1;
+    c.adamw_decay = k ? "before" : "after";
+    validate(c);
+    Optimizer opt(plan, c);
+    std::vector<float> p(8, 0.75f), g(8, 0.5f);
+    opt.step(p.data(), g.data(), 0.1f, 1);
+    res[k] = p;
+  }
+  EXPECT_NE(res[0], res[1]);
+  OptimConfig bad;
+  bad.kind = "sgd";
+  bad.adamw_decay = "before";
+  EXPECT_TRUE(mentions(error_of([&] { validate(bad); }), {"before", "adamw", "sgd"}));
+  bad.kind = "adamw";
+  bad.adamw_decay = "first";
+  EXPECT_TRUE(mentions(error_of([&] { validate(bad); }), {"'first'", "after, before"}));
 }
 
 TEST(Optimizer, GlobalNormClipping) {

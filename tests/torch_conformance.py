@@ -46,7 +46,12 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 LOSS_SPREAD_FACTOR, LOSS_RTOL_FLOOR = 8.0, 2e-4
-COUNT_SPREAD_FACTOR, COUNT_FLOOR = 2, 2
+# The test-set count of a ResNet after 8 steps moves by a few images with the rounding alone: PyTorch's float32
+# run is 5 from its float64 run on resnet18-small-symmetric, and two rounding-level changes in VeriDL (Adam's
+# 1 - beta constants, the dense input gradient's summation order) moved resnet18-small-xla from within 2 of the
+# float64 count to 3 from it. Hence a floor of 4; the losses are the tighter
+# check (every injected bug of --self-test is caught by them or by the count).
+COUNT_SPREAD_FACTOR, COUNT_FLOOR = 2, 4
 N_TRAIN, BATCH, EPOCHS = 256, 64, 2
 
 # name -> (spec file, changes to the spec's JSON, recipe overrides passed to both)

@@ -34,6 +34,8 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
                        resized and center-cropped to the spec's input)
   --epochs N  --batch N  --lr X  --label-smoothing X
   --optimizer sgd|adam|adamw  --momentum X  --weight-decay X  --clip-norm X
+  --adamw-decay after|before  AdamW's decay: after the Adam step (default, the original's) or before
+                       it (torch.optim.AdamW's: theta *= 1 - lr wd, then the step)
   --cosine / --no-cosine  --warmup-epochs X   (per-step linear warmup, then cosine)
   --crop-pad N  --flip   seeded augmentation: random crop with N zero padding, horizontal flip
   --resized-crop       seeded random-resized-crop (torchvision's: scale 0.08-1, ratio 3/4-4/3, bilinear)
@@ -106,7 +108,7 @@ int cmd_train(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--spec", "--data", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed", "--threads",
           "--eval-every", "--checkpoint-every", "--out", "--summary-json", "--resume", "--optimizer", "--weight-decay",
-          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize"},
+          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay"},
          {"--no-progress", "--cosine", "--no-cosine", "--flip", "--resized-crop"});
   net::NetSpec spec;
   train::TrainConfig cfg;
@@ -116,7 +118,7 @@ int cmd_train(int argc, char** argv) {
     for (const char* f : {"--spec", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed",
                           "--eval-every", "--checkpoint-every", "--optimizer", "--weight-decay", "--warmup-epochs",
                           "--clip-norm", "--preset", "--cosine", "--no-cosine", "--crop-pad", "--flip",
-                          "--resized-crop", "--normalize"})
+                          "--resized-crop", "--normalize", "--adamw-decay"})
       if (a.has(f)) throw Error(std::string(f) + " cannot be changed when resuming: the run continues with the recipe saved in " + *rpath);
     train::Resumable r = train::load_resume_state(*rpath);
     if (r.complete)
@@ -149,6 +151,9 @@ int cmd_train(int argc, char** argv) {
     o.clip_norm = a.real("--clip-norm", o.clip_norm);
     if (!(o.clip_norm >= 0)) throw Error(fmt::format("--clip-norm must be >= 0, got {}", o.clip_norm));
     o.cosine = a.has("--cosine") ? true : a.has("--no-cosine") ? false : o.cosine;
+    o.adamw_decay = a.str("--adamw-decay", o.adamw_decay);
+    if (o.adamw_decay != "after" && o.adamw_decay != "before")
+      throw Error("--adamw-decay: '" + o.adamw_decay + "' is not supported (supported: after, before)");
     if (o.kind != "sgd" && o.kind != "adam" && o.kind != "adamw")
       throw Error("--optimizer: '" + o.kind + "' is not supported (supported: sgd, adam, adamw)");
     cfg.augment.pad = static_cast<size_t>(a.integer("--crop-pad", static_cast<long long>(r.augment_crop_pad), 0, 64));

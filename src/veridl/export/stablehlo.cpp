@@ -76,10 +76,13 @@ Update optimizer(Emission& e, const net::Plan& plan, const train::OptimConfig& o
     }
     return u;
   }
-  const bool coupled = o.kind == "adam";
+  const bool coupled = o.kind == "adam", before = !coupled && o.adamw_decay == "before";
   const float b1 = static_cast<float>(o.beta1), b2 = static_cast<float>(o.beta2), eps = static_cast<float>(o.eps);
+  // 1 - beta computed in double, then rounded (PyTorch's constants: 1 - 0.999f in float is 0.00099998713).
+  const float omb1 = static_cast<float>(1.0 - o.beta1), omb2 = static_cast<float>(1.0 - o.beta2);
   b.comment(fmt::format("optimizer: {}, beta1 {}, beta2 {}, eps {}, weight decay {} ({}, weights only)", o.kind,
-                        o.beta1, o.beta2, o.eps, o.weight_decay, coupled ? "coupled L2" : "decoupled"));
+                        o.beta1, o.beta2, o.eps, o.weight_decay,
+                        coupled ? "coupled L2" : before ? "decoupled, before the step" : "decoupled"));
   // Bias corrections 1 - beta^t = -expm1(t log beta), accurate in f32 for every step t.
   const Val tf = b.convert(step, DType::F32);
   const Val bc1 = b.neg(b.expm1(b.mul(tf, static_cast<float>(std::log(o.beta1)))));
@@ -87,13 +90,15 @@ Update optimizer(Emission& e, const net::Plan& plan, const train::OptimConfig& o
   const Val step_size = b.div(lr, bc1), isb2 = b.rsqrt(bc2);
   std::vector<Val> ms, vs;
   for (size_t t = 0; t < P; ++t) {
-    const Val& p = e.params[t];
+    const Val& p0 = e.params[t];
+    // torch.optim.AdamW's order: p *= 1 - lr wd (the factor rounded to float once), then the step.
+    const Val p = before && decayed(t) ? b.mul(p0, scalar(b.sub(b.cst(1.0f, {}), b.mul(lr, b.cst(wd, {}))), p0)) : p0;
     const Val gi = coupled && decayed(t) ? b.add(g[t], b.mul(p, wd)) : g[t];
-    const Val m = b.add(b.mul(state_in[t], b1), b.mul(gi, 1.0f - b1));
-    const Val v = b.add(b.mul(state_in[P + t], b2), b.mul(b.mul(gi, 1.0f - b2), gi));
+    const Val m = b.add(b.mul(state_in[t], b1), b.mul(gi, omb1));
+    const Val v = b.add(b.mul(state_in[P + t], b2), b.mul(b.mul(gi, omb2), gi));
     // theta -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps), as train/optimizer.cpp computes it.
     Val np = b.sub(p, b.div(b.mul(scalar(step_size, p), m), b.add(b.mul(b.sqrt(v), scalar(isb2, v)), eps)));
-    if (!coupled && decayed(t)) np = b.sub(np, b.mul(scalar(b.mul(lr, b.cst(wd, {})), np), np));  // p -= lr wd p
+    if (!coupled && !before && decayed(t)) np = b.sub(np, b.mul(scalar(b.mul(lr, b.cst(wd, {})), np), np));  // p -= lr wd p
     u.params.push_back(np);
     ms.push_back(m);
     vs.push_back(v);

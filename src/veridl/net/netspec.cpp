@@ -69,6 +69,7 @@ json NetSpec::to_json() const {
     // Only when set: the JSON of the specs without them (stored in every checkpoint) keeps its bytes.
     if (recipe->augment_resized_crop) j["recipe"]["augmentResizedCrop"] = true;
     if (recipe->normalize != "none") j["recipe"]["normalize"] = recipe->normalize;
+    if (recipe->adamw_decay != "after") j["recipe"]["adamwDecay"] = recipe->adamw_decay;
   }
   return j;
 }
@@ -159,6 +160,10 @@ void validate(const NetSpec& s, const std::string& source) {
     if (!(r.weight_decay >= 0)) fail(source, fmt::format("recipe.weightDecay must be >= 0, got {}", r.weight_decay));
     if (!(r.warmup_epochs >= 0)) fail(source, fmt::format("recipe.warmupEpochs must be >= 0, got {}", r.warmup_epochs));
     if (!(r.clip_norm >= 0)) fail(source, fmt::format("recipe.clipNorm must be >= 0, got {}", r.clip_norm));
+    if (r.adamw_decay != "after" && r.adamw_decay != "before")
+      fail(source, "recipe.adamwDecay: '" + r.adamw_decay + "' is not supported (supported: after, before)");
+    if (r.adamw_decay == "before" && r.optimizer != "adamw")
+      fail(source, "recipe.adamwDecay: 'before' needs optimizer adamw, not " + r.optimizer);
     if (!(r.lr > 0) || !std::isfinite(r.lr)) fail(source, fmt::format("recipe.lr must be positive, got {}", r.lr));
     if (r.batch == 0) fail(source, "recipe.batch must be positive");
     if (r.epochs == 0) fail(source, "recipe.epochs must be positive");
@@ -189,6 +194,7 @@ Recipe parse_recipe(const json& jr, const std::string& source) {
   r.weight_decay = f.real("weightDecay", r.weight_decay);
   r.warmup_epochs = f.real("warmupEpochs", r.warmup_epochs);
   r.clip_norm = f.real("clipNorm", r.clip_norm);
+  r.adamw_decay = f.str("adamwDecay", r.adamw_decay);
   if (jr.contains("augmentCropPad")) {
     const json& v = jr["augmentCropPad"];
     if (!v.is_number_integer() || v.get<long long>() < 0 || v.get<long long>() > 64)

@@ -53,6 +53,7 @@ struct Recipe {
   bool cosine = false;
   double warmup_epochs = 0.0;
   double clip_norm = 0.0;
+  std::string adamw_decay = "after";  // adamw: "after" the Adam step (the original) or "before" (torch.optim.AdamW)
   size_t augment_crop_pad = 0;  // random crop with this zero padding (0: none)
   bool augment_flip = false;    // random horizontal flip
   bool augment_resized_crop = false;  // random-resized-crop (scale 0.08-1, ratio 3/4-4/3) to the input size

@@ -22,6 +22,10 @@ void validate(const OptimConfig& c) {
     throw Error(fmt::format("warmup epochs must be >= 0, got {}", c.warmup_epochs));
   if (!(c.clip_norm >= 0) || !std::isfinite(c.clip_norm))
     throw Error(fmt::format("gradient clip norm must be >= 0, got {}", c.clip_norm));
+  if (c.adamw_decay != "after" && c.adamw_decay != "before")
+    throw Error("AdamW decay order '" + c.adamw_decay + "' is not supported (supported: after, before)");
+  if (c.adamw_decay == "before" && c.kind != "adamw")
+    throw Error("AdamW decay order 'before' needs the adamw optimizer, not " + c.kind);
 }
 
 OptimConfig optim_config(const net::Recipe& r) {
@@ -33,6 +37,7 @@ OptimConfig optim_config(const net::Recipe& r) {
   o.cosine = r.cosine;
   o.warmup_epochs = r.warmup_epochs;
   o.clip_norm = r.clip_norm;
+  o.adamw_decay = r.adamw_decay;
   return o;
 }
 
@@ -116,24 +121,28 @@ void sgd_update(size_t n, float* __restrict p, const float* __restrict g, float*
 
 // step = lr / (1 - b1^t), isb2 = 1 / sqrt(1 - b2^t): the bias corrections folded into two scalars, so that
 // an element costs one square root and one division (PyTorch's form of the update), not three divisions.
+// omb1, omb2 = 1 - beta1, 1 - beta2 computed in double and rounded once, as PyTorch does (its betas are Python
+// floats): in float, 1 - 0.999f is 0.00099998713, not 0.001.
+// before: the factor float(1 - lr wd) of torch.optim.AdamW's decay-first order.
 struct AdamConsts {
-  float lr, wd, b1, b2, eps, step, isb2;
+  float lr, wd, b1, b2, omb1, omb2, eps, step, isb2, before;
 };
 
-template <bool Coupled>
+// Coupled: adam (wd g-coupled L2); otherwise adamw, decaying after the step or, with Before, first.
+template <bool Coupled, bool Before = false>
 void adam_update(size_t n, float* __restrict p, const float* __restrict g, float* __restrict m,
                  float* __restrict v, const uint8_t* __restrict dm, AdamConsts k) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (size_t i = 0; i < n; ++i) {
-    const float pi = p[i];
+    const float pi = Before && dm[i] ? p[i] * k.before : p[i];
     const float w = dm[i] ? k.wd : 0.0f;
     const float gi = Coupled ? g[i] + w * pi : g[i];
-    const float mi = k.b1 * m[i] + (1.0f - k.b1) * gi;
-    const float vi = k.b2 * v[i] + (1.0f - k.b2) * gi * gi;
+    const float mi = k.b1 * m[i] + k.omb1 * gi;
+    const float vi = k.b2 * v[i] + k.omb2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
     const float q = pi - k.step * mi / (std::sqrt(vi) * k.isb2 + k.eps);
-    p[i] = Coupled ? q : q - k.lr * w * q;
+    p[i] = Coupled || Before ? q : q - k.lr * w * q;
   }
 }
 
@@ -166,11 +175,16 @@ double Optimizer::step(float* p, float* g, float lr, size_t t) {
                      wd,
                      static_cast<float>(cfg_.beta1),
                      static_cast<float>(cfg_.beta2),
+                     static_cast<float>(1.0 - cfg_.beta1),
+                     static_cast<float>(1.0 - cfg_.beta2),
                      static_cast<float>(cfg_.eps),
                      static_cast<float>(static_cast<double>(lr) / bc1),
-                     static_cast<float>(1.0 / std::sqrt(bc2))};
+                     static_cast<float>(1.0 / std::sqrt(bc2)),
+                     static_cast<float>(1.0 - static_cast<double>(lr) * cfg_.weight_decay)};
   if (cfg_.kind == "adam")
     adam_update<true>(n, p, g, m_.data(), v_.data(), dm, k);
+  else if (cfg_.adamw_decay == "before")
+    adam_update<false, true>(n, p, g, m_.data(), v_.data(), dm, k);
   else
     adam_update<false>(n, p, g, m_.data(), v_.data(), dm, k);
   return norm;

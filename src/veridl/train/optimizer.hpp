@@ -2,8 +2,13 @@
 //
 //   sgd    v = mu v + g (+ wd theta on weights, coupled);  theta -= lr v        (mu = 0: plain SGD)
 //   adam   g += wd theta on weights (coupled L2, PyTorch's Adam); then Adam
-//   adamw  Adam, then theta -= lr wd theta on weights (decoupled, lr-scaled, as the original)
+//   adamw  Adam, then theta -= lr wd theta on weights (decoupled, lr-scaled): the decay applies to the value
+//          after the Adam step, the original's order. torch.optim.AdamW decays first (theta *= 1 - lr wd,
+//          then the Adam step), which differs in the second order of lr (tests/torch_conformance.py's
+//          PyTorch side reproduces VeriDL's order with --veridl-conventions); adamw_decay "before" (recipe
+//          adamwDecay, --adamw-decay) takes PyTorch's order, with its factor float(1 - lr wd)
 //   Adam:  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  bias correction with the 1-based step t;
+//          1 - b computed in double and rounded to float once (PyTorch's constants);
 //          theta -= lr * mhat / (sqrt(vhat) + eps);      b1 0.9, b2 0.999, eps 1e-8
 //          computed as PyTorch does: theta -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps), bc = 1 - b^t,
 //          with 1 / sqrt(bc2) a multiplier (one square root and one division per element)
@@ -34,6 +39,9 @@ struct OptimConfig {
   bool cosine = false;
   double warmup_epochs = 0.0;
   double clip_norm = 0.0;  // 0 = no clipping
+  // adamw only: "after" (the default, the original's: decay the value the Adam step produced) or "before"
+  // (torch.optim.AdamW's: theta *= 1 - lr wd, then the Adam step).
+  std::string adamw_decay = "after";
 };
 
 // Throws veridl::Error naming the option at fault.

@@ -209,6 +209,7 @@ nlohmann::json config_json(const TrainConfig& c) {
   // Written only when on, so that the checkpoints of runs without them keep their bytes (tests/test_bitpin.cpp).
   if (c.augment.resized_crop) j["augmentResizedCrop"] = true;
   if (c.normalize != data::Normalize::None) j["normalize"] = data::to_string(c.normalize);
+  if (o.adamw_decay != "after") j["adamwDecay"] = o.adamw_decay;
   return j;
 }
 
@@ -276,6 +277,7 @@ Resumable load_resume_state(const std::string& path) {
     o.cosine = c.at("cosine").get<bool>();
     o.warmup_epochs = c.at("warmupEpochs").get<double>();
     o.clip_norm = c.at("clipNorm").get<double>();
+    o.adamw_decay = c.value("adamwDecay", std::string("after"));
     r.cfg.batch = c.at("batch").get<size_t>();
     r.cfg.epochs = c.at("epochs").get<size_t>();
     r.cfg.label_smoothing = c.at("labelSmoothing").get<double>();

@@ -221,17 +221,21 @@ void dot_gemm(const Dot& g) {
 // Auto choices. A loop nest with its lanes along an extent n keeps n / (8 ceil(n / 8)) of the lanes busy
 // (the last vector is masked), so the nest with the better lane use wins. On a tie: forward and dW take
 // the broadcast nest along O (the dot-product nest also pays for loads of both operands and a
-// horizontal reduction); dx takes the broadcast nest along I (NarrowO) unless O >= kDxDotMinO, where
-// the dot products along O are long enough to win and save the transposed copy of W.
-// (Measured on Zen 3 with bench/kernels_bench.cpp.)
-constexpr size_t kDxDotMinO = 384;
-
+// horizontal reduction). dx takes a broadcast nest (NarrowO: lanes along B, over a transposed copy of dy,
+// when B < I, else along I over a transposed copy of W) unless the dot products along O use the lanes
+// better (a handful of rows): the broadcast nests run 1.2x (AVX2) to 1.7x (AVX-512) the dot products at
+// the MLP's shapes (bench/kernels_bench.cpp, Intel Xeon, 2 threads). The choice depends on the shape
+// only, the same in both variants (so are the results).
 double lane_use(size_t n) { return n == 0 ? 1.0 : static_cast<double>(n) / static_cast<double>(8 * ((n + 7) / 8)); }
 
-bool narrow(const ops::DenseShape& s, DenseVariant v, bool win_ties) {
+bool narrow(const ops::DenseShape& s, DenseVariant v) {
   if (v != DenseVariant::Auto) return v == DenseVariant::NarrowO;
-  const double i = lane_use(s.I), o = lane_use(s.O);
-  return win_ties ? i >= o : i > o;
+  return lane_use(s.I) > lane_use(s.O);
+}
+
+bool narrow_dx(const ops::DenseShape& s, DenseVariant v) {
+  if (v != DenseVariant::Auto) return v == DenseVariant::NarrowO;
+  return lane_use(s.B < s.I ? s.B : s.I) >= lane_use(s.O);
 }
 
 #endif  // VERIDL_ISA_AVX2
@@ -242,7 +246,7 @@ void dense_forward_variant(const ops::DenseShape& s, const float* x, const float
                            [[maybe_unused]] DenseVariant v) {
   const size_t B = s.B, I = s.I, O = s.O;
 #if VERIDL_ISA_AVX2
-  if (narrow(s, v, false)) {
+  if (narrow(s, v)) {
     float* Wt = scratch(I * O);
     transpose(I, O, W, Wt);
     dot_gemm(Dot{B, O, I, x, I, Wt, I, b, y, O});
@@ -270,10 +274,16 @@ void dense_backward_input_variant(const ops::DenseShape& s, const float* W, cons
                           [[maybe_unused]] DenseVariant v) {
   const size_t B = s.B, I = s.I, O = s.O;
 #if VERIDL_ISA_AVX2
-  if (narrow(s, v, O < kDxDotMinO)) {
-    float* Wt = scratch(I * O);
-    transpose(I, O, W, Wt);
-    bcast_gemm(Bcast{B, I, O, dy, O, 1, Wt, I, nullptr, dx, I, false}, false);
+  if (narrow_dx(s, v)) {
+    if (B < I) {  // dx^T = W dy^T, stored transposed: transposes dy [B, O] rather than W [I, O] (same chains)
+      float* dyT = scratch(B * O);
+      transpose(B, O, dy, dyT);
+      bcast_gemm(Bcast{I, B, O, W, O, 1, dyT, B, nullptr, dx, I, true}, false);
+    } else {
+      float* Wt = scratch(I * O);
+      transpose(I, O, W, Wt);
+      bcast_gemm(Bcast{B, I, O, dy, O, 1, Wt, I, nullptr, dx, I, false}, false);
+    }
   } else {
     dot_gemm(Dot{B, I, O, dy, O, W, O, nullptr, dx, I});
   }
@@ -293,7 +303,7 @@ void dense_backward_weight_variant(const ops::DenseShape& s, const float* x, con
                            [[maybe_unused]] DenseVariant v) {
   const size_t B = s.B, I = s.I, O = s.O;
 #if VERIDL_ISA_AVX2
-  if (narrow(s, v, false))  // tiles of dW^T [O, I]: A(o, b) = dy[b, o], B(b, i) = x[b, i]; threads split i
+  if (narrow(s, v))  // tiles of dW^T [O, I]: A(o, b) = dy[b, o], B(b, i) = x[b, i]; threads split i
     bcast_gemm(Bcast{O, I, B, dy, 1, O, x, I, nullptr, dW, O, true}, true);
   else  // A(i, b) = x[b, i], B(b, o) = dy[b, o]; threads split i
     bcast_gemm(Bcast{I, O, B, x, 1, I, dy, O, nullptr, dW, O, false}, false);

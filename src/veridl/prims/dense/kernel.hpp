@@ -30,14 +30,16 @@ VERIDL_KERNEL(dense_backward_input, void(const ops::DenseShape& s, const float* 
 VERIDL_KERNEL(dense_backward_weight, void(const ops::DenseShape& s, const float* x, const float* dy, float* dW));
 VERIDL_KERNEL(dense_backward_bias, void(const ops::DenseShape& s, const float* dy, float* db));
 
-
 // Which loop nest computes a product (AVX2 and AVX-512 variants; the portable variant has one nest and ignores it).
 //   WideO:   for large O. forward and dW: broadcast-FMA GEMM with the vector lanes along O;
 //            dx: 8-lane dot products along O (rows of dy against rows of W).
 //   NarrowO: for small O (MNIST: O = 10), where lanes along O would be mostly idle. forward: 8-lane dot
 //            products along I against a transposed copy of W; dW: broadcast-FMA with the lanes along I,
-//            each register tile of W^T stored transposed; dx: broadcast-FMA, lanes along I, over W^T.
-//   Auto:    chosen by shape (what the public functions use).
+//            each register tile of W^T stored transposed; dx: broadcast-FMA over a transposed copy of dy
+//            (lanes along B, tiles of dx^T stored transposed) when B < I, else lanes along I over W^T (both
+//            compute each dx element as the same chain over o).
+//   Auto:    chosen by shape (what the public functions use; dx prefers NarrowO unless B and I are both
+//            narrower than O's lanes would be busy).
 enum class DenseVariant { Auto, WideO, NarrowO };
 
 VERIDL_KERNEL(dense_forward_variant, void(const ops::DenseShape& s, const float* x, const float* W, const float* b, float* y, DenseVariant v));
