@@ -8,9 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 veridl=${1:-build/veridl}
 reps=${2:-2}
-settings=("OMP_WAIT_POLICY=PASSIVE" "OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=1000" "OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=3000")
+# "default": nothing set, VeriDL's own choice (tools/veridl/main.cpp: PASSIVE after GOMP_SPINCOUNT=3000 spins);
+# SPINCOUNT=0 is purely passive waiting (VeriDL's default before), 30000 a ten times longer spin.
+settings=("OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=0" "default" "OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=30000")
 median_epoch_ms() {
-  env $1 "$veridl" train --spec specs/mnist_linear.json --data fashion-mnist --epochs 6 --threads 2 --no-progress 2>&1 |
+  local s=$1
+  [[ "$s" == default ]] && s=""
+  env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT $s "$veridl" train --spec specs/mnist_linear.json --data fashion-mnist --epochs 6 --threads 2 --no-progress 2>&1 |
     sed -n 's/^Epoch .*(\([0-9]*\)ms)$/\1/p' | sort -n | sed -n 3p
 }
 busy=""

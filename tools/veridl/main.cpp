@@ -24,17 +24,21 @@ commands:
 
 // OpenMP's default "active" waiting spins at every join. On a machine whose cores are shared (CI,
 // laptops, a second job), one descheduled thread then stalls every join of every step: we measured a
-// 2-thread MNIST-linear epoch going from 0.13 s to 11 s. Passive waiting costs little when the cores
-// are idle, so it is VeriDL's default; libgomp reads the variable once at load time, hence the
-// re-exec. Set OMP_WAIT_POLICY yourself to override.
-static void default_to_passive_waiting(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+// 2-thread MNIST-linear epoch going from 0.13 s to 11 s. Purely passive waiting never stalls like that but
+// pays a futex wake-up at every join of a small step (2 threads slower than 1 on the linear model). VeriDL's
+// default is in between: passive waiting after a bounded spin of GOMP_SPINCOUNT=3000 iterations (a few
+// microseconds), enough to catch the next parallel region of a train step on an idle machine, too short to
+// matter on a busy one (bench/omp_wait_policy.sh measures both). libgomp reads the variables once at load
+// time, hence the re-exec. Set OMP_WAIT_POLICY or GOMP_SPINCOUNT yourself to override.
+static void default_waiting(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
   ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::setenv("GOMP_SPINCOUNT", "3000", 1);
   ::execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
 }
 
 int main(int argc, char** argv) {
-  default_to_passive_waiting(argv);
+  default_waiting(argv);
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     fmt::print("{}", kHelp);
     return argc < 2 ? 2 : 0;

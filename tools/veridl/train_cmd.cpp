@@ -269,8 +269,10 @@ static void print_cpu() {
   std::string names;
   for (const auto& d : prims::table()) names += (names.empty() ? "" : " ") + d.name;
   fmt::print("kernels: the {} variant of every primitive's fast kernel ({} primitives: {})\n", isa_name(used), prims::table().size(), names);
-  fmt::print("threads: {} (OpenMP; OMP_NUM_THREADS sets it), wait policy {}\n", omp_get_max_threads(),
-             std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "library default");
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  const char* spin = std::getenv("GOMP_SPINCOUNT");
+  fmt::print("threads: {} (OpenMP; OMP_NUM_THREADS sets it), waiting: OMP_WAIT_POLICY={} GOMP_SPINCOUNT={}\n",
+             omp_get_max_threads(), policy ? policy : "(unset)", spin ? spin : "(unset)");
 }
 
 int cmd_info(int argc, char** argv) {

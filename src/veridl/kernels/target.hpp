@@ -20,12 +20,12 @@
 #define VERIDL_ISA_NS isa_avx2
 #define VERIDL_ISA_AVX2 1
 #define VERIDL_ISA_AVX512 0
-#define VERIDL_ISA_TARGET "avx2,fma,bmi,bmi2,f16c,lzcnt,movbe,popcnt"
+#define VERIDL_ISA_TARGET "avx2,fma,bmi,bmi2,lzcnt,movbe,popcnt"
 #elif VERIDL_ISA_LEVEL == 2
 #define VERIDL_ISA_NS isa_avx512
 #define VERIDL_ISA_AVX2 1
 #define VERIDL_ISA_AVX512 1
-#define VERIDL_ISA_TARGET "avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma,bmi,bmi2,f16c,lzcnt,movbe,popcnt"
+#define VERIDL_ISA_TARGET "avx512f,avx512bw,avx512dq,avx512vl,avx512cd,avx2,fma,bmi,bmi2,lzcnt,movbe,popcnt"
 #else
 #error "VERIDL_ISA_LEVEL must be 0, 1 or 2"
 #endif

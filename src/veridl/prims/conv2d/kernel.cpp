@@ -40,10 +40,14 @@ struct Gemm {
   bool accumulate;        // ... unless accumulating: init = C(m, n)
 };
 
-// Depth blocks (balanced, at most kDepth deep) keep a B panel (<= 20 or 40 KiB) in L1 across the row blocks;
-// between depth blocks the partial sums go through C exactly, so the blocking changes no result (and is the
-// same in every variant, so are the results).
+// Depth blocks (balanced, at most kDepth deep) keep a B panel (kDepth x kTileCols floats, 20 KiB) in L1 across
+// the row blocks; between depth blocks the partial sums go through C exactly, so the blocking changes no result
+// (the variants may block differently and still agree bit for bit).
+#if VERIDL_ISA_AVX512
+constexpr size_t kDepth = 160;
+#else
 constexpr size_t kDepth = 320;
+#endif
 // Output positions are split into chunks of a multiple of kCols (see Geometry::chunk).
 constexpr size_t kCols = 16;
 
@@ -164,10 +168,11 @@ void im2col(const Geometry& g, const float* x, size_t p0, size_t p1, float* col,
       }
 }
 
-// dx[c, ...] += col[k, p - p0] for the channels [c0, c1) (col rows relative to c0): the adjoint of
-// im2col. For a fixed dx element the additions run in (kh, kw, p) order.
-void col2im_add(const Geometry& g, const float* col, size_t c0, size_t c1, size_t p0, size_t p1, float* dx) {
-  const size_t np = p1 - p0;
+// dx[c, ...] += col[k, p - p0] for the channels [c0, c1) (col rows relative to c0, ld floats apart; default
+// p1 - p0): the adjoint of im2col. For a fixed dx element the additions run in (kh, kw, p) order.
+void col2im_add(const Geometry& g, const float* col, size_t c0, size_t c1, size_t p0, size_t p1, float* dx,
+                size_t ld = 0) {
+  const size_t np = ld ? ld : p1 - p0;
   for (size_t c = c0; c < c1; ++c)
     for (size_t kh = 0; kh < g.KH; ++kh)
       for (size_t kw = 0; kw < g.KW; ++kw) {
@@ -542,11 +547,46 @@ void grouped_backward_weight(const ops::Conv2dShape& s, const float* x, const fl
 
 }  // namespace
 
+// Late layers (few positions per image, a large weight: ResNet's 3x3 512 -> 512 at 7x7 is 9.4 MB of weight for
+// 49 positions): one product per image would stream the whole weight from memory once per image. Instead the
+// images of a group sit side by side in the product's columns (col [K, n images x P]), so that each depth block
+// of the weight is reused from L2 across all of them. Groups: at most 512 columns and an 8 MB col, and at least
+// as many groups as threads. Each output element is still one chain over k in the same depth blocks: the
+// grouping changes no value.
+struct ImageGroups {
+  size_t per = 1, count = 0;
+  ImageGroups(const ops::Conv2dShape& s, const Geometry& g) {
+    const size_t fit = std::min<size_t>(512 / g.P, (size_t(1) << 21) / std::max<size_t>(g.K * g.P, 1));
+    const size_t threads = static_cast<size_t>(std::max(1, omp_get_max_threads()));
+    per = std::max<size_t>(1, std::min(fit, (s.B + threads - 1) / threads));
+    count = (s.B + per - 1) / per;
+  }
+  static bool wanted(const ops::Conv2dShape& s, const Geometry& g) {
+    return s.B > 1 && g.P < 256 && s.O * g.K >= (size_t(1) << 18);
+  }
+};
+
 void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, const float* b, float* y) {
   s.validate();
   if (s.depthwise()) return depthwise_forward(s, x, W, b, y);
   if (s.G > 1) return grouped_forward(s, x, W, b, y);
   const Geometry g(s);
+  if (ImageGroups::wanted(s, g)) {
+    const ImageGroups ig(s, g);
+    for_chunks(ig.count, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+      for (size_t gi = lo; gi < hi; ++gi) {
+        const size_t b0 = gi * ig.per, b1 = std::min(s.B, b0 + ig.per), n = (b1 - b0) * g.P;
+        float* col = scratch(0, g.K * n);
+        for (size_t bi = b0; bi < b1; ++bi) im2col(g, x + bi * g.C * g.H * g.W, 0, g.P, col + (bi - b0) * g.P, n);
+        float* out = scratch(1, s.O * n);  // y of the group [O, n]
+        gemm(Gemm{s.O, n, g.K, W, g.K, 1, col, n, out, n, s.bias ? b : nullptr, false});
+        for (size_t bi = b0; bi < b1; ++bi)
+          for (size_t o = 0; o < s.O; ++o)
+            std::memcpy(y + (bi * s.O + o) * g.P, out + o * n + (bi - b0) * g.P, g.P * sizeof(float));
+      }
+    });
+    return;
+  }
   const bool pw = g.pointwise(s);
   const size_t pc = g.chunk(), nch = (g.P + pc - 1) / pc;
   for_chunks(s.B * nch, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
@@ -572,6 +612,26 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
   if (s.G > 1) return grouped_backward_input(s, W, dy, dx);
   const Geometry g(s);
   const size_t KK = s.KH * s.KW;
+  if (ImageGroups::wanted(s, g)) {  // dcol = W^T dy for a group of images side by side (see ImageGroups)
+    const ImageGroups ig(s, g);
+    for_chunks(ig.count, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+      for (size_t gi = lo; gi < hi; ++gi) {
+        const size_t b0 = gi * ig.per, b1 = std::min(s.B, b0 + ig.per), n = (b1 - b0) * g.P;
+        float* dyg = scratch(1, s.O * n);  // dy of the group [O, n]
+        for (size_t bi = b0; bi < b1; ++bi)
+          for (size_t o = 0; o < s.O; ++o)
+            std::memcpy(dyg + o * n + (bi - b0) * g.P, dy + (bi * s.O + o) * g.P, g.P * sizeof(float));
+        float* dcol = scratch(0, g.K * n);
+        gemm(Gemm{g.K, n, s.O, W, 1, g.K, dyg, n, dcol, n, nullptr, false});
+        for (size_t bi = b0; bi < b1; ++bi) {
+          float* dxb = dx + bi * s.C * s.H * s.W;
+          std::fill(dxb, dxb + s.C * s.H * s.W, 0.0f);
+          col2im_add(g, dcol + (bi - b0) * g.P, 0, s.C, 0, g.P, dxb, n);
+        }
+      }
+    });
+    return;
+  }
   if (g.pointwise(s)) {  // dx = W^T dy per image, split over (image, position chunk)
     const size_t pc = g.chunk(), nch = (g.P + pc - 1) / pc;
     for_chunks(s.B * nch, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
