@@ -20,6 +20,8 @@
 #error "kernels/gemm_tile.hpp: include kernels/target.hpp first"
 #endif
 
+#include "veridl/kernels/simd.hpp"
+
 #if VERIDL_ISA_AVX2
 namespace veridl::kernels::VERIDL_ISA_NS::micro {
 
@@ -28,10 +30,7 @@ struct V8 {
   using Reg = __m256;
   using Mask = __m256i;
   static constexpr size_t kLanes = 8;
-  static Mask mask(size_t n) {  // lanes [0, n) on, n in [1, 8]
-    static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + 8 - n));
-  }
+  static Mask mask(size_t n) { return simd::lane_mask(n); }  // lanes [0, n) on, n in [1, 8]
   static Reg zero() { return _mm256_setzero_ps(); }
   static Reg set1(float x) { return _mm256_set1_ps(x); }
   static Reg load(const float* p) { return _mm256_loadu_ps(p); }
