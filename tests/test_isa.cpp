@@ -9,11 +9,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "kernel_testutil.hpp"
 #include "test_util.hpp"
 #include "veridl/kernels/isa.hpp"
 #include "veridl/prims/conv2d/kernel.hpp"
@@ -105,20 +105,8 @@ TEST(IsaSelection, ThreeCompiledVariantsPerKernel) {
 // columns.
 TEST(IsaSelection, Avx2AndAvx512GemmsGiveIdenticalBits) {
   if (k::cpu_isa() != k::Isa::Avx512) GTEST_SKIP() << "needs an AVX-512 CPU (this one runs " << k::isa_name(k::cpu_isa()) << ")";
-  auto fill = [](size_t n, uint32_t seed) {
-    std::vector<float> v(n);
-    uint32_t s = seed;
-    for (float& f : v) {
-      s = s * 1664525u + 1013904223u;
-      f = static_cast<float>(static_cast<int32_t>(s >> 8) % 2000) / 1000.0f - 1.0f;
-    }
-    return v;
-  };
-  auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-  };
   for (const veridl::ops::DenseShape s : {veridl::ops::DenseShape{128, 784, 512}, {37, 300, 45}, {128, 784, 10}, {3, 1000, 700}}) {
-    const auto x = fill(s.B * s.I, 1), W = fill(s.I * s.O, 2), b = fill(s.O, 3), dy = fill(s.B * s.O, 4);
+    const auto x = random_floats(s.B * s.I, 1), W = random_floats(s.I * s.O, 2), b = random_floats(s.O, 3), dy = random_floats(s.B * s.O, 4);
     std::vector<float> y[2], dx[2], dW[2];
     for (int v = 0; v < 2; ++v) {
       const k::Isa isa = v ? k::Isa::Avx512 : k::Isa::Avx2;
@@ -128,15 +116,15 @@ TEST(IsaSelection, Avx2AndAvx512GemmsGiveIdenticalBits) {
       k::dense_backward_weight.at(isa)(s, x.data(), dy.data(), dW[v].data());
     }
     const std::string at = std::to_string(s.B) + "x" + std::to_string(s.I) + "->" + std::to_string(s.O);
-    EXPECT_TRUE(same(y[0], y[1])) << "dense forward " << at;
-    EXPECT_TRUE(same(dx[0], dx[1])) << "dense backward_input " << at;
-    EXPECT_TRUE(same(dW[0], dW[1])) << "dense backward_weight " << at;
+    EXPECT_TRUE(same_bits(y[0], y[1])) << "dense forward " << at;
+    EXPECT_TRUE(same_bits(dx[0], dx[1])) << "dense backward_input " << at;
+    EXPECT_TRUE(same_bits(dW[0], dW[1])) << "dense backward_weight " << at;
   }
   using veridl::ops::Padding;
   for (const veridl::ops::Conv2dShape& s :
        {veridl::ops::conv2d_shape(4, 32, 28, 28, 32, 3, 1, Padding::Same), veridl::ops::conv2d_shape(2, 64, 14, 14, 96, 1, 1, Padding::Valid),
         veridl::ops::conv2d_shape(3, 40, 15, 13, 24, 3, 2, Padding::Same), veridl::ops::conv2d_shape(8, 256, 7, 7, 128, 3, 1, Padding::Same)}) {
-    const auto x = fill(s.x_size(), 5), W = fill(s.w_size(), 6), b = fill(s.O, 7), dy = fill(s.y_size(), 8);
+    const auto x = random_floats(s.x_size(), 5), W = random_floats(s.w_size(), 6), b = random_floats(s.O, 7), dy = random_floats(s.y_size(), 8);
     std::vector<float> y[2], dx[2], dW[2];
     for (int v = 0; v < 2; ++v) {
       const k::Isa isa = v ? k::Isa::Avx512 : k::Isa::Avx2;
@@ -145,9 +133,9 @@ TEST(IsaSelection, Avx2AndAvx512GemmsGiveIdenticalBits) {
       k::conv2d_backward_input.at(isa)(s, W.data(), dy.data(), dx[v].data());
       k::conv2d_backward_weight.at(isa)(s, x.data(), dy.data(), dW[v].data());
     }
-    EXPECT_TRUE(same(y[0], y[1])) << "conv forward " << s.str();
-    EXPECT_TRUE(same(dx[0], dx[1])) << "conv backward_input " << s.str();
-    EXPECT_TRUE(same(dW[0], dW[1])) << "conv backward_weight " << s.str();
+    EXPECT_TRUE(same_bits(y[0], y[1])) << "conv forward " << s.str();
+    EXPECT_TRUE(same_bits(dx[0], dx[1])) << "conv backward_input " << s.str();
+    EXPECT_TRUE(same_bits(dW[0], dW[1])) << "conv backward_weight " << s.str();
   }
 }
 
@@ -159,21 +147,9 @@ TEST(IsaSelection, Avx2AndAvx512GemmsGiveIdenticalBits) {
 // each variant to the reference).
 TEST(IsaSelection, Avx2AndAvx512VectorizedKernelsGiveIdenticalBits) {
   if (k::cpu_isa() != k::Isa::Avx512) GTEST_SKIP() << "needs an AVX-512 CPU (this one runs " << k::isa_name(k::cpu_isa()) << ")";
-  auto fill = [](size_t n, uint32_t seed, float scale) {
-    std::vector<float> v(n);
-    uint32_t s = seed;
-    for (float& f : v) {
-      s = s * 1664525u + 1013904223u;
-      f = scale * (static_cast<float>(s >> 8) / 16777216.0f * 2.0f - 1.0f);
-    }
-    return v;
-  };
-  auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
-    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-  };
   const size_t n = 4099;  // vector bodies and remainders of both widths
-  const auto x = fill(n, 1, 8.0f), dy = fill(n, 2, 1.0f);
-  auto close = [](const std::vector<float>& a, const std::vector<float>& b) {
+  const auto x = random_floats(n, 1, -8.0f, 8.0f), dy = random_floats(n, 2, -1.0f, 1.0f);
+  auto near = [](const std::vector<float>& a, const std::vector<float>& b) {
     if (a.size() != b.size()) return false;
     for (size_t i = 0; i < a.size(); ++i)
       if (!(std::abs(a[i] - b[i]) <= 1e-6f * std::max(1.0f, std::abs(b[i])))) return false;
@@ -189,11 +165,11 @@ TEST(IsaSelection, Avx2AndAvx512VectorizedKernelsGiveIdenticalBits) {
       k::elementwise_forward<F>.at(isa)(n, x.data(), y[v].data(), r8[v].data());
       k::elementwise_backward<F>.at(isa)(n, x.data(), r8[v].data(), dy.data(), dx[v].data());
     }
-    EXPECT_TRUE(same(y[0], y[1])) << name << " forward";
+    EXPECT_TRUE(same_bits(y[0], y[1])) << name << " forward";
     if (bits_backward)
-      EXPECT_TRUE(same(dx[0], dx[1])) << name << " backward";
+      EXPECT_TRUE(same_bits(dx[0], dx[1])) << name << " backward";
     else
-      EXPECT_TRUE(close(dx[0], dx[1])) << name << " backward";
+      EXPECT_TRUE(near(dx[0], dx[1])) << name << " backward";
   };
   activation(veridl::prims::SigmoidFn{}, "sigmoid");
   activation(veridl::prims::SwishFn{}, "swish");
@@ -201,7 +177,7 @@ TEST(IsaSelection, Avx2AndAvx512VectorizedKernelsGiveIdenticalBits) {
   activation(veridl::prims::GeluFn{}, "gelu");
   activation(veridl::prims::GeluErfFn{}, "geluErf", false);
   for (const veridl::ops::LayerNormShape& s : {veridl::ops::LayerNormShape{3, 1, 24, 49}, veridl::ops::LayerNormShape{2, 197, 192, 1}}) {
-    const auto lx = fill(s.count(), 3, 2.0f), g = fill(s.C, 4, 1.0f), b = fill(s.C, 5, 1.0f), ldy = fill(s.count(), 6, 1.0f);
+    const auto lx = random_floats(s.count(), 3, -2.0f, 2.0f), g = random_floats(s.C, 4, -1.0f, 1.0f), b = random_floats(s.C, 5, -1.0f, 1.0f), ldy = random_floats(s.count(), 6, -1.0f, 1.0f);
     std::vector<float> y[2], r[2], xh[2], dx[2], dg[2], db[2];
     for (int v = 0; v < 2; ++v) {
       const k::Isa isa = v ? k::Isa::Avx512 : k::Isa::Avx2;
@@ -210,12 +186,12 @@ TEST(IsaSelection, Avx2AndAvx512VectorizedKernelsGiveIdenticalBits) {
       k::layernorm_forward.at(isa)(s, 1e-6, lx.data(), g.data(), b.data(), y[v].data(), r[v].data(), xh[v].data());
       k::layernorm_backward.at(isa)(s, g.data(), r[v].data(), xh[v].data(), ldy.data(), dx[v].data(), dg[v].data(), db[v].data());
     }
-    EXPECT_TRUE(same(y[0], y[1]) && same(r[0], r[1])) << "layerNorm forward " << s.str();
-    EXPECT_TRUE(same(dx[0], dx[1]) && same(dg[0], dg[1]) && same(db[0], db[1])) << "layerNorm backward " << s.str();
+    EXPECT_TRUE(same_bits(y[0], y[1]) && same_bits(r[0], r[1])) << "layerNorm forward " << s.str();
+    EXPECT_TRUE(same_bits(dx[0], dx[1]) && same_bits(dg[0], dg[1]) && same_bits(db[0], db[1])) << "layerNorm backward " << s.str();
   }
   {
     const size_t rows = 37, K = 197;
-    const auto z = fill(rows * K, 7, 10.0f), sdy = fill(rows * K, 8, 1.0f);
+    const auto z = random_floats(rows * K, 7, -10.0f, 10.0f), sdy = random_floats(rows * K, 8, -1.0f, 1.0f);
     std::vector<float> p[2], dz[2];
     for (int v = 0; v < 2; ++v) {
       const k::Isa isa = v ? k::Isa::Avx512 : k::Isa::Avx2;
@@ -223,8 +199,8 @@ TEST(IsaSelection, Avx2AndAvx512VectorizedKernelsGiveIdenticalBits) {
       k::softmax_rows_forward.at(isa)(rows, K, z.data(), p[v].data());
       k::softmax_rows_backward.at(isa)(rows, K, p[v].data(), sdy.data(), dz[v].data());
     }
-    EXPECT_TRUE(same(p[0], p[1])) << "softmax rows forward";
-    EXPECT_TRUE(close(dz[0], dz[1])) << "softmax rows backward";
+    EXPECT_TRUE(same_bits(p[0], p[1])) << "softmax rows forward";
+    EXPECT_TRUE(near(dz[0], dz[1])) << "softmax rows backward";
   }
 }
 

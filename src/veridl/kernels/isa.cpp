@@ -9,23 +9,19 @@
 
 namespace veridl::kernels {
 
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::Portable: return "portable";
-    case Isa::Avx2: return "avx2";
-    case Isa::Avx512: return "avx512";
-  }
-  return "?";
-}
+namespace {
+struct IsaInfo {
+  const char* name;
+  const char* description;
+};
+constexpr IsaInfo kIsaInfo[kIsaCount] = {
+    {"portable", "the base target (x86-64-v2: SSE4.2), compiler-vectorized loops"},
+    {"avx2", "AVX2 + FMA (x86-64-v3), 8-lane kernels"},
+    {"avx512", "AVX-512 F/BW/DQ/VL/CD (x86-64-v4), 16-lane kernels"}};
+}  // namespace
 
-const char* isa_description(Isa isa) {
-  switch (isa) {
-    case Isa::Portable: return "the base target (x86-64-v2: SSE4.2), compiler-vectorized loops";
-    case Isa::Avx2: return "AVX2 + FMA (x86-64-v3), 8-lane kernels";
-    case Isa::Avx512: return "AVX-512 F/BW/DQ/VL/CD (x86-64-v4), 16-lane kernels";
-  }
-  return "?";
-}
+const char* isa_name(Isa isa) { return kIsaInfo[static_cast<int>(isa)].name; }
+const char* isa_description(Isa isa) { return kIsaInfo[static_cast<int>(isa)].description; }
 
 Isa cpu_isa() {
 #if defined(__x86_64__) || defined(__i386__)

@@ -33,14 +33,12 @@
 #include <immintrin.h>
 
 #ifdef VERIDL_ISA_TARGET
-#if defined(__clang__)
 #define VERIDL_ISA_PRAGMA_(x) _Pragma(#x)
+#if defined(__clang__)
 #define VERIDL_ISA_PRAGMA(t) VERIDL_ISA_PRAGMA_(clang attribute push(__attribute__((target(t))), apply_to = function))
-VERIDL_ISA_PRAGMA(VERIDL_ISA_TARGET)
 #else
 #pragma GCC push_options
-#define VERIDL_ISA_PRAGMA_(x) _Pragma(#x)
 #define VERIDL_ISA_PRAGMA(t) VERIDL_ISA_PRAGMA_(GCC target(t))
-VERIDL_ISA_PRAGMA(VERIDL_ISA_TARGET)
 #endif
+VERIDL_ISA_PRAGMA(VERIDL_ISA_TARGET)
 #endif

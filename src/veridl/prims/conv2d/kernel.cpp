@@ -197,6 +197,15 @@ void col2im_add(const Geometry& g, const float* col, size_t c0, size_t c1, size_
 }
 
 
+
+// out[q * ld + (o - o0)] = src[o * P + q] for q < np and o in [o0, o1): channels [o0, o1) of np positions of dy
+// (rows P apart) transposed, 8 positions at a time (8-float runs of writes).
+void transpose_positions(const float* src, size_t P, size_t np, size_t o0, size_t o1, float* out, size_t ld) {
+  for (size_t q0 = 0; q0 < np; q0 += 8)
+    for (size_t o = o0; o < o1; ++o)
+      for (size_t q = q0; q < std::min(np, q0 + 8); ++q) out[q * ld + (o - o0)] = src[o * P + q];
+}
+
 // ---- depthwise (G = C = O): direct loops per (image, channel) plane ------------------------------------
 //
 // No im2col and no GEMM: a depthwise channel is a KH x KW stencil on one plane, too little work per
@@ -524,9 +533,7 @@ void grouped_backward_weight(const ops::Conv2dShape& s, const float* x, const fl
         }
         float* dyT = scratch(1, np * OG);  // dy^T [np, OG]
         const float* dyg = dy + (bi * s.O + gi * OG) * g.P + p0;
-        for (size_t q0 = 0; q0 < np; q0 += 8)
-          for (size_t o = 0; o < OG; ++o)
-            for (size_t q = q0; q < std::min(np, q0 + 8); ++q) dyT[q * OG + o] = dyg[o * g.P + q];
+        transpose_positions(dyg, g.P, np, 0, OG, dyT, OG);
         gemm(Gemm{g.K, OG, np, col, sam, 1, dyT, OG, part, OG, nullptr, true});
       }
     }
@@ -691,9 +698,9 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
       const size_t o0 = lo * kOBlock, o1 = std::min(s.O, hi * kOBlock), no = o1 - o0;
       if (no == 0) return;
       for (size_t k = 0; k < g.K; ++k) std::fill(part + k * s.O + o0, part + k * s.O + o1, 0.0f);
+      auto positions = [&](size_t u) { return std::min(g.P, (u % nch) * pc + pc) - (u % nch) * pc; };
       size_t u0 = 0;
       while (u0 < units) {
-        auto positions = [&](size_t u) { return std::min(g.P, (u % nch) * pc + pc) - (u % nch) * pc; };
         size_t u1 = u0, D = 0;
         while (u1 < units && (u1 == u0 || D + positions(u1) <= max_d)) D += positions(u1++);
         float* col = pw ? nullptr : scratch(0, g.K * D);
@@ -703,9 +710,7 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
           const size_t bi = u / nch, p0 = (u % nch) * pc, np = positions(u);
           if (!pw) im2col(g, x + bi * g.C * g.H * g.W, p0, p0 + np, col + q0, D);
           const float* dyb = dy + bi * s.O * g.P + p0;
-          for (size_t qb = 0; qb < np; qb += 8)  // 8 positions at a time: 8-float runs of writes
-            for (size_t o = o0; o < o1; ++o)
-              for (size_t q = qb; q < std::min(np, qb + 8); ++q) dyT[(q0 + q) * no + (o - o0)] = dyb[o * g.P + q];
+          transpose_positions(dyb, g.P, np, o0, o1, dyT + q0 * no, no);
           q0 += np;
         }
         if (pw) {  // pointwise: x itself is col, one unit at a time (its rows are g.P apart)
@@ -745,9 +750,7 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
         }
         float* dyT = scratch(1, np * s.O);  // dy^T [np, O]
         const float* dyb = dy + bi * s.O * g.P + p0;
-        for (size_t q0 = 0; q0 < np; q0 += 8)  // 8 positions at a time: 8-float runs of writes
-          for (size_t o = 0; o < s.O; ++o)
-            for (size_t q = q0; q < std::min(np, q0 + 8); ++q) dyT[q * s.O + o] = dyb[o * g.P + q];
+        transpose_positions(dyb, g.P, np, 0, s.O, dyT, s.O);
         gemm(Gemm{g.K, s.O, np, col, sam, 1, dyT, s.O, part, s.O, nullptr, true});
       }
     }

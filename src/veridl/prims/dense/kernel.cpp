@@ -97,8 +97,7 @@ struct Bcast {
 constexpr size_t kBcastCols = micro::kTileCols;
 // K is processed in blocks of kBcastDepth (when C is not transposed) so that a B panel (kBcastDepth x
 // kBcastCols floats: 16 or 32 KiB) stays in L1 across the row blocks; between blocks the partial sums go
-// through C exactly (they are floats either way), so the blocking does not change any result. The depth is
-// the same in every variant (so are the results).
+// through C exactly (they are floats either way), so the blocking does not change any result.
 constexpr size_t kBcastDepth = 256;
 // Row blocks per thread from which a B panel is packed before use.
 constexpr size_t kPackMinRowBlocks = 4;
