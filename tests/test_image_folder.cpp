@@ -307,6 +307,7 @@ TEST_F(ImageFolder, GreyTargetUsesBt601Luma) {
   write("train/a/rgb.png", png8(3, 2, 3, rgb));
   write("train/a/zgrey.png", png8(3, 2, 1, grey));
   write("val/a/v.png", png8(3, 2, 1, grey));
+  for (const char* part : {"train", "val"}) write(fmt::format("{}/b/v.png", part), png8(3, 2, 1, grey));  // 2 classes
   Split s = veridl::data::load_split(root(), ImageShape{1, 2, 3});
   ASSERT_EQ(s.train.image_size(), 6u);
   for (size_t i = 0; i < 6; ++i) {
@@ -353,6 +354,7 @@ TEST_F(ImageFolder, UpscaleIsBilinearOnAGradientAndExactOnAConstant) {
   // A 5x3 constant: scale max(6/3, 6/5) = 2 -> 10x6, center crop 6x6.
   write("train/a/wide.png", png8(5, 3, 1, Bytes(15, 77)));
   write("val/a/v.png", png8(8, 8, 1, Bytes(64, 1)));
+  for (const char* part : {"train", "val"}) write(fmt::format("{}/b/v.png", part), png8(8, 8, 1, Bytes(64, 1)));
   Split s = veridl::data::load_split(root(), ImageShape{1, 8, 8});
   const std::array<float, 8> want = {0, 10, 30, 50, 70, 90, 110, 120};
   for (size_t y = 0; y < 8; ++y)
@@ -404,11 +406,12 @@ TEST_F(ImageFolder, TestDirStandsInForValAndHiddenEntriesAreIgnored) {
   write("train/.cache/junk.txt", {1});
   write("train/.hidden_file", {1});
   write("test/a/y.png", png8(4, 4, 3, pattern(4, 4, 3, 3, 2, 1)));
+  for (const char* part : {"train", "test"}) write(fmt::format("{}/b/z.png", part), png8(4, 4, 3, pattern(4, 4, 3, 5, 2, 1)));
   Split s = veridl::data::load_split(root(), ImageShape{3, 4, 4});
-  EXPECT_EQ(s.train.n, 1u);
-  EXPECT_EQ(s.test.n, 1u);
+  EXPECT_EQ(s.train.n, 2u);
+  EXPECT_EQ(s.test.n, 2u);
   EXPECT_EQ(s.test.source, path("test"));
-  EXPECT_EQ(s.train.num_classes, 1u);
+  EXPECT_EQ(s.train.num_classes, 2u);
 }
 
 TEST_F(ImageFolder, ResultDoesNotDependOnTheThreadCount) {
@@ -560,6 +563,26 @@ TEST_F(ImageFolder, LayoutErrors) {
   fs::create_directories(path("train"));
   EXPECT_EQ(load_error(), "image folder '" + root() + "': '" + path("train") +
                               "' holds no class sub-directories (expected train/<class>/*.jpg|png)");
+}
+
+// The class count is checked when the class directories are listed, before any image is decoded (the corrupt
+// image below would otherwise be the error): fewer than two classes, or not the network's output width.
+TEST_F(ImageFolder, ClassCountIsCheckedBeforeAnyImageIsDecoded) {
+  minimal();
+  write("train/a/broken.png", Bytes{1, 2, 3});
+  EXPECT_EQ(load_error({3, 4, 4, 3}), "image folder '" + root() +
+                                          "': train/ holds 2 classes but the network's last layer has 3 outputs (its "
+                                          "fanOut must equal the number of classes)");
+  EXPECT_NE(load_error({3, 4, 4, 2}).find("broken.png"), std::string::npos);  // the right count: decoding goes on
+  fs::remove_all(path("train/b"));
+  fs::remove_all(path("val/b"));
+  EXPECT_EQ(load_error(), "image folder '" + root() + "': train/ holds 1 class directory ('a'); a classifier needs at least two");
+  // Through the command line: the spec's output width is the class count asked for.
+  fs::remove(path("train/a/broken.png"));
+  for (const char* part : {"train", "val"}) write(fmt::format("{}/b/one.png", part), png8(4, 4, 3, pattern(4, 4, 3, 1, 2, 3)));
+  const Cmd c = sh("train --spec " + repo("specs/mnist_linear.json") + " --data " + root());
+  EXPECT_NE(c.status, 0);
+  EXPECT_NE(c.out.find("train/ holds 2 classes but the network's last layer has 10 outputs"), std::string::npos) << c.out;
 }
 
 TEST_F(ImageFolder, ShapeErrors) {

@@ -262,14 +262,14 @@ TEST(Cli, BadInputGetsOneClearLine) {
     std::string args, expect;
   } cases[] = {
       {"train", "--spec FILE is required"},
-      {"train --spec /nonexistent.json", "/nonexistent.json: cannot open NetSpec file"},
+      {"train --spec /nonexistent.json", "cannot read NetSpec file '/nonexistent.json': No such file or directory"},
       {"train --spec " + repo("specs/mnist_linear.json") + " --lr -1", "--lr must be positive"},
       {"train --spec " + repo("specs/mnist_linear.json") + " --batch 0", "--batch: 0 is out of range"},
       {"train --spec " + repo("specs/mnist_linear.json") + " --epochs 0", "--epochs: 0 is out of range"},
       {"train --spec " + repo("specs/mnist_linear.json") + " --epochs x", "--epochs: 'x' is not an integer"},
       {"train --spec " + repo("specs/mnist_linear.json") + " --bogus 1", "unknown option '--bogus'"},
-      {"train --spec " + repo("specs/mnist_linear.json") + " --out /nonexistent-dir/m.safetensors",
-       "--out: cannot write to '/nonexistent-dir/m.safetensors'"},
+      {"train --spec " + repo("specs/mnist_linear.json") + " --out /proc/nonexistent-dir/m.safetensors",
+       "--out: cannot create the directory '/proc/nonexistent-dir' for '/proc/nonexistent-dir/m.safetensors'"},
       {"eval --checkpoint /nonexistent.safetensors", "/nonexistent.safetensors"},
       {"verify --contract nope", "no contract named 'nope'"},
       {"frobnicate", "unknown command 'frobnicate'"},

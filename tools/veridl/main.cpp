@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <exception>
 #include <new>
@@ -39,6 +40,9 @@ static void default_waiting(char** argv) {
 
 int main(int argc, char** argv) {
   default_waiting(argv);
+  // A write past the file-size limit (ulimit -f) fails with EFBIG and is reported as such, instead of killing the
+  // process mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     fmt::print("{}", kHelp);
     return argc < 2 ? 2 : 0;

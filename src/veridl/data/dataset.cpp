@@ -33,7 +33,10 @@ constexpr uint64_t kMaxCifarFile = 60'000 * kCifarRecord;     // the whole datas
 // exact "N bytes of trailing data" message; more than this is refused while inflating.
 constexpr uint64_t kTrailingSlack = uint64_t{1} << 20;
 
-std::vector<uint8_t> read_raw(const std::string& path, const std::string& what) { return read_whole_file(path, what); }
+// A data file larger than the largest dataset we load is refused before it is read (a gzip file is smaller still).
+std::vector<uint8_t> read_raw(const std::string& path, const std::string& what) {
+  return read_whole_file(path, what, kMaxDecompressed + kTrailingSlack);
+}
 
 std::string too_big(const std::string& what, const std::string& path, uint64_t max_out, bool declared) {
   if (declared)

@@ -49,6 +49,12 @@ struct Dataset {
   size_t image_size() const { return C * H * W; }
   bool has_bytes() const { return !pixels.empty(); }
   bool has_stored() const { return !stored.empty(); }
+  // The memory the images and labels take (bytes).
+  size_t bytes() const {
+    size_t b = pixels.size() + images.size() * sizeof(float) + labels.size() * sizeof(int32_t);
+    for (const StoredImage& s : stored) b += s.pixels.size() + sizeof(StoredImage);
+    return b;
+  }
   // Images [first, first + count) as floats into dst (count * image_size() values).
   void copy_images(size_t first, size_t count, float* dst) const;
   // Every image as floats (a copy: for tests and small sets).
@@ -101,6 +107,9 @@ Dataset load_cifar10(const std::vector<std::string>& batch_files);
 // center-cropped to it (IDX and CIFAR-10 files have a fixed shape and ignore it).
 struct ImageShape {
   size_t C = 3, H = 0, W = 0;
+  // The network's number of classes (its last layer's width): an image folder must have exactly this many class
+  // directories (checked before decoding); 0: not checked. IDX and CIFAR-10 labels are checked by train().
+  size_t classes = 0;
 };
 
 // How load_split keeps an image folder's training images (IDX and CIFAR-10 keep their bytes either way, and the

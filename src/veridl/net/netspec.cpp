@@ -3,14 +3,14 @@
 #include <fmt/core.h>
 
 #include <cmath>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "veridl/net/lower.hpp"
 #include "veridl/prims/table.hpp"
 #include "veridl/util/error.hpp"
+#include "veridl/util/file.hpp"
 #include "veridl/util/json_depth.hpp"
+#include "veridl/util/text.hpp"
 
 namespace veridl::net {
 
@@ -78,6 +78,7 @@ namespace {
 
 constexpr size_t kMaxActivation = size_t{1} << 28;  // values of the input image
 constexpr size_t kMaxRepeat = 1024;
+constexpr uint64_t kMaxNetSpecBytes = uint64_t{16} << 20;  // 16 MiB: a spec is a page of JSON
 
 [[noreturn]] void fail(const std::string& source, const std::string& msg) { throw Error(source + ": " + msg); }
 
@@ -222,7 +223,8 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
     // nlohmann's message already says "at line L, column C".
     std::string what = e.what();
     auto p = what.find("parse error");
-    fail(source, "malformed JSON: " + (p == std::string::npos ? what : what.substr(p)));
+    // The message quotes the bytes last read: invalid UTF-8 or control characters there are shown escaped.
+    fail(source, "malformed JSON: " + printable(p == std::string::npos ? what : what.substr(p), 300));
   }
   if (!j.is_object()) fail(source, "a NetSpec must be a JSON object");
   graph::Fields top(j, graph::Where{source, "", {}},
@@ -248,11 +250,8 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
 }
 
 NetSpec load_netspec(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open NetSpec file");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse_netspec(ss.str(), path);
+  const std::vector<uint8_t> bytes = read_whole_file(path, "NetSpec file", kMaxNetSpecBytes);
+  return parse_netspec(std::string(bytes.begin(), bytes.end()), path);
 }
 
 NetBuilder& NetBuilder::layer(const std::string& type, json fields, std::string name, std::vector<std::string> inputs) {

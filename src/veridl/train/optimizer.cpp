@@ -71,6 +71,8 @@ double global_norm(const float* g, size_t n) {
   return std::sqrt(s);
 }
 
+size_t optimizer_state_tensors(const OptimConfig& c) { return c.kind == "sgd" ? (c.momentum > 0 ? 1 : 0) : 2; }
+
 Optimizer::Optimizer(const net::Plan& plan, const OptimConfig& c) : cfg_(c), decay_(plan.n_params, 0) {
   validate(c);
   for (const auto& t : plan.params)

@@ -52,6 +52,10 @@ OptimConfig optim_config(const net::Recipe& r);
 
 double lr_at(const OptimConfig& c, size_t step, size_t steps_per_epoch, size_t epochs);
 
+// How many n_params-sized state tensors the optimizer keeps (Optimizer::state().size()): 0 for plain SGD, 1 with
+// momentum, 2 for Adam and AdamW. For planning memory and checkpoint sizes before anything is allocated.
+size_t optimizer_state_tensors(const OptimConfig& c);
+
 class Optimizer {
  public:
   Optimizer(const net::Plan& plan, const OptimConfig& c);

@@ -16,6 +16,7 @@
 #include "veridl/prims/softmaxCE/kernel.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/json_depth.hpp"
+#include "veridl/util/text.hpp"
 
 namespace veridl::train {
 
@@ -157,12 +158,25 @@ Checkpoint make_checkpoint(const net::Plan& plan, const Model& model, const std:
   if (rt.size() != model.running.size()) throw Error("checkpoint: running statistics do not match the network");
   for (size_t k = 0; k < rt.size(); ++k) ck.tensors.push_back({rt[k].first, {int64_t(rt[k].second)}, model.running[k]});
   ck.metadata = metadata;
-  ck.metadata["format"] = "veridl-checkpoint-1";
+  ck.metadata["format"] = kCheckpointFormat;
   ck.metadata["spec"] = plan.spec.to_json().dump();
   return ck;
 }
 
+void check_checkpoint_format(const Checkpoint& ck, const std::string& path, bool required) {
+  auto it = ck.metadata.find("format");
+  if (it == ck.metadata.end()) {
+    if (required) throw Error(path + ": not a resumable VeriDL checkpoint (no 'format' metadata)");
+    return;
+  }
+  if (it->second != kCheckpointFormat)
+    throw Error(fmt::format("{}: checkpoint format '{}' is not one this VeriDL reads ({}){}", path, printable(it->second, 80),
+                            kCheckpointFormat,
+                            it->second.rfind("veridl-checkpoint-", 0) == 0 ? ": written by another version of VeriDL?" : ""));
+}
+
 Model model_from_checkpoint(const net::Plan& plan, const Checkpoint& ck, const std::string& path) {
+  check_checkpoint_format(ck, path, false);
   auto shp = [](const std::vector<int64_t>& s) {
     std::string r = "[";
     for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
@@ -189,6 +203,34 @@ Model model_from_checkpoint(const net::Plan& plan, const Checkpoint& ck, const s
     throw Error(path + fmt::format(": checkpoint has {} model tensors, {} expects {}", model_tensors, plan.spec.name,
                                    plan.params.size() + rt.size()));
   return m;
+}
+
+RunMemory plan_run_memory(const net::Plan& plan, const TrainConfig& cfg, size_t test_images) {
+  RunMemory m;
+  const uint64_t n = plan.n_params, f = sizeof(float);
+  const uint64_t state = optimizer_state_tensors(cfg.optim);
+  uint64_t running = 0;
+  for (const auto& [name, c] : running_stat_tensors(plan)) running += c;
+  m.params = 2 * n * f + running * f;
+  m.optimizer = state * n * f;
+  m.activations = plan.train.bytes(sizeof(float)) + plan.batch * plan.input_width() * f;  // + the gathered batch
+  const size_t chunk = eval_chunk(plan.batch, test_images);
+  if (chunk != plan.batch)
+    m.evaluation = net::compile(plan.spec, chunk, 0.0).infer.bytes(sizeof(float)) + 2 * (n + running) * f;
+  if (!cfg.out.empty()) m.checkpoint = (n + running + state * n) * f + n * f;  // the tensors, and the model copy
+  return m;
+}
+
+uint64_t checkpoint_bytes(const net::Plan& plan, const OptimConfig& optim) {
+  uint64_t floats = plan.n_params * (1 + optimizer_state_tensors(optim)), entries = plan.params.size() + 2;
+  for (const auto& [name, c] : running_stat_tensors(plan)) {
+    floats += c;
+    ++entries;
+  }
+  // The header: one JSON entry per tensor (name, dtype, shape, offsets: under 256 bytes each), the spec and the
+  // training config (the spec's JSON is what the NetSpec printer writes), the other metadata.
+  const uint64_t header = 8 + 256 * entries + plan.spec.to_json().dump().size() * 2 + 4096;
+  return floats * sizeof(float) + header;
 }
 
 namespace {
@@ -255,6 +297,7 @@ bool stop_requested() { return g_stop.load(); }
 
 Resumable load_resume_state(const std::string& path) {
   Checkpoint ck = load_safetensors(path);
+  check_checkpoint_format(ck, path, true);
   Resumable r;
   auto get = [&](const std::string& key) -> const std::string& {
     auto it = ck.metadata.find(key);
@@ -403,6 +446,8 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   std::vector<float> aug_scratch(cfg.augment.enabled() ? D : 0);
   std::vector<std::exception_ptr> gather_error(cfg.batch);  // by the first example of a thread's chunk
   const bool show_progress = cfg.progress && isatty(fileno(stderr));
+  // ln C is the cross-entropy of equal logits, where training starts (at least 1: a one- or two-class net too).
+  const double diverge_limit = cfg.diverge_factor * std::max(1.0, std::log(static_cast<double>(classes)));
   double lr = oc.lr;
   auto run_start = Clock::now();
   const size_t first_epoch = st.epoch;
@@ -459,10 +504,17 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       ++st.step;
       lr = lr_at(oc, st.step, bpe, cfg.epochs);
       float loss = ts.step(xin, labels.data(), static_cast<float>(lr), st.step);
+      // A loss that is not finite, or that has exploded (far above a uniform guess's ln C, where training starts)
+      // stops the run before the step's parameters reach a checkpoint.
+      const std::string kept = cfg.out.empty() ? "" : "; the last good checkpoint (if any) at '" + cfg.out + "' is kept";
       if (!std::isfinite(loss))
         throw Error(fmt::format("loss is {} at step {} (epoch {}, batch {}): training stopped{}", std::fabs(loss), st.step,
-                                epoch + 1, bi,
-                                cfg.out.empty() ? "" : "; the last good checkpoint (if any) at '" + cfg.out + "' is kept"));
+                                epoch + 1, bi, kept));
+      if (cfg.diverge_factor > 0 && loss > diverge_limit)
+        throw Error(fmt::format("loss is {:.4g} at step {} (epoch {}, batch {}), above the divergence limit {:.4g} "
+                                "({:g} x ln {} classes, a uniform guess's loss): training stopped{} (lower --lr or add "
+                                "--clip-norm; --diverge-factor 0 trains on regardless)",
+                                loss, st.step, epoch + 1, bi, diverge_limit, cfg.diverge_factor, classes, kept));
       epoch_loss += loss;
       res.step_loss.push_back(loss);
       if (bi < 3 || bi % 100 == 0) {

@@ -38,6 +38,9 @@ struct TrainConfig {
   size_t eval_every = 10;
   std::string out;        // checkpoint path ("" = do not save)
   size_t checkpoint_every = 10;  // also save (resumably) every N epochs; 0 = only at the end
+  // Divergence: a step whose loss exceeds diverge_factor x ln(classes) (the loss of a uniform guess, where training
+  // starts) stops the run as a non-finite loss does, keeping the last good checkpoint. 0: only non-finite stops it.
+  double diverge_factor = 1000;
   bool progress = false;  // a live progress line (rate, ETA) on stderr
   FILE* log = stdout;     // the book's log lines
   // Called after every step with the global step; tests use it to request a stop deterministically.
@@ -118,6 +121,20 @@ EvalResult evaluate(TrainStep& ts, const data::Dataset& ds, data::Normalize norm
 TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::Split& data,
                   const ResumeState* resume = nullptr);
 
+// What a training run allocates, planned from the spec and config before anything large is allocated (bytes).
+struct RunMemory {
+  uint64_t params = 0;       // parameters and their gradients
+  uint64_t optimizer = 0;    // momentum or Adam's moments
+  uint64_t activations = 0;  // the training step's buffers at the batch (Plan::train, shared by liveness)
+  uint64_t evaluation = 0;   // evaluation's inference buffers (0 when it runs in the training executor)
+  uint64_t checkpoint = 0;   // the copies a checkpoint is assembled from while it is saved (0 without --out)
+  uint64_t total() const { return params + optimizer + activations + evaluation + checkpoint; }
+};
+// test_images: the size of the evaluation set when known (it bounds evaluation's chunk), else SIZE_MAX.
+RunMemory plan_run_memory(const net::Plan& plan, const TrainConfig& cfg, size_t test_images = SIZE_MAX);
+// The size of the checkpoint file a run of `plan` writes, from above (tensors, optimizer state, metadata).
+uint64_t checkpoint_bytes(const net::Plan& plan, const OptimConfig& optim);
+
 // Reads a checkpoint written by train(): its NetSpec, training config and resume state.
 struct Resumable {
   net::NetSpec spec;
@@ -132,10 +149,17 @@ Resumable load_resume_state(const std::string& path);
 // 'config', written by train()), or the spec's recipe when the checkpoint has no config.
 data::Normalize checkpoint_normalization(const Checkpoint& ck, const net::NetSpec& spec, const std::string& path);
 
+// The format this VeriDL writes (metadata 'format'); check_checkpoint_format refuses any other value
+// ("<path>: checkpoint format 'veridl-checkpoint-999' is not one this VeriDL reads (veridl-checkpoint-1) ..."). A
+// safetensors file without a 'format' entry is taken as plain tensors (eval with --spec); resuming needs the format.
+inline constexpr const char* kCheckpointFormat = "veridl-checkpoint-1";
+void check_checkpoint_format(const Checkpoint& ck, const std::string& path, bool required);
+
 // Checkpoints: parameter tensors named as in the plan, then the running statistics
 // ("layers.<i>.bn.running_mean" / "running_var"); metadata {format, spec, config, epoch, step, ...}.
 Checkpoint make_checkpoint(const net::Plan& plan, const Model& model, const std::map<std::string, std::string>& metadata);
-// Loads the model for `plan` from a checkpoint; every tensor must be present with the plan's shape
+// Loads the model for `plan` from a checkpoint (check_checkpoint_format first, a missing format allowed); every
+// tensor must be present with the plan's shape
 // (tensors named "optimizer.*" are optimizer state and ignored here).
 Model model_from_checkpoint(const net::Plan& plan, const Checkpoint& ck, const std::string& path);
 // Names and shapes of the running-statistics tensors of a plan, in Executor::running_stats() order.

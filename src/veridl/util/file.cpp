@@ -9,40 +9,61 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <memory>
+#include <stdexcept>
 
 #include "veridl/util/error.hpp"
 
 namespace veridl {
 
-namespace {
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-}  // namespace
+std::string file_type_name(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISREG(mode)) return "a regular file";
+  return "not a regular file";
+}
 
-std::vector<uint8_t> read_whole_file(const std::string& path, const std::string& what) {
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  if (!f) throw Error(fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
+std::vector<uint8_t> read_whole_file(const std::string& path, const std::string& what, uint64_t max_bytes) {
+  auto fail = [&](const std::string& why) { return Error(fmt::format("cannot read {} '{}': {}", what, path, why)); };
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below, by its type).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw fail(std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
   struct stat st {};
-  if (::fstat(::fileno(f.get()), &st) != 0)
-    throw Error(fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
-  if (S_ISDIR(st.st_mode)) throw Error(fmt::format("cannot read {} '{}': it is a directory", what, path));
+  if (::fstat(fd, &st) != 0) throw fail(std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw fail("it is a directory");
+  if (!S_ISREG(st.st_mode))
+    throw fail(fmt::format("it is {}, not a regular file", file_type_name(st.st_mode)));
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size > max_bytes)
+    throw fail(fmt::format("it is {} bytes, more than the limit of {} bytes", size, max_bytes));
   std::vector<uint8_t> bytes;
-  if (S_ISREG(st.st_mode)) bytes.reserve(static_cast<size_t>(st.st_size));
-  constexpr size_t kChunk = size_t{1} << 20;
+  try {
+    bytes.resize(static_cast<size_t>(size));
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemory(fmt::format("out of memory while loading {} '{}' ({} bytes)", what, path, size));
+  } catch (const std::length_error&) {
+    throw OutOfMemory(fmt::format("out of memory while loading {} '{}' ({} bytes)", what, path, size));
+  }
   size_t got = 0;
-  for (;;) {
-    bytes.resize(got + kChunk);
-    size_t k = std::fread(bytes.data() + got, 1, kChunk, f.get());
-    got += k;
-    if (k < kChunk) {
-      if (std::ferror(f.get()))
-        throw Error(fmt::format("cannot read {} '{}': {}", what, path, std::strerror(errno)));
-      break;
-    }
+  while (got < bytes.size()) {
+    const ssize_t k = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (k < 0) throw fail(std::strerror(errno));
+    if (k == 0) break;  // shrank since fstat: what is there
+    got += static_cast<size_t>(k);
   }
   bytes.resize(got);
+  uint8_t probe = 0;
+  ssize_t more;
+  do more = ::read(fd, &probe, 1);
+  while (more < 0 && (errno == EINTR || errno == EAGAIN));
+  if (more > 0) throw fail(fmt::format("the file grew past its {} bytes while being read", size));
   return bytes;
 }
 
