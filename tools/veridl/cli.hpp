@@ -8,7 +8,8 @@
 
 namespace veridl::cli {
 
-// Parses "--flag value" and "--switch" arguments. Unknown flags are an error naming the flag.
+// Parses "--flag value", "--flag=value" and "--switch" arguments. An unknown flag, a flag given twice and a value
+// given to a switch are errors naming the flag.
 class Args {
  public:
   Args(int argc, char** argv, int first, const std::vector<std::string>& value_flags,

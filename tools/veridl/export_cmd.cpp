@@ -49,9 +49,14 @@ int cmd_export(int argc, char** argv) {
   const size_t batch = static_cast<size_t>(a.integer("--batch", static_cast<long long>(r.batch), 1, 1 << 20));
   hlo::ExportOptions opt;
   opt.eval = a.has("--eval");
+  if (opt.eval)  // the evaluation forward has no optimizer and no loss: a training option would be ignored
+    for (const char* f : {"--optimizer", "--momentum", "--weight-decay", "--clip-norm", "--label-smoothing"})
+      if (a.has(f)) throw Error(std::string(f) + " does not apply to export --eval (the evaluation forward has no optimizer or loss)");
   train::OptimConfig& o = opt.optim;
   o = train::optim_config(r);
   o.kind = a.str("--optimizer", r.optimizer);
+  if (a.has("--momentum") && o.kind != "sgd")
+    throw Error("--momentum does not apply to " + o.kind + " (it is SGD's; Adam's betas are 0.9 and 0.999)");
   o.momentum = a.real("--momentum", r.momentum);
   o.weight_decay = a.real("--weight-decay", r.weight_decay);
   o.clip_norm = a.real("--clip-norm", r.clip_norm);

@@ -175,6 +175,15 @@ int cmd_train(int argc, char** argv) {
       throw Error("--adamw-decay: '" + o.adamw_decay + "' is not supported (supported: after, before)");
     if (o.kind != "sgd" && o.kind != "adam" && o.kind != "adamw")
       throw Error("--optimizer: '" + o.kind + "' is not supported (supported: sgd, adam, adamw)");
+    // An option the run would not use is an error, not silently ignored.
+    if (a.has("--cosine") && a.has("--no-cosine")) throw Error("--cosine and --no-cosine contradict each other");
+    if (a.has("--momentum") && o.kind != "sgd")
+      throw Error("--momentum does not apply to " + o.kind + " (it is SGD's; Adam's betas are 0.9 and 0.999)");
+    if (a.has("--adamw-decay") && o.kind != "adamw")
+      throw Error("--adamw-decay does not apply to " + o.kind + " (it orders AdamW's decoupled weight decay)");
+    if (a.has("--warmup-epochs") && !o.cosine)
+      throw Error("--warmup-epochs does not apply without the cosine schedule (the schedule is a linear warmup, then "
+                  "cosine): add --cosine");
     cfg.augment.pad = static_cast<size_t>(a.integer("--crop-pad", static_cast<long long>(r.augment_crop_pad), 0, 64));
     cfg.augment.flip = a.has("--flip") || r.augment_flip;
     cfg.augment.resized_crop = a.has("--resized-crop") || r.augment_resized_crop;
