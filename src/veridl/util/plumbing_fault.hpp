@@ -1,0 +1,30 @@
+// Deliberate plumbing faults between a run's recipe and its training step (issue 20): each re-injects, at its
+// one code point, a bug that the contract checks cannot see because both sides of every contract are built from
+// the same plan and config. They exist for the tests that prove the recipe, schedule and plan checks bite
+// (tests/test_plan_pads.cpp; docs/verification.md, "What the contracts cannot see"). Off by default;
+// the command line never sets one. Only tests do, through ScopedPlumbingFault.
+#pragma once
+
+namespace veridl {
+
+enum class PlumbingFault {
+  None,
+  PadStyleSwapped,  // net::lower(): the spec's padStyle mapped the wrong way round
+};
+
+// The fault in force (PlumbingFault::None unless a test set one).
+PlumbingFault plumbing_fault();
+
+// Sets a fault for the scope's lifetime, then restores the previous one. Tests only.
+class ScopedPlumbingFault {
+ public:
+  explicit ScopedPlumbingFault(PlumbingFault f);
+  ~ScopedPlumbingFault();
+  ScopedPlumbingFault(const ScopedPlumbingFault&) = delete;
+  ScopedPlumbingFault& operator=(const ScopedPlumbingFault&) = delete;
+
+ private:
+  PlumbingFault previous_;
+};
+
+}  // namespace veridl
