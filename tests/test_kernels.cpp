@@ -242,6 +242,127 @@ TEST(KernelsSoftmax, StableForExtremeLogits) {
   }
 }
 
+// ---- softmax cross-entropy at large logits, and the smoothing convention --------------------------------
+
+// A float softmax cross-entropy forward: (shape, eps, labels, z, p) -> mean loss.
+using SoftmaxCeForward = float (*)(const veridl::ops::SoftmaxShape&, float, const int32_t*, const float*, float*);
+
+// The forward and backward of `fwd` (and the kernel's backward on its p) against the double reference, with
+// logits uniform in [-scale, scale] for scale 100 and 1e4 (and a row of ties at the maximum): the failures. Every
+// value must be finite, the loss within 1e-6 (1 + max |z|) (float rounding of the logits' size), p and dz within
+// the kernels' tolerance.
+std::vector<std::string> large_logit_failures(SoftmaxCeForward fwd) {
+  std::vector<std::string> bad;
+  for (size_t B : {1, 7, 64, 2048})
+    for (size_t K : {2, 10, 1000})
+      for (double eps : {0.0, 0.1})
+        for (float scale : {100.0f, 1e4f}) {
+          const std::string at = fmt::format("B{} K{} eps{} |z|<={}", B, K, eps, scale);
+          const veridl::ops::SoftmaxShape s{B, K};
+          auto z = random_floats(B * K, B * 7 + K, -scale, scale);
+          for (size_t k = 0; k < K; ++k) z[k] = scale;  // row 0: every logit tied at the maximum
+          const auto labels = random_labels(B, K, B + 3 * K);
+          std::vector<double> rp(B * K), rdz(B * K);
+          veridl::Decisions D;
+          const auto zd = to_double(z);
+          const double rloss = veridl::ops::softmax_ce_forward(s, eps, labels.data(), zd.data(), rp.data(), D);
+          veridl::ops::softmax_ce_backward(s, eps, labels.data(), rp.data(), 1.0, rdz.data());
+          std::vector<float> p(B * K), dz(B * K);
+          const float loss = fwd(s, static_cast<float>(eps), labels.data(), z.data(), p.data());
+          veridl::kernels::softmax_ce_backward(s, static_cast<float>(eps), labels.data(), p.data(), 1.0f, dz.data());
+          const bool finite = std::isfinite(loss) && std::all_of(p.begin(), p.end(), [](float v) { return std::isfinite(v); }) &&
+                              std::all_of(dz.begin(), dz.end(), [](float v) { return std::isfinite(v); });
+          if (!finite) {
+            bad.push_back(at + ": a non-finite loss, p or dz (loss " + std::to_string(loss) + ")");
+            continue;
+          }
+          const double tol = 1e-6 * (1.0 + scale);
+          if (!(std::fabs(loss - rloss) <= tol))
+            bad.push_back(fmt::format("{}: loss {} vs double {} (tolerance {})", at, loss, rloss, tol));
+          if (auto r = close(p, rp, K, at + " p"); !r) bad.push_back(r.message());
+          if (auto r = close(dz, rdz, K, at + " dz"); !r) bad.push_back(r.message());
+        }
+  return bad;
+}
+
+float kernel_softmax_ce(const veridl::ops::SoftmaxShape& s, float eps, const int32_t* labels, const float* z, float* p) {
+  return veridl::kernels::softmax_ce_forward(s, eps, labels, z, p);
+}
+
+// The mutant the issue names: the same formula without the shift by the row maximum (exp(z) / sum exp(z)).
+float unshifted_softmax_ce(const veridl::ops::SoftmaxShape& s, float eps, const int32_t* labels, const float* z,
+                           float* p) {
+  const float off = eps / static_cast<float>(s.K), on = 1.0f - eps + off;
+  double total = 0.0;
+  for (size_t b = 0; b < s.B; ++b) {
+    float sum = 0.0f;
+    for (size_t k = 0; k < s.K; ++k) sum += std::exp(z[b * s.K + k]);
+    for (size_t k = 0; k < s.K; ++k) {
+      p[b * s.K + k] = std::exp(z[b * s.K + k]) / sum;
+      total -= (static_cast<size_t>(labels[b]) == k ? on : off) * std::log(p[b * s.K + k]);
+    }
+  }
+  return static_cast<float>(total / static_cast<double>(s.B));
+}
+
+TEST(KernelsSoftmax, LogitsSweptTo100And1e4MatchTheDoubleReference) {
+  for (const std::string& m : large_logit_failures(kernel_softmax_ce)) ADD_FAILURE() << m;
+}
+
+TEST(KernelsSoftmax, TheLargeLogitSweepCatchesASoftmaxWithoutTheMaxShift) {
+  const std::vector<std::string> bad = large_logit_failures(unshifted_softmax_ce);
+  // exp overflows float beyond 88.7: every one of the 48 cases has such a row (row 0, tied at the maximum).
+  size_t nonfinite = 0;
+  for (const std::string& m : bad) nonfinite += m.find("non-finite") != std::string::npos;
+  EXPECT_EQ(nonfinite, 48u);
+}
+
+// The label-smoothing target convention, pinned with numbers worked out here (no IREE needed): t = (1 - eps)
+// onehot + eps / K, so with K = 4, eps = 0.1 the label gets 0.925 and the others 0.025 (not eps / (K - 1) =
+// 0.0333 off-label and 0.9 on it); loss = mean over rows of -sum_k t_k log p_k, dz = (p - t) dL / B. Both the
+// double reference and the float kernel.
+TEST(KernelsSoftmax, TheSmoothedTargetIsOneMinusEpsOnehotPlusEpsOverK) {
+  const veridl::ops::SoftmaxShape s{2, 4};
+  const std::vector<float> z{1, 2, 3, 4, 0, 0, 0, 0};
+  const std::vector<int32_t> labels{0, 2};
+  // log-softmax of row 0: z - log(e + e^2 + e^3 + e^4); of row 1: -log 4.
+  const double lse0 = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0) + std::exp(4.0));
+  auto expected_loss = [&](double on, double off) {
+    double row0 = 0.0, row1 = 0.0;
+    for (size_t k = 0; k < 4; ++k) {
+      row0 -= (k == 0 ? on : off) * (z[k] - lse0);
+      row1 -= (k == 2 ? on : off) * -std::log(4.0);
+    }
+    return (row0 + row1) / 2.0;
+  };
+  const double want = expected_loss(0.925, 0.025);
+  const double other = expected_loss(0.9, 0.1 / 3.0);  // the eps / (K - 1) convention
+  ASSERT_GT(std::fabs(want - other), 1e-3) << "the pin must tell the two conventions apart";
+  std::vector<double> want_dz(8);
+  for (size_t b = 0; b < 2; ++b)
+    for (size_t k = 0; k < 4; ++k) {
+      const double pk = b == 0 ? std::exp(z[k] - lse0) : 0.25;
+      want_dz[b * 4 + k] = 0.5 * 3.0 * (pk - (static_cast<int32_t>(k) == labels[b] ? 0.925 : 0.025));  // dL = 3
+    }
+
+  std::vector<double> rp(8), rdz(8);
+  veridl::Decisions D;
+  const auto zd = to_double(z);
+  const double rloss = veridl::ops::softmax_ce_forward(s, 0.1, labels.data(), zd.data(), rp.data(), D);
+  veridl::ops::softmax_ce_backward(s, 0.1, labels.data(), rp.data(), 3.0, rdz.data());
+  EXPECT_NEAR(rloss, want, 1e-12);
+  for (size_t i = 0; i < 8; ++i) EXPECT_NEAR(rdz[i], want_dz[i], 1e-12) << "reference dz " << i;
+
+  std::vector<float> p(8), dz(8);
+  const float loss = veridl::kernels::softmax_ce_forward(s, 0.1f, labels.data(), z.data(), p.data());
+  veridl::kernels::softmax_ce_backward(s, 0.1f, labels.data(), p.data(), 3.0f, dz.data());
+  EXPECT_NEAR(loss, want, 1e-6);
+  for (size_t i = 0; i < 8; ++i) EXPECT_NEAR(dz[i], want_dz[i], 1e-6) << "kernel dz " << i;
+  // eps = 0 is the plain cross-entropy: -log p_label.
+  const float plain = veridl::kernels::softmax_ce_forward(s, 0.0f, labels.data(), z.data(), p.data());
+  EXPECT_NEAR(plain, ((lse0 - 1.0) + std::log(4.0)) / 2.0, 1e-6);
+}
+
 TEST(KernelsSoftmax, RejectsLabelsOutsideRange) {
   const veridl::ops::SoftmaxShape s{3, 10};
   const std::vector<float> z(s.B * s.K, 0.0f);

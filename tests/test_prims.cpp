@@ -3,13 +3,15 @@
 // half-added primitive fails here; and one generic differential test walks the table and runs every
 // primitive's fast float32 kernels against its templated double reference on each of its examples, through
 // the same dispatch tables the executor uses (forward / backward, output, every dx, every parameter gradient,
-// the running state, the integer decisions saved for the backward; Train and Eval).
+// the running state, the integer decisions saved for the backward; Train and Eval); and every fast kernel runs
+// twice, its outputs and every kernel's scratch dirtied in between, for the same bits.
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <memory>
@@ -20,6 +22,7 @@
 
 #include "veridl/calculus/decisions.hpp"
 #include "veridl/graph/ir.hpp"
+#include "veridl/kernels/scratch.hpp"
 #include "veridl/prims/table.hpp"
 #include "veridl/vjp/registry.hpp"
 
@@ -329,6 +332,121 @@ TEST(PrimitiveTable, EveryFastKernelMatchesTheReference) {
     for (size_t e = 0; e < exs.size(); ++e)
       for (size_t n : {size_t{3}, size_t{1}}) {
         differential(op, t[op], exs[e], n, 1000 * op + 10 * e + n);
+        ++cases;
+      }
+  }
+  EXPECT_GE(cases, 2 * t.size());
+}
+
+// ---- the same bits from dirty buffers: every fast kernel, called again after its outputs, the buffers it saves
+// for its backward and every kernel's per-thread scratch (kernels/scratch.hpp) are filled with garbage ----------
+
+struct FastRun {
+  std::vector<float> out, eval_out;
+  std::vector<std::vector<float>> saved, state, dx, g;
+  std::vector<std::vector<uint8_t>> saved8;
+  std::vector<std::vector<uint32_t>> saved32;
+};
+
+// The first differing element of two float buffers by bits (NaN payloads included), or -1.
+long first_bit_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0) return static_cast<long>(i);
+  return -1;
+}
+
+std::vector<std::string> bit_differences(const FastRun& x, const FastRun& y) {
+  std::vector<std::string> bad;
+  auto cmp = [&](const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
+    const long i = first_bit_difference(a, b);
+    if (i >= 0)
+      bad.push_back(fmt::format("{}: element {} is {} clean, {} after the dirtying", what, i,
+                                a.empty() ? 0.0f : a[size_t(i)], b.empty() ? 0.0f : b[size_t(i)]));
+  };
+  cmp(x.out, y.out, "train forward output");
+  cmp(x.eval_out, y.eval_out, "eval forward output");
+  for (size_t i = 0; i < x.saved.size(); ++i) cmp(x.saved[i], y.saved[i], fmt::format("saved[{}]", i));
+  for (size_t i = 0; i < x.state.size(); ++i) cmp(x.state[i], y.state[i], fmt::format("state[{}]", i));
+  for (size_t i = 0; i < x.dx.size(); ++i) cmp(x.dx[i], y.dx[i], fmt::format("dx[{}]", i));
+  for (size_t i = 0; i < x.g.size(); ++i) cmp(x.g[i], y.g[i], fmt::format("gradient {}", i));
+  if (x.saved8 != y.saved8) bad.push_back("a saved u8 buffer differs");
+  if (x.saved32 != y.saved32) bad.push_back("a saved u32 buffer differs");
+  return bad;
+}
+
+// Runs op's fast train forward, backward and eval forward on an example twice: on the buffers as the
+// differential test fills them, then with every output and saved buffer garbage (NaN, all-ones integers) and
+// every kernel scratch poisoned; the running state is reset before each run. The differences of the two runs.
+std::vector<std::string> dirtied_rerun(size_t op, const OpDef& d, const Example& ex, size_t n, uint64_t seed) {
+  const Parsed pr = parse_infer(d, ex);
+  const Decl& dc = pr.decl;
+  Buffers<float> F(ex, pr, n);
+  Buffers<double> unused(ex, pr, n);
+  Filler fl(seed);
+  for (size_t i = 0; i < F.in.size(); ++i) fl.fill(F.in[i], unused.in[i]);
+  for (size_t i = 0; i < F.p.size(); ++i) fl.fill(F.p[i], unused.p[i]);
+  for (size_t i = 0; i < F.state.size(); ++i) fl.fill(F.state[i], unused.state[i], dc.state[i].init > 0);
+  if (dc.batched_output) {
+    fl.fill(F.dy, unused.dy);
+  } else {
+    F.dy.assign(F.dy.size(), 0.0f);
+    F.dy[0] = 1.0f;
+    const size_t K = ex.inputs[0].d[0];
+    for (size_t b = 0; b < n; ++b) F.labels.push_back(static_cast<int32_t>((b * 7 + seed) % K));
+    F.call.labels = F.labels.data();
+  }
+  const std::vector<std::vector<float>> state0 = F.state;
+  const auto fwd = prims::forward_fn<float, graph::Fast>(op);
+  const auto bwd = prims::backward_fn<float, graph::Fast>(op);
+  const void* a = pr.attrs.get();
+  auto run = [&] {
+    for (size_t i = 0; i < F.state.size(); ++i) std::copy(state0[i].begin(), state0[i].end(), F.state[i].begin());
+    FastRun r;
+    F.call.mode = Mode::Train;
+    fwd(a, F.call);
+    r.out = F.out;
+    bwd(a, F.call);
+    r.saved = F.saved;
+    r.saved8 = F.saved8;
+    r.saved32 = F.saved32;
+    r.dx = F.dx;
+    r.g = F.g;
+    F.call.mode = Mode::Eval;
+    fwd(a, F.call);
+    r.eval_out = F.out;
+    r.state = F.state;
+    return r;
+  };
+  const FastRun clean = run();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  auto dirty = [&](auto& bufs, auto value) {
+    for (auto& b : bufs) std::fill(b.begin(), b.end(), value);
+  };
+  std::fill(F.out.begin(), F.out.end(), nan);
+  dirty(F.saved, nan);
+  dirty(F.dx, nan);
+  dirty(F.g, nan);
+  dirty(F.saved8, uint8_t{0xff});
+  dirty(F.saved32, uint32_t{0xffffffff});
+  kernels::poison_scratch();
+  return bit_differences(clean, run());
+}
+
+TEST(PrimitiveTable, EveryFastKernelGivesTheSameBitsAfterItsOutputsAndScratchAreDirtied) {
+  const auto& t = prims::table();
+  size_t cases = 0;
+  for (size_t op = 0; op < t.size(); ++op) {
+    const auto exs = t[op].examples();
+    for (size_t e = 0; e < exs.size(); ++e)
+      for (size_t n : {size_t{3}, size_t{1}}) {
+        const std::string where = fmt::format("{}, n={}", at(t[op], exs[e]), n);
+        try {
+          for (const std::string& m : dirtied_rerun(op, t[op], exs[e], n, 1000 * op + 10 * e + n))
+            ADD_FAILURE() << where << ": " << m;
+        } catch (const std::exception& ex) {
+          ADD_FAILURE() << where << ": threw: " << ex.what();
+        }
         ++cases;
       }
   }

@@ -26,8 +26,8 @@ scale, and the Vision Transformer (attention, patch tokens, LayerNorm on tokens,
 embedding's exemption from decay). Dropout and drop-path draw their masks from each framework's own
 generator, so the cases run without them (their masks are checked by tests/test_dropout.cpp).
 
-  /usr/bin/python3 tests/torch_conformance.py --veridl build/veridl            # the CI cases (8)
-  /usr/bin/python3 tests/torch_conformance.py --veridl build/veridl --all      # all 10
+  /usr/bin/python3 tests/torch_conformance.py --veridl build/veridl            # the CI cases (10)
+  /usr/bin/python3 tests/torch_conformance.py --veridl build/veridl --all      # all 12
   /usr/bin/python3 tests/torch_conformance.py --veridl build/veridl --case mlp-adamw --inject no-smoothing
   /usr/bin/python3 tests/torch_conformance.py --veridl build/veridl --self-test   # every mismatch must be caught
 
@@ -63,6 +63,9 @@ CASES = {
     "resnet-tiny-adam": ("mnist_resnet_tiny.json", {}, {"--weight-decay": "0.01"}),
     "resnet18-small-symmetric": ("resnet18_small.json", {}, {}),
     "resnet18-small-xla": ("resnet18_small.json", {"padStyle": "xlaSame"}, {}),
+    # strided "same" convolutions and pools whose pads differ between the styles (3x3/2 on 28, 7x7/2 on 14, ...)
+    "strided-same-xla": ("mnist_strided_same.json", {}, {}),
+    "strided-same-symmetric": ("mnist_strided_same.json", {"padStyle": "symmetric"}, {}),
     "mobilenetv2-small-sgd": ("mobilenetv2_small.json", {}, {"--optimizer": "sgd", "--momentum": "0.9",
                                                               "--lr": "0.05", "--weight-decay": "0.0005"}),
     "efficientnet-small": ("efficientnet_b0_small.json", {}, {}),
@@ -86,7 +89,8 @@ INJECT = {
 
 # --self-test: each mismatch on a case whose recipe has the field (ctest TorchConformanceCatchesPlumbingBugs).
 SELF_TEST = [("no-smoothing", "mlp-adamw"), ("no-weight-decay", "mlp-adamw"), ("no-warmup", "mlp-adamw"),
-             ("no-clipping", "mlp-adamw"), ("pad-style-swapped", "resnet18-small-xla")]
+             ("no-clipping", "mlp-adamw"), ("pad-style-swapped", "resnet18-small-xla"),
+             ("pad-style-swapped", "strided-same-xla")]
 
 
 def run(cmd, what):

@@ -9,6 +9,7 @@
 
 #include "veridl/prims/table.hpp"
 #include "veridl/util/error.hpp"
+#include "veridl/util/plumbing_fault.hpp"
 
 namespace veridl::net {
 
@@ -163,6 +164,8 @@ class Lowering {
     g_.values.push_back({"input", VShape{{spec.channels, spec.imageH, spec.imageW}}, -1, {}});
     g_.input = 0;
     net_.pad_style = spec.pad_style;
+    if (plumbing_fault() == PlumbingFault::PadStyleSwapped)  // a test's deliberate mutant (util/plumbing_fault.hpp)
+      net_.pad_style = spec.pad_style == PadStyle::XlaSame ? PadStyle::Symmetric : PadStyle::XlaSame;
     if (spec.drop_path > 0) blocks_ = residual_blocks(spec.layers);
   }
 

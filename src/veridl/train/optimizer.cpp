@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "veridl/util/error.hpp"
+#include "veridl/util/plumbing_fault.hpp"
 
 namespace veridl::train {
 
@@ -33,7 +34,8 @@ OptimConfig optim_config(const net::Recipe& r) {
   o.kind = r.optimizer;
   o.lr = r.lr;
   o.momentum = r.momentum;
-  o.weight_decay = r.weight_decay;
+  if (plumbing_fault() != PlumbingFault::RecipeDropsWeightDecay)  // a test's mutant (util/plumbing_fault.hpp)
+    o.weight_decay = r.weight_decay;
   o.cosine = r.cosine;
   o.warmup_epochs = r.warmup_epochs;
   o.clip_norm = r.clip_norm;

@@ -16,6 +16,7 @@
 #include "veridl/prims/softmaxCE/kernel.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/json_depth.hpp"
+#include "veridl/util/plumbing_fault.hpp"
 #include "veridl/util/text.hpp"
 
 namespace veridl::train {
@@ -392,7 +393,9 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
                                 i, classes));
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
 
-  net::Plan plan = net::compile(spec, cfg.batch, cfg.label_smoothing);
+  // (a test's deliberate mutant drops the smoothing here: util/plumbing_fault.hpp)
+  const bool no_smoothing = plumbing_fault() == PlumbingFault::PlanWithoutLabelSmoothing;
+  net::Plan plan = net::compile(spec, cfg.batch, no_smoothing ? 0.0 : cfg.label_smoothing);
   TrainStep ts(plan, cfg.optim, cfg.seed);
   ResumeState st;
   if (resume) {
@@ -410,6 +413,8 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   const size_t bpe = tr.n / cfg.batch;  // the ragged tail of each epoch is dropped (as the original)
   res.batches_per_epoch = bpe;
   res.step_loss.reserve(cfg.epochs * bpe);  // the step loop allocates nothing
+  res.step_lr.reserve(cfg.epochs * bpe);
+  const bool lr_mutant = plumbing_fault() == PlumbingFault::LrAtZeroBasedStep;  // a test's (util/plumbing_fault.hpp)
   if (resume && (st.epoch > cfg.epochs || st.batch > bpe))
     throw Error(fmt::format("resume position epoch {} batch {} does not fit this run ({} epochs of {} batches)", st.epoch,
                             st.batch, cfg.epochs, bpe));
@@ -502,7 +507,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
         data::augment_batch(xin, cfg.batch, tr.C, tr.H, tr.W, cfg.augment, batch_seed, aug_scratch.data());
       data::normalize_batch(xin, cfg.batch, tr.C, tr.H * tr.W, cfg.normalize);
       ++st.step;
-      lr = lr_at(oc, st.step, bpe, cfg.epochs);
+      lr = lr_at(oc, lr_mutant ? st.step - 1 : st.step, bpe, cfg.epochs);
       float loss = ts.step(xin, labels.data(), static_cast<float>(lr), st.step);
       // A loss that is not finite, or that has exploded (far above a uniform guess's ln C, where training starts)
       // stops the run before the step's parameters reach a checkpoint.
@@ -517,6 +522,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
                                 loss, st.step, epoch + 1, bi, diverge_limit, cfg.diverge_factor, classes, kept));
       epoch_loss += loss;
       res.step_loss.push_back(loss);
+      res.step_lr.push_back(lr);
       if (bi < 3 || bi % 100 == 0) {
         if (show_progress) fmt::print(stderr, "\r\033[K");
         fmt::print(log, "  step {}/{}: loss={:.6f} ({}us)\n", bi, bpe, loss,

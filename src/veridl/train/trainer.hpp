@@ -68,6 +68,7 @@ struct EvalResult {
 
 struct TrainResult {
   std::vector<double> epoch_loss, epoch_seconds, step_loss;
+  std::vector<double> step_lr;  // the lr each step of this call used (step_loss's steps)
   double train_seconds = 0.0;  // training steps only (no data loading, no evaluation)
   size_t steps = 0, batches_per_epoch = 0, train_images = 0;
   EvalResult final_eval;

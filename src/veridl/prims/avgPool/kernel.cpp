@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "veridl/kernels/parallel.hpp"
+#include "veridl/kernels/scratch.hpp"
 
 #include "veridl/kernels/target.hpp"
 
@@ -32,9 +33,8 @@ size_t* table(size_t n) {
 }
 
 float* scratch(size_t n) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
+  thread_local Scratch<float> buf;
+  return buf.get(n);
 }
 
 // Row sums of one plane: hs[h, j] = sum over kw ascending of x[h, j s + kw - pl] (in range), from 0.

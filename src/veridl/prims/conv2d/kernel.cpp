@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "veridl/kernels/parallel.hpp"
+#include "veridl/kernels/scratch.hpp"
 
 #include "veridl/kernels/target.hpp"
 #include "veridl/kernels/gemm_tile.hpp"
@@ -21,9 +22,8 @@ namespace {
 // output plane / dW lanes, slot 2: the weight gradient's partial sums, on the calling thread); they grow,
 // never shrink, so a train step allocates nothing.
 float* scratch(int slot, size_t n) {
-  thread_local std::vector<float> buf[3];
-  if (buf[slot].size() < n) buf[slot].resize(n);
-  return buf[slot].data();
+  thread_local Scratch<float> buf[3];
+  return buf[slot].get(n);
 }
 
 // ---- GEMM: C(m, n) = init + sum_k A(m, k) B[k, n] -----------------------------------------------------

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "veridl/kernels/scratch.hpp"
 #include "veridl/kernels/target.hpp"
 #include "veridl/kernels/simd.hpp"
 #include "veridl/kernels/gemm_tile.hpp"
@@ -36,14 +37,12 @@ using simd::lane_mask;
 // Per-thread scratch buffers; grow, never shrink. scratch: the transposed copy of W (made by the calling
 // thread, read by the team); pack_scratch: a packed B panel (private to each team thread).
 float* scratch(size_t n) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
+  thread_local Scratch<float> buf;
+  return buf.get(n);
 }
 float* pack_scratch(size_t n) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf.data();
+  thread_local Scratch<float> buf;
+  return buf.get(n);
 }
 
 using micro::Blocks;

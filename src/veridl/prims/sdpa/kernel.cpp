@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "veridl/kernels/parallel.hpp"
+#include "veridl/kernels/scratch.hpp"
 #include "veridl/prims/dense/kernel.hpp"
 #include "veridl/prims/softmax/kernel.hpp"
 
@@ -22,9 +23,8 @@ namespace {
 enum Slot { kQ, kK, kV, kDO, kOut, kP, kDS, kZero, kSlots };
 
 float* scratch(int slot, size_t n) {
-  thread_local std::vector<float> buf[kSlots];
-  if (buf[slot].size() < n) buf[slot].resize(n);
-  return buf[slot].data();
+  thread_local Scratch<float> buf[kSlots];
+  return buf[slot].get(n);
 }
 
 // dst [T, d] <- the head's columns of src [T, D] (example n), and back.

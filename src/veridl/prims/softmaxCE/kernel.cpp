@@ -14,6 +14,7 @@
 #include <limits>
 #include <vector>
 
+#include "veridl/kernels/scratch.hpp"
 #include "veridl/kernels/target.hpp"
 #include "veridl/kernels/simd.hpp"
 
@@ -171,9 +172,8 @@ float softmax_ce_forward(const ops::SoftmaxShape& s, float eps, const int32_t* l
     for (size_t g = 0; g < groups; ++g)
       total += rows_forward(g * kGroup, std::min(B, (g + 1) * kGroup), K, t.on, t.off, labels, z, p);
   } else {  // per-group sums, then added in group order: the same total for any number of threads
-    thread_local std::vector<double> group_loss;
-    group_loss.resize(groups);
-    double* gl = group_loss.data();
+    thread_local Scratch<double> group_loss;
+    double* gl = group_loss.get(groups);
     const auto n = static_cast<ptrdiff_t>(groups);
 #pragma omp parallel for schedule(static)
     for (ptrdiff_t g = 0; g < n; ++g) {
