@@ -34,6 +34,26 @@ using graph::Emission;
 int64_t i64(size_t v) { return static_cast<int64_t>(v); }
 
 // ---- the optimizer (train/optimizer.cpp, elementwise) --------------------------------------------
+
+// The sum of every element of x in float32, as a tree of 32-wide partial sums (pad with zeros to a multiple of
+// 32, sum each row of 32, repeat on the row sums): each level adds at most 32 terms, so the rounding error grows
+// with log32(n) levels instead of with the run of one flat reduce (which an IREE CPU build accumulates nearly
+// sequentially). The native engine sums the same squares in double (train::global_norm); float64 is not used here
+// because IREE demotes it to float32 by default and not every GPU has it.
+Val tree_sum(Builder& b, Val x) {
+  constexpr int64_t kWidth = 32;
+  int64_t n = 1;
+  for (int64_t d : x.shape) n *= d;
+  x = b.reshape(x, {n});
+  while (n > kWidth) {
+    const int64_t rows = (n + kWidth - 1) / kWidth;
+    if (rows * kWidth != n) x = b.pad(x, 0.0f, {0}, {rows * kWidth - n}, {0});
+    x = b.sum(b.reshape(x, {rows, kWidth}), {1});
+    n = rows;
+  }
+  return b.sum(x, {0});
+}
+
 struct Update {
   std::vector<Val> params, state;
 };
@@ -45,12 +65,15 @@ Update optimizer(Emission& e, const net::Plan& plan, const train::OptimConfig& o
   std::vector<Val> g = e.grads;
   b.blank();
   if (o.clip_norm > 0) {
-    b.comment(fmt::format("optimizer: global-norm clipping g *= min(1, {} / (||g||_2 + 1e-6))", o.clip_norm));
+    b.comment(fmt::format("optimizer: global-norm clipping g *= min(1, {} / (||g||_2 + 1e-6)), the squares summed "
+                          "as a tree of 32-wide partial sums per tensor",
+                          o.clip_norm));
     Val sq;
     for (size_t t = 0; t < P; ++t) {
       Shape all;
       for (size_t d = 0; d < g[t].shape.size(); ++d) all.push_back(i64(d));
-      const Val part = b.sum(b.mul(g[t], g[t]), all);
+      const Val squares = b.mul(g[t], g[t]);
+      const Val part = e.fault == ExportFault::FlatClipSum ? b.sum(squares, all) : tree_sum(b, squares);
       sq = t == 0 ? part : b.add(sq, part);
     }
     const Val norm = b.sqrt(sq);

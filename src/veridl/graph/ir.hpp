@@ -237,7 +237,9 @@ enum class EdgeKind { None, Write, Accumulate };
 // Deliberate exporter faults, for the tests that prove the IREE comparison bites (never set by the CLI):
 //   DropBiasGrad         bias (and BatchNorm beta) gradients are zero, like net::Fault::DropBiasGrad
 //   MaxPoolTiesToLast    the max-pool scan replaces on >= (the last maximum wins a tie)
-enum class ExportFault { None, DropBiasGrad, MaxPoolTiesToLast };
+// FlatClipSum: the global norm's squares summed per tensor by one flat float32 reduce (the exporter's old way, whose
+// clip factor drifted 4e-5 from the native engine's on the MLP).
+enum class ExportFault { None, DropBiasGrad, MaxPoolTiesToLast, FlatClipSum };
 
 // The state of a module being written; emitters read their inputs and write their outputs through it.
 struct Emission {
