@@ -49,7 +49,7 @@ def run_pytorch(args, data, seed):
 def run_veridl(args, data, seed):
     cmd = [args.veridl, "train", "--spec", args.spec, "--data", data,
            "--epochs", str(args.epochs), "--batch", str(args.batch), "--lr", str(args.lr),
-           "--seed", str(seed), "--threads", str(args.veridl_threads), "--no-progress"]
+           "--seed", str(seed), "--threads", str(args.veridl_threads), "--no-progress", "--val-split", "0"]
     return benchutil.run_veridl_train(cmd, args.veridl_env, timeout=args.timeout)
 
 

@@ -100,7 +100,7 @@ def run_pytorch(args, data, seed):
 def run_veridl(args, data, seed):
     cmd = ([args.veridl, "train", "--spec", args.spec, "--data", data, "--seed", str(seed),
             "--threads", str(args.veridl_threads)] + recipe_overrides(args) +
-           ["--eval-every", "0", "--checkpoint-every", "0", "--no-progress"])
+           ["--eval-every", "0", "--checkpoint-every", "0", "--no-progress", "--val-split", "0"])
     return benchutil.run_veridl_train(cmd, args.veridl_env, timeout=args.timeout)
 
 

@@ -218,7 +218,7 @@ TEST(Augment, TrainingAndEvaluationNormaliseAlike) {
     }
     return ds;
   };
-  data::Split raw{make(32, 0), make(8, 5), "generated"};
+  data::Split raw{make(32, 0), make(8, 5), "generated", {}};
   data::Split pre = raw;
   for (data::Dataset* ds : {&pre.train, &pre.test})
     for (size_t i = 0; i < ds->n; ++i)

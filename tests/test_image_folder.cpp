@@ -585,6 +585,40 @@ TEST_F(ImageFolder, ClassCountIsCheckedBeforeAnyImageIsDecoded) {
   EXPECT_NE(c.out.find("train/ holds 2 classes but the network's last layer has 10 outputs"), std::string::npos) << c.out;
 }
 
+// train/, val/ and test/ together: val/ is the validation set (evaluated every epoch), test/ the test set; the
+// hold-out split then does not apply.
+TEST_F(ImageFolder, TrainValAndTestFoldersAreValidationAndTest) {
+  minimal();
+  for (const char* cls : {"a", "b"}) {
+    write(fmt::format("test/{}/t1.png", cls), png8(4, 4, 3, pattern(4, 4, 3, 2, 7, 1)));
+    write(fmt::format("test/{}/t2.png", cls), png8(4, 4, 3, pattern(4, 4, 3, 4, 1, 9)));
+  }
+  Split s = veridl::data::load_split(root(), ImageShape{3, 4, 4});
+  EXPECT_EQ(s.train.n, 2u);
+  EXPECT_EQ(s.val.n, 2u);
+  EXPECT_EQ(s.val.source, path("val"));
+  EXPECT_EQ(s.test.n, 4u);
+  EXPECT_EQ(s.test.source, path("test"));
+  fs::remove_all(path("test/b"));
+  EXPECT_EQ(load_error(), "image folder '" + root() + "': test/ must hold the same classes as train/: class 'b' missing from test/");
+  write("test/b/t.png", png8(4, 4, 3, pattern(4, 4, 3, 2, 7, 1)));
+  const std::string spec = write("tiny.json", [] {
+    std::string j = R"({"name": "Tiny-RGB", "imageH": 4, "imageW": 4, "channels": 3,
+      "layers": [{"type": "flatten"}, {"type": "dense", "fanIn": 48, "fanOut": 2}],
+      "recipe": {"optimizer": "sgd", "lr": 0.1, "batch": 2, "epochs": 1}})";
+    return Bytes(j.begin(), j.end());
+  }());
+  Cmd t = sh("train --spec " + spec + " --data " + root() + " --no-progress --threads 2");
+  ASSERT_EQ(t.status, 0) << t.out;
+  EXPECT_NE(t.out.find("train: 2 images (48 floats/image), validation: 2 images, test: 3 images"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("  val accuracy: "), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("  test accuracy: "), std::string::npos) << t.out;
+  Cmd v = sh("train --spec " + spec + " --data " + root() + " --no-progress --val-split 0.5");
+  EXPECT_NE(v.out.find("--val-split does not apply: the dataset '" + root() + "' has its own validation set"),
+            std::string::npos)
+      << v.out;
+}
+
 TEST_F(ImageFolder, ShapeErrors) {
   minimal();
   EXPECT_EQ(error_of([&] { veridl::data::load_split(root()); }),
@@ -899,11 +933,12 @@ TEST_F(ImageFolder, CliTrainsAndEvaluatesOnAGeneratedFolder) {
     return Bytes(s.begin(), s.end());
   }());
   const std::string ck = path("m.safetensors");
-  Cmd t = sh("train --spec " + spec + " --data " + root() + " --no-progress --threads 2 --out " + ck);
+  Cmd t = sh("train --spec " + spec + " --data " + root() + " --no-progress --threads 2 --val-split 0 --out " + ck);
   ASSERT_EQ(t.status, 0) << t.out;
   EXPECT_NE(t.out.find("train: 12 images (192 floats/image), test: 4 images, from " + root()), std::string::npos) << t.out;
   EXPECT_NE(t.out.find("Epoch  1/1: loss="), std::string::npos) << t.out;
-  EXPECT_NE(t.out.find("val accuracy: "), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("test accuracy: "), std::string::npos) << t.out;
+  EXPECT_EQ(t.out.find("val accuracy: "), std::string::npos) << t.out;  // --val-split 0: no validation set
   EXPECT_NE(t.out.find("/4 = "), std::string::npos) << t.out;
   // eval takes the folder from the checkpoint's metadata and the shape from its spec.
   Cmd e = sh("eval --checkpoint " + ck);
@@ -932,13 +967,13 @@ TEST_F(ImageFolder, CliTrainsAnImagenetteLayoutWithResizedCropAndImageNetNormali
   // Both options from the recipe.
   const std::string spec = spec_file("rrc.json", R"(, "augmentResizedCrop": true, "normalize": "imagenet")");
   const std::string ck = path("m.safetensors");
-  Cmd t = sh("train --spec " + spec + " --data " + root() + " --no-progress --threads 2 --out " + ck);
+  Cmd t = sh("train --spec " + spec + " --data " + root() + " --no-progress --threads 2 --val-split 0 --out " + ck);
   ASSERT_EQ(t.status, 0) << t.out;
   EXPECT_TRUE(has_all(t.out, {"train: 12 images (3072 floats/image), test: 6 images",
                                "augmentation: random crop pad 0, horizontal flip on, random-resized-crop (scale "
                                "0.08-1, ratio 3/4-4/3) from images stored at shorter side <= 37",
                                "normalization: imagenet (mean 0.485 0.456 0.406, std 0.229 0.224 0.225)",
-                               "Epoch  1/1: loss=", "val accuracy: ", "/6 = "}))
+                               "Epoch  1/1: loss=", "test accuracy: ", "/6 = "}))
       << t.out;
   // The checkpoint records both (for resume and for eval); eval normalises the test images as training did: its
   // mean loss is the normalised evaluation's, not the raw one's.
@@ -962,12 +997,12 @@ TEST_F(ImageFolder, CliTrainsAnImagenetteLayoutWithResizedCropAndImageNetNormali
   const std::string plain_spec = spec_file("plain.json", "");
   const std::string ck2 = path("m2.safetensors");
   Cmd f = sh("train --spec " + plain_spec + " --data " + root() +
-             " --resized-crop --normalize imagenet --no-progress --threads 1 --out " + ck2);
+             " --resized-crop --normalize imagenet --no-progress --threads 1 --val-split 0 --out " + ck2);
   ASSERT_EQ(f.status, 0) << f.out;
   const veridl::train::Checkpoint c2 = veridl::train::load_safetensors(ck2);
   EXPECT_EQ(veridl::train::model_from_checkpoint(plan, c2, ck2).params, model.params);
   // Without them the run differs.
-  Cmd g = sh("train --spec " + plain_spec + " --data " + root() + " --no-progress --threads 2 --out " + ck2);
+  Cmd g = sh("train --spec " + plain_spec + " --data " + root() + " --no-progress --threads 2 --val-split 0 --out " + ck2);
   ASSERT_EQ(g.status, 0) << g.out;
   EXPECT_EQ(g.out.find("random-resized-crop"), std::string::npos) << g.out;
   EXPECT_EQ(g.out.find("normalization"), std::string::npos) << g.out;

@@ -45,7 +45,7 @@ veridl::data::Split first_digits(size_t n) {
   d.labels.assign(all.labels.begin(), all.labels.begin() + static_cast<std::ptrdiff_t>(n));
   d.num_classes = 10;
   d.source = "first digits";
-  return {d, d, "first-digits"};
+  return {d, d, "first-digits", {}};
 }
 
 train::TrainConfig quiet_config(size_t epochs, size_t batch) {

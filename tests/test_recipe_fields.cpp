@@ -77,7 +77,7 @@ data::Split digits(size_t n, bool rgb = false) {
   d.labels.assign(all.labels.begin(), all.labels.begin() + static_cast<std::ptrdiff_t>(n));
   d.num_classes = 10;
   d.source = "first digits";
-  return {d, d, "first-digits"};
+  return {d, d, "first-digits", {}};
 }
 
 // The linear net (flatten, dense C*28*28 -> 10) with a recipe.

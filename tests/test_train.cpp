@@ -195,9 +195,13 @@ TEST(Cli, TrainPrintsTheBooksLogLines) {
              " --epochs 2 --eval-every 1 --out " + (d / "m.safetensors").string() + " --summary-json " +
              (d / "s.json").string());
   EXPECT_EQ(c.status, 0) << c.out;
-  for (const char* line : {"MNIST-Linear: 7850 params", "training: 62 batches/epoch, batch=128, SGD, lr=0.100000",
-                           "  step 0/62: loss=", "Epoch  1/2: loss=", "Epoch  2/2: loss=", "  val accuracy: ",
-                           "/2004 = "})
+  // 10% of the 7996 training digits held out (--val-split's default): 7196 train in 56 batches, 800 validated every
+  // epoch; the test set once, at the end.
+  for (const char* line : {"MNIST-Linear: 7850 params",
+                           "train: 7196 images (784 floats/image), validation: 800 images, test: 2004 images",
+                           "training: 56 batches/epoch, batch=128, SGD, lr=0.100000", "  step 0/56: loss=",
+                           "Epoch  1/2: loss=", "Epoch  2/2: loss=", "  val accuracy: ", "/800 = ",
+                           "  test accuracy: ", "/2004 = "})
     EXPECT_NE(c.out.find(line), std::string::npos) << "missing '" << line << "' in:\n" << c.out;
   EXPECT_TRUE(fs::exists(d / "s.json"));
   fs::remove_all(d);
@@ -240,8 +244,10 @@ TEST(Cli, TrainsTheCifarBnNetOnCifarBinaryFiles) {
              " --batch 32 --warmup-epochs 0.5 --out " + ck + " --summary-json " + summary + " --no-progress");
   ASSERT_EQ(c.status, 0) << c.out;
   const std::vector<std::string> lines = {"CIFAR-CNN-BN: 2431210 params",
-                                         fmt::format("train: {} images (3072 floats/image), test: 50 images", n_train),
-                                         fmt::format("training: {} batches/epoch, batch=32, AdamW", n_train / 32),
+                                         fmt::format("train: {} images (3072 floats/image), validation: {} images, "
+                                                     "test: 50 images",
+                                                     n_train - n_train / 10, n_train / 10),
+                                         fmt::format("training: {} batches/epoch, batch=32, AdamW", (n_train - n_train / 10) / 32),
                                          "augmentation: random crop pad 4, horizontal flip on",
                                          "Epoch  " + epochs + "/" + epochs + ": loss="};
   for (const std::string& line : lines)

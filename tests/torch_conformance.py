@@ -121,6 +121,13 @@ def run_case(args, tmp, data, name):
     for k, v in over.items():
         common += [k, v]
     inject = INJECT[args.inject] if args.inject else []
+    # VeriDL refuses a flag given twice: an injected flag replaces the case's own value on VeriDL's side.
+    injected = dict(zip(inject[::2], inject[1::2]))
+    veridl_common = []
+    for k, v in zip(common[::2], common[1::2]):
+        veridl_common += [k, injected.pop(k, v)]
+    for k, v in injected.items():
+        veridl_common += [k, v]
     vspec = spec
     if args.inject == "pad-style-swapped":
         with open(spec) as f:
@@ -128,9 +135,9 @@ def run_case(args, tmp, data, name):
         vspec = case_spec(tmp, name + ".swapped", os.path.abspath(spec),
                           {**changes, "padStyle": "symmetric" if style == "xlaSame" else "xlaSame"})
     summary = os.path.join(tmp, name + ".summary.json")
-    run([args.veridl, "train", "--spec", vspec, "--data", data, "--threads", "2", "--eval-every", "0",
+    run([args.veridl, "train", "--spec", vspec, "--data", data, "--threads", "2", "--eval-every", "0", "--val-split", "0",
          "--checkpoint-every", "0", "--no-progress", "--out", os.path.join(tmp, name + ".safetensors"),
-         "--summary-json", summary] + common + inject, f"veridl train ({name})")
+         "--summary-json", summary] + veridl_common, f"veridl train ({name})")
     with open(summary) as f:
         v = json.load(f)
     ref = {}

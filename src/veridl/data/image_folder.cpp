@@ -413,22 +413,28 @@ Split load_image_folder(const std::string& dir, const ImageShape& shape, TrainIm
   if (!is_dir(val))
     throw Error(fmt::format("image folder '{}': no val/ or test/ directory beside train/ (expected val/<class>/*.jpg|png)",
                             folder));
-  const std::string vname = val.filename().string();
 
+  // train/, val/ and test/ together: val/ is the validation set, test/ the test set; otherwise the one of them
+  // beside train/ is the test set.
+  const fs::path test = root / "test";
+  const bool own_val = val.filename() == "val" && is_dir(test);
   const std::vector<std::string> classes = class_names(train, folder);
-  const std::vector<std::string> vclasses = class_names(val, folder);
-  if (classes != vclasses) {
-    std::vector<std::string> only_train, only_val;
-    std::set_difference(classes.begin(), classes.end(), vclasses.begin(), vclasses.end(), std::back_inserter(only_train));
-    std::set_difference(vclasses.begin(), vclasses.end(), classes.begin(), classes.end(), std::back_inserter(only_val));
-    std::string why;
-    if (!only_train.empty())
-      why += fmt::format("{} {} missing from {}/", only_train.size() == 1 ? "class" : "classes", name_list(only_train),
-                         vname);
-    if (!only_val.empty())
-      why += fmt::format("{}{} {} not in train/", why.empty() ? "" : "; ", only_val.size() == 1 ? "class" : "classes",
-                         name_list(only_val));
-    throw Error(fmt::format("image folder '{}': {}/ must hold the same classes as train/: {}", folder, vname, why));
+  for (const fs::path& part : own_val ? std::vector<fs::path>{val, test} : std::vector<fs::path>{val}) {
+    const std::string vname = part.filename().string();
+    const std::vector<std::string> vclasses = class_names(part, folder);
+    if (classes != vclasses) {
+      std::vector<std::string> only_train, only_val;
+      std::set_difference(classes.begin(), classes.end(), vclasses.begin(), vclasses.end(), std::back_inserter(only_train));
+      std::set_difference(vclasses.begin(), vclasses.end(), classes.begin(), classes.end(), std::back_inserter(only_val));
+      std::string why;
+      if (!only_train.empty())
+        why += fmt::format("{} {} missing from {}/", only_train.size() == 1 ? "class" : "classes", name_list(only_train),
+                           vname);
+      if (!only_val.empty())
+        why += fmt::format("{}{} {} not in train/", why.empty() ? "" : "; ", only_val.size() == 1 ? "class" : "classes",
+                           name_list(only_val));
+      throw Error(fmt::format("image folder '{}': {}/ must hold the same classes as train/: {}", folder, vname, why));
+    }
   }
 
   // The classes are known now, before any image is decoded: a folder that cannot train a classifier, or one whose
@@ -442,10 +448,16 @@ Split load_image_folder(const std::string& dir, const ImageShape& shape, TrainIm
                             folder, classes.size(), shape.classes));
   const std::vector<Item> train_items = list_images(train, classes, folder);
   const std::vector<Item> val_items = list_images(val, classes, folder);
+  const std::vector<Item> test_items = own_val ? list_images(test, classes, folder) : std::vector<Item>{};
   Split s;
   s.name = dir;
   s.train = decode_all(train_items, shape, classes.size(), shown(train), train_images);
-  s.test = decode_all(val_items, shape, classes.size(), shown(val), TrainImages::Resized);
+  if (own_val) {
+    s.val = decode_all(val_items, shape, classes.size(), shown(val), TrainImages::Resized);
+    s.test = decode_all(test_items, shape, classes.size(), shown(test), TrainImages::Resized);
+  } else {
+    s.test = decode_all(val_items, shape, classes.size(), shown(val), TrainImages::Resized);
+  }
   return s;
 }
 

@@ -253,6 +253,7 @@ nlohmann::json config_json(const TrainConfig& c) {
   if (c.augment.resized_crop) j["augmentResizedCrop"] = true;
   if (c.normalize != data::Normalize::None) j["normalize"] = data::to_string(c.normalize);
   if (o.adamw_decay != "after") j["adamwDecay"] = o.adamw_decay;
+  if (c.val_split > 0) j["valSplit"] = c.val_split;
   return j;
 }
 
@@ -264,7 +265,7 @@ void progress_line(size_t epoch, size_t epochs, size_t bi, size_t bpe, double el
 
 // A checkpoint that can also be resumed: parameters, optimizer state, position, config, spec.
 void save_state(const TrainConfig& cfg, const net::Plan& plan, TrainStep& ts, const ResumeState& st, bool complete,
-                const std::string& data_name, const EvalResult* ev) {
+                const std::string& data_name, const EvalResult* ev, const EvalResult* val = nullptr) {
   std::map<std::string, std::string> meta = {{"config", config_json(cfg).dump()},
                                              {"data", data_name},
                                              {"epoch", std::to_string(st.epoch)},
@@ -273,6 +274,7 @@ void save_state(const TrainConfig& cfg, const net::Plan& plan, TrainStep& ts, co
                                              {"epoch_loss", fmt::format("{:a}", st.epoch_loss)},
                                              {"complete", complete ? "true" : "false"}};
   if (ev) meta["test_accuracy"] = fmt::format("{:.4f}", ev->accuracy());
+  if (val) meta["val_accuracy"] = fmt::format("{:.4f}", val->accuracy());
   Checkpoint ck = make_checkpoint(plan, ts.model(), meta);
   for (auto& [name, buf] : ts.optimizer().state()) ck.tensors.push_back({name, {int64_t(plan.n_params)}, *buf});
   save_safetensors(cfg.out, ck);
@@ -332,6 +334,7 @@ Resumable load_resume_state(const std::string& path) {
     r.cfg.augment.flip = c.at("augmentFlip").get<bool>();
     r.cfg.augment.resized_crop = c.value("augmentResizedCrop", false);
     r.cfg.normalize = data::parse_normalize(c.value("normalize", std::string("none")), "normalize");
+    r.cfg.val_split = c.value("valSplit", 0.0);
   } catch (const std::exception& e) {
     throw Error(path + ": metadata 'config' is not a VeriDL training config: " + std::string(e.what()));
   }
@@ -386,7 +389,10 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   if (tr.num_classes > classes)
     throw Error(fmt::format("{}: the data has {} classes but {}'s last layer has {} outputs (fanOut)", tr.source,
                             tr.num_classes, spec.name, classes));
-  for (const auto* ds : {&data.train, &data.test})
+  if (data.val.n > 0 && data.val.image_size() != tr.image_size())
+    throw Error(fmt::format("{}: validation images are {}x{}x{} but the training images are {}x{}x{}", data.val.source,
+                            data.val.C, data.val.H, data.val.W, tr.C, tr.H, tr.W));
+  for (const auto* ds : {&data.train, &data.val, &data.test})
     for (size_t i = 0; i < ds->n; ++i)
       if (ds->labels[i] < 0 || static_cast<size_t>(ds->labels[i]) >= classes)
         throw Error(fmt::format("{}: label {} of example {} is outside the network's {} classes", ds->source, ds->labels[i],
@@ -421,7 +427,8 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   const size_t D = tr.image_size();
   FILE* log = cfg.log;
   fmt::print(log, "{}: {} params\n", spec.name, plan.n_params);
-  fmt::print(log, "  train: {} images ({} floats/image), test: {} images, from {}\n", tr.n, D, data.test.n, data.name);
+  fmt::print(log, "  train: {} images ({} floats/image), {}test: {} images, from {}\n", tr.n, D,
+             data.val.n ? fmt::format("validation: {} images, ", data.val.n) : std::string(), data.test.n, data.name);
   const OptimConfig& oc = cfg.optim;
   std::string opt_name = oc.kind == "sgd" ? (oc.momentum > 0 ? fmt::format("SGD+momentum {}", oc.momentum) : "SGD")
                                           : (oc.kind == "adam" ? "Adam" : "AdamW");
@@ -430,6 +437,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
              cfg.label_smoothing > 0 ? fmt::format(", label_smooth={}", cfg.label_smoothing) : "",
              oc.weight_decay > 0 ? fmt::format(", wd={}", oc.weight_decay) : "",
              oc.clip_norm > 0 ? fmt::format(", clip={}", oc.clip_norm) : "");
+  if (data.val.n) fmt::print(log, "  validation set: {}\n", data.val.source);
   if (cfg.augment.enabled())
     fmt::print(log, "  augmentation: random crop pad {}, horizontal flip {}{}\n", cfg.augment.pad,
                cfg.augment.flip ? "on" : "off",
@@ -545,16 +553,23 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     fmt::print(log, "Epoch {:2d}/{}: loss={:.6f} lr={:.6f} ({:.0f}ms)\n", epoch + 1, cfg.epochs, res.epoch_loss.back(),
                lr, secs * 1000);
     const bool last = epoch + 1 == cfg.epochs;
-    EvalResult ev;
-    const bool evaluated = (cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every == 0) || last;
-    if (evaluated) {
-      ev = evaluate(ts, data.test, cfg.normalize);
-      fmt::print(log, "  val accuracy: {}/{} = {:.2f}% (whole test set)\n", ev.correct, ev.total, ev.accuracy());
-      if (last) res.final_eval = ev;
+    // The validation set every eval_every epochs and after the last; the test set once, after the last.
+    EvalResult val, test;
+    const bool validated = data.val.n > 0 && ((cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every == 0) || last);
+    if (validated) {
+      val = evaluate(ts, data.val, cfg.normalize);
+      fmt::print(log, "  val accuracy: {}/{} = {:.2f}%, loss {:.6f}\n", val.correct, val.total, val.accuracy(), val.loss);
+      res.val_epochs.push_back(epoch + 1);
+      res.val_evals.push_back(val);
+    }
+    if (last) {
+      test = evaluate(ts, data.test, cfg.normalize);
+      fmt::print(log, "  test accuracy: {}/{} = {:.2f}% (whole test set)\n", test.correct, test.total, test.accuracy());
+      res.final_eval = test;
     }
     st = ResumeState{epoch + 1, 0, st.step, 0.0, {}, {}};
     if (!cfg.out.empty() && (last || (cfg.checkpoint_every > 0 && (epoch + 1) % cfg.checkpoint_every == 0))) {
-      save_state(cfg, plan, ts, st, last, data.name, evaluated ? &ev : nullptr);
+      save_state(cfg, plan, ts, st, last, data.name, last ? &test : nullptr, validated ? &val : nullptr);
       fmt::print(log, "Saved params to {}\n", cfg.out);
     }
     std::fflush(log);

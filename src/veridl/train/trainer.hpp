@@ -1,7 +1,8 @@
 // The training loop (book ch. 2, "the loop never changes"):
 //   init (He, seeded) -> per epoch: shuffle (seed epoch + seed, cumulative, as the original) ->
 //   per batch: one fused train step (forward, softmax-CE, closed-form backward, SGD update) ->
-//   log -> evaluate every eval_every epochs and after the last, on the WHOLE test set -> checkpoint.
+//   log -> evaluate the validation set (if any) every eval_every epochs and after the last -> checkpoint;
+//   after the last epoch, the WHOLE test set.
 #pragma once
 
 #include <cstdint>
@@ -35,7 +36,8 @@ struct TrainConfig {
   data::Normalize normalize = data::Normalize::None;  // of every batch, after augmentation, and of evaluation's
   uint64_t seed = 42;     // He init uses seed, seed+1, ... per layer; the shuffle of epoch e uses e + seed
   int threads = 0;        // 0 = OpenMP default (all cores)
-  size_t eval_every = 10;
+  size_t eval_every = 1;     // epochs between evaluations of the validation set (Split::val); 0: after the last only
+  double val_split = 0.0;    // the fraction the caller held out as Split::val (recorded in checkpoints for --resume)
   std::string out;        // checkpoint path ("" = do not save)
   size_t checkpoint_every = 10;  // also save (resumably) every N epochs; 0 = only at the end
   // Divergence: a step whose loss exceeds diverge_factor x ln(classes) (the loss of a uniform guess, where training
@@ -71,7 +73,9 @@ struct TrainResult {
   std::vector<double> step_lr;  // the lr each step of this call used (step_loss's steps)
   double train_seconds = 0.0;  // training steps only (no data loading, no evaluation)
   size_t steps = 0, batches_per_epoch = 0, train_images = 0;
-  EvalResult final_eval;
+  EvalResult final_eval;                                 // the test set, after the last epoch
+  std::vector<size_t> val_epochs;                         // the epochs (1-based) whose validation set was evaluated
+  std::vector<EvalResult> val_evals;                      // and its results
   Model model;
   bool interrupted = false;  // stopped by request; the checkpoint at cfg.out is resumable
 };
