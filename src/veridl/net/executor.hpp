@@ -88,6 +88,8 @@ class Executor {
   // Gradient of the loss with respect to the input batch (after backward(..., true)).
   std::vector<T> input_grad() const { return copy(grad_c(plan_.input), plan_.elems(plan_.input)); }
   std::vector<T> logits() const { return copy(act_c(plan_.logits), plan_.elems(plan_.logits)); }
+  // The logits of the last forward, in place (valid until the next backward or forward).
+  const T* logits_data() const { return act_c(plan_.logits); }
   T* input() { return act(plan_.input); }
 
   // Running state (BatchNorm statistics), in node order: for each node its StateDecls ({mean, var}).

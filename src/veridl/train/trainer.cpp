@@ -6,9 +6,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <exception>
+#include <map>
 #include <utility>
 #include <nlohmann/json.hpp>
 
@@ -64,6 +67,16 @@ float TrainStep::step(const float* x, const int32_t* labels, float lr, size_t t)
   ex_.set_running_momentum(ops::running_stat_momentum(t));
   ex_.set_noise(noise_seed_, t);
   float loss = ex_.forward_loss(x, labels, B, live_, net::Mode::Train);
+  // Training accuracy (first maximum wins, as evaluation counts), from the logits before backward reuses them.
+  const size_t K = ex_.plan().num_classes;
+  const float* z = ex_.logits_data();
+  last_correct_ = 0;
+  for (size_t b = 0; b < B; ++b) {
+    size_t best = 0;
+    for (size_t k = 1; k < K; ++k)
+      if (z[b * K + k] > z[b * K + best]) best = k;
+    last_correct_ += static_cast<int32_t>(best) == labels[b];
+  }
   ex_.backward(1.0f);
   opt_.step(ex_.params().data(), ex_.mutable_grads().data(), lr, t);
   return loss;
@@ -100,6 +113,8 @@ EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data:
   std::vector<float> probs(plan.batch * K);
   Decisions live;
   EvalResult r;
+  r.classes = K;
+  r.confusion.assign(K * K, 0);
   double loss_sum = 0;
   for (size_t start = 0; start < ds.n; start += plan.batch) {
     const size_t n = std::min(plan.batch, ds.n - start);
@@ -110,10 +125,20 @@ EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data:
     const float l = kernels::softmax_ce_forward(ops::SoftmaxShape{n, K}, 0.0f, labels, z, probs.data());
     loss_sum += static_cast<double>(l) * static_cast<double>(n);
     for (size_t b = 0; b < n; ++b) {
+      const float* zb = z + b * K;
       size_t best = 0;
       for (size_t k = 1; k < K; ++k)
-        if (z[b * K + k] > z[b * K + best]) best = k;
-      r.correct += static_cast<int32_t>(best) == labels[b];
+        if (zb[k] > zb[best]) best = k;
+      const size_t label = static_cast<size_t>(labels[b]);
+      if (labels[b] < 0 || label >= K)
+        throw Error(fmt::format("{}: label {} of example {} is outside the network's {} classes", ds.source, labels[b],
+                                start + b, K));
+      r.correct += best == label;
+      // The label's rank: classes above it, a tie counting for the lower class (as the first maximum wins).
+      size_t rank = 0;
+      for (size_t k = 0; k < K; ++k) rank += zb[k] > zb[label] || (k < label && zb[k] == zb[label]);
+      r.correct5 += rank < 5;
+      ++r.confusion[label * K + best];
     }
   }
   r.total = ds.n;
@@ -122,6 +147,16 @@ EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data:
 }
 
 }  // namespace
+
+std::vector<double> EvalResult::per_class() const {
+  std::vector<double> acc(classes, -1.0);
+  for (size_t c = 0; c < classes; ++c) {
+    size_t n = 0;
+    for (size_t p = 0; p < classes; ++p) n += confusion[c * classes + p];
+    if (n) acc[c] = 100.0 * static_cast<double>(confusion[c * classes + c]) / static_cast<double>(n);
+  }
+  return acc;
+}
 
 EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data::Dataset& ds, data::Normalize norm) {
   // An inference executor (no gradient buffers) of at most the training batch's activation memory.
@@ -237,6 +272,80 @@ uint64_t checkpoint_bytes(const net::Plan& plan, const OptimConfig& optim) {
 namespace {
 
 std::atomic<bool> g_stop{false};
+
+// metrics.csv and metrics.jsonl of a run folder, appended (a resumed run continues them). Lines are formatted on
+// the stack (fmt's inline buffer): a step line allocates nothing.
+class MetricsLog {
+ public:
+  explicit MetricsLog(const std::string& dir) {
+    if (dir.empty()) return;
+    const std::string csv_path = dir + "/metrics.csv", jsonl_path = dir + "/metrics.jsonl";
+    const bool fresh = empty(csv_path);
+    csv_ = open(csv_path);
+    jsonl_ = open(jsonl_path);
+    if (fresh)
+      fmt::print(csv_, "epoch,step,train_loss,train_accuracy,val_loss,val_accuracy,lr,images_per_second,seconds\n");
+  }
+  ~MetricsLog() {
+    for (FILE* f : {csv_, jsonl_})
+      if (f) std::fclose(f);
+  }
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
+  void step(size_t epoch, size_t step, double loss, double lr) {
+    if (jsonl_) fmt::print(jsonl_, "{{\"type\":\"step\",\"epoch\":{},\"step\":{},\"loss\":{},\"lr\":{}}}\n", epoch, step, loss, lr);
+  }
+  void epoch(size_t epoch, size_t step, double loss, double acc, const EvalResult* val, double lr, double rate,
+             double secs) {
+    if (!csv_) return;
+    fmt::print(csv_, "{},{},{},{},{},{},{},{},{}\n", epoch, step, loss, acc, val ? fmt::format("{}", val->loss) : "",
+               val ? fmt::format("{}", val->accuracy()) : "", lr, rate, secs);
+    fmt::print(jsonl_,
+               "{{\"type\":\"epoch\",\"epoch\":{},\"step\":{},\"train_loss\":{},\"train_accuracy\":{},{}\"lr\":{},"
+               "\"images_per_second\":{},\"seconds\":{}}}\n",
+               epoch, step, loss, acc,
+               val ? fmt::format("\"val_loss\":{},\"val_accuracy\":{},\"val_top5\":{},", val->loss, val->accuracy(),
+                                 val->top5())
+                   : "",
+               lr, rate, secs);
+    flush();
+  }
+  void test(const EvalResult& t) {
+    if (!jsonl_) return;
+    fmt::print(jsonl_, "{{\"type\":\"test\",\"loss\":{},\"accuracy\":{},\"top5\":{},\"correct\":{},\"total\":{}}}\n",
+               t.loss, t.accuracy(), t.top5(), t.correct, t.total);
+    flush();
+  }
+  void flush() {
+    for (FILE* f : {csv_, jsonl_})
+      if (f) std::fflush(f);
+  }
+
+ private:
+  static bool empty(const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), "r");
+    if (!f) return true;
+    const bool e = std::fgetc(f) == EOF;
+    std::fclose(f);
+    return e;
+  }
+  static FILE* open(const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), "a");
+    if (!f) throw Error(fmt::format("cannot write metrics '{}': {}", path, std::strerror(errno)));
+    return f;
+  }
+  FILE* csv_ = nullptr;
+  FILE* jsonl_ = nullptr;
+};
+
+// A weights-only checkpoint (parameters and running statistics, no optimizer state): `veridl eval` reads it,
+// `--resume` refuses it (no position).
+void save_weights(const std::string& path, const net::Plan& plan, TrainStep& ts, const std::string& data_name,
+                  const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> meta = {{"data", data_name}, {"weights_only", "true"}};
+  for (const auto& [k, v] : extra) meta[k] = v;
+  save_safetensors(path, make_checkpoint(plan, ts.model(), meta));
+}
 
 nlohmann::json config_json(const TrainConfig& c) {
   const OptimConfig& o = c.optim;
@@ -459,6 +568,12 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   std::vector<float> aug_scratch(cfg.augment.enabled() ? D : 0);
   std::vector<std::exception_ptr> gather_error(cfg.batch);  // by the first example of a thread's chunk
   const bool show_progress = cfg.progress && isatty(fileno(stderr));
+  if (cfg.best_metric != "val_accuracy" && cfg.best_metric != "val_loss")
+    throw Error("--best-metric: '" + cfg.best_metric + "' is not supported (supported: val_accuracy, val_loss)");
+  const bool by_loss = cfg.best_metric == "val_loss";
+  double best_value = 0;
+  size_t since_best = 0;
+  MetricsLog metrics(cfg.run_dir);
   // ln C is the cross-entropy of equal logits, where training starts (at least 1: a one- or two-class net too).
   const double diverge_limit = cfg.diverge_factor * std::max(1.0, std::log(static_cast<double>(classes)));
   double lr = oc.lr;
@@ -471,6 +586,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     auto t0 = Clock::now();
     double epoch_loss = (epoch == first_epoch) ? st.epoch_loss : 0.0;
     const size_t first_batch = (epoch == first_epoch) ? st.batch : 0;
+    size_t epoch_correct = 0;  // of the batches this call runs (a resumed epoch: those after the resume)
     for (size_t bi = first_batch; bi < bpe; ++bi) {
       if (g_stop.exchange(false)) {  // consumed: a later train() in this process starts clean
         st = ResumeState{epoch, bi, st.step, epoch_loss, {}, {}};
@@ -529,8 +645,10 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
                                 "--clip-norm; --diverge-factor 0 trains on regardless)",
                                 loss, st.step, epoch + 1, bi, diverge_limit, cfg.diverge_factor, classes, kept));
       epoch_loss += loss;
+      epoch_correct += ts.last_correct();
       res.step_loss.push_back(loss);
       res.step_lr.push_back(lr);
+      metrics.step(epoch + 1, st.step, loss, lr);
       if (bi < 3 || bi % 100 == 0) {
         if (show_progress) fmt::print(stderr, "\r\033[K");
         fmt::print(log, "  step {}/{}: loss={:.6f} ({}us)\n", bi, bpe, loss,
@@ -552,7 +670,9 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     res.train_seconds += secs;
     fmt::print(log, "Epoch {:2d}/{}: loss={:.6f} lr={:.6f} ({:.0f}ms)\n", epoch + 1, cfg.epochs, res.epoch_loss.back(),
                lr, secs * 1000);
-    const bool last = epoch + 1 == cfg.epochs;
+    const size_t ran = (bpe - first_batch) * cfg.batch;
+    res.epoch_accuracy.push_back(ran ? 100.0 * static_cast<double>(epoch_correct) / static_cast<double>(ran) : 0.0);
+    bool last = epoch + 1 == cfg.epochs;
     // The validation set every eval_every epochs and after the last; the test set once, after the last.
     EvalResult val, test;
     const bool validated = data.val.n > 0 && ((cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every == 0) || last);
@@ -561,11 +681,33 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       fmt::print(log, "  val accuracy: {}/{} = {:.2f}%, loss {:.6f}\n", val.correct, val.total, val.accuracy(), val.loss);
       res.val_epochs.push_back(epoch + 1);
       res.val_evals.push_back(val);
+      // The best so far by the chosen metric: best.safetensors; early stopping counts validations without one.
+      const double m = by_loss ? val.loss : val.accuracy();
+      if (res.best_epoch == 0 || (by_loss ? m < best_value : m > best_value)) {
+        best_value = m;
+        res.best_epoch = epoch + 1;
+        since_best = 0;
+        if (!cfg.run_dir.empty())
+          save_weights(cfg.run_dir + "/best.safetensors", plan, ts, data.name,
+                       {{"epoch", std::to_string(epoch + 1)}, {"best_metric", cfg.best_metric},
+                        {"best_value", fmt::format("{}", m)}});
+      } else if (cfg.patience > 0 && ++since_best >= cfg.patience && !last) {
+        fmt::print(log, "early stopping: {} has not improved for {} validations (best {:.6g} at epoch {})\n",
+                   cfg.best_metric, since_best, best_value, res.best_epoch);
+        res.stopped_early = true;
+        last = true;
+      }
     }
+    metrics.epoch(epoch + 1, st.step, res.epoch_loss.back(), res.epoch_accuracy.back(), validated ? &val : nullptr, lr,
+                  secs > 0 ? static_cast<double>(ran) / secs : 0.0, secs);
     if (last) {
       test = evaluate(ts, data.test, cfg.normalize);
       fmt::print(log, "  test accuracy: {}/{} = {:.2f}% (whole test set)\n", test.correct, test.total, test.accuracy());
+      fmt::print(log, "  test top-5 accuracy: {}/{} = {:.2f}%\n", test.correct5, test.total, test.top5());
       res.final_eval = test;
+      metrics.test(test);
+      if (!cfg.run_dir.empty())
+        save_weights(cfg.run_dir + "/weights.safetensors", plan, ts, data.name, {{"epoch", std::to_string(epoch + 1)}});
     }
     st = ResumeState{epoch + 1, 0, st.step, 0.0, {}, {}};
     if (!cfg.out.empty() && (last || (cfg.checkpoint_every > 0 && (epoch + 1) % cfg.checkpoint_every == 0))) {
@@ -573,6 +715,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       fmt::print(log, "Saved params to {}\n", cfg.out);
     }
     std::fflush(log);
+    if (last) break;  // the last epoch, or early stopping
   }
   res.steps = st.step;
   res.model = ts.model();

@@ -43,6 +43,12 @@ struct TrainConfig {
   // Divergence: a step whose loss exceeds diverge_factor x ln(classes) (the loss of a uniform guess, where training
   // starts) stops the run as a non-finite loss does, keeping the last good checkpoint. 0: only non-finite stops it.
   double diverge_factor = 1000;
+  // The run folder ("" = none): metrics.csv (one row per epoch) and metrics.jsonl (a line per step, per epoch and
+  // for the test result) are appended there; weights.safetensors (the final model, weights only) is written at the
+  // end and best.safetensors whenever the validation metric improves (docs/data.md, "Run folders").
+  std::string run_dir;
+  std::string best_metric = "val_accuracy";  // or "val_loss": what best.safetensors and early stopping follow
+  size_t patience = 0;  // stop after this many validations without improvement (0: never); then the test set
   bool progress = false;  // a live progress line (rate, ETA) on stderr
   FILE* log = stdout;     // the book's log lines
   // Called after every step with the global step; tests use it to request a stop deterministically.
@@ -65,7 +71,13 @@ bool stop_requested();
 struct EvalResult {
   size_t correct = 0, total = 0;
   double loss = 0.0;
+  size_t correct5 = 0;            // examples whose label is among the 5 highest logits (ties: the lower class first)
+  size_t classes = 0;
+  std::vector<size_t> confusion;  // classes x classes counts: row = the true label, column = the prediction
   double accuracy() const { return total ? 100.0 * static_cast<double>(correct) / static_cast<double>(total) : 0.0; }
+  double top5() const { return total ? 100.0 * static_cast<double>(correct5) / static_cast<double>(total) : 0.0; }
+  // Per class: the share of its examples classified right (percent; -1 for a class with no examples).
+  std::vector<double> per_class() const;
 };
 
 struct TrainResult {
@@ -74,6 +86,9 @@ struct TrainResult {
   double train_seconds = 0.0;  // training steps only (no data loading, no evaluation)
   size_t steps = 0, batches_per_epoch = 0, train_images = 0;
   EvalResult final_eval;                                 // the test set, after the last epoch
+  std::vector<double> epoch_accuracy;                      // training accuracy (percent) of each epoch's batches
+  bool stopped_early = false;                              // by --patience
+  size_t best_epoch = 0;                                   // the epoch of the best validation metric (0: none)
   std::vector<size_t> val_epochs;                         // the epochs (1-based) whose validation set was evaluated
   std::vector<EvalResult> val_evals;                      // and its results
   Model model;
@@ -101,6 +116,8 @@ class TrainStep {
   float* input() { return ex_.input(); }
   // x may be input() (already gathered there). t is the 1-based global step. Returns the mean loss.
   float step(const float* x, const int32_t* labels, float lr, size_t t);
+  // How many examples of the last step's batch the forward classified right (its logits' first maximum).
+  size_t last_correct() const { return last_correct_; }
 
  private:
   net::Executor<float, net::FastKernels> ex_;
@@ -108,6 +125,7 @@ class TrainStep {
   std::vector<float> grads_;
   Decisions live_;
   uint64_t noise_seed_ = 0;
+  size_t last_correct_ = 0;
 };
 
 // Accuracy (first maximum wins) and mean loss over every example of `ds` (no dropped tail), with
