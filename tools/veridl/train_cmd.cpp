@@ -404,9 +404,10 @@ int cmd_train(int argc, char** argv) {
       "a smaller --batch or a smaller network may fit", [&] { return train::train(spec, cfg, split, resume ? &*resume : nullptr); });
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
-  if (summary) write_text_atomic(*summary, summary_json(spec, cfg, split, res).dump(2) + "\n");
+  const nlohmann::json run_summary = summary_json(spec, cfg, split, res);
+  if (summary) write_text_atomic(*summary, run_summary.dump(2) + "\n");
   if (!cfg.run_dir.empty()) {
-    write_run_files(cfg.run_dir, spec, argc, argv, res, summary_json(spec, cfg, split, res));
+    write_run_files(cfg.run_dir, spec, argc, argv, res, run_summary);
     fmt::print("Run folder: {}/ (metrics.csv, metrics.jsonl, summary.json, test.json, best.safetensors, "
                "weights.safetensors)\n", cfg.run_dir);
   }

@@ -1,8 +1,10 @@
 // load_split: resolve a dataset name or directory to a train/test split. See docs/data.md.
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <array>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <system_error>
@@ -10,6 +12,7 @@
 #include "veridl/data/dataset.hpp"
 #include "veridl/data/image.hpp"
 #include "veridl/util/error.hpp"
+#include "veridl/util/file.hpp"
 
 namespace veridl::data {
 namespace {
@@ -35,21 +38,13 @@ bool is_dir(const fs::path& p) {
 // Why a path that exists is no data file ("" when it is a regular file or does not exist at all): a directory,
 // a symlink loop, a dangling symlink, a FIFO or device.
 std::string not_a_file(const fs::path& p) {
-  std::error_code ec;
-  const fs::file_status ls = fs::symlink_status(p, ec);
-  if (ec || ls.type() == fs::file_type::not_found) return "";
-  const fs::file_status st = fs::status(p, ec);
-  if (ec && ec.value() == ELOOP) return fmt::format("'{}' is a symlink loop ({})", p.string(), ec.message());
-  if (ec || st.type() == fs::file_type::not_found)
-    return fmt::format("'{}' is a symlink to a missing file{}", p.string(), ec ? " (" + ec.message() + ")" : "");
-  switch (st.type()) {
-    case fs::file_type::regular: return "";
-    case fs::file_type::directory: return fmt::format("'{}' is a directory, not a file", p.string());
-    case fs::file_type::fifo: return fmt::format("'{}' is a FIFO (named pipe), not a file", p.string());
-    case fs::file_type::character: return fmt::format("'{}' is a character device, not a file", p.string());
-    case fs::file_type::block: return fmt::format("'{}' is a block device, not a file", p.string());
-    default: return fmt::format("'{}' is not a regular file", p.string());
-  }
+  struct stat st {};
+  if (::lstat(p.c_str(), &st) != 0) return "";  // nothing of that name
+  if (::stat(p.c_str(), &st) != 0)
+    return errno == ELOOP ? fmt::format("'{}' is a symlink loop ({})", p.string(), std::strerror(errno))
+                          : fmt::format("'{}' is a symlink to a missing file ({})", p.string(), std::strerror(errno));
+  if (S_ISREG(st.st_mode)) return "";
+  return fmt::format("'{}' is {}, not a file", p.string(), file_type_name(st.st_mode));
 }
 
 // `base` or `base.gz`, whichever exists (the plain file first). A path of that name that is not a file (a

@@ -62,6 +62,16 @@ void shuffle_indices(std::vector<uint32_t>& idx, uint64_t seed) {
 TrainStep::TrainStep(const net::Plan& plan, const OptimConfig& optim, uint64_t noise_seed)
     : ex_(plan), opt_(plan, optim), noise_seed_(noise_seed) {}
 
+namespace {
+// The predicted class of one row of logits: the first maximum (training and evaluation count accuracy alike).
+size_t first_max(const float* z, size_t K) {
+  size_t best = 0;
+  for (size_t k = 1; k < K; ++k)
+    if (z[k] > z[best]) best = k;
+  return best;
+}
+}  // namespace
+
 float TrainStep::step(const float* x, const int32_t* labels, float lr, size_t t) {
   const size_t B = ex_.plan().batch;
   ex_.set_running_momentum(ops::running_stat_momentum(t));
@@ -71,12 +81,7 @@ float TrainStep::step(const float* x, const int32_t* labels, float lr, size_t t)
   const size_t K = ex_.plan().num_classes;
   const float* z = ex_.logits_data();
   last_correct_ = 0;
-  for (size_t b = 0; b < B; ++b) {
-    size_t best = 0;
-    for (size_t k = 1; k < K; ++k)
-      if (z[b * K + k] > z[b * K + best]) best = k;
-    last_correct_ += static_cast<int32_t>(best) == labels[b];
-  }
+  for (size_t b = 0; b < B; ++b) last_correct_ += static_cast<int32_t>(first_max(z + b * K, K)) == labels[b];
   ex_.backward(1.0f);
   opt_.step(ex_.params().data(), ex_.mutable_grads().data(), lr, t);
   return loss;
@@ -126,9 +131,7 @@ EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data:
     loss_sum += static_cast<double>(l) * static_cast<double>(n);
     for (size_t b = 0; b < n; ++b) {
       const float* zb = z + b * K;
-      size_t best = 0;
-      for (size_t k = 1; k < K; ++k)
-        if (zb[k] > zb[best]) best = k;
+      const size_t best = first_max(zb, K);
       const size_t label = static_cast<size_t>(labels[b]);
       if (labels[b] < 0 || label >= K)
         throw Error(fmt::format("{}: label {} of example {} is outside the network's {} classes", ds.source, labels[b],

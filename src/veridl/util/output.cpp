@@ -50,7 +50,7 @@ void make_dirs(const std::string& flag, const std::string& path, const std::stri
   if (::stat(dir.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode))
       throw Error(fmt::format("{}: cannot write to '{}': '{}' is {}, not a directory", flag, path, dir,
-                              file_type_name(st.st_mode) == "a regular file" ? "a file" : file_type_name(st.st_mode)));
+                              S_ISREG(st.st_mode) ? "a file" : file_type_name(st.st_mode)));
     return;
   }
   if (errno != ENOENT && errno != ENOTDIR)  // ENOTDIR: a file further up, which the parent's check names
