@@ -243,8 +243,12 @@ TEST(Specs, ChapterTenBlockErrorsAreOneLineNamingTheLayerAndField) {
        "b.json: layer 0 (patchEmbed): field 'nPatches' is 16 but a 1x8x8 input cut into 4x4 patches has 4"},
       {head + R"({"type": "patchEmbed", "ic": 3, "dim": 8, "p": 4, "nPatches": 4}, )" + enc + tail,
        "b.json: layer 0 (patchEmbed): "},
-      {head + R"({"type": "patchEmbed", "ic": 1, "dim": 8, "p": 4}, )" + enc + tail,
-       "b.json: layer 0 (patchEmbed): missing field 'nPatches'"},
+      {head + R"({"type": "patchEmbed", "ic": 1, "dim": 8, "p": 4}, )" + R"({"type": "transformerEncoder", "heads": 2, "mlpDim": 16, "keepSequence": true}, )" +
+           R"({"type": "transformerEncoder", "heads": 3, "mlpDim": 16}, )" + tail,  // nPatches and dim inferred
+       "b.json: layer 2 (transformerEncoder): field 'heads' is 3, which does not divide dim 8"},
+      {head + R"({"type": "transformerEncoder", "heads": 2, "mlpDim": 16}, )" + tail,
+       "b.json: layer 0 (transformerEncoder): field 'dim' left out, to be inferred from the input, but the input is "
+       "1x8x8 (tokens [T, D] expected)"},
       {head + pe + R"({"type": "transformerEncoder", "dim": 8, "heads": 3, "mlpDim": 16}, )" + tail,
        "b.json: layer 1 (transformerEncoder): field 'heads' is 3, which does not divide dim 8"},
       {head + pe + R"({"type": "transformerEncoder", "dim": 12, "heads": 2, "mlpDim": 16}, )" + tail,

@@ -18,7 +18,8 @@ commands:
   train    train a network described by a NetSpec (veridl train --help)
   eval     evaluate a saved checkpoint on a test set
   verify   check every VJP contract exactly (or a whole network with --spec)
-  info     print a NetSpec's layers, shapes and parameter count (--cpu: the CPU and the kernel variant in use)
+  info     print a NetSpec's layers, shapes and parameter count (--cpu: the CPU and the kernel variant in use;
+           --reference: the NetSpec reference of every layer type, field and recipe key, docs/netspec.md's tables)
   export   write the fused train step (or --eval forward) as StableHLO for IREE / XLA (docs/gpu.md)
 )";
 }

@@ -20,6 +20,7 @@
 #include "veridl/kernels/isa.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
+#include "veridl/net/reference.hpp"
 #include "veridl/prims/table.hpp"
 #include "veridl/train/checkpoint.hpp"
 #include "veridl/train/trainer.hpp"
@@ -475,8 +476,23 @@ static void print_cpu() {
 }
 
 int cmd_info(int argc, char** argv) {
-  Args a(argc, argv, 2, {"--spec"}, {"--cpu"});
+  Args a(argc, argv, 2, {"--spec", "--reference-update"}, {"--cpu", "--reference"});
   auto sp = a.get("--spec");
+  // The NetSpec reference (docs/netspec.md's generated sections), from the primitive table and the blocks.
+  if (a.has("--reference")) {
+    for (const auto& [name, text] : net::reference_sections())
+      fmt::print("<!-- generated: {} (veridl info --reference-update docs/netspec.md) -->\n{}<!-- end generated: {} -->\n\n",
+                 name, text, name);
+    return 0;
+  }
+  if (auto doc = a.get("--reference-update")) {
+    const std::vector<uint8_t> bytes = read_whole_file(*doc, "NetSpec reference", uint64_t{16} << 20);
+    const std::string before(bytes.begin(), bytes.end());
+    const std::string after = net::with_reference(before, *doc);
+    if (after != before) write_text_atomic(*doc, after, "NetSpec reference");
+    fmt::print("{}: {}\n", *doc, after == before ? "up to date" : "generated sections rewritten");
+    return 0;
+  }
   if (a.has("--cpu")) {
     print_cpu();
     if (!sp) return 0;
@@ -504,13 +520,12 @@ int cmd_info(int argc, char** argv) {
     if (static_cast<long>(k) == plan.loss_node) continue;
     size_t params = 0;
     for (size_t t : n.params) params += plan.params[t].size;
-    // A node without parameters shows its fields instead (a pool's window, a dropPath's rate on the ramp).
+    // Its parameter count and its fields as lowered: a pool's window, a dropPath's rate on the ramp, and the
+    // sizes a spec may leave out (a dense layer's fanIn, a conv's ic) as inferred from the input.
     std::string what = params ? std::to_string(params) + " params" : "";
-    if (!params) {
-      nlohmann::json f = nlohmann::json::object();
-      table[n.op].to_json(n.attrs.get(), f);
-      for (const auto& [key, v] : f.items()) what += (what.empty() ? "" : " ") + key + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
-    }
+    nlohmann::json f = nlohmann::json::object();
+    table[n.op].to_json(n.attrs.get(), f);
+    for (const auto& [key, v] : f.items()) what += (what.empty() ? "" : " ") + key + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
     fmt::print("  {:<{}}  {:<{}} {:<{}} -> {:<10} {}\n", n.name, wn, table[n.op].name, wt, ins[k], wi,
                plan.values[n.output].shape.str(), what);
   }

@@ -18,53 +18,98 @@ constexpr size_t kMaxSizeField = size_t{1} << 24;  // any one size field (channe
 Fields::Fields(const nlohmann::json& j, Where where, std::set<std::string> known)
     : j_(j), where_(std::move(where)), known_(std::move(known)) {}
 
-size_t Fields::size(const char* key, std::optional<size_t> dflt) {
+Fields Fields::describe() {
+  static const nlohmann::json empty = nlohmann::json::object();
+  Fields f(empty, Where{"<describe>", "", {}}, {});
+  f.describing_ = true;
+  return f;
+}
+
+void Fields::use(const char* key, std::string type, std::optional<std::string> dflt) {
   known_.insert(key);
+  for (const FieldUse& u : uses_)
+    if (u.key == key) return;  // read twice (a block's shared helper): the first read describes it
+  uses_.push_back({key, std::move(type), std::move(dflt)});
+}
+
+void Fields::allow(const char* key) { use(key, "", std::nullopt); }
+
+const nlohmann::json* Fields::find(const char* key, bool required) {
+  if (describing_) return nullptr;
   if (!j_.contains(key)) {
-    if (!dflt) where_.fail(fmt::format("missing field '{}'", key));
-    return *dflt;
+    if (required) where_.fail(fmt::format("missing field '{}'", key));
+    return nullptr;
   }
-  const nlohmann::json& v = j_.at(key);
-  if (!v.is_number_integer() || v.get<long long>() <= 0)
-    where_.fail(fmt::format("field '{}' must be a positive integer, got {}", key, v.dump()));
+  return &j_.at(key);
+}
+
+size_t Fields::size(const char* key, std::optional<size_t> dflt) {
+  use(key, "integer", dflt ? std::optional<std::string>(std::to_string(*dflt)) : std::nullopt);
+  const nlohmann::json* v = find(key, !dflt);
+  if (!v) return dflt.value_or(1);  // describing a required field: a placeholder
+  if (!v->is_number_integer() || v->get<long long>() <= 0)
+    where_.fail(fmt::format("field '{}' must be a positive integer, got {}", key, v->dump()));
   // No size in a NetSpec comes near this; the cap keeps every product of a few sizes far from 64 bits.
-  if (v.get<unsigned long long>() > kMaxSizeField)
-    where_.fail(fmt::format("field '{}' is {}, more than the limit of {}", key, v.dump(), kMaxSizeField));
-  return v.get<size_t>();
+  if (v->get<unsigned long long>() > kMaxSizeField)
+    where_.fail(fmt::format("field '{}' is {}, more than the limit of {}", key, v->dump(), kMaxSizeField));
+  return v->get<size_t>();
+}
+
+size_t Fields::inferable(const char* key) {
+  if (!describing_ && !j_.contains(key)) {
+    use(key, "integer", "inferred");
+    return 0;
+  }
+  const size_t v = size(key, std::nullopt);
+  for (FieldUse& u : uses_)
+    if (u.key == key) u.dflt = "inferred";
+  return describing_ ? 0 : v;
+}
+
+long long Fields::integer(const char* key, long long dflt, long long lo, long long hi) {
+  use(key, fmt::format("integer in [{}, {}]", lo, hi), std::to_string(dflt));
+  const nlohmann::json* v = find(key, false);
+  if (!v) return dflt;
+  if (!v->is_number_integer() || v->get<long long>() < lo || v->get<long long>() > hi)
+    where_.fail(fmt::format("field '{}' must be an integer in [{}, {}], got {}", key, lo, hi, v->dump()));
+  return v->get<long long>();
 }
 
 std::string Fields::str(const char* key, std::optional<std::string> dflt) {
-  known_.insert(key);
-  if (!j_.contains(key)) {
-    if (!dflt) where_.fail(fmt::format("missing field '{}'", key));
-    return *dflt;
-  }
-  if (!j_.at(key).is_string()) where_.fail(fmt::format("field '{}' must be a string, got {}", key, j_.at(key).dump()));
-  return j_.at(key).get<std::string>();
+  use(key, "string", dflt ? std::optional<std::string>(nlohmann::json(*dflt).dump()) : std::nullopt);
+  const nlohmann::json* v = find(key, !dflt);
+  if (!v) return dflt.value_or("");
+  if (!v->is_string()) where_.fail(fmt::format("field '{}' must be a string, got {}", key, v->dump()));
+  return v->get<std::string>();
 }
 
 std::string Fields::choice(const char* key, const std::vector<std::string>& allowed, std::optional<std::string> dflt) {
-  const std::string v = str(key, std::move(dflt));
-  for (const auto& a : allowed)
-    if (v == a) return v;
   std::string list;
   for (size_t i = 0; i < allowed.size(); ++i)
     list += (i == 0 ? "" : i + 1 == allowed.size() ? " or " : ", ") + ("\"" + allowed[i] + "\"");
+  const std::string v = str(key, dflt);
+  for (FieldUse& u : uses_)
+    if (u.key == key && u.type == "string") u.type = list;
+  if (describing_) return dflt.value_or(allowed.at(0));
+  for (const auto& a : allowed)
+    if (v == a) return v;
   where_.fail(fmt::format("field '{}' must be {}, got \"{}\"", key, list, v));
 }
 
 bool Fields::boolean(const char* key, bool dflt) {
-  known_.insert(key);
-  if (!j_.contains(key)) return dflt;
-  if (!j_.at(key).is_boolean()) where_.fail(fmt::format("field '{}' must be true or false, got {}", key, j_.at(key).dump()));
-  return j_.at(key).get<bool>();
+  use(key, "bool", dflt ? "true" : "false");
+  const nlohmann::json* v = find(key, false);
+  if (!v) return dflt;
+  if (!v->is_boolean()) where_.fail(fmt::format("field '{}' must be true or false, got {}", key, v->dump()));
+  return v->get<bool>();
 }
 
-double Fields::real(const char* key, double dflt) {
-  known_.insert(key);
-  if (!j_.contains(key)) return dflt;
-  if (!j_.at(key).is_number()) where_.fail(fmt::format("field '{}' must be a number, got {}", key, j_.at(key).dump()));
-  return j_.at(key).get<double>();
+double Fields::real(const char* key, std::optional<double> dflt) {
+  use(key, "number", dflt ? std::optional<std::string>(nlohmann::json(*dflt).dump()) : std::nullopt);
+  const nlohmann::json* v = find(key, !dflt);
+  if (!v) return dflt.value_or(1.0);
+  if (!v->is_number()) where_.fail(fmt::format("field '{}' must be a number, got {}", key, v->dump()));
+  return v->get<double>();
 }
 
 void Fields::finish() const {

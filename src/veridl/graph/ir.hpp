@@ -9,6 +9,8 @@
 //   static constexpr size_t kInputs                     how many values it consumes
 //   struct Attrs                                        its attributes (parsed) and resolved shapes (infer)
 //   static Attrs parse(Fields&)                         read and validate its NetSpec fields
+//   static const LayerDoc& doc()                        its NetSpec reference (doc.cpp): inputs, what it
+//                                                       computes, each field's meaning (docs/netspec.md)
 //   static void to_json(const Attrs&, nlohmann::json&)  write them back, normalised
 //   static VShape infer(Attrs&, const InShapes&, const Where&)   check input shapes (one-line errors via
 //                                                       Where::fail), resolve its shapes, give the output shape
@@ -78,26 +80,63 @@ struct Where {
 };
 
 // A NetSpec layer's fields, read by a primitive's parse. Every field read (or asked for) is "known";
-// finish() rejects the others with the list of known ones.
+// finish() rejects the others with the list of known ones. Each read is also recorded (key, type, default):
+// a Fields made by describe() reads no JSON at all (required fields give a placeholder) and exists only for
+// that record, from which the NetSpec reference (net/reference.hpp, docs/netspec.md) takes every field's type
+// and default: the code that reads a field is the one place its default is written.
+struct FieldUse {
+  std::string key;
+  std::string type;  // "integer", "integer in [lo, hi]", "number", "bool", "string", "`a` or `b`", "" (read by other means)
+  std::optional<std::string> dflt;  // as JSON text, or "inferred" (Fields::inferable); nullopt: required (or read by other means)
+};
 class Fields {
  public:
   Fields(const nlohmann::json& j, Where where, std::set<std::string> known = {"type"});
+  static Fields describe();  // records the reads of a parse function; see above
   // A positive integer (at most 2^24); required when no default is given.
   size_t size(const char* key, std::optional<size_t> dflt = std::nullopt);
+  // A positive integer the layer may leave out: 0 when absent, and infer() takes it from the input's shape.
+  size_t inferable(const char* key);
+  // An integer in [lo, hi].
+  long long integer(const char* key, long long dflt, long long lo, long long hi);
   std::string str(const char* key, std::optional<std::string> dflt = std::nullopt);
   // One of `allowed` (message: field 'k' must be "a" or "b", got "c").
   std::string choice(const char* key, const std::vector<std::string>& allowed, std::optional<std::string> dflt);
   bool boolean(const char* key, bool dflt);
-  double real(const char* key, double dflt);
-  void allow(const char* key) { known_.insert(key); }  // a field read by other means
+  // A number; required when no default is given.
+  double real(const char* key, std::optional<double> dflt);
+  void allow(const char* key);  // a field read by other means (recorded without a type)
   bool has(const char* key) const { return j_.contains(key); }
   void finish() const;  // unknown fields -> one-line error
   const Where& where() const { return where_; }
+  bool describing() const { return describing_; }
+  const std::vector<FieldUse>& uses() const { return uses_; }
 
  private:
+  void use(const char* key, std::string type, std::optional<std::string> dflt);
+  const nlohmann::json* find(const char* key, bool required);  // nullptr: absent (default), or describing
+
   const nlohmann::json& j_;
   Where where_;
   std::set<std::string> known_;
+  std::vector<FieldUse> uses_;
+  bool describing_ = false;
+};
+
+// The NetSpec reference of a layer type (a primitive's prims/<name>/doc.cpp, a block's net/blocks_doc.cpp):
+// what it reads and computes, and what each of its fields means. Types and defaults come from the parse
+// function's reads (FieldUse); `type` and `dflt` here only for a field read by other means or whose
+// default is not a constant (a pool's stride, = size).
+struct FieldDoc {
+  const char* key;
+  const char* meaning;
+  const char* type = nullptr;
+  const char* dflt = nullptr;
+};
+struct LayerDoc {
+  const char* inputs;
+  const char* computes;
+  std::vector<FieldDoc> fields;
 };
 
 // How a primitive appears in NetSpecs.

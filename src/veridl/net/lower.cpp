@@ -35,19 +35,27 @@ constexpr size_t kMaxActivation = size_t{1} << 28;  // features per example of a
 constexpr size_t kMaxNodes = size_t{1} << 16;
 
 // ---- blocks -------------------------------------------------------------------------------------------
-// An optional "activation" field of a block: one of the table's activations or "identity".
-void activation_field(graph::Fields& f, json& j) {
-  f.allow("activation");
-  if (!f.has("activation")) return;
-  const std::string act = f.str("activation");
+// An optional "activation" field of a block: one of the table's activations or "identity"; without a default
+// (convBn: the net's convBnActivation) it is left out of the block's fields when absent.
+void activation_field(graph::Fields& f, json& j, std::optional<std::string> dflt) {
+  if (!dflt && !f.has("activation")) {
+    f.allow("activation");
+    return;
+  }
+  const std::string act = f.str("activation", dflt);
   check_activation(act, f.where(), "activation");
   j["activation"] = act;
+}
+
+// A size field the layer may leave out (0: inferred from its input when lowered, see input_size).
+void inferable_field(graph::Fields& f, json& j, const char* key) {
+  if (const size_t v = f.inferable(key)) j[key] = v;
 }
 
 // ic oc: the channels of every block that reads and writes a C x H x W value (convNextDownsample: all of it).
 json ic_oc_fields(graph::Fields& f) {
   json j;
-  j["ic"] = f.size("ic");
+  inferable_field(f, j, "ic");
   j["oc"] = f.size("oc");
   return j;
 }
@@ -59,7 +67,7 @@ json conv_fields(graph::Fields& f) {
   j["padding"] = f.choice("padding", {"same", "valid"}, "same");
   const size_t groups = f.size("groups", 1);
   if (groups != 1) j["groups"] = groups;
-  activation_field(f, j);
+  activation_field(f, j, std::nullopt);
   return j;
 }
 
@@ -86,8 +94,7 @@ json mbconv_fields(graph::Fields& f) {
   j["k"] = f.size("k");
   j["useSE"] = f.boolean("useSE", true);
   j["seBase"] = f.choice("seBase", {"input", "expanded"}, "input");
-  j["activation"] = "swish";
-  activation_field(f, j);
+  activation_field(f, j, "swish");
   return j;
 }
 
@@ -101,37 +108,35 @@ json convnext_stem_fields(graph::Fields& f) {
 // convNextStage: c nBlocks layerScale activation.
 json convnext_stage_fields(graph::Fields& f) {
   json j;
-  j["c"] = f.size("c");
+  inferable_field(f, j, "c");
   j["nBlocks"] = f.size("nBlocks", 1);
   j["layerScale"] = f.real("layerScale", 1e-6);
   if (!std::isfinite(j["layerScale"].get<double>()))
     f.where().fail(fmt::format("field 'layerScale' must be a finite number, got {}", j["layerScale"].get<double>()));
-  j["activation"] = "gelu";
-  activation_field(f, j);
+  activation_field(f, j, "gelu");
   return j;
 }
 
 // patchEmbed: ic dim p nPatches (ViT).
 json patch_embed_fields(graph::Fields& f) {
   json j;
-  j["ic"] = f.size("ic");
+  inferable_field(f, j, "ic");
   j["dim"] = f.size("dim");
   j["p"] = f.size("p");
-  j["nPatches"] = f.size("nPatches");
+  inferable_field(f, j, "nPatches");
   return j;
 }
 
 // transformerEncoder: dim heads mlpDim nBlocks causalMask keepSequence activation.
 json transformer_fields(graph::Fields& f) {
   json j;
-  j["dim"] = f.size("dim");
+  inferable_field(f, j, "dim");
   j["heads"] = f.size("heads");
   j["mlpDim"] = f.size("mlpDim");
   j["nBlocks"] = f.size("nBlocks", 1);
   j["causalMask"] = f.boolean("causalMask", false);
   j["keepSequence"] = f.boolean("keepSequence", false);
-  j["activation"] = "geluErf";
-  activation_field(f, j);
+  activation_field(f, j, "geluErf");
   return j;
 }
 
@@ -323,6 +328,19 @@ class Lowering {
 };
 
 // ---- the blocks' expansions ---------------------------------------------------------------------------
+// A block's size field `key`: as given, or (left out) extent `axis` of its input: the channels of a C x H x W
+// input (axis 0), a token's width (axis 1 of [T, D]). A given value that disagrees with the input is reported
+// by the first node that reads it.
+size_t input_size(Lowering& L, const json& f, const char* key, size_t in, size_t axis, const Where& w) {
+  if (f.contains(key)) return f[key];
+  const VShape& x = L.shape(in);
+  const size_t rank = axis == 0 ? 3 : 2;
+  if (x.rank() != rank)
+    w.fail(fmt::format("field '{}' left out, to be inferred from the input, but the input is {} ({} expected)", key,
+                       x.str(), rank == 3 ? "C x H x W" : "tokens [T, D]"));
+  return x.d[axis];
+}
+
 struct ConvBn {
   size_t ic, oc, k, stride = 1, groups = 1;
   std::string act;  // "identity": no activation node
@@ -340,7 +358,7 @@ size_t conv_bn(Lowering& L, const std::string& name, const ConvBn& c, size_t in,
 
 // convBn: conv2d (no bias) -> batchNorm -> the layer's "activation", else the net's convBnActivation.
 size_t expand_conv_bn(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
-  ConvBn c{f["ic"], f["oc"], f["k"], f["stride"], f.value("groups", size_t{1}), f.value("activation", L.conv_bn_act()),
+  ConvBn c{input_size(L, f, "ic", in, 0, w), f["oc"], f["k"], f["stride"], f.value("groups", size_t{1}), f.value("activation", L.conv_bn_act()),
            f["padding"]};
   return conv_bn(L, name, c, in, w);
 }
@@ -380,7 +398,7 @@ template <class Main>
 size_t resnet_stage(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w, Main main) {
   const size_t oc = f["oc"];
   const std::string act = L.conv_bn_act();
-  return stage(name, f["nBlocks"], f["ic"], oc, f["firstStride"], in, w,
+  return stage(name, f["nBlocks"], input_size(L, f, "ic", in, 0, w), oc, f["firstStride"], in, w,
                [&](const std::string& b, const Where& wj, size_t bic, size_t s, size_t cur) {
                  const size_t y = L.drop_path(b, main(b, wj, bic, s, cur), true, wj);
                  const size_t sum = residual_add(L, b, y, shortcut(L, b, bic, oc, s, cur, wj), wj);
@@ -438,7 +456,7 @@ template <class SeWidth>
 size_t inverted_stage(Lowering& L, const std::string& name, const json& f, size_t k, const std::string& act,
                       SeWidth se_width, size_t in, const Where& w) {
   const size_t oc = f["oc"], t = f["expand"];
-  return stage(name, f["nBlocks"], f["ic"], oc, f["stride"], in, w,
+  return stage(name, f["nBlocks"], input_size(L, f, "ic", in, 0, w), oc, f["stride"], in, w,
                [&](const std::string& b, const Where& wj, size_t bic, size_t s, size_t cur) {
                  size_t mid = 0;
                  if (__builtin_mul_overflow(bic, t, &mid) || mid > (size_t{1} << 24))
@@ -501,7 +519,7 @@ void check_divisible(Lowering& L, size_t in, size_t m, const std::string& what, 
 size_t expand_convnext_stem(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
   const size_t p = f["patch"];
   check_divisible(L, in, p, fmt::format("field 'patch' is {}", p), w);
-  const size_t y = conv_bias(L, name, f["ic"], f["oc"], p, p, 1, in, w);
+  const size_t y = conv_bias(L, name, input_size(L, f, "ic", in, 0, w), f["oc"], p, p, 1, in, w);
   return convnext_norm(L, name + ".ln", y, w);
 }
 
@@ -510,7 +528,7 @@ size_t expand_convnext_stem(Lowering& L, const std::string& name, const json& f,
 //   conv1x1 4c -> c (bias) -> layerScale (gamma starts at `layerScale`) -> + the block input
 // Nodes "<name>.<j>.dw", ".ln", ".pw1" (".pw1.<act>"), ".pw2", ".ls", ".add".
 size_t expand_convnext_stage(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
-  const size_t c = f["c"];
+  const size_t c = input_size(L, f, "c", in, 0, w);
   const std::string act = f["activation"];
   if (c > (size_t{1} << 22)) w.fail(fmt::format("field 'c' is {}: 4 x {} channels is absurdly wide", c, c));
   const VShape& x = L.shape(in);
@@ -530,20 +548,20 @@ size_t expand_convnext_stage(Lowering& L, const std::string& name, const json& f
 size_t expand_convnext_downsample(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
   check_divisible(L, in, 2, "its 2x2 stride-2 conv", w);
   const size_t y = convnext_norm(L, name + ".ln", in, w);
-  return conv_bias(L, name, f["ic"], f["oc"], 2, 2, 1, y, w);
+  return conv_bias(L, name, input_size(L, f, "ic", in, 0, w), f["oc"], 2, 2, 1, y, w);
 }
 
 // patchEmbed ic dim p nPatches (ViT): the patchify conv p x p / stride p with bias ("<name>"), then the tokens:
 // the CLS token prepended and the position embedding added ("<name>.tokens", patchTokens). Output
 // [nPatches + 1, dim].
 size_t expand_patch_embed(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
-  const size_t p = f["p"], np = f["nPatches"];
+  const size_t p = f["p"];
   check_divisible(L, in, p, fmt::format("field 'p' is {}", p), w);
   const VShape& x = L.shape(in);
-  const size_t got = (x.d[1] / p) * (x.d[2] / p);
+  const size_t got = (x.d[1] / p) * (x.d[2] / p), np = f.value("nPatches", got);
   if (np != got)
     w.fail(fmt::format("field 'nPatches' is {} but a {} input cut into {}x{} patches has {}", np, x.str(), p, p, got));
-  const size_t y = conv_bias(L, name, f["ic"], f["dim"], p, p, 1, in, w);
+  const size_t y = conv_bias(L, name, input_size(L, f, "ic", in, 0, w), f["dim"], p, p, 1, in, w);
   return L.node("patchTokens", name + ".tokens", json::object(), {y}, w);
 }
 
@@ -556,7 +574,7 @@ size_t expand_patch_embed(Lowering& L, const std::string& name, const json& f, s
 //                                                    ".fc2" (mlpDim -> dim), ".drop2", ".add2"
 // then the final LayerNorm "<name>.ln" and, unless keepSequence, the CLS row "<name>.cls" ([dim]).
 size_t expand_transformer(Lowering& L, const std::string& name, const json& f, size_t in, const Where& w) {
-  const size_t dim = f["dim"], heads = f["heads"], mlp = f["mlpDim"];
+  const size_t dim = input_size(L, f, "dim", in, 1, w), heads = f["heads"], mlp = f["mlpDim"];
   const std::string act = f["activation"];
   const VShape& x = L.shape(in);
   if (x.rank() != 2 || x.d[1] != dim)
@@ -612,6 +630,12 @@ std::optional<json> parse_block(const std::string& type, graph::Fields& f) {
   const BlockDef* b = Lowering::block(type);
   if (!b) return std::nullopt;
   return b->parse(f);
+}
+
+std::vector<BlockInfo> blocks() {
+  std::vector<BlockInfo> v;
+  for (const BlockDef& b : kBlocks) v.push_back({b.name, b.parse, block_doc(b.name)});
+  return v;
 }
 
 std::string layer_types() {

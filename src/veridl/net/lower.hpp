@@ -28,5 +28,14 @@ std::optional<nlohmann::json> parse_block(const std::string& type, graph::Fields
 void check_activation(const std::string& act, const graph::Where& w, const std::string& field);
 // Every layer type a NetSpec may use, for messages: "add, batchNorm, conv2d, convBn, ..."
 std::string layer_types();
+// The block layer types in table order, each with its parse function (for the NetSpec reference, which reads
+// it through graph::Fields::describe()) and its reference (blocks_doc.cpp; nullptr when it has none).
+struct BlockInfo {
+  std::string name;
+  nlohmann::json (*parse)(graph::Fields&);
+  const graph::LayerDoc* doc;
+};
+std::vector<BlockInfo> blocks();
+const graph::LayerDoc* block_doc(std::string_view name);  // blocks_doc.cpp
 
 }  // namespace veridl::net

@@ -92,6 +92,13 @@ std::optional<size_t> checked_product(std::initializer_list<size_t> factors) {
 
 }  // namespace
 
+size_t read_repeat(graph::Fields& f) {
+  const size_t times = f.size("times");
+  if (times > kMaxRepeat) f.where().fail(fmt::format("field 'times' is {}, more than the limit of {}", times, kMaxRepeat));
+  f.allow("layers");
+  return times;
+}
+
 LayerSpec parse_layer(const json& jl, const std::string& source, const std::string& where) {
   if (!jl.is_object()) graph::Where{source, where + ": ", {}}.fail("must be a JSON object");
   // Errors name the layer by its index and, once known to be a string, its type: "layer 3 (conv2d): ...".
@@ -115,9 +122,7 @@ LayerSpec parse_layer(const json& jl, const std::string& source, const std::stri
     }
   }
   if (l.type == "repeat") {
-    l.times = f.size("times");
-    if (l.times > kMaxRepeat) w.fail(fmt::format("field 'times' is {}, more than the limit of {}", l.times, kMaxRepeat));
-    f.allow("layers");
+    l.times = read_repeat(f);
   } else if (std::optional<json> block = parse_block(l.type, f)) {
     l.fields = *block;
   } else {
@@ -185,8 +190,16 @@ namespace {
 Recipe parse_recipe(const json& jr, const std::string& source) {
   if (!jr.is_object()) fail(source, "field 'recipe' must be a JSON object");
   graph::Fields f(jr, graph::Where{source, "recipe: ", {}}, {});
+  Recipe r = read_recipe(f);
+  f.finish();
+  return r;
+}
+
+}  // namespace
+
+Recipe read_recipe(graph::Fields& f) {
   Recipe r;
-  r.optimizer = f.str("optimizer", r.optimizer);
+  r.optimizer = f.choice("optimizer", {"sgd", "adam", "adamw"}, r.optimizer);
   r.lr = f.real("lr", r.lr);
   r.batch = f.size("batch", r.batch);
   r.epochs = f.size("epochs", r.epochs);
@@ -195,23 +208,39 @@ Recipe parse_recipe(const json& jr, const std::string& source) {
   r.weight_decay = f.real("weightDecay", r.weight_decay);
   r.warmup_epochs = f.real("warmupEpochs", r.warmup_epochs);
   r.clip_norm = f.real("clipNorm", r.clip_norm);
-  r.adamw_decay = f.str("adamwDecay", r.adamw_decay);
-  if (jr.contains("augmentCropPad")) {
-    const json& v = jr["augmentCropPad"];
-    if (!v.is_number_integer() || v.get<long long>() < 0 || v.get<long long>() > 64)
-      fail(source, "recipe: field 'augmentCropPad' must be an integer in [0, 64], got " + v.dump());
-    r.augment_crop_pad = v.get<size_t>();
-  }
-  f.allow("augmentCropPad");
+  r.adamw_decay = f.choice("adamwDecay", {"after", "before"}, r.adamw_decay);
+  r.augment_crop_pad = static_cast<size_t>(f.integer("augmentCropPad", static_cast<long long>(r.augment_crop_pad), 0, 64));
   r.augment_flip = f.boolean("augmentFlip", r.augment_flip);
   r.augment_resized_crop = f.boolean("augmentResizedCrop", r.augment_resized_crop);
   r.normalize = f.choice("normalize", {"none", "imagenet"}, r.normalize);
   r.cosine = f.boolean("cosine", r.cosine);
-  f.finish();
   return r;
 }
 
+namespace {
+
+// The top-level fields but the layers and the recipe (read by parse_netspec).
+void read_top(graph::Fields& top, NetSpec& s) {
+  s.name = top.str("name");
+  s.imageH = top.size("imageH", 28);
+  s.imageW = top.size("imageW", 28);
+  s.channels = top.size("channels", 1);
+  s.pad_style = top.choice("padStyle", {"xlaSame", "symmetric"}, "xlaSame") == "xlaSame" ? PadStyle::XlaSame
+                                                                                          : PadStyle::Symmetric;
+  s.conv_bn_activation = top.str("convBnActivation", "relu");
+  if (!top.describing()) check_activation(s.conv_bn_activation, top.where(), "convBnActivation");
+  s.drop_path = top.real("dropPath", 0.0);
+  top.allow("layers");
+  top.allow("recipe");
+  top.allow("description");
+}
+
 }  // namespace
+
+void describe_top(graph::Fields& f) {
+  NetSpec s;
+  read_top(f, s);
+}
 
 NetSpec parse_netspec(const std::string& text, const std::string& source) {
   if (json_nesting_depth(text) > kMaxJsonDepth)
@@ -227,20 +256,17 @@ NetSpec parse_netspec(const std::string& text, const std::string& source) {
     fail(source, "malformed JSON: " + printable(p == std::string::npos ? what : what.substr(p), 300));
   }
   if (!j.is_object()) fail(source, "a NetSpec must be a JSON object");
-  graph::Fields top(j, graph::Where{source, "", {}},
-                    {"name", "imageH", "imageW", "channels", "padStyle", "convBnActivation", "dropPath", "layers",
-                     "recipe", "description"});
-  top.finish();
+  graph::Fields top(j, graph::Where{source, "", {}}, {});
+  // Unknown fields first (a misspelt field is the likeliest mistake), then the fields' values.
+  {
+    graph::Fields probe = graph::Fields::describe();
+    describe_top(probe);
+    std::set<std::string> known;
+    for (const auto& u : probe.uses()) known.insert(u.key);
+    graph::Fields(j, graph::Where{source, "", {}}, known).finish();
+  }
   NetSpec s;
-  s.name = top.str("name");
-  s.imageH = top.size("imageH", 28);
-  s.imageW = top.size("imageW", 28);
-  s.channels = top.size("channels", 1);
-  s.pad_style = top.choice("padStyle", {"xlaSame", "symmetric"}, "xlaSame") == "xlaSame" ? PadStyle::XlaSame
-                                                                                          : PadStyle::Symmetric;
-  s.conv_bn_activation = top.str("convBnActivation", "relu");
-  check_activation(s.conv_bn_activation, graph::Where{source, "", {}}, "convBnActivation");
-  s.drop_path = top.real("dropPath", 0.0);
+  read_top(top, s);
   if (!j.contains("layers") || !j["layers"].is_array()) fail(source, "missing field 'layers' (a list of layers)");
   for (size_t i = 0; i < j["layers"].size(); ++i)
     s.layers.push_back(parse_layer(j["layers"][i], source, fmt::format("layer {}", i)));

@@ -91,6 +91,11 @@ void validate(const NetSpec& spec, const std::string& source = "<spec>");
 // One layer from its JSON object (type, name, inputs and its own fields), normalised. `where` is the
 // layer's place for messages ("layer 3").
 LayerSpec parse_layer(const nlohmann::json& j, const std::string& source, const std::string& where);
+// The readers parse_netspec uses, for the NetSpec reference (net/reference.hpp), which runs them on
+// graph::Fields::describe(): a repeat's fields (returns times), the recipe, the top-level fields.
+size_t read_repeat(graph::Fields& f);
+Recipe read_recipe(graph::Fields& f);
+void describe_top(graph::Fields& f);
 
 enum class Activation { Identity, Relu };
 const char* to_string(Activation a);

@@ -1,6 +1,7 @@
 // The primitive table: every primitive of the system, listed once. Adding a primitive = its own directory
-// prims/<name>/ (<name> as in NetSpecs: primitive.hpp/.cpp the table entry, reference.hpp the templated
-// reference, kernel.hpp/.cpp the float32 kernels, contracts.cpp and mutants.hpp its contracts) plus its
+// prims/<name>/ (<name> as in NetSpecs: primitive.hpp/.cpp the table entry, doc.cpp its NetSpec reference,
+// reference.hpp the templated reference, kernel.hpp/.cpp the float32 kernels, contracts.cpp and mutants.hpp
+// its contracts) plus its
 // #include and one entry in this list. Everything else (NetSpec parsing, veridl info, the plan, both executors,
 // checkpoints, whole-network verify, the exporter, the table-wide tests) iterates the list.
 #pragma once

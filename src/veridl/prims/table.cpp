@@ -34,6 +34,7 @@ OpDef make_def() {
   d.contracts = &P::contracts;
   d.register_contracts = &P::register_contracts;
   d.examples = &P::examples;
+  d.doc = &P::doc;
   return d;
 }
 

@@ -25,6 +25,7 @@ struct OpDef {
   std::vector<std::string> (*contracts)() = nullptr;
   void (*register_contracts)(Registry&) = nullptr;
   std::vector<graph::Example> (*examples)() = nullptr;
+  const graph::LayerDoc& (*doc)() = nullptr;  // its NetSpec reference (prims/<name>/doc.cpp)
 };
 
 const std::vector<OpDef>& table();

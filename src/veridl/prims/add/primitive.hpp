@@ -14,6 +14,7 @@ namespace veridl::prims {
 using namespace graph;
 
 struct Add {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static constexpr const char* kName = "add";
   static constexpr LayerUse kLayer = LayerUse::Layer;
   static constexpr size_t kInputs = 2;

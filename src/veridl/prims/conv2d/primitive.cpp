@@ -32,23 +32,29 @@ Shape in_shape(const Emission& e, const ops::Conv2dShape& c) { return {e.B, i64(
 Shape out_shape(const Emission& e, const ops::Conv2dShape& c) { return {e.B, i64(c.O), i64(c.OH()), i64(c.OW())}; }
 }  // namespace
 
+namespace {
+// ic (once known: given, or inferred) and oc must be multiples of groups.
+void check_groups(const Conv2d::Attrs& a, const Where& w) {
+  if (a.ic % a.groups != 0 || a.oc % a.groups != 0)
+    w.fail(fmt::format("field 'groups' is {}, but ic ({}) and oc ({}) must both be multiples of it", a.groups, a.ic, a.oc));
+}
+}  // namespace
+
 Conv2d::Attrs Conv2d::parse(Fields& f) {
   Attrs a;
-  a.ic = f.size("ic");
+  a.ic = f.inferable("ic");
   a.oc = f.size("oc");
   a.k = f.size("k");
   a.stride = f.size("stride", 1);
   a.same = f.choice("padding", {"same", "valid"}, "same") == "same";
   a.bias = f.boolean("bias", true);
   a.groups = f.size("groups", 1);
-  if (a.ic % a.groups != 0 || a.oc % a.groups != 0)
-    f.where().fail(fmt::format("field 'groups' is {}, but ic ({}) and oc ({}) must both be multiples of it", a.groups,
-                               a.ic, a.oc));
+  if (a.ic) check_groups(a, f.where());  // else once infer knows ic
   return a;
 }
 
 void Conv2d::to_json(const Attrs& a, nlohmann::json& j) {
-  j["ic"] = a.ic;
+  if (a.ic) j["ic"] = a.ic;  // 0: left out, inferred from the input
   j["oc"] = a.oc;
   j["k"] = a.k;
   j["stride"] = a.stride;
@@ -60,6 +66,10 @@ void Conv2d::to_json(const Attrs& a, nlohmann::json& j) {
 VShape Conv2d::infer(Attrs& a, InShapes in, const Where& w) {
   const VShape& x = in[0];
   if (x.rank() != 3) w.fail("needs an image input, but the activation is already flat");
+  if (a.ic == 0) {  // left out: the incoming channels
+    a.ic = x.d[0];
+    check_groups(a, w);
+  }
   if (a.ic != x.d[0])
     w.fail(fmt::format("ic is {} but the incoming activation has {} channels ({} image)", a.ic, x.d[0], x.str()));
   size_t n = 0;

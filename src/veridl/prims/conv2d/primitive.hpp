@@ -17,6 +17,7 @@ namespace veridl::prims {
 using namespace graph;
 
 struct Conv2d {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static constexpr const char* kName = "conv2d";
   static constexpr LayerUse kLayer = LayerUse::LayerWithActivation;
   static constexpr const char* kActivation = "relu";

@@ -13,17 +13,22 @@ constexpr const char* kDw = "dense_weight_grad_correct";
 constexpr const char* kDb = "dense_bias_grad_correct";
 }  // namespace
 
-Dense::Attrs Dense::parse(Fields& f) { return {f.size("fanIn"), f.size("fanOut")}; }
+Dense::Attrs Dense::parse(Fields& f) { return {f.inferable("fanIn"), f.size("fanOut")}; }
 
 void Dense::to_json(const Attrs& a, nlohmann::json& j) {
-  j["fanIn"] = a.fan_in;
+  if (a.fan_in) j["fanIn"] = a.fan_in;  // 0: left out, inferred from the input
   j["fanOut"] = a.fan_out;
 }
 
 VShape Dense::infer(Attrs& a, InShapes in, const Where& w) {
+  const VShape& x = in[0];
+  if (a.fan_in == 0) {  // left out: the incoming features (a token's width on tokens)
+    a.fan_in = x.rank() == 2 ? x.d[1] : x.rank() == 3 && x.d[1] == 1 && x.d[2] == 1 ? x.d[0] : x.rank() == 1 ? x.d[0] : 0;
+    if (a.fan_in == 0)
+      w.fail(fmt::format("needs a flat input: add a flatten layer before it (the activation is a {} image)", x.str()));
+  }
   if (a.fan_in > (size_t{1} << 26) || a.fan_out > (size_t{1} << 26) || a.fan_in * a.fan_out > (size_t{1} << 31))
     w.fail(fmt::format("{}x{} weight is absurdly large", a.fan_in, a.fan_out));
-  const VShape& x = in[0];
   if (x.rank() == 2) {  // tokens [T, fanIn]: the same product on every row
     if (a.fan_in != x.d[1])
       w.fail(fmt::format("fanIn is {} but the incoming tokens are {} (width {})", a.fan_in, x.str(), x.d[1]));

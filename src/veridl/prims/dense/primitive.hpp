@@ -14,6 +14,7 @@ namespace veridl::prims {
 using namespace graph;
 
 struct Dense {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static constexpr const char* kName = "dense";
   static constexpr LayerUse kLayer = LayerUse::LayerWithActivation;
   static constexpr const char* kActivation = "identity";

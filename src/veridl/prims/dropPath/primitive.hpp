@@ -11,6 +11,7 @@
 namespace veridl::prims {
 
 struct DropPath : DropHead<true> {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static constexpr const char* kName = "dropPath";
   static std::vector<std::string> contracts() { return {"dropPath_has_vjp_correct"}; }
   static void register_contracts(Registry& r);  // contracts.cpp

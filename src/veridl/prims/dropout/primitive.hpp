@@ -62,6 +62,7 @@ struct DropHead {
 };
 
 struct Dropout : DropHead<false> {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static constexpr const char* kName = "dropout";
   static std::vector<std::string> contracts() { return {"dropout_has_vjp_correct"}; }
   static void register_contracts(Registry& r);  // contracts.cpp

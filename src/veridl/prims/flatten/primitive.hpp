@@ -12,6 +12,7 @@ namespace veridl::prims {
 using namespace graph;
 
 struct Flatten {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static constexpr const char* kName = "flatten";
   static constexpr LayerUse kLayer = LayerUse::Layer;
   static constexpr size_t kInputs = 1;

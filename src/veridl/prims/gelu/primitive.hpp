@@ -94,6 +94,7 @@ struct GeluFn {
 };
 
 struct Gelu : Activation<GeluFn> {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static void register_contracts(Registry& r);  // contracts.cpp
 };
 

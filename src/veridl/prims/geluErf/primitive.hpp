@@ -68,6 +68,7 @@ struct GeluErfFn {
 };
 
 struct GeluErf : Activation<GeluErfFn> {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static void register_contracts(Registry& r);  // contracts.cpp
 };
 

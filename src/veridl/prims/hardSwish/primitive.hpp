@@ -81,6 +81,7 @@ struct HardSwishFn {
 };
 
 struct HardSwish : Activation<HardSwishFn> {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static void register_contracts(Registry& r);  // contracts.cpp
 };
 

@@ -8,6 +8,7 @@
 namespace veridl::prims {
 
 struct MergeHeads : SwapHead<SwapKind::MergeHeads> {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static constexpr const char* kName = "mergeHeads";
   static void register_contracts(Registry& r);  // contracts.cpp
   static std::vector<Example> examples() {

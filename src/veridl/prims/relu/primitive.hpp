@@ -14,6 +14,7 @@ namespace veridl::prims {
 using namespace graph;
 
 struct Relu : ElementwiseActivationHead {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static constexpr const char* kName = "relu";
   static void declare(const Attrs& a, Decl& d) {
     d.saved = {{Elem::U8, a.width, 0, false}};  // the mask

@@ -16,6 +16,7 @@ namespace veridl::prims {
 using namespace graph;
 
 struct Relu6 : ElementwiseActivationHead {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static constexpr const char* kName = "relu6";
   static void declare(const Attrs& a, Decl& d) {
     d.saved = {{Elem::U8, a.width, 0, false}};  // the mask 0 < x < 6

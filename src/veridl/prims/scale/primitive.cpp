@@ -11,9 +11,8 @@ namespace veridl::prims {
 using namespace hlo_util;
 
 Scale::Attrs Scale::parse(Fields& f) {
-  if (!f.has("by")) f.where().fail("missing field 'by'");
   Attrs a;
-  a.by = f.real("by", 1.0);
+  a.by = f.real("by", std::nullopt);
   if (!std::isfinite(a.by) || a.by == 0.0) f.where().fail(fmt::format("field 'by' must be a finite nonzero number, got {}", a.by));
   return a;
 }

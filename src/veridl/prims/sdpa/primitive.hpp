@@ -17,6 +17,7 @@ namespace veridl::prims {
 using namespace graph;
 
 struct Sdpa {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static constexpr const char* kName = "sdpa";
   static constexpr LayerUse kLayer = LayerUse::Layer;
   static constexpr size_t kInputs = 3;

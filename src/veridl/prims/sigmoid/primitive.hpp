@@ -56,6 +56,7 @@ struct SigmoidFn {
 };
 
 struct Sigmoid : Activation<SigmoidFn> {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static void register_contracts(Registry& r);  // contracts.cpp
 };
 

@@ -15,6 +15,7 @@ namespace veridl::prims {
 using namespace graph;
 
 struct SoftmaxCE {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static constexpr const char* kName = "softmaxCE";
   static constexpr LayerUse kLayer = LayerUse::Internal;
   static constexpr size_t kInputs = 1;

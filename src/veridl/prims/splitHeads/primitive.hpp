@@ -8,6 +8,7 @@
 namespace veridl::prims {
 
 struct SplitHeads : SwapHead<SwapKind::SplitHeads> {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static constexpr const char* kName = "splitHeads";
   static void register_contracts(Registry& r);  // contracts.cpp
   static std::vector<Example> examples() {

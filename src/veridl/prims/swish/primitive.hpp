@@ -58,6 +58,7 @@ struct SwishFn {
 };
 
 struct Swish : Activation<SwishFn> {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static void register_contracts(Registry& r);  // contracts.cpp
 };
 

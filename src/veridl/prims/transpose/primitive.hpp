@@ -61,6 +61,7 @@ void register_swap_contract(Registry& r, const std::string& name, const std::str
 void register_heads_contract(Registry& r, const std::string& name, bool split);
 
 struct Transpose : SwapHead<SwapKind::Transpose> {
+  static const graph::LayerDoc& doc();  // doc.cpp: its rows of the NetSpec reference (docs/netspec.md)
   static constexpr const char* kName = "transpose";
   static void register_contracts(Registry& r);  // contracts.cpp: transpose_has_vjp
   static std::vector<Example> examples() {
