@@ -281,16 +281,23 @@ double nice_step(double range, int target) {
   return 10 * p;
 }
 
-// A tick's label with as many decimals as the step needs (0.025 -> 3); 12000 and up in thousands ("12k").
-std::string tick_label(double v, double step, bool thousands) {
-  if (std::fabs(v) < 1e-9 * step) v = 0;  // no "-0"
-  if (thousands) {
-    v /= 1000;
-    step /= 1000;
-  }
+// A tick's label: v / divisor with as many decimals as the step needs (0.025 -> 3), then `suffix` ("k").
+std::string tick_label(double v, double step, double divisor = 1, const char* suffix = "") {
+  if (std::fabs(v) < 1e-9 * step) return "0";  // no "-0"
+  v /= divisor;
+  step /= divisor;
   int d = 0;
   while (d < 8 && std::fabs(step * std::pow(10.0, d) - std::round(step * std::pow(10.0, d))) > 1e-6 * step * std::pow(10.0, d)) ++d;
-  return fmt::format("{:.{}f}{}", v, d, thousands ? "k" : "");
+  return fmt::format("{:.{}f}{}", v, d, suffix);
+}
+
+// "×10⁻³" for e = -3.
+std::string times_ten_to(int e) {
+  static const char* sup[10] = {"⁰", "¹", "²", "³", "⁴", "⁵", "⁶", "⁷", "⁸", "⁹"};
+  std::string r = "×10";
+  if (e < 0) r += "⁻";
+  for (char c : std::to_string(std::abs(e))) r += sup[c - '0'];
+  return r;
 }
 
 // Geometry of every chart (CSS pixels; the SVG is drawn at this size).
@@ -333,23 +340,28 @@ std::string svg_chart(const Chart& c) {
   o += fmt::format("<rect class=\"area\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/>\n", kLeft, kTop, pw, ph);
   // Ticks and grid lines.
   const double ys = nice_step(yhi - ylo, 5), xs = nice_step(xhi - xlo, 8);
-  const bool y_thousands = std::max(std::fabs(ylo), std::fabs(yhi)) >= 12000;
+  // Large values in thousands ("12k"); small ones (a learning rate) in a power of ten named in the axis label.
+  const double ymag = std::max(std::fabs(ylo), std::fabs(yhi));
+  const bool y_thousands = ymag >= 12000;
+  const int y_exp = ymag > 0 && ymag < 0.01 ? static_cast<int>(std::floor(std::log10(ymag))) : 0;
+  const double y_div = y_thousands ? 1000 : std::pow(10.0, y_exp);
+  const char* y_suffix = y_thousands ? "k" : "";
   for (double v = std::ceil(ylo / ys - 1e-9) * ys; v <= yhi + 1e-9 * ys; v += ys) {
     const double y = py(v);
     o += fmt::format("<line class=\"grid\" x1=\"{:.2f}\" y1=\"{:.2f}\" x2=\"{:.2f}\" y2=\"{:.2f}\"/>"
                      "<line class=\"tick\" data-axis=\"y\" data-value=\"{:.17g}\" x1=\"{:.2f}\" y1=\"{:.2f}\" x2=\"{:.2f}\" y2=\"{:.2f}\"/>"
                      "<text class=\"ty\" x=\"{:.2f}\" y=\"{:.2f}\">{}</text>\n",
-                     kLeft, y, kLeft + pw, y, v, kLeft - 5, y, kLeft, y, kLeft - 8, y + 4, tick_label(v, ys, y_thousands));
+                     kLeft, y, kLeft + pw, y, v, kLeft - 5, y, kLeft, y, kLeft - 8, y + 4, tick_label(v, ys, y_div, y_suffix));
   }
   for (double v = std::ceil(xlo / xs - 1e-9) * xs; v <= xhi + 1e-9 * xs; v += xs) {
     const double x = px(v);
     o += fmt::format("<line class=\"tick\" data-axis=\"x\" data-value=\"{:.17g}\" x1=\"{:.2f}\" y1=\"{:.2f}\" x2=\"{:.2f}\" y2=\"{:.2f}\"/>"
                      "<text class=\"tx\" x=\"{:.2f}\" y=\"{:.2f}\">{}</text>\n",
-                     v, x, kTop + ph, x, kTop + ph + 5, x, kTop + ph + 18, tick_label(v, xs, false));
+                     v, x, kTop + ph, x, kTop + ph + 5, x, kTop + ph + 18, tick_label(v, xs));
   }
   o += fmt::format("<text class=\"xl\" x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n", kLeft + pw / 2, kH - 6, html_escape(c.xlabel));
   o += fmt::format("<text class=\"yl\" transform=\"translate(14 {:.1f}) rotate(-90)\">{}</text>\n", kTop + ph / 2,
-                   html_escape(c.ylabel));
+                   html_escape(c.ylabel) + (y_exp ? " (" + times_ten_to(y_exp) + ")" : ""));
   // The curves, then the legend above the plot area.
   o += fmt::format("<g clip-path=\"url(#clip-{})\">\n", c.id);
   o += fmt::format("<clipPath id=\"clip-{}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/></clipPath>\n", c.id,
@@ -437,6 +449,7 @@ th{background:#eef1f4}td.l,th.l{text-align:left}
 .conf td{width:34px;text-align:center;padding:3px 2px}.conf th{padding:3px 4px}
 .bar{display:inline-block;height:9px;background:#1f5fbf;vertical-align:middle;margin-left:6px}
 pre{background:#fff;border:1px solid #d8dde3;padding:8px;overflow:auto;max-height:360px;font-size:12px;margin:6px 0}
+#command{white-space:pre-wrap;overflow-wrap:anywhere}
 code{font-size:12px}.ok{color:#2b8a3e;font-weight:600}.bad{color:#c92a2a;font-weight:600}
 .row{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
 .note{color:#5c6670;font-size:12px;max-width:1060px}
@@ -527,7 +540,7 @@ std::string render_report(const RunRecord& run, const net::Plan& plan, const Con
   }
   card(fmt_num(run.epochs.back().train_loss), "final train loss");
   if (s.contains("images_per_second") && s["images_per_second"].is_number())
-    card(fmt::format("{:.0f}", s["images_per_second"].get<double>()), "images/s (training)");
+    card(thousands(static_cast<size_t>(std::max(0.0, s["images_per_second"].get<double>()) + 0.5)), "images/s (training)");
   if (s.contains("train_seconds") && s["train_seconds"].is_number())
     card(fmt::format("{:.1f} s", s["train_seconds"].get<double>()), "training time");
   card(thousands(plan.n_params), "parameters");
@@ -538,7 +551,8 @@ std::string render_report(const RunRecord& run, const net::Plan& plan, const Con
        "</div>\n";
   o += fmt::format("<p class=\"note\">x: epochs (a step at its fraction of the epoch, {} steps per epoch); the epoch "
                    "points are at each epoch's end: the train loss and accuracy are the means over its batches, the "
-                   "validation figures are measured after it.</p>\n",
+                   "validation figures are measured after it. The training loss is against the run's targets (label-smoothed if "
+                   "the recipe smooths them), the validation and test losses against the labels.</p>\n",
                    static_cast<size_t>(bpe));
 
   // The test set.
@@ -592,13 +606,21 @@ std::string render_report(const RunRecord& run, const net::Plan& plan, const Con
 
   // The command and the summary.
   o += fmt::format("<h2>Command</h2>\n<pre id=\"command\">{}</pre>\n", html_escape(run.command));
-  o += "<h2>Summary</h2>\n<table id=\"summary\">\n";
+  // summary.json's single values (its per-epoch and per-step lists are the curves above), in three columns.
+  std::vector<std::string> rows;
   for (const auto& [key, v] : s.items()) {
-    if (v.is_array() || v.is_object()) continue;  // the per-epoch and per-step lists are the curves above
-    const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
-    o += fmt::format("<tr><th class=\"l\">{}</th><td class=\"l\">{}</td></tr>\n", html_escape(key), html_escape(text));
+    if (v.is_array() || v.is_object()) continue;
+    const std::string text = v.is_string() ? v.get<std::string>() : v.is_number_float() ? fmt_num(v.get<double>(), 6) : v.dump();
+    rows.push_back(fmt::format("<tr><th class=\"l\">{}</th><td class=\"l\">{}</td></tr>\n", html_escape(key), html_escape(text)));
   }
-  o += "</table>\n";
+  o += "<h2>Summary</h2>\n<p class=\"note\">summary.json (lists omitted).</p><div class=\"row\" id=\"summary\">";
+  const size_t per = (rows.size() + 2) / 3;
+  for (size_t i = 0; i < rows.size(); i += per) {
+    o += "<table>\n";
+    for (size_t k = i; k < std::min(rows.size(), i + per); ++k) o += rows[k];
+    o += "</table>\n";
+  }
+  o += "</div>\n";
 
   // The network.
   const auto& table = prims::table();
