@@ -1,6 +1,7 @@
 // veridl report: a run folder as one self-contained HTML page (train/report.hpp).
 #include <fmt/core.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ ReportWritten write_run_report(const std::string& run_dir, const std::string& ou
   // Everything is read and the output checked before the contracts run.
   const train::RunRecord run = train::load_run(run_dir);
   const net::Plan plan = net::compile(run.spec, 1);
+  std::error_code ec;
+  if (std::filesystem::is_directory(out, ec))
+    throw Error(flag + " '" + out + "' is a directory; give a file path (e.g. " + out + "/report.html)");
   check_output(flag, out, 8u << 20, nullptr);
   OutputLock lock(flag, out);
   train::ContractTable contracts = train::plan_contracts(plan);
