@@ -499,3 +499,57 @@ TEST_F(Report, ChromiumRendersEveryCurve) {
     for (const std::string& line : p) EXPECT_NE(line.find("is not visible where its values put it"), std::string::npos) << line;
   }
 }
+
+// An interrupted run (no test.json, summary.json says so) gets a page without the test set; a resumed run's repeated
+// lines replace the earlier ones; a long run's per-step curves plot the mean of each bucket of steps.
+TEST_F(Report, InterruptedResumedAndLongRuns) {
+  const std::string d = copy_run("run");
+  json s = json::parse(read_bytes(d + "/summary.json"));
+  s["interrupted"] = true;
+  write_bytes(d + "/summary.json", s.dump());
+  fs::remove(d + "/test.json");
+  // Resumed from the end of epoch 2 after the run had written 10 steps of epoch 3 with other losses.
+  const std::string jl = read_bytes(d + "/metrics.jsonl");
+  const size_t cut = jl.find("{\"type\":\"step\",\"epoch\":3,");
+  ASSERT_NE(cut, std::string::npos);
+  std::string stale;
+  for (int k = 1; k <= 10; ++k) stale += fmt::format("{{\"type\":\"step\",\"epoch\":3,\"step\":{},\"loss\":9.5,\"lr\":0.5}}\n", 112 + k);
+  write_bytes(d + "/metrics.jsonl", jl.substr(0, cut) + stale + jl.substr(cut));
+  train::RunRecord r = train::load_run(d);
+  EXPECT_FALSE(r.test.has_value());
+  ASSERT_EQ(r.steps.size(), 168u);
+  for (const auto& st : r.steps) EXPECT_NE(st.loss, 9.5);
+  ASSERT_EQ(r.epochs.size(), 3u);
+  const Cmd c = sh("report " + d);
+  ASSERT_EQ(c.status, 0) << c.out;
+  const std::string page = read_bytes(d + "/report.html");
+  EXPECT_NE(page.find("No test evaluation: the run was interrupted before its end."), std::string::npos);
+  EXPECT_EQ(page.find("id=\"confusion\""), std::string::npos);
+  EXPECT_NE(page.find("<b>interrupted</b>"), std::string::npos);
+
+  // 10 epochs of 1000 steps: 10000 step lines, plotted as 3334 means of 3 (the last of 1).
+  std::string longrun;
+  std::vector<double> loss;
+  for (int e = 1; e <= 10; ++e) {
+    for (int k = 1; k <= 1000; ++k) {
+      const int step = (e - 1) * 1000 + k;
+      loss.push_back(2.0 / (1 + 0.001 * step) + 0.1 * (step % 7));
+      longrun += fmt::format("{{\"type\":\"step\",\"epoch\":{},\"step\":{},\"loss\":{},\"lr\":{}}}\n", e, step, loss.back(), 0.001 * e);
+    }
+    longrun += fmt::format("{{\"type\":\"epoch\",\"epoch\":{},\"step\":{},\"train_loss\":1,\"train_accuracy\":50,\"lr\":0.01,"
+                           "\"images_per_second\":1000,\"seconds\":2}}\n", e, 1000 * e);
+  }
+  write_bytes(d + "/metrics.jsonl", longrun);
+  ASSERT_EQ(sh("report " + d).status, 0);
+  const ChartSvg lc = chart(read_bytes(d + "/report.html"), "loss");
+  std::vector<std::pair<double, double>> want;
+  for (size_t i = 0; i < loss.size(); i += 3) {
+    const size_t n = std::min<size_t>(3, loss.size() - i);
+    double l = 0, x = 0;
+    for (size_t k = i; k < i + n; ++k) l += loss[k], x += static_cast<double>(k + 1);
+    want.push_back({x / static_cast<double>(n) / 1000, l / static_cast<double>(n)});
+  }
+  ASSERT_EQ(want.size(), 3334u);
+  expect_series(lc, "step_loss", want);
+  EXPECT_EQ(lc.series.count("val_loss"), 0u) << "no validation: no val curve";
+}
