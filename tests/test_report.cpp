@@ -302,7 +302,7 @@ TEST_F(Report, TrainWritesItAndThePageIsSelfContained) {
     const size_t p = ctab.find(std::string("<code>") + name + "</code>");
     ASSERT_NE(p, std::string::npos) << name;
     const std::string row = ctab.substr(p, ctab.find("</tr>", p) - p);
-    EXPECT_NE(row.find("<td class=\"l wrap ok\">verified</td>"), std::string::npos) << row;
+    EXPECT_NE(row.find("<td class=\"l ok\">verified</td>"), std::string::npos) << row;
     EXPECT_EQ(row.find("<td>0</td><td>0</td>"), std::string::npos) << "no configs checked: " << row;
   }
   EXPECT_EQ(std::count(ctab.begin(), ctab.end(), '\n'), 5) << "a header and the 4 contracts of dense and softmaxCE";
@@ -552,4 +552,24 @@ TEST_F(Report, InterruptedResumedAndLongRuns) {
   ASSERT_EQ(want.size(), 3334u);
   expect_series(lc, "step_loss", want);
   EXPECT_EQ(lc.series.count("val_loss"), 0u) << "no validation: no val curve";
+}
+
+// A rejected contract is shown as such, with its failure (escaped), and the count says so.
+TEST_F(Report, ARejectedContractIsShownRejected) {
+  const SharedRun& run = shared_run();
+  ASSERT_EQ(run.status, 0) << run.output;
+  const train::RunRecord r = train::load_run(run.dir);
+  const net::Plan plan = net::compile(r.spec, 1);
+  train::ContractTable t = train::plan_contracts(plan);
+  ASSERT_EQ(t.rows.size(), 4u);
+  EXPECT_EQ(t.rows[0].used_by, std::vector<std::string>{"dense"});
+  EXPECT_EQ(t.rows[3].used_by, std::vector<std::string>{"softmaxCE"});
+  train::check_contracts(t);
+  EXPECT_EQ(t.verified(), 4u);
+  t.rows[1].pass = false;
+  t.rows[1].failure = "rejected at B=1 <I=2> (real tape): mismatch";
+  const std::string page = train::render_report(r, plan, t);
+  EXPECT_NE(page.find("<b class=\"bad\">3/4 verified</b>"), std::string::npos);
+  EXPECT_NE(page.find("<td class=\"l wrap bad\">REJECTED: rejected at B=1 &lt;I=2&gt; (real tape): mismatch</td>"),
+            std::string::npos);
 }

@@ -444,7 +444,7 @@ h1{font-size:22px;line-height:28px;margin:4px 0 2px}h2{font-size:17px;line-heigh
 .chart .yl{text-anchor:middle}.chart .lg{font-size:12px}
 table{border-collapse:collapse;background:#fff}
 td,th{border:1px solid #d8dde3;padding:3px 7px;text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td code{white-space:nowrap}td.wrap{white-space:normal}
+td code{white-space:nowrap}td.wrap,td.wrap code{white-space:normal;overflow-wrap:break-word}
 th{background:#eef1f4}td.l,th.l{text-align:left}
 .conf td{width:34px;text-align:center;padding:3px 2px}.conf th{padding:3px 4px}
 .bar{display:inline-block;height:9px;background:#1f5fbf;vertical-align:middle;margin-left:6px}
@@ -665,9 +665,9 @@ std::string render_report(const RunRecord& run, const net::Plan& plan, const Con
     std::string users;
     for (const auto& u : row.used_by) users += (users.empty() ? "" : ", ") + u;
     o += fmt::format("<tr><td class=\"l\"><code>{}</code></td><td>{}</td><td class=\"l\">{}</td><td class=\"l wrap\"><code>{}"
-                     "</code></td><td>{}</td><td>{}</td><td class=\"l wrap {}\">{}</td><td>{:.2f} s</td></tr>\n",
+                     "</code></td><td>{}</td><td>{}</td><td class=\"l {}\">{}</td><td>{:.2f} s</td></tr>\n",
                      html_escape(row.name), row.chapter, html_escape(users), html_escape(row.statement), row.configs,
-                     row.trials, row.pass ? "ok" : "bad",
+                     row.trials, row.pass ? "ok" : "wrap bad",
                      row.pass ? std::string("verified") : "REJECTED: " + html_escape(row.failure), row.seconds);
   }
   o += "</table>\n</main></body></html>\n";
