@@ -225,7 +225,6 @@ std::vector<std::string> curve_problems(const data::DecodedImage& img, const std
 
 }  // namespace report_test
 
-using namespace report_test;
 
 class Report : public ScratchDirTest {
  protected:
@@ -233,13 +232,13 @@ class Report : public ScratchDirTest {
   // A copy of the shared run folder to edit.
   std::string copy_run(const std::string& name) {
     const std::string d = path(name);
-    fs::copy(shared_run().dir, d, fs::copy_options::recursive);
+    fs::copy(report_test::shared_run().dir, d, fs::copy_options::recursive);
     return d;
   }
 };
 
 TEST_F(Report, TrainWritesItAndThePageIsSelfContained) {
-  const SharedRun& run = shared_run();
+  const report_test::SharedRun& run = report_test::shared_run();
   ASSERT_EQ(run.status, 0) << run.output;
   EXPECT_NE(run.output.find("Report: " + run.dir + "/report.html"), std::string::npos) << run.output;
   const std::string html = read_bytes(run.dir + "/report.html");
@@ -287,7 +286,7 @@ TEST_F(Report, TrainWritesItAndThePageIsSelfContained) {
   cmd.pop_back();
   EXPECT_NE(page.find("<pre id=\"command\">" + train::html_escape(cmd) + "</pre>"), std::string::npos);
   // The throughput: each epoch's images/s and seconds in the epoch table.
-  for (const json& j : metric_lines(run.dir)) {
+  for (const json& j : report_test::metric_lines(run.dir)) {
     if (j["type"] != "epoch") continue;
     EXPECT_NE(page.find(fmt::format("<td>{:.0f}</td><td>{:.2f}</td></tr>", j["images_per_second"].get<double>(),
                                     j["seconds"].get<double>())),
@@ -312,12 +311,12 @@ TEST_F(Report, TrainWritesItAndThePageIsSelfContained) {
 }
 
 TEST_F(Report, EveryCurveDecodesToTheMetricsOfItsSeries) {
-  const SharedRun& run = shared_run();
+  const report_test::SharedRun& run = report_test::shared_run();
   ASSERT_EQ(run.status, 0) << run.output;
   const std::string html = read_bytes(run.dir + "/report.html");
   std::vector<std::pair<double, double>> step_loss, step_lr, train_loss, val_loss, train_acc, val_acc, val_top5, rate;
   const double bpe = 56;  // 7196 training images (the 10% held out), batch 128
-  for (const json& j : metric_lines(run.dir)) {
+  for (const json& j : report_test::metric_lines(run.dir)) {
     if (j["type"] == "step") {
       const double x = j["step"].get<double>() / bpe;
       step_loss.push_back({x, j["loss"].get<double>()});
@@ -335,16 +334,16 @@ TEST_F(Report, EveryCurveDecodesToTheMetricsOfItsSeries) {
   }
   ASSERT_EQ(step_loss.size(), 168u);
   ASSERT_EQ(train_loss.size(), 3u);
-  const ChartSvg loss = chart(html, "loss"), acc = chart(html, "accuracy"), lr = chart(html, "lr"),
-                 thr = chart(html, "throughput");
-  expect_series(loss, "step_loss", step_loss);
-  expect_series(loss, "train_loss", train_loss);
-  expect_series(loss, "val_loss", val_loss);
-  expect_series(acc, "train_accuracy", train_acc);
-  expect_series(acc, "val_accuracy", val_acc);
-  expect_series(acc, "val_top5", val_top5);
-  expect_series(lr, "step_lr", step_lr);
-  expect_series(thr, "images_per_second", rate);
+  const report_test::ChartSvg loss = report_test::chart(html, "loss"), acc = report_test::chart(html, "accuracy"),
+                             lr = report_test::chart(html, "lr"), thr = report_test::chart(html, "throughput");
+  report_test::expect_series(loss, "step_loss", step_loss);
+  report_test::expect_series(loss, "train_loss", train_loss);
+  report_test::expect_series(loss, "val_loss", val_loss);
+  report_test::expect_series(acc, "train_accuracy", train_acc);
+  report_test::expect_series(acc, "val_accuracy", val_acc);
+  report_test::expect_series(acc, "val_top5", val_top5);
+  report_test::expect_series(lr, "step_lr", step_lr);
+  report_test::expect_series(thr, "images_per_second", rate);
   EXPECT_EQ(loss.series.size(), 3u);
   EXPECT_EQ(acc.series.size(), 3u);
   // Warmup then cosine: the lr rises to its peak at the end of epoch 1, then falls.
@@ -352,7 +351,7 @@ TEST_F(Report, EveryCurveDecodesToTheMetricsOfItsSeries) {
                                      [](const auto& a, const auto& b) { return a.second < b.second; });
   EXPECT_EQ(peak - step_lr.begin(), 55);
   // The ticks sit where the axes put their values, and cover the data.
-  for (const ChartSvg* c : {&loss, &acc, &lr, &thr}) {
+  for (const report_test::ChartSvg* c : {&loss, &acc, &lr, &thr}) {
     ASSERT_GE(c->xticks.size(), 3u);
     ASSERT_GE(c->yticks.size(), 3u);
     for (const auto& [v, p] : c->xticks) EXPECT_NEAR(c->x_of(p), std::stod(v), 0.006 / c->width * (c->xhi - c->xlo));
@@ -474,16 +473,16 @@ TEST_F(Report, ChromiumRendersEveryCurve) {
   if (chromium.empty() || chromium.find("NOTFOUND") != std::string::npos || ::access(chromium.c_str(), X_OK) != 0)
     FAIL() << "chromium not found: run scripts/install-deps.sh (it apt-installs chromium), or configure with "
               "-DVERIDL_CHROMIUM_TESTS=OFF to skip this test";
-  const SharedRun& run = shared_run();
+  const report_test::SharedRun& run = report_test::shared_run();
   ASSERT_EQ(run.status, 0) << run.output;
   const std::string html = read_bytes(run.dir + "/report.html");
   auto problems_of = [&](const std::string& page, const std::string& name) -> std::vector<std::string> {
     write_bytes(path(name + ".html"), page);
-    const std::string err = render_png(path(name + ".html"), path(name + ".png"), path("profile-" + name));
+    const std::string err = report_test::render_png(path(name + ".html"), path(name + ".png"), path("profile-" + name));
     EXPECT_EQ(err, "");
     if (!err.empty()) return std::vector<std::string>{err};
     // The curves' expected places come from the real page: a mutant's screenshot must show them there.
-    return curve_problems(data::decode_image_file(path(name + ".png")), html);
+    return report_test::curve_problems(data::decode_image_file(path(name + ".png")), html);
   };
   const std::vector<std::string> real = problems_of(html, "real");
   EXPECT_TRUE(real.empty()) << ::testing::PrintToString(real);
@@ -541,7 +540,7 @@ TEST_F(Report, InterruptedResumedAndLongRuns) {
   }
   write_bytes(d + "/metrics.jsonl", longrun);
   ASSERT_EQ(sh("report " + d).status, 0);
-  const ChartSvg lc = chart(read_bytes(d + "/report.html"), "loss");
+  const report_test::ChartSvg lc = report_test::chart(read_bytes(d + "/report.html"), "loss");
   std::vector<std::pair<double, double>> want;
   for (size_t i = 0; i < loss.size(); i += 3) {
     const size_t n = std::min<size_t>(3, loss.size() - i);
@@ -550,13 +549,13 @@ TEST_F(Report, InterruptedResumedAndLongRuns) {
     want.push_back({x / static_cast<double>(n) / 1000, l / static_cast<double>(n)});
   }
   ASSERT_EQ(want.size(), 3334u);
-  expect_series(lc, "step_loss", want);
+  report_test::expect_series(lc, "step_loss", want);
   EXPECT_EQ(lc.series.count("val_loss"), 0u) << "no validation: no val curve";
 }
 
 // A rejected contract is shown as such, with its failure (escaped), and the count says so.
 TEST_F(Report, ARejectedContractIsShownRejected) {
-  const SharedRun& run = shared_run();
+  const report_test::SharedRun& run = report_test::shared_run();
   ASSERT_EQ(run.status, 0) << run.output;
   const train::RunRecord r = train::load_run(run.dir);
   const net::Plan plan = net::compile(r.spec, 1);
