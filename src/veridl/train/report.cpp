@@ -4,11 +4,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <ctime>
 #include <limits>
-#include <set>
 
 #include "veridl/prims/table.hpp"
 #include "veridl/util/error.hpp"
@@ -138,8 +136,8 @@ RunTest read_test(const std::string& path) {
   t.accuracy = number(j, "accuracy", path);
   t.top5 = number(j, "top5", path);
   t.loss = number(j, "loss", path);
-  const auto& pc = j.find("per_class_accuracy");
-  const auto& cf = j.find("confusion");
+  const auto pc = j.find("per_class_accuracy");
+  const auto cf = j.find("confusion");
   if (pc == j.end() || !pc->is_array()) throw Error(fmt::format("{}: no \"per_class_accuracy\" list", path));
   if (cf == j.end() || !cf->is_array()) throw Error(fmt::format("{}: no \"confusion\" matrix", path));
   const size_t k = cf->size();
