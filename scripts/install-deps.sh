@@ -7,7 +7,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build libgtest-dev libgmock-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev python3
   clang libclang-rt-14-dev libomp-14-dev llvm-14  # clang: the sanitizer + libFuzzer build of scripts/ci-checks.sh
-  python3-torch python3-numpy)  # Debian's PyTorch 1.13: the independent reference of tests/torch_conformance.py
+  python3-torch python3-numpy  # Debian's PyTorch 1.13: the independent reference of tests/torch_conformance.py
+  chromium)  # headless, renders the run report to a PNG in tests/test_report.cpp
 # The IREE venv below needs Python's venv module (Debian's python3 ships it separately).
 python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
 if [[ "${1:-}" == "--bench" ]]; then

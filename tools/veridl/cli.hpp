@@ -1,6 +1,7 @@
 // Small shared pieces of the command-line program.
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <optional>
 #include <string>
@@ -32,5 +33,15 @@ int cmd_train(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_export(int argc, char** argv);
+int cmd_report(int argc, char** argv);
+
+// Reads the run folder, checks `out` (given by option `flag`), runs the contracts of the network's primitives and
+// writes the report page atomically (veridl report; veridl train --report at the end of a run).
+struct ReportWritten {
+  std::string path;
+  size_t bytes = 0, verified = 0, contracts = 0;
+  double seconds = 0;
+};
+ReportWritten write_run_report(const std::string& run_dir, const std::string& out, const std::string& flag);
 
 }  // namespace veridl::cli

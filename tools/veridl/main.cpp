@@ -21,6 +21,7 @@ commands:
   info     print a NetSpec's layers, shapes and parameter count (--cpu: the CPU and the kernel variant in use;
            --reference: the NetSpec reference of every layer type, field and recipe key, docs/netspec.md's tables)
   export   write the fused train step (or --eval forward) as StableHLO for IREE / XLA (docs/gpu.md)
+  report   write a run folder's HTML report: curves, confusion matrix, spec, checked contracts
 )";
 }
 
@@ -56,6 +57,7 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return veridl::cli::cmd_eval(argc, argv);
     if (cmd == "info") return veridl::cli::cmd_info(argc, argv);
     if (cmd == "export") return veridl::cli::cmd_export(argc, argv);
+    if (cmd == "report") return veridl::cli::cmd_report(argc, argv);
     fmt::print(stderr, "veridl: unknown command '{}'\n{}", cmd, kHelp);
     return 2;
   } catch (const std::bad_alloc&) {
