@@ -169,6 +169,12 @@ semantics (netspec.hpp's header, docs/netspec.md), independently of VeriDL's low
     (model.eval()).
   * batch from the recipe, the ragged last batch of every epoch dropped, a new random
     permutation every epoch (seeded torch.Generator; not VeriDL's order), pixels p/255.
+  * augmentation (augmentResizedCrop, augmentCropPad, augmentFlip) only with --veridl-decisions:
+    VeriDL's recorded boxes, offsets and flips applied with torch ops (docs/data.md's order:
+    the box resized by F.interpolate bilinear with half-pixel centres and antialiasing, then
+    F.pad + slicing, then torch.flip on the width); normalize "imagenet": (x - mean) / std
+    with torchvision's constants, training and test images; dropout / dropPath masks from the
+    record too when given (otherwise torch's own draws).
 
 Data: IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte, plain or .gz, plain
 first, as VeriDL), preloaded as float32 tensors before the clock starts.  Only the
