@@ -37,7 +37,7 @@ semantics (netspec.hpp's header, docs/netspec.md), independently of VeriDL's low
     variance, gamma / beta [C]), with axis "last" nn.LayerNorm over the last dimension
     (the features [C] of a flat input; W of a C x H x W one, gamma / beta [W], as `veridl
     info` lists it; D of tokens [T, D], the only axis tokens take, and their default);
-    dropout (rate default 0.1) = nn.Dropout; dropPath (rate default 0.1) = DropPath (one
+    dropout (rate default 0.1) = Dropout (nn.Dropout's x * mask / (1 - rate)); dropPath (rate default 0.1) = DropPath (one
     keep decision per example, kept values divided by 1 - rate; identity in eval); a
     top-level "dropPath" r puts a DropPath on every residual block's branch before
     its add, block i of the n blocks of all residualBlock / bottleneckBlock /
@@ -169,6 +169,12 @@ semantics (netspec.hpp's header, docs/netspec.md), independently of VeriDL's low
     (model.eval()).
   * batch from the recipe, the ragged last batch of every epoch dropped, a new random
     permutation every epoch (seeded torch.Generator; not VeriDL's order), pixels p/255.
+  * augmentation (augmentResizedCrop, augmentCropPad, augmentFlip) only with --veridl-decisions:
+    VeriDL's recorded boxes, offsets and flips applied with torch ops (docs/data.md's order:
+    the box resized by F.interpolate bilinear with half-pixel centres and antialiasing, then
+    F.pad + slicing, then torch.flip on the width); normalize "imagenet": (x - mean) / std
+    with torchvision's constants, training and test images; dropout / dropPath masks from the
+    record too when given (otherwise torch's own draws).
 
 Data: IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte, plain or .gz, plain
 first, as VeriDL), preloaded as float32 tensors before the clock starts.  Only the
@@ -210,7 +216,17 @@ BN_MOMENTUM = 0.1    # prims/batchNorm/reference.hpp kBatchNormMomentum (1.0 on 
 # net::Recipe defaults (src/veridl/net/netspec.hpp)
 RECIPE_DEFAULTS = {"optimizer": "sgd", "lr": 0.1, "batch": 128, "epochs": 12, "momentum": 0.0,
                    "labelSmoothing": 0.0, "weightDecay": 0.0, "cosine": False, "warmupEpochs": 0.0,
-                   "clipNorm": 0.0, "augmentCropPad": 0, "augmentFlip": False}
+                   "clipNorm": 0.0, "augmentCropPad": 0, "augmentFlip": False, "augmentResizedCrop": False,
+                   "normalize": "none", "adamwDecay": "after"}
+
+# torchvision's ImageNet statistics (transforms.Normalize in its reference training scripts), for R, G, B
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+# --perturb (tests/torch_conformance.py --self-test): a deliberate slip in this reference's application of VeriDL's
+# decisions or conventions, which the comparison must then catch. None in normal runs.
+PERTURB = None
+PERTURBATIONS = ("flip-vertical", "crop-off-by-one", "resize-align-corners", "normalize-channels-reversed",
+                 "dropout-not-rescaled", "droppath-per-element")
 
 
 # --------------------------------------------------------------------------- data
@@ -220,8 +236,32 @@ RECIPE_DEFAULTS = {"optimizer": "sgd", "lr": 0.1, "batch": 128, "epochs": 12, "m
 _PIXEL = np.arange(256, dtype=np.float32) / np.float32(255.0)
 
 
+def load_cifar_split(data_dir, prefix, limit=None):
+    """(x [N, 3, 32, 32] float32, y [N] int64) from CIFAR-10 binary files: 3073-byte records, a label byte then
+    1024 R, 1024 G, 1024 B bytes (row-major); train: data_batch_1.bin .. data_batch_5.bin, those present in
+    numeric order; test: test_batch.bin."""
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] if prefix == "train" else ["test_batch.bin"]
+    raw = b""
+    for n in names:
+        path = os.path.join(data_dir, n)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                raw += f.read()
+    if not raw or len(raw) % 3073:
+        raise ValueError(f"{data_dir}: no whole CIFAR-10 {prefix} records")
+    rec = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3073)
+    if limit is not None:
+        rec = rec[:limit]
+    x = torch.from_numpy(_PIXEL[rec[:, 1:]].reshape(-1, 3, 32, 32))
+    y = torch.from_numpy(rec[:, 0].astype(np.int64))
+    return x.contiguous(), y.contiguous()
+
+
 def load_split(data_dir, prefix, limit=None):
-    """(x [N, 1, H, W] float32, y [N] int64) from the IDX files; the first `limit` only."""
+    """(x [N, 1, H, W] float32, y [N] int64) from the IDX files; the first `limit` only. A directory with
+    CIFAR-10 binary files (test_batch.bin) is read as CIFAR-10 (load_cifar_split)."""
+    if os.path.exists(os.path.join(data_dir, "test_batch.bin")):
+        return load_cifar_split(data_dir, prefix, limit)
     images = benchutil.read_idx(benchutil.idx_path(data_dir, f"{prefix}-images-idx3-ubyte"))
     labels = benchutil.read_idx(benchutil.idx_path(data_dir, f"{prefix}-labels-idx1-ubyte"))
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
@@ -303,21 +343,59 @@ class LayerScale(nn.Module):
 class DropPath(nn.Module):
     """dropPath (stochastic depth, timm's DropPath / torchvision's StochasticDepth "row"):
     in training each example's value is kept with probability 1 - rate and then divided by
-    1 - rate, or zeroed; in evaluation the identity."""
+    1 - rate, or zeroed; in evaluation the identity.  With decisions given (`keep`, one 0/1 per
+    example, set per step by --veridl-decisions) those are the mask instead of torch's draws."""
 
     def __init__(self, rate):
         super().__init__()
         self.rate = float(rate)
+        self.node = None  # VeriDL's node name (set_drop_nodes)
+        self.keep = None
 
     def forward(self, x):
         if not self.training or self.rate == 0.0:
             return x
         keep = 1.0 - self.rate
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+        if self.keep is not None:
+            if self.keep.numel() != x.shape[0]:
+                raise ValueError(f"dropPath {self.node}: {self.keep.numel()} decisions for {x.shape[0]} examples")
+            mask = self.keep.to(x.dtype).reshape(shape)
+            if PERTURB == "droppath-per-element":  # --perturb: decision i % B for element i, as if per element
+                mask = self.keep.to(x.dtype)[torch.arange(x.numel()) % x.shape[0]].reshape(x.shape)
+        else:
+            mask = x.new_empty(shape).bernoulli_(keep)
         return x * mask / keep
 
     def extra_repr(self):
         return f"rate={self.rate:g}"
+
+
+class Dropout(nn.Module):
+    """dropout: nn.Dropout (each element kept with probability 1 - rate, then x * mask / (1 - rate));
+    with decisions given (`keep`, one 0/1 per element in the value's layout, set per step by
+    --veridl-decisions) those are the mask instead of torch's draws."""
+
+    def __init__(self, rate):
+        super().__init__()
+        self.rate = float(rate)
+        self.node = None  # VeriDL's node name (set_drop_nodes)
+        self.keep = None
+
+    def forward(self, x):
+        if not self.training or self.rate == 0.0:
+            return x
+        if self.keep is None:
+            return F.dropout(x, self.rate, training=True)
+        if self.keep.numel() != x.numel():
+            raise ValueError(f"dropout {self.node}: {self.keep.numel()} decisions for {x.numel()} elements")
+        mask = self.keep.to(x.dtype).reshape(x.shape)
+        if PERTURB == "dropout-not-rescaled":  # --perturb: the kept elements not divided by 1 - rate
+            return x * mask
+        return x * mask / (1.0 - self.rate)
+
+    def extra_repr(self):
+        return f"p={self.rate:g}"
 
 
 # torch >= 2.0: the fused kernel (math, flash or memory-efficient); 1.13 has none
@@ -447,7 +525,7 @@ def token_layer(l, shape, where):
     elif t in ACTIVATIONS:
         mods += _act_modules(t, where)
     elif t == "dropout":
-        mods.append(nn.Dropout(_rate(l, where)))
+        mods.append(Dropout(_rate(l, where)))
     elif t == "dropPath":
         mods.append(DropPath(_rate(l, where)))
     else:
@@ -561,7 +639,7 @@ def unary_layer(l, shape, style, where, cba="relu"):
         else:
             raise ValueError(f"{where}: axis {axis!r} is not supported (channels, last)")
     elif t == "dropout":  # training: each element kept with probability 1 - rate, scaled by 1 / (1 - rate)
-        mods.append(nn.Dropout(_rate(l, where)))
+        mods.append(Dropout(_rate(l, where)))
     elif t == "dropPath":  # the same with one decision per example
         mods.append(DropPath(_rate(l, where)))
     elif t == "layerScale":  # one gamma per channel, starting at `init`
@@ -1172,13 +1250,96 @@ def resolve_recipe(spec, args):
                      ("clipNorm", args.clip_norm)):
         if val is not None:
             r[key] = val
+    if args.adamw_decay is not None:
+        r["adamwDecay"] = args.adamw_decay
     unknown = set(r) - set(RECIPE_DEFAULTS)
     if unknown:
         raise ValueError(f"recipe: unknown field(s) {', '.join(sorted(unknown))}")
-    if r["augmentCropPad"] or r["augmentFlip"]:
-        raise ValueError("recipe: augmentation (augmentCropPad / augmentFlip) is not implemented in "
-                         "the PyTorch reference")
+    if (r["augmentCropPad"] or r["augmentFlip"] or r["augmentResizedCrop"]) and not args.veridl_decisions:
+        raise ValueError("recipe: augmentation (augmentCropPad / augmentFlip / augmentResizedCrop) needs "
+                         "--veridl-decisions: this reference applies VeriDL's draws, it does not draw its own")
+    if r["normalize"] not in ("none", "imagenet"):
+        raise ValueError(f"recipe: normalize {r['normalize']!r} is not supported (none, imagenet)")
+    if r["adamwDecay"] not in ("after", "before"):
+        raise ValueError(f"recipe: adamwDecay {r['adamwDecay']!r} is not supported (after, before)")
     return r
+
+
+# ------------------------------------------- VeriDL's decisions (--veridl-decisions)
+
+def set_drop_nodes(model, spec):
+    """Name every Dropout / DropPath module after its VeriDL node (docs/netspec.md): a chain layer i is
+    "layers.<i>" unless named; graph nodes carry their names (GraphNet.node_names). Returns name -> module."""
+    named = {}
+    if isinstance(model, GraphNet):
+        pairs = [(name, m) for name, seq in zip(model.node_names, model.nodes) for m in seq]
+    else:
+        mods = [m for m in model if isinstance(m, (Dropout, DropPath))]
+        layers = [(l.get("name") or f"layers.{i}") for i, l in enumerate(spec["layers"])
+                  if l.get("type") in ("dropout", "dropPath")]
+        if len(mods) != len(layers):
+            raise ValueError(f"{len(mods)} drop modules for {len(layers)} drop layers")
+        pairs = list(zip(layers, mods))
+    for name, m in pairs:
+        if isinstance(m, (Dropout, DropPath)):
+            m.node = name
+            named[name] = m
+    return named
+
+
+def normalize_images(x, r):
+    """recipe normalize: "imagenet": (x - mean[c]) / std[c] with torchvision's statistics, per RGB channel."""
+    if r["normalize"] != "imagenet":
+        return x
+    if x.shape[1] != 3:
+        raise ValueError(f"normalize imagenet needs 3 channels, got {x.shape[1]}")
+    mean, std = (IMAGENET_MEAN[::-1], IMAGENET_STD[::-1]) if PERTURB == "normalize-channels-reversed" \
+        else (IMAGENET_MEAN, IMAGENET_STD)
+    m = torch.tensor(mean, dtype=x.dtype).reshape(1, 3, 1, 1)
+    sd = torch.tensor(std, dtype=x.dtype).reshape(1, 3, 1, 1)
+    return (x - m) / sd
+
+
+def augmented_batch(x_train, rec, r):
+    """The training batch of one step with VeriDL's recorded decisions applied by torch ops (docs/data.md's
+    order): each example's random-resized-crop box [x0, y0, w, h] cut out and resized to H x W (bilinear with
+    half-pixel centres, antialiased when shrinking: torchvision's resize), then crop-pad (zero-pad `pad` on each
+    side, keep H x W from offset [dy, dx]), then the horizontal flip, then the normalisation."""
+    idx = torch.tensor(rec["examples"], dtype=torch.int64)
+    xb = x_train[idx]
+    H, W = xb.shape[2], xb.shape[3]
+    if r["augmentResizedCrop"]:
+        crops = []
+        for b, (x0, y0, w, h) in enumerate(rec["boxes"]):
+            if not (0 < w and 0 < h and x0 + w <= x_train.shape[3] and y0 + h <= x_train.shape[2]):
+                raise ValueError(f"step {rec['step']}: box {[x0, y0, w, h]} outside the image")
+            box = xb[b:b + 1, :, y0:y0 + h, x0:x0 + w]
+            align = PERTURB == "resize-align-corners"
+            crops.append(F.interpolate(box, size=(H, W), mode="bilinear", align_corners=align,
+                                       antialias=not align))
+        xb = torch.cat(crops)
+    pad = int(r["augmentCropPad"])
+    if pad:
+        # --perturb crop-off-by-one: the window read one pixel up and left of the recorded offset
+        extra = 1 if PERTURB == "crop-off-by-one" else 0
+        padded = F.pad(xb, (pad + extra,) * 4)
+        xb = torch.stack([padded[b, :, dy:dy + H, dx:dx + W] for b, (dy, dx) in enumerate(rec["crops"])])
+    if r["augmentFlip"]:
+        flips = torch.tensor(rec["flips"], dtype=torch.bool)
+        axis = -2 if PERTURB == "flip-vertical" else -1
+        xb = torch.where(flips.reshape(-1, 1, 1, 1), torch.flip(xb, dims=[axis]), xb)
+    return normalize_images(xb, r)
+
+
+def set_step_decisions(drops, rec, batch):
+    """Hand each drop module its node's recorded keep mask for this step ('0'/'1' per decision)."""
+    keep = rec.get("keep", {})
+    if set(keep) != set(drops):
+        raise ValueError(f"step {rec['step']}: VeriDL recorded decisions for {sorted(keep)}, the model has drop "
+                         f"nodes {sorted(drops)}")
+    for name, m in drops.items():
+        bits = keep[name]
+        m.keep = torch.tensor(np.frombuffer(bits.encode(), dtype=np.uint8) == ord("1"))
 
 
 # -------------------------------------------------------------------------- train
@@ -1348,6 +1509,12 @@ def main(argv=None):
                          "largest difference from this run's parameters and running statistics (JSON "
                          "\"veridl_checkpoint_diff\": name -> [max |a - b| / (1 + max |b|), max |a - b| / max |a - a0|], a0 "
                          "the initial value: the second relative to how far training moved the tensor)")
+    ap.add_argument("--save-params", metavar="FILE", default=None,
+                    help="after training, save every floating-point tensor of the state (parameters, running "
+                         "statistics) as float64 to FILE (numpy .npz, keyed by state_dict name)")
+    ap.add_argument("--spread-params", metavar="FILE", default=None,
+                    help="with --compare-veridl-checkpoint: a --save-params FILE of another run (the float32 twin); "
+                         "each tensor's entry gains a third value, max |this - that| / max |a - a0|")
     ap.add_argument("--eval-veridl-checkpoint", metavar="FILE", default=None,
                     help="do not train: load this VeriDL checkpoint of the same spec into the "
                          "PyTorch model and print its test accuracy (architecture check)")
@@ -1363,7 +1530,20 @@ def main(argv=None):
     g.add_argument("--clip-norm", type=float)
     g.add_argument("--cosine", action="store_true", default=None)
     g.add_argument("--no-cosine", dest="cosine", action="store_false")
+    g.add_argument("--adamw-decay", choices=("after", "before"),
+                   help="AdamW's decay order (recipe adamwDecay): 'before' is torch.optim.AdamW itself, 'after' "
+                        "(VeriDL's default) applies the decay after the Adam update (with --veridl-conventions)")
+    ap.add_argument("--veridl-decisions", metavar="FILE", default=None,
+                    help="apply the random decisions `veridl train` recorded in FILE (its test hook "
+                         "VERIDL_TEST_DECISIONS: per step the batch's examples, random-resized-crop boxes, crop-pad "
+                         "offsets, flips and every dropout / dropPath node's keep mask) with this script's own torch "
+                         "ops; needs --veridl-rng (the same data order, which is checked against the record)")
+    ap.add_argument("--perturb", choices=PERTURBATIONS, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    global PERTURB
+    PERTURB = args.perturb
+    if args.veridl_decisions and not args.veridl_rng:
+        ap.error("--veridl-decisions needs --veridl-rng")
 
     spec = load_spec(args.spec)
     r = resolve_recipe(spec, args)
@@ -1401,8 +1581,17 @@ def main(argv=None):
                           "test_total": int(y_test.shape[0]),
                           "test_accuracy": 100.0 * correct / int(y_test.shape[0])}), flush=True)
         return
+    decisions, drops = None, {}
+    if args.veridl_decisions:
+        with open(args.veridl_decisions) as f:
+            decisions = [json.loads(line) for line in f if line.strip()]
+        drops = set_drop_nodes(model, spec)
+    x_test = normalize_images(x_test, r)  # evaluation normalises as training does (no crop, no flip)
     n_params = sum(p.numel() for p in model.parameters())
-    decay_after = args.veridl_conventions and r["optimizer"] == "adamw" and r["weightDecay"] > 0
+    # adamwDecay "after" (VeriDL's default, the original's order): the Adam step, then (1 - lr wd); "before" is
+    # torch.optim.AdamW's own order, used as is.
+    decay_after = (args.veridl_conventions and r["optimizer"] == "adamw" and r["weightDecay"] > 0
+                   and r["adamwDecay"] == "after")
     opt = make_optimizer(model, dict(r, optimizer="adam", weightDecay=0.0) if decay_after else r)
     decayed = decayed_params(model)
     bns = [m for m in model.modules() if isinstance(m, BATCHNORMS)]
@@ -1419,7 +1608,7 @@ def main(argv=None):
     model.train()
     init_state = copy.deepcopy(model.state_dict()) if args.compare_veridl_checkpoint else None
 
-    epoch_seconds, epoch_loss, step_log = [], [], []
+    epoch_seconds, epoch_loss, step_log, step_loss = [], [], [], []
     last_batch_loss = None
     step = 0
     lr = r["lr"]
@@ -1433,6 +1622,17 @@ def main(argv=None):
             xb = x_train[idx]
             yb = y_train[idx]
             step += 1
+            if decisions is not None:  # VeriDL's recorded batch and random decisions of this step
+                if step > len(decisions) or decisions[step - 1]["step"] != step:
+                    raise ValueError(f"{args.veridl_decisions}: no record for step {step}")
+                rec = decisions[step - 1]
+                if rec["examples"] != idx.tolist():
+                    raise ValueError(f"step {step}: VeriDL's batch {rec['examples'][:8]}... is not this data order's "
+                                     f"{idx.tolist()[:8]}...")
+                xb = augmented_batch(x_train, rec, r)
+                set_step_decisions(drops, rec, batch)
+            else:
+                xb = normalize_images(xb, r)
             lr = lr_at(r, step, steps, epochs)
             for grp in opt.param_groups:
                 grp["lr"] = lr
@@ -1457,6 +1657,7 @@ def main(argv=None):
                     for p in decayed:
                         p.mul_(1.0 - lr * r["weightDecay"])
             loss_sum += loss.detach()
+            step_loss.append(float(loss))
             if i < 3 or i % 100 == 0:  # the steps `veridl train` logs
                 step_log.append([epoch + 1, i, float(loss)])
         epoch_loss.append(float(loss_sum) / steps)
@@ -1472,6 +1673,7 @@ def main(argv=None):
         other = copy.deepcopy(model)
         load_veridl_checkpoint(other, spec, args.compare_veridl_checkpoint)
         theirs = dict(other.state_dict())
+        spread = dict(np.load(args.spread_params)) if args.spread_params else None
         ckpt_diff = {}
         for name, mine in model.state_dict().items():
             if mine.dtype.is_floating_point:
@@ -1479,6 +1681,12 @@ def main(argv=None):
                 moved = (mine.double() - init_state[name].double()).abs().max()
                 ckpt_diff[name] = [float((mine.double() - b).abs().max() / (1.0 + b.abs().max())),
                                    float((mine.double() - b).abs().max() / moved) if moved > 0 else 0.0]
+                if spread is not None:
+                    o = torch.from_numpy(spread[name])
+                    ckpt_diff[name].append(float((mine.double() - o).abs().max() / moved) if moved > 0 else 0.0)
+    if args.save_params:
+        np.savez(args.save_params, **{name: t.detach().double().numpy() for name, t in model.state_dict().items()
+                                      if t.dtype.is_floating_point})
 
     blas, allocator = blas_info()
     result = {
@@ -1495,6 +1703,7 @@ def main(argv=None):
         "epoch_loss": epoch_loss,
         "last_batch_loss": last_batch_loss,
         "step_loss_log": step_log,      # [epoch, batch, loss] as veridl train's log lines
+        "step_loss": step_loss,         # every step's loss
         "last_lr": lr,
         "threads": torch.get_num_threads(),
         "torch_version": torch.__version__,

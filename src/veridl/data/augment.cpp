@@ -43,7 +43,7 @@ long long round_half_even(double x) {
 }  // namespace
 
 void augment_batch(float* images, size_t B, size_t C, size_t H, size_t W, const AugmentConfig& cfg, uint64_t seed,
-                   float* scratch) {
+                   float* scratch, AugmentDraw* drawn) {
   if (cfg.pad == 0 && !cfg.flip) return;
   uint64_t s = seed + 1;
   const size_t span = 2 * cfg.pad + 1;
@@ -53,6 +53,7 @@ void augment_batch(float* images, size_t B, size_t C, size_t H, size_t W, const 
     // Draw in a fixed order whatever is enabled, so turning flip on does not change the crops.
     const size_t dy = step(s) % span, dx = step(s) % span;
     const bool flip = (step(s) & 1) != 0;
+    if (drawn) drawn[b] = {cfg.pad > 0 ? dy : 0, cfg.pad > 0 ? dx : 0, cfg.flip && flip};
     if (cfg.pad > 0) {
       std::memcpy(scratch, x, img * sizeof(float));
       // output (h, w) reads padded input (h + dy, w + dx) = input (h + dy - pad, w + dx - pad), zero outside
@@ -120,13 +121,16 @@ CropBox random_resized_crop_box(size_t width, size_t height, uint64_t seed) {
   return box;
 }
 
-void gather_example(const Dataset& ds, size_t i, const AugmentConfig& cfg, uint64_t batch_seed, size_t b, float* dst) {
+void gather_example(const Dataset& ds, size_t i, const AugmentConfig& cfg, uint64_t batch_seed, size_t b, float* dst,
+                    CropBox* box) {
   if (!cfg.resized_crop) {
     ds.copy_images(i, 1, dst);
     return;
   }
   const auto [w, h] = ds.stored_size(i);
-  ds.crop_resize(i, random_resized_crop_box(w, h, example_seed(batch_seed, b)), dst);
+  const CropBox drawn = random_resized_crop_box(w, h, example_seed(batch_seed, b));
+  if (box) *box = drawn;
+  ds.crop_resize(i, drawn, dst);
 }
 
 const char* to_string(Normalize n) { return n == Normalize::ImageNet ? "imagenet" : "none"; }

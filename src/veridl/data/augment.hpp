@@ -24,11 +24,20 @@ struct AugmentConfig {
   bool enabled() const { return pad > 0 || flip || resized_crop; }
 };
 
+// What augment_batch did to one image: the crop offsets into the zero-padded image (0 .. 2 pad; both 0 without
+// crop-pad) and whether it was flipped (never without `flip`).
+struct AugmentDraw {
+  size_t dy = 0, dx = 0;
+  bool flip = false;
+};
+
 // In place on B images of C x H x W. For image b the offsets and the flip are drawn from the stream
 // seeded with `seed`: dy = s % (2 pad + 1), dx = s % (2 pad + 1), flip = s & 1 (one xorshift step each).
 // `scratch` must hold C * H * W floats. Only `pad` and `flip` act here (resized_crop is gather_example's).
+// `drawn`, when given (B entries), receives each image's offsets and flip as drawn (a test hook: the trainer's
+// decision dump, see train/trainer.hpp).
 void augment_batch(float* images, size_t B, size_t C, size_t H, size_t W, const AugmentConfig& cfg, uint64_t seed,
-                   float* scratch);
+                   float* scratch, AugmentDraw* drawn = nullptr);
 
 // The random-resized-crop seed of example b of the batch seeded with batch_seed (the trainer's
 // epoch * 10000 + batch, as augment_batch): splitmix64 of the pair, never 0. Each example has its own stream, so the
@@ -46,8 +55,9 @@ CropBox random_resized_crop_box(size_t width, size_t height, uint64_t seed);
 
 // Example i of ds into dst (C x H x W floats) as a training batch gets it before augment_batch: with
 // cfg.resized_crop, ds.crop_resize(i, random_resized_crop_box(ds.stored_size(i), example_seed(batch_seed, b))),
-// else ds.copy_images(i, 1, dst).
-void gather_example(const Dataset& ds, size_t i, const AugmentConfig& cfg, uint64_t batch_seed, size_t b, float* dst);
+// else ds.copy_images(i, 1, dst). `box`, when given, receives the crop box drawn (with cfg.resized_crop only).
+void gather_example(const Dataset& ds, size_t i, const AugmentConfig& cfg, uint64_t batch_seed, size_t b, float* dst,
+                    CropBox* box = nullptr);
 
 // Mean/std normalisation of the network's input, after scaling to [0,1] and after augmentation:
 // x = (x - mean[c]) / std[c] per channel, in float.

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <map>
@@ -101,6 +102,82 @@ void TrainStep::set_model(const Model& m) {
 }
 
 namespace {
+
+// A test hook (tests/torch_conformance.py): with the environment variable VERIDL_TEST_DECISIONS set to a file name,
+// train() writes to that file, per training step, one JSON line with the batch and every random decision the step
+// applied, so that an independent reference can apply the same decisions through its own implementation of the
+// operations:
+//   {"step": t, "epoch": e, "batch": k, "examples": [training-set index of each batch position],
+//    "boxes": [[x0, y0, w, h] per example] (random-resized-crop on), "crops": [[dy, dx] per example] (crop-pad on;
+//    offsets into the zero-padded image), "flips": [0/1 per example] (flip on),
+//    "keep": {"<node>": "0110..." (each dropout / dropPath node: its saved decisions, batch-major, 1 = kept)}}
+// The boxes and offsets are the values the gather and augment_batch drew and used; the keep strings are the bytes the
+// node's forward saved for its backward. Unset (always, outside that test), nothing is allocated, drawn or written.
+class DecisionDump {
+ public:
+  explicit DecisionDump(size_t batch) {
+    const char* path = std::getenv("VERIDL_TEST_DECISIONS");
+    if (!path || !*path) return;
+    f_ = std::fopen(path, "w");
+    if (!f_) throw Error(fmt::format("VERIDL_TEST_DECISIONS: cannot write '{}': {}", path, std::strerror(errno)));
+    boxes_.resize(batch);
+    drawn_.resize(batch);
+  }
+  ~DecisionDump() {
+    if (f_) std::fclose(f_);
+  }
+  DecisionDump(const DecisionDump&) = delete;
+  DecisionDump& operator=(const DecisionDump&) = delete;
+  data::CropBox* box(size_t b) { return f_ ? &boxes_[b] : nullptr; }
+  data::AugmentDraw* drawn() {
+    if (!f_) return nullptr;
+    std::fill(drawn_.begin(), drawn_.end(), data::AugmentDraw{});
+    return drawn_.data();
+  }
+  void write(size_t step, size_t epoch, size_t batch, const uint32_t* examples, const data::AugmentConfig& aug,
+             net::Executor<float, net::FastKernels>& ex) {
+    if (!f_) return;
+    const size_t B = boxes_.size();
+    std::string line = fmt::format(R"({{"step": {}, "epoch": {}, "batch": {}, "examples": [)", step, epoch, batch);
+    for (size_t b = 0; b < B; ++b) line += fmt::format("{}{}", b ? ", " : "", examples[b]);
+    line += "]";
+    if (aug.resized_crop) {
+      line += R"(, "boxes": [)";
+      for (size_t b = 0; b < B; ++b)
+        line += fmt::format("{}[{}, {}, {}, {}]", b ? ", " : "", boxes_[b].x0, boxes_[b].y0, boxes_[b].w, boxes_[b].h);
+      line += "]";
+    }
+    if (aug.pad > 0) {
+      line += R"(, "crops": [)";
+      for (size_t b = 0; b < B; ++b) line += fmt::format("{}[{}, {}]", b ? ", " : "", drawn_[b].dy, drawn_[b].dx);
+      line += "]";
+    }
+    if (aug.flip) {
+      line += R"(, "flips": [)";
+      for (size_t b = 0; b < B; ++b) line += fmt::format("{}{}", b ? ", " : "", drawn_[b].flip ? 1 : 0);
+      line += "]";
+    }
+    line += R"(, "keep": {)";
+    bool first = true;
+    const net::Plan& plan = ex.plan();
+    for (size_t k = 0; k < plan.nodes.size(); ++k) {
+      const size_t per = plan.nodes[k].decl.keep_per_example;
+      if (per == 0) continue;
+      const uint8_t* keep = ex.saved8(k, 0);
+      line += fmt::format(R"({}"{}": ")", first ? "" : ", ", plan.nodes[k].name);
+      for (size_t i = 0; i < B * per; ++i) line += keep[i] ? '1' : '0';
+      line += '"';
+      first = false;
+    }
+    line += "}}\n";
+    if (std::fputs(line.c_str(), f_) < 0) throw Error("VERIDL_TEST_DECISIONS: write failed");
+  }
+
+ private:
+  std::FILE* f_ = nullptr;
+  std::vector<data::CropBox> boxes_;
+  std::vector<data::AugmentDraw> drawn_;
+};
 
 // Evaluation runs in chunks of the training batch, at least 128 (fewer when the data is smaller).
 size_t eval_chunk(size_t train_batch, size_t n) {
@@ -580,6 +657,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   for (size_t e = 0; e < st.epoch; ++e) shuffle_indices(order, e + cfg.seed);
   std::vector<int32_t> labels(cfg.batch);
   std::vector<float> aug_scratch(cfg.augment.enabled() ? D : 0);
+  DecisionDump dump(cfg.batch);  // a test hook, off unless VERIDL_TEST_DECISIONS is set
   std::vector<std::exception_ptr> gather_error(cfg.batch);  // by the first example of a thread's chunk
   const bool show_progress = cfg.progress && isatty(fileno(stderr));
   const bool log_progress = cfg.progress && !show_progress;
@@ -634,7 +712,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
         try {
           for (size_t b = b0; b < b1; ++b) {
             const size_t src = order[bi * cfg.batch + b];
-            data::gather_example(tr, src, cfg.augment, batch_seed, b, xin + b * D);
+            data::gather_example(tr, src, cfg.augment, batch_seed, b, xin + b * D, dump.box(b));
             labels[b] = tr.labels[src];
           }
         } catch (...) {
@@ -644,11 +722,12 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       for (std::exception_ptr& e : gather_error)
         if (e) std::rethrow_exception(std::exchange(e, nullptr));
       if (cfg.augment.enabled())
-        data::augment_batch(xin, cfg.batch, tr.C, tr.H, tr.W, cfg.augment, batch_seed, aug_scratch.data());
+        data::augment_batch(xin, cfg.batch, tr.C, tr.H, tr.W, cfg.augment, batch_seed, aug_scratch.data(), dump.drawn());
       data::normalize_batch(xin, cfg.batch, tr.C, tr.H * tr.W, cfg.normalize);
       ++st.step;
       lr = lr_at(oc, lr_mutant ? st.step - 1 : st.step, bpe, cfg.epochs);
       float loss = ts.step(xin, labels.data(), static_cast<float>(lr), st.step);
+      dump.write(st.step, epoch, bi, order.data() + bi * cfg.batch, cfg.augment, ts.executor());
       // A loss that is not finite, or that has exploded (far above a uniform guess's ln C, where training starts)
       // stops the run before the step's parameters reach a checkpoint.
       const std::string kept = cfg.out.empty() ? "" : "; the last good checkpoint (if any) at '" + cfg.out + "' is kept";
