@@ -62,8 +62,14 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
                        before any work: missing directories are created, room for the checkpoint is
                        reserved once, FILE.lock keeps a second run off it, stale FILE.tmp.<pid> removed
   --checkpoint-every N save every N epochs (0: only at the end)
+  --keep-last K        keep the last K epoch checkpoints too: each checkpoint written at an epoch's end
+                       (every --checkpoint-every epochs, and the last) is also written to
+                       <out stem>.epoch-<N>.safetensors (resumable); older ones beyond the newest K are
+                       deleted once the new one is in place (default 0: none, only --out)
   --resume FILE        continue an interrupted run from its checkpoint, bit for bit (its spec,
-                       recipe and data come from the checkpoint; --out defaults to FILE)
+                       recipe and data come from the checkpoint, with the early-stopping state: the
+                       best metric, its epoch and the --patience count; --out defaults to FILE, or for
+                       an epoch checkpoint <stem>.epoch-<N>.safetensors to <stem>.safetensors)
   --summary-json FILE  write a machine-readable summary (timings, losses, accuracy)
   --no-progress        no progress: neither the live line on a terminal (epoch, batch, running loss and
                        accuracy, img/s, ETA) nor, when not on a terminal, the same as a log line every 50
@@ -223,7 +229,7 @@ int cmd_train(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--spec", "--data", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed", "--threads",
           "--eval-every", "--checkpoint-every", "--out", "--summary-json", "--resume", "--optimizer", "--weight-decay",
-          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay", "--diverge-factor", "--val-split", "--run-dir", "--best-metric", "--patience"},
+          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay", "--diverge-factor", "--val-split", "--run-dir", "--best-metric", "--patience", "--keep-last"},
          {"--no-progress", "--cosine", "--no-cosine", "--flip", "--resized-crop", "--no-memory-check", "--no-run-dir"});
   net::NetSpec spec;
   train::TrainConfig cfg;
@@ -254,7 +260,8 @@ int cmd_train(int argc, char** argv) {
     cfg = r.cfg;
     resume = r.state;
     data_name = a.str("--data", r.data);
-    cfg.out = a.str("--out", *rpath);
+    // An epoch checkpoint (--keep-last) continues the run it was kept beside: --out defaults to that run's file.
+    cfg.out = a.str("--out", train::resume_out_path(*rpath));
   } else {
     auto spec_path = a.get("--spec");
     if (!spec_path) throw Error("--spec FILE is required (e.g. specs/mnist_linear.json)");
@@ -319,12 +326,21 @@ int cmd_train(int argc, char** argv) {
     throw Error(fmt::format("--diverge-factor must be 0 (off) or at least 1, got {}", cfg.diverge_factor));
   auto summary = a.get("--summary-json");
   if (a.has("--out") && cfg.out.empty()) throw Error("--out: the path is empty (leave --out out to save nothing)");
-  cfg.best_metric = a.str("--best-metric", cfg.best_metric);
+  cfg.best_metric = a.str("--best-metric", cfg.best_metric);  // a resumed run: its checkpoint's, unless given
   if (cfg.best_metric != "val_accuracy" && cfg.best_metric != "val_loss")
     throw Error("--best-metric: '" + cfg.best_metric + "' is not supported (supported: val_accuracy, val_loss)");
-  cfg.patience = static_cast<size_t>(a.integer("--patience", 0, 0, 1000000));
+  cfg.patience = static_cast<size_t>(a.integer("--patience", static_cast<long long>(cfg.patience), 0, 1000000));
+  cfg.keep_last = static_cast<size_t>(a.integer("--keep-last", static_cast<long long>(cfg.keep_last), 0, 1000000));
+  if (cfg.keep_last > 0 && cfg.out.empty())
+    throw Error("--keep-last needs --out (the epoch checkpoints are kept beside it as <out stem>.epoch-<N>.safetensors)");
   if (a.has("--run-dir") && a.has("--no-run-dir")) throw Error("--run-dir and --no-run-dir contradict each other");
-  if (!a.has("--no-run-dir")) cfg.run_dir = a.has("--run-dir") ? a.str("--run-dir", "") : default_run_dir(spec.name);
+  // A resumed run with a validation set continues the run folder its checkpoint names (its best.safetensors and
+  // metrics), unless told otherwise.
+  const std::string resumed_dir = resume ? resume->run_dir : "";
+  if (!a.has("--no-run-dir"))
+    cfg.run_dir = a.has("--run-dir")        ? a.str("--run-dir", "")
+                  : !resumed_dir.empty() ? resumed_dir
+                                         : default_run_dir(spec.name);
   if (a.has("--run-dir") && cfg.run_dir.empty()) throw Error("--run-dir: the path is empty (--no-run-dir writes none)");
 
   // Every output is checked before the first second is out, not after hours of training: locked, its stale temp
@@ -348,7 +364,7 @@ int cmd_train(int argc, char** argv) {
   for (const auto& [flag, path] : outputs) {
     std::vector<std::string> created;
     check_output(flag, path,
-                 flag == "--out"       ? train::checkpoint_bytes(plan, cfg.optim)
+                 flag == "--out"       ? train::checkpoint_bytes(plan, cfg.optim) * (1 + cfg.keep_last)
                  : flag == "--run-dir" ? 2 * weights_bytes + (uint64_t{1} << 20)
                                        : 1 << 16,
                  &created);

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <map>
 #include <utility>
 #include <nlohmann/json.hpp>
@@ -366,6 +367,9 @@ nlohmann::json config_json(const TrainConfig& c) {
   if (c.normalize != data::Normalize::None) j["normalize"] = data::to_string(c.normalize);
   if (o.adamw_decay != "after") j["adamwDecay"] = o.adamw_decay;
   if (c.val_split > 0) j["valSplit"] = c.val_split;
+  if (c.keep_last > 0) j["keepLast"] = c.keep_last;
+  if (c.patience > 0) j["patience"] = c.patience;
+  if (c.best_metric != "val_accuracy") j["bestMetric"] = c.best_metric;
   return j;
 }
 
@@ -386,9 +390,12 @@ void progress_log(FILE* log, const Progress& p) {
              p.epoch, p.epochs, p.batch, p.bpe, p.loss, p.accuracy, p.rate, p.elapsed, p.eta);
 }
 
-// A checkpoint that can also be resumed: parameters, optimizer state, position, config, spec.
+// A checkpoint that can also be resumed: parameters, optimizer state, position, config, spec; with a validation set
+// (validating), the early-stopping state too. Written to cfg.out and, for an epoch's end under --keep-last, to its
+// epoch file first (so cfg.out is never newer than the newest epoch file).
 void save_state(const TrainConfig& cfg, const net::Plan& plan, TrainStep& ts, const ResumeState& st, bool complete,
-                const std::string& data_name, const EvalResult* ev, const EvalResult* val = nullptr) {
+                const std::string& data_name, bool validating, bool epoch_end, const EvalResult* ev,
+                const EvalResult* val = nullptr) {
   std::map<std::string, std::string> meta = {{"config", config_json(cfg).dump()},
                                              {"data", data_name},
                                              {"epoch", std::to_string(st.epoch)},
@@ -398,9 +405,56 @@ void save_state(const TrainConfig& cfg, const net::Plan& plan, TrainStep& ts, co
                                              {"complete", complete ? "true" : "false"}};
   if (ev) meta["test_accuracy"] = fmt::format("{:.4f}", ev->accuracy());
   if (val) meta["val_accuracy"] = fmt::format("{:.4f}", val->accuracy());
+  // Only with a validation set: the checkpoints of runs without one keep their bytes (tests/test_bitpin.cpp).
+  if (validating) {
+    meta["best_epoch"] = std::to_string(st.best_epoch);
+    meta["best_value"] = fmt::format("{:a}", st.best_value);
+    meta["since_best"] = std::to_string(st.since_best);
+    if (!cfg.run_dir.empty()) meta["run_dir"] = cfg.run_dir;  // where best.safetensors is: a resumed run continues it
+  }
   Checkpoint ck = make_checkpoint(plan, ts.model(), meta);
   for (auto& [name, buf] : ts.optimizer().state()) ck.tensors.push_back({name, {int64_t(plan.n_params)}, *buf});
+  if (epoch_end && cfg.keep_last > 0) save_safetensors(epoch_checkpoint_path(cfg.out, st.epoch), ck);
   save_safetensors(cfg.out, ck);
+}
+
+// The epoch checkpoints of `out` on disk: {epoch, path} for every <stem>.epoch-<N>.safetensors beside it.
+std::vector<std::pair<size_t, std::string>> epoch_checkpoints(const std::string& out) {
+  namespace fs = std::filesystem;
+  const fs::path probe(epoch_checkpoint_path(out, 0));
+  const std::string name = probe.filename().string();
+  const std::string head = name.substr(0, name.size() - std::string("0.safetensors").size()), tail = ".safetensors";
+  const fs::path dir = probe.parent_path().empty() ? fs::path(".") : probe.parent_path();
+  std::vector<std::pair<size_t, std::string>> found;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string f = it->path().filename().string();
+    if (f.size() <= head.size() + tail.size() || f.compare(0, head.size(), head) != 0 ||
+        f.compare(f.size() - tail.size(), tail.size(), tail) != 0)
+      continue;
+    const std::string digits = f.substr(head.size(), f.size() - head.size() - tail.size());
+    if (digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      continue;
+    std::error_code ec2;
+    if (!it->is_regular_file(ec2)) continue;
+    found.push_back({std::stoul(digits), (probe.parent_path() / f).string()});
+  }
+  return found;
+}
+
+// --keep-last: deletes the epoch checkpoints of cfg.out older than the newest keep_last up to `epoch` (epoch files
+// of later epochs, left by another run on the same --out, are left alone: this run overwrites them when it gets
+// there). Returns the paths removed.
+std::vector<std::string> prune_epoch_checkpoints(const TrainConfig& cfg, size_t epoch) {
+  std::vector<std::pair<size_t, std::string>> kept = epoch_checkpoints(cfg.out);
+  std::erase_if(kept, [&](const auto& e) { return e.first > epoch; });
+  std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::string> removed;
+  for (size_t k = cfg.keep_last; k < kept.size(); ++k) {
+    std::error_code ec;
+    if (std::filesystem::remove(kept[k].second, ec)) removed.push_back(kept[k].second);
+  }
+  return removed;
 }
 
 size_t meta_size(const Checkpoint& ck, const std::string& key, const std::string& path) {
@@ -417,6 +471,24 @@ size_t meta_size(const Checkpoint& ck, const std::string& key, const std::string
 }
 
 }  // namespace
+
+std::string epoch_checkpoint_path(const std::string& out, size_t epoch) {
+  const std::string ext = ".safetensors";
+  const bool has_ext = out.size() > ext.size() && out.compare(out.size() - ext.size(), ext.size(), ext) == 0;
+  return (has_ext ? out.substr(0, out.size() - ext.size()) : out) + ".epoch-" + std::to_string(epoch) + ext;
+}
+
+std::string resume_out_path(const std::string& path) {
+  const std::string ext = ".safetensors", mark = ".epoch-";
+  if (path.size() <= ext.size() || path.compare(path.size() - ext.size(), ext.size(), ext) != 0) return path;
+  const std::string stem = path.substr(0, path.size() - ext.size());
+  const size_t at = stem.rfind(mark);
+  if (at == std::string::npos || at == 0 || stem[at - 1] == '/' || stem.find('/', at) != std::string::npos) return path;
+  const std::string digits = stem.substr(at + mark.size());
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return path;
+  return stem.substr(0, at) + ext;
+}
 
 void request_stop() { g_stop.store(true); }
 bool stop_requested() { return g_stop.load(); }
@@ -458,6 +530,9 @@ Resumable load_resume_state(const std::string& path) {
     r.cfg.augment.resized_crop = c.value("augmentResizedCrop", false);
     r.cfg.normalize = data::parse_normalize(c.value("normalize", std::string("none")), "normalize");
     r.cfg.val_split = c.value("valSplit", 0.0);
+    r.cfg.keep_last = c.value("keepLast", size_t{0});
+    r.cfg.patience = c.value("patience", size_t{0});
+    r.cfg.best_metric = c.value("bestMetric", std::string("val_accuracy"));
   } catch (const std::exception& e) {
     throw Error(path + ": metadata 'config' is not a VeriDL training config: " + std::string(e.what()));
   }
@@ -467,6 +542,20 @@ Resumable load_resume_state(const std::string& path) {
   r.state.batch = meta_size(ck, "batch", path);
   r.state.step = meta_size(ck, "step", path);
   r.state.epoch_loss = std::strtod(get("epoch_loss").c_str(), nullptr);
+  // The early-stopping state (absent from the checkpoints of runs without a validation set, and of older VeriDLs).
+  if (ck.metadata.count("best_epoch")) {
+    r.state.best_epoch = meta_size(ck, "best_epoch", path);
+    r.state.since_best = meta_size(ck, "since_best", path);
+    const std::string& v = get("best_value");
+    char* end = nullptr;
+    r.state.best_value = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0') throw Error(path + ": metadata 'best_value' is not a number: '" + printable(v, 80) + "'");
+    if (r.state.best_epoch > r.state.epoch)
+      throw Error(fmt::format("{}: metadata 'best_epoch' {} is after the checkpoint's epoch {}", path, r.state.best_epoch,
+                              r.state.epoch));
+    r.state.stopping_state = true;
+    if (ck.metadata.count("run_dir")) r.state.run_dir = get("run_dir");
+  }
   net::Plan plan = net::compile(r.spec, r.cfg.batch, r.cfg.label_smoothing);
   r.state.model = model_from_checkpoint(plan, ck, path);
   validate(r.cfg.optim);
@@ -534,6 +623,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     if (state.size() != st.optim_state.size()) throw Error("resume: optimizer state does not match the optimizer");
     for (size_t k = 0; k < state.size(); ++k) *state[k].second = st.optim_state[k];
   } else {
+    st.stopping_state = true;  // a fresh run starts the early-stopping state itself
     he_init(plan, cfg.seed, ts.params().data());
   }
 
@@ -587,8 +677,28 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   if (cfg.best_metric != "val_accuracy" && cfg.best_metric != "val_loss")
     throw Error("--best-metric: '" + cfg.best_metric + "' is not supported (supported: val_accuracy, val_loss)");
   const bool by_loss = cfg.best_metric == "val_loss";
-  double best_value = 0;
-  size_t since_best = 0;
+  // The early-stopping state continues a resumed run's (saved in its checkpoint), so that best.safetensors and the stop
+  // come at the epochs the uninterrupted run's would.
+  double best_value = st.best_value;
+  size_t since_best = st.since_best;
+  res.best_epoch = st.best_epoch;
+  const bool validating = data.val.n > 0;
+  if (resume && validating && !st.stopping_state)
+    fmt::print(log, "  note: the checkpoint has no early-stopping state (written by an older VeriDL): the best {} and "
+               "the --patience count start afresh at this epoch\n", cfg.best_metric);
+  // Where the run stands, with the early-stopping state, for a checkpoint.
+  auto position = [&](size_t epoch, size_t batch, double loss) {
+    ResumeState p;
+    p.epoch = epoch;
+    p.batch = batch;
+    p.step = st.step;
+    p.epoch_loss = loss;
+    p.best_epoch = res.best_epoch;
+    p.best_value = best_value;
+    p.since_best = since_best;
+    p.stopping_state = true;
+    return p;
+  };
   MetricsLog metrics(cfg.run_dir);
   // ln C is the cross-entropy of equal logits, where training starts (at least 1: a one- or two-class net too).
   const double diverge_limit = cfg.diverge_factor * std::max(1.0, std::log(static_cast<double>(classes)));
@@ -605,11 +715,11 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     size_t epoch_correct = 0;  // of the batches this call runs (a resumed epoch: those after the resume)
     for (size_t bi = first_batch; bi < bpe; ++bi) {
       if (g_stop.exchange(false)) {  // consumed: a later train() in this process starts clean
-        st = ResumeState{epoch, bi, st.step, epoch_loss, {}, {}};
+        st = position(epoch, bi, epoch_loss);
         res.interrupted = true;
         if (show_progress) fmt::print(stderr, "\r\033[K");
         if (!cfg.out.empty()) {
-          save_state(cfg, plan, ts, st, false, data.name, nullptr);
+          save_state(cfg, plan, ts, st, false, data.name, validating, false, nullptr);
           fmt::print(log, "interrupted at epoch {} batch {} (step {}): saved a resumable checkpoint to {}\n", epoch + 1,
                      bi, st.step, cfg.out);
         } else {
@@ -740,10 +850,18 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       if (!cfg.run_dir.empty())
         save_weights(cfg.run_dir + "/weights.safetensors", plan, ts, data.name, {{"epoch", std::to_string(epoch + 1)}});
     }
-    st = ResumeState{epoch + 1, 0, st.step, 0.0, {}, {}};
+    st = position(epoch + 1, 0, 0.0);
     if (!cfg.out.empty() && (last || (cfg.checkpoint_every > 0 && (epoch + 1) % cfg.checkpoint_every == 0))) {
-      save_state(cfg, plan, ts, st, last, data.name, last ? &test : nullptr, validated ? &val : nullptr);
-      fmt::print(log, "Saved params to {}\n", cfg.out);
+      save_state(cfg, plan, ts, st, last, data.name, validating, true, last ? &test : nullptr, validated ? &val : nullptr);
+      if (cfg.keep_last > 0) {
+        const std::vector<std::string> removed = prune_epoch_checkpoints(cfg, epoch + 1);
+        std::string gone;
+        for (const std::string& r : removed) gone += (gone.empty() ? "" : ", ") + r;
+        fmt::print(log, "Saved params to {} and {} (keeping the last {}{}{})\n", cfg.out,
+                   epoch_checkpoint_path(cfg.out, epoch + 1), cfg.keep_last, gone.empty() ? "" : "; removed ", gone);
+      } else {
+        fmt::print(log, "Saved params to {}\n", cfg.out);
+      }
     }
     std::fflush(log);
     if (last) break;  // the last epoch, or early stopping

@@ -40,6 +40,10 @@ struct TrainConfig {
   double val_split = 0.0;    // the fraction the caller held out as Split::val (recorded in checkpoints for --resume)
   std::string out;        // checkpoint path ("" = do not save)
   size_t checkpoint_every = 10;  // also save (resumably) every N epochs; 0 = only at the end
+  // Keep the last K epoch checkpoints: each checkpoint written at an epoch's end (every checkpoint_every epochs and
+  // the last) is also written to epoch_checkpoint_path(out, epoch); once it is safely in place, the older epoch files
+  // of `out` beyond the newest K are deleted. 0: none (only `out`, overwritten).
+  size_t keep_last = 0;
   // Divergence: a step whose loss exceeds diverge_factor x ln(classes) (the loss of a uniform guess, where training
   // starts) stops the run as a non-finite loss does, keeping the last good checkpoint. 0: only non-finite stops it.
   double diverge_factor = 1000;
@@ -61,7 +65,23 @@ struct ResumeState {
   double epoch_loss = 0.0;                // loss sum of the batches of `epoch` already run
   Model model;
   std::vector<std::vector<float>> optim_state;  // in Optimizer::state() order
+  // Early stopping and best.safetensors: the best validation metric so far, its epoch (0: none yet) and the
+  // validations since it. Saved (metadata best_epoch, best_value, since_best) by runs with a validation set;
+  // stopping_state says whether the checkpoint had them (a checkpoint of an older VeriDL has not: the resumed run
+  // then starts them afresh and says so).
+  size_t best_epoch = 0;
+  double best_value = 0.0;
+  size_t since_best = 0;
+  bool stopping_state = false;
+  std::string run_dir;  // the run folder holding that best.safetensors (metadata run_dir; "" when none)
 };
+
+// The epoch checkpoint of `out` for `epoch` (--keep-last): out without its ".safetensors" suffix, then
+// ".epoch-<epoch>.safetensors" (runs/m.safetensors, 3 -> runs/m.epoch-3.safetensors).
+std::string epoch_checkpoint_path(const std::string& out, size_t epoch);
+// The --out a run resumed from `path` writes by default: `path` itself, or for an epoch checkpoint
+// (<stem>.epoch-<N>.safetensors) the <stem>.safetensors it was kept beside.
+std::string resume_out_path(const std::string& path);
 
 // Ask a running train() to stop after the current step and save a resumable checkpoint (async-signal
 // safe: the SIGINT/SIGTERM handlers of the CLI call it).
