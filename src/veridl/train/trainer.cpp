@@ -110,7 +110,7 @@ size_t eval_chunk(size_t train_batch, size_t n) {
 
 // Evaluates `ds` with `ex` as it stands (parameters, running statistics), Mode::Eval, in chunks of its
 // batch. The loss is the plain cross-entropy (no label smoothing), whatever the executor's plan says.
-EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data::Dataset& ds, data::Normalize norm) {
+EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data::Dataset& ds, const data::Normalize& norm) {
   const net::Plan& plan = ex.plan();
   const size_t K = plan.num_classes;
   if (ds.n > 0 && ds.image_size() != plan.input_width())
@@ -162,7 +162,7 @@ std::vector<double> EvalResult::per_class() const {
   return acc;
 }
 
-EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data::Dataset& ds, data::Normalize norm) {
+EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data::Dataset& ds, const data::Normalize& norm) {
   // An inference executor (no gradient buffers) of at most the training batch's activation memory.
   net::Plan plan = net::compile(train_plan.spec, eval_chunk(train_plan.batch, ds.n), 0.0);
   net::Executor<float, net::FastKernels> ex(plan, net::Purpose::Inference);
@@ -173,7 +173,7 @@ EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data:
   return evaluate_with(ex, ds, norm);
 }
 
-EvalResult evaluate(TrainStep& ts, const data::Dataset& ds, data::Normalize norm) {
+EvalResult evaluate(TrainStep& ts, const data::Dataset& ds, const data::Normalize& norm) {
   // The training executor itself when its batch is the evaluation chunk (a training batch of 128 or more):
   // no second set of activations. Its next training step recomputes everything the evaluation overwrote.
   net::Executor<float, net::FastKernels>& ex = ts.executor();
@@ -351,6 +351,17 @@ void save_weights(const std::string& path, const net::Plan& plan, TrainStep& ts,
   save_safetensors(path, make_checkpoint(plan, ts.model(), meta));
 }
 
+// A preset by name ("imagenet"), explicit lists as {"mean": [...], "std": [...]}.
+nlohmann::json normalize_json(const data::Normalize& n) {
+  if (n.name != "custom") return n.name;
+  std::vector<double> m(n.mean.begin(), n.mean.end()), s(n.std.begin(), n.std.end());
+  return {{"mean", m}, {"std", s}};
+}
+data::Normalize normalize_from_json(const nlohmann::json& j, const std::string& what) {
+  if (j.is_string()) return data::parse_normalize(j.get<std::string>(), what);
+  return data::normalize_mean_std(j.at("mean").get<std::vector<double>>(), j.at("std").get<std::vector<double>>(), what);
+}
+
 nlohmann::json config_json(const TrainConfig& c) {
   const OptimConfig& o = c.optim;
   nlohmann::json j = {{"optimizer", o.kind},          {"lr", o.lr},
@@ -364,7 +375,12 @@ nlohmann::json config_json(const TrainConfig& c) {
                       {"augmentCropPad", c.augment.pad}, {"augmentFlip", c.augment.flip}};
   // Written only when on, so that the checkpoints of runs without them keep their bytes (tests/test_bitpin.cpp).
   if (c.augment.resized_crop) j["augmentResizedCrop"] = true;
-  if (c.normalize != data::Normalize::None) j["normalize"] = data::to_string(c.normalize);
+  if (!c.normalize.none()) j["normalize"] = normalize_json(c.normalize);
+  if (c.augment.brightness > 0) j["colorJitterBrightness"] = c.augment.brightness;
+  if (c.augment.contrast > 0) j["colorJitterContrast"] = c.augment.contrast;
+  if (c.augment.saturation > 0) j["colorJitterSaturation"] = c.augment.saturation;
+  if (!c.dataset.empty()) j["dataset"] = c.dataset;
+  if (c.data_mismatch_ok) j["dataMismatchOk"] = true;
   if (o.adamw_decay != "after") j["adamwDecay"] = o.adamw_decay;
   if (c.val_split > 0) j["valSplit"] = c.val_split;
   if (c.keep_last > 0) j["keepLast"] = c.keep_last;
@@ -490,6 +506,26 @@ std::string resume_out_path(const std::string& path) {
   return stem.substr(0, at) + ext;
 }
 
+data::Normalize recipe_normalize(const net::Recipe& r) {
+  if (r.normalize == "custom") return data::normalize_mean_std(r.normalize_mean, r.normalize_std, "recipe.normalize");
+  return data::parse_normalize(r.normalize, "recipe.normalize");
+}
+
+void recipe_jitter(const net::Recipe& r, data::AugmentConfig& a) {
+  a.brightness = r.jitter_brightness;
+  a.contrast = r.jitter_contrast;
+  a.saturation = r.jitter_saturation;
+}
+
+void check_dataset(const std::string& spec_dataset, const std::string& data_name, bool mismatch_ok,
+                   const std::string& spec_name) {
+  if (spec_dataset.empty() || mismatch_ok || data_name == spec_dataset) return;
+  throw Error(fmt::format("--data '{}' is not the dataset {} names in its recipe ('{}'): leave --data out to train on "
+                          "'{}', or add --data-mismatch-ok to train on '{}' anyway",
+                          printable(data_name, 200), spec_name, printable(spec_dataset, 200), printable(spec_dataset, 200),
+                          printable(data_name, 200)));
+}
+
 void request_stop() { g_stop.store(true); }
 bool stop_requested() { return g_stop.load(); }
 
@@ -528,7 +564,12 @@ Resumable load_resume_state(const std::string& path) {
     r.cfg.augment.pad = c.at("augmentCropPad").get<size_t>();
     r.cfg.augment.flip = c.at("augmentFlip").get<bool>();
     r.cfg.augment.resized_crop = c.value("augmentResizedCrop", false);
-    r.cfg.normalize = data::parse_normalize(c.value("normalize", std::string("none")), "normalize");
+    r.cfg.normalize = normalize_from_json(c.value("normalize", nlohmann::json("none")), "normalize");
+    r.cfg.augment.brightness = c.value("colorJitterBrightness", 0.0);
+    r.cfg.augment.contrast = c.value("colorJitterContrast", 0.0);
+    r.cfg.augment.saturation = c.value("colorJitterSaturation", 0.0);
+    r.cfg.dataset = c.value("dataset", std::string());
+    r.cfg.data_mismatch_ok = c.value("dataMismatchOk", false);
     r.cfg.val_split = c.value("valSplit", 0.0);
     r.cfg.keep_last = c.value("keepLast", size_t{0});
     r.cfg.patience = c.value("patience", size_t{0});
@@ -573,12 +614,12 @@ Resumable load_resume_state(const std::string& path) {
 data::Normalize checkpoint_normalization(const Checkpoint& ck, const net::NetSpec& spec, const std::string& path) {
   auto it = ck.metadata.find("config");
   if (it == ck.metadata.end())
-    return spec.recipe ? data::parse_normalize(spec.recipe->normalize, "recipe.normalize") : data::Normalize::None;
+    return spec.recipe ? recipe_normalize(*spec.recipe) : data::Normalize::None;
   try {
     if (json_nesting_depth(it->second) > kMaxJsonDepth) throw Error("nested deeper than the JSON depth limit");
     const nlohmann::json c = nlohmann::json::parse(it->second);
     if (!c.is_object()) throw Error("not a JSON object");
-    return data::parse_normalize(c.value("normalize", std::string("none")), "normalize");
+    return normalize_from_json(c.value("normalize", nlohmann::json("none")), "normalize");
   } catch (const std::exception& e) {
     throw Error(path + ": metadata 'config' is not a VeriDL training config: " + std::string(e.what()));
   }
@@ -592,9 +633,11 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   if (tr.image_size() != spec.input_size())
     throw Error(fmt::format("{}: images are {}x{}x{} but {} expects {}x{}x{}", tr.source, tr.C, tr.H, tr.W, spec.name,
                             spec.channels, spec.imageH, spec.imageW));
-  if (cfg.normalize == data::Normalize::ImageNet && tr.C != 3)
-    throw Error(fmt::format("normalize imagenet needs RGB images (3 channels), but the images of {} have {}", tr.source,
-                            tr.C));
+  check_normalize_channels(cfg.normalize, tr.C, "normalize");
+  check_dataset(cfg.dataset, data.name, cfg.data_mismatch_ok, spec.name);
+  if (cfg.augment.saturation > 0 && tr.C != 3)
+    throw Error(fmt::format("colour jitter: saturation needs RGB images, but the images of {} have {} channel{}",
+                            tr.source, tr.C, tr.C == 1 ? "" : "s"));
   if (tr.n < cfg.batch)
     throw Error(fmt::format("{}: {} training images is fewer than one batch of {}", tr.source, tr.n, cfg.batch));
   const size_t classes = spec.num_classes();  // lowers the spec: once, not per label
@@ -640,8 +683,9 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   const size_t D = tr.image_size();
   FILE* log = cfg.log;
   fmt::print(log, "{}: {} params\n", spec.name, plan.n_params);
-  fmt::print(log, "  train: {} images ({} floats/image), {}test: {} images, from {}\n", tr.n, D,
-             data.val.n ? fmt::format("validation: {} images, ", data.val.n) : std::string(), data.test.n, data.name);
+  fmt::print(log, "  train: {} images ({} floats/image), {}test: {}, from {}\n", tr.n, D,
+             data.val.n ? fmt::format("validation: {} images, ", data.val.n) : std::string(),
+             data.test.n ? fmt::format("{} images", data.test.n) : std::string("none"), data.name);
   const OptimConfig& oc = cfg.optim;
   std::string opt_name = oc.kind == "sgd" ? (oc.momentum > 0 ? fmt::format("SGD+momentum {}", oc.momentum) : "SGD")
                                           : (oc.kind == "adam" ? "Adam" : "AdamW");
@@ -659,8 +703,18 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
                                      ? fmt::format("images stored at shorter side <= {}", data::stored_side(tr.H, tr.W))
                                      : fmt::format("the {}x{} images", tr.H, tr.W))
                    : "");
-  if (cfg.normalize == data::Normalize::ImageNet)
-    fmt::print(log, "  normalization: imagenet (mean 0.485 0.456 0.406, std 0.229 0.224 0.225), training and evaluation\n");
+  if (!cfg.normalize.none()) {
+    std::string m, sd;
+    for (size_t c = 0; c < cfg.normalize.mean.size(); ++c) {
+      m += fmt::format(" {}", cfg.normalize.mean[c]);
+      sd += fmt::format(" {}", cfg.normalize.std[c]);
+    }
+    fmt::print(log, "  normalization: {} (mean{}, std{}), training and evaluation\n",
+               cfg.normalize.name == "custom" ? "per-channel" : cfg.normalize.name, m, sd);
+  }
+  if (cfg.augment.jitter())
+    fmt::print(log, "  colour jitter: brightness {}, contrast {}, saturation {} (torchvision's ColorJitter, random order)\n",
+               cfg.augment.brightness, cfg.augment.contrast, cfg.augment.saturation);
   if (resume) fmt::print(log, "resuming at epoch {} batch {} (step {})\n", st.epoch + 1, st.batch, st.step);
   std::fflush(log);
 
@@ -841,7 +895,11 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     }
     metrics.epoch(epoch + 1, st.step, res.epoch_loss.back(), res.epoch_accuracy.back(), validated ? &val : nullptr, lr,
                   secs > 0 ? static_cast<double>(ran) / secs : 0.0, secs);
-    if (last) {
+    if (last && data.test.n == 0) {
+      fmt::print(log, "  test set: {}\n", data.test.source.empty() ? "none" : data.test.source);
+      if (!cfg.run_dir.empty())
+        save_weights(cfg.run_dir + "/weights.safetensors", plan, ts, data.name, {{"epoch", std::to_string(epoch + 1)}});
+    } else if (last) {
       test = evaluate(ts, data.test, cfg.normalize);
       fmt::print(log, "  test accuracy: {}/{} = {:.2f}% (whole test set)\n", test.correct, test.total, test.accuracy());
       fmt::print(log, "  test top-5 accuracy: {}/{} = {:.2f}%\n", test.correct5, test.total, test.top5());

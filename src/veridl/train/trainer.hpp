@@ -34,6 +34,10 @@ struct TrainConfig {
   double label_smoothing = 0.0;
   data::AugmentConfig augment;  // seeded per batch with epoch * 10000 + batch (as the original)
   data::Normalize normalize = data::Normalize::None;  // of every batch, after augmentation, and of evaluation's
+  // The dataset the spec's recipe names ("" = any): train() refuses data of another name (Split::name) unless
+  // data_mismatch_ok (check_dataset).
+  std::string dataset;
+  bool data_mismatch_ok = false;
   uint64_t seed = 42;     // He init uses seed, seed+1, ... per layer; the shuffle of epoch e uses e + seed
   int threads = 0;        // 0 = OpenMP default (all cores)
   size_t eval_every = 1;     // epochs between evaluations of the validation set (Split::val); 0: after the last only
@@ -152,10 +156,10 @@ class TrainStep {
 // BatchNorm in evaluation mode (running statistics), the images normalised as `norm` says (the training run's).
 // Chunks of max(training batch, 128) examples, in an inference executor (no gradient buffers).
 EvalResult evaluate(const net::Plan& plan, const Model& model, const data::Dataset& ds,
-                    data::Normalize norm = data::Normalize::None);
+                    const data::Normalize& norm = data::Normalize::None);
 // The same result, computed in the training step's own executor when its batch is that chunk size (so a
 // training run holds one set of activations, not two); the training that follows is unaffected.
-EvalResult evaluate(TrainStep& ts, const data::Dataset& ds, data::Normalize norm = data::Normalize::None);
+EvalResult evaluate(TrainStep& ts, const data::Dataset& ds, const data::Normalize& norm = data::Normalize::None);
 
 // Trains from scratch, or continues `resume` (from load_resume_state). Checkpoints at cfg.out are
 // written atomically (temporary file + rename): at the end, every checkpoint_every epochs, and on a stop
@@ -187,6 +191,17 @@ struct Resumable {
   bool complete = false;  // the run had finished
 };
 Resumable load_resume_state(const std::string& path);
+
+// The normalisation a recipe asks for (its "normalize": a preset or explicit per-channel lists).
+data::Normalize recipe_normalize(const net::Recipe& r);
+// The recipe's colour jitter, as augmentation settings.
+void recipe_jitter(const net::Recipe& r, data::AugmentConfig& a);
+
+// A spec whose recipe names a dataset (`spec_dataset`, "" = any) trains on that one: data named otherwise
+// (`data_name`: a known name or a directory) is refused with "--data '<x>' is not the dataset <spec> names in its
+// recipe ('<y>') ..." unless `mismatch_ok`.
+void check_dataset(const std::string& spec_dataset, const std::string& data_name, bool mismatch_ok,
+                   const std::string& spec_name);
 
 // The normalisation a checkpoint's model was trained with, for evaluating it: its training config's (metadata
 // 'config', written by train()), or the spec's recipe when the checkpoint has no config.
