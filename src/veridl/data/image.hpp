@@ -68,7 +68,8 @@ Split load_image_folder(const std::string& dir, const ImageShape& shape,
 // set (the trainer holds one out with --val-split).
 Split load_class_folder(const std::string& dir, const ImageShape& shape,
                         TrainImages train_images = TrainImages::Resized);
-// True if `dir` has a non-hidden sub-directory (read as a single image folder when nothing else matches).
+// True if every non-hidden entry of `dir` is a directory, and there is one (read as a single image folder when no
+// dataset file name is there).
 bool looks_like_class_folder(const std::string& dir);
 
 // True if `dir` has a train/, val/ or test/ sub-directory: load_split then reads it as an image folder (when it is

@@ -394,9 +394,13 @@ Dataset decode_all(const std::vector<Item>& items, const ImageShape& shape, size
 
 bool looks_like_class_folder(const std::string& dir) {
   std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-    if (!hidden(it->path()) && is_dir(it->path())) return true;
-  return false;
+  bool any = false;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (hidden(it->path())) continue;
+    if (!is_dir(it->path())) return false;
+    any = true;
+  }
+  return any && !ec;
 }
 
 Split load_class_folder(const std::string& dir, const ImageShape& shape, TrainImages train_images) {

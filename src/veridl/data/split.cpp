@@ -126,7 +126,10 @@ Split load_dir(const fs::path& dir, const std::string& name, const std::optional
     s.name = name;
     return s;
   }
-  if (looks_like_class_folder(dir.string())) {  // DIR/<class>/*.png: a single image folder, no test set
+  // DIR/<class>/*.png: a single image folder, no test set (not when any dataset file name is there, even taken by a
+  // directory: that is reported below instead).
+  if (l.problems.empty() && l.idx_found == 0 && l.cifar_train.empty() && !l.cifar_test &&
+      looks_like_class_folder(dir.string())) {
     if (!image_shape)
       throw Error(fmt::format("directory '{}' is an image folder: its images are resized to the network's input, so "
                               "load_split needs the input shape (C x H x W)",
