@@ -190,12 +190,13 @@ TEST(Augment, NormalisationNamesAndErrorsAreOneLine) {
   using veridl::testutil::error_of;
   EXPECT_EQ(parse_normalize("imagenet", "x"), Normalize::ImageNet);
   EXPECT_EQ(parse_normalize("none", "x"), Normalize::None);
-  EXPECT_STREQ(to_string(Normalize::ImageNet), "imagenet");
+  EXPECT_EQ(to_string(Normalize::ImageNet), "imagenet");
   EXPECT_EQ(error_of([] { parse_normalize("ImageNet", "--normalize"); }),
-            "--normalize: 'ImageNet' is not supported (supported: none, imagenet)");
+            "--normalize: 'ImageNet' is not supported (supported: none, imagenet, mnist, fashion-mnist, cifar10, or "
+            "per-channel mean and std)");
   std::vector<float> grey(4, 0.5f);
   EXPECT_EQ(error_of([&] { normalize_batch(grey.data(), 1, 1, 4, Normalize::ImageNet); }),
-            "normalize imagenet needs RGB images (3 channels), got 1 channel");
+            "normalize: 'imagenet' has 3 channels (mean/std values) but the input has 1 channel");
 }
 
 // Normalisation is applied to every training batch and to evaluation alike: training with normalize=imagenet is

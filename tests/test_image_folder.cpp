@@ -1021,7 +1021,7 @@ TEST_F(ImageFolder, ResizedCropAndNormaliseErrorsAreOneLineBeforeAnyWork) {
   const std::string bad_name = spec_with("a.json", 3, R"("normalize": "imagnet")");
   Cmd a = sh("train --spec " + bad_name + nodata);
   EXPECT_EQ(a.status, 2);
-  EXPECT_EQ(a.out, "veridl train: error: " + bad_name + ": recipe: field 'normalize' must be \"none\" or \"imagenet\", got \"imagnet\"\n");
+  EXPECT_EQ(a.out, "veridl train: error: " + bad_name + ": recipe: field 'normalize' must be \"none\", \"imagenet\", \"mnist\", \"fashion-mnist\" or \"cifar10\", got \"imagnet\"\n");
   const std::string bad_bool = spec_with("b.json", 3, R"("augmentResizedCrop": 1)");
   Cmd b = sh("train --spec " + bad_bool + nodata);
   EXPECT_EQ(b.status, 2);
@@ -1035,11 +1035,12 @@ TEST_F(ImageFolder, ResizedCropAndNormaliseErrorsAreOneLineBeforeAnyWork) {
   const std::string ok = spec_with("d.json", 3, R"("augmentResizedCrop": true, "normalize": "none")");
   Cmd d = sh("train --spec " + ok + nodata + " --normalize ImageNet");
   EXPECT_EQ(d.status, 2);
-  EXPECT_EQ(d.out, "veridl train: error: --normalize: 'ImageNet' is not supported (supported: none, imagenet)\n");
+  EXPECT_EQ(d.out, "veridl train: error: --normalize: 'ImageNet' is not supported (supported: none, imagenet, mnist, "
+                   "fashion-mnist, cifar10, or per-channel mean and std)\n");
   Cmd m = sh("train --spec " + repo("specs/mnist_linear.json") + nodata + " --normalize imagenet");
   EXPECT_EQ(m.status, 2);
-  EXPECT_EQ(m.out, "veridl train: error: --normalize: 'imagenet' needs an RGB input (channels 3), but MNIST-Linear's "
-                   "input has 1 channel\n");
+  EXPECT_EQ(m.out, "veridl train: error: --normalize: 'imagenet' has 3 channels (mean/std values) but the input has 1 "
+                   "channel\n");
   // The recipe's fields are checked in-process too, with the same messages.
   EXPECT_EQ(error_of([] { veridl::net::parse_netspec(R"({"name": "T", "layers": [{"type": "flatten"},
       {"type": "dense", "fanIn": 784, "fanOut": 2}], "recipe": {"normalize": "imagenet"}})", "s.json"); }),

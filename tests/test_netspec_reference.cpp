@@ -16,6 +16,7 @@
 namespace veridl {
 namespace {
 
+using namespace veridl::testutil;
 using nlohmann::json;
 
 TEST(NetSpecReference, EveryLayerTypeFieldAndRecipeKeyIsDescribedAndRead) {

