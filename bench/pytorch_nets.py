@@ -217,16 +217,21 @@ BN_MOMENTUM = 0.1    # prims/batchNorm/reference.hpp kBatchNormMomentum (1.0 on 
 RECIPE_DEFAULTS = {"optimizer": "sgd", "lr": 0.1, "batch": 128, "epochs": 12, "momentum": 0.0,
                    "labelSmoothing": 0.0, "weightDecay": 0.0, "cosine": False, "warmupEpochs": 0.0,
                    "clipNorm": 0.0, "augmentCropPad": 0, "augmentFlip": False, "augmentResizedCrop": False,
-                   "normalize": "none", "adamwDecay": "after"}
+                   "normalize": "none", "adamwDecay": "after", "colorJitterBrightness": 0.0,
+                   "colorJitterContrast": 0.0, "colorJitterSaturation": 0.0, "dataset": ""}
 
 # torchvision's ImageNet statistics (transforms.Normalize in its reference training scripts), for R, G, B
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# The other normalisation presets, as commonly quoted for those training sets: (mean, std) per channel
+NORMALIZE_PRESETS = {"imagenet": (IMAGENET_MEAN, IMAGENET_STD), "mnist": ((0.1307,), (0.3081,)),
+                     "fashion-mnist": ((0.2860,), (0.3530,)),
+                     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))}
 
 # --perturb (tests/torch_conformance.py --self-test): a deliberate slip in this reference's application of VeriDL's
 # decisions or conventions, which the comparison must then catch. None in normal runs.
 PERTURB = None
 PERTURBATIONS = ("flip-vertical", "crop-off-by-one", "resize-align-corners", "normalize-channels-reversed",
-                 "dropout-not-rescaled", "droppath-per-element")
+                 "dropout-not-rescaled", "droppath-per-element", "jitter-order-ignored", "contrast-mean-rgb")
 
 
 # --------------------------------------------------------------------------- data
@@ -1255,11 +1260,14 @@ def resolve_recipe(spec, args):
     unknown = set(r) - set(RECIPE_DEFAULTS)
     if unknown:
         raise ValueError(f"recipe: unknown field(s) {', '.join(sorted(unknown))}")
-    if (r["augmentCropPad"] or r["augmentFlip"] or r["augmentResizedCrop"]) and not args.veridl_decisions:
-        raise ValueError("recipe: augmentation (augmentCropPad / augmentFlip / augmentResizedCrop) needs "
-                         "--veridl-decisions: this reference applies VeriDL's draws, it does not draw its own")
-    if r["normalize"] not in ("none", "imagenet"):
-        raise ValueError(f"recipe: normalize {r['normalize']!r} is not supported (none, imagenet)")
+    jitter = r["colorJitterBrightness"] or r["colorJitterContrast"] or r["colorJitterSaturation"]
+    if (r["augmentCropPad"] or r["augmentFlip"] or r["augmentResizedCrop"] or jitter) and not args.veridl_decisions:
+        raise ValueError("recipe: augmentation (augmentCropPad / augmentFlip / augmentResizedCrop / colorJitter*) "
+                         "needs --veridl-decisions: this reference applies VeriDL's draws, it does not draw its own")
+    n = r["normalize"]
+    if not ((isinstance(n, dict) and set(n) == {"mean", "std"}) or n == "none" or n in NORMALIZE_PRESETS):
+        raise ValueError(f"recipe: normalize {n!r} is not supported (none, {', '.join(NORMALIZE_PRESETS)}, "
+                         "or {mean, std})")
     if r["adamwDecay"] not in ("after", "before"):
         raise ValueError(f"recipe: adamwDecay {r['adamwDecay']!r} is not supported (after, before)")
     return r
@@ -1288,16 +1296,47 @@ def set_drop_nodes(model, spec):
 
 
 def normalize_images(x, r):
-    """recipe normalize: "imagenet": (x - mean[c]) / std[c] with torchvision's statistics, per RGB channel."""
-    if r["normalize"] != "imagenet":
+    """recipe normalize: (x - mean[c]) / std[c] per channel, with a preset's statistics (NORMALIZE_PRESETS) or the
+    recipe's own {"mean": [...], "std": [...]}."""
+    n = r["normalize"]
+    if n == "none":
         return x
-    if x.shape[1] != 3:
-        raise ValueError(f"normalize imagenet needs 3 channels, got {x.shape[1]}")
-    mean, std = (IMAGENET_MEAN[::-1], IMAGENET_STD[::-1]) if PERTURB == "normalize-channels-reversed" \
-        else (IMAGENET_MEAN, IMAGENET_STD)
-    m = torch.tensor(mean, dtype=x.dtype).reshape(1, 3, 1, 1)
-    sd = torch.tensor(std, dtype=x.dtype).reshape(1, 3, 1, 1)
+    mean, std = (n["mean"], n["std"]) if isinstance(n, dict) else NORMALIZE_PRESETS[n]
+    if len(mean) != x.shape[1] or len(std) != x.shape[1]:
+        raise ValueError(f"normalize {n!r}: {len(mean)} means, {len(std)} stds for {x.shape[1]} channels")
+    if PERTURB == "normalize-channels-reversed":
+        mean, std = mean[::-1], std[::-1]
+    C = x.shape[1]
+    m = torch.tensor(mean, dtype=torch.float32).to(x.dtype).reshape(1, C, 1, 1)
+    sd = torch.tensor(std, dtype=torch.float32).to(x.dtype).reshape(1, C, 1, 1)
     return (x - m) / sd
+
+
+def color_jitter(xb, jitters):
+    """torchvision's ColorJitter (no hue) on images in [0, 1] with VeriDL's recorded draws, one
+    [o0, o1, o2, brightness, contrast, saturation] per example (docs/data.md): the adjustments in the recorded
+    order, each clamped to [0, 1]: brightness x f; contrast blends with the mean of the image's grey
+    (0.2989 R + 0.587 G + 0.114 B, or the grey image itself); saturation blends each pixel with its grey."""
+    out = []
+    for b, (o0, o1, o2, fb, fc, fs) in enumerate(jitters):
+        x = xb[b]
+        order = (0, 1, 2) if PERTURB == "jitter-order-ignored" else (int(o0), int(o1), int(o2))
+
+        def grey(img):
+            if img.shape[0] == 1:
+                return img[0]
+            return 0.2989 * img[0] + 0.587 * img[1] + 0.114 * img[2]
+        for k in order:
+            if k == 0 and fb != 1:
+                x = (x * fb).clamp(0, 1)
+            elif k == 1 and fc != 1:
+                # --perturb contrast-mean-rgb: the mean over every channel's values instead of the grey's
+                m = x.mean() if PERTURB == "contrast-mean-rgb" else grey(x).to(torch.float64).mean().to(x.dtype)
+                x = (fc * x + (1 - fc) * m).clamp(0, 1)
+            elif k == 2 and fs != 1 and x.shape[0] == 3:
+                x = (fs * x + (1 - fs) * grey(x).unsqueeze(0)).clamp(0, 1)
+        out.append(x)
+    return torch.stack(out)
 
 
 def augmented_batch(x_train, rec, r):
@@ -1328,6 +1367,8 @@ def augmented_batch(x_train, rec, r):
         flips = torch.tensor(rec["flips"], dtype=torch.bool)
         axis = -2 if PERTURB == "flip-vertical" else -1
         xb = torch.where(flips.reshape(-1, 1, 1, 1), torch.flip(xb, dims=[axis]), xb)
+    if r["colorJitterBrightness"] or r["colorJitterContrast"] or r["colorJitterSaturation"]:
+        xb = color_jitter(xb, rec["jitters"])
     return normalize_images(xb, r)
 
 

@@ -11,8 +11,8 @@ PyTorch side draws VeriDL's He-init values and epoch shuffles: both start from t
 the same batches. PyTorch runs twice, in float32 and in float64. The float64 run is the reference, and the
 float32 run measures how much float32 rounding alone moves this case (BatchNorm nets before a BatchNorm are
 ill-conditioned: PyTorch's own float32 and float64 first-step gradients differ by up to 4% on some tensors).
-VeriDL must be as close to the reference as float32 is: every epoch's mean training loss and every step's loss within
-max(8 x the float32 spread, 2e-4 relative: Adam's first steps amplify the rounding
+VeriDL must be as close to the reference as float32 is: every epoch's mean training loss within max(8 x the float32
+spread, 2e-4 relative) and every step's loss within max(8 x the largest float32 spread up to that step, 2e-4 relative: Adam's first steps amplify the rounding
 noise of gradients that are exactly zero, e.g. a bias before a BatchNorm), every parameter tensor and running statistic
 after the last step within max(8 x the float32 run's distance, 1e-3) of how far training moved it, and the test-set
 count (2,004 digits through each framework's evaluation, BatchNorm running statistics included) within max(4, 2 x the
@@ -67,14 +67,14 @@ LOSS_SPREAD_FACTOR, LOSS_RTOL_FLOOR = 8.0, 2e-4
 # float64 count to 3 from it. Hence a floor of 4; the losses are the tighter
 # check (every injected bug of --self-test is caught by them or by the count).
 COUNT_SPREAD_FACTOR, COUNT_FLOOR = 2, 4
-# Every step's loss is held to the same bound as the epoch means. In the PARAM_CASES each parameter tensor (and running
+# Every step's loss is held to the bound of the epoch means, with the largest float32 spread of the steps so far. In the PARAM_CASES each parameter tensor (and running
 # statistic) after the last step is held to max(8 x the float32 run's distance, PARAM_FLOOR), both relative to how far
 # training moved it. Not in the BatchNorm-heavy cases: there PyTorch's float32 run shares PyTorch's summation orders and
 # so underestimates how far another float32 implementation lands (efficientnet-small: VeriDL at 0.3-27% of a tensor's
 # movement where PyTorch float32 is at 0.01-0.5%, with every loss within the bound above); their parameters are
 # reported, not judged.
 PARAM_SPREAD_FACTOR, PARAM_FLOOR = 8.0, 1e-3
-PARAM_CASES = {"linear-sgd", "mlp-adamw", "mlp-drop-adamw-before", "cifar-augment", "vit-small28"}
+PARAM_CASES = {"linear-sgd", "mlp-adamw", "mlp-drop-adamw-before", "cifar-augment", "cifar-jitter", "vit-small28"}
 N_TRAIN, BATCH, EPOCHS = 256, 64, 2
 
 # A small CNN on 3 x 32 x 32 images whose recipe turns every augmentation field on.
@@ -85,7 +85,12 @@ CIFAR_SMALL = {
                {"type": "dense", "fanIn": 512, "fanOut": 10, "activation": "identity"}],
     "recipe": {"optimizer": "adam", "lr": 0.003, "batch": 64, "epochs": 2, "augmentCropPad": 4, "augmentFlip": True,
                "augmentResizedCrop": True, "normalize": "imagenet"}}
-CIFAR_CASES = {"cifar-augment"}  # trained on the digits written as CIFAR-10 records (write_cifar_digits)
+# The same net with colour jitter (all three adjustments) and per-channel normalisation lists of its own.
+CIFAR_JITTER = {**CIFAR_SMALL, "name": "Conformance-CIFAR-Jitter",
+                "recipe": {"optimizer": "adam", "lr": 0.003, "batch": 64, "epochs": 2, "colorJitterBrightness": 0.4,
+                           "colorJitterContrast": 0.4, "colorJitterSaturation": 0.4,
+                           "normalize": {"mean": [0.5, 0.4, 0.3], "std": [0.25, 0.2, 0.3]}}}
+CIFAR_CASES = {"cifar-augment", "cifar-jitter"}  # trained on the digits written as CIFAR-10 records (write_cifar_digits)
 
 # name -> (spec file or spec, changes to the spec's JSON, recipe overrides passed to both)
 CASES = {
@@ -118,6 +123,7 @@ CASES = {
     # every augmentation field on RGB images (the digits as CIFAR-10 records, three different channels):
     # random-resized-crop, crop-pad 4, flip, ImageNet normalisation, on a small CNN with Adam
     "cifar-augment": (CIFAR_SMALL, {}, {}),
+    "cifar-jitter": (CIFAR_JITTER, {}, {}),
 }
 
 # Cases left out of the default (CI) run for time (`--all` or `--case` runs them). None: every primitive, every
@@ -139,9 +145,10 @@ INJECT = {
 # Deliberate slips in the reference's application of VeriDL's recorded decisions and conventions (pytorch_nets.py
 # --perturb): each would, in VeriDL, be the engine bug of the same name (a flip on the wrong axis, a crop window one
 # pixel off, the resize's corner-aligned convention, the normalisation constants in BGR order, dropout without its
-# 1 / (1 - rate), drop-path decisions taken per element), so the comparison must fail on each.
+# 1 / (1 - rate), drop-path decisions taken per element, the colour jitter in a fixed order, its contrast mean over
+# the RGB values instead of the grey), so the comparison must fail on each.
 PERTURB = ["flip-vertical", "crop-off-by-one", "resize-align-corners", "normalize-channels-reversed",
-           "dropout-not-rescaled", "droppath-per-element"]
+           "dropout-not-rescaled", "droppath-per-element", "jitter-order-ignored", "contrast-mean-rgb"]
 
 
 # --self-test: each mismatch on a case whose recipe has the field (ctest TorchConformanceCatchesPlumbingBugs).
@@ -152,7 +159,8 @@ SELF_TEST = [("no-smoothing", "mlp-adamw"), ("no-weight-decay", "mlp-adamw"), ("
              ("perturb:resize-align-corners", "cifar-augment"),
              ("perturb:normalize-channels-reversed", "cifar-augment"),
              ("perturb:dropout-not-rescaled", "mlp-drop-adamw-before"),
-             ("perturb:droppath-per-element", "mlp-drop-adamw-before")]
+             ("perturb:droppath-per-element", "mlp-drop-adamw-before"),
+             ("perturb:jitter-order-ignored", "cifar-jitter"), ("perturb:contrast-mean-rgb", "cifar-jitter")]
 
 
 def run(cmd, what, env=None):
@@ -250,8 +258,14 @@ def run_case(args, tmp, data, name):
         if not abs(lv - lt) <= tol:
             bad.append(f"epoch {e + 1} mean loss {lv:.9g} vs PyTorch float64 {lt:.9g}: {abs(lv - lt):.2g} apart, more "
                        f"than {tol:.2g} (PyTorch float32: {l32:.9g})")
+    # A step's bound takes the largest float32 spread of the steps up to it (relative to the loss): once rounding has
+    # been amplified (BatchNorm nets: PyTorch's own float32 run drifts by 1e-3 within a few steps), a later step that
+    # float32 happens to land close on says nothing about how close another float32 implementation lands.
+    spread = 0.0
     for i, (lv, lt, l32) in enumerate(zip(v["step_loss"], t["step_loss"], t32["step_loss"])):
-        tol = max(LOSS_SPREAD_FACTOR * abs(l32 - lt), LOSS_RTOL_FLOOR * max(1.0, abs(lt)))
+        scale = max(1.0, abs(lt))
+        spread = max(spread, abs(l32 - lt) / scale)
+        tol = max(LOSS_SPREAD_FACTOR * spread, LOSS_RTOL_FLOOR) * scale
         if not abs(lv - lt) <= tol:
             bad.append(f"step {i + 1} loss {lv:.9g} vs PyTorch float64 {lt:.9g}: {abs(lv - lt):.2g} apart, more than "
                        f"{tol:.2g} (PyTorch float32: {l32:.9g})")

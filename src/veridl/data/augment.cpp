@@ -85,7 +85,11 @@ void augment_batch(float* images, size_t B, size_t C, size_t H, size_t W, const 
                    float* scratch, AugmentDraw* drawn) {
   crop_flip(images, B, C, H, W, cfg, seed, scratch, drawn);
   if (cfg.jitter())  // after crop-pad and flip (on the padded crop, as torchvision's pipeline orders them)
-    for (size_t b = 0; b < B; ++b) color_jitter(images + b * C * H * W, C, H, W, draw_jitter(cfg, jitter_seed(seed, b)));
+    for (size_t b = 0; b < B; ++b) {
+      const JitterDraw d = draw_jitter(cfg, jitter_seed(seed, b));
+      if (drawn) drawn[b].jitter = d;
+      color_jitter(images + b * C * H * W, C, H, W, d);
+    }
 }
 
 uint64_t jitter_seed(uint64_t batch_seed, size_t b) {

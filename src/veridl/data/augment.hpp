@@ -29,26 +29,6 @@ struct AugmentConfig {
   bool enabled() const { return pad > 0 || flip || resized_crop || jitter(); }
 };
 
-// What augment_batch did to one image: the crop offsets into the zero-padded image (0 .. 2 pad; both 0 without
-// crop-pad) and whether it was flipped (never without `flip`).
-struct AugmentDraw {
-  size_t dy = 0, dx = 0;
-  bool flip = false;
-};
-
-// In place on B images of C x H x W. For image b the offsets and the flip are drawn from the stream
-// seeded with `seed`: dy = s % (2 pad + 1), dx = s % (2 pad + 1), flip = s & 1 (one xorshift step each).
-// `scratch` must hold C * H * W floats. `pad`, `flip` and then the colour jitter act here (resized_crop is
-// gather_example's). The jitter of image b draws from its own stream, jitter_seed(seed, b): the crop/flip draws above
-// are the same with or without it. `drawn`, when given (B entries), receives each image's offsets and flip as drawn
-// (a test hook: the trainer's decision dump, see train/trainer.hpp; the jitter's draws are not in it).
-void augment_batch(float* images, size_t B, size_t C, size_t H, size_t W, const AugmentConfig& cfg, uint64_t seed,
-                   float* scratch, AugmentDraw* drawn = nullptr);
-
-// The colour jitter of example b of the batch seeded with batch_seed: splitmix64(example_seed(batch_seed, b) ^
-// 0x6A09E667F3BCC909), never 0 (a stream apart from the random-resized-crop's).
-uint64_t jitter_seed(uint64_t batch_seed, size_t b);
-
 // The draws of one image's colour jitter from the xorshift64 stream starting at `seed`, in this order (torchvision's
 // ColorJitter.get_params: the order first, then the factors): order = a Fisher-Yates shuffle of (0 brightness,
 // 1 contrast, 2 saturation) (for i = 2, 1: j = s % (i + 1), swap order[i] and order[j]); then one uniform
@@ -58,6 +38,30 @@ struct JitterDraw {
   int order[3];
   double brightness, contrast, saturation;  // factors (1 when the adjustment is off)
 };
+
+// What augment_batch did to one image: the crop offsets into the zero-padded image (0 .. 2 pad; both 0 without
+// crop-pad), whether it was flipped (never without `flip`), and its colour jitter's draws (order 0 1 2 and factors 1
+// without jitter).
+struct AugmentDraw {
+  size_t dy = 0, dx = 0;
+  bool flip = false;
+  JitterDraw jitter{{0, 1, 2}, 1, 1, 1};
+};
+
+// In place on B images of C x H x W. For image b the offsets and the flip are drawn from the stream
+// seeded with `seed`: dy = s % (2 pad + 1), dx = s % (2 pad + 1), flip = s & 1 (one xorshift step each).
+// `scratch` must hold C * H * W floats. `pad`, `flip` and then the colour jitter act here (resized_crop is
+// gather_example's). The jitter of image b draws from its own stream, jitter_seed(seed, b): the crop/flip draws above
+// are the same with or without it. `drawn`, when given (B entries), receives each image's offsets and flip as drawn
+// (a test hook: the trainer's decision dump, see train/trainer.cpp).
+void augment_batch(float* images, size_t B, size_t C, size_t H, size_t W, const AugmentConfig& cfg, uint64_t seed,
+                   float* scratch, AugmentDraw* drawn = nullptr);
+
+// The colour jitter of example b of the batch seeded with batch_seed: splitmix64(example_seed(batch_seed, b) ^
+// 0x6A09E667F3BCC909), never 0 (a stream apart from the random-resized-crop's).
+uint64_t jitter_seed(uint64_t batch_seed, size_t b);
+
+// The draws of one image's colour jitter: see JitterDraw above.
 JitterDraw draw_jitter(const AugmentConfig& cfg, uint64_t seed);
 
 // One C x H x W image in [0, 1] (C 1 or 3), in place, adjusted in d.order (torchvision's functional ops on float

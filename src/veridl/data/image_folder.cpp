@@ -403,13 +403,20 @@ bool looks_like_class_folder(const std::string& dir) {
   return any && !ec;
 }
 
-Split load_class_folder(const std::string& dir, const ImageShape& shape, TrainImages train_images) {
-  const std::string folder = shown(dir);
+namespace {
+// The network's input must be what images load as: 1 (grey) or 3 (RGB) channels of a sensible size.
+void check_input_shape(const std::string& folder, const ImageShape& shape) {
   if ((shape.C != 1 && shape.C != 3) || shape.H == 0 || shape.W == 0 || shape.H > kMaxImageSide ||
       shape.W > kMaxImageSide)
     throw Error(fmt::format("image folder '{}': the network's input is {}x{}x{}, but images load as 1 (grey) or 3 (RGB) "
                             "channels of 1..{} pixels a side",
                             folder, shape.C, shape.H, shape.W, kMaxImageSide));
+}
+}  // namespace
+
+Split load_class_folder(const std::string& dir, const ImageShape& shape, TrainImages train_images) {
+  const std::string folder = shown(dir);
+  check_input_shape(folder, shape);
   const fs::path root(dir);
   const std::vector<std::string> classes = class_names(root, folder);
   if (classes.size() < 2)
@@ -437,11 +444,7 @@ bool looks_like_image_folder(const std::string& dir) {
 
 Split load_image_folder(const std::string& dir, const ImageShape& shape, TrainImages train_images) {
   const std::string folder = shown(dir);
-  if ((shape.C != 1 && shape.C != 3) || shape.H == 0 || shape.W == 0 || shape.H > kMaxImageSide ||
-      shape.W > kMaxImageSide)
-    throw Error(fmt::format("image folder '{}': the network's input is {}x{}x{}, but images load as 1 (grey) or 3 (RGB) "
-                            "channels of 1..{} pixels a side",
-                            folder, shape.C, shape.H, shape.W, kMaxImageSide));
+  check_input_shape(folder, shape);
   const fs::path root(dir), train = root / "train";
   if (!is_dir(train))
     throw Error(fmt::format("image folder '{}': no train/ directory (expected train/<class>/*.jpg|png and "

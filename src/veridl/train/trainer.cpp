@@ -110,7 +110,9 @@ namespace {
 // operations:
 //   {"step": t, "epoch": e, "batch": k, "examples": [training-set index of each batch position],
 //    "boxes": [[x0, y0, w, h] per example] (random-resized-crop on), "crops": [[dy, dx] per example] (crop-pad on;
-//    offsets into the zero-padded image), "flips": [0/1 per example] (flip on),
+//    offsets into the zero-padded image), "flips": [0/1 per example] (flip on), "jitters": [[o0, o1, o2, brightness,
+//    contrast, saturation] per example: the colour jitter's order (0 brightness, 1 contrast, 2 saturation) and
+//    factors] (colour jitter on),
 //    "keep": {"<node>": "0110..." (each dropout / dropPath node: its saved decisions, batch-major, 1 = kept)}}
 // The boxes and offsets are the values the gather and augment_batch drew and used; the keep strings are the bytes the
 // node's forward saved for its backward. Unset (always, outside that test), nothing is allocated, drawn or written.
@@ -156,6 +158,15 @@ class DecisionDump {
     if (aug.flip) {
       line += R"(, "flips": [)";
       for (size_t b = 0; b < B; ++b) line += fmt::format("{}{}", b ? ", " : "", drawn_[b].flip ? 1 : 0);
+      line += "]";
+    }
+    if (aug.jitter()) {
+      line += R"(, "jitters": [)";
+      for (size_t b = 0; b < B; ++b) {
+        const data::JitterDraw& j = drawn_[b].jitter;
+        line += fmt::format("{}[{}, {}, {}, {:.17g}, {:.17g}, {:.17g}]", b ? ", " : "", j.order[0], j.order[1], j.order[2],
+                            j.brightness, j.contrast, j.saturation);
+      }
       line += "]";
     }
     line += R"(, "keep": {)";
