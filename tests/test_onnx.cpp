@@ -64,7 +64,7 @@ constexpr size_t kBatch = 8;
 
 // The first kBatch test digits as the network's input: 28x28 grey as they are; 32x32x3 networks get each digit
 // padded by 2 on every side and repeated in the 3 channels.
-std::vector<float> digits(const net::NetSpec& spec) {
+std::vector<float> onnx_digits(const net::NetSpec& spec) {
   const data::Dataset& ds = mnist().test;
   std::vector<float> raw(kBatch * ds.image_size());
   ds.copy_images(0, kBatch, raw.data());
@@ -143,7 +143,7 @@ double scaled_diff(const std::vector<float>& got, const std::vector<float>& ref)
   }
   return d / scale;
 }
-constexpr double kTol = 1e-5;
+constexpr double kOnnxTol = 1e-5;
 
 struct Compared {
   std::string error;
@@ -155,7 +155,7 @@ Compared compare(const std::string& py, const std::string& file, graph::OnnxFaul
   const net::NetSpec spec = net::load_netspec(repo(file));
   const net::Plan plan = net::compile(spec, kBatch);
   const train::Model m = random_model(plan, 7);
-  const std::vector<float> x = digits(spec);
+  const std::vector<float> x = onnx_digits(spec);
   OnnxDir dir(fs::path(file).stem().string());
   onnx_export::OnnxOptions opt;
   opt.fault = fault;
@@ -176,8 +176,8 @@ TEST_P(OnnxSpecs, OnnxruntimeLogitsEqualTheEvalForward) {
   REQUIRE_ONNX(py);
   const Compared c = compare(py, GetParam());
   ASSERT_TRUE(c.error.empty()) << c.error;
-  EXPECT_LE(c.diff, kTol) << GetParam() << ": batch 8";
-  EXPECT_LE(c.diff1, kTol) << GetParam() << ": the first example alone";
+  EXPECT_LE(c.diff, kOnnxTol) << GetParam() << ": batch 8";
+  EXPECT_LE(c.diff1, kOnnxTol) << GetParam() << ": the first example alone";
 }
 
 // Every shipped spec that trains here: the 28x28 grey ones and the 32x32 CIFAR ones (the 224x224 ones differ from
@@ -206,7 +206,7 @@ TEST(Onnx, ComparisonCatchesExporterFaults) {
                         Case{"specs/resnet18_small.json", graph::OnnxFault::SwappedPads, "xlaSame pads swapped"}}) {
     const Compared c = compare(py, k.spec, k.fault);
     ASSERT_TRUE(c.error.empty()) << k.what << ": " << c.error;
-    EXPECT_GT(c.diff, 100 * kTol) << k.what << " on " << k.spec << " was not caught";
+    EXPECT_GT(c.diff, 100 * kOnnxTol) << k.what << " on " << k.spec << " was not caught";
   }
 }
 
@@ -261,10 +261,10 @@ TEST(Onnx, CommandExportsATrainedCheckpoint) {
   const net::NetSpec spec = net::parse_netspec(c.metadata.at("spec"), ck);
   const net::Plan plan = net::compile(spec, kBatch);
   const train::Model m = train::model_from_checkpoint(plan, c, ck);
-  const std::vector<float> x = digits(spec);
+  const std::vector<float> x = onnx_digits(spec);
   const OrtResult r = run_ort(py, dir, model, spec, x);
   ASSERT_TRUE(r.error.empty()) << r.error;
-  EXPECT_LE(scaled_diff(r.logits, native_logits(plan, m, x, kBatch)), kTol);
+  EXPECT_LE(scaled_diff(r.logits, native_logits(plan, m, x, kBatch)), kOnnxTol);
   // Errors: one line, naming what is wrong.
   Cmd no_ck = sh(fmt::format("export --onnx --out '{}'", model));
   EXPECT_EQ(no_ck.status, 2);
