@@ -6,6 +6,7 @@
 #                                         is installed either way: the conformance test's reference)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build libgtest-dev libgmock-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev python3
+  libonnx-dev libprotobuf-dev  # veridl export --onnx: ONNX's protobuf classes and checker (export/onnx.cpp)
   clang libclang-rt-14-dev libomp-14-dev llvm-14  # clang: the sanitizer + libFuzzer build of scripts/ci-checks.sh
   python3-torch python3-numpy  # Debian's PyTorch 1.13: the independent reference of tests/torch_conformance.py
   chromium)  # headless, renders the run report to a PNG in tests/test_report.cpp
@@ -40,4 +41,14 @@ if ((!iree_ok)); then
   echo "installing IREE $IREE_VERSION (iree-base-compiler, iree-base-runtime) into $venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check \
     "iree-base-compiler==$IREE_VERSION" "iree-base-runtime==$IREE_VERSION"
+fi
+# onnx and onnxruntime, in the same venv: tests/test_onnx.cpp checks every `veridl export --onnx` model with
+# onnx.checker (full_check) and runs it with onnxruntime (tests/onnx_run.py). Skipped when the pinned versions are there.
+ONNX_VERSION=1.17.0
+ORT_VERSION=1.20.1
+if ! compgen -G "$venv/lib/python3*/site-packages/onnx-$ONNX_VERSION.dist-info" >/dev/null ||
+   ! compgen -G "$venv/lib/python3*/site-packages/onnxruntime-$ORT_VERSION.dist-info" >/dev/null; then
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  echo "installing onnx $ONNX_VERSION and onnxruntime $ORT_VERSION into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "onnx==$ONNX_VERSION" "onnxruntime==$ORT_VERSION"
 fi

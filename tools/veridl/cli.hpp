@@ -34,6 +34,7 @@ int cmd_eval(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_export(int argc, char** argv);
 int cmd_report(int argc, char** argv);
+int cmd_predict(int argc, char** argv);
 
 // Reads the run folder, checks `out` (given by option `flag`), runs the contracts of the network's primitives and
 // writes the report page atomically (veridl report; veridl train --report at the end of a run).

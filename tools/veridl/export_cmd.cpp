@@ -4,10 +4,13 @@
 #include <cstdio>
 
 #include "veridl/cli.hpp"
+#include "veridl/export/onnx.hpp"
 #include "veridl/export/stablehlo.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
+#include "veridl/train/checkpoint.hpp"
 #include "veridl/train/optimizer.hpp"
+#include "veridl/train/trainer.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/file.hpp"
 
@@ -15,6 +18,12 @@ namespace veridl::cli {
 
 namespace {
 const char* kExportHelp = R"(usage: veridl export --spec FILE [--batch B] [--eval] [--out FILE.mlir] [options]
+       veridl export --onnx --checkpoint FILE --out FILE.onnx [--spec FILE]
+--onnx: a trained network's inference graph as an ONNX model (opset 17; docs/onnx.md): input x [N,C,H,W]
+  float32 (N any; the images normalised as evaluation does), output logits [N, classes]; BatchNorm on its
+  running statistics, dropout and dropPath as the identity; the parameters are the checkpoint's. The NetSpec
+  is the checkpoint's (metadata 'spec') unless --spec is given.
+Without --onnx:
 Writes the network's fused train step as a StableHLO module (MLIR text) with one function @main:
   inputs   the parameters (plan order, real shapes), the optimizer state, x [B,C,H,W] f32,
            labels [B] i32, lr f32 scalar, step i32 scalar (1-based)
@@ -30,6 +39,40 @@ header lists every input and result; docs/gpu.md compiles it with IREE for CPUs 
   --optimizer sgd|adam|adamw  --momentum X  --weight-decay X  --clip-norm X  --label-smoothing X
                      override the spec's recipe (the learning rate is an input of the module)
 )";
+
+// veridl export --onnx: the checkpoint's inference graph as an ONNX model.
+int export_onnx(const Args& a) {
+  for (const char* f : {"--batch", "--optimizer", "--momentum", "--weight-decay", "--clip-norm", "--label-smoothing", "--eval"})
+    if (a.has(f)) throw Error(std::string(f) + " does not apply to export --onnx (the inference graph, any batch size)");
+  const auto ck_path = a.get("--checkpoint");
+  if (!ck_path) throw Error("--onnx needs --checkpoint FILE (a checkpoint written by veridl train)");
+  const auto out = a.get("--out");
+  if (!out) throw Error("--onnx needs --out FILE.onnx");
+  const train::Checkpoint ck = train::load_safetensors(*ck_path);
+  train::check_checkpoint_format(ck, *ck_path, false);
+  net::NetSpec spec;
+  if (auto sp = a.get("--spec")) {
+    spec = net::load_netspec(*sp);
+  } else {
+    auto it = ck.metadata.find("spec");
+    if (it == ck.metadata.end()) throw Error(*ck_path + ": checkpoint has no 'spec' metadata; pass --spec FILE");
+    spec = net::parse_netspec(it->second, *ck_path + " (metadata 'spec')");
+  }
+  const net::Plan plan = net::compile(spec, 1);
+  const train::Model model = train::model_from_checkpoint(plan, ck, *ck_path);
+  onnx_export::OnnxOptions opt;
+  opt.doc = fmt::format("{} from the VeriDL checkpoint {}", spec.name, *ck_path);
+  try {
+    onnx_export::write_onnx(plan, model.params, model.running, *out, opt);
+  } catch (const Error& e) {
+    if (std::string(e.what()).rfind("cannot write", 0) == 0) throw Error(std::string("--out: ") + e.what());
+    throw;
+  }
+  fmt::print(stderr, "{}: wrote the inference graph of {} as ONNX (opset {}; {} parameters; input x [N,{},{},{}], output logits [N,{}])\n",
+             *out, spec.name, onnx_export::kOpset, plan.n_params, spec.channels, spec.imageH, spec.imageW, plan.num_classes);
+  return 0;
+}
+
 }  // namespace
 
 int cmd_export(int argc, char** argv) {
@@ -40,8 +83,10 @@ int cmd_export(int argc, char** argv) {
     }
   Args a(argc, argv, 2,
          {"--spec", "--batch", "--out", "--optimizer", "--momentum", "--weight-decay", "--clip-norm",
-          "--label-smoothing"},
-         {"--eval"});
+          "--label-smoothing", "--checkpoint"},
+         {"--eval", "--onnx"});
+  if (a.has("--onnx")) return export_onnx(a);
+  if (a.has("--checkpoint")) throw Error("--checkpoint applies to export --onnx (the StableHLO module takes the parameters as inputs)");
   auto spec_path = a.get("--spec");
   if (!spec_path) throw Error("--spec FILE is required (e.g. specs/mnist_linear.json)");
   const net::NetSpec spec = net::load_netspec(*spec_path);

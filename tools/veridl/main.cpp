@@ -20,7 +20,9 @@ commands:
   verify   check every VJP contract exactly (or a whole network with --spec)
   info     print a NetSpec's layers, shapes and parameter count (--cpu: the CPU and the kernel variant in use;
            --reference: the NetSpec reference of every layer type, field and recipe key, docs/netspec.md's tables)
-  export   write the fused train step (or --eval forward) as StableHLO for IREE / XLA (docs/gpu.md)
+  export   write the fused train step (or --eval forward) as StableHLO for IREE / XLA (docs/gpu.md), or
+           --onnx a checkpoint's inference graph as ONNX (docs/onnx.md)
+  predict  a checkpoint's top-k classes for an image file, a folder of images or an IDX file
   report   write a run folder's HTML report: curves, confusion matrix, spec, checked contracts
 )";
 }
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
     if (cmd == "info") return veridl::cli::cmd_info(argc, argv);
     if (cmd == "export") return veridl::cli::cmd_export(argc, argv);
     if (cmd == "report") return veridl::cli::cmd_report(argc, argv);
+    if (cmd == "predict") return veridl::cli::cmd_predict(argc, argv);
     fmt::print(stderr, "veridl: unknown command '{}'\n{}", cmd, kHelp);
     return 2;
   } catch (const std::bad_alloc&) {

@@ -253,38 +253,53 @@ std::vector<uint8_t> read_file_maybe_gzip(const std::string& path, const std::st
   return bytes;
 }
 
+namespace {
+// The images of an IDX images file into ds (n, C = 1, H, W, pixels).
+void read_idx_images(Dataset& ds, const std::string& images_path) {
+  const std::string img_what = "IDX images file";
+  // The header is checked first (for a gzip file, before the rest is inflated).
+  auto check_header = [&](std::span<const uint8_t> head) -> uint64_t {
+    check_magic(head, kIdxImagesMagic, 16, img_what, images_path);
+    uint32_t n = be32(head.data() + 4), rows = be32(head.data() + 8), cols = be32(head.data() + 12);
+    if (rows == 0 || cols == 0 || rows > kMaxSide || cols > kMaxSide)
+      throw Error(fmt::format("{} '{}': absurd dims n={} rows={} cols={} (rows and cols must be in 1..{})",
+                              img_what, images_path, n, rows, cols, kMaxSide));
+    if (n == 0) throw Error(fmt::format("{} '{}': holds zero images (n = 0)", img_what, images_path));
+    const uint64_t declared = uint64_t{n} * rows * cols;
+    if (declared > kMaxDecompressed)
+      throw Error(fmt::format("{} '{}': header declares {} x {} x {} = {} bytes of pixels, more than the {} byte limit",
+                              img_what, images_path, n, rows, cols, declared, kMaxDecompressed));
+    return 16 + declared + kTrailingSlack;
+  };
+  std::vector<uint8_t> bytes = read_file_maybe_gzip(images_path, img_what, {16, check_header});
+  uint32_t n = be32(bytes.data() + 4), rows = be32(bytes.data() + 8), cols = be32(bytes.data() + 12);
+  uint64_t expected = uint64_t{n} * rows * cols;
+  check_payload(bytes.size() - 16, expected, fmt::format("{} x {} x {}", n, rows, cols), img_what, images_path);
+  ds.n = n;
+  ds.C = 1;
+  ds.H = rows;
+  ds.W = cols;
+  bytes.erase(bytes.begin(), bytes.begin() + 16);  // the header; the pixels are kept as they are
+  bytes.resize(expected);
+  ds.pixels = std::move(bytes);
+}
+}  // namespace
+
+Dataset load_idx_images(const std::string& images_path) {
+  Dataset ds;
+  ds.source = images_path;
+  ds.num_classes = kNumClasses;
+  read_idx_images(ds, images_path);
+  ds.labels.assign(ds.n, 0);
+  return ds;
+}
+
 Dataset load_idx(const std::string& images_path, const std::string& labels_path) {
-  const std::string img_what = "IDX images file", lbl_what = "IDX labels file";
+  const std::string lbl_what = "IDX labels file";
   Dataset ds;
   ds.source = images_path + ", " + labels_path;
   ds.num_classes = kNumClasses;
-  {
-    // The header is checked first (for a gzip file, before the rest is inflated).
-    auto check_header = [&](std::span<const uint8_t> head) -> uint64_t {
-      check_magic(head, kIdxImagesMagic, 16, img_what, images_path);
-      uint32_t n = be32(head.data() + 4), rows = be32(head.data() + 8), cols = be32(head.data() + 12);
-      if (rows == 0 || cols == 0 || rows > kMaxSide || cols > kMaxSide)
-        throw Error(fmt::format("{} '{}': absurd dims n={} rows={} cols={} (rows and cols must be in 1..{})",
-                                img_what, images_path, n, rows, cols, kMaxSide));
-      if (n == 0) throw Error(fmt::format("{} '{}': holds zero images (n = 0)", img_what, images_path));
-      const uint64_t declared = uint64_t{n} * rows * cols;
-      if (declared > kMaxDecompressed)
-        throw Error(fmt::format("{} '{}': header declares {} x {} x {} = {} bytes of pixels, more than the {} byte limit",
-                                img_what, images_path, n, rows, cols, declared, kMaxDecompressed));
-      return 16 + declared + kTrailingSlack;
-    };
-    std::vector<uint8_t> bytes = read_file_maybe_gzip(images_path, img_what, {16, check_header});
-    uint32_t n = be32(bytes.data() + 4), rows = be32(bytes.data() + 8), cols = be32(bytes.data() + 12);
-    uint64_t expected = uint64_t{n} * rows * cols;
-    check_payload(bytes.size() - 16, expected, fmt::format("{} x {} x {}", n, rows, cols), img_what, images_path);
-    ds.n = n;
-    ds.C = 1;
-    ds.H = rows;
-    ds.W = cols;
-    bytes.erase(bytes.begin(), bytes.begin() + 16);  // the header; the pixels are kept as they are
-    bytes.resize(expected);
-    ds.pixels = std::move(bytes);
-  }
+  read_idx_images(ds, images_path);
   {
     auto check_header = [&](std::span<const uint8_t> head) -> uint64_t {
       check_magic(head, kIdxLabelsMagic, 8, lbl_what, labels_path);

@@ -79,6 +79,10 @@ struct Split {
   // The validation set, evaluated during training: held out of the training data (hold_out_validation), or an
   // image folder's own val/ when it also has test/. Empty (n = 0) when there is none.
   Dataset val;
+  // The class names, label k's at k, when known: an image folder's class folders, a known dataset's names ("0".."9"
+  // for the MNIST sets, Fashion-MNIST's and CIFAR-10's); empty for an IDX or CIFAR directory given by path. Last and
+  // defaulted, so that aggregate initialisers {train, test, name, val} stay complete.
+  std::vector<std::string> classes = {};
 };
 
 // The examples `idx` of `ds` (in that order), with its shape, classes and storage kind.
@@ -112,6 +116,8 @@ std::vector<uint8_t> read_file_maybe_gzip(const std::string& path, const std::st
 // labels magic 0x00000801 with dim (n) and uint8 labels in [0,10). Each file raw or gzip.
 // Result: C = 1, H = rows, W = cols.
 Dataset load_idx(const std::string& images_path, const std::string& labels_path);
+// An IDX images file alone (raw or gzip; errors as load_idx's), every label 0: what veridl predict classifies.
+Dataset load_idx_images(const std::string& images_path);
 
 // CIFAR-10 binary batches, concatenated in the order given: each file is a whole number of
 // 3073-byte records (1 label byte, then 1024 R, 1024 G, 1024 B bytes of a 32x32 image).

@@ -492,6 +492,7 @@ Split load_image_folder(const std::string& dir, const ImageShape& shape, TrainIm
   const std::vector<Item> test_items = own_val ? list_images(test, classes, folder) : std::vector<Item>{};
   Split s;
   s.name = dir;
+  s.classes = classes;
   s.train = decode_all(train_items, shape, classes.size(), shown(train), train_images);
   if (own_val) {
     s.val = decode_all(val_items, shape, classes.size(), shown(val), TrainImages::Resized);

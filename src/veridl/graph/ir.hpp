@@ -21,6 +21,8 @@
 //                                                       scalar) or Fast (float32 kernels)
 //   static void emit_forward(Emission&, const Node&)    StableHLO emitters (export)
 //   static void emit_backward(Emission&, const Node&)
+//   static void emit_onnx(OnnxEmission&, const Node&)   its ONNX inference form (graph/onnx.hpp; absent: none,
+//                                                       as for the loss)
 //   static std::vector<std::string> contracts()         the registered contracts its backward implements
 //   static void register_contracts(Registry&)           registers them (prims/<name>/contracts.cpp;
 //                                                       builtin_contracts() in prims/table.cpp calls it)
@@ -43,6 +45,7 @@
 #include <nlohmann/json.hpp>
 
 #include "veridl/calculus/decisions.hpp"
+#include "veridl/graph/onnx.hpp"
 #include "veridl/graph/pad_style.hpp"
 #include "veridl/hlo/builder.hpp"
 

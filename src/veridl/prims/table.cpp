@@ -31,6 +31,7 @@ OpDef make_def() {
   d.declare = [](const void* a, graph::Decl& decl) { P::declare(*static_cast<const A*>(a), decl); };
   d.emit_forward = &P::emit_forward;
   d.emit_backward = &P::emit_backward;
+  if constexpr (requires { &P::emit_onnx; }) d.emit_onnx = &P::emit_onnx;
   d.contracts = &P::contracts;
   d.register_contracts = &P::register_contracts;
   d.examples = &P::examples;

@@ -22,6 +22,8 @@ struct OpDef {
   void (*declare)(const void* attrs, graph::Decl&) = nullptr;
   void (*emit_forward)(graph::Emission&, const graph::Node&) = nullptr;
   void (*emit_backward)(graph::Emission&, const graph::Node&) = nullptr;
+  // The ONNX inference graph (export/onnx.hpp); nullptr: the primitive has no inference form (the loss).
+  void (*emit_onnx)(graph::OnnxEmission&, const graph::Node&) = nullptr;
   std::vector<std::string> (*contracts)() = nullptr;
   void (*register_contracts)(Registry&) = nullptr;
   std::vector<graph::Example> (*examples)() = nullptr;

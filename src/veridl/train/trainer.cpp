@@ -432,9 +432,15 @@ class MetricsLog {
 
 // A weights-only checkpoint (parameters and running statistics, no optimizer state): `veridl eval` reads it,
 // `--resume` refuses it (no position).
-void save_weights(const std::string& path, const net::Plan& plan, TrainStep& ts, const std::string& data_name,
+// Metadata 'classes': the data's class names as a JSON array of strings (veridl predict prints them), when known.
+void add_classes(std::map<std::string, std::string>& meta, const data::Split& data) {
+  if (!data.classes.empty()) meta["classes"] = nlohmann::json(data.classes).dump();
+}
+
+void save_weights(const std::string& path, const net::Plan& plan, TrainStep& ts, const data::Split& data,
                   const std::map<std::string, std::string>& extra) {
-  std::map<std::string, std::string> meta = {{"data", data_name}, {"weights_only", "true"}};
+  std::map<std::string, std::string> meta = {{"data", data.name}, {"weights_only", "true"}};
+  add_classes(meta, data);
   for (const auto& [k, v] : extra) meta[k] = v;
   save_safetensors(path, make_checkpoint(plan, ts.model(), meta));
 }
@@ -498,15 +504,16 @@ void progress_log(FILE* log, const Progress& p) {
 // (validating), the early-stopping state too. Written to cfg.out and, for an epoch's end under --keep-last, to its
 // epoch file first (so cfg.out is never newer than the newest epoch file).
 void save_state(const TrainConfig& cfg, const net::Plan& plan, TrainStep& ts, const ResumeState& st, bool complete,
-                const std::string& data_name, bool validating, bool epoch_end, const EvalResult* ev,
+                const data::Split& data, bool validating, bool epoch_end, const EvalResult* ev,
                 const EvalResult* val = nullptr) {
   std::map<std::string, std::string> meta = {{"config", config_json(cfg).dump()},
-                                             {"data", data_name},
+                                             {"data", data.name},
                                              {"epoch", std::to_string(st.epoch)},
                                              {"batch", std::to_string(st.batch)},
                                              {"step", std::to_string(st.step)},
                                              {"epoch_loss", fmt::format("{:a}", st.epoch_loss)},
                                              {"complete", complete ? "true" : "false"}};
+  add_classes(meta, data);
   if (ev) meta["test_accuracy"] = fmt::format("{:.4f}", ev->accuracy());
   if (val) meta["val_accuracy"] = fmt::format("{:.4f}", val->accuracy());
   // Only with a validation set: the checkpoints of runs without one keep their bytes (tests/test_bitpin.cpp).
@@ -862,7 +869,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
         res.interrupted = true;
         if (show_progress) fmt::print(stderr, "\r\033[K");
         if (!cfg.out.empty()) {
-          save_state(cfg, plan, ts, st, false, data.name, validating, false, nullptr);
+          save_state(cfg, plan, ts, st, false, data, validating, false, nullptr);
           fmt::print(log, "interrupted at epoch {} batch {} (step {}): saved a resumable checkpoint to {}\n", epoch + 1,
                      bi, st.step, cfg.out);
         } else {
@@ -973,7 +980,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
         res.best_epoch = epoch + 1;
         since_best = 0;
         if (!cfg.run_dir.empty())
-          save_weights(cfg.run_dir + "/best.safetensors", plan, ts, data.name,
+          save_weights(cfg.run_dir + "/best.safetensors", plan, ts, data,
                        {{"epoch", std::to_string(epoch + 1)}, {"best_metric", cfg.best_metric},
                         {"best_value", fmt::format("{}", m)}});
       } else if (cfg.patience > 0 && ++since_best >= cfg.patience && !last) {
@@ -988,7 +995,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     if (last && data.test.n == 0) {
       fmt::print(log, "  test set: {}\n", data.test.source.empty() ? "none" : data.test.source);
       if (!cfg.run_dir.empty())
-        save_weights(cfg.run_dir + "/weights.safetensors", plan, ts, data.name, {{"epoch", std::to_string(epoch + 1)}});
+        save_weights(cfg.run_dir + "/weights.safetensors", plan, ts, data, {{"epoch", std::to_string(epoch + 1)}});
     } else if (last) {
       test = evaluate(ts, data.test, cfg.normalize);
       fmt::print(log, "  test accuracy: {}/{} = {:.2f}% (whole test set)\n", test.correct, test.total, test.accuracy());
@@ -996,11 +1003,11 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       res.final_eval = test;
       metrics.test(test);
       if (!cfg.run_dir.empty())
-        save_weights(cfg.run_dir + "/weights.safetensors", plan, ts, data.name, {{"epoch", std::to_string(epoch + 1)}});
+        save_weights(cfg.run_dir + "/weights.safetensors", plan, ts, data, {{"epoch", std::to_string(epoch + 1)}});
     }
     st = position(epoch + 1, 0, 0.0);
     if (!cfg.out.empty() && (last || (cfg.checkpoint_every > 0 && (epoch + 1) % cfg.checkpoint_every == 0))) {
-      save_state(cfg, plan, ts, st, last, data.name, validating, true, last ? &test : nullptr, validated ? &val : nullptr);
+      save_state(cfg, plan, ts, st, last, data, validating, true, last ? &test : nullptr, validated ? &val : nullptr);
       if (cfg.keep_last > 0) {
         const std::vector<std::string> removed = prune_epoch_checkpoints(cfg, epoch + 1);
         std::string gone;

@@ -22,6 +22,9 @@
 //   static hlo::Val emit_value(hlo::Builder&, const hlo::Val& x), emit_derivative(...)
 //                                            the exporter's f and f'; a piecewise f's emission decides
 //                                            the pieces with compares that agree with region_f
+//   static std::string emit_onnx_value(graph::OnnxGraph&, const std::string& x)
+//                                            f as ONNX operators (the inference graph, export/onnx.hpp),
+//                                            with the float kernels' constants and order of operations
 //   static std::vector<ProductionShape> production()   real network shapes for the contract
 //
 // value/derivative are written from the atoms (calculus/atoms.hpp) and exactly embedded constants, so the
@@ -223,6 +226,11 @@ struct Activation : ElementwiseActivationHead {
     const hlo::Val& x = e.in(n, 0);
     e.set_dx(n, 0, b.mul(F::emit_derivative(b, x), b.reshape(e.dy(n), x.shape)));
     b.tag.clear();
+  }
+  // The inference graph: F's value in ONNX operators (F::emit_onnx_value), elementwise on any shape.
+  static void emit_onnx(OnnxEmission& e, const Node& n) {
+    e.o.begin(n.name);
+    e.set_out(n, F::emit_onnx_value(e.o, e.in(n, 0)));
   }
   static std::vector<std::string> contracts() { return {F::kContract}; }
   static std::vector<Example> examples() {

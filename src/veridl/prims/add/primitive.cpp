@@ -27,4 +27,9 @@ void Add::emit_backward(Emission& e, const Node& n) {
     if (e.want_dx(n, i)) e.set_dx(n, i, e.dy(n));
 }
 
+void Add::emit_onnx(OnnxEmission& e, const Node& n) {
+  e.o.begin(n.name);
+  e.set_out(n, e.o.op("Add", {e.in(n, 0), e.in_as(n, 1, e.in_shape(n, 0))}));
+}
+
 }  // namespace veridl::prims

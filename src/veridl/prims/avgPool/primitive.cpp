@@ -87,4 +87,17 @@ std::vector<Example> AvgPool::examples() {
           {"2x2/3 valid (stride past the window)", {{"size", 2}, {"stride", 3}}, {{{1, 8, 7}}}}};
 }
 
+// AveragePool with count_include_pad = 1: VeriDL divides every window by its full size, padded cells included.
+void AvgPool::emit_onnx(OnnxEmission& e, const Node& n) {
+  const ops::AvgPoolShape& p = n.attrs_as<Attrs>().shape;
+  OnnxGraph& o = e.o;
+  o.begin(n.name);
+  const std::string y = o.op("AveragePool", {e.in_as(n, 0, {p.C, p.H, p.W})},
+                             {OnnxAttr::list("kernel_shape", {int64_t(p.KH), int64_t(p.KW)}),
+                              OnnxAttr::list("strides", {int64_t(p.stride), int64_t(p.stride)}),
+                              OnnxAttr::list("pads", e.pads(p.pad_top, p.pad_left, p.pad_bottom, p.pad_right)),
+                              OnnxAttr::integer("count_include_pad", 1)});
+  e.set_out_as(n, y, {p.C, p.OH(), p.OW()});
+}
+
 }  // namespace veridl::prims

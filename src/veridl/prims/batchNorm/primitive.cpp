@@ -98,4 +98,27 @@ std::vector<Example> BatchNorm::examples() {
   return {{"C=3 4x5", nlohmann::json::object(), {{{3, 4, 5}}}}, {"flat 6", nlohmann::json::object(), {{{6}}}}};
 }
 
+// Evaluation form: BatchNormalization on the running statistics (initializers "<node>.running_mean" / "running_var").
+void BatchNorm::emit_onnx(OnnxEmission& e, const Node& n) {
+  const ops::BatchNormShape& s = n.attrs_as<Attrs>().shape;
+  OnnxGraph& o = e.o;
+  o.begin(n.name);
+  const std::string x = e.in_as(n, 0, {s.C, s.H, s.W});
+  const float eps = static_cast<float>(ops::kBatchNormEps);
+  if (e.fault == OnnxFault::BatchNormBatchStats) {  // the training form on the batch's statistics (a deliberate fault)
+    const std::vector<int64_t> axes{0, 2, 3};
+    const std::string mean = o.op("ReduceMean", {x}, {OnnxAttr::list("axes", axes)});
+    const std::string d = o.op("Sub", {x, mean});
+    const std::string var = o.op("ReduceMean", {o.op("Mul", {d, d})}, {OnnxAttr::list("axes", axes)});
+    const std::string xh = o.op("Div", {d, o.op("Sqrt", {o.op("Add", {var, o.scalar(eps)})})});
+    auto chan = [&](const std::string& v) { return o.op("Reshape", {v, o.ints({int64_t(s.C), 1, 1})}); };
+    e.set_out_as(n, o.op("Add", {o.op("Mul", {xh, chan(e.param(n, 0))}), chan(e.param(n, 1))}), {s.C, s.H, s.W});
+    return;
+  }
+  const auto& st = e.state.at(e.index(n));
+  const std::string y = o.op("BatchNormalization", {x, e.param(n, 0), e.param(n, 1), st.at(0), st.at(1)},
+                             {OnnxAttr::real("epsilon", eps)});
+  e.set_out_as(n, y, {s.C, s.H, s.W});
+}
+
 }  // namespace veridl::prims

@@ -35,4 +35,12 @@ void ClsPool::emit_backward(Emission& e, const Node& n) {
                            e.in(n, 0).shape));
 }
 
+void ClsPool::emit_onnx(OnnxEmission& e, const Node& n) {
+  const Attrs& a = n.attrs_as<Attrs>();
+  OnnxGraph& o = e.o;
+  o.begin(n.name);
+  const std::string row = o.op("Slice", {e.in_as(n, 0, {a.T, a.D}), o.ints({0}), o.ints({1}), o.ints({1})});
+  e.set_out_as(n, row, {1, a.D});
+}
+
 }  // namespace veridl::prims

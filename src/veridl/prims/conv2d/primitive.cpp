@@ -166,4 +166,21 @@ std::vector<Example> Conv2d::examples() {
            {{"ic", 2}, {"oc", 4}, {"k", 3}, {"stride", 2}, {"groups", 2}, {"padding", "valid"}}, {{{2, 7, 7}}}}};
 }
 
+// Conv with VeriDL's resolved pads (xlaSame puts an odd padding cell at the bottom / right, symmetric pads equally),
+// groups, and the weight as stored [oc, ic / groups, k, k].
+void Conv2d::emit_onnx(OnnxEmission& e, const Node& n) {
+  const Attrs& a = n.attrs_as<Attrs>();
+  const ops::Conv2dShape& c = a.shape;
+  OnnxGraph& o = e.o;
+  o.begin(n.name);
+  std::vector<std::string> in{e.in_as(n, 0, {c.C, c.H, c.W}), e.param(n, 0)};
+  if (a.bias) in.push_back(e.param(n, 1));
+  const std::string y = o.op("Conv", in,
+                             {OnnxAttr::list("kernel_shape", {int64_t(c.KH), int64_t(c.KW)}),
+                              OnnxAttr::list("strides", {int64_t(c.stride), int64_t(c.stride)}),
+                              OnnxAttr::list("pads", e.pads(c.pad_top, c.pad_left, c.pad_bottom, c.pad_right)),
+                              OnnxAttr::list("dilations", {1, 1}), OnnxAttr::integer("group", int64_t(c.G))});
+  e.set_out_as(n, y, {c.O, c.OH(), c.OW()});
+}
+
 }  // namespace veridl::prims

@@ -91,4 +91,17 @@ std::vector<Example> Dense::examples() {
           {"tokens [4, 6] -> [4, 5]", {{"fanIn", 6}, {"fanOut", 5}}, {{{4, 6}}}}};
 }
 
+// y = x W + b on [N, fanIn] (or [N, T, fanIn] tokens): MatMul with the weight as stored ([fanIn, fanOut]), then Add.
+void Dense::emit_onnx(OnnxEmission& e, const Node& n) {
+  const Attrs& a = n.attrs_as<Attrs>();
+  OnnxGraph& o = e.o;
+  o.begin(n.name);
+  const std::vector<size_t> xs = a.rows > 1 ? std::vector<size_t>{a.rows, a.fan_in} : std::vector<size_t>{a.fan_in};
+  std::string w = e.param(n, 0);
+  if (e.fault == OnnxFault::DenseWeightTransposed)  // the weight read as if stored [fanOut, fanIn] (a deliberate fault)
+    w = o.op("Transpose", {o.op("Reshape", {w, o.ints({int64_t(a.fan_out), int64_t(a.fan_in)})})});
+  const std::string y = o.op("Add", {o.op("MatMul", {e.in_as(n, 0, xs), w}), e.param(n, 1)});
+  e.set_out_as(n, y, a.rows > 1 ? std::vector<size_t>{a.rows, a.fan_out} : std::vector<size_t>{a.fan_out});
+}
+
 }  // namespace veridl::prims

@@ -49,6 +49,12 @@ void DropHead<P>::emit_backward(Emission& e, const Node& n) {
   e.set_dx(n, 0, b.mul(b.reshape(e.dy(n), scaled.shape), scaled));
 }
 
+// Inference: the identity (dropout and dropPath act in training only).
+template <bool P>
+void DropHead<P>::emit_onnx(OnnxEmission& e, const Node& n) {
+  e.set_out(n, e.in(n, 0));
+}
+
 template struct DropHead<false>;
 template struct DropHead<true>;
 

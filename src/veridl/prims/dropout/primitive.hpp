@@ -59,6 +59,7 @@ struct DropHead {
   }
   static void emit_forward(Emission& e, const Node& n);
   static void emit_backward(Emission& e, const Node& n);
+  static void emit_onnx(OnnxEmission& e, const Node& n);  // the inference graph (export/onnx.hpp)
 };
 
 struct Dropout : DropHead<false> {

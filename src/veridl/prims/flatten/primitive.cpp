@@ -20,4 +20,9 @@ void Flatten::emit_backward(Emission& e, const Node& n) {
   e.set_dx(n, 0, e.b.reshape(e.dy(n), e.in(n, 0).shape));
 }
 
+void Flatten::emit_onnx(OnnxEmission& e, const Node& n) {
+  e.o.begin(n.name);
+  e.set_out(n, e.o.op("Flatten", {e.in(n, 0)}, {OnnxAttr::integer("axis", 1)}));
+}
+
 }  // namespace veridl::prims

@@ -40,6 +40,7 @@ struct Flatten {
   }
   static void emit_forward(Emission& e, const Node& n);
   static void emit_backward(Emission& e, const Node& n);
+  static void emit_onnx(OnnxEmission& e, const Node& n);  // the inference graph (export/onnx.hpp)
   // A reindexing: its VJP (the inverse reshape) is exact by construction; the reindex rule of the calculus
   // core (pdiv_reindex, tests/test_pdiv.cpp) and the whole-network checks cover it.
   static std::vector<std::string> contracts() { return {}; }

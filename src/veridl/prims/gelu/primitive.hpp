@@ -81,6 +81,12 @@ struct GeluFn {
   static hlo::Val emit_value(hlo::Builder& b, const hlo::Val& x) {
     return b.mul(b.mul(x, 0.5f), b.add(tanh_of_inner(b, x), 1.0f));
   }
+  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in emit_value's order.
+  static std::string emit_onnx_value(graph::OnnxGraph& o, const std::string& x) {
+    const std::string x3 = o.op("Mul", {o.op("Mul", {x, x}), x});
+    const std::string inner = o.op("Mul", {o.op("Add", {x, o.op("Mul", {x3, o.scalar(float(kCubic))})}), o.scalar(kSqrt2OverPiF)});
+    return o.op("Mul", {o.op("Mul", {x, o.scalar(0.5f)}), o.op("Add", {o.op("Tanh", {inner}), o.scalar(1.0f)})});
+  }
   static hlo::Val emit_derivative(hlo::Builder& b, const hlo::Val& x) {
     const hlo::Val t = tanh_of_inner(b, x), one = b.cst(1.0f, x.shape);
     const hlo::Val sech2 = b.sub(one, b.mul(t, t));

@@ -56,6 +56,11 @@ struct GeluErfFn {
   static hlo::Val emit_value(hlo::Builder& b, const hlo::Val& x) {
     return b.mul(b.mul(x, 0.5f), b.add(b.erf(b.mul(x, kInvSqrt2F)), 1.0f));
   }
+  // 0.5 x (1 + erf(x / sqrt 2)).
+  static std::string emit_onnx_value(graph::OnnxGraph& o, const std::string& x) {
+    const std::string erf = o.op("Erf", {o.op("Mul", {x, o.scalar(kInvSqrt2F)})});
+    return o.op("Mul", {o.op("Mul", {x, o.scalar(0.5f)}), o.op("Add", {erf, o.scalar(1.0f)})});
+  }
   static hlo::Val emit_derivative(hlo::Builder& b, const hlo::Val& x) {
     const hlo::Val cdf = b.mul(b.add(b.erf(b.mul(x, kInvSqrt2F)), 1.0f), 0.5f);
     const hlo::Val pdf = b.mul(b.exp(b.mul(b.mul(x, x), -0.5f)), kInvSqrt2PiF);

@@ -39,4 +39,10 @@ void GlobalAvgPool::emit_backward(Emission& e, const Node& n) {
   e.set_dx(n, 0, b.reshape(dx, e.in(n, 0).shape));
 }
 
+void GlobalAvgPool::emit_onnx(OnnxEmission& e, const Node& n) {
+  const Attrs& a = n.attrs_as<Attrs>();
+  e.o.begin(n.name);
+  e.set_out_as(n, e.o.op("GlobalAveragePool", {e.in_as(n, 0, {a.C, a.H, a.W})}), {a.C, 1, 1});
+}
+
 }  // namespace veridl::prims

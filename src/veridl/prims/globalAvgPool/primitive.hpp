@@ -39,6 +39,7 @@ struct GlobalAvgPool {
   }
   static void emit_forward(Emission& e, const Node& n);
   static void emit_backward(Emission& e, const Node& n);
+  static void emit_onnx(OnnxEmission& e, const Node& n);  // the inference graph (export/onnx.hpp)
   static std::vector<std::string> contracts() { return {"globalAvgPoolFlat_has_vjp_correct"}; }
   static void register_contracts(Registry& r);  // contracts.cpp
   static std::vector<Example> examples() {

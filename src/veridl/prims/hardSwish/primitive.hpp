@@ -69,6 +69,12 @@ struct HardSwishFn {
     const hlo::Val mid = b.div(b.mul(x, b.add(x, 3.0f)), b.cst(6.0f, x.shape));
     return b.select(low, b.cst(0.0f, x.shape), b.select(high, x, mid));
   }
+  // x clip(x + 3, 0, 6) / 6: 0 below -3, x above 3 (x 6 / 6 is exact), x (x + 3) / 6 between, as value_f
+  // computes it (ONNX's HardSwish computes x max(0, min(1, x / 6 + 1/2)), rounded differently).
+  static std::string emit_onnx_value(graph::OnnxGraph& o, const std::string& x) {
+    const std::string c = o.op("Clip", {o.op("Add", {x, o.scalar(3.0f)}), o.scalar(0.0f), o.scalar(6.0f)});
+    return o.op("Div", {o.op("Mul", {x, c}), o.scalar(6.0f)});
+  }
   static hlo::Val emit_derivative(hlo::Builder& b, const hlo::Val& x) {
     const hlo::Val low = b.compare("LT", x, b.cst(-3.0f, x.shape)), high = b.compare("GT", x, b.cst(3.0f, x.shape));
     const hlo::Val mid = b.div(b.add(b.mul(x, 2.0f), 3.0f), b.cst(6.0f, x.shape));

@@ -122,4 +122,22 @@ std::vector<Example> LayerNorm::examples() {
           {"channels C=70 (tile tail) 9x9", {{"eps", 1e-6}}, {{{70, 9, 9}}}}};
 }
 
+// Decomposed on [N, P, C, inner] (both axes: "last" has inner = 1, "channels" normalises C at each of H W
+// positions): mean, biased variance, (x - mean) / sqrt(var + eps), then gamma and beta per channel.
+void LayerNorm::emit_onnx(OnnxEmission& e, const Node& n) {
+  const Attrs& a = n.attrs_as<Attrs>();
+  const ops::LayerNormShape& s = a.shape;
+  OnnxGraph& o = e.o;
+  o.begin(n.name);
+  const std::vector<size_t> sh{s.P, s.C, s.inner};
+  const std::string x = e.in_as(n, 0, sh);
+  const std::vector<int64_t> axes{2};
+  const std::string mean = o.op("ReduceMean", {x}, {OnnxAttr::list("axes", axes)});
+  const std::string d = o.op("Sub", {x, mean});
+  const std::string var = o.op("ReduceMean", {o.op("Mul", {d, d})}, {OnnxAttr::list("axes", axes)});
+  const std::string xh = o.op("Div", {d, o.op("Sqrt", {o.op("Add", {var, o.scalar(static_cast<float>(a.eps))})})});
+  auto chan = [&](const std::string& v) { return o.op("Reshape", {v, o.ints({int64_t(s.C), 1})}); };
+  e.set_out_as(n, o.op("Add", {o.op("Mul", {xh, chan(e.param(n, 0))}), chan(e.param(n, 1))}), sh);
+}
+
 }  // namespace veridl::prims

@@ -52,6 +52,7 @@ struct LayerNorm {
   }
   static void emit_forward(Emission& e, const Node& n);
   static void emit_backward(Emission& e, const Node& n);
+  static void emit_onnx(OnnxEmission& e, const Node& n);  // the inference graph (export/onnx.hpp)
   static std::vector<std::string> contracts() { return {"layerNorm_has_vjp_correct"}; }
   static void register_contracts(Registry& r);  // contracts.cpp
   static std::vector<Example> examples();

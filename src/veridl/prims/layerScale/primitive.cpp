@@ -70,4 +70,13 @@ std::vector<Example> LayerScale::examples() {
           {"channels first 300x3x3 (two channel blocks)", {{"init", -0.5}}, {{{300, 3, 3}}}}};
 }
 
+void LayerScale::emit_onnx(OnnxEmission& e, const Node& n) {
+  const ops::LayerScaleShape& s = n.attrs_as<Attrs>().shape;
+  OnnxGraph& o = e.o;
+  o.begin(n.name);
+  const std::vector<size_t> sh{s.P, s.C, s.inner};
+  const std::string g = o.op("Reshape", {e.param(n, 0), o.ints({int64_t(s.C), 1})});
+  e.set_out_as(n, o.op("Mul", {e.in_as(n, 0, sh), g}), sh);
+}
+
 }  // namespace veridl::prims

@@ -58,4 +58,14 @@ void Matmul::emit_backward(Emission& e, const Node& n) {
   }
 }
 
+void Matmul::emit_onnx(OnnxEmission& e, const Node& n) {
+  const ops::MatmulShape& s = n.attrs_as<Attrs>().shape;
+  OnnxGraph& o = e.o;
+  o.begin(n.name);
+  const std::string a = e.in_as(n, 0, {s.G, s.M, s.K});
+  const std::string b = s.transpose_b ? o.op("Transpose", {e.in_as(n, 1, {s.G, s.P, s.K})}, {OnnxAttr::list("perm", {0, 1, 3, 2})})
+                                      : e.in_as(n, 1, {s.G, s.K, s.P});
+  e.set_out_as(n, o.op("MatMul", {a, b}), {s.G, s.M, s.P});
+}
+
 }  // namespace veridl::prims

@@ -44,6 +44,7 @@ struct Matmul {
   }
   static void emit_forward(Emission& e, const Node& n);
   static void emit_backward(Emission& e, const Node& n);
+  static void emit_onnx(OnnxEmission& e, const Node& n);  // the inference graph (export/onnx.hpp)
   static std::vector<std::string> contracts() { return {"matmul_back_A_correct", "matmul_back_B_correct"}; }
   static void register_contracts(Registry& r);  // contracts.cpp
   static std::vector<Example> examples() {

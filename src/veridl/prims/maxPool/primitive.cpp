@@ -111,4 +111,16 @@ std::vector<Example> MaxPool::examples() {
           {"2x2/2 odd", {{"size", 2}}, {{{1, 5, 5}}}}};
 }
 
+// MaxPool: ONNX's padding cells never win (as VeriDL's -inf padding); pads as resolved (the "same" convention).
+void MaxPool::emit_onnx(OnnxEmission& e, const Node& n) {
+  const ops::MaxPoolShape& p = n.attrs_as<Attrs>().shape;
+  OnnxGraph& o = e.o;
+  o.begin(n.name);
+  const std::string y = o.op("MaxPool", {e.in_as(n, 0, {p.C, p.H, p.W})},
+                             {OnnxAttr::list("kernel_shape", {int64_t(p.KH), int64_t(p.KW)}),
+                              OnnxAttr::list("strides", {int64_t(p.stride), int64_t(p.stride)}),
+                              OnnxAttr::list("pads", e.pads(p.pad_top, p.pad_left, p.pad_bottom, p.pad_right))});
+  e.set_out_as(n, y, {p.C, p.OH(), p.OW()});
+}
+
 }  // namespace veridl::prims

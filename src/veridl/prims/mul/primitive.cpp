@@ -46,4 +46,11 @@ void Mul::emit_backward(Emission& e, const Node& n) {
   if (e.want_dx(n, 1)) e.set_dx(n, 1, b.sum(b.mul(x, dy), {2}));             // ds = sum_k a dy
 }
 
+// y[b, c, k] = a[b, c, k] s[b, c]: the gate broadcast over the inner positions.
+void Mul::emit_onnx(OnnxEmission& e, const Node& n) {
+  const Attrs& a = n.attrs_as<Attrs>();
+  e.o.begin(n.name);
+  e.set_out_as(n, e.o.op("Mul", {e.in_as(n, 0, {a.C, a.inner}), e.in_as(n, 1, {a.C, 1})}), {a.C, a.inner});
+}
+
 }  // namespace veridl::prims

@@ -40,6 +40,7 @@ struct Mul {
   }
   static void emit_forward(Emission& e, const Node& n);
   static void emit_backward(Emission& e, const Node& n);
+  static void emit_onnx(OnnxEmission& e, const Node& n);  // the inference graph (export/onnx.hpp)
   static std::vector<std::string> contracts() { return {"elemwiseProduct_has_vjp"}; }
   static void register_contracts(Registry& r);  // contracts.cpp
   static std::vector<Example> examples() {

@@ -52,4 +52,16 @@ void PatchTokens::emit_backward(Emission& e, const Node& n) {
   }
 }
 
+// [N, D, P] -> tokens [N, P, D], a zero row put first, then (cls in row 0, zeros below) + pos added to every example.
+void PatchTokens::emit_onnx(OnnxEmission& e, const Node& n) {
+  const ops::PatchTokensShape& s = n.attrs_as<Attrs>().shape;
+  OnnxGraph& o = e.o;
+  o.begin(n.name);
+  const int64_t D = int64_t(s.D), P = int64_t(s.P);
+  const std::string xt = o.op("Transpose", {e.in_as(n, 0, {s.D, s.P})}, {OnnxAttr::list("perm", {0, 2, 1})});
+  const std::string padded = o.op("Pad", {xt, o.ints({0, 1, 0, 0, 0, 0})});
+  const std::string cls = o.op("Pad", {o.op("Reshape", {e.param(n, 0), o.ints({1, D})}), o.ints({0, 0, P, 0})});
+  e.set_out_as(n, o.op("Add", {padded, o.op("Add", {cls, e.param(n, 1)})}), {s.P + 1, s.D});
+}
+
 }  // namespace veridl::prims

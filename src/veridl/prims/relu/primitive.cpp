@@ -29,4 +29,9 @@ void Relu::emit_backward(Emission& e, const Node& n) {
   e.set_dx(n, 0, b.select(mask, dy, b.cst(0.0f, mask.shape)));
 }
 
+void Relu::emit_onnx(OnnxEmission& e, const Node& n) {
+  e.o.begin(n.name);
+  e.set_out(n, e.o.op("Relu", {e.in(n, 0)}));
+}
+
 }  // namespace veridl::prims

@@ -31,4 +31,9 @@ void Relu6::emit_backward(Emission& e, const Node& n) {
   e.set_dx(n, 0, b.select(mask, dy, b.cst(0.0f, mask.shape)));
 }
 
+void Relu6::emit_onnx(OnnxEmission& e, const Node& n) {
+  e.o.begin(n.name);
+  e.set_out(n, e.o.op("Clip", {e.in(n, 0), e.o.scalar(0.0f), e.o.scalar(6.0f)}));
+}
+
 }  // namespace veridl::prims

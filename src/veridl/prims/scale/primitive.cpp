@@ -29,4 +29,9 @@ void Scale::emit_backward(Emission& e, const Node& n) {
   e.set_dx(n, 0, e.b.mul(e.dy(n), static_cast<float>(n.attrs_as<Attrs>().by)));
 }
 
+void Scale::emit_onnx(OnnxEmission& e, const Node& n) {
+  e.o.begin(n.name);
+  e.set_out(n, e.o.op("Mul", {e.in(n, 0), e.o.scalar(static_cast<float>(n.attrs_as<Attrs>().by))}));
+}
+
 }  // namespace veridl::prims

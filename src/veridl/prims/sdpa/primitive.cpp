@@ -112,4 +112,27 @@ std::vector<Example> Sdpa::examples() {
           {"T=1 D=3 1 head", {{"heads", 1}}, {{{1, 3}}, {{1, 3}}, {{1, 3}}}}};
 }
 
+// softmax(q k^T / sqrt(d)) v per head: heads split as [N, H, T, d], keys after the query masked with -inf when causal.
+void Sdpa::emit_onnx(OnnxEmission& e, const Node& n) {
+  const ops::SdpaShape& s = n.attrs_as<Attrs>().shape;
+  OnnxGraph& o = e.o;
+  o.begin(n.name);
+  const int64_t T = int64_t(s.T), H = int64_t(s.heads), d = int64_t(s.d());
+  auto split = [&](size_t i) {
+    return o.op("Transpose", {o.op("Reshape", {e.in(n, i), o.ints({-1, T, H, d})})}, {OnnxAttr::list("perm", {0, 2, 1, 3})});
+  };
+  const std::string q = split(0), k = split(1), v = split(2);
+  const std::string kt = o.op("Transpose", {k}, {OnnxAttr::list("perm", {0, 1, 3, 2})});
+  std::string S = o.op("Mul", {o.op("MatMul", {q, kt}), o.scalar(1.0f / std::sqrt(static_cast<float>(s.d())))});
+  if (s.causal) {
+    std::vector<int64_t> mask(s.T * s.T);
+    for (size_t i = 0; i < s.T; ++i)
+      for (size_t j = 0; j < s.T; ++j) mask[i * s.T + j] = j > i;
+    S = o.op("Where", {o.bools({T, T}, mask), o.scalar(-std::numeric_limits<float>::infinity()), S});
+  }
+  const std::string P = o.op("Softmax", {S}, {OnnxAttr::integer("axis", -1)});
+  const std::string y = o.op("Transpose", {o.op("MatMul", {P, v})}, {OnnxAttr::list("perm", {0, 2, 1, 3})});
+  e.set_out_as(n, y, {s.T, s.heads, s.d()});
+}
+
 }  // namespace veridl::prims

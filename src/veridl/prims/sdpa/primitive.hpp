@@ -49,6 +49,7 @@ struct Sdpa {
   }
   static void emit_forward(Emission& e, const Node& n);
   static void emit_backward(Emission& e, const Node& n);
+  static void emit_onnx(OnnxEmission& e, const Node& n);  // the inference graph (export/onnx.hpp)
   static std::vector<std::string> contracts() { return {"sdpa_back_Q_correct", "sdpa_back_K_correct", "sdpa_back_V_correct"}; }
   static void register_contracts(Registry& r);  // contracts.cpp
   static std::vector<Example> examples();

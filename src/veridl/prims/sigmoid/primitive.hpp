@@ -45,6 +45,7 @@ struct SigmoidFn {
   }
 
   static hlo::Val emit_value(hlo::Builder& b, const hlo::Val& x) { return b.logistic(x); }
+  static std::string emit_onnx_value(graph::OnnxGraph& o, const std::string& x) { return o.op("Sigmoid", {x}); }
   static hlo::Val emit_derivative(hlo::Builder& b, const hlo::Val& x) {
     const hlo::Val s = b.logistic(x);
     return b.mul(s, b.sub(b.cst(1.0f, x.shape), s));

@@ -39,4 +39,10 @@ void Softmax::emit_backward(Emission& e, const Node& n) {
   e.set_dx(n, 0, b.reshape(b.mul(p, b.sub(dy, b.broadcast(dot, {0}, sh))), e.in(n, 0).shape));
 }
 
+void Softmax::emit_onnx(OnnxEmission& e, const Node& n) {
+  const Attrs& a = n.attrs_as<Attrs>();
+  e.o.begin(n.name);
+  e.set_out_as(n, e.o.op("Softmax", {e.in_as(n, 0, {a.rows, a.K})}, {OnnxAttr::integer("axis", -1)}), {a.rows, a.K});
+}
+
 }  // namespace veridl::prims

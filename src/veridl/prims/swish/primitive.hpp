@@ -47,6 +47,9 @@ struct SwishFn {
   }
 
   static hlo::Val emit_value(hlo::Builder& b, const hlo::Val& x) { return b.mul(x, b.logistic(x)); }
+  static std::string emit_onnx_value(graph::OnnxGraph& o, const std::string& x) {
+    return o.op("Mul", {x, o.op("Sigmoid", {x})});
+  }
   static hlo::Val emit_derivative(hlo::Builder& b, const hlo::Val& x) {
     const hlo::Val s = b.logistic(x), one = b.cst(1.0f, x.shape);
     return b.mul(s, b.add(one, b.mul(x, b.sub(one, s))));

@@ -64,6 +64,14 @@ void SwapHead<K>::emit_backward(Emission& e, const Node& n) {
   e.set_dx(n, 0, b.reshape(b.transpose(dy, {0, 2, 1, 3}), e.in(n, 0).shape));
 }
 
+// transpose, splitHeads, mergeHeads: [A, B, C] -> [B, A, C].
+template <SwapKind K>
+void SwapHead<K>::emit_onnx(OnnxEmission& e, const Node& n) {
+  const ops::SwapShape& s = n.attrs_as<Attrs>().shape;
+  e.o.begin(n.name);
+  e.set_out_as(n, e.o.op("Transpose", {e.in_as(n, 0, {s.A, s.B, s.C})}, {OnnxAttr::list("perm", {0, 2, 1, 3})}), {s.B, s.A, s.C});
+}
+
 template struct SwapHead<SwapKind::Transpose>;
 template struct SwapHead<SwapKind::SplitHeads>;
 template struct SwapHead<SwapKind::MergeHeads>;

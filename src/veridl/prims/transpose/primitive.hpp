@@ -46,6 +46,7 @@ struct SwapHead {
   }
   static void emit_forward(Emission& e, const Node& n);
   static void emit_backward(Emission& e, const Node& n);
+  static void emit_onnx(OnnxEmission& e, const Node& n);  // the inference graph (export/onnx.hpp)
   static const char* contract() {
     return kKind == SwapKind::Transpose ? "transpose_has_vjp"
            : kKind == SwapKind::SplitHeads ? "splitHeads_has_vjp"
