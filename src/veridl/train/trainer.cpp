@@ -427,6 +427,8 @@ void save_weights(const std::string& path, const net::Plan& plan, TrainStep& ts,
   save_safetensors(path, make_checkpoint(plan, ts.model(), meta));
 }
 
+}  // namespace
+
 nlohmann::json config_json(const TrainConfig& c) {
   const OptimConfig& o = c.optim;
   nlohmann::json j = {{"optimizer", o.kind},          {"lr", o.lr},
@@ -445,6 +447,8 @@ nlohmann::json config_json(const TrainConfig& c) {
   if (c.val_split > 0) j["valSplit"] = c.val_split;
   return j;
 }
+
+namespace {
 
 // Where a run stands: the live line on a terminal, a log line otherwise.
 struct Progress {
@@ -497,6 +501,7 @@ size_t meta_size(const Checkpoint& ck, const std::string& key, const std::string
 
 void request_stop() { g_stop.store(true); }
 bool stop_requested() { return g_stop.load(); }
+void clear_stop_request() { g_stop.store(false); }
 
 Resumable load_resume_state(const std::string& path) {
   Checkpoint ck = load_safetensors(path);
@@ -608,8 +613,10 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     st = *resume;
     ts.set_model(st.model);
     auto state = ts.optimizer().state();
-    if (state.size() != st.optim_state.size()) throw Error("resume: optimizer state does not match the optimizer");
-    for (size_t k = 0; k < state.size(); ++k) *state[k].second = st.optim_state[k];
+    const bool warm_start = st.step == 0 && st.optim_state.empty();  // a model, a fresh optimizer (trainer.hpp)
+    if (!warm_start && state.size() != st.optim_state.size())
+      throw Error("resume: optimizer state does not match the optimizer");
+    for (size_t k = 0; k < st.optim_state.size(); ++k) *state[k].second = st.optim_state[k];
   } else {
     he_init(plan, cfg.seed, ts.params().data());
   }
@@ -648,7 +655,10 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
                    : "");
   if (cfg.normalize == data::Normalize::ImageNet)
     fmt::print(log, "  normalization: imagenet (mean 0.485 0.456 0.406, std 0.229 0.224 0.225), training and evaluation\n");
-  if (resume) fmt::print(log, "resuming at epoch {} batch {} (step {})\n", st.epoch + 1, st.batch, st.step);
+  if (resume && (st.step > 0 || !st.optim_state.empty()))
+    fmt::print(log, "resuming at epoch {} batch {} (step {})\n", st.epoch + 1, st.batch, st.step);
+  else if (resume)
+    fmt::print(log, "starting from the given parameters (fresh optimizer and schedule)\n");
   std::fflush(log);
 
   // The data order: the cumulative shuffle of every epoch so far, replayed (cheap, and exact).
@@ -772,6 +782,18 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
         if (log_due) progress_log(log, p);
       }
       if (cfg.on_step) cfg.on_step(st.step);
+      if (cfg.on_progress) {
+        ProgressReport r;
+        r.kind = ProgressReport::Kind::Step;
+        r.epoch = epoch + 1;
+        r.epochs = cfg.epochs;
+        r.batch = bi + 1;
+        r.batches = bpe;
+        r.step = st.step;
+        r.loss = loss;
+        r.lr = lr;
+        cfg.on_progress(r);
+      }
     }
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     if (show_progress) fmt::print(stderr, "\r\033[K");
@@ -810,12 +832,27 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     }
     metrics.epoch(epoch + 1, st.step, res.epoch_loss.back(), res.epoch_accuracy.back(), validated ? &val : nullptr, lr,
                   secs > 0 ? static_cast<double>(ran) / secs : 0.0, secs);
-    if (last) {
+    if (cfg.on_progress) {
+      ProgressReport r;
+      r.kind = ProgressReport::Kind::Epoch;
+      r.epoch = epoch + 1;
+      r.epochs = cfg.epochs;
+      r.batches = bpe;
+      r.step = st.step;
+      r.loss = res.epoch_loss.back();
+      r.lr = lr;
+      r.accuracy = res.epoch_accuracy.back();
+      r.val = validated ? &val : nullptr;
+      cfg.on_progress(r);
+    }
+    if (last && data.test.n > 0) {  // (numpy arrays from Python may come without a test set)
       test = evaluate(ts, data.test, cfg.normalize);
       fmt::print(log, "  test accuracy: {}/{} = {:.2f}% (whole test set)\n", test.correct, test.total, test.accuracy());
       fmt::print(log, "  test top-5 accuracy: {}/{} = {:.2f}%\n", test.correct5, test.total, test.top5());
       res.final_eval = test;
       metrics.test(test);
+    }
+    if (last) {
       if (!cfg.run_dir.empty())
         save_weights(cfg.run_dir + "/weights.safetensors", plan, ts, data.name, {{"epoch", std::to_string(epoch + 1)}});
     }
