@@ -46,8 +46,8 @@ def main():
     run(pip + ["install", "--no-index", "--find-links", wheelhouse, "scikit-build-core", "nanobind"])
     # VERIDL_TESTS=ON: the build directory's own configuration (pyproject.toml turns the tests off for a user's
     # install); configuring it otherwise would drop the tests from the directory ctest runs in.
-    run(pip + ["install", "--no-index", "--no-build-isolation", "-C", f"build-dir={os.path.abspath(args.build)}",
-               "-C", "cmake.define.VERIDL_TESTS=ON", args.source])
+    run(pip + ["install", "--no-index", "--no-build-isolation", f"--config-settings=build-dir={os.path.abspath(args.build)}",
+               "--config-settings=cmake.define.VERIDL_TESTS=ON", args.source])
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     env.pop("PYTHONPATH", None)
     run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", os.path.join(args.source, "tests", "python")],

@@ -266,7 +266,7 @@ nb::dict fit(Net& net, const std::string& overrides, std::optional<std::string> 
   // The parameters of the last step, whether the run ended or was stopped.
   net.model = res.model;
   net.normalize = cfg.normalize;
-  net.data_name = split.name;
+  if (data_name) net.data_name = split.name;  // (arrays: no dataset to name; `veridl eval` then takes --data)
   net.config = train::config_json(cfg).dump();
   net.steps += res.steps;
   if (raised) throw std::move(*raised);
