@@ -117,15 +117,17 @@ def test_same_training_as_the_cli(tmp_path):
 
 
 def test_checkpoints_shared_with_the_cli(tmp_path, trained, digits):
-    net = trained["cnn_bn"]
-    path = tmp_path / "cnn.safetensors"
-    net.save(path)
-    back = veridl.load(path)
-    assert back.steps == net.steps == 8 and back.spec == net.spec
     tx, ty = digits["test"]
-    np.testing.assert_array_equal(back.predict(tx), net.predict(tx))
-    ev = net.evaluate(tx, ty)
-    out = subprocess.run([os.path.join(BIN, "veridl"), "eval", "--checkpoint", str(path)], check=True,
+    for name, net in trained.items():
+        path = tmp_path / f"{name}.safetensors"
+        net.save(path)
+        back = veridl.load(path)
+        assert back.steps == net.steps == 8 and back.spec == net.spec
+        np.testing.assert_array_equal(back.predict(tx[:256]), net.predict(tx[:256]))
+        for k, v in net.tensors().items():  # the BatchNorm running statistics included
+            np.testing.assert_array_equal(back.tensors()[k], v, err_msg=k)
+    ev = trained["mlp"].evaluate(tx, ty)
+    out = subprocess.run([os.path.join(BIN, "veridl"), "eval", "--checkpoint", str(tmp_path / "mlp.safetensors")], check=True,
                          capture_output=True, text=True).stdout
     assert f"test accuracy: {ev['correct']}/2004" in out, out
 
@@ -133,12 +135,12 @@ def test_checkpoints_shared_with_the_cli(tmp_path, trained, digits):
 def test_gil_is_released(trained, digits):
     """While predict() runs in a thread, this thread keeps running Python."""
     tx, _ = digits["test"]
-    big = np.concatenate([tx] * 3)
+    big = np.concatenate([tx] * 5)
     started, count = threading.Event(), 0
 
     def work():
         started.set()
-        trained["cnn_bn"].predict(big)
+        trained["mlp"].predict(big)
 
     t = threading.Thread(target=work)
     t.start()
@@ -224,14 +226,14 @@ def test_torch_logits_catch_a_wrong_transpose(trained, digits, monkeypatch):
     """Mutant: the dense weights reshaped to [out, in] instead of transposed. The logits test must fail."""
     monkeypatch.setattr(interop, "_to_torch_layout", lambda a, t: a.reshape(a.shape[::-1]) if t else a)
     for net in trained.values():
-        assert max_logit_difference(net, digits["test"][0]) > 1e-2
+        assert max_logit_difference(net, digits["test"][0][:256]) > 1e-2
 
 
 def test_torch_logits_catch_swapped_batchnorm_statistics(trained, digits):
     net = trained["cnn_bn"]
     sd = veridl.to_torch_state_dict(net)
     sd["1.running_mean"], sd["1.running_var"] = sd["1.running_var"], sd["1.running_mean"]
-    assert max_logit_difference(net, digits["test"][0], sd) > 1e-2
+    assert max_logit_difference(net, digits["test"][0][:256], sd) > 1e-2
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn_bn"])
