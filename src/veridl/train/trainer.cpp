@@ -455,6 +455,7 @@ data::Normalize normalize_from_json(const nlohmann::json& j, const std::string& 
   if (j.is_string()) return data::parse_normalize(j.get<std::string>(), what);
   return data::normalize_mean_std(j.at("mean").get<std::vector<double>>(), j.at("std").get<std::vector<double>>(), what);
 }
+}  // namespace
 
 nlohmann::json config_json(const TrainConfig& c) {
   const OptimConfig& o = c.optim;
@@ -482,6 +483,8 @@ nlohmann::json config_json(const TrainConfig& c) {
   if (c.best_metric != "val_accuracy") j["bestMetric"] = c.best_metric;
   return j;
 }
+
+namespace {
 
 // Where a run stands: the live line on a terminal, a log line otherwise.
 struct Progress {
@@ -623,6 +626,7 @@ void check_dataset(const std::string& spec_dataset, const std::string& data_name
 
 void request_stop() { g_stop.store(true); }
 bool stop_requested() { return g_stop.load(); }
+void clear_stop_request() { g_stop.store(false); }
 
 Resumable load_resume_state(const std::string& path) {
   Checkpoint ck = load_safetensors(path);
@@ -758,8 +762,10 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     st = *resume;
     ts.set_model(st.model);
     auto state = ts.optimizer().state();
-    if (state.size() != st.optim_state.size()) throw Error("resume: optimizer state does not match the optimizer");
-    for (size_t k = 0; k < state.size(); ++k) *state[k].second = st.optim_state[k];
+    const bool warm_start = st.step == 0 && st.optim_state.empty();  // a model, a fresh optimizer (trainer.hpp)
+    if (!warm_start && state.size() != st.optim_state.size())
+      throw Error("resume: optimizer state does not match the optimizer");
+    for (size_t k = 0; k < st.optim_state.size(); ++k) *state[k].second = st.optim_state[k];
   } else {
     st.stopping_state = true;  // a fresh run starts the early-stopping state itself
     he_init(plan, cfg.seed, ts.params().data());
@@ -810,7 +816,10 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   if (cfg.augment.jitter())
     fmt::print(log, "  colour jitter: brightness {}, contrast {}, saturation {} (torchvision's ColorJitter, random order)\n",
                cfg.augment.brightness, cfg.augment.contrast, cfg.augment.saturation);
-  if (resume) fmt::print(log, "resuming at epoch {} batch {} (step {})\n", st.epoch + 1, st.batch, st.step);
+  if (resume && (st.step > 0 || !st.optim_state.empty()))
+    fmt::print(log, "resuming at epoch {} batch {} (step {})\n", st.epoch + 1, st.batch, st.step);
+  else if (resume)
+    fmt::print(log, "starting from the given parameters (fresh optimizer and schedule)\n");
   std::fflush(log);
 
   // The data order: the cumulative shuffle of every epoch so far, replayed (cheap, and exact).
@@ -954,6 +963,18 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
         if (log_due) progress_log(log, p);
       }
       if (cfg.on_step) cfg.on_step(st.step);
+      if (cfg.on_progress) {
+        ProgressReport r;
+        r.kind = ProgressReport::Kind::Step;
+        r.epoch = epoch + 1;
+        r.epochs = cfg.epochs;
+        r.batch = bi + 1;
+        r.batches = bpe;
+        r.step = st.step;
+        r.loss = loss;
+        r.lr = lr;
+        cfg.on_progress(r);
+      }
     }
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     if (show_progress) fmt::print(stderr, "\r\033[K");
@@ -992,16 +1013,29 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     }
     metrics.epoch(epoch + 1, st.step, res.epoch_loss.back(), res.epoch_accuracy.back(), validated ? &val : nullptr, lr,
                   secs > 0 ? static_cast<double>(ran) / secs : 0.0, secs);
-    if (last && data.test.n == 0) {
+    if (cfg.on_progress) {
+      ProgressReport r;
+      r.kind = ProgressReport::Kind::Epoch;
+      r.epoch = epoch + 1;
+      r.epochs = cfg.epochs;
+      r.batches = bpe;
+      r.step = st.step;
+      r.loss = res.epoch_loss.back();
+      r.lr = lr;
+      r.accuracy = res.epoch_accuracy.back();
+      r.val = validated ? &val : nullptr;
+      cfg.on_progress(r);
+    }
+    if (last && data.test.n == 0) {  // a single image folder, or numpy arrays from Python without a test set
       fmt::print(log, "  test set: {}\n", data.test.source.empty() ? "none" : data.test.source);
-      if (!cfg.run_dir.empty())
-        save_weights(cfg.run_dir + "/weights.safetensors", plan, ts, data, {{"epoch", std::to_string(epoch + 1)}});
     } else if (last) {
       test = evaluate(ts, data.test, cfg.normalize);
       fmt::print(log, "  test accuracy: {}/{} = {:.2f}% (whole test set)\n", test.correct, test.total, test.accuracy());
       fmt::print(log, "  test top-5 accuracy: {}/{} = {:.2f}%\n", test.correct5, test.total, test.top5());
       res.final_eval = test;
       metrics.test(test);
+    }
+    if (last) {
       if (!cfg.run_dir.empty())
         save_weights(cfg.run_dir + "/weights.safetensors", plan, ts, data, {{"epoch", std::to_string(epoch + 1)}});
     }

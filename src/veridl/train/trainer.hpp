@@ -27,6 +27,21 @@ struct Model {
   std::vector<std::vector<float>> running;
 };
 
+struct EvalResult;
+
+// What a training run reports to TrainConfig::on_progress: after every step (kind Step: that step's loss and lr), and
+// after every epoch (kind Epoch: the epoch's mean loss, its training accuracy and, when the validation set was
+// evaluated, its result). The Python package's progress callback receives it (python/src/module.cpp).
+struct ProgressReport {
+  enum class Kind { Step, Epoch } kind = Kind::Step;
+  size_t epoch = 0, epochs = 0;    // 1-based
+  size_t batch = 0, batches = 0;   // Step: the batch of the epoch (1-based); batches per epoch
+  size_t step = 0;                 // the global step (1-based)
+  double loss = 0.0, lr = 0.0;
+  double accuracy = 0.0;           // Epoch: the training accuracy of the epoch's batches (percent)
+  const EvalResult* val = nullptr; // Epoch: the validation result, when it was evaluated
+};
+
 struct TrainConfig {
   size_t epochs = 12;
   size_t batch = 128;
@@ -61,9 +76,14 @@ struct TrainConfig {
   FILE* log = stdout;     // the book's log lines
   // Called after every step with the global step; tests use it to request a stop deterministically.
   std::function<void(size_t)> on_step;
+  // Called after every step and every epoch with the figures of ProgressReport (after on_step). It may call
+  // request_stop() to end the run as an interrupt does (train() then returns with interrupted set).
+  std::function<void(const ProgressReport&)> on_progress;
 };
 
 // Where an interrupted run stands: everything needed to continue it bit for bit.
+// A ResumeState at epoch 0, batch 0, step 0 with a model and no optimizer state is a warm start: training from
+// that model with a fresh optimizer and schedule (the Python package's second fit()).
 struct ResumeState {
   size_t epoch = 0, batch = 0, step = 0;  // next batch to run: (epoch, batch); steps done so far
   double epoch_loss = 0.0;                // loss sum of the batches of `epoch` already run
@@ -91,6 +111,8 @@ std::string resume_out_path(const std::string& path);
 // safe: the SIGINT/SIGTERM handlers of the CLI call it).
 void request_stop();
 bool stop_requested();
+// Withdraws a request that no train() consumed (one made during the last step of a run).
+void clear_stop_request();
 
 struct EvalResult {
   size_t correct = 0, total = 0;
@@ -181,6 +203,10 @@ struct RunMemory {
 RunMemory plan_run_memory(const net::Plan& plan, const TrainConfig& cfg, size_t test_images = SIZE_MAX);
 // The size of the checkpoint file a run of `plan` writes, from above (tensors, optimizer state, metadata).
 uint64_t checkpoint_bytes(const net::Plan& plan, const OptimConfig& optim);
+
+// The training config as a checkpoint's metadata 'config' records it (what load_resume_state and
+// checkpoint_normalization read back).
+nlohmann::json config_json(const TrainConfig& c);
 
 // Reads a checkpoint written by train(): its NetSpec, training config and resume state.
 struct Resumable {
