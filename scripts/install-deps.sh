@@ -46,11 +46,16 @@ fi
 # onnx.checker (full_check) and runs it with onnxruntime (tests/onnx_run.py). Skipped when the pinned versions are there.
 ONNX_VERSION=1.17.0
 ORT_VERSION=1.20.1
+# onnxruntime's wheel is also kept in .venv/wheelhouse: the PythonPackage test installs it into its fresh venv for the
+# example script's ONNX step (python/examples/mnist_mlp.py).
 if ! compgen -G "$venv/lib/python3*/site-packages/onnx-$ONNX_VERSION.dist-info" >/dev/null ||
-   ! compgen -G "$venv/lib/python3*/site-packages/onnxruntime-$ORT_VERSION.dist-info" >/dev/null; then
+   ! compgen -G "$venv/lib/python3*/site-packages/onnxruntime-$ORT_VERSION.dist-info" >/dev/null ||
+   ! compgen -G "$venv/wheelhouse/onnxruntime-$ORT_VERSION-*.whl" >/dev/null; then
   [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
   echo "installing onnx $ONNX_VERSION and onnxruntime $ORT_VERSION into $venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "onnx==$ONNX_VERSION" "onnxruntime==$ORT_VERSION"
+  "$venv/bin/python" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    -d "$venv/wheelhouse" "onnxruntime==$ORT_VERSION"
 fi
 # The Python package's build tools from PyPI (docs/python.md): nanobind (its C++ sources and CMake files: the main
 # build compiles the module veridl._core when .venv has it) and scikit-build-core (the build backend of `pip install

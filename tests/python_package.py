@@ -44,6 +44,9 @@ def main():
     py = os.path.join(venv, "bin", "python")
     pip = [py, "-m", "pip", "--disable-pip-version-check", "-q"]
     run(pip + ["install", "--no-index", "--find-links", wheelhouse, "scikit-build-core", "nanobind"])
+    # onnxruntime for the ONNX step of the example script; without its dependencies, which only its tools use (numpy
+    # is Debian's, visible through --system-site-packages: a PyPI numpy would not match Debian's torch 1.13).
+    run(pip + ["install", "--no-index", "--no-deps", "--find-links", wheelhouse, "onnxruntime"])
     # VERIDL_TESTS=ON: the build directory's own configuration (pyproject.toml turns the tests off for a user's
     # install); configuring it otherwise would drop the tests from the directory ctest runs in.
     run(pip + ["install", "--no-index", "--no-build-isolation", f"--config-settings=build-dir={os.path.abspath(args.build)}",

@@ -26,6 +26,7 @@
 #include "veridl/calculus/decisions.hpp"
 #include "veridl/data/augment.hpp"
 #include "veridl/data/dataset.hpp"
+#include "veridl/export/onnx.hpp"
 #include "veridl/export/stablehlo.hpp"
 #include "veridl/kernels/isa.hpp"
 #include "veridl/net/executor.hpp"
@@ -512,6 +513,15 @@ std::string export_stablehlo(const Net& net, std::optional<std::string> path, si
   return text;
 }
 
+// The ONNX model of the network's inference graph (`veridl export --onnx`, docs/onnx.md: opset 17, input "x"
+// [N, C, H, W], output "logits"), with the current parameters and running statistics, written atomically to `path`.
+void export_onnx(const Net& net, const std::string& path) {
+  nb::gil_scoped_release unlocked;
+  onnx_export::OnnxOptions opt;
+  opt.doc = fmt::format("{} from the VeriDL Python package", net.spec.name);
+  onnx_export::write_onnx(net::compile(net.spec, 1), net.model.params, net.model.running, path, opt);
+}
+
 // A dataset's splits as numpy arrays (copies): images N x C x H x W (uint8 when the files hold bytes: IDX, CIFAR-10;
 // float32 for image folders, resized to `shape`), labels int32.
 nb::object images_array(const data::Dataset& ds) {
@@ -610,9 +620,8 @@ NB_MODULE(_core, m) {
       .def("set_tensors", &set_tensors, "tensors"_a, "Replaces every tensor (names and shapes checked).")
       .def("verify", &verify_network, "batch"_a, "seed"_a, "trials"_a, "The whole-network contract at this batch.")
       .def("export_stablehlo", &export_stablehlo, "path"_a.none(), "batch"_a, "eval"_a,
-           "The StableHLO module of `veridl export`.");
-      // (ONNX export, issue 17 item 3: its binding goes here, beside export_stablehlo, calling the library's
-      // exporter; veridl/__init__.py's Network.export_onnx wraps it.)
+           "The StableHLO module of `veridl export`.")
+      .def("export_onnx", &export_onnx, "path"_a, "The ONNX model of `veridl export --onnx` (inference graph).");
 
   m.def("verify", &verify, "contracts"_a.none(), "chapter"_a.none(), "mutants"_a, "seed"_a, "trials"_a, "production"_a,
         "Runs the contract registry (or its mutants): one dict per contract (or mutant).");

@@ -256,8 +256,11 @@ class Network:
         b = self._net.recipe_batch if batch is None else int(batch)
         return self._net.export_stablehlo(None if path is None else os.fspath(path), b, bool(eval))
 
-    # (ONNX export, issue 17 item 3: Network.export_onnx(path, batch=...) goes here, calling the binding that
-    # python/src/module.cpp defines beside export_stablehlo.)
+    def export_onnx(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """The network's inference graph as an ONNX model (`veridl export --onnx`, docs/onnx.md): opset 17, input "x"
+        float32 [N, C, H, W] (any N; images as evaluation feeds them, normalised when the recipe normalises), output
+        "logits" [N, classes], BatchNorm on its running statistics. Written to path atomically."""
+        self._net.export_onnx(os.fspath(path))
 
 
 def load(path: Union[str, "os.PathLike[str]"], *, spec: Optional[Spec] = None) -> Network:

@@ -79,6 +79,9 @@ class Net:
     def export_stablehlo(self, path: str | None, batch: int, eval: bool) -> str:
         """The StableHLO module of `veridl export`."""
 
+    def export_onnx(self, path: str) -> None:
+        """The ONNX model of `veridl export --onnx` (inference graph)."""
+
 def verify(contracts: Sequence[str] | None, chapter: int | None, mutants: bool, seed: int, trials: int, production: bool) -> list:
     """
     Runs the contract registry (or its mutants): one dict per contract (or mutant).

@@ -65,14 +65,16 @@ def max_logit_difference(net, x, sd=None, dtype=torch.float64):
 # ----------------------------------------------------------------------------------------------- the issue's script
 def test_ten_line_script():
     """python/examples/mnist_mlp.py (docs/python.md): train the MLP on the bundled digits, print its accuracy,
-    convert it to PyTorch, and the logits agree."""
+    convert it to PyTorch and export it as ONNX, and onnxruntime's logits and PyTorch's agree with VeriDL's."""
     out = subprocess.run([sys.executable, os.path.join(REPO, "python", "examples", "mnist_mlp.py")], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
     print(out)
     acc = float(re.search(r"test accuracy: ([0-9.]+)%", out).group(1))
-    diff = float(re.search(r"logit: ([0-9.e+-]+)", out).group(1))
+    diff = float(re.search(r"PyTorch\| logit: ([0-9.e+-]+)", out).group(1))
+    ort = float(re.search(r"onnxruntime\| logit: ([0-9.e+-]+)", out).group(1))
     assert acc > 90.0, out
     assert diff <= 1e-5, out
+    assert ort <= 1e-5, out
 
 
 # ----------------------------------------------------------------------------------------------- API
