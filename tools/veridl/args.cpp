@@ -9,6 +9,13 @@
 
 namespace veridl::cli {
 
+net::NetSpec checkpoint_spec(const train::Checkpoint& ck, const std::string& ck_path, const Args& a) {
+  if (auto sp = a.get("--spec")) return net::load_netspec(*sp);
+  auto it = ck.metadata.find("spec");
+  if (it == ck.metadata.end()) throw Error(ck_path + ": checkpoint has no 'spec' metadata; pass --spec FILE");
+  return net::parse_netspec(it->second, ck_path + " (metadata 'spec')");
+}
+
 Args::Args(int argc, char** argv, int first, const std::vector<std::string>& value_flags,
            const std::vector<std::string>& switches) {
   auto known = [](const std::vector<std::string>& v, const std::string& a) {

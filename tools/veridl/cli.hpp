@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "veridl/net/netspec.hpp"
+#include "veridl/train/checkpoint.hpp"
+
 namespace veridl::cli {
 
 // Parses "--flag value", "--flag=value" and "--switch" arguments. An unknown flag, a flag given twice and a value
@@ -27,6 +30,10 @@ class Args {
   std::map<std::string, std::string> values_;
   std::vector<std::string> switches_on_;
 };
+
+// The NetSpec of a checkpoint's network: the file of --spec when given, else the checkpoint's 'spec' metadata
+// (eval, export --onnx, predict).
+net::NetSpec checkpoint_spec(const train::Checkpoint& ck, const std::string& ck_path, const Args& a);
 
 int cmd_verify(int argc, char** argv);
 int cmd_train(int argc, char** argv);

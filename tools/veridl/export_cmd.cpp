@@ -50,14 +50,7 @@ int export_onnx(const Args& a) {
   if (!out) throw Error("--onnx needs --out FILE.onnx");
   const train::Checkpoint ck = train::load_safetensors(*ck_path);
   train::check_checkpoint_format(ck, *ck_path, false);
-  net::NetSpec spec;
-  if (auto sp = a.get("--spec")) {
-    spec = net::load_netspec(*sp);
-  } else {
-    auto it = ck.metadata.find("spec");
-    if (it == ck.metadata.end()) throw Error(*ck_path + ": checkpoint has no 'spec' metadata; pass --spec FILE");
-    spec = net::parse_netspec(it->second, *ck_path + " (metadata 'spec')");
-  }
+  const net::NetSpec spec = checkpoint_spec(ck, *ck_path, a);
   const net::Plan plan = net::compile(spec, 1);
   const train::Model model = train::model_from_checkpoint(plan, ck, *ck_path);
   onnx_export::OnnxOptions opt;

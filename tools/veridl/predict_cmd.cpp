@@ -137,14 +137,7 @@ int cmd_predict(int argc, char** argv) {
                                                  positional[0], positional[1]));
   const train::Checkpoint ck = train::load_safetensors(*ck_path);
   train::check_checkpoint_format(ck, *ck_path, false);
-  net::NetSpec spec;
-  if (auto sp = a.get("--spec")) {
-    spec = net::load_netspec(*sp);
-  } else {
-    auto it = ck.metadata.find("spec");
-    if (it == ck.metadata.end()) throw Error(*ck_path + ": checkpoint has no 'spec' metadata; pass --spec FILE");
-    spec = net::parse_netspec(it->second, *ck_path + " (metadata 'spec')");
-  }
+  const net::NetSpec spec = checkpoint_spec(ck, *ck_path, a);
   const net::Plan one = net::compile(spec, 1);
   const size_t K = one.num_classes;
   const size_t top = static_cast<size_t>(a.integer("--top", std::min<long long>(5, static_cast<long long>(K)), 1,

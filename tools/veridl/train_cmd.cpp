@@ -527,14 +527,7 @@ int cmd_eval(int argc, char** argv) {
   train::Checkpoint ck = naming_allocations("loading the checkpoint '" + *ck_path + "'", "",
                                             [&] { return train::load_safetensors(*ck_path); });
   train::check_checkpoint_format(ck, *ck_path, false);
-  net::NetSpec spec;
-  if (auto sp = a.get("--spec")) {
-    spec = net::load_netspec(*sp);
-  } else {
-    auto it = ck.metadata.find("spec");
-    if (it == ck.metadata.end()) throw Error(*ck_path + ": checkpoint has no 'spec' metadata; pass --spec FILE");
-    spec = net::parse_netspec(it->second, *ck_path + " (metadata 'spec')");
-  }
+  const net::NetSpec spec = checkpoint_spec(ck, *ck_path, a);
   if (auto t = a.opt_integer("--threads", 1, 1024)) omp_set_num_threads(static_cast<int>(*t));
   net::Plan plan = net::compile(spec, 1);
   train::Model model = train::model_from_checkpoint(plan, ck, *ck_path);
