@@ -430,13 +430,13 @@ class MetricsLog {
   FILE* jsonl_ = nullptr;
 };
 
-// A weights-only checkpoint (parameters and running statistics, no optimizer state): `veridl eval` reads it,
-// `--resume` refuses it (no position).
 // Metadata 'classes': the data's class names as a JSON array of strings (veridl predict prints them), when known.
 void add_classes(std::map<std::string, std::string>& meta, const data::Split& data) {
   if (!data.classes.empty()) meta["classes"] = nlohmann::json(data.classes).dump();
 }
 
+// A weights-only checkpoint (parameters and running statistics, no optimizer state): `veridl eval` reads it,
+// `--resume` refuses it (no position).
 void save_weights(const std::string& path, const net::Plan& plan, TrainStep& ts, const data::Split& data,
                   const std::map<std::string, std::string>& extra) {
   std::map<std::string, std::string> meta = {{"data", data.name}, {"weights_only", "true"}};
