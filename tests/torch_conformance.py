@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""VeriDL's training against an independent PyTorch reference, step for step (ctest: TorchConformance).
+"""VeriDL's training against an independent PyTorch reference, step for step (ctest: TorchConformance.<case>).
 
 For each case a NetSpec is trained for 2 epochs on the first 256 bundled digits (batch 64: 8 steps) by
 `veridl train`, and by bench/pytorch_nets.py, which builds the model in PyTorch from the NetSpec semantics
@@ -151,7 +151,7 @@ PERTURB = ["flip-vertical", "crop-off-by-one", "resize-align-corners", "normaliz
            "dropout-not-rescaled", "droppath-per-element", "jitter-order-ignored", "contrast-mean-rgb"]
 
 
-# --self-test: each mismatch on a case whose recipe has the field (ctest TorchConformanceCatchesPlumbingBugs).
+# --self-test: each mismatch on a case whose recipe has the field (ctest TorchConformanceCatchesPlumbingBugs.<mismatch>@<case>).
 SELF_TEST = [("no-smoothing", "mlp-adamw"), ("no-weight-decay", "mlp-adamw"), ("no-warmup", "mlp-adamw"),
              ("no-clipping", "mlp-adamw"), ("pad-style-swapped", "resnet18-small-xla"),
              ("pad-style-swapped", "strided-same-xla"), ("adamw-decay-after", "mlp-drop-adamw-before"),
@@ -303,7 +303,17 @@ def main():
                          "(pytorch_nets.py --perturb): the comparison must then fail")
     ap.add_argument("--self-test", action="store_true",
                     help="run every --inject mismatch on a case it applies to; succeed only if each is caught")
+    ap.add_argument("--only", metavar="MISMATCH@CASE", choices=[f"{i}@{c}" for i, c in SELF_TEST],
+                    help="with --self-test: just this one of its mismatches (ctest runs each as its own test)")
+    ap.add_argument("--list", action="store_true",
+                    help="print the default cases, then each --self-test mismatch as MISMATCH@CASE, one per line, "
+                         "and exit (CMakeLists.txt makes one ctest test of each)")
     args = ap.parse_args()
+    if args.list:
+        print("\n".join(args.case + [f"{i}@{c}" for i, c in SELF_TEST]))
+        return 0
+    if args.only and not args.self_test:
+        ap.error("--only picks one of --self-test's mismatches: give --self-test too")
     if args.all:
         args.case = sorted(CASES)
     try:
@@ -320,11 +330,12 @@ def main():
         write_cifar_digits(data, data + "-cifar")
         if args.self_test:
             caught = 0
-            for inject, name in SELF_TEST:
+            todo = [e for e in SELF_TEST if args.only in (None, f"{e[0]}@{e[1]}")]
+            for inject, name in todo:
                 args.inject, args.perturb = (None, inject[8:]) if inject.startswith("perturb:") else (inject, None)
                 caught += not run_case(args, tmp, data, name)
-            print(f"{caught}/{len(SELF_TEST)} injected mismatches caught")
-            return 0 if caught == len(SELF_TEST) else 1
+            print(f"{caught}/{len(todo)} injected mismatches caught")
+            return 0 if caught == len(todo) else 1
         ok = True
         for name in args.case:
             ok &= run_case(args, tmp, data, name)

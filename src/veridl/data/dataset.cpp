@@ -117,10 +117,6 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
   return out;
 }
 
-uint32_t be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
-
 std::string describe_idx_magic(uint32_t m) {
   if ((m >> 16) != 0) return "not an IDX file";
   const char* type = nullptr;

@@ -5,6 +5,7 @@
 // conversion. Every failure throws veridl::Error with one line naming the file or directory. See docs/data.md.
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <span>
 #include <string>
@@ -12,6 +13,17 @@
 #include "veridl/data/dataset.hpp"
 
 namespace veridl::data {
+
+// The big-endian 32-bit number at p (IDX and CIFAR headers, PNG chunks).
+inline uint32_t be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+// Whether p is a directory (or a symlink to one); false on any error.
+inline bool is_dir(const std::filesystem::path& p) {
+  std::error_code ec;
+  return std::filesystem::is_directory(p, ec);
+}
 
 // Larger sides are refused from the file's header, before anything is allocated.
 inline constexpr uint32_t kMaxImageSide = 16384;

@@ -153,10 +153,6 @@ struct PngHandles {
   ~PngHandles() { png_destroy_read_struct(&png, info ? &info : nullptr, nullptr); }
 };
 
-uint32_t be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
-
 void decode_png(DecodeJob& job) {
   // The IHDR dims first, from the bytes, so that a 0x0 or huge image gets its own message (libpng's IHDR
   // check would otherwise report it as a generic error).

@@ -31,11 +31,6 @@ bool is_file(const fs::path& p) {
   return fs::is_regular_file(p, ec);
 }
 
-bool is_dir(const fs::path& p) {
-  std::error_code ec;
-  return fs::is_directory(p, ec);
-}
-
 // Why a path that exists is no data file ("" when it is a regular file or does not exist at all): a directory,
 // a symlink loop, a dangling symlink, a FIFO or device.
 std::string not_a_file(const fs::path& p) {

@@ -83,7 +83,7 @@ json NetSpec::to_json() const {
 
 namespace {
 
-constexpr size_t kMaxActivation = size_t{1} << 28;  // values of the input image
+constexpr size_t kMaxInputValues = size_t{1} << 28;  // values of the input image
 constexpr size_t kMaxRepeat = 1024;
 constexpr uint64_t kMaxNetSpecBytes = uint64_t{16} << 20;  // 16 MiB: a spec is a page of JSON
 
@@ -158,9 +158,9 @@ void validate(const NetSpec& s, const std::string& source) {
   if (s.imageH == 0 || s.imageW == 0 || s.channels == 0)
     fail(source, fmt::format("image shape {}x{}x{} (channels x imageH x imageW) has a zero size", s.channels, s.imageH,
                              s.imageW));
-  if (auto n = checked_product({s.channels, s.imageH, s.imageW}); !n || *n > kMaxActivation)
+  if (auto n = checked_product({s.channels, s.imageH, s.imageW}); !n || *n > kMaxInputValues)
     fail(source, fmt::format("image shape {}x{}x{} (channels x imageH x imageW) is absurdly large (more than {} values)",
-                             s.channels, s.imageH, s.imageW, kMaxActivation));
+                             s.channels, s.imageH, s.imageW, kMaxInputValues));
   if (s.layers.empty()) fail(source, "field 'layers' is empty: a network needs at least one dense layer");
   if (!(s.drop_path >= 0 && s.drop_path < 1))
     fail(source, fmt::format("field 'dropPath' must be in [0, 1) (the last residual block's drop probability), got {}",

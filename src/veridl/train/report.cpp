@@ -411,7 +411,7 @@ constexpr size_t kMaxStepPoints = 4000;
 std::string fmt_num(double v, int prec = 4) { return fmt::format("{:.{}g}", v, prec); }
 std::string fmt_pct(double v) { return fmt::format("{:.2f}%", v); }
 
-std::string shape_str(const std::vector<int64_t>& shape) {
+std::string shape_text(const std::vector<int64_t>& shape) {
   std::string s;
   for (auto d : shape) s += (s.empty() ? "" : " × ") + std::to_string(d);
   return s.empty() ? "scalar" : s;
@@ -639,7 +639,7 @@ std::string render_report(const RunRecord& run, const net::Plan& plan, const Con
        "<th>count</th></tr>\n";
   for (const auto& t : plan.params)
     o += fmt::format("<tr><td class=\"l\"><code>{}</code></td><td class=\"l\">{}</td><td>{}</td></tr>\n", html_escape(t.name),
-                     shape_str(t.shape), thousands(t.size));
+                     shape_text(t.shape), thousands(t.size));
   o += fmt::format("<tr><th class=\"l\">total</th><th></th><th>{}</th></tr>\n</table>\n</div></div>\n", thousands(plan.n_params));
   o += fmt::format("<p>spec.json (as trained):</p>\n<pre id=\"spec\">{}</pre>\n", html_escape(run.spec_text));
 
