@@ -43,6 +43,7 @@
 #include "veridl/train/trainer.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/file.hpp"
+#include "veridl/util/plumbing_fault.hpp"
 #include "veridl/vjp/registry.hpp"
 
 namespace nb = nanobind;
@@ -279,8 +280,8 @@ nb::list sig_list(const std::vector<hlo::TensorSig>& v) {
   return l;
 }
 
-// The engine of an IREE device for a run: exports the train step (with its logits) and the eval forward (at
-// max(batch, 128), evaluation's chunk), asks make_device (veridl.iree.make_device) for the compiled, loaded device,
+// The engine of an IREE device for a run: exports the train step (with its logits) and the eval forward (at the
+// training batch, evaluation's chunk), asks make_device (veridl.iree.make_device) for the compiled, loaded device,
 // and wires its methods into a train::ExternalStep.
 std::unique_ptr<train::StepEngine> python_engine(const std::shared_ptr<PyRef>& make_device, const net::Plan& plan,
                                                  const train::TrainConfig& cfg, const hlo::IreeTarget& target,
@@ -289,7 +290,7 @@ std::unique_ptr<train::StepEngine> python_engine(const std::shared_ptr<PyRef>& m
   to.logits = true;
   to.optim = cfg.optim;
   const std::string train_mlir = hlo::export_stablehlo(plan, to);
-  const size_t eval_batch = std::max<size_t>(plan.batch, 128);
+  const size_t eval_batch = plan.batch;  // evaluation's chunk: the training batch (the last chunk padded)
   const net::Plan eplan = net::compile(plan.spec, eval_batch, 0.0);
   hlo::ExportOptions eo;
   eo.eval = true;
@@ -829,6 +830,22 @@ NB_MODULE(_core, m) {
       [](const std::string& device, const std::string& target) { return hlo::iree_target(device, target).flags; },
       "device"_a, "target"_a = "",
       "iree-compile's flags for --device iree:<driver> and --iree-target (export/iree_target.hpp).");
+  // Tests only (tests/iree_train.py): a deliberate plumbing fault for the rest of the process (util/plumbing_fault.hpp).
+  m.def(
+      "_set_plumbing_fault",
+      [](const std::string& name) {
+        static std::unique_ptr<ScopedPlumbingFault> held;
+        held.reset();
+        if (name == "none") return;
+        const std::map<std::string, PlumbingFault> known = {
+            {"external_skips_running_update", PlumbingFault::ExternalSkipsRunningUpdate},
+            {"external_stale_lr", PlumbingFault::ExternalStaleLr},
+            {"lr_at_zero_based_step", PlumbingFault::LrAtZeroBasedStep}};
+        auto it = known.find(name);
+        if (it == known.end()) throw Error("_set_plumbing_fault: unknown fault '" + name + "'");
+        held = std::make_unique<ScopedPlumbingFault>(it->second);
+      },
+      "name"_a, "Tests only: sets a deliberate plumbing fault (or 'none').");
   m.def("kernel_variant", [] { return std::string(kernels::isa_name(kernels::active_isa())); },
         "The kernel variant in use (portable, avx2, avx512): chosen at run time from the CPU.");
 }

@@ -10,6 +10,7 @@
 #include "veridl/prims/batchNorm/reference.hpp"
 #include "veridl/prims/table.hpp"
 #include "veridl/util/error.hpp"
+#include "veridl/util/plumbing_fault.hpp"
 
 namespace veridl::train {
 
@@ -56,11 +57,15 @@ void ExternalStep::upload() {
 
 float ExternalStep::step(const float* x, const int32_t* labels, float lr, size_t t) {
   upload();
-  const float loss = dev_.step(x, labels, lr, t, batch_stats_, logits_.data());
+  // (a test's deliberate mutant gives the device the previous step's lr: util/plumbing_fault.hpp)
+  const float given = plumbing_fault() == PlumbingFault::ExternalStaleLr && t > 1 ? prev_lr_ : lr;
+  prev_lr_ = lr;
+  const float loss = dev_.step(x, labels, given, t, batch_stats_, logits_.data());
   device_newer_ = true;
   // The running statistics, as the native BatchNorm forward updates them (prims/batchNorm/primitive.hpp).
   const double m = ops::running_stat_momentum(t);
-  for (size_t b = 0; b < bn_channels_.size(); ++b)
+  const bool skip = plumbing_fault() == PlumbingFault::ExternalSkipsRunningUpdate;  // (a test's mutant)
+  for (size_t b = 0; b < bn_channels_.size() && !skip; ++b)
     kernels::batchnorm_update_running(bn_channels_[b], m, batch_stats_[2 * b].data(), batch_stats_[2 * b + 1].data(),
                                       host_.running[2 * b].data(), host_.running[2 * b + 1].data());
   // The training accuracy: the logits' first maximum, as TrainStep counts it.

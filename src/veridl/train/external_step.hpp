@@ -66,6 +66,7 @@ class ExternalStep : public StepEngine {
   std::vector<float> x_, logits_, eval_x_, eval_logits_;
   bool device_newer_ = false, host_newer_ = true;
   size_t last_correct_ = 0;
+  float prev_lr_ = 0.0f;
 };
 
 }  // namespace veridl::train
