@@ -257,10 +257,10 @@ std::vector<size_t> dims(const std::vector<int64_t>& s) { return std::vector<siz
 // A Python exception from the device as the one-line veridl::Error its message is (veridl.iree raises one-line
 // errors; a traceback's further lines are dropped).
 [[noreturn]] void rethrow_python(const nb::python_error& e) {
-  std::string msg = e.what();
+  std::string msg = nb::str(e.value()).c_str();
   msg = msg.substr(0, msg.find('\n'));
-  for (const char* prefix : {"veridl._core.Error: ", "veridl.Error: ", "Error: ", "RuntimeError: "})
-    if (msg.rfind(prefix, 0) == 0) msg = msg.substr(std::string(prefix).size());
+  const std::string type = nb::str(e.type().attr("__name__")).c_str();
+  if (type != "Error") msg = type + " from the IREE device: " + msg;  // not one of veridl.iree's one-line errors
   throw Error(msg);
 }
 

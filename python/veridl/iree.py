@@ -150,21 +150,29 @@ class IreeDevice:
         cache = cache_dir(cache)
         if verbose:
             print(f"IREE device {driver} (target {target}; {compiler_version()}, module cache {cache})", flush=True)
-        try:
-            self._config = rt.Config(driver)
-        except Exception as e:  # ValueError (no such driver), RuntimeError (no device)
-            raise Error(f"--device iree:{driver}: IREE cannot open a {driver} device: {str(e).splitlines()[0]}") from None
+        if driver not in rt.query_available_drivers():
+            raise Error(f"--device iree:{driver}: this IREE runtime has no {driver} driver (it has: "
+                        f"{', '.join(rt.query_available_drivers())})")
+        try:  # the device first: a machine without one learns it before any compiling
+            self._config = rt.Config(device=rt.get_device(driver, cache=True))
+        except Exception as e:  # RuntimeError: no device of that kind here, or no driver library
+            msg = " ".join(str(e).split())
+            raise Error(f"--device iree:{driver}: IREE cannot open a {driver} device: {msg}") from None
         train_path = _compile(train_mlir, flags, cache, "train step", verbose)
         eval_path = _compile(eval_mlir, flags, cache, "eval forward", verbose)
-        try:
-            self._ctx = rt.SystemContext(config=self._config)
-            self._ctx.add_vm_module(rt.VmModule.mmap(self._ctx.instance, train_path))
-            self._ctx.add_vm_module(rt.VmModule.mmap(self._ctx.instance, eval_path))
-            self._train = self._ctx.modules.veridl_train_step.main
-            self._eval = self._ctx.modules.veridl_eval.main
-        except Exception as e:
-            raise Error(f"--device iree:{driver}: cannot load the compiled modules ({train_path}): "
-                        f"{str(e).splitlines()[0]}") from None
+        self._ctx = rt.SystemContext(config=self._config)
+        for path, want in ((train_path, "veridl_train_step"), (eval_path, "veridl_eval")):
+            try:
+                module = rt.VmModule.mmap(self._ctx.instance, path)
+            except Exception as e:
+                raise Error(f"{path}: not a module IREE can load: {' '.join(str(e).split())} (delete it from the "
+                            "cache)") from None
+            if module.name != want:
+                raise Error(f"{path}: this module is '{module.name}', the run needs its '{want}': it was compiled for "
+                            "something else (delete it from the cache)")
+            self._ctx.add_vm_module(module)
+        self._train = self._ctx.modules.veridl_train_step.main
+        self._eval = self._ctx.modules.veridl_eval.main
         _check_signature(self._train, train_sig, train_results, "train step", train_path, name)
         _check_signature(self._eval, eval_sig, eval_results, "eval forward", eval_path, name)
         self._params: List[Any] = []
@@ -200,6 +208,13 @@ class IreeDevice:
 def make_device(**kw) -> IreeDevice:
     """What the library calls to make the device of a run (python/src/module.cpp python_engine)."""
     return IreeDevice(**kw)
+
+
+def device_maker():
+    """make_device, once the IREE runtime and compiler are known to import (else a one-line veridl.Error)."""
+    _runtime()
+    _compiler_tool()
+    return make_device
 
 
 def cli_main(argv: Sequence[str]) -> int:
