@@ -196,6 +196,7 @@ class Network:
         make_device = None
         if device != "native":
             from . import iree
+            _core.iree_compile_flags(device, iree_target)  # a device or target it does not know: one line, first
             make_device = iree.device_maker()
         return self._net.fit(json.dumps(overrides), data_name, xs, ys, vx, vy, float(split), int(seed),
                              int(eval_every), int(threads), bool(verbose), progress, device=device,
