@@ -484,8 +484,12 @@ int cmd_train(int argc, char** argv) {
   // Memory: what the run will allocate against what this process may still allocate, before the data and again
   // after it is loaded (util/output.hpp available_memory).
   const bool check_memory = !a.has("--no-memory-check");
-  auto memory_check = [&](const train::RunMemory& m, uint64_t data_bytes) {
+  auto memory_check = [&](train::RunMemory m, uint64_t data_bytes) {
     if (!check_memory) return;
+    if (iree) {  // the activations live on the IREE device: the host holds the batch and the eval chunk
+      m.activations = 2 * cfg.batch * plan.input_width() * sizeof(float);
+      m.evaluation = 0;
+    }
     const AvailableMemory avail = available_memory();
     if (m.total() <= avail.bytes) return;
     throw Error(fmt::format(
