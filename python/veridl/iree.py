@@ -48,7 +48,6 @@ def _runtime():
 def _compiler_tool() -> str:
     try:
         from iree.compiler.tools import binaries
-        from iree.compiler import version
     except ImportError as e:
         raise Error(f"IREE devices need IREE's compiler, which {sys.executable} cannot import ({e}): "
                     "pip install iree-base-compiler==3.13.0") from None
@@ -90,9 +89,9 @@ def _compile(mlir: str, flags: Sequence[str], cache: str, what: str, verbose: bo
         return path
     try:
         os.makedirs(cache, exist_ok=True)
+        fd, src = tempfile.mkstemp(suffix=".mlir", dir=cache)
     except OSError as e:
-        raise Error(f"--iree-cache: cannot create '{cache}': {e.strerror}") from None
-    fd, src = tempfile.mkstemp(suffix=".mlir", dir=cache)
+        raise Error(f"--iree-cache: cannot write to '{cache}': {e.strerror}") from None
     tmp = path + f".tmp.{os.getpid()}"
     try:
         with os.fdopen(fd, "w") as f:
@@ -180,7 +179,7 @@ class IreeDevice:
 
     def _put(self, a: np.ndarray):
         from iree.runtime import asdevicearray
-        return asdevicearray(self._train._device, a)
+        return asdevicearray(self._config.device, a)
 
     def load(self, params: List[np.ndarray], state: List[List[np.ndarray]]) -> None:
         self._params = [self._put(p) for p in params]

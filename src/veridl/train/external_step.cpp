@@ -28,7 +28,9 @@ ExternalStep::ExternalStep(const net::Plan& plan, const OptimConfig& optim, Exte
     bn_channels_.push_back(n.decl.state[0].size);
   }
   if (dev_.eval_batch == 0) throw Error("external device: eval_batch must be positive");
-  host_ = initial_model(plan, 0);
+  host_.params.assign(plan.n_params, 0.0f);  // train() sets the model (initial_model, or a checkpoint's) before a step
+  for (const auto& n : plan.nodes)
+    for (const auto& st : n.decl.state) host_.running.emplace_back(st.size, static_cast<float>(st.init));
   for (const auto& r : host_.running) batch_stats_.emplace_back(r.size(), 0.0f);
   const size_t D = plan.input_width(), K = plan.num_classes;
   x_.assign(plan.batch * D, 0.0f);
