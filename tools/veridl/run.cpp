@@ -95,7 +95,12 @@ void hand_over_to_python(int argc, char** argv, const std::string& device) {
   const char* env_py = std::getenv("VERIDL_PYTHON");
   const std::string python = env_py && *env_py ? env_py : VERIDL_DEFAULT_PYTHON;
   const char* old = std::getenv("PYTHONPATH");
-  ::setenv("PYTHONPATH", (root + (old && *old ? ":" + std::string(old) : std::string())).c_str(), 1);
+  std::string path = root;
+  if (old && *old) {
+    path += ':';
+    path += old;
+  }
+  ::setenv("PYTHONPATH", path.c_str(), 1);
   std::vector<std::string> args = {python, "-m", "veridl._iree_cli"};
   for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
   std::vector<char*> cargs;
