@@ -245,7 +245,9 @@ TEST(ExternalStep, CheckpointsResumeAcrossEnginesBitForBit) {
     EXPECT_EQ(rest.final_eval.confusion, native.final_eval.confusion);
     std::vector<double> second(native.step_loss.begin() + 5, native.step_loss.end());
     EXPECT_EQ(rest.step_loss, second);
-    if (to_device) EXPECT_EQ(hr.dev->loads, 1u);
+    if (to_device) {
+      EXPECT_EQ(hr.dev->loads, 1u);
+    }
   }
 }
 
@@ -254,7 +256,9 @@ TEST(ExternalStep, RefusesWhatTheDeviceIsNotGiven) {
                                .layer("dropout", {{"rate", 0.5}}).dense(16, 10).build();
   const net::Plan plan = net::compile(spec, 4);
   try {
-    train::ExternalStep s(plan, train::OptimConfig{}, train::ExternalDevice{.eval_batch = 4});
+    train::ExternalDevice device;
+    device.eval_batch = 4;
+    train::ExternalStep s(plan, train::OptimConfig{}, device);
     FAIL() << "a network with dropout was accepted";
   } catch (const veridl::Error& e) {
     EXPECT_EQ(std::string(e.what()),
