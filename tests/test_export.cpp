@@ -21,10 +21,12 @@
 // recipe's base rate: in the first warmup steps the updates would be so small (1.6e-5) that the float
 // rounding of the parameters themselves (ulp 7e-9) would be 5e-4 of an update.
 #include <fmt/core.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -40,6 +42,7 @@
 #include "test_util.hpp"
 #include "veridl/data/dataset.hpp"
 #include "veridl/export/npy.hpp"
+#include "veridl/export/iree_target.hpp"
 #include "veridl/export/stablehlo.hpp"
 #include "veridl/net/executor.hpp"
 #include "veridl/net/netspec.hpp"
@@ -853,14 +856,20 @@ TEST(ExportIree, EveryGpuTargetInDocsGpuMdCompiles) {
   TempDir dir("gpu_targets");
   const net::Plan linear = net::compile(net::load_netspec(repo("specs/mnist_linear.json")), 8);
   const net::Plan cnn = net::compile(net::load_netspec(repo("specs/mnist_cnn_bn.json")), 8);
+  // The modules `veridl train --device iree:<device>` compiles: the train step with its logits.
   hlo::ExportOptions lin_opt, cnn_opt;
   lin_opt.optim = recipe_optim("specs/mnist_linear.json");
   cnn_opt.optim = recipe_optim("specs/mnist_cnn_bn.json");
+  lin_opt.logits = cnn_opt.logits = true;
   std::ofstream(dir / "linear.mlir") << hlo::export_stablehlo(linear, lin_opt);
   std::ofstream(dir / "cnn.mlir") << hlo::export_stablehlo(cnn, cnn_opt);
+  // With the trainer's flags (export/iree_target.hpp), which must pass the table's target flag.
   auto compile = [&](const Device& d, const std::string& target, const char* module) {
-    return run_command(fmt::format("'{}' --iree-hal-target-device={} {}={} '{}' -o '{}'", tools.compile, d.name, d.flag,
-                                   target, dir / module, dir / "out.vmfb"));
+    const hlo::IreeTarget t = hlo::iree_target("iree:" + d.name, target);
+    EXPECT_NE(std::find(t.flags.begin(), t.flags.end(), d.flag + "=" + target), t.flags.end())
+        << d.name << ": docs/gpu.md's target flag " << d.flag << " is not the trainer's";
+    return run_command(fmt::format("'{}' {} '{}' -o '{}'", tools.compile, fmt::join(t.flags, " "), dir / module,
+                                   dir / "out.vmfb"));
   };
   for (const Device& d : devices) {
     ASSERT_FALSE(d.ok.empty()) << d.name;

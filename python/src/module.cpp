@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,8 @@
 #include "veridl/calculus/decisions.hpp"
 #include "veridl/data/augment.hpp"
 #include "veridl/data/dataset.hpp"
+#include "veridl/cli.hpp"
+#include "veridl/export/iree_target.hpp"
 #include "veridl/export/onnx.hpp"
 #include "veridl/export/stablehlo.hpp"
 #include "veridl/kernels/isa.hpp"
@@ -35,10 +38,12 @@
 #include "veridl/net/verify_net.hpp"
 #include "veridl/prims/table.hpp"
 #include "veridl/train/checkpoint.hpp"
+#include "veridl/train/external_step.hpp"
 #include "veridl/train/optimizer.hpp"
 #include "veridl/train/trainer.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/file.hpp"
+#include "veridl/util/plumbing_fault.hpp"
 #include "veridl/vjp/registry.hpp"
 
 namespace nb = nanobind;
@@ -202,10 +207,190 @@ nb::dict report_dict(const train::ProgressReport& r) {
   return d;
 }
 
+
+// ---- IREE devices (`veridl train --device iree:...`, fit(device=...)): python/veridl/iree.py compiles and runs the
+// exported modules; the library runs everything else (train/external_step.hpp). This is the glue: the modules and
+// their signatures go to veridl.iree.make_device, and train::ExternalDevice's calls become calls of its methods, with
+// the tensors as numpy arrays in the modules' calling convention (parameters per tensor in plan order, optimizer
+// state per slot and tensor).
+
+// A Python object held by C++ code that runs without the GIL (train()): released with the GIL taken.
+struct PyRef {
+  nb::object o;
+  explicit PyRef(nb::object obj) : o(std::move(obj)) {}
+  PyRef(const PyRef&) = delete;
+  PyRef& operator=(const PyRef&) = delete;
+  ~PyRef() {
+    nb::gil_scoped_acquire locked;
+    o.reset();
+  }
+};
+
+nb::object np_copy(const float* p, const std::vector<size_t>& shape) {
+  size_t n = 1;
+  for (size_t d : shape) n *= d;
+  auto* buf = new float[std::max<size_t>(n, 1)];
+  std::copy(p, p + n, buf);
+  nb::capsule owner(buf, [](void* q) noexcept { delete[] static_cast<float*>(q); });
+  return nb::cast(nb::ndarray<nb::numpy, float>(buf, shape.size(), shape.data(), owner));
+}
+
+nb::object np_copy_i32(const int32_t* p, size_t n) {
+  auto* buf = new int32_t[std::max<size_t>(n, 1)];
+  std::copy(p, p + n, buf);
+  nb::capsule owner(buf, [](void* q) noexcept { delete[] static_cast<int32_t*>(q); });
+  const size_t shape[1] = {n};
+  return nb::cast(nb::ndarray<nb::numpy, int32_t>(buf, 1, shape, owner));
+}
+
+// A result from Python into `dst` (n float32 values).
+void copy_out(nb::handle h, float* dst, size_t n, const std::string& what) {
+  using Out = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
+  Out a;
+  if (!nb::try_cast(h, a)) throw Error("IREE device: " + what + " is not a float32 array");
+  if (a.size() != n) throw Error(fmt::format("IREE device: {} has {} values, expected {}", what, a.size(), n));
+  std::copy(a.data(), a.data() + n, dst);
+}
+
+std::vector<size_t> dims(const std::vector<int64_t>& s) { return std::vector<size_t>(s.begin(), s.end()); }
+
+// A Python exception from the device as the one-line veridl::Error its message is (veridl.iree raises one-line
+// errors; a traceback's further lines are dropped).
+[[noreturn]] void rethrow_python(const nb::python_error& e) {
+  std::string msg = nb::str(e.value()).c_str();
+  msg = msg.substr(0, msg.find('\n'));
+  const std::string type = nb::str(e.type().attr("__name__")).c_str();
+  if (type != "Error") msg = type + " from the IREE device: " + msg;  // not one of veridl.iree's one-line errors
+  throw Error(msg);
+}
+
+template <class F>
+auto with_python(F&& f) {
+  nb::gil_scoped_acquire locked;
+  try {
+    return f();
+  } catch (nb::python_error& e) {
+    rethrow_python(e);
+  }
+}
+
+nb::list sig_list(const std::vector<hlo::TensorSig>& v) {
+  nb::list l;
+  for (const auto& t : v) l.append(nb::make_tuple(t.name, nb::tuple(nb::cast(t.shape)), t.dtype));
+  return l;
+}
+
+// The engine of an IREE device for a run: exports the train step (with its logits) and the eval forward (at the
+// training batch, evaluation's chunk), asks make_device (veridl.iree.make_device) for the compiled, loaded device,
+// and wires its methods into a train::ExternalStep.
+std::unique_ptr<train::StepEngine> python_engine(const std::shared_ptr<PyRef>& make_device, const net::Plan& plan,
+                                                 const train::TrainConfig& cfg, const hlo::IreeTarget& target,
+                                                 const std::string& cache) {
+  hlo::ExportOptions to;
+  to.logits = true;
+  to.optim = cfg.optim;
+  const std::string train_mlir = hlo::export_stablehlo(plan, to);
+  const size_t eval_batch = plan.batch;  // evaluation's chunk: the training batch (the last chunk padded)
+  const net::Plan eplan = net::compile(plan.spec, eval_batch, 0.0);
+  hlo::ExportOptions eo;
+  eo.eval = true;
+  const std::string eval_mlir = hlo::export_stablehlo(eplan, eo);
+  const hlo::Signature tsig = hlo::signature(plan, to), esig = hlo::signature(eplan, eo);
+  std::fflush(cfg.log);
+  std::shared_ptr<PyRef> dev = with_python([&] {
+    return std::make_shared<PyRef>(make_device->o(
+        "driver"_a = target.driver, "target"_a = target.target, "flags"_a = target.flags, "cache"_a = cache,
+        "train_mlir"_a = train_mlir, "eval_mlir"_a = eval_mlir, "train_sig"_a = sig_list(tsig.inputs),
+        "train_results"_a = sig_list(tsig.outputs), "eval_sig"_a = sig_list(esig.inputs),
+        "eval_results"_a = sig_list(esig.outputs), "name"_a = plan.spec.name, "verbose"_a = cfg.log == stdout));
+  });
+  const size_t n_state = train::optimizer_state_tensors(cfg.optim);
+  // The parameters (flat) as the module's per-tensor arrays, and back.
+  auto split = [&plan](const std::vector<float>& flat) {
+    nb::list l;
+    for (const auto& t : plan.params) l.append(np_copy(flat.data() + t.offset, dims(t.shape)));
+    return l;
+  };
+  auto join = [&plan](nb::handle seq, std::vector<float>& flat, const std::string& what) {
+    flat.resize(plan.n_params);
+    if (nb::len(seq) != plan.params.size())
+      throw Error(fmt::format("IREE device: {} has {} tensors, expected {}", what, nb::len(seq), plan.params.size()));
+    for (size_t k = 0; k < plan.params.size(); ++k)
+      copy_out(seq[k], flat.data() + plan.params[k].offset, plan.params[k].size, what + " " + plan.params[k].name);
+  };
+  train::ExternalDevice d;
+  d.eval_batch = eval_batch;
+  d.load = [dev, split](const std::vector<float>& params, const std::vector<std::vector<float>>& state) {
+    with_python([&] {
+      nb::list st;
+      for (const auto& s : state) st.append(split(s));
+      dev->o.attr("load")(split(params), st);
+      return 0;
+    });
+  };
+  d.fetch = [dev, join, n_state](std::vector<float>& params, std::vector<std::vector<float>>& state) {
+    with_python([&] {
+      nb::tuple r = nb::cast<nb::tuple>(dev->o.attr("fetch")());
+      join(r[0], params, "parameters");
+      state.resize(n_state);
+      for (size_t k = 0; k < n_state; ++k) join(r[1][k], state[k], "optimizer state");
+      return 0;
+    });
+  };
+  const std::vector<size_t> xshape = dims(tsig.inputs[plan.params.size() * (1 + n_state)].shape);
+  const size_t B = plan.batch, K = plan.num_classes;
+  d.step = [dev, xshape, B, K](const float* x, const int32_t* labels, float lr, size_t t,
+                               std::vector<std::vector<float>>& stats, float* logits) {
+    return with_python([&] {
+      nb::tuple r = nb::cast<nb::tuple>(dev->o.attr("step")(np_copy(x, xshape), np_copy_i32(labels, B), lr, t));
+      const float loss = nb::cast<float>(r[0]);
+      nb::handle st = r[1];
+      if (nb::len(st) != stats.size())
+        throw Error(fmt::format("IREE device: the step returned {} batch statistics, expected {}", nb::len(st), stats.size()));
+      for (size_t k = 0; k < stats.size(); ++k) copy_out(st[k], stats[k].data(), stats[k].size(), "a batch statistic");
+      copy_out(r[2], logits, B * K, "the logits");
+      return loss;
+    });
+  };
+  const std::vector<size_t> exshape = dims(esig.inputs.back().shape);
+  const std::vector<std::pair<std::string, size_t>> rt = train::running_stat_tensors(plan);
+  d.forward = [dev, exshape, rt, eval_batch, K](const std::vector<std::vector<float>>& running, const float* x,
+                                                float* logits) {
+    with_python([&] {
+      nb::list rs;
+      for (size_t k = 0; k < running.size(); ++k) rs.append(np_copy(running[k].data(), {rt[k].second}));
+      copy_out(dev->o.attr("forward")(rs, np_copy(x, exshape)), logits, eval_batch * K, "the eval logits");
+      return 0;
+    });
+  };
+  return std::make_unique<train::ExternalStep>(plan, cfg.optim, std::move(d));
+}
+
+// `veridl <argv...>` in this process, with IREE devices run through make_device (python/veridl/iree.py cli_main).
+int run_cli(const std::vector<std::string>& args, nb::object make_device) {
+  auto ref = std::make_shared<PyRef>(std::move(make_device));
+  cli::set_external_engine([ref](const net::Plan& p, const train::TrainConfig& c, const hlo::IreeTarget& t,
+                                 const std::string& cache) { return python_engine(ref, p, c, t, cache); });
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (std::string& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int rc = 0;
+  {
+    nb::gil_scoped_release unlocked;
+    rc = cli::run(static_cast<int>(copy.size()), argv.data());
+    std::fflush(stdout);
+  }
+  cli::set_external_engine({});
+  return rc;
+}
+
 // fit: trains with train::train on a named dataset / directory, or on arrays. Returns the history.
 nb::dict fit(Net& net, const std::string& overrides, std::optional<std::string> data_name, std::optional<Images> x,
              std::optional<Labels> y, std::optional<Images> val_x, std::optional<Labels> val_y, double val_split,
-             uint64_t seed, size_t eval_every, int threads, bool verbose, std::optional<nb::callable> progress) {
+             uint64_t seed, size_t eval_every, int threads, bool verbose, std::optional<nb::callable> progress,
+             const std::string& device, const std::string& iree_target, const std::string& iree_cache,
+             std::optional<nb::object> make_device) {
   const nlohmann::json given = nlohmann::json::parse(overrides);
   const net::Recipe r = merged_recipe(net.spec, overrides);
   train::TrainConfig cfg = train_config(net.spec, r, given);
@@ -214,6 +399,15 @@ nb::dict fit(Net& net, const std::string& overrides, std::optional<std::string> 
   cfg.threads = threads;
   cfg.progress = false;  // no live line on stderr: the callback reports progress
   cfg.log = verbose ? stdout : null_log();
+  if (device != "native") {  // an IREE device: veridl.iree.make_device compiles and runs the modules
+    const hlo::IreeTarget target = hlo::iree_target(device, iree_target);
+    if (!make_device) throw Error("--device " + device + ": no IREE device maker given (veridl.Network.fit passes it)");
+    auto ref = std::make_shared<PyRef>(std::move(*make_device));
+    cfg.device = device;
+    cfg.engine = [ref, target, iree_cache](const net::Plan& p, const train::TrainConfig& c) {
+      return python_engine(ref, p, c, target, iree_cache);
+    };
+  }
   if (!(val_split >= 0 && val_split < 1))
     throw Error(fmt::format("val_split must be in [0, 1) (the fraction of the training data held out), got {}", val_split));
   const size_t classes = net.spec.num_classes();
@@ -612,6 +806,7 @@ NB_MODULE(_core, m) {
       .def_prop_ro("recipe_batch", [](const Net& n) { return n.spec.recipe ? n.spec.recipe->batch : size_t{128}; })
       .def("fit", &fit, "overrides"_a, "data"_a.none(), "x"_a.none(), "y"_a.none(), "val_x"_a.none(), "val_y"_a.none(),
            "val_split"_a, "seed"_a, "eval_every"_a, "threads"_a, "verbose"_a, "progress"_a.none(),
+           "device"_a = "native", "iree_target"_a = "", "iree_cache"_a = "", "make_device"_a = nb::none(),
            "Trains (train::train) from the current parameters; overrides: a JSON object of recipe keys.")
       .def("evaluate", &evaluate, "data"_a.none(), "x"_a.none(), "y"_a.none(), "split"_a, "batch"_a,
            "Top-1, top-5 and mean loss (train::evaluate).")
@@ -627,6 +822,30 @@ NB_MODULE(_core, m) {
         "Runs the contract registry (or its mutants): one dict per contract (or mutant).");
   m.def("load_data", &load_data, "name"_a, "shape"_a.none(),
         "A dataset's splits as numpy arrays, read by the library's loaders (data::load_split).");
+  m.def("run_cli", &run_cli, "argv"_a, "make_device"_a,
+        "Runs the veridl command line (argv[0] the program name) in this process, IREE devices made by make_device; "
+        "returns its exit status.");
+  m.def(
+      "iree_compile_flags",
+      [](const std::string& device, const std::string& target) { return hlo::iree_target(device, target).flags; },
+      "device"_a, "target"_a = "",
+      "iree-compile's flags for --device iree:<driver> and --iree-target (export/iree_target.hpp).");
+  // Tests only (tests/iree_train.py): a deliberate plumbing fault for the rest of the process (util/plumbing_fault.hpp).
+  m.def(
+      "_set_plumbing_fault",
+      [](const std::string& name) {
+        static std::unique_ptr<ScopedPlumbingFault> held;
+        held.reset();
+        if (name == "none") return;
+        const std::map<std::string, PlumbingFault> known = {
+            {"external_skips_running_update", PlumbingFault::ExternalSkipsRunningUpdate},
+            {"external_stale_lr", PlumbingFault::ExternalStaleLr},
+            {"lr_at_zero_based_step", PlumbingFault::LrAtZeroBasedStep}};
+        auto it = known.find(name);
+        if (it == known.end()) throw Error("_set_plumbing_fault: unknown fault '" + name + "'");
+        held = std::make_unique<ScopedPlumbingFault>(it->second);
+      },
+      "name"_a, "Tests only: sets a deliberate plumbing fault (or 'none').");
   m.def("kernel_variant", [] { return std::string(kernels::isa_name(kernels::active_isa())); },
         "The kernel variant in use (portable, avx2, avx512): chosen at run time from the CPU.");
 }

@@ -142,7 +142,8 @@ class Network:
             adamw_decay: Optional[str] = None, augment_crop_pad: Optional[int] = None,
             augment_flip: Optional[bool] = None, augment_resized_crop: Optional[bool] = None,
             normalize: Optional[str] = None, seed: int = 42, eval_every: int = 1, threads: int = 0,
-            verbose: bool = False, progress: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
+            verbose: bool = False, progress: Optional[Callable[[Dict[str, Any]], None]] = None,
+            device: str = "native", iree_target: str = "", iree_cache: str = "") -> Dict[str, Any]:
         """Trains the network with VeriDL's trainer (the loop of `veridl train`), from its current parameters.
 
         Data: arrays `x` (N x C x H x W, uint8 0..255 or float32 0..1) and `y` (N integer labels), or
@@ -161,6 +162,11 @@ class Network:
         and "val": evaluate()'s dict when the validation set was scored}). verbose=True prints the CLI's log lines
         on standard output. The GIL is released while training; Ctrl-C (KeyboardInterrupt) or an exception from
         progress stops the run after the current step, keeps that step's parameters, and is raised.
+
+        device: "native" (this process's CPU kernels) or an IREE device, "iree:local-task", "iree:cuda", ... with
+        iree_target (the GPU's architecture; the CPU's default "host") and iree_cache (the compiled-module cache):
+        the steps and evaluations then run the exported StableHLO modules on it (veridl.iree; `veridl train
+        --device`, docs/gpu.md); needs iree-base-runtime and iree-base-compiler.
 
         Returns the history: {"loss": [per epoch], "accuracy": [training accuracy per epoch, 0..1],
         "val_epochs": [...], "val": [evaluate() dicts], "test": evaluate() dict or None, "steps",
@@ -187,8 +193,14 @@ class Network:
                 vx, vy = _images(validation_data[0], "fit(validation_data)"), _labels(validation_data[1],
                                                                                        "fit(validation_data)")
             split = 0.0 if val_split is None else val_split
+        make_device = None
+        if device != "native":
+            from . import iree
+            _core.iree_compile_flags(device, iree_target)  # a device or target it does not know: one line, first
+            make_device = iree.device_maker()
         return self._net.fit(json.dumps(overrides), data_name, xs, ys, vx, vy, float(split), int(seed),
-                             int(eval_every), int(threads), bool(verbose), progress)
+                             int(eval_every), int(threads), bool(verbose), progress, device=device,
+                             iree_target=iree_target, iree_cache=iree_cache, make_device=make_device)
 
     # ------------------------------------------------------------------ inference
     def evaluate(self, x: Any = None, y: Any = None, *, data: Optional[Union[str, "os.PathLike[str]"]] = None,

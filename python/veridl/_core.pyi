@@ -56,7 +56,7 @@ class Net:
     @property
     def recipe_batch(self) -> int: ...
 
-    def fit(self, overrides: str, data: str | None, x: Annotated[NDArray, dict(shape=(None, None, None, None), order='C', device='cpu')] | None, y: Annotated[NDArray[numpy.int32], dict(shape=(None,), order='C', device='cpu', writable=False)] | None, val_x: Annotated[NDArray, dict(shape=(None, None, None, None), order='C', device='cpu')] | None, val_y: Annotated[NDArray[numpy.int32], dict(shape=(None,), order='C', device='cpu', writable=False)] | None, val_split: float, seed: int, eval_every: int, threads: int, verbose: bool, progress: Callable | None) -> dict:
+    def fit(self, overrides: str, data: str | None, x: Annotated[NDArray, dict(shape=(None, None, None, None), order='C', device='cpu')] | None, y: Annotated[NDArray[numpy.int32], dict(shape=(None,), order='C', device='cpu', writable=False)] | None, val_x: Annotated[NDArray, dict(shape=(None, None, None, None), order='C', device='cpu')] | None, val_y: Annotated[NDArray[numpy.int32], dict(shape=(None,), order='C', device='cpu', writable=False)] | None, val_split: float, seed: int, eval_every: int, threads: int, verbose: bool, progress: Callable | None, device: str = 'native', iree_target: str = '', iree_cache: str = '', make_device: object | None = None) -> dict:
         """
         Trains (train::train) from the current parameters; overrides: a JSON object of recipe keys.
         """
@@ -90,6 +90,16 @@ def verify(contracts: Sequence[str] | None, chapter: int | None, mutants: bool, 
 def load_data(name: str, shape: Sequence[int] | None) -> dict:
     """
     A dataset's splits as numpy arrays, read by the library's loaders (data::load_split).
+    """
+
+def run_cli(argv: Sequence[str], make_device: object) -> int:
+    """
+    Runs the veridl command line (argv[0] the program name) in this process, IREE devices made by make_device; returns its exit status.
+    """
+
+def iree_compile_flags(device: str, target: str = '') -> list[str]:
+    """
+    iree-compile's flags for --device iree:<driver> and --iree-target (export/iree_target.hpp).
     """
 
 def kernel_variant() -> str:

@@ -281,3 +281,24 @@ def test_type_stubs_match_the_module(tmp_path):
     shipped = os.path.join(os.path.dirname(veridl.__file__), "_core.pyi")
     with open(shipped) as f:
         assert out.read_text() == f.read(), "python/veridl/_core.pyi is out of date"
+
+
+def test_iree_device_without_the_iree_runtime(tmp_path, digits):
+    """The installed package's `veridl train --device iree:...` hands the run to this interpreter (veridl/_cli.py sets
+    VERIDL_PYTHON), and fit(device=...) asks for the IREE runtime: in this venv, which has none, both are one line
+    before any training. (tests/iree_train.py trains on IREE with the .venv that has it.)"""
+    try:
+        import iree.runtime  # noqa: F401
+        pytest.skip("this venv has IREE's runtime")
+    except ImportError:
+        pass
+    want = f"IREE devices need IREE's Python runtime, which {sys.executable} cannot import"
+    r = subprocess.run([os.path.join(BIN, "veridl"), "train", "--spec", LINEAR, "--device", "iree:local-task",
+                        "--no-run-dir", "--epochs", "1"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith(f"veridl train: error: {want}") and r.stderr.count("\n") == 1, r.stderr
+    assert "step 0" not in r.stdout
+    x, y = digits["train"]
+    with pytest.raises(veridl.Error, match=re.escape(want)):
+        veridl.Network(LINEAR).fit(x[:64], y[:64], epochs=1, batch=8, device="iree:local-task")
+    with pytest.raises(veridl.Error, match=re.escape("--device: 'iree:tpu' is not supported")):
+        veridl.Network(LINEAR).fit(x[:64], y[:64], epochs=1, batch=8, device="iree:tpu")

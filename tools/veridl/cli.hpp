@@ -2,13 +2,18 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "veridl/export/iree_target.hpp"
 #include "veridl/net/netspec.hpp"
+#include "veridl/net/plan.hpp"
 #include "veridl/train/checkpoint.hpp"
+#include "veridl/train/trainer.hpp"
 
 namespace veridl::cli {
 
@@ -34,6 +39,22 @@ class Args {
 // The NetSpec of a checkpoint's network: the file of --spec when given, else the checkpoint's 'spec' metadata
 // (eval, export --onnx, predict).
 net::NetSpec checkpoint_spec(const train::Checkpoint& ck, const std::string& ck_path, const Args& a);
+
+// The whole command line: argv[1] is the command. Prints a failure as "veridl <command>: error: <message>" on stderr and
+// returns 2 (main.cpp; veridl._core.run_cli runs the same in Python).
+int run(int argc, char** argv);
+
+// `veridl train --device iree:...`: the engine that runs the exported modules on an IREE device. Set by the Python
+// package (veridl._core.run_cli, python/veridl/iree.py), which hosts the IREE runtime. In the plain `veridl`
+// program it is not set, and cmd_train hands the run over to Python (hand_over_to_python).
+using ExternalEngineFactory = std::function<std::unique_ptr<train::StepEngine>(
+    const net::Plan&, const train::TrainConfig&, const hlo::IreeTarget&, const std::string& cache_dir)>;
+void set_external_engine(ExternalEngineFactory f);
+const ExternalEngineFactory& external_engine();
+// Replaces this process with `<python> -m veridl._iree_cli <argv[1:]>`: the package beside this program (the build
+// tree's <build>/python-pkg, or the installed wheel's veridl/ this program is in), the interpreter $VERIDL_PYTHON, else
+// the one the build found with IREE (VERIDL_DEFAULT_PYTHON), else python3. Returns only by throwing.
+[[noreturn]] void hand_over_to_python(int argc, char** argv, const std::string& device);
 
 int cmd_verify(int argc, char** argv);
 int cmd_train(int argc, char** argv);

@@ -35,6 +35,8 @@ header lists every input and result; docs/gpu.md compiles it with IREE for CPUs 
   --batch B          the batch size the module is compiled for (default: the recipe's)
   --eval             the evaluation forward instead: inputs the parameters, the BatchNorm running
                      statistics (mean, var per layer) and x; result the logits
+  --logits           the train step also returns the forward's logits [B, classes] (its last result;
+                     what veridl train --device iree:... counts the training accuracy from)
   --out FILE         where to write the module (default: standard output)
   --optimizer sgd|adam|adamw  --momentum X  --weight-decay X  --clip-norm X  --label-smoothing X
                      override the spec's recipe (the learning rate is an input of the module)
@@ -42,7 +44,7 @@ header lists every input and result; docs/gpu.md compiles it with IREE for CPUs 
 
 // veridl export --onnx: the checkpoint's inference graph as an ONNX model.
 int export_onnx(const Args& a) {
-  for (const char* f : {"--batch", "--optimizer", "--momentum", "--weight-decay", "--clip-norm", "--label-smoothing", "--eval"})
+  for (const char* f : {"--batch", "--optimizer", "--momentum", "--weight-decay", "--clip-norm", "--label-smoothing", "--eval", "--logits"})
     if (a.has(f)) throw Error(std::string(f) + " does not apply to export --onnx (the inference graph, any batch size)");
   const auto ck_path = a.get("--checkpoint");
   if (!ck_path) throw Error("--onnx needs --checkpoint FILE (a checkpoint written by veridl train)");
@@ -77,7 +79,7 @@ int cmd_export(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--spec", "--batch", "--out", "--optimizer", "--momentum", "--weight-decay", "--clip-norm",
           "--label-smoothing", "--checkpoint"},
-         {"--eval", "--onnx"});
+         {"--eval", "--onnx", "--logits"});
   if (a.has("--onnx")) return export_onnx(a);
   if (a.has("--checkpoint")) throw Error("--checkpoint applies to export --onnx (the StableHLO module takes the parameters as inputs)");
   auto spec_path = a.get("--spec");
@@ -87,6 +89,8 @@ int cmd_export(int argc, char** argv) {
   const size_t batch = static_cast<size_t>(a.integer("--batch", static_cast<long long>(r.batch), 1, 1 << 20));
   hlo::ExportOptions opt;
   opt.eval = a.has("--eval");
+  if (opt.eval && a.has("--logits")) throw Error("--logits applies to the train step (the --eval forward returns only the logits)");
+  opt.logits = a.has("--logits");
   if (opt.eval)  // the evaluation forward has no optimizer and no loss: a training option would be ignored
     for (const char* f : {"--optimizer", "--momentum", "--weight-decay", "--clip-norm", "--label-smoothing"})
       if (a.has(f)) throw Error(std::string(f) + " does not apply to export --eval (the evaluation forward has no optimizer or loss)");

@@ -12,21 +12,6 @@
 #include "veridl/cli.hpp"
 #include "veridl/kernels/isa.hpp"
 
-namespace {
-const char* kHelp = R"(usage: veridl <command> [options]
-commands:
-  train    train a network described by a NetSpec (veridl train --help)
-  eval     evaluate a saved checkpoint on a test set
-  verify   check every VJP contract exactly (or a whole network with --spec)
-  info     print a NetSpec's layers, shapes and parameter count (--cpu: the CPU and the kernel variant in use;
-           --reference: the NetSpec reference of every layer type, field and recipe key, docs/netspec.md's tables)
-  export   write the fused train step (or --eval forward) as StableHLO for IREE / XLA (docs/gpu.md), or
-           --onnx a checkpoint's inference graph as ONNX (docs/onnx.md)
-  predict  a checkpoint's top-k classes for an image file, a folder of images or an IDX file
-  report   write a run folder's HTML report: curves, confusion matrix, spec, checked contracts
-)";
-}
-
 // OpenMP's default "active" waiting spins at every join. On a machine whose cores are shared (CI,
 // laptops, a second job), one descheduled thread then stalls every join of every step: we measured a
 // 2-thread MNIST-linear epoch going from 0.13 s to 11 s. Purely passive waiting never stalls like that but
@@ -47,27 +32,5 @@ int main(int argc, char** argv) {
   // A write past the file-size limit (ulimit -f) fails with EFBIG and is reported as such, instead of killing the
   // process mid-write.
   std::signal(SIGXFSZ, SIG_IGN);
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    fmt::print("{}", kHelp);
-    return argc < 2 ? 2 : 0;
-  }
-  const std::string cmd = argv[1];
-  try {
-    veridl::kernels::active_isa();  // a bad VERIDL_ISA fails here, before any work
-    if (cmd == "verify") return veridl::cli::cmd_verify(argc, argv);
-    if (cmd == "train") return veridl::cli::cmd_train(argc, argv);
-    if (cmd == "eval") return veridl::cli::cmd_eval(argc, argv);
-    if (cmd == "info") return veridl::cli::cmd_info(argc, argv);
-    if (cmd == "export") return veridl::cli::cmd_export(argc, argv);
-    if (cmd == "report") return veridl::cli::cmd_report(argc, argv);
-    if (cmd == "predict") return veridl::cli::cmd_predict(argc, argv);
-    fmt::print(stderr, "veridl: unknown command '{}'\n{}", cmd, kHelp);
-    return 2;
-  } catch (const std::bad_alloc&) {
-    fmt::print(stderr, "veridl {}: error: out of memory (a smaller --batch or a smaller network may fit)\n", cmd);
-    return 2;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "veridl {}: error: {}\n", cmd, e.what());
-    return 2;
-  }
+  return veridl::cli::run(argc, argv);
 }

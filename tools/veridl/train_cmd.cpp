@@ -89,6 +89,18 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
   --diverge-factor F   stop (keeping the last good checkpoint) when a step's loss exceeds F x ln(classes),
                        the loss of a uniform guess (default 1000; 0: only a NaN/Inf loss stops the run)
   --no-memory-check    do not refuse a run whose planned memory exceeds what is available
+  --device D           what runs the train steps and evaluations: native (default, this program's CPU
+                       kernels) or an IREE device: iree:local-task (the CPU, multithreaded), iree:local-sync,
+                       iree:cuda, iree:hip, iree:vulkan. The IREE devices run the exported StableHLO train
+                       step and eval forward (veridl export), compiled with iree-compile and run by IREE's
+                       Python runtime: the run is handed to the Python package (VERIDL_PYTHON: its
+                       interpreter). Everything else (data, shuffle, augmentation, lr, BatchNorm running
+                       statistics, evaluation's scoring, checkpoints, run folder) is the same code; a
+                       checkpoint of either resumes on the other (docs/gpu.md)
+  --iree-target T      the compiler target of an IREE device: a CPU for iree:local-* (default host), the
+                       GPU's architecture for the others (sm_80, gfx942, rdna3, ...: docs/gpu.md's table)
+  --iree-cache DIR     where compiled modules are kept, keyed by a hash of the module, flags and compiler
+                       (default $VERIDL_IREE_CACHE, else $XDG_CACHE_HOME/veridl/iree or ~/.cache/veridl/iree)
   --run-dir DIR        the run folder (default runs/<spec name>-<UTC time>, under $VERIDL_RUNS if set):
                        metrics.csv and metrics.jsonl (per epoch: train loss/accuracy, val loss/accuracy,
                        lr, images/s, seconds; per step: loss, lr), summary.json, spec.json, command.txt,
@@ -158,6 +170,7 @@ nlohmann::json summary_json(const net::NetSpec& spec, const train::TrainConfig& 
                         {"lr", cfg.optim.lr},
                         {"seed", cfg.seed},
                         {"threads", cfg.threads},
+                        {"device", cfg.device},
                         {"train_images", res.train_images},
                         {"batches_per_epoch", res.batches_per_epoch},
                         {"steps", res.steps},
@@ -264,9 +277,22 @@ int cmd_train(int argc, char** argv) {
   Args a(argc, argv, 2,
          {"--spec", "--data", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed", "--threads",
           "--eval-every", "--checkpoint-every", "--out", "--summary-json", "--resume", "--optimizer", "--weight-decay",
-          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay", "--diverge-factor", "--val-split", "--run-dir", "--best-metric", "--patience", "--keep-last", "--mean", "--std", "--color-jitter"},
+          "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay", "--diverge-factor", "--val-split", "--run-dir", "--best-metric", "--patience", "--keep-last", "--mean", "--std", "--color-jitter", "--device", "--iree-target",
+          "--iree-cache"},
          {"--no-progress", "--cosine", "--no-cosine", "--flip", "--resized-crop", "--no-memory-check", "--no-run-dir",
           "--data-mismatch-ok", "--report"});
+  // The device: checked first; an IREE device hands the whole command over to the Python package, which runs this
+  // same command with the IREE engine set (external_engine()).
+  const std::string device = a.str("--device", "native");
+  std::optional<hlo::IreeTarget> iree;
+  if (device != "native") {
+    iree = hlo::iree_target(device, a.str("--iree-target", ""));
+    if (!external_engine()) hand_over_to_python(argc, argv, device);
+  } else {
+    for (const char* f : {"--iree-target", "--iree-cache"})
+      if (a.has(f)) throw Error(std::string(f) + " applies to an IREE device (--device iree:...), not to --device native");
+  }
+  if (a.has("--iree-cache") && a.str("--iree-cache", "").empty()) throw Error("--iree-cache: the path is empty");
   net::NetSpec spec;
   train::TrainConfig cfg;
   std::optional<train::ResumeState> resume;
@@ -391,6 +417,13 @@ int cmd_train(int argc, char** argv) {
   train::check_dataset(cfg.dataset, data_name, cfg.data_mismatch_ok, spec.name);
   cfg.threads = static_cast<int>(a.integer("--threads", 0, 0, 1024));
   cfg.progress = !a.has("--no-progress");
+  if (iree) {
+    cfg.device = device;
+    const std::string cache = a.str("--iree-cache", "");
+    cfg.engine = [target = *iree, cache](const net::Plan& p, const train::TrainConfig& c) {
+      return external_engine()(p, c, target, cache);
+    };
+  }
   cfg.diverge_factor = a.real("--diverge-factor", cfg.diverge_factor);
   if (!(cfg.diverge_factor == 0 || cfg.diverge_factor >= 1))
     throw Error(fmt::format("--diverge-factor must be 0 (off) or at least 1, got {}", cfg.diverge_factor));
@@ -451,8 +484,12 @@ int cmd_train(int argc, char** argv) {
   // Memory: what the run will allocate against what this process may still allocate, before the data and again
   // after it is loaded (util/output.hpp available_memory).
   const bool check_memory = !a.has("--no-memory-check");
-  auto memory_check = [&](const train::RunMemory& m, uint64_t data_bytes) {
+  auto memory_check = [&](train::RunMemory m, uint64_t data_bytes) {
     if (!check_memory) return;
+    if (iree) {  // the activations live on the IREE device: the host holds the batch and the eval chunk
+      m.activations = 2 * cfg.batch * plan.input_width() * sizeof(float);
+      m.evaluation = 0;
+    }
     const AvailableMemory avail = available_memory();
     if (m.total() <= avail.bytes) return;
     throw Error(fmt::format(

@@ -178,6 +178,7 @@ Signature signature(const net::Plan& plan, const ExportOptions& opt) {
   s.outputs.push_back({"loss", {}, "f32"});
   for (const graph::Node& n : plan.nodes)
     for (const graph::StateDecl& st : n.decl.state) s.outputs.push_back({n.name + "." + st.batch_name, {i64(st.size)}, "f32"});
+  if (opt.logits) s.outputs.push_back({"logits", {B, static_cast<int64_t>(plan.num_classes)}, "f32"});
   return s;
 }
 
@@ -249,6 +250,7 @@ std::string export_stablehlo(const net::Plan& plan, const ExportOptions& opt) {
     results.push_back(e.acts[plan.loss]);
     for (size_t k = 0; k < plan.nodes.size(); ++k)
       for (const Val& v : e.state_out[k]) results.push_back(v);
+    if (opt.logits) results.push_back(e.b.reshape(e.acts[plan.logits], sig.outputs.back().shape));
   }
   if (results.size() != sig.outputs.size()) throw std::logic_error("export: result count differs from the signature");
   for (size_t k = 0; k < results.size(); ++k)
@@ -272,6 +274,7 @@ std::string export_stablehlo(const net::Plan& plan, const ExportOptions& opt) {
     line("(veridl verify) it implements in a trailing comment. lr comes from the host (warmup + cosine);");
     line("step is the 1-based global step. BatchNorm outputs are the batch mean and biased variance: the host");
     line("updates its running statistics with them (m = 1 on step 1, 0.1 afterwards).");
+    if (opt.logits) line("The last result is the forward's logits (the host counts the training accuracy from them).");
     line("<node>.keep (dropout, dropPath): the step's decisions, 1 = kept, which the host draws (the native");
     line("trainer's: noise::keep under noise::node_key(seed, step, node), src/veridl/calculus/decisions.hpp).");
   }

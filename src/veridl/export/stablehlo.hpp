@@ -17,7 +17,8 @@
 //   train step results  the updated parameters, the updated optimizer state (same order), the mean loss
 //                       f32 scalar (before the update), then per BatchNorm layer in step order its batch
 //                       mean [C] and biased batch variance [C] (the caller updates the running statistics:
-//                       running = (1 - m) running + m batch, m = 1 on step 1, 0.1 afterwards)
+//                       running = (1 - m) running + m batch, m = 1 on step 1, 0.1 afterwards); with
+//                       ExportOptions::logits (`veridl export --logits`) last the logits [B, classes]
 //   eval inputs         the parameters, then per BatchNorm layer its running mean and running variance,
 //                       then x [B, C, H, W] f32;  result: logits [B, classes] f32
 // The learning rate is computed by the host (train::lr_at: warmup + cosine) and passed in as `lr`.
@@ -45,6 +46,9 @@ using ExportFault = graph::ExportFault;
 
 struct ExportOptions {
   bool eval = false;
+  // The train step also returns the forward's logits [B, classes], as its last result: the host counts the batch's
+  // training accuracy from them (the IREE trainer, python/veridl/iree.py; first maximum wins, as the native step).
+  bool logits = false;
   train::OptimConfig optim;  // the update of the train step (kind, momentum, betas, eps, weight decay, clip)
   ExportFault fault = ExportFault::None;
 };

@@ -102,6 +102,31 @@ void TrainStep::set_model(const Model& m) {
   for (size_t k = 0; k < rs.size(); ++k) *rs[k] = m.running[k];
 }
 
+std::vector<std::pair<std::string, const std::vector<float>*>> TrainStep::optimizer_state() {
+  std::vector<std::pair<std::string, const std::vector<float>*>> r;
+  for (auto& [name, buf] : opt_.state()) r.push_back({name, buf});
+  return r;
+}
+
+void TrainStep::set_optimizer_state(const std::vector<std::vector<float>>& state) {
+  auto mine = opt_.state();
+  if (mine.size() != state.size()) throw Error("resume: optimizer state does not match the optimizer");
+  for (size_t k = 0; k < state.size(); ++k) *mine[k].second = state[k];
+}
+
+EvalResult TrainStep::evaluate(const data::Dataset& ds, const data::Normalize& norm) {
+  return train::evaluate(*this, ds, norm);
+}
+
+Model initial_model(const net::Plan& plan, uint64_t seed) {
+  Model m;
+  m.params.assign(plan.n_params, 0.0f);
+  he_init(plan, seed, m.params.data());
+  for (const auto& n : plan.nodes)
+    for (const auto& st : n.decl.state) m.running.emplace_back(st.size, static_cast<float>(st.init));
+  return m;
+}
+
 namespace {
 
 // A test hook (tests/torch_conformance.py): with the environment variable VERIDL_TEST_DECISIONS set to a file name,
@@ -118,9 +143,10 @@ namespace {
 // node's forward saved for its backward. Unset (always, outside that test), nothing is allocated, drawn or written.
 class DecisionDump {
  public:
-  explicit DecisionDump(size_t batch) {
+  DecisionDump(size_t batch, bool native) {
     const char* path = std::getenv("VERIDL_TEST_DECISIONS");
     if (!path || !*path) return;
+    if (!native) throw Error("VERIDL_TEST_DECISIONS: the decision dump reads the native engine's executor; unset it");
     f_ = std::fopen(path, "w");
     if (!f_) throw Error(fmt::format("VERIDL_TEST_DECISIONS: cannot write '{}': {}", path, std::strerror(errno)));
     boxes_.resize(batch);
@@ -138,7 +164,7 @@ class DecisionDump {
     return drawn_.data();
   }
   void write(size_t step, size_t epoch, size_t batch, const uint32_t* examples, const data::AugmentConfig& aug,
-             net::Executor<float, net::FastKernels>& ex) {
+             net::Executor<float, net::FastKernels>* ex) {
     if (!f_) return;
     const size_t B = boxes_.size();
     std::string line = fmt::format(R"({{"step": {}, "epoch": {}, "batch": {}, "examples": [)", step, epoch, batch);
@@ -171,11 +197,11 @@ class DecisionDump {
     }
     line += R"(, "keep": {)";
     bool first = true;
-    const net::Plan& plan = ex.plan();
+    const net::Plan& plan = ex->plan();  // (train() refuses the hook with an external device: no executor)
     for (size_t k = 0; k < plan.nodes.size(); ++k) {
       const size_t per = plan.nodes[k].decl.keep_per_example;
       if (per == 0) continue;
-      const uint8_t* keep = ex.saved8(k, 0);
+      const uint8_t* keep = ex->saved8(k, 0);
       line += fmt::format(R"({}"{}": ")", first ? "" : ", ", plan.nodes[k].name);
       for (size_t i = 0; i < B * per; ++i) line += keep[i] ? '1' : '0';
       line += '"';
@@ -196,25 +222,20 @@ size_t eval_chunk(size_t train_batch, size_t n) {
   return std::min(std::max<size_t>(train_batch, 128), std::max<size_t>(n, 1));
 }
 
-// Evaluates `ds` with `ex` as it stands (parameters, running statistics), Mode::Eval, in chunks of its
-// batch. The loss is the plain cross-entropy (no label smoothing), whatever the executor's plan says.
-EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data::Dataset& ds, const data::Normalize& norm) {
-  const net::Plan& plan = ex.plan();
-  const size_t K = plan.num_classes;
-  if (ds.n > 0 && ds.image_size() != plan.input_width())
-    throw Error(fmt::format("evaluate: the data's images have {} values ({}x{}x{}), the network takes {}", ds.image_size(),
-                            ds.C, ds.H, ds.W, plan.input_width()));
-  std::vector<float> probs(plan.batch * K);
-  Decisions live;
+}  // namespace
+
+EvalResult evaluate_chunks(size_t K, size_t chunk, float* input, const std::function<const float*(size_t n)>& forward,
+                           const data::Dataset& ds, const data::Normalize& norm) {
+  std::vector<float> probs(chunk * K);
   EvalResult r;
   r.classes = K;
   r.confusion.assign(K * K, 0);
   double loss_sum = 0;
-  for (size_t start = 0; start < ds.n; start += plan.batch) {
-    const size_t n = std::min(plan.batch, ds.n - start);
-    ds.copy_images(start, n, ex.input());
-    data::normalize_batch(ex.input(), n, ds.C, ds.H * ds.W, norm);  // as the training batches were
-    const float* z = ex.forward(ex.input(), n, live, net::Mode::Eval);
+  for (size_t start = 0; start < ds.n; start += chunk) {
+    const size_t n = std::min(chunk, ds.n - start);
+    ds.copy_images(start, n, input);
+    data::normalize_batch(input, n, ds.C, ds.H * ds.W, norm);  // as the training batches were
+    const float* z = forward(n);
     const int32_t* labels = ds.labels.data() + start;
     const float l = kernels::softmax_ce_forward(ops::SoftmaxShape{n, K}, 0.0f, labels, z, probs.data());
     loss_sum += static_cast<double>(l) * static_cast<double>(n);
@@ -238,6 +259,18 @@ EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data:
   return r;
 }
 
+namespace {
+// Evaluates `ds` with `ex` as it stands (parameters, running statistics), Mode::Eval, in chunks of its
+// batch. The loss is the plain cross-entropy (no label smoothing), whatever the executor's plan says.
+EvalResult evaluate_with(net::Executor<float, net::FastKernels>& ex, const data::Dataset& ds, const data::Normalize& norm) {
+  const net::Plan& plan = ex.plan();
+  if (ds.n > 0 && ds.image_size() != plan.input_width())
+    throw Error(fmt::format("evaluate: the data's images have {} values ({}x{}x{}), the network takes {}", ds.image_size(),
+                            ds.C, ds.H, ds.W, plan.input_width()));
+  Decisions live;
+  return evaluate_chunks(plan.num_classes, plan.batch, ex.input(),
+                         [&](size_t n) { return ex.forward(ex.input(), n, live, net::Mode::Eval); }, ds, norm);
+}
 }  // namespace
 
 std::vector<double> EvalResult::per_class() const {
@@ -437,7 +470,7 @@ void add_classes(std::map<std::string, std::string>& meta, const data::Split& da
 
 // A weights-only checkpoint (parameters and running statistics, no optimizer state): `veridl eval` reads it,
 // `--resume` refuses it (no position).
-void save_weights(const std::string& path, const net::Plan& plan, TrainStep& ts, const data::Split& data,
+void save_weights(const std::string& path, const net::Plan& plan, StepEngine& ts, const data::Split& data,
                   const std::map<std::string, std::string>& extra) {
   std::map<std::string, std::string> meta = {{"data", data.name}, {"weights_only", "true"}};
   add_classes(meta, data);
@@ -506,7 +539,7 @@ void progress_log(FILE* log, const Progress& p) {
 // A checkpoint that can also be resumed: parameters, optimizer state, position, config, spec; with a validation set
 // (validating), the early-stopping state too. Written to cfg.out and, for an epoch's end under --keep-last, to its
 // epoch file first (so cfg.out is never newer than the newest epoch file).
-void save_state(const TrainConfig& cfg, const net::Plan& plan, TrainStep& ts, const ResumeState& st, bool complete,
+void save_state(const TrainConfig& cfg, const net::Plan& plan, StepEngine& ts, const ResumeState& st, bool complete,
                 const data::Split& data, bool validating, bool epoch_end, const EvalResult* ev,
                 const EvalResult* val = nullptr) {
   std::map<std::string, std::string> meta = {{"config", config_json(cfg).dump()},
@@ -527,7 +560,7 @@ void save_state(const TrainConfig& cfg, const net::Plan& plan, TrainStep& ts, co
     if (!cfg.run_dir.empty()) meta["run_dir"] = cfg.run_dir;  // where best.safetensors is: a resumed run continues it
   }
   Checkpoint ck = make_checkpoint(plan, ts.model(), meta);
-  for (auto& [name, buf] : ts.optimizer().state()) ck.tensors.push_back({name, {int64_t(plan.n_params)}, *buf});
+  for (auto& [name, buf] : ts.optimizer_state()) ck.tensors.push_back({name, {int64_t(plan.n_params)}, *buf});
   if (epoch_end && cfg.keep_last > 0) save_safetensors(epoch_checkpoint_path(cfg.out, st.epoch), ck);
   save_safetensors(cfg.out, ck);
 }
@@ -756,19 +789,20 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   // (a test's deliberate mutant drops the smoothing here: util/plumbing_fault.hpp)
   const bool no_smoothing = plumbing_fault() == PlumbingFault::PlanWithoutLabelSmoothing;
   net::Plan plan = net::compile(spec, cfg.batch, no_smoothing ? 0.0 : cfg.label_smoothing);
-  TrainStep ts(plan, cfg.optim, cfg.seed);
+  // The engine: the native TrainStep, or the external device cfg.engine makes (it compiles and opens it here, before
+  // any step: its errors are one line before training).
+  std::unique_ptr<StepEngine> engine =
+      cfg.engine ? cfg.engine(plan, cfg) : std::make_unique<TrainStep>(plan, cfg.optim, cfg.seed);
+  StepEngine& ts = *engine;
   ResumeState st;
   if (resume) {
     st = *resume;
     ts.set_model(st.model);
-    auto state = ts.optimizer().state();
     const bool warm_start = st.step == 0 && st.optim_state.empty();  // a model, a fresh optimizer (trainer.hpp)
-    if (!warm_start && state.size() != st.optim_state.size())
-      throw Error("resume: optimizer state does not match the optimizer");
-    for (size_t k = 0; k < st.optim_state.size(); ++k) *state[k].second = st.optim_state[k];
+    if (!warm_start) ts.set_optimizer_state(st.optim_state);
   } else {
     st.stopping_state = true;  // a fresh run starts the early-stopping state itself
-    he_init(plan, cfg.seed, ts.params().data());
+    ts.set_model(initial_model(plan, cfg.seed));
   }
 
   TrainResult res;
@@ -795,6 +829,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
              cfg.label_smoothing > 0 ? fmt::format(", label_smooth={}", cfg.label_smoothing) : "",
              oc.weight_decay > 0 ? fmt::format(", wd={}", oc.weight_decay) : "",
              oc.clip_norm > 0 ? fmt::format(", clip={}", oc.clip_norm) : "");
+  if (cfg.engine) fmt::print(log, "  device: {} (the exported StableHLO train step and eval forward)\n", cfg.device);
   if (data.val.n) fmt::print(log, "  validation set: {}\n", data.val.source);
   if (cfg.augment.enabled())
     fmt::print(log, "  augmentation: random crop pad {}, horizontal flip {}{}\n", cfg.augment.pad,
@@ -828,7 +863,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   for (size_t e = 0; e < st.epoch; ++e) shuffle_indices(order, e + cfg.seed);
   std::vector<int32_t> labels(cfg.batch);
   std::vector<float> aug_scratch(cfg.augment.enabled() ? D : 0);
-  DecisionDump dump(cfg.batch);  // a test hook, off unless VERIDL_TEST_DECISIONS is set
+  DecisionDump dump(cfg.batch, ts.executor_or_null() != nullptr);  // a test hook, off unless VERIDL_TEST_DECISIONS is set
   std::vector<std::exception_ptr> gather_error(cfg.batch);  // by the first example of a thread's chunk
   const bool show_progress = cfg.progress && isatty(fileno(stderr));
   const bool log_progress = cfg.progress && !show_progress;
@@ -918,7 +953,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       ++st.step;
       lr = lr_at(oc, lr_mutant ? st.step - 1 : st.step, bpe, cfg.epochs);
       float loss = ts.step(xin, labels.data(), static_cast<float>(lr), st.step);
-      dump.write(st.step, epoch, bi, order.data() + bi * cfg.batch, cfg.augment, ts.executor());
+      dump.write(st.step, epoch, bi, order.data() + bi * cfg.batch, cfg.augment, ts.executor_or_null());
       // A loss that is not finite, or that has exploded (far above a uniform guess's ln C, where training starts)
       // stops the run before the step's parameters reach a checkpoint.
       const std::string kept = cfg.out.empty() ? "" : "; the last good checkpoint (if any) at '" + cfg.out + "' is kept";
@@ -990,7 +1025,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     EvalResult val, test;
     const bool validated = data.val.n > 0 && ((cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every == 0) || last);
     if (validated) {
-      val = evaluate(ts, data.val, cfg.normalize);
+      val = ts.evaluate(data.val, cfg.normalize);
       fmt::print(log, "  val accuracy: {}/{} = {:.2f}%, loss {:.6f}\n", val.correct, val.total, val.accuracy(), val.loss);
       res.val_epochs.push_back(epoch + 1);
       res.val_evals.push_back(val);
@@ -1029,7 +1064,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     if (last && data.test.n == 0) {  // a single image folder, or numpy arrays from Python without a test set
       fmt::print(log, "  test set: {}\n", data.test.source.empty() ? "none" : data.test.source);
     } else if (last) {
-      test = evaluate(ts, data.test, cfg.normalize);
+      test = ts.evaluate(data.test, cfg.normalize);
       fmt::print(log, "  test accuracy: {}/{} = {:.2f}% (whole test set)\n", test.correct, test.total, test.accuracy());
       fmt::print(log, "  test top-5 accuracy: {}/{} = {:.2f}%\n", test.correct5, test.total, test.top5());
       res.final_eval = test;

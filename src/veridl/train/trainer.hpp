@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@ struct Model {
 };
 
 struct EvalResult;
+struct TrainConfig;
+class StepEngine;
 
 // What a training run reports to TrainConfig::on_progress: after every step (kind Step: that step's loss and lr), and
 // after every epoch (kind Epoch: the epoch's mean loss, its training accuracy and, when the validation set was
@@ -79,6 +82,11 @@ struct TrainConfig {
   // Called after every step and every epoch with the figures of ProgressReport (after on_step). It may call
   // request_stop() to end the run as an interrupt does (train() then returns with interrupted set).
   std::function<void(const ProgressReport&)> on_progress;
+  // What runs the steps and evaluations (StepEngine below): empty, this process's native engine (TrainStep); else a
+  // factory called once with the run's plan and config, before the first step (train/external_step.hpp: the exported
+  // StableHLO modules on an IREE device, `veridl train --device iree:...`). Everything else is train()'s either way.
+  std::function<std::unique_ptr<StepEngine>(const net::Plan&, const TrainConfig&)> engine;
+  std::string device = "native";  // what runs the steps, as `veridl train --device` names it (logged)
 };
 
 // Where an interrupted run stands: everything needed to continue it bit for bit.
@@ -149,21 +157,49 @@ void he_init(const net::Plan& plan, uint64_t seed, float* params);
 // The original's Fisher-Yates (lean_f32_shuffle) applied to an index permutation, in place.
 void shuffle_indices(std::vector<uint32_t>& idx, uint64_t seed);
 
+// What runs train()'s steps and evaluations: the native engine (TrainStep, the CPU kernels of this process) or an
+// external device (train/external_step.hpp: the exported StableHLO train step and eval forward on IREE). Everything
+// else of a run is train()'s own code, the same for both: the data, the seeded shuffle and augmentation, the learning
+// rate per step, the progress, metrics, early stopping, checkpoints and run folder, and (for an external device) the
+// BatchNorm running statistics, the training accuracy and evaluation's scoring.
+class StepEngine {
+ public:
+  virtual ~StepEngine() = default;
+  virtual float* input() = 0;  // where train() gathers the batch (B x C x H x W floats)
+  // One fused train step: forward, loss, backward, optimizer update; t is the 1-based global step. The mean loss.
+  virtual float step(const float* x, const int32_t* labels, float lr, size_t t) = 0;
+  // How many examples of the last step's batch the forward classified right (its logits' first maximum).
+  virtual size_t last_correct() const = 0;
+  virtual Model model() = 0;  // a copy of the parameters and running statistics
+  virtual void set_model(const Model& m) = 0;
+  // The optimizer state, named and ordered as Optimizer::state() (checkpoints); valid until the next step.
+  virtual std::vector<std::pair<std::string, const std::vector<float>*>> optimizer_state() = 0;
+  virtual void set_optimizer_state(const std::vector<std::vector<float>>& state) = 0;
+  // The whole of ds with BatchNorm on its running statistics (evaluate(), below).
+  virtual EvalResult evaluate(const data::Dataset& ds, const data::Normalize& norm) = 0;
+  // The native executor (the VERIDL_TEST_DECISIONS hook reads the saved decisions from it); nullptr elsewhere.
+  virtual net::Executor<float, net::FastKernels>* executor_or_null() { return nullptr; }
+};
+
 // One fused train step per call: forward, loss, backward, optimizer update. No allocation.
-class TrainStep {
+class TrainStep : public StepEngine {
  public:
   // noise_seed: the run's seed; step t's random decisions (dropout, dropPath) are drawn under (noise_seed, t).
   TrainStep(const net::Plan& plan, const OptimConfig& optim, uint64_t noise_seed = 0);
   net::Executor<float, net::FastKernels>& executor() { return ex_; }
   std::vector<float>& params() { return ex_.params(); }
-  Model model();                  // a copy of the parameters and running statistics
-  void set_model(const Model& m);
+  Model model() override;                  // a copy of the parameters and running statistics
+  void set_model(const Model& m) override;
   Optimizer& optimizer() { return opt_; }
-  float* input() { return ex_.input(); }
+  float* input() override { return ex_.input(); }
   // x may be input() (already gathered there). t is the 1-based global step. Returns the mean loss.
-  float step(const float* x, const int32_t* labels, float lr, size_t t);
+  float step(const float* x, const int32_t* labels, float lr, size_t t) override;
   // How many examples of the last step's batch the forward classified right (its logits' first maximum).
-  size_t last_correct() const { return last_correct_; }
+  size_t last_correct() const override { return last_correct_; }
+  std::vector<std::pair<std::string, const std::vector<float>*>> optimizer_state() override;
+  void set_optimizer_state(const std::vector<std::vector<float>>& state) override;
+  EvalResult evaluate(const data::Dataset& ds, const data::Normalize& norm) override;
+  net::Executor<float, net::FastKernels>* executor_or_null() override { return &ex_; }
 
  private:
   net::Executor<float, net::FastKernels> ex_;
@@ -174,6 +210,9 @@ class TrainStep {
   size_t last_correct_ = 0;
 };
 
+// The model a fresh run starts from: he_init(plan, seed), the running statistics at their declared initial values.
+Model initial_model(const net::Plan& plan, uint64_t seed);
+
 // Accuracy (first maximum wins) and mean loss over every example of `ds` (no dropped tail), with
 // BatchNorm in evaluation mode (running statistics), the images normalised as `norm` says (the training run's).
 // Chunks of max(training batch, 128) examples, in an inference executor (no gradient buffers).
@@ -182,6 +221,12 @@ EvalResult evaluate(const net::Plan& plan, const Model& model, const data::Datas
 // The same result, computed in the training step's own executor when its batch is that chunk size (so a
 // training run holds one set of activations, not two); the training that follows is unaffected.
 EvalResult evaluate(TrainStep& ts, const data::Dataset& ds, const data::Normalize& norm = data::Normalize::None);
+// The scoring of both: `ds` in chunks of `chunk` examples, each gathered (and normalised) into `input`
+// (chunk x ds.image_size() floats) and passed to forward(n), which returns the logits of the chunk's first n rows
+// (n < chunk only for the last chunk). An external device's evaluation (external_step.hpp) scores through it too.
+EvalResult evaluate_chunks(size_t classes, size_t chunk, float* input,
+                           const std::function<const float*(size_t n)>& forward, const data::Dataset& ds,
+                           const data::Normalize& norm);
 
 // Trains from scratch, or continues `resume` (from load_resume_state). Checkpoints at cfg.out are
 // written atomically (temporary file + rename): at the end, every checkpoint_every epochs, and on a stop
