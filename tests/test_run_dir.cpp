@@ -2,6 +2,7 @@
 // confusion matrix, a weights-only checkpoint of the best validation epoch and of the final model, early stopping.
 // The expected values come from the run's own outputs read independently (the CSV against the summary, the
 // confusion matrix recomputed in double from the saved weights of the linear net).
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
