@@ -43,6 +43,7 @@ class ThreadSum {
       }
       all->bar_.arrive_and_wait();
     }
+    size_t parties() const override { return all->slots_.size(); }
   };
   Rank rank(size_t r) {
     Rank k;

@@ -201,6 +201,7 @@ struct Fast {};
 struct Collective {
   virtual ~Collective() = default;
   virtual void sum(double* x, size_t n) const = 0;
+  virtual size_t parties() const = 0;  // how many processes take part (1: the sums are this process's own)
 };
 
 // One node's call: every pointer is fixed when the executor is built; n, mode, D and key are set per call.

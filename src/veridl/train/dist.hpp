@@ -35,6 +35,7 @@ class Group : public graph::Collective {
   virtual int size() const = 0;
   // In place: x[i] = the sum over ranks of x[i], added in rank order (the same bits on every rank).
   virtual void sum(double* x, size_t n) const override = 0;
+  size_t parties() const override { return static_cast<size_t>(size()); }
   // Every rank's n values, rank-major (size() * n).
   virtual std::vector<uint64_t> allgather(const uint64_t* x, size_t n) const = 0;
   // Rank 0's string on every rank.
