@@ -206,6 +206,10 @@ def kill(args, tmp):
         sys.exit(f"FAIL: the job survived the death of rank 1:\n{out[-3000:]}")
     if "veridl train (rank 0 of 2): stopped by the MPI runtime" not in out:
         sys.exit(f"FAIL: rank 0 did not say why it stopped:\n{out[-3000:]}")
+    print("what mpirun and the surviving rank printed:")
+    for line in out.splitlines():
+        if "rank" in line and ("stopped" in line or "noticed" in line or "exited" in line):
+            print("  " + line.strip())
     load_safetensors(ck)  # whole and readable
     r1 = run([args.veridl, "train", "--resume", ck, "--no-progress", "--no-run-dir"], check=False)
     if r1.returncode == 0 or "was written by a run of 2 ranks" not in r1.stdout:

@@ -625,9 +625,10 @@ int train_main(int argc, char** argv, dist::Group* group) {
     g_dist_stop_length = static_cast<size_t>(std::snprintf(
         g_dist_stop_message, sizeof g_dist_stop_message,
         "veridl train (%s): stopped by the MPI runtime: another rank failed or was killed, or mpirun was "
-        "interrupted (mpirun's message names the rank). The last checkpoint written%s%s stays valid; continue with "
+        "interrupted (mpirun's message names the rank). %s%s%s; continue with "
         "mpirun -np %d veridl train --resume <checkpoint>\n",
-        rank_tag.c_str(), cfg.out.empty() ? "" : " to ", cfg.out.c_str(), group->size()));
+        rank_tag.c_str(), cfg.out.empty() ? "No --out: nothing was saved" : "The last checkpoint written to ",
+        cfg.out.c_str(), cfg.out.empty() ? "" : " (if any) stays valid", group->size()));
     g_dist_stop_length = std::min(g_dist_stop_length, sizeof g_dist_stop_message - 1);
     std::signal(SIGINT, on_dist_stop_signal);
     std::signal(SIGTERM, on_dist_stop_signal);

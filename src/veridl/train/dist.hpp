@@ -60,7 +60,7 @@ std::unique_ptr<Group> join();
 // The gradient all-reduce of a training step, in buckets of about `bucket_bytes`: parameters are grouped in reverse
 // node order (the order the backward finishes them), each bucket a contiguous range of the flat gradient array.
 // node_done(k) is the executor's backward hook: once node k's backward has run, every bucket whose nodes are all
-// done is posted; the others progress. wait() blocks for the rest. Timings: seconds spent blocked in wait().
+// done is posted, and the posted ones progress. wait() posts any left and blocks until all are summed.
 class GradReducer {
  public:
   GradReducer(const net::Plan& plan, Group& g, float* grads, size_t bucket_bytes);
