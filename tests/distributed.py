@@ -228,6 +228,11 @@ def main():
     ap.add_argument("--mpirun", default="mpirun")
     ap.add_argument("--mode", choices=["match", "self-test", "mismatch", "kill"], required=True)
     args = ap.parse_args()
+    # Run mpirun by name, its directory first on PATH: Open MPI takes an absolute mpirun path as its install prefix
+    # (/bin/mpirun, found through the /bin -> /usr/bin link, gives the prefix "/", which it refuses).
+    if os.sep in args.mpirun:
+        ENV["PATH"] = os.path.dirname(os.path.realpath(args.mpirun)) + os.pathsep + ENV.get("PATH", "")
+        args.mpirun = os.path.basename(args.mpirun)
     tmp = tempfile.mkdtemp(prefix="veridl-dist-")
     try:
         {"match": match, "self-test": self_test, "mismatch": mismatch, "kill": kill}[args.mode](args, tmp)
