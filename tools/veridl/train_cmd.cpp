@@ -4,7 +4,11 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <cmath>
 #include <csignal>
 #include <ctime>
@@ -24,6 +28,7 @@
 #include "veridl/net/reference.hpp"
 #include "veridl/prims/table.hpp"
 #include "veridl/train/checkpoint.hpp"
+#include "veridl/train/dist.hpp"
 #include "veridl/train/trainer.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/file.hpp"
@@ -112,6 +117,11 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
                        minutes for a ViT's)
   --best-metric M      val_accuracy (default) or val_loss: what best.safetensors and --patience follow
   --patience N         stop after N validations without improvement (default 0: never), then test
+Data-parallel (docs/distributed.md): mpirun -np N veridl train ... runs N ranks, each on its shard of every batch
+(the first B mod N ranks take one more example); gradients are all-reduced; rank 0 writes the checkpoints and the
+run folder, every rank logs to <run folder>/rank-<r>.log (rank 0 also to the console)
+  --sync-bn            synchronized BatchNorm: the global batch's statistics (default: each rank's own)
+  --bucket-mb X        gradient all-reduce bucket size in MB (default 4)
 )";
 
 bool wants_help(int argc, char** argv) {
@@ -154,6 +164,58 @@ net::Recipe apply_preset(net::Recipe r, const std::string& name) {
 extern "C" void on_stop_signal(int sig) {
   train::request_stop();
   std::signal(sig, SIG_DFL);  // a second signal kills the process the usual way
+}
+
+// A data-parallel rank cannot stop on its own (its peers would wait for it in the next all-reduce): when the MPI
+// runtime terminates the job (a rank died or was killed, another rank's error called MPI_Abort, or mpirun was
+// interrupted) each surviving rank says so and exits at once. Checkpoints are written atomically, so the last one
+// on disk is whole.
+char g_dist_stop_message[1024];
+size_t g_dist_stop_length = 0;
+extern "C" void on_dist_stop_signal(int sig) {
+  if (::write(STDERR_FILENO, g_dist_stop_message, g_dist_stop_length) < 0) {
+  }
+  ::_exit(128 + sig);
+}
+
+// Rank 0's log: the console and its file in the run folder, through one FILE*.
+ssize_t tee_write(void* cookie, const char* buf, size_t n) {
+  FILE** f = static_cast<FILE**>(cookie);
+  for (int k = 0; k < 2; ++k)
+    if (f[k] && std::fwrite(buf, 1, n, f[k]) != n) return -1;
+  for (int k = 0; k < 2; ++k)
+    if (f[k]) std::fflush(f[k]);
+  return static_cast<ssize_t>(n);
+}
+int tee_close(void* cookie) {
+  FILE** f = static_cast<FILE**>(cookie);
+  const int rc = f[1] ? std::fclose(f[1]) : 0;
+  delete[] f;
+  return rc;
+}
+FILE* open_tee(FILE* console, FILE* file) {
+  FILE** cookie = new FILE*[2]{console, file};
+  cookie_io_functions_t io{nullptr, tee_write, nullptr, tee_close};
+  FILE* f = ::fopencookie(cookie, "w", io);
+  if (!f) {
+    delete[] cookie;
+    throw Error(fmt::format("cannot open the log: {}", std::strerror(errno)));
+  }
+  return f;
+}
+
+// The fingerprint of a dataset's contents (images, stored images, labels) for the start-up check.
+uint64_t data_fingerprint(const data::Dataset& ds) {
+  uint64_t h = dist::hash_bytes(ds.pixels.data(), ds.pixels.size());
+  h = dist::hash_bytes(ds.images.data(), ds.images.size() * sizeof(float), h);
+  h = dist::hash_bytes(ds.labels.data(), ds.labels.size() * sizeof(int32_t), h);
+  for (const data::StoredImage& im : ds.stored) {
+    const uint32_t dims[3] = {im.width, im.height, im.channels};
+    h = dist::hash_bytes(dims, sizeof dims, h);
+    h = dist::hash_bytes(im.pixels.data(), im.pixels.size(), h);
+  }
+  const size_t shape[4] = {ds.n, ds.C, ds.H, ds.W};
+  return dist::hash_bytes(shape, sizeof shape, h);
 }
 }  // namespace
 
@@ -269,23 +331,47 @@ std::vector<double> number_list(const Args& a, const char* flag) {
 // The fraction of the training data held out for validation when neither --val-split nor the dataset says.
 constexpr double kDefaultValSplit = 0.1;
 
+int train_main(int argc, char** argv, dist::Group* group);
+
 int cmd_train(int argc, char** argv) {
   if (wants_help(argc, argv)) {
     fmt::print("{}", kTrainHelp);
     return 0;
   }
+  // Under mpirun: MPI initialised here (nullptr otherwise: no MPI call at all). A rank's error ends the whole job
+  // (MPI_Abort), saying which rank and why, so that no rank waits forever for it.
+  std::unique_ptr<dist::Group> group = dist::join();
+  if (!group) return train_main(argc, argv, nullptr);
+  try {
+    const int rc = train_main(argc, argv, group.get());
+    std::fflush(stdout);
+    group->barrier();
+    return rc;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "veridl train (rank {} of {}): error: {}\n", group->rank(), group->size(), e.what());
+    std::fflush(stderr);
+    group->abort(2);
+  }
+  return 2;  // not reached: abort() ends the process
+}
+
+int train_main(int argc, char** argv, dist::Group* group) {
+  const bool root = !group || group->rank() == 0;
+  const std::string rank_tag = group ? fmt::format("rank {} of {}", group->rank(), group->size()) : "";
   Args a(argc, argv, 2,
          {"--spec", "--data", "--epochs", "--batch", "--lr", "--momentum", "--label-smoothing", "--seed", "--threads",
           "--eval-every", "--checkpoint-every", "--out", "--summary-json", "--resume", "--optimizer", "--weight-decay",
           "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay", "--diverge-factor", "--val-split", "--run-dir", "--best-metric", "--patience", "--keep-last", "--mean", "--std", "--color-jitter", "--device", "--iree-target",
-          "--iree-cache"},
+          "--iree-cache", "--bucket-mb"},
          {"--no-progress", "--cosine", "--no-cosine", "--flip", "--resized-crop", "--no-memory-check", "--no-run-dir",
-          "--data-mismatch-ok", "--report"});
+          "--data-mismatch-ok", "--report", "--sync-bn"});
   // The device: checked first; an IREE device hands the whole command over to the Python package, which runs this
   // same command with the IREE engine set (external_engine()).
   const std::string device = a.str("--device", "native");
   std::optional<hlo::IreeTarget> iree;
   if (device != "native") {
+    if (group || dist::launched_size() > 1)
+      throw Error(fmt::format("--device {}: a data-parallel run (mpirun) runs on the native engine only", device));
     iree = hlo::iree_target(device, a.str("--iree-target", ""));
     if (!external_engine()) hand_over_to_python(argc, argv, device);
   } else {
@@ -300,6 +386,7 @@ int cmd_train(int argc, char** argv) {
   // Outputs are locked before anything is read or written: a second run on the same --out (or --resume) stops here.
   std::vector<std::unique_ptr<OutputLock>> locks;
   auto lock = [&](const std::string& flag, const std::string& path) {
+    if (!root) return;  // a data-parallel run: rank 0 holds the locks (it alone writes)
     std::error_code ec;
     const auto key = std::filesystem::weakly_canonical(path, ec);
     for (const auto& l : locks)
@@ -312,13 +399,19 @@ int cmd_train(int argc, char** argv) {
                           "--eval-every", "--checkpoint-every", "--optimizer", "--weight-decay", "--warmup-epochs",
                           "--clip-norm", "--preset", "--cosine", "--no-cosine", "--crop-pad", "--flip",
                           "--resized-crop", "--normalize", "--adamw-decay", "--val-split", "--mean", "--std",
-                          "--color-jitter"})
+                          "--color-jitter", "--sync-bn"})
       if (a.has(f)) throw Error(std::string(f) + " cannot be changed when resuming: the run continues with the recipe saved in " + *rpath);
     train::Resumable r = naming_allocations("loading the checkpoint '" + *rpath + "'", "", [&] {
       return train::load_resume_state(*rpath);
     });
     if (r.complete)
       throw Error(*rpath + ": this run already finished (" + std::to_string(r.cfg.epochs) + " epochs); nothing to resume");
+    const int ranks = group ? group->size() : 1;
+    if (r.ranks != ranks)
+      throw Error(fmt::format("--resume: {} was written by a run of {} rank{}; resume it with the same count ({}) "
+                              "(another count changes the run's arithmetic; docs/distributed.md)",
+                              *rpath, r.ranks, r.ranks == 1 ? "" : "s",
+                              r.ranks == 1 ? "veridl train without mpirun" : fmt::format("mpirun -np {}", r.ranks)));
     spec = r.spec;
     cfg = r.cfg;
     resume = r.state;
@@ -409,6 +502,16 @@ int cmd_train(int argc, char** argv) {
   // The dataset the spec names: --data defaults to it (above); another one is refused unless forced. The directory
   // a known name is read from counts as that name.
   if (a.has("--data-mismatch-ok")) cfg.data_mismatch_ok = true;
+  if (a.has("--sync-bn")) cfg.sync_bn = true;
+  if (cfg.sync_bn && !group)
+    throw Error("--sync-bn: synchronized BatchNorm needs a data-parallel run (mpirun -np N veridl train ...)");
+  if (group && cfg.batch < static_cast<size_t>(group->size()))
+    throw Error(fmt::format("--batch {} is smaller than the {} ranks: every rank needs at least one example of each batch",
+                            cfg.batch, group->size()));
+  const double bucket_mb = a.real("--bucket-mb", 4.0);
+  if (!(bucket_mb > 0 && bucket_mb <= 4096)) throw Error(fmt::format("--bucket-mb must be in (0, 4096], got {}", bucket_mb));
+  cfg.bucket_bytes = static_cast<size_t>(bucket_mb * 1048576.0);
+  cfg.dist = group;
   if (!cfg.dataset.empty() && data_name != cfg.dataset)
     if (const auto dir = data::known_dataset_dir(cfg.dataset)) {
       std::error_code ec;
@@ -416,6 +519,11 @@ int cmd_train(int argc, char** argv) {
     }
   train::check_dataset(cfg.dataset, data_name, cfg.data_mismatch_ok, spec.name);
   cfg.threads = static_cast<int>(a.integer("--threads", 0, 0, 1024));
+  if (group && cfg.threads == 0) {  // the ranks on this machine share its cores
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const int on_node = local ? std::max(1, std::atoi(local)) : 1;
+    cfg.threads = std::max(1, omp_get_num_procs() / on_node);
+  }
   cfg.progress = !a.has("--no-progress");
   if (iree) {
     cfg.device = device;
@@ -444,6 +552,7 @@ int cmd_train(int argc, char** argv) {
     cfg.run_dir = a.has("--run-dir")        ? a.str("--run-dir", "")
                   : !resumed_dir.empty() ? resumed_dir
                                          : default_run_dir(spec.name);
+  if (group) cfg.run_dir = group->broadcast(cfg.run_dir);  // rank 0's (its default is named after the time)
   if (a.has("--run-dir") && cfg.run_dir.empty()) throw Error("--run-dir: the path is empty (--no-run-dir writes none)");
   if (a.has("--report") && cfg.run_dir.empty()) throw Error("--report needs the run folder (not --no-run-dir)");
 
@@ -465,6 +574,7 @@ int cmd_train(int argc, char** argv) {
   } remove_if_empty{&run_dirs_made};
   const uint64_t weights_bytes = train::checkpoint_bytes(plan, train::OptimConfig{});
   if (!cfg.run_dir.empty()) outputs.push_back({"--run-dir", cfg.run_dir + "/weights.safetensors"});
+  if (!root) outputs.clear();  // rank 0 writes every file
   for (const auto& [flag, path] : outputs) {
     std::vector<std::string> created;
     check_output(flag, path,
@@ -521,14 +631,66 @@ int cmd_train(int argc, char** argv) {
   }
   memory_check(train::plan_run_memory(plan, cfg, split.test.n),
                split.train.bytes() + split.val.bytes() + split.test.bytes());
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
+  std::unique_ptr<FILE, int (*)(FILE*)> rank_log(nullptr, std::fclose);
+  if (group) {
+    // Every rank: the same spec, options, data and starting point, before any work.
+    std::vector<std::pair<std::string, uint64_t>> fp = {
+        {"the NetSpec", dist::hash_bytes(spec.to_json().dump().data(), spec.to_json().dump().size())},
+        {"the training options", dist::hash_bytes(train::config_json(cfg).dump().data(), train::config_json(cfg).dump().size())},
+        {"--data", dist::hash_bytes(data_name.data(), data_name.size())},
+        {"the training data (" + split.train.source + ")", data_fingerprint(split.train)},
+        {"the validation data (" + split.val.source + ")", data_fingerprint(split.val)},
+        {"the test data (" + split.test.source + ")", data_fingerprint(split.test)},
+        {"the kernel variant (VERIDL_ISA)", dist::hash_bytes(kernels::isa_name(kernels::active_isa()),
+                                                             std::strlen(kernels::isa_name(kernels::active_isa())))}};
+    if (resume) {
+      uint64_t h = dist::hash_bytes(resume->model.params.data(), resume->model.params.size() * sizeof(float));
+      const size_t pos[3] = {resume->epoch, resume->batch, resume->step};
+      fp.push_back({"the resumed checkpoint", dist::hash_bytes(pos, sizeof pos, h)});
+    }
+    dist::check_same(*group, fp);
+    // Logs: <run folder>/rank-<r>.log for every rank (rank 0's also on the console).
+    group->barrier();  // rank 0 has made the run folder
+    if (!cfg.run_dir.empty()) {
+      const std::string path = fmt::format("{}/rank-{}.log", cfg.run_dir, group->rank());
+      FILE* f = std::fopen(path.c_str(), "a");
+      if (!f) throw Error(fmt::format("cannot write the log '{}': {}", path, std::strerror(errno)));
+      rank_log.reset(root ? open_tee(stdout, f) : f);
+      cfg.log = rank_log.get();
+    } else if (!root) {
+      rank_log.reset(std::fopen("/dev/null", "w"));  // --no-run-dir: only rank 0 logs (to the console)
+      if (rank_log) cfg.log = rank_log.get();
+    }
+    g_dist_stop_length = static_cast<size_t>(std::snprintf(
+        g_dist_stop_message, sizeof g_dist_stop_message,
+        "veridl train (%s): stopped by the MPI runtime: another rank failed or was killed, or mpirun was "
+        "interrupted (mpirun's message names the rank). %s%s%s; continue with "
+        "mpirun -np %d veridl train --resume <checkpoint>\n",
+        rank_tag.c_str(), cfg.out.empty() ? "No --out: nothing was saved" : "The last checkpoint written to ",
+        cfg.out.c_str(), cfg.out.empty() ? "" : " (if any) stays valid", group->size()));
+    g_dist_stop_length = std::min(g_dist_stop_length, sizeof g_dist_stop_message - 1);
+    std::signal(SIGINT, on_dist_stop_signal);
+    std::signal(SIGTERM, on_dist_stop_signal);
+  } else {
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+  }
   train::TrainResult res = naming_allocations(
       fmt::format("allocating the training buffers of {} at batch {}", spec.name, cfg.batch),
       "a smaller --batch or a smaller network may fit", [&] { return train::train(spec, cfg, split, resume ? &*resume : nullptr); });
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
-  const nlohmann::json run_summary = summary_json(spec, cfg, split, res);
+  nlohmann::json run_summary = summary_json(spec, cfg, split, res);
+  if (group) {
+    const double n = res.dist.steps ? static_cast<double>(res.dist.steps) : 1.0;
+    run_summary["ranks"] = group->size();
+    run_summary["sync_bn"] = cfg.sync_bn;
+    run_summary["dist_compute_ms_per_step"] = 1e3 * res.dist.compute_seconds / n;
+    run_summary["dist_exposed_comm_ms_per_step"] = 1e3 * res.dist.exposed_comm_seconds / n;
+    run_summary["dist_grad_buckets"] = res.dist.buckets;
+    run_summary["dist_grad_bytes"] = res.dist.grad_floats * sizeof(float);
+  }
+  if (!root) return res.interrupted ? 130 : 0;  // rank 0 writes the summary and the run folder's files
   if (summary) write_text_atomic(*summary, run_summary.dump(2) + "\n");
   if (!cfg.run_dir.empty()) {
     write_run_files(cfg.run_dir, spec, argc, argv, res, run_summary);

@@ -45,9 +45,10 @@ long long round_half_even(double x) {
 
 namespace {
 void crop_flip(float* images, size_t B, size_t C, size_t H, size_t W, const AugmentConfig& cfg, uint64_t seed,
-               float* scratch, AugmentDraw* drawn) {
+               float* scratch, AugmentDraw* drawn, size_t first) {
   if (cfg.pad == 0 && !cfg.flip) return;
   uint64_t s = seed + 1;
+  for (size_t k = 0; k < 3 * first; ++k) step(s);  // the draws of the global batch's examples before `first`
   const size_t span = 2 * cfg.pad + 1;
   const size_t img = C * H * W;
   for (size_t b = 0; b < B; ++b) {
@@ -82,11 +83,11 @@ void crop_flip(float* images, size_t B, size_t C, size_t H, size_t W, const Augm
 }  // namespace
 
 void augment_batch(float* images, size_t B, size_t C, size_t H, size_t W, const AugmentConfig& cfg, uint64_t seed,
-                   float* scratch, AugmentDraw* drawn) {
-  crop_flip(images, B, C, H, W, cfg, seed, scratch, drawn);
+                   float* scratch, AugmentDraw* drawn, size_t first) {
+  crop_flip(images, B, C, H, W, cfg, seed, scratch, drawn, first);
   if (cfg.jitter())  // after crop-pad and flip (on the padded crop, as torchvision's pipeline orders them)
     for (size_t b = 0; b < B; ++b) {
-      const JitterDraw d = draw_jitter(cfg, jitter_seed(seed, b));
+      const JitterDraw d = draw_jitter(cfg, jitter_seed(seed, first + b));
       if (drawn) drawn[b].jitter = d;
       color_jitter(images + b * C * H * W, C, H, W, d);
     }

@@ -53,9 +53,11 @@ struct AugmentDraw {
 // `scratch` must hold C * H * W floats. `pad`, `flip` and then the colour jitter act here (resized_crop is
 // gather_example's). The jitter of image b draws from its own stream, jitter_seed(seed, b): the crop/flip draws above
 // are the same with or without it. `drawn`, when given (B entries), receives each image's offsets and flip as drawn
-// (a test hook: the trainer's decision dump, see train/trainer.cpp).
+// (a test hook: the trainer's decision dump, see train/trainer.cpp). `first`: these B images are images
+// [first, first + B) of a larger batch seeded with `seed` (a data-parallel rank's shard, docs/distributed.md): each
+// gets the draws it gets in the whole batch.
 void augment_batch(float* images, size_t B, size_t C, size_t H, size_t W, const AugmentConfig& cfg, uint64_t seed,
-                   float* scratch, AugmentDraw* drawn = nullptr);
+                   float* scratch, AugmentDraw* drawn = nullptr, size_t first = 0);
 
 // The colour jitter of example b of the batch seeded with batch_seed: splitmix64(example_seed(batch_seed, b) ^
 // 0x6A09E667F3BCC909), never 0 (a stream apart from the random-resized-crop's).

@@ -196,6 +196,14 @@ enum class Mode {
 struct Ref {};
 struct Fast {};
 
+// A sum over the processes of a data-parallel run (train/dist.hpp's Group): what synchronized BatchNorm all-reduces.
+// sum() replaces x[i] by its sum over every process, added in process order (the same bits everywhere).
+struct Collective {
+  virtual ~Collective() = default;
+  virtual void sum(double* x, size_t n) const = 0;
+  virtual size_t parties() const = 0;  // how many processes take part (1: the sums are this process's own)
+};
+
 // One node's call: every pointer is fixed when the executor is built; n, mode, D and key are set per call.
 template <class T>
 struct Call {
@@ -214,6 +222,13 @@ struct Call {
   double running_momentum = 0.0;  // Train mode: EMA momentum of running state (0: no update)
   const int32_t* labels = nullptr;  // the loss: one label per example
   uint64_t key = 0;  // Train mode: the node's key of this step for random decisions (calculus/decisions.hpp noise::)
+  // Data-parallel training (docs/distributed.md): these n examples are examples [first_example, first_example + n) of
+  // a global batch of mean_over examples (0: of this batch alone). Random decisions are drawn for the global
+  // positions, the loss averages over mean_over, and BatchNorm in Train mode normalises with statistics summed over
+  // every process through `sync` (synchronized BatchNorm; nullptr: this batch's own statistics).
+  size_t first_example = 0;
+  size_t mean_over = 0;
+  const Collective* sync = nullptr;
 };
 
 // A primitive's resolved shape (its Attrs' `shape`, which infer resolves for one example) at a batch of n: the

@@ -106,6 +106,20 @@ class Executor {
     noise_seed_ = seed;
     noise_step_ = step;
   }
+  // Data-parallel training (docs/distributed.md): the examples this executor runs are examples [first, first + n) of a
+  // global batch of `mean_over` (0: its own batch is the whole batch); `sync`, when set, makes BatchNorm's Train-mode
+  // statistics and backward sums global (synchronized BatchNorm). graph::Call says what each primitive does with them.
+  void set_shard(size_t first, size_t mean_over, const graph::Collective* sync = nullptr) {
+    first_example_ = first;
+    mean_over_ = mean_over;
+    sync_ = sync;
+  }
+  // Called after each node's backward with the node's index (reverse order): a data-parallel run posts the gradient
+  // buckets that are complete (train/dist.hpp, GradReducer). nullptr: none.
+  void set_backward_hook(void (*fn)(void*, size_t), void* ctx) {
+    hook_ = fn;
+    hook_ctx_ = ctx;
+  }
   // What node k's forward saved in its j-th U8 buffer (a ReLU mask, dropout's decisions), batch-major.
   const uint8_t* saved8(size_t node, size_t j) const { return calls_.at(node).saved8.at(j); }
 
@@ -155,6 +169,7 @@ class Executor {
       if (plan_.fault == Fault::DropBiasGrad)
         for (size_t j = 0; j < node.params.size(); ++j)
           if (node.decl.params[j].bias) std::fill_n(c.g[j], plan_.params[node.params[j]].size, T(0));
+      if (hook_) hook_(hook_ctx_, k);
     }
   }
 
@@ -171,6 +186,10 @@ class Executor {
   size_t n_ = 0;
   double running_momentum_ = 0.0;
   uint64_t noise_seed_ = 0, noise_step_ = 0;
+  size_t first_example_ = 0, mean_over_ = 0;
+  const graph::Collective* sync_ = nullptr;
+  void (*hook_)(void*, size_t) = nullptr;
+  void* hook_ctx_ = nullptr;
 
   T* act(size_t v) { return bufs_[size_t(mem().act[v])].data(); }
   const T* act_c(size_t v) const { return bufs_[size_t(mem().act[v])].data(); }
@@ -195,6 +214,9 @@ class Executor {
     c.mode = mode;
     c.running_momentum = running_momentum_;
     c.key = noise::node_key(noise_seed_, noise_step_, k);
+    c.first_example = first_example_;
+    c.mean_over = mean_over_;
+    c.sync = sync_;
     fn(plan_.nodes[k].attrs.get(), c);
   }
   void check_n(size_t n) const {

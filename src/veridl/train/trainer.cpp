@@ -62,7 +62,29 @@ void shuffle_indices(std::vector<uint32_t>& idx, uint64_t seed) {
 }
 
 TrainStep::TrainStep(const net::Plan& plan, const OptimConfig& optim, uint64_t noise_seed)
-    : ex_(plan), opt_(plan, optim), noise_seed_(noise_seed) {}
+    : ex_(plan), opt_(plan, optim), noise_seed_(noise_seed), n_(plan.batch) {}
+
+void TrainStep::distribute(dist::Group& g, size_t first, size_t count, size_t global, bool sync_bn,
+                           size_t bucket_bytes, bool reduce) {
+  if (count == 0 || count > ex_.plan().batch) throw Error("distribute: the shard does not fit the plan's batch");
+  group_ = &g;
+  n_ = count;
+  ex_.set_shard(first, global, sync_bn ? &g : nullptr);
+  reducer_ = std::make_unique<dist::GradReducer>(ex_.plan(), g, ex_.mutable_grads().data(), bucket_bytes);
+  if (reduce)
+    ex_.set_backward_hook([](void* r, size_t node) { static_cast<dist::GradReducer*>(r)->node_done(node); },
+                          reducer_.get());
+  else
+    reducer_.reset();  // a test's deliberate fault (VERIDL_TEST_DIST_FAULT=no-grad-allreduce)
+  times_.ranks = g.size();
+  times_.buckets = reducer_ ? reducer_->buckets() : 0;
+  times_.grad_floats = reducer_ ? reducer_->floats() : 0;
+}
+
+void TrainStep::share_running_stats() {
+  if (!group_) return;
+  for (auto* r : ex_.running_stats()) group_->broadcast(r->data(), r->size());
+}
 
 namespace {
 // The predicted class of one row of logits: the first maximum (training and evaluation count accuracy alike).
@@ -75,7 +97,8 @@ size_t first_max(const float* z, size_t K) {
 }  // namespace
 
 float TrainStep::step(const float* x, const int32_t* labels, float lr, size_t t) {
-  const size_t B = ex_.plan().batch;
+  const size_t B = n_;
+  const auto t0 = Clock::now();
   ex_.set_running_momentum(ops::running_stat_momentum(t));
   ex_.set_noise(noise_seed_, t);
   float loss = ex_.forward_loss(x, labels, B, live_, net::Mode::Train);
@@ -84,9 +107,29 @@ float TrainStep::step(const float* x, const int32_t* labels, float lr, size_t t)
   const float* z = ex_.logits_data();
   last_correct_ = 0;
   for (size_t b = 0; b < B; ++b) last_correct_ += static_cast<int32_t>(first_max(z + b * K, K)) == labels[b];
+  if (!group_) {
+    ex_.backward(1.0f);
+    opt_.step(ex_.params().data(), ex_.mutable_grads().data(), lr, t);
+    stop_agreed_ = stop_requested();
+    return loss;
+  }
+  // Data-parallel: this rank's loss is its share of the global mean (the loss node averages over the global batch),
+  // and its gradients its share of the global gradient; the buckets are posted by the backward hook as they complete.
+  if (reducer_) reducer_->begin_step();
   ex_.backward(1.0f);
+  const auto t1 = Clock::now();
+  if (reducer_) reducer_->wait();
+  double sums[3] = {static_cast<double>(loss), static_cast<double>(last_correct_), stop_requested() ? 1.0 : 0.0};
+  group_->sum(sums, 3);
+  const auto t2 = Clock::now();
   opt_.step(ex_.params().data(), ex_.mutable_grads().data(), lr, t);
-  return loss;
+  const auto t3 = Clock::now();
+  last_correct_ = static_cast<size_t>(sums[1]);
+  stop_agreed_ = sums[2] > 0;
+  ++times_.steps;
+  times_.compute_seconds += std::chrono::duration<double>((t1 - t0) + (t3 - t2)).count();
+  times_.exposed_comm_seconds += std::chrono::duration<double>(t2 - t1).count();
+  return static_cast<float>(sums[0]);
 }
 
 Model TrainStep::model() {
@@ -145,7 +188,7 @@ class DecisionDump {
  public:
   DecisionDump(size_t batch, bool native) {
     const char* path = std::getenv("VERIDL_TEST_DECISIONS");
-    if (!path || !*path) return;
+    if (!path || !*path || batch == 0) return;
     if (!native) throw Error("VERIDL_TEST_DECISIONS: the decision dump reads the native engine's executor; unset it");
     f_ = std::fopen(path, "w");
     if (!f_) throw Error(fmt::format("VERIDL_TEST_DECISIONS: cannot write '{}': {}", path, std::strerror(errno)));
@@ -514,6 +557,9 @@ nlohmann::json config_json(const TrainConfig& c) {
   if (c.keep_last > 0) j["keepLast"] = c.keep_last;
   if (c.patience > 0) j["patience"] = c.patience;
   if (c.best_metric != "val_accuracy") j["bestMetric"] = c.best_metric;
+  // A data-parallel run's (docs/distributed.md): --resume continues it with the same rank count and BatchNorm mode.
+  if (c.dist && c.dist->size() > 1) j["ranks"] = c.dist->size();
+  if (c.sync_bn) j["syncBatchNorm"] = true;
   return j;
 }
 
@@ -706,6 +752,8 @@ Resumable load_resume_state(const std::string& path) {
     r.cfg.keep_last = c.value("keepLast", size_t{0});
     r.cfg.patience = c.value("patience", size_t{0});
     r.cfg.best_metric = c.value("bestMetric", std::string("val_accuracy"));
+    r.ranks = c.value("ranks", 1);
+    r.cfg.sync_bn = c.value("syncBatchNorm", false);
   } catch (const std::exception& e) {
     throw Error(path + ": metadata 'config' is not a VeriDL training config: " + std::string(e.what()));
   }
@@ -757,9 +805,23 @@ data::Normalize checkpoint_normalization(const Checkpoint& ck, const net::NetSpe
   }
 }
 
-TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::Split& data, const ResumeState* resume) {
+TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg_in, const data::Split& data, const ResumeState* resume) {
+  // Data-parallel (docs/distributed.md): every rank runs this function on its shard; only rank 0 writes files.
+  TrainConfig cfg = cfg_in;
+  dist::Group* const group = cfg.dist;
+  if (group && group->rank() != 0) {
+    cfg.out.clear();
+    cfg.run_dir.clear();
+    cfg.keep_last = 0;
+  }
   const data::Dataset& tr = data.train;
   if (cfg.batch == 0) throw Error("--batch must be positive");
+  if (group && cfg.batch < static_cast<size_t>(group->size()))
+    throw Error(fmt::format("--batch {} is smaller than the {} ranks: every rank needs at least one example of each batch",
+                            cfg.batch, group->size()));
+  if (cfg.sync_bn && !group) throw Error("--sync-bn: synchronized BatchNorm needs a data-parallel run (mpirun)");
+  if (group && cfg.engine)
+    throw Error(fmt::format("--device {}: a data-parallel run (mpirun) runs on the native engine only", cfg.device));
   if (cfg.epochs == 0) throw Error("--epochs must be positive");
   validate(cfg.optim);
   if (tr.image_size() != spec.input_size())
@@ -788,12 +850,30 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
 
   // (a test's deliberate mutant drops the smoothing here: util/plumbing_fault.hpp)
   const bool no_smoothing = plumbing_fault() == PlumbingFault::PlanWithoutLabelSmoothing;
-  net::Plan plan = net::compile(spec, cfg.batch, no_smoothing ? 0.0 : cfg.label_smoothing);
+  // A rank's shard of every global batch (the first B mod N ranks take one more example); every rank compiles the same
+  // plan, at the largest shard.
+  dist::Shard shard = group ? dist::shard_of(cfg.batch, group->size(), group->rank()) : dist::Shard{0, cfg.batch};
+  const size_t plan_batch = group ? (cfg.batch + size_t(group->size()) - 1) / size_t(group->size()) : cfg.batch;
+  net::Plan plan = net::compile(spec, plan_batch, no_smoothing ? 0.0 : cfg.label_smoothing);
   // The engine: the native TrainStep, or the external device cfg.engine makes (it compiles and opens it here, before
-  // any step: its errors are one line before training).
+  // any step: its errors are one line before training). A data-parallel run is native (refused above otherwise).
   std::unique_ptr<StepEngine> engine =
       cfg.engine ? cfg.engine(plan, cfg) : std::make_unique<TrainStep>(plan, cfg.optim, cfg.seed);
   StepEngine& ts = *engine;
+  TrainStep* const native = group ? static_cast<TrainStep*>(engine.get()) : nullptr;
+  if (group) {
+    // A test hook (tests/distributed.py --mode self-test): VERIDL_TEST_DIST_FAULT injects a data-parallel bug that the
+    // comparison with the one-process run must catch: "no-grad-allreduce" (each rank steps on its own shard's
+    // gradient), "local-mean" (the loss averaged over the shard, not the global batch), "same-shard" (every rank on
+    // the first shard). Unset (always, outside that test), nothing changes.
+    const char* f = std::getenv("VERIDL_TEST_DIST_FAULT");
+    const std::string fault = f ? f : "";
+    if (!fault.empty() && fault != "no-grad-allreduce" && fault != "local-mean" && fault != "same-shard")
+      throw Error("VERIDL_TEST_DIST_FAULT: unknown fault '" + fault + "'");
+    if (fault == "same-shard") shard.first = 0;
+    native->distribute(*group, shard.first, shard.count, fault == "local-mean" ? shard.count : cfg.batch, cfg.sync_bn,
+                       cfg.bucket_bytes, fault != "no-grad-allreduce");
+  }
   ResumeState st;
   if (resume) {
     st = *resume;
@@ -851,6 +931,11 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   if (cfg.augment.jitter())
     fmt::print(log, "  colour jitter: brightness {}, contrast {}, saturation {} (torchvision's ColorJitter, random order)\n",
                cfg.augment.brightness, cfg.augment.contrast, cfg.augment.saturation);
+  if (group)
+    fmt::print(log, "data-parallel: rank {} of {}, examples {}-{} of each batch of {}, {} BatchNorm{}\n", group->rank(),
+               group->size(), shard.first, shard.first + shard.count - 1, cfg.batch,
+               running_stat_tensors(plan).empty() ? "no" : cfg.sync_bn ? "synchronized" : "per-rank",
+               group->rank() == 0 ? "; rank 0 writes the checkpoints" : "");
   if (resume && (st.step > 0 || !st.optim_state.empty()))
     fmt::print(log, "resuming at epoch {} batch {} (step {})\n", st.epoch + 1, st.batch, st.step);
   else if (resume)
@@ -863,7 +948,8 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   for (size_t e = 0; e < st.epoch; ++e) shuffle_indices(order, e + cfg.seed);
   std::vector<int32_t> labels(cfg.batch);
   std::vector<float> aug_scratch(cfg.augment.enabled() ? D : 0);
-  DecisionDump dump(cfg.batch, ts.executor_or_null() != nullptr);  // a test hook, off unless VERIDL_TEST_DECISIONS is set
+  // a test hook, off unless VERIDL_TEST_DECISIONS is set (one process only)
+  DecisionDump dump(group ? 0 : cfg.batch, ts.executor_or_null() != nullptr);
   std::vector<std::exception_ptr> gather_error(cfg.batch);  // by the first example of a thread's chunk
   const bool show_progress = cfg.progress && isatty(fileno(stderr));
   const bool log_progress = cfg.progress && !show_progress;
@@ -908,9 +994,12 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     const size_t first_batch = (epoch == first_epoch) ? st.batch : 0;
     size_t epoch_correct = 0;  // of the batches this call runs (a resumed epoch: those after the resume)
     for (size_t bi = first_batch; bi < bpe; ++bi) {
-      if (g_stop.exchange(false)) {  // consumed: a later train() in this process starts clean
+      // Data-parallel: the stop every rank agreed on in the last step's all-reduce, so that all stop at this batch.
+      if (group ? native->stop_agreed() : g_stop.load()) {
+        g_stop.store(false);  // consumed: a later train() in this process starts clean
         st = position(epoch, bi, epoch_loss);
         res.interrupted = true;
+        if (group && !cfg.sync_bn) native->share_running_stats();
         if (show_progress) fmt::print(stderr, "\r\033[K");
         if (!cfg.out.empty()) {
           save_state(cfg, plan, ts, st, false, data, validating, false, nullptr);
@@ -923,6 +1012,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
         std::fflush(log);
         res.steps = st.step;
         res.model = ts.model();
+        if (native) res.dist = native->dist_times();
         return res;
       }
       auto s0 = Clock::now();
@@ -934,11 +1024,13 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       // stream: the same crops for any thread count); that resampling allocates its small buffers, so an
       // exception (out of memory) is carried out of the parallel region and rethrown here.
       const uint64_t batch_seed = epoch * 10000 + bi;
-      kernels::for_chunks(cfg.batch, cfg.batch * D, [&](size_t b0, size_t b1) {
+      // A data-parallel rank gathers its shard: examples [shard.first, shard.first + shard.count) of the batch, each
+      // with the random draws it has in the whole batch.
+      kernels::for_chunks(shard.count, shard.count * D, [&](size_t b0, size_t b1) {
         try {
           for (size_t b = b0; b < b1; ++b) {
-            const size_t src = order[bi * cfg.batch + b];
-            data::gather_example(tr, src, cfg.augment, batch_seed, b, xin + b * D, dump.box(b));
+            const size_t src = order[bi * cfg.batch + shard.first + b];
+            data::gather_example(tr, src, cfg.augment, batch_seed, shard.first + b, xin + b * D, dump.box(b));
             labels[b] = tr.labels[src];
           }
         } catch (...) {
@@ -948,8 +1040,9 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
       for (std::exception_ptr& e : gather_error)
         if (e) std::rethrow_exception(std::exchange(e, nullptr));
       if (cfg.augment.enabled())
-        data::augment_batch(xin, cfg.batch, tr.C, tr.H, tr.W, cfg.augment, batch_seed, aug_scratch.data(), dump.drawn());
-      data::normalize_batch(xin, cfg.batch, tr.C, tr.H * tr.W, cfg.normalize);
+        data::augment_batch(xin, shard.count, tr.C, tr.H, tr.W, cfg.augment, batch_seed, aug_scratch.data(), dump.drawn(),
+                            shard.first);
+      data::normalize_batch(xin, shard.count, tr.C, tr.H * tr.W, cfg.normalize);
       ++st.step;
       lr = lr_at(oc, lr_mutant ? st.step - 1 : st.step, bpe, cfg.epochs);
       float loss = ts.step(xin, labels.data(), static_cast<float>(lr), st.step);
@@ -1024,6 +1117,13 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
     // The validation set every eval_every epochs and after the last; the test set once, after the last.
     EvalResult val, test;
     const bool validated = data.val.n > 0 && ((cfg.eval_every > 0 && (epoch + 1) % cfg.eval_every == 0) || last);
+    if (group) {
+      // Every rank holds the same model from here on: rank 0's running statistics (per-rank BatchNorm), and the
+      // parameters, which the identical all-reduced updates keep equal (checked).
+      if (!cfg.sync_bn) native->share_running_stats();
+      dist::check_same(*group, {{fmt::format("the parameters after epoch {}", epoch + 1),
+                                 dist::hash_bytes(native->params().data(), native->params().size() * sizeof(float))}});
+    }
     if (validated) {
       val = ts.evaluate(data.val, cfg.normalize);
       fmt::print(log, "  val accuracy: {}/{} = {:.2f}%, loss {:.6f}\n", val.correct, val.total, val.accuracy(), val.loss);
@@ -1092,6 +1192,15 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::
   }
   res.steps = st.step;
   res.model = ts.model();
+  if (native) res.dist = native->dist_times();
+  if (group && res.dist.steps > 0) {
+    const double n = static_cast<double>(res.dist.steps);
+    fmt::print(log, "data-parallel: {} ranks, {} steps: compute {:.3f} ms/step, exposed communication {:.3f} ms/step; "
+               "{:.2f} MB of gradients all-reduced per step in {} buckets\n",
+               group->size(), res.dist.steps, 1e3 * res.dist.compute_seconds / n, 1e3 * res.dist.exposed_comm_seconds / n,
+               static_cast<double>(res.dist.grad_floats) * 4e-6, res.dist.buckets);
+    std::fflush(log);
+  }
   return res;
 }
 

@@ -18,6 +18,7 @@
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
 #include "veridl/train/checkpoint.hpp"
+#include "veridl/train/dist.hpp"
 #include "veridl/train/optimizer.hpp"
 
 namespace veridl::train {
@@ -77,6 +78,15 @@ struct TrainConfig {
   size_t patience = 0;  // stop after this many validations without improvement (0: never); then the test set
   bool progress = false;  // a live progress line (rate, ETA) on stderr
   FILE* log = stdout;     // the book's log lines
+  // Data-parallel training over MPI (docs/distributed.md): the process group, nullptr for this process alone. Each rank
+  // runs its shard of every global batch of `batch` examples (dist::shard_of), the gradients are all-reduced in buckets
+  // of about bucket_bytes as the backward produces them, and only rank 0 writes: checkpoints (out), the run folder's
+  // files (run_dir). sync_bn: BatchNorm normalises with the global batch's statistics (synchronized BatchNorm; its
+  // backward's sums all-reduced too); otherwise each rank's BatchNorm uses its shard's statistics, and the model's
+  // running statistics are rank 0's.
+  dist::Group* dist = nullptr;
+  bool sync_bn = false;
+  size_t bucket_bytes = size_t(4) << 20;
   // Called after every step with the global step; tests use it to request a stop deterministically.
   std::function<void(size_t)> on_step;
   // Called after every step and every epoch with the figures of ProgressReport (after on_step). It may call
@@ -134,6 +144,14 @@ struct EvalResult {
   std::vector<double> per_class() const;
 };
 
+// Where a data-parallel run's step time went (each rank's own figures): compute (forward, backward, optimizer), and
+// the communication the compute did not hide (blocked waiting for the gradient buckets and the step's loss).
+struct DistTimes {
+  int ranks = 1;
+  size_t steps = 0, buckets = 0, grad_floats = 0;
+  double compute_seconds = 0.0, exposed_comm_seconds = 0.0;
+};
+
 struct TrainResult {
   std::vector<double> epoch_loss, epoch_seconds, step_loss;
   std::vector<double> step_lr;  // the lr each step of this call used (step_loss's steps)
@@ -147,6 +165,7 @@ struct TrainResult {
   std::vector<EvalResult> val_evals;                      // and its results
   Model model;
   bool interrupted = false;  // stopped by request; the checkpoint at cfg.out is resumable
+  DistTimes dist;            // a data-parallel run's step times (ranks 1 otherwise)
 };
 
 // He initialisation of the original (Irwin-Hall(3) from xorshift64, variance scale^2 with scale =
@@ -192,14 +211,28 @@ class TrainStep : public StepEngine {
   void set_model(const Model& m) override;
   Optimizer& optimizer() { return opt_; }
   float* input() override { return ex_.input(); }
-  // x may be input() (already gathered there). t is the 1-based global step. Returns the mean loss.
+  // x may be input() (already gathered there). t is the 1-based global step. Returns the mean loss (of the global
+  // batch, in a data-parallel run).
   float step(const float* x, const int32_t* labels, float lr, size_t t) override;
-  // How many examples of the last step's batch the forward classified right (its logits' first maximum).
+  // How many examples of the last step's batch the forward classified right (its logits' first maximum; of the global
+  // batch in a data-parallel run).
   size_t last_correct() const override { return last_correct_; }
   std::vector<std::pair<std::string, const std::vector<float>*>> optimizer_state() override;
   void set_optimizer_state(const std::vector<std::vector<float>>& state) override;
   EvalResult evaluate(const data::Dataset& ds, const data::Normalize& norm) override;
   net::Executor<float, net::FastKernels>* executor_or_null() override { return &ex_; }
+  // Data-parallel (docs/distributed.md): this step runs examples [first, first + count) of global batches of `global`
+  // examples; gradients are all-reduced over `g` in buckets of about bucket_bytes; with sync_bn BatchNorm's statistics
+  // are the global batch's. The plan's batch must be at least count.
+  // reduce = false: no gradient all-reduce (a test's deliberate fault only).
+  void distribute(dist::Group& g, size_t first, size_t count, size_t global, bool sync_bn, size_t bucket_bytes,
+                  bool reduce = true);
+  // A request to stop this step (request_stop) seen on any rank stops every rank at the same step: the last step's
+  // all-reduce carries it. Without a group: stop_requested().
+  bool stop_agreed() const { return stop_agreed_; }
+  // The running statistics of rank 0 on every rank (before evaluating or saving with per-rank BatchNorm).
+  void share_running_stats();
+  const DistTimes& dist_times() const { return times_; }
 
  private:
   net::Executor<float, net::FastKernels> ex_;
@@ -208,6 +241,11 @@ class TrainStep : public StepEngine {
   Decisions live_;
   uint64_t noise_seed_ = 0;
   size_t last_correct_ = 0;
+  size_t n_ = 0;  // examples per step (the plan's batch, or a rank's shard)
+  dist::Group* group_ = nullptr;
+  std::unique_ptr<dist::GradReducer> reducer_;
+  bool stop_agreed_ = false;
+  DistTimes times_;
 };
 
 // The model a fresh run starts from: he_init(plan, seed), the running statistics at their declared initial values.
@@ -260,6 +298,7 @@ struct Resumable {
   ResumeState state;
   std::string data;
   bool complete = false;  // the run had finished
+  int ranks = 1;          // the data-parallel run's rank count (cfg.sync_bn: its BatchNorm mode)
 };
 Resumable load_resume_state(const std::string& path);
 

@@ -5,6 +5,7 @@
 #include "veridl/prims/batchNorm/mutants.hpp"
 #include "veridl/prims/batchNorm/primitive.hpp"
 #include "veridl/prims/batchNorm/reference.hpp"
+#include "veridl/prims/batchNorm/sync_reference.hpp"
 #include "veridl/vjp/registry.hpp"
 
 namespace veridl {
@@ -14,6 +15,16 @@ namespace veridl {
 Vjp make_batchnorm_variant(const ops::BatchNormShape& s, double eps, const std::string& variant) {
   if (variant.empty()) return make_vjp("batchnorm", ops::BatchNormOp{s, eps});
   return make_vjp("batchnorm[" + variant + "]", ops::BatchNormMutantOp{{s, eps}, variant});
+}
+
+Vjp make_sync_batchnorm_variant(const ops::BatchNormShape& s, const std::vector<size_t>& shards,
+                                const std::string& variant) {
+  ops::SyncBatchNormOp op;
+  op.s = s;
+  op.eps = ops::kBatchNormEps;
+  op.shards = shards;
+  op.variant = variant;
+  return make_vjp(variant.empty() ? "sync_batchnorm" : "sync_batchnorm[" + variant + "]", op);
 }
 
 void prims::BatchNorm::register_contracts(Registry& r) {
@@ -55,6 +66,46 @@ void prims::BatchNorm::register_contracts(Registry& r) {
             {"dbeta_times_gamma", "dbeta = sum gamma dy (dxhat instead of dy)"},
             {"dbeta_first_example_only", "only the first example of the batch contributes"},
             {"dbeta_scale_1.0001", "dbeta scaled by 1.0001"}}});
+  }
+  // Synchronized BatchNorm (docs/distributed.md): the backward as R ranks compute it from all-reduced sums, against the
+  // pdiv of the global batch's BatchNorm. Shards of equal and unequal sizes (the first B mod R ranks take one more).
+  {
+    auto sweep = [] {
+      std::vector<ContractCase> cases;
+      for (auto [N, R] : {std::pair<size_t, size_t>{2, 2}, {3, 2}, {4, 2}, {5, 2}, {4, 3}, {5, 3}, {4, 4}})
+        for (size_t C : {1, 2})
+          for (auto [H, W] : {std::pair<size_t, size_t>{1, 1}, {2, 3}}) {
+            ops::BatchNormShape s{N, C, H, W};
+            const std::vector<size_t> shards = ops::shard_sizes(N, R);
+            cases.push_back({fmt::format("B={} over {} ranks C={} H={} W={}", N, R, C, H, W),
+                             [s, shards](const std::string& v) { return make_sync_batchnorm_variant(s, shards, v); },
+                             Sample::Normal, false});
+          }
+      ops::BatchNormShape prod{8, 32, 8, 8};
+      const std::vector<size_t> shards = ops::shard_sizes(8, 4);
+      cases.push_back({"B=8 over 4 ranks C=32 H=8 W=8 (a conv-BN layer)",
+                       [prod, shards](const std::string& v) { return make_sync_batchnorm_variant(prod, shards, v); },
+                       Sample::Normal, true});
+      return cases;
+    };
+    r.add({"sync_bn_input_grad_correct", 5,
+           "per rank: dx = (r/n)(n dxhat - A - xhat Bs), A = allreduce(sum dxhat), Bs = allreduce(sum xhat dxhat), "
+           "n = global count",
+           {"x"}, sweep(),
+           {{"dx_local_statistics", "per-rank BatchNorm's backward: local sums and local count"},
+            {"dx_sum_dxhat_not_reduced", "sum dxhat is not all-reduced"},
+            {"dx_sum_xhat_dxhat_not_reduced", "sum xhat dxhat is not all-reduced"},
+            {"dx_local_count", "the all-reduced sums divided by the rank's own count"},
+            {"dx_count_ranks_times_b", "n = ranks x rank 0's shard (wrong when the shards differ)"},
+            {"dx_reduced_twice", "the already-reduced sums all-reduced again"}}});
+    r.add({"sync_bn_gamma_grad_correct", 5, "dgamma = allreduce(sum dy xhat) (the gradient all-reduce)", {"gamma"},
+           sweep(),
+           {{"dgamma_rank0_only", "no gradient all-reduce: rank 0's part only"},
+            {"dgamma_averaged_over_ranks", "the ranks' parts averaged instead of added"}}});
+    r.add({"sync_bn_beta_grad_correct", 5, "dbeta = allreduce(sum dy) (the gradient all-reduce)", {"beta"}, sweep(),
+           {{"dbeta_rank0_only", "no gradient all-reduce: rank 0's part only"},
+            {"dbeta_averaged_over_ranks", "the ranks' parts averaged instead of added"},
+            {"dbeta_reduced_twice", "all-reduced twice (ranks x the sum)"}}});
   }
 }
 

@@ -3,11 +3,13 @@
 // Reference: reference.hpp; fast kernels: kernel.hpp; contracts: contracts.cpp (this directory, prims/batchNorm/).
 #pragma once
 
+#include <stdexcept>
 #include <type_traits>
 
 #include "veridl/graph/ir.hpp"
 #include "veridl/prims/batchNorm/kernel.hpp"
 #include "veridl/prims/batchNorm/reference.hpp"
+#include "veridl/prims/batchNorm/sync.hpp"
 
 namespace veridl::prims {
 
@@ -33,7 +35,15 @@ struct BatchNorm {
     s.N = c.n;
     constexpr bool fast = std::is_same_v<B, Fast>;
     if (c.mode == Mode::Train) {
-      if constexpr (fast)
+      // Synchronized BatchNorm: the global batch's statistics (sync.hpp; contracts sync_bn_*). On one process that is
+      // the plain kernel's computation, which runs then (bit for bit the one-process run).
+      if (c.sync && c.sync->parties() > 1) {
+        if constexpr (fast)
+          kernels::sync_batchnorm_train_forward(s, ops::kBatchNormEps, *c.sync, c.in[0], c.p[0], c.p[1], c.out,
+                                                c.saved[0], c.saved[1], c.saved[2], c.saved[3]);
+        else
+          throw std::logic_error("synchronized BatchNorm runs on the float kernels only");
+      } else if constexpr (fast)
         kernels::batchnorm_train_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.out, c.saved[0], c.saved[1],
                                          c.saved[2], c.saved[3]);
       else
@@ -56,7 +66,12 @@ struct BatchNorm {
   static void backward(const Attrs& a, Call<T>& c) {
     ops::BatchNormShape s = a.shape;
     s.N = c.n;
-    if constexpr (std::is_same_v<B, Fast>)
+    if (c.sync && c.sync->parties() > 1) {
+      if constexpr (std::is_same_v<B, Fast>)
+        kernels::sync_batchnorm_backward(s, *c.sync, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1]);
+      else
+        throw std::logic_error("synchronized BatchNorm runs on the float kernels only");
+    } else if constexpr (std::is_same_v<B, Fast>)
       kernels::batchnorm_backward(s, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1]);
     else
       ops::batchnorm_backward(s, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1]);

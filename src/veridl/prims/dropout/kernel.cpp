@@ -40,8 +40,9 @@ void apply_range(const float* x, const uint8_t* keep, size_t per, float scale, f
 void drop_forward(const ops::DropShape& s, double rate, uint64_t key, const float* x, float* y, uint8_t* keep) {
   const uint32_t th = noise::keep_threshold(1.0 - rate);
   const size_t nd = s.decisions();
+  const size_t d0 = s.first_decision();
   for_chunks(nd, 8 * nd, [=](size_t lo, size_t hi) {
-    for (size_t d = lo; d < hi; ++d) keep[d] = noise::keep(key, d, th) ? 1 : 0;
+    for (size_t d = lo; d < hi; ++d) keep[d] = noise::keep(key, d0 + d, th) ? 1 : 0;
   });
   const float scale = scale_of(rate);
   const size_t per = s.per_decision();

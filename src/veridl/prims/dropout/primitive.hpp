@@ -42,7 +42,8 @@ struct DropHead {
   static ops::DropShape at(const Attrs& a, size_t n) { return batch_of(a.shape, n); }
   template <class T, class B>
   static void forward(const Attrs& a, Call<T>& c) {
-    const ops::DropShape s = at(a, c.n);
+    ops::DropShape s = at(a, c.n);
+    s.first = c.first_example;
     if (c.mode == Mode::Eval) {
       if (c.out != c.in[0]) std::copy_n(c.in[0], s.count(), c.out);
       return;

@@ -29,16 +29,19 @@ struct DropShape {
   size_t N = 1;              // examples
   size_t width = 1;          // elements per example
   bool per_example = false;  // drop-path: one decision per example
+  size_t first = 0;          // these N examples start at example `first` of the global batch (data-parallel ranks):
+                             // decision d is drawn as the global batch's decision first_decision() + d
   size_t count() const { return N * width; }
   size_t decisions() const { return per_example ? N : N * width; }
   size_t per_decision() const { return per_example ? width : 1; }  // elements one decision covers
+  size_t first_decision() const { return per_example ? first : first * width; }
 };
 
 // Writes y[count] and keep[decisions] (1: kept).
 template <class T>
 void drop_forward(const DropShape& s, double rate, uint64_t key, const T* x, T* y, uint8_t* keep, Decisions& D) {
   const uint32_t th = noise::keep_threshold(1.0 - rate);
-  for (size_t d = 0; d < s.decisions(); ++d) keep[d] = D.draw(noise::keep(key, d, th)) ? 1 : 0;
+  for (size_t d = 0; d < s.decisions(); ++d) keep[d] = D.draw(noise::keep(key, s.first_decision() + d, th)) ? 1 : 0;
   const T scale = T(1) / T(1.0 - rate);
   const size_t per = s.per_decision();
   for (size_t i = 0; i < s.count(); ++i) y[i] = keep[i / per] ? x[i] * scale : T(0);

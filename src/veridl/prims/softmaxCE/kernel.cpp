@@ -182,7 +182,7 @@ float softmax_ce_forward(const ops::SoftmaxShape& s, float eps, const int32_t* l
     }
     for (size_t g = 0; g < groups; ++g) total += gl[g];
   }
-  return static_cast<float>(total / static_cast<double>(B));
+  return static_cast<float>(total / static_cast<double>(s.mean_count()));
 }
 
 // The reference formula, in float: dz = (dL / B) (p - t_k).
@@ -191,7 +191,7 @@ void softmax_ce_backward(const ops::SoftmaxShape& s, float eps, const int32_t* l
   ops::check_labels(s, labels);
   const size_t B = s.B, K = s.K;
   const ops::SmoothedTarget<float> t(eps, K);
-  const float scale = dL / static_cast<float>(static_cast<int64_t>(B));
+  const float scale = dL / static_cast<float>(static_cast<int64_t>(s.mean_count()));
   for (size_t b = 0; b < B; ++b) {
     const float* pr = p + b * K;
     float* dr = dz + b * K;

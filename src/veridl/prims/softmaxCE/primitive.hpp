@@ -33,7 +33,7 @@ struct SoftmaxCE {
   }
   template <class T, class B>
   static void forward(const Attrs& a, Call<T>& c) {
-    const ops::SoftmaxShape s{c.n, a.classes};
+    const ops::SoftmaxShape s{c.n, a.classes, c.mean_over};
     if constexpr (std::is_same_v<B, Fast>)
       c.out[0] = kernels::softmax_ce_forward(s, static_cast<float>(a.smoothing), c.labels, c.in[0], c.saved[0]);
     else
@@ -41,7 +41,7 @@ struct SoftmaxCE {
   }
   template <class T, class B>
   static void backward(const Attrs& a, Call<T>& c) {
-    const ops::SoftmaxShape s{c.n, a.classes};
+    const ops::SoftmaxShape s{c.n, a.classes, c.mean_over};
     if constexpr (std::is_same_v<B, Fast>)
       kernels::softmax_ce_backward(s, static_cast<float>(a.smoothing), c.labels, c.saved[0], c.dy[0], c.dx[0]);
     else

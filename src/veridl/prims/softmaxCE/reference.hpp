@@ -23,6 +23,10 @@ namespace veridl::ops {
 
 struct SoftmaxShape {
   size_t B = 1, K = 2;
+  // The loss (softmaxCE) averages over this many examples, 0: over B. A data-parallel rank runs B examples of a
+  // global batch of mean_over (docs/distributed.md), so that its loss and gradient are its share of the global mean.
+  size_t mean_over = 0;
+  size_t mean_count() const { return mean_over ? mean_over : B; }
 };
 
 // One row: m = z[argmax] (from the tape), p = exp(z - m) / S. Returns S; m through `m`.
@@ -92,14 +96,14 @@ T softmax_ce_forward(const SoftmaxShape& s, double eps, const int32_t* labels, c
     }
     total -= row;
   }
-  return total / T(static_cast<int64_t>(s.B));
+  return total / T(static_cast<int64_t>(s.mean_count()));
 }
 
 // Backward: dz = dL (p - t) / B.
 template <class T>
 void softmax_ce_backward(const SoftmaxShape& s, double eps, const int32_t* labels, const T* p, T dL, T* dz) {
   SmoothedTarget<T> t(eps, s.K);
-  T scale = dL / T(static_cast<int64_t>(s.B));
+  T scale = dL / T(static_cast<int64_t>(s.mean_count()));
   for (size_t b = 0; b < s.B; ++b)
     for (size_t k = 0; k < s.K; ++k) {
       T tk = static_cast<size_t>(labels[b]) == k ? t.on : t.off;
