@@ -52,22 +52,30 @@ TORCH_THREADS = 2
 VERIDL_THREADS = 2
 
 
-def truncated_copy(data, n, out_dir):
-    """Write the first n training images/labels of `data` as plain IDX files into out_dir
-    and symlink the test files.  Returns the number of images written."""
-    imgs = benchutil.read_idx_bytes(benchutil.idx_path(data, "train-images-idx3-ubyte"))
-    labs = benchutil.read_idx_bytes(benchutil.idx_path(data, "train-labels-idx1-ubyte"))
-    total, rows, cols = struct.unpack(">III", imgs[4:16])
-    if struct.unpack(">I", labs[4:8])[0] != total:
-        raise ValueError(f"{data}: image and label counts differ")
-    n = min(n, total)
-    with open(os.path.join(out_dir, "train-images-idx3-ubyte"), "wb") as f:
-        f.write(imgs[:4] + struct.pack(">III", n, rows, cols) + imgs[16:16 + n * rows * cols])
-    with open(os.path.join(out_dir, "train-labels-idx1-ubyte"), "wb") as f:
-        f.write(labs[:4] + struct.pack(">I", n) + labs[8:8 + n])
-    for base in benchutil.IDX_BASES[2:]:
-        src = os.path.abspath(benchutil.idx_path(data, base))
-        os.symlink(src, os.path.join(out_dir, os.path.basename(src)))
+def truncated_copy(data, n, out_dir, n_test=None):
+    """Write the first n training images/labels of `data` as plain IDX files into out_dir, and the first
+    n_test test images/labels (all of them, as symlinks, when n_test is None).  Returns the number of
+    training images written."""
+    def copy(images, labels, k):
+        imgs = benchutil.read_idx_bytes(benchutil.idx_path(data, images))
+        labs = benchutil.read_idx_bytes(benchutil.idx_path(data, labels))
+        total, rows, cols = struct.unpack(">III", imgs[4:16])
+        if struct.unpack(">I", labs[4:8])[0] != total:
+            raise ValueError(f"{data}: {images} and {labels} counts differ")
+        k = min(k, total)
+        with open(os.path.join(out_dir, images), "wb") as f:
+            f.write(imgs[:4] + struct.pack(">III", k, rows, cols) + imgs[16:16 + k * rows * cols])
+        with open(os.path.join(out_dir, labels), "wb") as f:
+            f.write(labs[:4] + struct.pack(">I", k) + labs[8:8 + k])
+        return k
+
+    n = copy(*benchutil.IDX_BASES[:2], n)
+    if n_test is not None:
+        copy(*benchutil.IDX_BASES[2:], n_test)
+    else:
+        for base in benchutil.IDX_BASES[2:]:
+            src = os.path.abspath(benchutil.idx_path(data, base))
+            os.symlink(src, os.path.join(out_dir, os.path.basename(src)))
     return n
 
 

