@@ -30,6 +30,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -821,9 +822,11 @@ TEST(ExportIree, ClipFactorMatchesTheNativeEngineAtTheMlpAndBnCnnSizes) {
   }
 }
 
-// docs/gpu.md's "gpu-targets" block is the list of GPU targets the docs promise: each one must compile the linear
-// model's train step (and the first of each device the BatchNorm CNN's: convolutions, pools, BatchNorm), and each
-// target it lists as refused must still be refused (so the docs change when IREE does). Nothing runs: no GPU here.
+// docs/gpu.md's "gpu-targets" block is the list of GPU targets the docs promise: the first of each device must compile
+// the linear model's and the BatchNorm CNN's train step (convolutions, pools, BatchNorm), and each target it lists as
+// refused must still be refused (so the docs change when IREE does). With VERIDL_FULL_GPU_MATRIX=1 every listed target
+// compiles the linear model's step too (28 compiles, about a minute: run when IREE's version changes; CI compiles 10).
+// Nothing runs: no GPU here.
 TEST(ExportIree, EveryGpuTargetInDocsGpuMdCompiles) {
   REQUIRE_IREE(tools);
   std::ifstream doc(repo("docs/gpu.md"));
@@ -871,9 +874,11 @@ TEST(ExportIree, EveryGpuTargetInDocsGpuMdCompiles) {
     return run_command(fmt::format("'{}' {} '{}' -o '{}'", tools.compile, fmt::join(t.flags, " "), dir / module,
                                    dir / "out.vmfb"));
   };
+  const char* full_env = std::getenv("VERIDL_FULL_GPU_MATRIX");
+  const bool full = full_env != nullptr && std::string(full_env) == "1";
   for (const Device& d : devices) {
     ASSERT_FALSE(d.ok.empty()) << d.name;
-    for (const std::string& t : d.ok) {
+    for (const std::string& t : full ? d.ok : std::vector<std::string>{d.ok.front()}) {
       const Cmd c = compile(d, t, "linear.mlir");
       EXPECT_EQ(c.status, 0) << d.name << " " << t << ": docs/gpu.md says it compiles:\n" << c.out.substr(0, 2000);
     }
