@@ -4,6 +4,7 @@
 // The runs under mpirun are tests/distributed.py (ctest Distributed_*).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <barrier>
 #include <cmath>
 #include <random>
@@ -11,11 +12,13 @@
 #include <vector>
 
 #include "contract_testutil.hpp"
+#include "test_util.hpp"
 #include "veridl/calculus/field.hpp"
 #include "veridl/prims/batchNorm/kernel.hpp"
 #include "veridl/prims/batchNorm/sync.hpp"
 #include "veridl/prims/batchNorm/sync_reference.hpp"
 #include "veridl/train/dist.hpp"
+#include "veridl/train/trainer.hpp"
 #include "veridl/util/error.hpp"
 
 using namespace veridl;
@@ -193,6 +196,26 @@ TEST(Distributed, ShardsCoverTheBatchWithTheFirstRanksTakingTheRemainder) {
 TEST(Distributed, NotLaunchedByMpirunMeansNoGroupAndNoMpi) {
   if (dist::launched_size() != 0) GTEST_SKIP() << "running under mpirun";
   EXPECT_EQ(dist::join(), nullptr);
+}
+
+// The data-parallel settings that need mpirun are refused without it, in one line and before any data is read
+// (train::check_data_parallel, which train() runs too).
+TEST(Distributed, SyncBatchNormWithoutMpirunIsRefusedBeforeAnyWork) {
+  if (dist::launched_size() != 0) GTEST_SKIP() << "running under mpirun";
+  // (data that does not exist: read first, it would be the error)
+  const Cmd c = sh("train --spec " + repo("specs/mnist_cnn_bn.json") +
+                   " --data /nonexistent/veridl-data --data-mismatch-ok --epochs 1 --no-run-dir --sync-bn 2>&1");
+  EXPECT_NE(c.status, 0) << c.out;
+  EXPECT_NE(c.out.find("error: --sync-bn: synchronized BatchNorm needs a data-parallel run (mpirun -np N veridl train "
+                       "...)"),
+            std::string::npos)
+      << c.out;
+  EXPECT_EQ(std::count(c.out.begin(), c.out.end(), '\n'), 1) << c.out;
+  train::TrainConfig cfg;
+  cfg.sync_bn = true;
+  EXPECT_THROW(train::check_data_parallel(cfg), Error);
+  cfg.sync_bn = false;
+  EXPECT_NO_THROW(train::check_data_parallel(cfg));
 }
 
 TEST(Distributed, HashSeesEveryByte) {

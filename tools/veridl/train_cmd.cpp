@@ -503,15 +503,11 @@ int train_main(int argc, char** argv, dist::Group* group) {
   // a known name is read from counts as that name.
   if (a.has("--data-mismatch-ok")) cfg.data_mismatch_ok = true;
   if (a.has("--sync-bn")) cfg.sync_bn = true;
-  if (cfg.sync_bn && !group)
-    throw Error("--sync-bn: synchronized BatchNorm needs a data-parallel run (mpirun -np N veridl train ...)");
-  if (group && cfg.batch < static_cast<size_t>(group->size()))
-    throw Error(fmt::format("--batch {} is smaller than the {} ranks: every rank needs at least one example of each batch",
-                            cfg.batch, group->size()));
+  cfg.dist = group;
+  train::check_data_parallel(cfg);  // (the engine is set below: --device iree under mpirun was refused above)
   const double bucket_mb = a.real("--bucket-mb", 4.0);
   if (!(bucket_mb > 0 && bucket_mb <= 4096)) throw Error(fmt::format("--bucket-mb must be in (0, 4096], got {}", bucket_mb));
   cfg.bucket_bytes = static_cast<size_t>(bucket_mb * 1048576.0);
-  cfg.dist = group;
   if (!cfg.dataset.empty() && data_name != cfg.dataset)
     if (const auto dir = data::known_dataset_dir(cfg.dataset)) {
       std::error_code ec;

@@ -805,6 +805,17 @@ data::Normalize checkpoint_normalization(const Checkpoint& ck, const net::NetSpe
   }
 }
 
+void check_data_parallel(const TrainConfig& cfg) {
+  const dist::Group* const group = cfg.dist;
+  if (cfg.sync_bn && !group)
+    throw Error("--sync-bn: synchronized BatchNorm needs a data-parallel run (mpirun -np N veridl train ...)");
+  if (group && cfg.batch < static_cast<size_t>(group->size()))
+    throw Error(fmt::format("--batch {} is smaller than the {} ranks: every rank needs at least one example of each batch",
+                            cfg.batch, group->size()));
+  if (group && cfg.engine)
+    throw Error(fmt::format("--device {}: a data-parallel run (mpirun) runs on the native engine only", cfg.device));
+}
+
 TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg_in, const data::Split& data, const ResumeState* resume) {
   // Data-parallel (docs/distributed.md): every rank runs this function on its shard; only rank 0 writes files.
   TrainConfig cfg = cfg_in;
@@ -816,12 +827,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg_in, const dat
   }
   const data::Dataset& tr = data.train;
   if (cfg.batch == 0) throw Error("--batch must be positive");
-  if (group && cfg.batch < static_cast<size_t>(group->size()))
-    throw Error(fmt::format("--batch {} is smaller than the {} ranks: every rank needs at least one example of each batch",
-                            cfg.batch, group->size()));
-  if (cfg.sync_bn && !group) throw Error("--sync-bn: synchronized BatchNorm needs a data-parallel run (mpirun)");
-  if (group && cfg.engine)
-    throw Error(fmt::format("--device {}: a data-parallel run (mpirun) runs on the native engine only", cfg.device));
+  check_data_parallel(cfg);
   if (cfg.epochs == 0) throw Error("--epochs must be positive");
   validate(cfg.optim);
   if (tr.image_size() != spec.input_size())

@@ -273,6 +273,11 @@ EvalResult evaluate_chunks(size_t classes, size_t chunk, float* input,
 TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg, const data::Split& data,
                   const ResumeState* resume = nullptr);
 
+// The data-parallel settings of a run (cfg.dist, cfg.sync_bn, cfg.batch, cfg.engine), each fault one line: --sync-bn
+// without mpirun, a batch smaller than the rank count, an external device (--device iree:...) under mpirun. train()
+// checks them; `veridl train` calls this as soon as they are set, before it reads any data.
+void check_data_parallel(const TrainConfig& cfg);
+
 // What a training run allocates, planned from the spec and config before anything large is allocated (bytes).
 struct RunMemory {
   uint64_t params = 0;       // parameters and their gradients
