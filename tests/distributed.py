@@ -63,7 +63,8 @@ def train_args(args, tmp, tag, extra=()):
 
 
 def mpirun(args, n, cmd):
-    return [args.mpirun, "-np", str(n), "--oversubscribe", *cmd]
+    # --bind-to none: every rank sees all the cores, so the thread count must come from the ranks sharing them
+    return [args.mpirun, "-np", str(n), "--oversubscribe", "--bind-to", "none", *cmd]
 
 
 def compare(one, two):
@@ -113,6 +114,11 @@ def match(args, tmp):
     if s.get("ranks") != 2 or s.get("dist_grad_buckets", 0) < 2:
         sys.exit(f"FAIL: the summary does not record 2 ranks and several gradient buckets: {s.get('ranks')}, "
                  f"{s.get('dist_grad_buckets')}")
+    # The two unbound ranks share this machine's cores (dist::Group::core_sharers): each takes half of them.
+    half = max(1, len(os.sched_getaffinity(0)) // 2)
+    if s.get("threads") != half:
+        sys.exit(f"FAIL: each of 2 unbound ranks on {len(os.sched_getaffinity(0))} cores runs {s.get('threads')} "
+                 f"threads, not {half}")
     rel = max(abs(x - y) / max(1.0, abs(x)) for x, y in zip(one["losses"], a["losses"]))
     print(f"ok: 2 ranks identical run to run; against 1 process: {len(a['losses'])} losses within {rel:.2g}, "
           f"parameters within the bounds ({time.time() - t0:.1f}s)")

@@ -515,11 +515,8 @@ int train_main(int argc, char** argv, dist::Group* group) {
     }
   train::check_dataset(cfg.dataset, data_name, cfg.data_mismatch_ok, spec.name);
   cfg.threads = static_cast<int>(a.integer("--threads", 0, 0, 1024));
-  if (group && cfg.threads == 0) {  // the ranks on this machine share its cores
-    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    const int on_node = local ? std::max(1, std::atoi(local)) : 1;
-    cfg.threads = std::max(1, omp_get_num_procs() / on_node);
-  }
+  if (group && cfg.threads == 0)  // the cores this rank may run on, shared with the ranks bound to the same ones
+    cfg.threads = std::max(1, omp_get_num_procs() / std::max(1, group->core_sharers()));
   cfg.progress = !a.has("--no-progress");
   if (iree) {
     cfg.device = device;

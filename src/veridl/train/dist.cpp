@@ -15,6 +15,9 @@
 #endif
 #if VERIDL_MPI
 #include <mpi.h>
+#include <sched.h>
+
+#include <vector>
 #endif
 
 namespace veridl::dist {
@@ -156,6 +159,21 @@ class MpiGroup final : public Group {
     // its own, on which every rank starts the buckets in order (progress() posts the all-gathers in bucket order).
     check(MPI_Comm_dup(MPI_COMM_WORLD, &scatter_), "communicator duplication");
     check(MPI_Comm_dup(MPI_COMM_WORLD, &gather_), "communicator duplication");
+    // The ranks on this machine, and among them those bound to this rank's CPU set.
+    MPI_Comm node;
+    check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
+          "the split of the ranks by machine");
+    int on_node = 1;
+    MPI_Comm_size(node, &on_node);
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    if (sched_getaffinity(0, sizeof mine, &mine) != 0) CPU_ZERO(&mine);
+    std::vector<cpu_set_t> all(static_cast<size_t>(on_node));
+    check(MPI_Allgather(&mine, int(sizeof mine), MPI_BYTE, all.data(), int(sizeof mine), MPI_BYTE, node),
+          "the all-gather of the ranks' CPU sets");
+    MPI_Comm_free(&node);
+    core_sharers_ = static_cast<int>(
+        std::count_if(all.begin(), all.end(), [&](const cpu_set_t& c) { return CPU_EQUAL(&c, &mine); }));
   }
   ~MpiGroup() override {
     int finalized = 0;
@@ -167,6 +185,7 @@ class MpiGroup final : public Group {
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  int core_sharers() const override { return core_sharers_; }
 
   void sum(double* x, size_t n) const override {
     if (size_ == 1 || n == 0) return;
@@ -249,7 +268,7 @@ class MpiGroup final : public Group {
   }
 
  private:
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, core_sharers_ = 1;
   MPI_Comm scatter_ = MPI_COMM_NULL, gather_ = MPI_COMM_NULL;
   std::vector<FloatSum> ops_;
   size_t active_ = 0;

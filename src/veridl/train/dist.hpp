@@ -33,6 +33,10 @@ class Group : public graph::Collective {
   ~Group() override = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // The ranks (this one included) whose threads run on this rank's cores: those on the same machine (MPI's
+  // shared-memory split of the world, for any MPI and launcher) with the same CPU affinity. Unbound ranks share all
+  // the machine's cores; Open MPI's default binds each of up to 2 ranks to a core of its own (then 1).
+  virtual int core_sharers() const = 0;
   // In place: x[i] = the sum over ranks of x[i], added in rank order (the same bits on every rank).
   virtual void sum(double* x, size_t n) const override = 0;
   size_t parties() const override { return static_cast<size_t>(size()); }
