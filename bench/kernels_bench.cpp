@@ -4,11 +4,12 @@
 // Build (CMake):  add_executable(bench_kernels bench/kernels_bench.cpp)
 //                 target_link_libraries(bench_kernels PRIVATE veridl_core)
 // Run:            OMP_NUM_THREADS=2 ./bench_kernels [--quick] [--step-only]
-//                 OMP_NUM_THREADS=2 ./bench_kernels --net specs/mnist_mlp.json [--batch N] [--seconds S]
+//                 OMP_NUM_THREADS=2 ./bench_kernels --net specs/mnist_mlp.json [--batch N] [--seconds S] [--profile]
 //                   the whole fused train step of a NetSpec (gather excluded: forward, loss, backward and
 //                   the recipe's optimizer, as train::TrainStep runs it) on random data: median time per
 //                   step over many steps, which shrugs off the bursts of foreign load that make epoch
-//                   timings noisy on a shared machine; then the optimizer's update alone
+//                   timings noisy on a shared machine; then the optimizer's update alone; with --profile,
+//                   each primitive's forward and backward time per step (net::NodeTimes) over --seconds more
 //                 OMP_NUM_THREADS=2 ./bench_kernels --peak [--seconds S]
 //                   the machine's FMA ceiling (independent FMA chains on every thread) for each of the AVX2
 //                   and AVX-512 vector widths the CPU has, the numbers the GEMM GFLOP/s are fractions of
@@ -44,6 +45,7 @@
 #include "veridl/prims/dense/reference.hpp"
 #include "veridl/prims/softmaxCE/kernel.hpp"
 #include "veridl/prims/softmaxCE/reference.hpp"
+#include "veridl/prims/table.hpp"
 #include "veridl/train/trainer.hpp"
 
 namespace {
@@ -227,7 +229,52 @@ void bench_train_step() {
 
 // The fused train step of a NetSpec, as the trainer runs it (TrainStep: forward, softmax-CE, backward,
 // optimizer), with the spec's recipe optimizer, on a fixed random batch.
-void bench_net_step(const std::string& path, size_t batch) {
+// --profile: where the step's time goes, per primitive (net::NodeTimes over further steps: each node's forward and
+// backward wall time, summed over the nodes of a primitive; the optimizer's update; the rest of the step).
+void print_profile(const veridl::net::Plan& plan, veridl::train::TrainStep& ts, const std::vector<float>& x,
+                   const std::vector<int32_t>& labels, float lr, size_t& t, double budget) {
+  using namespace veridl;
+  net::NodeTimes nt;
+  ts.executor().set_profile(&nt);
+  size_t steps = 0;
+  const auto t0 = Clock::now();
+  double wall = 0;
+  while (steps < 3 || wall < budget) {
+    std::copy(x.begin(), x.end(), ts.input());
+    g_sink = ts.step(ts.input(), labels.data(), lr, ++t);
+    ++steps;
+    wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  ts.executor().set_profile(nullptr);
+  struct Row {
+    std::string name;
+    size_t nodes = 0;
+    double fwd = 0, bwd = 0;
+  };
+  std::vector<Row> rows;
+  for (size_t k = 0; k < plan.nodes.size(); ++k) {
+    const std::string& name = prims::table()[plan.nodes[k].op].name;
+    auto it = std::find_if(rows.begin(), rows.end(), [&](const Row& r) { return r.name == name; });
+    if (it == rows.end()) it = rows.insert(rows.end(), Row{name});
+    ++it->nodes;
+    it->fwd += nt.forward[k] / static_cast<double>(steps);
+    it->bwd += nt.backward[k] / static_cast<double>(steps);
+  }
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.fwd + a.bwd > b.fwd + b.bwd; });
+  const double step = wall / static_cast<double>(steps);
+  double nodes_total = 0;
+  for (const Row& r : rows) nodes_total += r.fwd + r.bwd;
+  std::printf("  per primitive, mean over %zu profiled steps of %.3f ms (each node timed: forward, backward with its "
+              "fan-in sums):\n", steps, step * 1e3);
+  std::printf("    %-16s %5s %12s %12s %8s\n", "primitive", "nodes", "forward ms", "backward ms", "% step");
+  for (const Row& r : rows)
+    std::printf("    %-16s %5zu %12.3f %12.3f %7.1f%%\n", r.name.c_str(), r.nodes, r.fwd * 1e3, r.bwd * 1e3,
+                100.0 * (r.fwd + r.bwd) / step);
+  std::printf("    %-16s %5s %25.3f %7.1f%%\n", "(rest of step)", "", (step - nodes_total) * 1e3,
+              100.0 * (step - nodes_total) / step);
+}
+
+void bench_net_step(const std::string& path, size_t batch, bool profile) {
   using namespace veridl;
   const net::NetSpec spec = net::load_netspec(path);
   const net::Recipe r = spec.recipe.value_or(net::Recipe{});
@@ -257,6 +304,7 @@ void bench_net_step(const std::string& path, size_t batch) {
   });
   std::printf("  of which the %s update: median %.3f ms (%.0f%% of the step)\n", oc.kind.c_str(), to.median * 1e3,
               100.0 * to.median / tm.median);
+  if (profile) print_profile(plan, ts, x, labels, lr, t, g_budget > 0 ? g_budget : 2.0);
 }
 
 // The machine's FMA ceiling for one vector width: every thread runs 12 independent FMA chains (enough to cover
@@ -400,6 +448,7 @@ int main(int argc, char** argv) {
   std::string only;  // --gemm: only the shapes whose label contains it
   std::string net_spec;
   size_t net_batch = 0;
+  bool profile = false;
   for (int a = 1; a < argc; ++a) {
     if (std::strcmp(argv[a], "--quick") == 0) g_quick = true;
     if (std::strcmp(argv[a], "--step-only") == 0) step_only = true;
@@ -407,6 +456,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[a], "--batch") == 0 && a + 1 < argc) net_batch = std::strtoul(argv[++a], nullptr, 10);
     if (std::strcmp(argv[a], "--seconds") == 0 && a + 1 < argc) g_budget = std::strtod(argv[++a], nullptr);
     if (std::strcmp(argv[a], "--peak") == 0) peak = true;
+    if (std::strcmp(argv[a], "--profile") == 0) profile = true;
     if (std::strcmp(argv[a], "--gemm") == 0) gemm = true;
     if (std::strcmp(argv[a], "--csv") == 0) csv = true;
     if (std::strcmp(argv[a], "--only") == 0 && a + 1 < argc) only = argv[++a];
@@ -421,7 +471,7 @@ int main(int argc, char** argv) {
   }
   if (!net_spec.empty()) {
     try {
-      bench_net_step(net_spec, net_batch);
+      bench_net_step(net_spec, net_batch, profile);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "bench_kernels: %s\n", e.what());
       return 1;

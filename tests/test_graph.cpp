@@ -2,6 +2,7 @@
 // accumulate), memory planning by liveness, and the residual / gated DAGs checked whole and trained.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -224,6 +225,44 @@ TEST(Plan, BuffersSharedByLivenessComputeWhatPrivateBuffersCompute) {
 
 TEST(Executor, FastKernelsMatchTheReferenceOnTheResidualAndGatedDags) {
   for (const NetSpec& spec : {load_netspec(resnet_path()), gated()}) expect_fast_kernels_match_reference(spec, 1e-4);
+}
+
+// The per-node timing of `bench_kernels --net --profile`: while set, every node that runs is timed in the pass it
+// runs in and the passes are counted (a node whose backward is skipped, nothing upstream wanting its gradient, would
+// get no backward time); unset, nothing more is added.
+TEST(Executor, TheProfileTimesEveryNodeThatRunsAndOnlyWhileSet) {
+  const Plan p = compile(load_netspec(resnet_path()), 4);
+  Executor<float, FastKernels> ex(p);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (float& v : ex.params()) v = 0.1f * (u(rng) - 0.5f);
+  std::vector<float> x(4 * p.input_width());
+  for (float& v : x) v = u(rng);
+  const std::vector<int32_t> labels = {1, 2, 3, 4};
+  Decisions D;
+  NodeTimes t;
+  ex.set_profile(&t);
+  for (int step = 0; step < 2; ++step) {
+    ex.forward_loss(x.data(), labels.data(), 4, D);
+    ex.backward(1.0f);
+  }
+  ex.set_profile(nullptr);
+  EXPECT_EQ(t.forwards, 2u);
+  EXPECT_EQ(t.backwards, 2u);
+  ASSERT_EQ(t.forward.size(), p.nodes.size());
+  for (size_t k = 0; k < p.nodes.size(); ++k) {
+    EXPECT_GT(t.forward[k], 0.0) << p.nodes[k].name;
+    const bool runs_backward = !p.nodes[k].params.empty() ||
+                               std::any_of(p.nodes[k].inputs.begin(), p.nodes[k].inputs.end(),
+                                           [&](size_t v) { return bool(p.grad_to_params[v]); });
+    if (runs_backward) EXPECT_GT(t.backward[k], 0.0) << p.nodes[k].name;
+    else EXPECT_EQ(t.backward[k], 0.0) << p.nodes[k].name << ": its backward does not run";
+  }
+  const NodeTimes before = t;
+  ex.forward_loss(x.data(), labels.data(), 4, D);
+  ex.backward(1.0f);
+  EXPECT_EQ(t.forward, before.forward);
+  EXPECT_EQ(t.forwards, 2u);
 }
 
 // The whole-network contract over the DAGs: fan-out accumulation, residual adds (identity and projection

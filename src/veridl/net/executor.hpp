@@ -11,6 +11,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -32,6 +33,15 @@ using graph::Mode;
 // activation gradients, BatchNorm's normalised inputs) and reuse activation memory along the forward, for
 // evaluation and `veridl eval`. They run forward / forward_loss in Mode::Eval only.
 enum class Purpose { Training, Inference };
+
+// Wall time per node (seconds, steady clock), summed over the forwards and backwards run while an executor points at
+// it (Executor::set_profile): where a train step's time goes, node by node (`bench_kernels --net SPEC --profile`
+// sums it per primitive). A node's backward time includes adding its gradient into a fan-in sum (an accumulate
+// edge). Not set (the default), nothing is timed.
+struct NodeTimes {
+  std::vector<double> forward, backward;  // per node
+  size_t forwards = 0, backwards = 0;     // passes timed
+};
 
 template <class T, class B>
 class Executor {
@@ -120,6 +130,14 @@ class Executor {
     hook_ = fn;
     hook_ctx_ = ctx;
   }
+  // Time every node from now on into `t` (reset to zeros for this plan), or stop timing (nullptr).
+  void set_profile(NodeTimes* t) {
+    profile_ = t;
+    if (!t) return;
+    t->forward.assign(plan_.nodes.size(), 0.0);
+    t->backward.assign(plan_.nodes.size(), 0.0);
+    t->forwards = t->backwards = 0;
+  }
   // What node k's forward saved in its j-th U8 buffer (a ReLU mask, dropout's decisions), batch-major.
   const uint8_t* saved8(size_t node, size_t j) const { return calls_.at(node).saved8.at(j); }
 
@@ -131,7 +149,12 @@ class Executor {
       throw std::logic_error("executor: an inference executor runs in Mode::Eval only");
     if (x != input()) std::copy(x, x + n * plan_.input_width(), input());
     for (size_t k = 0; k < plan_.nodes.size(); ++k)
-      if (k != static_cast<size_t>(plan_.loss_node)) run(k, n, D, mode, prims::forward_fn<T, B>(plan_.nodes[k].op));
+      if (k != static_cast<size_t>(plan_.loss_node)) {
+        const Clock::time_point t0 = profile_ ? Clock::now() : Clock::time_point{};
+        run(k, n, D, mode, prims::forward_fn<T, B>(plan_.nodes[k].op));
+        if (profile_) profile_->forward[k] += seconds_since(t0);
+      }
+    if (profile_) ++profile_->forwards;
     n_ = n;
     return act(plan_.logits);
   }
@@ -141,7 +164,9 @@ class Executor {
     forward(x, n, D, mode);
     const size_t k = static_cast<size_t>(plan_.loss_node);
     calls_[k].labels = labels;
+    const Clock::time_point t0 = profile_ ? Clock::now() : Clock::time_point{};
     run(k, n, D, mode, prims::forward_fn<T, B>(plan_.nodes[k].op));
+    if (profile_) profile_->forward[k] += seconds_since(t0);
     return act(plan_.loss)[0];
   }
 
@@ -162,6 +187,7 @@ class Executor {
         any = any || wanted;
       }
       if (!any) continue;  // nothing upstream needs this node's gradients (a flatten of the image)
+      const Clock::time_point t0 = profile_ ? Clock::now() : Clock::time_point{};
       run(k, n_, none, Mode::Train, prims::backward_fn<T, B>(node.op));
       for (size_t i = 0; i < node.inputs.size(); ++i)
         if (c.dx[i] && c.dx[i] != grad(node.inputs[i]))  // an accumulate edge: its scratch into the sum
@@ -169,8 +195,10 @@ class Executor {
       if (plan_.fault == Fault::DropBiasGrad)
         for (size_t j = 0; j < node.params.size(); ++j)
           if (node.decl.params[j].bias) std::fill_n(c.g[j], plan_.params[node.params[j]].size, T(0));
+      if (profile_) profile_->backward[k] += seconds_since(t0);
       if (hook_) hook_(hook_ctx_, k);
     }
+    if (profile_) ++profile_->backwards;
   }
 
  private:
@@ -190,6 +218,9 @@ class Executor {
   const graph::Collective* sync_ = nullptr;
   void (*hook_)(void*, size_t) = nullptr;
   void* hook_ctx_ = nullptr;
+  NodeTimes* profile_ = nullptr;
+  using Clock = std::chrono::steady_clock;
+  static double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
   T* act(size_t v) { return bufs_[size_t(mem().act[v])].data(); }
   const T* act_c(size_t v) const { return bufs_[size_t(mem().act[v])].data(); }
