@@ -19,10 +19,11 @@ namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 // Per-thread scratch buffers (slot 0: col / dcol or a depthwise padded plane, slot 1: dy^T or the depthwise
-// output plane / dW lanes, slot 2: the weight gradient's partial sums, on the calling thread); they grow,
+// output plane / dW lanes, slot 2: the weight gradient's partial sums, on the calling thread, slot 3: the GEMM's
+// packed blocks of A and B); they grow,
 // never shrink, so a train step allocates nothing.
 float* scratch(int slot, size_t n) {
-  thread_local Scratch<float> buf[3];
+  thread_local Scratch<float> buf[4];
   return buf[slot].get(n);
 }
 
@@ -40,41 +41,20 @@ struct Gemm {
   bool accumulate;        // ... unless accumulating: init = C(m, n)
 };
 
-// Depth blocks (balanced, at most kDepth deep) keep a B panel (kDepth x kTileCols floats, 20 KiB) in L1 across
-// the row blocks; between depth blocks the partial sums go through C exactly, so the blocking changes no result
-// (the variants may block differently and still agree bit for bit).
-#if VERIDL_ISA_AVX512
-constexpr size_t kDepth = 160;
-#else
-constexpr size_t kDepth = 320;
-#endif
 // Output positions are split into chunks of a multiple of kCols (see Geometry::chunk).
 constexpr size_t kCols = 16;
 
 #if VERIDL_ISA_AVX2
 
-using micro::Blocks;
-
-// Single-threaded (the callers parallelise over independent GEMMs). Depth blocks, then column blocks,
-// then row blocks, so that a B panel is reused from L1 across all row blocks. The micro-kernel:
-// kernels/gemm_tile.hpp.
+// Single-threaded (the callers parallelise over independent GEMMs): the blocked GEMM of kernels/gemm_tile.hpp
+// (micro::gemm_tiles, packed panels of A and B in the thread's scratch slot 3).
 void gemm(const Gemm& g) {
   if (g.M == 0 || g.N == 0) return;
-  const Blocks mb(g.M, micro::kTileRows);
-  const Blocks kb(std::max<size_t>(g.K, 1), kDepth);  // K = 0 still writes the initial values
-  for (size_t jk = 0; jk < kb.count; ++jk) {
-    const size_t k0 = kb.lo(jk), k1 = std::min(g.K, kb.hi(jk));
-    const micro::Init init = k0 > 0 || g.accumulate ? micro::Init::C : g.row_init ? micro::Init::Row : micro::Init::Zero;
-    for (size_t n0 = 0; n0 < g.N; n0 += micro::kTileCols) {
-      const size_t nn = std::min(micro::kTileCols, g.N - n0);
-      for (size_t jm = 0; jm < mb.count; ++jm) {
-        const size_t m0 = mb.lo(jm);
-        const micro::Tile t{g.A + m0 * g.sam + k0 * g.sak, g.sam, g.sak, g.B + k0 * g.ldb + n0, g.ldb, k1 - k0,
-                           g.C + m0 * g.ldc + n0, g.ldc, false, init, g.row_init ? g.row_init + m0 : nullptr};
-        micro::tile_any<micro::kTileRows>(t, mb.hi(jm) - m0, nn);
-      }
-    }
-  }
+  const micro::Blocks mb(g.M, micro::kTileRows);
+  const micro::Init init = g.accumulate ? micro::Init::C : g.row_init ? micro::Init::Row : micro::Init::Zero;
+  const micro::Gemm mg{g.M, g.N, g.K, g.A, g.sam, g.sak, g.B, g.ldb, g.C, g.ldc, false, init, g.row_init};
+  micro::gemm_tiles(mg, mb, 0, mb.count, 0, (g.N + micro::kTileCols - 1) / micro::kTileCols,
+                    scratch(3, micro::gemm_pack_floats(g.K)));
 }
 
 #else  // portable: the compiler vectorizes the n loop

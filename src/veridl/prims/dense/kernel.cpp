@@ -4,7 +4,8 @@
 //   bcast (broadcast-FMA GEMM)  C(m, n) = init(n) + sum_k A(m, k) B[k, n]
 //       kernels/gemm_tile.hpp: A read through two strides (so one kernel does x W and x^T dy), B row-major
 //       with the vector lanes along n, a register tile of up to 6 x 16 (AVX2) or 12 x 32 (AVX-512), the
-//       column tail masked, k in blocks of 256 (B panel in L1), and an optional transposed store of the tile.
+//       column tail masked, an optional transposed store of the tile; around it GotoBLAS's blocking, with
+//       packed panels of A and B (micro::gemm_tiles).
 //   dot (8-lane dot products)   C[m, n] = init(n) + sum_k A[m, k] Bt[n, k]
 //       lanes along k, a register tile of up to 2 x 5 dot products, a fixed horizontal reduction; 8 lanes in
 //       both variants, so that both sum in the same order.
@@ -35,7 +36,7 @@ using simd::hsum;
 using simd::lane_mask;
 
 // Per-thread scratch buffers; grow, never shrink. scratch: the transposed copy of W (made by the calling
-// thread, read by the team); pack_scratch: a packed B panel (private to each team thread).
+// thread, read by the team); pack_scratch: the packed blocks of A and B (private to each team thread).
 float* scratch(size_t n) {
   thread_local Scratch<float> buf;
   return buf.get(n);
@@ -93,49 +94,18 @@ struct Bcast {
   bool transC;  // C(m, n) is stored at C[n * ldc + m] instead of C[m * ldc + n]
 };
 
-constexpr size_t kBcastCols = micro::kTileCols;
-// K is processed in blocks of kBcastDepth (when C is not transposed) so that a B panel (kBcastDepth x
-// kBcastCols floats: 16 or 32 KiB) stays in L1 across the row blocks; between blocks the partial sums go
-// through C exactly (they are floats either way), so the blocking does not change any result.
-constexpr size_t kBcastDepth = 256;
-// Row blocks per thread from which a B panel is packed before use.
-constexpr size_t kPackMinRowBlocks = 4;
+size_t n_blocks(size_t N) { return (N + micro::kTileCols - 1) / micro::kTileCols; }
 
-size_t n_blocks(size_t N) { return (N + kBcastCols - 1) / kBcastCols; }
-
-// par_over_n: threads split the column blocks (else the row blocks). Within a thread: depth blocks,
-// then column blocks, then row blocks, so a B panel (depth x 16) is reused across the thread's row
-// blocks from L1. When a thread has enough row blocks to amortise it, the panel is first packed into
-// a contiguous buffer: rows of B a power-of-two stride apart (O = 256, 512, ...) would otherwise fall
-// into a few L1 sets and evict each other.
+// par_over_n: threads split the column panels (else the row tiles); each runs the blocked GEMM of
+// kernels/gemm_tile.hpp (micro::gemm_tiles) on its part, with its own packing buffer.
 void bcast_gemm(const Bcast& g, bool par_over_n) {
   if (g.M == 0 || g.N == 0) return;
   const Blocks mb(g.M, micro::kTileRows);
   const size_t nb = n_blocks(g.N);
-  const size_t depth = g.transC ? std::max<size_t>(g.K, 1) : kBcastDepth;
-  const size_t kb = std::max<size_t>(1, (g.K + depth - 1) / depth);
+  const micro::Gemm mg{g.M, g.N, g.K, g.A, g.sam, g.sak, g.B, g.ldb, g.C, g.ldc, g.transC,
+                       g.init ? micro::Init::Col : micro::Init::Zero, g.init};
   auto run = [&](size_t mlo, size_t mhi, size_t nlo, size_t nhi) {
-    const bool pack = mhi - mlo >= kPackMinRowBlocks;
-    float* buf = pack ? pack_scratch(std::min(depth, g.K) * kBcastCols) : nullptr;
-    for (size_t jk = 0; jk < kb; ++jk) {
-      const size_t k0 = jk * depth, k1 = std::min(g.K, k0 + depth);
-      for (size_t jn = nlo; jn < nhi; ++jn) {
-        const size_t n0 = jn * kBcastCols, nn = std::min(kBcastCols, g.N - n0);
-        micro::Tile t{nullptr, g.sam, g.sak, g.B + k0 * g.ldb + n0, g.ldb, k1 - k0, nullptr, g.ldc, g.transC,
-                     k0 > 0 ? micro::Init::C : g.init ? micro::Init::Col : micro::Init::Zero, g.init ? g.init + n0 : nullptr};
-        if (pack) {
-          micro::pack_panel(g.B + k0 * g.ldb + n0, g.ldb, nn, k1 - k0, buf);
-          t.b = buf;
-          t.ldb = kBcastCols;
-        }
-        for (size_t jm = mlo; jm < mhi; ++jm) {
-          const size_t m0 = mb.lo(jm);
-          t.a = g.A + m0 * g.sam + k0 * g.sak;
-          t.c = g.transC ? g.C + n0 * g.ldc + m0 : g.C + m0 * g.ldc + n0;
-          micro::tile_any<micro::kTileRows>(t, mb.hi(jm) - m0, nn);
-        }
-      }
-    }
+    micro::gemm_tiles(mg, mb, mlo, mhi, nlo, nhi, pack_scratch(micro::gemm_pack_floats(g.K)));
   };
   const size_t work = g.M * g.N * g.K;
   if (par_over_n)
