@@ -198,8 +198,8 @@ inline void pack_panel(const float* b, size_t ldb, size_t nn, size_t K, float* o
 //
 // GotoBLAS's loop nest: column blocks of up to kNc columns, then depth blocks (balanced, at most kKc deep),
 // then row blocks of up to kMcTiles tiles. Per (column block, depth block) the block of B is packed once into
-// [kc, kTileCols] panels (reading B's rows front to back, which the prefetchers follow), per row block the
-// block of A into [kc, kTileRows] micro-panels; then every panel of B meets every micro-panel of A, the rows
+// [kc, kTileCols] panels (all of them up front: measured faster than each just before its first use), per row
+// block the block of A into [kc, kTileRows] micro-panels; then every panel of B meets every micro-panel of A, the rows
 // innermost, so that a panel of B (kc x kTileCols) is reused from L1 while the micro-panels of A (the block of
 // A: kMcTiles kc kTileRows floats) come from L2. Between depth blocks the partial sums go through C exactly
 // (Init::C: the FMA chain of an element continues from the float it stored), so every element of C is still
@@ -220,18 +220,37 @@ struct Gemm {
 };
 
 #if VERIDL_ISA_AVX512
-inline constexpr size_t kKc = 256;  // a panel of B: 32 KiB
+inline constexpr size_t kKc = 192;  // a panel of B: 24 KiB (of L1's 48), a micro-panel of A 9 KiB
 #else
-inline constexpr size_t kKc = 384;  // a panel of B: 24 KiB
+inline constexpr size_t kKc = 320;  // a panel of B: 20 KiB, a micro-panel of A 7.5 KiB
 #endif
 inline constexpr size_t kNc = 512;                          // columns of a packed block of B (kKc kNc floats)
 inline constexpr size_t kMcTiles = 192 / kTileRows;         // row tiles of a packed block of A (192 rows)
-inline constexpr size_t kPackMinTiles = 4;                  // row tiles from which B is packed
 
 // The packing buffer gemm_tiles needs (floats).
-inline size_t gemm_pack_floats(size_t K) {
-  const size_t kc = std::min(std::max<size_t>(K, 1), kKc);
+inline size_t gemm_pack_floats(size_t K, bool transC) {
+  const size_t kc = transC ? std::max<size_t>(K, 1) : std::min(std::max<size_t>(K, 1), kKc);
   return kc * (kNc + kMcTiles * static_cast<size_t>(kTileRows));
+}
+
+// Whether packing the panels of B pays, with `tiles` row tiles to meet them: from kPackMinTiles tiles on when
+// B's rows are a multiple of 512 bytes apart (in place, the rows of a panel would fall into a few L1 sets and
+// evict each other: dense's W with O = 256, 512, ...), else from kPackManyTiles on (fewer tiles do not repay
+// the copy: conv2d's im2col products at 64 output channels, measured).
+inline constexpr size_t kPackMinTiles = 4, kPackManyTiles = 8;
+inline bool pack_panels_pays(const Gemm& g, size_t tiles) {
+  return tiles >= kPackManyTiles || (tiles >= kPackMinTiles && g.ldb % 128 == 0);
+}
+
+// Whether packing the micro-panels of A pays, with `panels` panels of B to meet them: when its rows are
+// contiguous in m (a copy of mr floats per k) from two panels on; when they are contiguous in k (a transpose),
+// with AVX-512 from kPackTransposedPanels panels on (a 12 x 16 block transposed in registers costs ~0.3 cycle a
+// float; reading the 12 rows in place costs the 12 x 32 tile ~5% of its FMA rate), with AVX2 never (its 6 x 16
+// tile loses nothing to reading them in place).
+inline constexpr size_t kPackTransposedPanels = 8;
+inline bool pack_rows_pays(const Gemm& g, size_t panels) {
+  if (g.sam == 1) return panels >= 2;
+  return VERIDL_ISA_AVX512 && g.sak == 1 && panels >= kPackTransposedPanels;
 }
 
 // Packs rows [m0, m0 + mr) and depths [k0, k1) of A into a micro-panel out[(k - k0) kTileRows + (m - m0)].
@@ -239,16 +258,49 @@ inline void pack_rows(const Gemm& g, size_t m0, size_t mr, size_t k0, size_t k1,
   constexpr size_t R = static_cast<size_t>(kTileRows);
   static_assert(R <= Vec::kLanes, "a row of a micro-panel is one (masked) vector");
   if (g.sam == 1) {  // each k: mr contiguous floats
-    const Vec::Mask m = Vec::mask(std::min(mr, Vec::kLanes));
+    const Vec::Mask m = Vec::mask(mr);
     const float* src = g.A + m0 + k0 * g.sak;
     for (size_t k = k0; k < k1; ++k, src += g.sak, out += R) {
       Vec::store(out, m, Vec::load(src, m));
     }
-  } else {
-    for (size_t r = 0; r < mr; ++r) {
-      const float* src = g.A + (m0 + r) * g.sam + k0 * g.sak;
-      for (size_t k = 0; k < k1 - k0; ++k) out[k * R + r] = src[k * g.sak];
+    return;
+  }
+  size_t k = k0;
+#if VERIDL_ISA_AVX512
+  if (g.sak == 1) {  // rows contiguous in k: 16 k at a time, the 12 x 16 block transposed in registers
+    const __mmask16 rows = Vec::mask(mr), all = 0xFFFF;  // (the shuffles' zero-masked forms: the plain ones
+                                                        // start from _mm512_undefined_ps, which GCC 12 warns about)
+    for (; k < k1; k += 16, out += 16 * R) {
+      const size_t kk = std::min<size_t>(16, k1 - k);
+      const __mmask16 depth = Vec::mask(kk);
+      __m512 x[R];
+      for (size_t r = 0; r < R; ++r) x[r] = r < mr ? _mm512_maskz_loadu_ps(depth, g.A + (m0 + r) * g.sam + k) : _mm512_setzero_ps();
+      // Per 128-bit lane l: q[grp][c] holds k = 4 l + c of the rows 4 grp .. 4 grp + 3.
+      __m512 q[3][4];
+      for (size_t grp = 0; grp < 3; ++grp) {
+        const __m512* v = x + 4 * grp;
+        const __m512 lo01 = _mm512_maskz_unpacklo_ps(all, v[0], v[1]), hi01 = _mm512_maskz_unpackhi_ps(all, v[0], v[1]);
+        const __m512 lo23 = _mm512_maskz_unpacklo_ps(all, v[2], v[3]), hi23 = _mm512_maskz_unpackhi_ps(all, v[2], v[3]);
+        q[grp][0] = _mm512_maskz_shuffle_ps(all, lo01, lo23, 0x44);
+        q[grp][1] = _mm512_maskz_shuffle_ps(all, lo01, lo23, 0xEE);
+        q[grp][2] = _mm512_maskz_shuffle_ps(all, hi01, hi23, 0x44);
+        q[grp][3] = _mm512_maskz_shuffle_ps(all, hi01, hi23, 0xEE);
+      }
+      for (size_t c = 0; c < 4; ++c) {
+        const __m512 y0 = _mm512_maskz_shuffle_f32x4(all, q[0][c], q[1][c], 0x44), y2 = _mm512_maskz_shuffle_f32x4(all, q[0][c], q[1][c], 0xEE);
+        const __m512 y1 = _mm512_maskz_shuffle_f32x4(all, q[2][c], q[2][c], 0x44), y3 = _mm512_maskz_shuffle_f32x4(all, q[2][c], q[2][c], 0xEE);
+        const __m512 col[4] = {_mm512_maskz_shuffle_f32x4(all, y0, y1, 0x88), _mm512_maskz_shuffle_f32x4(all, y0, y1, 0xDD),
+                               _mm512_maskz_shuffle_f32x4(all, y2, y3, 0x88), _mm512_maskz_shuffle_f32x4(all, y2, y3, 0xDD)};
+        for (size_t l = 0; l < 4; ++l)
+          if (4 * l + c < kk) _mm512_mask_storeu_ps(out + (4 * l + c) * R, rows, col[l]);
+      }
     }
+    return;
+  }
+#endif
+  for (size_t r = 0; r < mr; ++r) {
+    const float* src = g.A + (m0 + r) * g.sam + k * g.sak;
+    for (size_t j = 0; j < k1 - k; ++j) out[j * R + r] = src[j * g.sak];
   }
 }
 
@@ -256,11 +308,11 @@ inline void pack_rows(const Gemm& g, size_t m0, size_t mr, size_t k0, size_t k1,
 // [jn0, jn1) (kTileCols columns each), single-threaded; buf: gemm_pack_floats(K) floats of the caller's scratch.
 inline void gemm_tiles(const Gemm& g, const Blocks& mb, size_t jm0, size_t jm1, size_t jn0, size_t jn1, float* buf) {
   if (jm0 >= jm1 || jn0 >= jn1) return;
-  const Blocks kb(std::max<size_t>(g.K, 1), kKc);  // K = 0 still writes the initial values
+  // K = 0 still writes the initial values. A transposed C is written once, whole K in one block (its tiles go
+  // through memory element by element).
+  const Blocks kb(std::max<size_t>(g.K, 1), g.transC ? std::max<size_t>(g.K, 1) : kKc);
   const size_t panels_per_block = kNc / kTileCols;
-  // A is packed only when its rows are contiguous in m (a copy of mr floats per k): from rows contiguous in k
-  // the copy is a scalar transpose, about a cycle a float, which the panels of B at these shapes do not repay.
-  const bool pack_b = jm1 - jm0 >= kPackMinTiles, pack_a = jn1 - jn0 >= 2 && g.sam == 1;
+  const bool pack_b = pack_panels_pays(g, jm1 - jm0), pack_a = pack_rows_pays(g, jn1 - jn0);
   for (size_t jnb = jn0; jnb < jn1; jnb += panels_per_block) {
     const size_t jne = std::min(jn1, jnb + panels_per_block);
     for (size_t jk = 0; jk < kb.count; ++jk) {

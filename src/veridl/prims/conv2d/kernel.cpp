@@ -54,7 +54,7 @@ void gemm(const Gemm& g) {
   const micro::Init init = g.accumulate ? micro::Init::C : g.row_init ? micro::Init::Row : micro::Init::Zero;
   const micro::Gemm mg{g.M, g.N, g.K, g.A, g.sam, g.sak, g.B, g.ldb, g.C, g.ldc, false, init, g.row_init};
   micro::gemm_tiles(mg, mb, 0, mb.count, 0, (g.N + micro::kTileCols - 1) / micro::kTileCols,
-                    scratch(3, micro::gemm_pack_floats(g.K)));
+                    scratch(3, micro::gemm_pack_floats(g.K, false)));
 }
 
 #else  // portable: the compiler vectorizes the n loop

@@ -105,7 +105,7 @@ void bcast_gemm(const Bcast& g, bool par_over_n) {
   const micro::Gemm mg{g.M, g.N, g.K, g.A, g.sam, g.sak, g.B, g.ldb, g.C, g.ldc, g.transC,
                        g.init ? micro::Init::Col : micro::Init::Zero, g.init};
   auto run = [&](size_t mlo, size_t mhi, size_t nlo, size_t nhi) {
-    micro::gemm_tiles(mg, mb, mlo, mhi, nlo, nhi, pack_scratch(micro::gemm_pack_floats(g.K)));
+    micro::gemm_tiles(mg, mb, mlo, mhi, nlo, nhi, pack_scratch(micro::gemm_pack_floats(g.K, g.transC)));
   };
   const size_t work = g.M * g.N * g.K;
   if (par_over_n)
