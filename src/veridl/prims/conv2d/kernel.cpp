@@ -119,10 +119,52 @@ void for_segments(const Geometry& g, size_t p0, size_t p1, F&& f) {
   }
 }
 
+// im2col for stride 1 and OW = W ("same" padding along the rows): then output position p = i OW + j reads input
+// element p + (kh - pt) W + (kw - pl) of its channel's plane, so each row of col is one copy of a contiguous run
+// of the plane (instead of one per output row: at 28 x 28 and below the per-row copies cost as much as the
+// product), after which the positions whose input lies in the padding are zeroed: whole output rows above and
+// below, and the up to pl (left) / pr (right) columns of each row, which the run took from the neighbouring rows.
+void im2col_same(const Geometry& g, const float* x, size_t p0, size_t p1, float* col, size_t np) {
+  const ptrdiff_t HW = static_cast<ptrdiff_t>(g.H * g.W);
+  for (size_t kh = 0; kh < g.KH; ++kh) {
+    // Output rows [i0, i1) read input rows in range.
+    const size_t i0 = std::min(g.OH, g.pt > kh ? g.pt - kh : 0);
+    const size_t i1 = std::max(i0, std::min(g.OH, g.H + g.pt > kh ? g.H + g.pt - kh : 0));
+    const size_t q0 = std::clamp(i0 * g.OW, p0, p1), q1 = std::clamp(i1 * g.OW, q0, p1);
+    for (size_t kw = 0; kw < g.KW; ++kw) {
+      size_t lo, hi;
+      g.col_range(kw, lo, hi);
+      const ptrdiff_t d = (static_cast<ptrdiff_t>(kh) - static_cast<ptrdiff_t>(g.pt)) * static_cast<ptrdiff_t>(g.W) +
+                          static_cast<ptrdiff_t>(kw) - static_cast<ptrdiff_t>(g.pl);
+      // The run: positions [r0, r1) from plane elements [r0 + d, r1 + d) (clipped to the plane: what it leaves
+      // out is padding).
+      const ptrdiff_t Q0 = static_cast<ptrdiff_t>(q0), Q1 = static_cast<ptrdiff_t>(q1);
+      const ptrdiff_t R0 = std::clamp(std::max(Q0 + d, ptrdiff_t(0)) - d, Q0, Q1);
+      const ptrdiff_t R1 = std::clamp(std::min(Q1 + d, HW) - d, R0, Q1);
+      const size_t r0 = static_cast<size_t>(R0), r1 = static_cast<size_t>(R1);
+      for (size_t c = 0; c < g.C; ++c) {
+        float* row = col + ((c * g.KH + kh) * g.KW + kw) * np - p0;  // row[p], p in [p0, p1)
+        std::fill(row + p0, row + r0, 0.0f);
+        if (r1 > r0) std::memcpy(row + r0, x + c * g.H * g.W + (R0 + d), (r1 - r0) * sizeof(float));
+        std::fill(row + r1, row + p1, 0.0f);
+        if (lo == 0 && hi == g.OW) continue;
+        for (size_t i = q0 / g.OW; i * g.OW < q1; ++i) {
+          const size_t rs = i * g.OW;
+          for (size_t j = 0; j < lo; ++j)
+            if (rs + j >= q0 && rs + j < q1) row[rs + j] = 0.0f;
+          for (size_t j = hi; j < g.OW; ++j)
+            if (rs + j >= q0 && rs + j < q1) row[rs + j] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
 // col[k, p - p0] = x[c, i s + kh - pt, j s + kw - pl] (0 in the padding), k = (c, kh, kw), p = (i, j); the rows of
 // col ld floats apart (default: p1 - p0).
 void im2col(const Geometry& g, const float* x, size_t p0, size_t p1, float* col, size_t ld = 0) {
   const size_t np = ld ? ld : p1 - p0;
+  if (g.s == 1 && g.OW == g.W) return im2col_same(g, x, p0, p1, col, np);
   for (size_t c = 0; c < g.C; ++c)
     for (size_t kh = 0; kh < g.KH; ++kh)
       for (size_t kw = 0; kw < g.KW; ++kw) {
@@ -148,11 +190,37 @@ void im2col(const Geometry& g, const float* x, size_t p0, size_t p1, float* col,
       }
 }
 
+// col2im_add for stride 1 and OW = W (see im2col_same): output row i at (kh, kw) adds its columns [lo, hi) to
+// input row i + kh - pt, shifted by kw - pl; the same additions in the same order per dx element as the general
+// loop below, without its per-segment bookkeeping.
+void col2im_add_same(const Geometry& g, const float* col, size_t c0, size_t c1, size_t p0, size_t p1, float* dx,
+                     size_t np) {
+  for (size_t c = c0; c < c1; ++c)
+    for (size_t kh = 0; kh < g.KH; ++kh) {
+      const size_t i0 = std::min(g.OH, g.pt > kh ? g.pt - kh : 0);
+      const size_t i1 = std::max(i0, std::min(g.OH, g.H + g.pt > kh ? g.H + g.pt - kh : 0));
+      for (size_t kw = 0; kw < g.KW; ++kw) {
+        const float* row = col + (((c - c0) * g.KH + kh) * g.KW + kw) * np - p0;  // row[p], p in [p0, p1)
+        size_t lo, hi;
+        g.col_range(kw, lo, hi);
+        for (size_t i = std::max(i0, p0 / g.OW); i < i1 && i * g.OW < p1; ++i) {
+          const size_t j0 = std::max(lo, p0 > i * g.OW ? p0 - i * g.OW : 0);
+          const size_t j1 = std::min(hi, p1 - i * g.OW);
+          if (j0 >= j1) continue;
+          const float* __restrict src = row + i * g.OW;  // src[j]
+          float* __restrict dst = dx + (c * g.H + (i + kh - g.pt)) * g.W + kw - g.pl;  // dst[j]: column j + kw - pl
+          for (size_t j = j0; j < j1; ++j) dst[j] += src[j];
+        }
+      }
+    }
+}
+
 // dx[c, ...] += col[k, p - p0] for the channels [c0, c1) (col rows relative to c0, ld floats apart; default
 // p1 - p0): the adjoint of im2col. For a fixed dx element the additions run in (kh, kw, p) order.
 void col2im_add(const Geometry& g, const float* col, size_t c0, size_t c1, size_t p0, size_t p1, float* dx,
                 size_t ld = 0) {
   const size_t np = ld ? ld : p1 - p0;
+  if (g.s == 1 && g.OW == g.W) return col2im_add_same(g, col, c0, c1, p0, p1, dx, np);
   for (size_t c = c0; c < c1; ++c)
     for (size_t kh = 0; kh < g.KH; ++kh)
       for (size_t kw = 0; kw < g.KW; ++kw) {
