@@ -602,6 +602,23 @@ void grouped_backward_weight(const ops::Conv2dShape& s, const float* x, const fl
 
 }  // namespace
 
+// dW[o K + k] = sum_t parts[t stride + k O + o] (the partial dW^T [K, O] added in t order) for o in [o0, o1):
+// in blocks of 16 k, so that the reads run along rows of the partials and the writes along rows of dW (one k
+// after the other, the reads would stride across the partials a row per float).
+void sum_parts_transposed(const float* parts, size_t nparts, size_t stride, size_t K, size_t O, size_t o0, size_t o1,
+                          float* dW) {
+  constexpr size_t kB = 16;
+  for (size_t k0 = 0; k0 < K; k0 += kB) {
+    const size_t k1 = std::min(K, k0 + kB);
+    for (size_t o = o0; o < o1; ++o)
+      for (size_t k = k0; k < k1; ++k) {
+        float acc = parts[k * O + o];
+        for (size_t t = 1; t < nparts; ++t) acc += parts[t * stride + k * O + o];
+        dW[o * K + k] = acc;
+      }
+  }
+}
+
 // Late layers (few positions per image, a large weight: ResNet's 3x3 512 -> 512 at 7x7 is 9.4 MB of weight for
 // 49 positions): one product per image would stream the whole weight from memory once per image. Instead the
 // images of a group sit side by side in the product's columns (col [K, n images x P]), so that each depth block
@@ -774,10 +791,7 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
         u0 = u1;
       }
     });
-    for_chunks(s.O, KO * 4, [&](size_t lo, size_t hi) {
-      for (size_t o = lo; o < hi; ++o)
-        for (size_t k = 0; k < g.K; ++k) dW[o * g.K + k] = part[k * s.O + o];
-    });
+    for_chunks(s.O, KO * 4, [&](size_t lo, size_t hi) { sum_parts_transposed(part, 1, 0, g.K, s.O, lo, hi, dW); });
     return;
   }
   float* parts = scratch(2, nparts * KO);  // partial dW^T [K, O] per chunk
@@ -804,14 +818,7 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
     }
   });
   // dW[o, k] = sum_t part_t[k, o], the partials added in chunk order.
-  for_chunks(s.O, KO * nparts * 4, [&](size_t lo, size_t hi) {
-    for (size_t o = lo; o < hi; ++o)
-      for (size_t k = 0; k < g.K; ++k) {
-        float acc = parts[k * s.O + o];
-        for (size_t t = 1; t < nparts; ++t) acc += parts[t * KO + k * s.O + o];
-        dW[o * g.K + k] = acc;
-      }
-  });
+  for_chunks(s.O, KO * nparts * 4, [&](size_t lo, size_t hi) { sum_parts_transposed(parts, nparts, KO, g.K, s.O, lo, hi, dW); });
 }
 
 void conv2d_backward_bias(const ops::Conv2dShape& s, const float* dy, float* db) {
