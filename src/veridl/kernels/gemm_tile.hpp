@@ -5,11 +5,12 @@
 //
 // A is read through two strides (so one kernel serves x W, x^T dy and the im2col products) or from a packed
 // micro-panel, B row-major with the vector lanes along j (in place, or a packed panel); each row of A is
-// broadcast and multiplied into NV vectors of B (NV MR accumulators). gemm_tiles (below) blocks a whole
-// product around it, GotoBLAS's way, and packs the operands. The AVX2 variant uses 8-lane vectors in a 6 x 16 tile (12 of its 16 registers accumulate),
-// the AVX-512 variant 16-lane vectors in a 12 x 32 tile (24 of its 32 registers). Either way every element of
-// C is accumulated by one FMA chain, k = 0, 1, ..., K - 1 from its initial value: its value depends on the
-// shape and on how the caller blocks k, never on the vector width, so the two variants give identical bits
+// broadcast and multiplied into NV vectors of B (NV MR accumulators). The AVX2 variant uses 8-lane vectors in
+// a 6 x 16 tile (12 of its 16 registers accumulate), the AVX-512 variant 16-lane vectors in a 12 x 32 tile (24
+// of its 32 registers). gemm_tiles (below) blocks a whole product around the tile and packs the operands.
+// Either way every element of C is accumulated by one FMA chain, k = 0, 1, ..., K - 1 from its initial value
+// (a depth block continues the chain from the float the previous one stored in C): its value depends on the
+// shape only, never on the vector width, the blocking or the packing, so the two variants give identical bits
 // (tests/test_isa.cpp, and the bit pins under VERIDL_ISA=avx2 and =avx512).
 #pragma once
 
@@ -22,6 +23,33 @@
 #endif
 
 #include "veridl/kernels/simd.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS::micro {
+
+// Where a tile's partial sums start.
+enum class Init {
+  Zero,  // 0
+  Col,   // init[j] (a bias per column)
+  Row,   // init[r] (a bias per row)
+  C      // the values already in C (a later depth block, or accumulating into C)
+};
+
+// A product C(m, n) = init(m, n) + sum_{k < K} A(m, k) B(k, n) (gemm_tiles below; the portable variants of the
+// callers loop over it themselves).
+struct Gemm {
+  size_t M, N, K;
+  const float* A;
+  size_t sam, sak;  // A(m, k) = A[m * sam + k * sak]
+  const float* B;
+  size_t ldb;  // B(k, n) = B[k * ldb + n]
+  float* C;
+  size_t ldc;             // C(m, n) = C[m * ldc + n], or C[n * ldc + m] when transC
+  const float* init_ptr;  // Col: init_ptr[n]; Row: init_ptr[m] (nullptr: 0)
+  Init init;              // Init::C: accumulate into C
+  bool transC = false;
+};
+
+}  // namespace veridl::kernels::VERIDL_ISA_NS::micro
 
 #if VERIDL_ISA_AVX2
 namespace veridl::kernels::VERIDL_ISA_NS::micro {
@@ -73,13 +101,6 @@ struct Blocks {
   size_t hi(size_t j) const { return extent * (j + 1) / count; }
 };
 
-// Where a tile's partial sums start.
-enum class Init {
-  Zero,  // 0
-  Col,   // init[j] (a bias per column)
-  Row,   // init[r] (a bias per row)
-  C      // the values already in C (a later depth block, or accumulating into C)
-};
 
 struct Tile {
   const float* a;  // A(r, k) = a[r * sam + k * sak]
@@ -199,25 +220,13 @@ inline void pack_panel(const float* b, size_t ldb, size_t nn, size_t K, float* o
 // GotoBLAS's loop nest: column blocks of up to kNc columns, then depth blocks (balanced, at most kKc deep),
 // then row blocks of up to kMcTiles tiles. Per (column block, depth block) the block of B is packed once into
 // [kc, kTileCols] panels (all of them up front: measured faster than each just before its first use), per row
-// block the block of A into [kc, kTileRows] micro-panels; then every panel of B meets every micro-panel of A, the rows
-// innermost, so that a panel of B (kc x kTileCols) is reused from L1 while the micro-panels of A (the block of
-// A: kMcTiles kc kTileRows floats) come from L2. Between depth blocks the partial sums go through C exactly
-// (Init::C: the FMA chain of an element continues from the float it stored), so every element of C is still
-// one chain k = 0, 1, ..., K - 1: the blocking changes no value, and the variants may block differently.
-// An operand that would be used once (a single panel of B, or fewer than kPackMinTiles row tiles) is read in
-// place instead of packed.
-struct Gemm {
-  size_t M, N, K;
-  const float* A;
-  size_t sam, sak;  // A(m, k) = A[m * sam + k * sak]
-  const float* B;
-  size_t ldb;  // B(k, n) = B[k * ldb + n]
-  float* C;
-  size_t ldc;  // C(m, n) = C[m * ldc + n], or C[n * ldc + m] when transC
-  bool transC;
-  Init init;              // Init::C: accumulate into C
-  const float* init_ptr;  // Col: init_ptr[n]; Row: init_ptr[m]
-};
+// block the block of A into [kc, kTileRows] micro-panels; then every panel of B meets every micro-panel of A,
+// the rows innermost, so that a panel of B (kc x kTileCols) is reused across the row tiles from L1 (L2 at the
+// AVX-512 depth) while the micro-panels of A (the block of A: kMcTiles kc kTileRows floats) come from L2.
+// Between depth blocks the partial sums go through C exactly (Init::C: the FMA chain of an element continues
+// from the float it stored), so every element of C is still one chain k = 0, 1, ..., K - 1: the blocking
+// changes no value, and the variants may block differently. An operand that too few tiles would reuse to
+// repay the copy is read in place instead (pack_panels_pays, pack_rows_pays). The product: Gemm (above).
 
 #if VERIDL_ISA_AVX512
 inline constexpr size_t kKc = 384;  // a panel of B: 48 KiB, an A micro-panel 18 KiB: L1 does not hold them, but
@@ -225,7 +234,7 @@ inline constexpr size_t kKc = 384;  // a panel of B: 48 KiB, an A micro-panel 18
 #else
 inline constexpr size_t kKc = 320;  // a panel of B: 20 KiB, a micro-panel of A 7.5 KiB
 #endif
-inline constexpr size_t kNc = 512;                          // columns of a packed block of B (kKc kNc floats)
+inline constexpr size_t kNc = 512;                          // columns of a packed block of B
 inline constexpr size_t kMcTiles = 192 / kTileRows;         // row tiles of a packed block of A (192 rows)
 
 // The packing buffer gemm_tiles needs (floats).
@@ -314,11 +323,12 @@ inline void gemm_tiles(const Gemm& g, const Blocks& mb, size_t jm0, size_t jm1, 
   const Blocks kb(std::max<size_t>(g.K, 1), g.transC ? std::max<size_t>(g.K, 1) : kKc);
   const size_t panels_per_block = kNc / kTileCols;
   const bool pack_b = pack_panels_pays(g, jm1 - jm0), pack_a = pack_rows_pays(g, jn1 - jn0);
+  const Init init0 = (g.init == Init::Col || g.init == Init::Row) && !g.init_ptr ? Init::Zero : g.init;
   for (size_t jnb = jn0; jnb < jn1; jnb += panels_per_block) {
     const size_t jne = std::min(jn1, jnb + panels_per_block);
     for (size_t jk = 0; jk < kb.count; ++jk) {
       const size_t k0 = kb.lo(jk), k1 = std::min(g.K, kb.hi(jk)), kc = k1 - k0;
-      const Init init = k0 > 0 ? Init::C : g.init;
+      const Init init = k0 > 0 ? Init::C : init0;
       float* bbuf = buf;
       float* abuf = buf + kc * kNc;
       if (pack_b)

@@ -29,17 +29,8 @@ float* scratch(int slot, size_t n) {
 
 // ---- GEMM: C(m, n) = init + sum_k A(m, k) B[k, n] -----------------------------------------------------
 
-struct Gemm {
-  size_t M, N, K;
-  const float* A;
-  size_t sam, sak;  // A(m, k) = A[m * sam + k * sak]
-  const float* B;
-  size_t ldb;  // B(k, n) = B[k * ldb + n]
-  float* C;
-  size_t ldc;  // C(m, n) = C[m * ldc + n]
-  const float* row_init;  // init = row_init[m] (nullptr: 0) ...
-  bool accumulate;        // ... unless accumulating: init = C(m, n)
-};
+using micro::Gemm;  // kernels/gemm_tile.hpp
+using micro::Init;
 
 // Output positions are split into chunks of a multiple of kCols (see Geometry::chunk).
 constexpr size_t kCols = 16;
@@ -51,9 +42,7 @@ constexpr size_t kCols = 16;
 void gemm(const Gemm& g) {
   if (g.M == 0 || g.N == 0) return;
   const micro::Blocks mb(g.M, micro::kTileRows);
-  const micro::Init init = g.accumulate ? micro::Init::C : g.row_init ? micro::Init::Row : micro::Init::Zero;
-  const micro::Gemm mg{g.M, g.N, g.K, g.A, g.sam, g.sak, g.B, g.ldb, g.C, g.ldc, false, init, g.row_init};
-  micro::gemm_tiles(mg, mb, 0, mb.count, 0, (g.N + micro::kTileCols - 1) / micro::kTileCols,
+  micro::gemm_tiles(g, mb, 0, mb.count, 0, (g.N + micro::kTileCols - 1) / micro::kTileCols,
                     scratch(3, micro::gemm_pack_floats(g.K, false)));
 }
 
@@ -62,8 +51,8 @@ void gemm(const Gemm& g) {
 void gemm(const Gemm& g) {
   for (size_t m = 0; m < g.M; ++m) {
     float* c = g.C + m * g.ldc;
-    if (!g.accumulate) {
-      const float c0 = g.row_init ? g.row_init[m] : 0.0f;
+    if (g.init != Init::C) {
+      const float c0 = g.init == Init::Row && g.init_ptr ? g.init_ptr[m] : 0.0f;
       for (size_t n = 0; n < g.N; ++n) c[n] = c0;
     }
     for (size_t k = 0; k < g.K; ++k) {
@@ -519,7 +508,7 @@ void grouped_forward(const ops::Conv2dShape& s, const float* x, const float* W, 
         ldb = np;
       }
       gemm(Gemm{OG, np, g.K, W + gi * OG * g.K, g.K, 1, col, ldb, y + (bi * s.O + gi * OG) * g.P + p0, g.P,
-                s.bias ? b + gi * OG : nullptr, false});
+                s.bias ? b + gi * OG : nullptr, Init::Row});
     }
   });
 }
@@ -541,11 +530,11 @@ void grouped_backward_input(const ops::Conv2dShape& s, const float* W, const flo
       for (size_t ch = 0; ch < nch; ++ch) {
         const size_t p0 = ch * pc, p1 = std::min(g.P, p0 + pc), np = p1 - p0;
         if (pw) {
-          gemm(Gemm{CG, np, OG, Wg, 1, g.K, dyg + p0, g.P, dxg + p0, g.P, nullptr, false});
+          gemm(Gemm{CG, np, OG, Wg, 1, g.K, dyg + p0, g.P, dxg + p0, g.P, nullptr, Init::Zero});
           continue;
         }
         float* dcol = scratch(0, g.K * np);
-        gemm(Gemm{g.K, np, OG, Wg, 1, g.K, dyg + p0, g.P, dcol, np, nullptr, false});
+        gemm(Gemm{g.K, np, OG, Wg, 1, g.K, dyg + p0, g.P, dcol, np, nullptr, Init::Zero});
         col2im_add(g, dcol, 0, CG, p0, p1, dxg);
       }
     }
@@ -582,7 +571,7 @@ void grouped_backward_weight(const ops::Conv2dShape& s, const float* x, const fl
         float* dyT = scratch(1, np * OG);  // dy^T [np, OG]
         const float* dyg = dy + (bi * s.O + gi * OG) * g.P + p0;
         transpose_positions(dyg, g.P, np, 0, OG, dyT, OG);
-        gemm(Gemm{g.K, OG, np, col, sam, 1, dyT, OG, part, OG, nullptr, true});
+        gemm(Gemm{g.K, OG, np, col, sam, 1, dyT, OG, part, OG, nullptr, Init::C});
       }
     }
   });
@@ -651,7 +640,7 @@ void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, c
         float* col = scratch(0, g.K * n);
         for (size_t bi = b0; bi < b1; ++bi) im2col(g, x + bi * g.C * g.H * g.W, 0, g.P, col + (bi - b0) * g.P, n);
         float* out = scratch(1, s.O * n);  // y of the group [O, n]
-        gemm(Gemm{s.O, n, g.K, W, g.K, 1, col, n, out, n, s.bias ? b : nullptr, false});
+        gemm(Gemm{s.O, n, g.K, W, g.K, 1, col, n, out, n, s.bias ? b : nullptr, Init::Row});
         for (size_t bi = b0; bi < b1; ++bi)
           for (size_t o = 0; o < s.O; ++o)
             std::memcpy(y + (bi * s.O + o) * g.P, out + o * n + (bi - b0) * g.P, g.P * sizeof(float));
@@ -673,7 +662,7 @@ void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, c
         col = buf;
         ldb = np;
       }
-      gemm(Gemm{s.O, np, g.K, W, g.K, 1, col, ldb, y + bi * s.O * g.P + p0, g.P, s.bias ? b : nullptr, false});
+      gemm(Gemm{s.O, np, g.K, W, g.K, 1, col, ldb, y + bi * s.O * g.P + p0, g.P, s.bias ? b : nullptr, Init::Row});
     }
   });
 }
@@ -694,7 +683,7 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
           for (size_t o = 0; o < s.O; ++o)
             std::memcpy(dyg + o * n + (bi - b0) * g.P, dy + (bi * s.O + o) * g.P, g.P * sizeof(float));
         float* dcol = scratch(0, g.K * n);
-        gemm(Gemm{g.K, n, s.O, W, 1, g.K, dyg, n, dcol, n, nullptr, false});
+        gemm(Gemm{g.K, n, s.O, W, 1, g.K, dyg, n, dcol, n, nullptr, Init::Zero});
         for (size_t bi = b0; bi < b1; ++bi) {
           float* dxb = dx + bi * s.C * s.H * s.W;
           std::fill(dxb, dxb + s.C * s.H * s.W, 0.0f);
@@ -710,7 +699,7 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
       for (size_t u = lo; u < hi; ++u) {
         const size_t bi = u / nch, p0 = (u % nch) * pc, np = std::min(g.P, p0 + pc) - p0;
         gemm(Gemm{s.C, np, s.O, W, 1, g.K, dy + bi * s.O * g.P + p0, g.P, dx + bi * s.C * g.P + p0, g.P, nullptr,
-                  false});
+                  Init::Zero});
       }
     });
     return;
@@ -730,7 +719,7 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
         const size_t p0 = ch * pc, p1 = std::min(g.P, p0 + pc), np = p1 - p0;
         float* dcol = scratch(0, (c1 - c0) * KK * np);
         gemm(Gemm{(c1 - c0) * KK, np, s.O, W + c0 * KK, 1, g.K, dy + bi * s.O * g.P + p0, g.P, dcol, np, nullptr,
-                  false});
+                  Init::Zero});
         col2im_add(g, dcol, c0, c1, p0, p1, dxb);
       }
     }
@@ -782,11 +771,11 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
           size_t q = 0;
           for (size_t u = u0; u < u1; ++u) {
             const size_t bi = u / nch, p0 = (u % nch) * pc, np = positions(u);
-            gemm(Gemm{g.K, no, np, x + bi * g.C * g.H * g.W + p0, g.P, 1, dyT + q * no, no, part + o0, s.O, nullptr, true});
+            gemm(Gemm{g.K, no, np, x + bi * g.C * g.H * g.W + p0, g.P, 1, dyT + q * no, no, part + o0, s.O, nullptr, Init::C});
             q += np;
           }
         } else {
-          gemm(Gemm{g.K, no, D, col, D, 1, dyT, no, part + o0, s.O, nullptr, true});
+          gemm(Gemm{g.K, no, D, col, D, 1, dyT, no, part + o0, s.O, nullptr, Init::C});
         }
         u0 = u1;
       }
@@ -813,7 +802,7 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
         float* dyT = scratch(1, np * s.O);  // dy^T [np, O]
         const float* dyb = dy + bi * s.O * g.P + p0;
         transpose_positions(dyb, g.P, np, 0, s.O, dyT, s.O);
-        gemm(Gemm{g.K, s.O, np, col, sam, 1, dyT, s.O, part, s.O, nullptr, true});
+        gemm(Gemm{g.K, s.O, np, col, sam, 1, dyT, s.O, part, s.O, nullptr, Init::C});
       }
     }
   });

@@ -82,30 +82,17 @@ void transpose(size_t I, size_t O, const float* W, float* Wt) {
 
 // ---- broadcast-FMA GEMM (the micro-kernel: kernels/gemm_tile.hpp) ----------------------------------------
 
-struct Bcast {
-  size_t M, N, K;
-  const float* A;
-  size_t sam, sak;  // A(m, k) = A[m * sam + k * sak]
-  const float* B;
-  size_t ldb;  // B(k, n) = B[k * ldb + n]
-  const float* init;  // C(m, n) starts at init[n] (nullptr: 0)
-  float* C;
-  size_t ldc;
-  bool transC;  // C(m, n) is stored at C[n * ldc + m] instead of C[m * ldc + n]
-};
 
 size_t n_blocks(size_t N) { return (N + micro::kTileCols - 1) / micro::kTileCols; }
 
 // par_over_n: threads split the column panels (else the row tiles); each runs the blocked GEMM of
 // kernels/gemm_tile.hpp (micro::gemm_tiles) on its part, with its own packing buffer.
-void bcast_gemm(const Bcast& g, bool par_over_n) {
+void bcast_gemm(const micro::Gemm& g, bool par_over_n) {
   if (g.M == 0 || g.N == 0) return;
   const Blocks mb(g.M, micro::kTileRows);
   const size_t nb = n_blocks(g.N);
-  const micro::Gemm mg{g.M, g.N, g.K, g.A, g.sam, g.sak, g.B, g.ldb, g.C, g.ldc, g.transC,
-                       g.init ? micro::Init::Col : micro::Init::Zero, g.init};
   auto run = [&](size_t mlo, size_t mhi, size_t nlo, size_t nhi) {
-    micro::gemm_tiles(mg, mb, mlo, mhi, nlo, nhi, pack_scratch(micro::gemm_pack_floats(g.K, g.transC)));
+    micro::gemm_tiles(g, mb, mlo, mhi, nlo, nhi, pack_scratch(micro::gemm_pack_floats(g.K, g.transC)));
   };
   const size_t work = g.M * g.N * g.K;
   if (par_over_n)
@@ -221,7 +208,7 @@ void dense_forward_variant(const ops::DenseShape& s, const float* x, const float
   } else {
     // Threads split the larger of the two block counts: with N the larger, each thread packs only its own
     // columns of W (not all of W, as it does when they split the rows), which halves the reads of W.
-    bcast_gemm(Bcast{B, O, I, x, I, 1, W, O, b, y, O, false}, n_blocks(O) >= Blocks(B, micro::kTileRows).count);
+    bcast_gemm(micro::Gemm{B, O, I, x, I, 1, W, O, y, O, b, micro::Init::Col}, n_blocks(O) >= Blocks(B, micro::kTileRows).count);
   }
 #else
   for_chunks(B, B * I * O, [&](size_t lo, size_t hi) {
@@ -246,11 +233,11 @@ void dense_backward_input_variant(const ops::DenseShape& s, const float* W, cons
     if (B < I) {  // dx^T = W dy^T, stored transposed: transposes dy [B, O] rather than W [I, O] (same chains)
       float* dyT = scratch(B * O);
       transpose(B, O, dy, dyT);
-      bcast_gemm(Bcast{I, B, O, W, O, 1, dyT, B, nullptr, dx, I, true}, false);
+      bcast_gemm(micro::Gemm{I, B, O, W, O, 1, dyT, B, dx, I, nullptr, micro::Init::Zero, true}, false);
     } else {
       float* Wt = scratch(I * O);
       transpose(I, O, W, Wt);
-      bcast_gemm(Bcast{B, I, O, dy, O, 1, Wt, I, nullptr, dx, I, false}, false);
+      bcast_gemm(micro::Gemm{B, I, O, dy, O, 1, Wt, I, dx, I, nullptr, micro::Init::Zero}, false);
     }
   } else {
     dot_gemm(Dot{B, I, O, dy, O, W, O, nullptr, dx, I});
@@ -272,9 +259,9 @@ void dense_backward_weight_variant(const ops::DenseShape& s, const float* x, con
   const size_t B = s.B, I = s.I, O = s.O;
 #if VERIDL_ISA_AVX2
   if (narrow(s, v))  // tiles of dW^T [O, I]: A(o, b) = dy[b, o], B(b, i) = x[b, i]; threads split i
-    bcast_gemm(Bcast{O, I, B, dy, 1, O, x, I, nullptr, dW, O, true}, true);
+    bcast_gemm(micro::Gemm{O, I, B, dy, 1, O, x, I, dW, O, nullptr, micro::Init::Zero, true}, true);
   else  // A(i, b) = x[b, i], B(b, o) = dy[b, o]; threads split i
-    bcast_gemm(Bcast{I, O, B, x, 1, I, dy, O, nullptr, dW, O, false}, false);
+    bcast_gemm(micro::Gemm{I, O, B, x, 1, I, dy, O, dW, O, nullptr, micro::Init::Zero}, false);
 #else
   for_chunks(I, B * I * O, [&](size_t lo, size_t hi) {
     for (size_t i = lo; i < hi; ++i) {
