@@ -253,65 +253,18 @@ inline bool pack_panels_pays(const Gemm& g, size_t tiles) {
 }
 
 // Whether packing the micro-panels of A pays, with `panels` panels of B to meet them: when its rows are
-// contiguous in m (a copy of mr floats per k) from two panels on; when they are contiguous in k (a transpose),
-// with AVX-512 from kPackTransposedPanels panels on (a 12 x 16 block transposed in registers costs ~0.3 cycle a
-// float; reading the 12 rows in place costs the 12 x 32 tile ~5% of its FMA rate), with AVX2 never (its 6 x 16
-// tile loses nothing to reading them in place).
-inline constexpr size_t kPackTransposedPanels = 8;
-inline bool pack_rows_pays(const Gemm& g, size_t panels) {
-  if (g.sam == 1) return panels >= 2;
-  return VERIDL_ISA_AVX512 && g.sak == 1 && panels >= kPackTransposedPanels;
-}
+// contiguous in m (a copy of mr floats per k), from two panels on. Rows contiguous in k are read in place: a
+// 12 x 16 transpose in registers into the micro-panels (~0.3 cycle a float) measured no faster overall (slower
+// at ViT-Tiny's 3152-row products) than the tile reading the 12 rows in place.
+inline bool pack_rows_pays(const Gemm& g, size_t panels) { return g.sam == 1 && panels >= 2; }
 
-// Packs rows [m0, m0 + mr) and depths [k0, k1) of A into a micro-panel out[(k - k0) kTileRows + (m - m0)].
+// Packs rows [m0, m0 + mr) and depths [k0, k1) of A, whose rows are contiguous in m (sam = 1), into a
+// micro-panel out[(k - k0) kTileRows + (m - m0)].
 inline void pack_rows(const Gemm& g, size_t m0, size_t mr, size_t k0, size_t k1, float* out) {
-  constexpr size_t R = static_cast<size_t>(kTileRows);
-  static_assert(R <= Vec::kLanes, "a row of a micro-panel is one (masked) vector");
-  if (g.sam == 1) {  // each k: mr contiguous floats
-    const Vec::Mask m = Vec::mask(mr);
-    const float* src = g.A + m0 + k0 * g.sak;
-    for (size_t k = k0; k < k1; ++k, src += g.sak, out += R) {
-      Vec::store(out, m, Vec::load(src, m));
-    }
-    return;
-  }
-  size_t k = k0;
-#if VERIDL_ISA_AVX512
-  if (g.sak == 1) {  // rows contiguous in k: 16 k at a time, the 12 x 16 block transposed in registers
-    const __mmask16 rows = Vec::mask(mr), all = 0xFFFF;  // (the shuffles' zero-masked forms: the plain ones
-                                                        // start from _mm512_undefined_ps, which GCC 12 warns about)
-    for (; k < k1; k += 16, out += 16 * R) {
-      const size_t kk = std::min<size_t>(16, k1 - k);
-      const __mmask16 depth = Vec::mask(kk);
-      __m512 x[R];
-      for (size_t r = 0; r < R; ++r) x[r] = r < mr ? _mm512_maskz_loadu_ps(depth, g.A + (m0 + r) * g.sam + k) : _mm512_setzero_ps();
-      // Per 128-bit lane l: q[grp][c] holds k = 4 l + c of the rows 4 grp .. 4 grp + 3.
-      __m512 q[3][4];
-      for (size_t grp = 0; grp < 3; ++grp) {
-        const __m512* v = x + 4 * grp;
-        const __m512 lo01 = _mm512_maskz_unpacklo_ps(all, v[0], v[1]), hi01 = _mm512_maskz_unpackhi_ps(all, v[0], v[1]);
-        const __m512 lo23 = _mm512_maskz_unpacklo_ps(all, v[2], v[3]), hi23 = _mm512_maskz_unpackhi_ps(all, v[2], v[3]);
-        q[grp][0] = _mm512_maskz_shuffle_ps(all, lo01, lo23, 0x44);
-        q[grp][1] = _mm512_maskz_shuffle_ps(all, lo01, lo23, 0xEE);
-        q[grp][2] = _mm512_maskz_shuffle_ps(all, hi01, hi23, 0x44);
-        q[grp][3] = _mm512_maskz_shuffle_ps(all, hi01, hi23, 0xEE);
-      }
-      for (size_t c = 0; c < 4; ++c) {
-        const __m512 y0 = _mm512_maskz_shuffle_f32x4(all, q[0][c], q[1][c], 0x44), y2 = _mm512_maskz_shuffle_f32x4(all, q[0][c], q[1][c], 0xEE);
-        const __m512 y1 = _mm512_maskz_shuffle_f32x4(all, q[2][c], q[2][c], 0x44), y3 = _mm512_maskz_shuffle_f32x4(all, q[2][c], q[2][c], 0xEE);
-        const __m512 col[4] = {_mm512_maskz_shuffle_f32x4(all, y0, y1, 0x88), _mm512_maskz_shuffle_f32x4(all, y0, y1, 0xDD),
-                               _mm512_maskz_shuffle_f32x4(all, y2, y3, 0x88), _mm512_maskz_shuffle_f32x4(all, y2, y3, 0xDD)};
-        for (size_t l = 0; l < 4; ++l)
-          if (4 * l + c < kk) _mm512_mask_storeu_ps(out + (4 * l + c) * R, rows, col[l]);
-      }
-    }
-    return;
-  }
-#endif
-  for (size_t r = 0; r < mr; ++r) {
-    const float* src = g.A + (m0 + r) * g.sam + k * g.sak;
-    for (size_t j = 0; j < k1 - k; ++j) out[j * R + r] = src[j * g.sak];
-  }
+  static_assert(static_cast<size_t>(kTileRows) <= Vec::kLanes, "a row of a micro-panel is one (masked) vector");
+  const Vec::Mask m = Vec::mask(mr);
+  const float* src = g.A + m0 + k0 * g.sak;
+  for (size_t k = k0; k < k1; ++k, src += g.sak, out += kTileRows) Vec::store(out, m, Vec::load(src, m));
 }
 
 // C for the row tiles [jm0, jm1) of mb (the rows of M in blocks of at most kTileRows) and the column panels
