@@ -3,12 +3,14 @@
 //
 //   C(r, j) = init(r, j) + sum_{k < K} A(r, k) B(k, j)      r < MR rows, j < nn columns of one tile
 //
-// A is read through two strides (so one kernel serves x W, x^T dy and the im2col products), B row-major with
-// the vector lanes along j; each row of A is broadcast and multiplied into NV vectors of B (NV MR
-// accumulators). The AVX2 variant uses 8-lane vectors in a 6 x 16 tile (12 of its 16 registers accumulate),
-// the AVX-512 variant 16-lane vectors in a 12 x 32 tile (24 of its 32 registers). Either way every element of
-// C is accumulated by one FMA chain, k = 0, 1, ..., K - 1 from its initial value: its value depends on the
-// shape and on how the caller blocks k, never on the vector width, so the two variants give identical bits
+// A is read through two strides (so one kernel serves x W, x^T dy and the im2col products) or from a packed
+// micro-panel, B row-major with the vector lanes along j (in place, or a packed panel); each row of A is
+// broadcast and multiplied into NV vectors of B (NV MR accumulators). The AVX2 variant uses 8-lane vectors in
+// a 6 x 16 tile (12 of its 16 registers accumulate), the AVX-512 variant 16-lane vectors in a 12 x 32 tile (24
+// of its 32 registers). gemm_tiles (below) blocks a whole product around the tile and packs the operands.
+// Either way every element of C is accumulated by one FMA chain, k = 0, 1, ..., K - 1 from its initial value
+// (a depth block continues the chain from the float the previous one stored in C): its value depends on the
+// shape only, never on the vector width, the blocking or the packing, so the two variants give identical bits
 // (tests/test_isa.cpp, and the bit pins under VERIDL_ISA=avx2 and =avx512).
 #pragma once
 
@@ -21,6 +23,33 @@
 #endif
 
 #include "veridl/kernels/simd.hpp"
+
+namespace veridl::kernels::VERIDL_ISA_NS::micro {
+
+// Where a tile's partial sums start.
+enum class Init {
+  Zero,  // 0
+  Col,   // init[j] (a bias per column)
+  Row,   // init[r] (a bias per row)
+  C      // the values already in C (a later depth block, or accumulating into C)
+};
+
+// A product C(m, n) = init(m, n) + sum_{k < K} A(m, k) B(k, n) (gemm_tiles below; the portable variants of the
+// callers loop over it themselves).
+struct Gemm {
+  size_t M, N, K;
+  const float* A;
+  size_t sam, sak;  // A(m, k) = A[m * sam + k * sak]
+  const float* B;
+  size_t ldb;  // B(k, n) = B[k * ldb + n]
+  float* C;
+  size_t ldc;             // C(m, n) = C[m * ldc + n], or C[n * ldc + m] when transC
+  const float* init_ptr;  // Col: init_ptr[n]; Row: init_ptr[m] (nullptr: 0)
+  Init init;              // Init::C: accumulate into C
+  bool transC = false;
+};
+
+}  // namespace veridl::kernels::VERIDL_ISA_NS::micro
 
 #if VERIDL_ISA_AVX2
 namespace veridl::kernels::VERIDL_ISA_NS::micro {
@@ -72,13 +101,6 @@ struct Blocks {
   size_t hi(size_t j) const { return extent * (j + 1) / count; }
 };
 
-// Where a tile's partial sums start.
-enum class Init {
-  Zero,  // 0
-  Col,   // init[j] (a bias per column)
-  Row,   // init[r] (a bias per row)
-  C      // the values already in C (a later depth block, or accumulating into C)
-};
 
 struct Tile {
   const float* a;  // A(r, k) = a[r * sam + k * sak]
@@ -94,13 +116,22 @@ struct Tile {
 };
 
 // One tile of exactly MR rows and nn columns, nn in (L (NV - 1), L NV] (Tail: nn < L NV, the last vector masked).
-template <class V, int MR, int NV, bool Tail>
+// PackedA: A is a packed micro-panel, A(r, k) = a[k kTileRows + r] (t.sam and t.sak unused): the row offsets are
+// constants, so the loop keeps every address in one register (with the two strides GCC 12 spills the row
+// addresses of a 12-row tile and reloads three of them on every k).
+template <class V, int MR, int NV, bool Tail, bool PackedA>
 void tile(const Tile& t, size_t nn) {
   constexpr size_t L = V::kLanes;
   const typename V::Mask mask = V::mask(Tail ? nn - L * (NV - 1) : L);
   auto load = [&](const float* p, int v) { return (Tail && v == NV - 1) ? V::load(p + L * v, mask) : V::load(p + L * v); };
   typename V::Reg acc[MR][NV];
-  if (t.init == Init::C) {  // (never with transC)
+  alignas(64) float buf[MR][L * NV];  // the tile, transposed through memory (transC)
+  if (t.init == Init::C && t.transC) {
+    for (size_t j = 0; j < nn; ++j)
+      for (int r = 0; r < MR; ++r) buf[r][j] = t.c[j * t.ldc + r];
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] = load(buf[r], v);
+  } else if (t.init == Init::C) {
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) acc[r][v] = load(t.c + r * t.ldc, v);
   } else if (t.init == Init::Row) {
@@ -114,7 +145,7 @@ void tile(const Tile& t, size_t nn) {
       for (int r = 0; r < MR; ++r) acc[r][v] = c0;
     }
   }
-  const size_t sam = t.sam, sak = t.sak, ldb = t.ldb;
+  const size_t sam = PackedA ? 1 : t.sam, sak = PackedA ? static_cast<size_t>(kTileRows) : t.sak, ldb = t.ldb;
   const float* a = t.a;
   const float* b = t.b;
   // Unrolled by 4: the loop's own bookkeeping otherwise costs ~15% of the FMA rate (AVX2, one 6 x 16 tile on
@@ -141,7 +172,6 @@ void tile(const Tile& t, size_t nn) {
       }
     }
   } else {
-    alignas(64) float buf[MR][L * NV];
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) V::store(&buf[r][L * v], acc[r][v]);
     for (size_t j = 0; j < nn; ++j) {
@@ -152,19 +182,19 @@ void tile(const Tile& t, size_t nn) {
 }
 
 // A tile of exactly mr x nn, mr <= MR, nn <= kTileCols.
-template <int MR>
+template <int MR, bool PackedA = false>
 void tile_any(const Tile& t, size_t mr, size_t nn) {
   if constexpr (MR > 1)
-    if (mr < static_cast<size_t>(MR)) return tile_any<MR - 1>(t, mr, nn);
+    if (mr < static_cast<size_t>(MR)) return tile_any<MR - 1, PackedA>(t, mr, nn);
   constexpr size_t L = Vec::kLanes;
   if (nn == 2 * L)
-    tile<Vec, MR, 2, false>(t, nn);
+    tile<Vec, MR, 2, false, PackedA>(t, nn);
   else if (nn > L)
-    tile<Vec, MR, 2, true>(t, nn);
+    tile<Vec, MR, 2, true, PackedA>(t, nn);
   else if (nn == L)
-    tile<Vec, MR, 1, false>(t, nn);
+    tile<Vec, MR, 1, false, PackedA>(t, nn);
   else
-    tile<Vec, MR, 1, true>(t, nn);
+    tile<Vec, MR, 1, true, PackedA>(t, nn);
 }
 
 // Copies B[0:K, 0:nn] (row stride ldb) into a contiguous [K, kTileCols] panel, the columns past nn zero.
@@ -179,6 +209,115 @@ inline void pack_panel(const float* b, size_t ldb, size_t nn, size_t K, float* o
     } else {
       Vec::store(out, Vec::load(src, m0));
       Vec::store(out + L, nn > L ? Vec::load(src + L, m1) : Vec::zero());
+    }
+  }
+}
+
+// ---- the blocked GEMM around the micro-kernel ------------------------------------------------------------
+//
+//   C(m, n) = init(m, n) + sum_{k < K} A(m, k) B(k, n)
+//
+// GotoBLAS's loop nest: column blocks of up to kNc columns, then depth blocks (balanced, at most kKc deep),
+// then row blocks of up to kMcTiles tiles. Per (column block, depth block) the block of B is packed once into
+// [kc, kTileCols] panels (all of them up front: measured faster than each just before its first use), per row
+// block the block of A into [kc, kTileRows] micro-panels; then every panel of B meets every micro-panel of A,
+// the rows innermost, so that a panel of B (kc x kTileCols) is reused across the row tiles from L1 (L2 at the
+// AVX-512 depth) while the micro-panels of A (the block of A: kMcTiles kc kTileRows floats) come from L2.
+// Between depth blocks the partial sums go through C exactly (Init::C: the FMA chain of an element continues
+// from the float it stored), so every element of C is still one chain k = 0, 1, ..., K - 1: the blocking
+// changes no value, and the variants may block differently. An operand that too few tiles would reuse to
+// repay the copy is read in place instead (pack_panels_pays, pack_rows_pays). The product: Gemm (above).
+
+#if VERIDL_ISA_AVX512
+inline constexpr size_t kKc = 384;  // a panel of B: 48 KiB, an A micro-panel 18 KiB: L1 does not hold them, but
+                                    // fewer passes through C paid more (192, 384, 768 measured: 384 best)
+#else
+inline constexpr size_t kKc = 320;  // a panel of B: 20 KiB, a micro-panel of A 7.5 KiB
+#endif
+inline constexpr size_t kNc = 512;                          // columns of a packed block of B
+inline constexpr size_t kMcTiles = 192 / kTileRows;         // row tiles of a packed block of A (192 rows)
+
+// The packing buffer gemm_tiles needs (floats).
+inline size_t gemm_pack_floats(size_t K, bool transC) {
+  const size_t kc = transC ? std::max<size_t>(K, 1) : std::min(std::max<size_t>(K, 1), kKc);
+  return kc * (kNc + kMcTiles * static_cast<size_t>(kTileRows));
+}
+
+// Whether packing the panels of B pays, with `tiles` row tiles to meet them: from kPackMinTiles tiles on when
+// B's rows are a multiple of 512 bytes apart (in place, the rows of a panel would fall into a few L1 sets and
+// evict each other: dense's W with O = 256, 512, ...), else from kPackManyTiles on (fewer tiles do not repay
+// the copy: conv2d's im2col products at 64 output channels, measured).
+inline constexpr size_t kPackMinTiles = 4, kPackManyTiles = 8;
+inline bool pack_panels_pays(const Gemm& g, size_t tiles) {
+  return tiles >= kPackManyTiles || (tiles >= kPackMinTiles && g.ldb % 128 == 0);
+}
+
+// Whether packing the micro-panels of A pays, with `panels` panels of B to meet them: when its rows are
+// contiguous in m (a copy of mr floats per k), from two panels on. Rows contiguous in k are read in place: a
+// 12 x 16 transpose in registers into the micro-panels (~0.3 cycle a float) measured no faster overall (slower
+// at ViT-Tiny's 3152-row products) than the tile reading the 12 rows in place.
+inline bool pack_rows_pays(const Gemm& g, size_t panels) { return g.sam == 1 && panels >= 2; }
+
+// Packs rows [m0, m0 + mr) and depths [k0, k1) of A, whose rows are contiguous in m (sam = 1), into a
+// micro-panel out[(k - k0) kTileRows + (m - m0)].
+inline void pack_rows(const Gemm& g, size_t m0, size_t mr, size_t k0, size_t k1, float* out) {
+  static_assert(static_cast<size_t>(kTileRows) <= Vec::kLanes, "a row of a micro-panel is one (masked) vector");
+  const Vec::Mask m = Vec::mask(mr);
+  const float* src = g.A + m0 + k0 * g.sak;
+  for (size_t k = k0; k < k1; ++k, src += g.sak, out += kTileRows) Vec::store(out, m, Vec::load(src, m));
+}
+
+// C for the row tiles [jm0, jm1) of mb (the rows of M in blocks of at most kTileRows) and the column panels
+// [jn0, jn1) (kTileCols columns each), single-threaded; buf: gemm_pack_floats(K) floats of the caller's scratch.
+inline void gemm_tiles(const Gemm& g, const Blocks& mb, size_t jm0, size_t jm1, size_t jn0, size_t jn1, float* buf) {
+  if (jm0 >= jm1 || jn0 >= jn1) return;
+  // K = 0 still writes the initial values. A transposed C is written once, whole K in one block (its tiles go
+  // through memory element by element).
+  const Blocks kb(std::max<size_t>(g.K, 1), g.transC ? std::max<size_t>(g.K, 1) : kKc);
+  const size_t panels_per_block = kNc / kTileCols;
+  const bool pack_b = pack_panels_pays(g, jm1 - jm0), pack_a = pack_rows_pays(g, jn1 - jn0);
+  const Init init0 = (g.init == Init::Col || g.init == Init::Row) && !g.init_ptr ? Init::Zero : g.init;
+  for (size_t jnb = jn0; jnb < jn1; jnb += panels_per_block) {
+    const size_t jne = std::min(jn1, jnb + panels_per_block);
+    for (size_t jk = 0; jk < kb.count; ++jk) {
+      const size_t k0 = kb.lo(jk), k1 = std::min(g.K, kb.hi(jk)), kc = k1 - k0;
+      const Init init = k0 > 0 ? Init::C : init0;
+      float* bbuf = buf;
+      float* abuf = buf + kc * kNc;
+      if (pack_b)
+        for (size_t jn = jnb; jn < jne; ++jn) {
+          const size_t n0 = jn * kTileCols;
+          pack_panel(g.B + k0 * g.ldb + n0, g.ldb, std::min(kTileCols, g.N - n0), kc, bbuf + (jn - jnb) * kc * kTileCols);
+        }
+      for (size_t jmb = jm0; jmb < jm1; jmb += kMcTiles) {
+        const size_t jme = std::min(jm1, jmb + kMcTiles);
+        if (pack_a)
+          for (size_t jm = jmb; jm < jme; ++jm)
+            pack_rows(g, mb.lo(jm), mb.hi(jm) - mb.lo(jm), k0, k1, abuf + (jm - jmb) * kc * kTileRows);
+        for (size_t jn = jnb; jn < jne; ++jn) {
+          const size_t n0 = jn * kTileCols, nn = std::min(kTileCols, g.N - n0);
+          Tile t{nullptr, g.sam, g.sak, nullptr, kTileCols, kc, nullptr, g.ldc, g.transC, init, nullptr};
+          if (pack_b) {
+            t.b = bbuf + (jn - jnb) * kc * kTileCols;
+          } else {
+            t.b = g.B + k0 * g.ldb + n0;
+            t.ldb = g.ldb;
+          }
+          if (init == Init::Col) t.init_ptr = g.init_ptr + n0;
+          for (size_t jm = jmb; jm < jme; ++jm) {
+            const size_t m0 = mb.lo(jm), mr = mb.hi(jm) - m0;
+            t.c = g.transC ? g.C + n0 * g.ldc + m0 : g.C + m0 * g.ldc + n0;
+            if (init == Init::Row) t.init_ptr = g.init_ptr + m0;
+            if (pack_a) {
+              t.a = abuf + (jm - jmb) * kc * kTileRows;
+              tile_any<kTileRows, true>(t, mr, nn);
+            } else {
+              t.a = g.A + m0 * g.sam + k0 * g.sak;
+              tile_any<kTileRows, false>(t, mr, nn);
+            }
+          }
+        }
+      }
     }
   }
 }

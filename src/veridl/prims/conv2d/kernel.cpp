@@ -19,62 +19,31 @@ namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
 // Per-thread scratch buffers (slot 0: col / dcol or a depthwise padded plane, slot 1: dy^T or the depthwise
-// output plane / dW lanes, slot 2: the weight gradient's partial sums, on the calling thread); they grow,
+// output plane / dW lanes, slot 2: the weight gradient's partial sums, on the calling thread, slot 3: the GEMM's
+// packed blocks of A and B); they grow,
 // never shrink, so a train step allocates nothing.
 float* scratch(int slot, size_t n) {
-  thread_local Scratch<float> buf[3];
+  thread_local Scratch<float> buf[4];
   return buf[slot].get(n);
 }
 
 // ---- GEMM: C(m, n) = init + sum_k A(m, k) B[k, n] -----------------------------------------------------
 
-struct Gemm {
-  size_t M, N, K;
-  const float* A;
-  size_t sam, sak;  // A(m, k) = A[m * sam + k * sak]
-  const float* B;
-  size_t ldb;  // B(k, n) = B[k * ldb + n]
-  float* C;
-  size_t ldc;  // C(m, n) = C[m * ldc + n]
-  const float* row_init;  // init = row_init[m] (nullptr: 0) ...
-  bool accumulate;        // ... unless accumulating: init = C(m, n)
-};
+using micro::Gemm;  // kernels/gemm_tile.hpp
+using micro::Init;
 
-// Depth blocks (balanced, at most kDepth deep) keep a B panel (kDepth x kTileCols floats, 20 KiB) in L1 across
-// the row blocks; between depth blocks the partial sums go through C exactly, so the blocking changes no result
-// (the variants may block differently and still agree bit for bit).
-#if VERIDL_ISA_AVX512
-constexpr size_t kDepth = 160;
-#else
-constexpr size_t kDepth = 320;
-#endif
 // Output positions are split into chunks of a multiple of kCols (see Geometry::chunk).
 constexpr size_t kCols = 16;
 
 #if VERIDL_ISA_AVX2
 
-using micro::Blocks;
-
-// Single-threaded (the callers parallelise over independent GEMMs). Depth blocks, then column blocks,
-// then row blocks, so that a B panel is reused from L1 across all row blocks. The micro-kernel:
-// kernels/gemm_tile.hpp.
+// Single-threaded (the callers parallelise over independent GEMMs): the blocked GEMM of kernels/gemm_tile.hpp
+// (micro::gemm_tiles, packed panels of A and B in the thread's scratch slot 3).
 void gemm(const Gemm& g) {
   if (g.M == 0 || g.N == 0) return;
-  const Blocks mb(g.M, micro::kTileRows);
-  const Blocks kb(std::max<size_t>(g.K, 1), kDepth);  // K = 0 still writes the initial values
-  for (size_t jk = 0; jk < kb.count; ++jk) {
-    const size_t k0 = kb.lo(jk), k1 = std::min(g.K, kb.hi(jk));
-    const micro::Init init = k0 > 0 || g.accumulate ? micro::Init::C : g.row_init ? micro::Init::Row : micro::Init::Zero;
-    for (size_t n0 = 0; n0 < g.N; n0 += micro::kTileCols) {
-      const size_t nn = std::min(micro::kTileCols, g.N - n0);
-      for (size_t jm = 0; jm < mb.count; ++jm) {
-        const size_t m0 = mb.lo(jm);
-        const micro::Tile t{g.A + m0 * g.sam + k0 * g.sak, g.sam, g.sak, g.B + k0 * g.ldb + n0, g.ldb, k1 - k0,
-                           g.C + m0 * g.ldc + n0, g.ldc, false, init, g.row_init ? g.row_init + m0 : nullptr};
-        micro::tile_any<micro::kTileRows>(t, mb.hi(jm) - m0, nn);
-      }
-    }
-  }
+  const micro::Blocks mb(g.M, micro::kTileRows);
+  micro::gemm_tiles(g, mb, 0, mb.count, 0, (g.N + micro::kTileCols - 1) / micro::kTileCols,
+                    scratch(3, micro::gemm_pack_floats(g.K, false)));
 }
 
 #else  // portable: the compiler vectorizes the n loop
@@ -82,8 +51,8 @@ void gemm(const Gemm& g) {
 void gemm(const Gemm& g) {
   for (size_t m = 0; m < g.M; ++m) {
     float* c = g.C + m * g.ldc;
-    if (!g.accumulate) {
-      const float c0 = g.row_init ? g.row_init[m] : 0.0f;
+    if (g.init != Init::C) {
+      const float c0 = g.init == Init::Row && g.init_ptr ? g.init_ptr[m] : 0.0f;
       for (size_t n = 0; n < g.N; ++n) c[n] = c0;
     }
     for (size_t k = 0; k < g.K; ++k) {
@@ -139,10 +108,52 @@ void for_segments(const Geometry& g, size_t p0, size_t p1, F&& f) {
   }
 }
 
+// im2col for stride 1 and OW = W ("same" padding along the rows): then output position p = i OW + j reads input
+// element p + (kh - pt) W + (kw - pl) of its channel's plane, so each row of col is one copy of a contiguous run
+// of the plane (instead of one per output row: at 28 x 28 and below the per-row copies cost as much as the
+// product), after which the positions whose input lies in the padding are zeroed: whole output rows above and
+// below, and the up to pl (left) / pr (right) columns of each row, which the run took from the neighbouring rows.
+void im2col_same(const Geometry& g, const float* x, size_t p0, size_t p1, float* col, size_t np) {
+  const ptrdiff_t HW = static_cast<ptrdiff_t>(g.H * g.W);
+  for (size_t kh = 0; kh < g.KH; ++kh) {
+    // Output rows [i0, i1) read input rows in range.
+    const size_t i0 = std::min(g.OH, g.pt > kh ? g.pt - kh : 0);
+    const size_t i1 = std::max(i0, std::min(g.OH, g.H + g.pt > kh ? g.H + g.pt - kh : 0));
+    const size_t q0 = std::clamp(i0 * g.OW, p0, p1), q1 = std::clamp(i1 * g.OW, q0, p1);
+    for (size_t kw = 0; kw < g.KW; ++kw) {
+      size_t lo, hi;
+      g.col_range(kw, lo, hi);
+      const ptrdiff_t d = (static_cast<ptrdiff_t>(kh) - static_cast<ptrdiff_t>(g.pt)) * static_cast<ptrdiff_t>(g.W) +
+                          static_cast<ptrdiff_t>(kw) - static_cast<ptrdiff_t>(g.pl);
+      // The run: positions [r0, r1) from plane elements [r0 + d, r1 + d) (clipped to the plane: what it leaves
+      // out is padding).
+      const ptrdiff_t Q0 = static_cast<ptrdiff_t>(q0), Q1 = static_cast<ptrdiff_t>(q1);
+      const ptrdiff_t R0 = std::clamp(std::max(Q0 + d, ptrdiff_t(0)) - d, Q0, Q1);
+      const ptrdiff_t R1 = std::clamp(std::min(Q1 + d, HW) - d, R0, Q1);
+      const size_t r0 = static_cast<size_t>(R0), r1 = static_cast<size_t>(R1);
+      for (size_t c = 0; c < g.C; ++c) {
+        float* row = col + ((c * g.KH + kh) * g.KW + kw) * np - p0;  // row[p], p in [p0, p1)
+        std::fill(row + p0, row + r0, 0.0f);
+        if (r1 > r0) std::memcpy(row + r0, x + c * g.H * g.W + (R0 + d), (r1 - r0) * sizeof(float));
+        std::fill(row + r1, row + p1, 0.0f);
+        if (lo == 0 && hi == g.OW) continue;
+        for (size_t i = q0 / g.OW; i * g.OW < q1; ++i) {
+          const size_t rs = i * g.OW;
+          for (size_t j = 0; j < lo; ++j)
+            if (rs + j >= q0 && rs + j < q1) row[rs + j] = 0.0f;
+          for (size_t j = hi; j < g.OW; ++j)
+            if (rs + j >= q0 && rs + j < q1) row[rs + j] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
 // col[k, p - p0] = x[c, i s + kh - pt, j s + kw - pl] (0 in the padding), k = (c, kh, kw), p = (i, j); the rows of
 // col ld floats apart (default: p1 - p0).
 void im2col(const Geometry& g, const float* x, size_t p0, size_t p1, float* col, size_t ld = 0) {
   const size_t np = ld ? ld : p1 - p0;
+  if (g.s == 1 && g.OW == g.W) return im2col_same(g, x, p0, p1, col, np);
   for (size_t c = 0; c < g.C; ++c)
     for (size_t kh = 0; kh < g.KH; ++kh)
       for (size_t kw = 0; kw < g.KW; ++kw) {
@@ -168,11 +179,37 @@ void im2col(const Geometry& g, const float* x, size_t p0, size_t p1, float* col,
       }
 }
 
+// col2im_add for stride 1 and OW = W (see im2col_same): output row i at (kh, kw) adds its columns [lo, hi) to
+// input row i + kh - pt, shifted by kw - pl; the same additions in the same order per dx element as the general
+// loop below, without its per-segment bookkeeping.
+void col2im_add_same(const Geometry& g, const float* col, size_t c0, size_t c1, size_t p0, size_t p1, float* dx,
+                     size_t np) {
+  for (size_t c = c0; c < c1; ++c)
+    for (size_t kh = 0; kh < g.KH; ++kh) {
+      const size_t i0 = std::min(g.OH, g.pt > kh ? g.pt - kh : 0);
+      const size_t i1 = std::max(i0, std::min(g.OH, g.H + g.pt > kh ? g.H + g.pt - kh : 0));
+      for (size_t kw = 0; kw < g.KW; ++kw) {
+        const float* row = col + (((c - c0) * g.KH + kh) * g.KW + kw) * np - p0;  // row[p], p in [p0, p1)
+        size_t lo, hi;
+        g.col_range(kw, lo, hi);
+        for (size_t i = std::max(i0, p0 / g.OW); i < i1 && i * g.OW < p1; ++i) {
+          const size_t j0 = std::max(lo, p0 > i * g.OW ? p0 - i * g.OW : 0);
+          const size_t j1 = std::min(hi, p1 - i * g.OW);
+          if (j0 >= j1) continue;
+          const float* __restrict src = row + i * g.OW;  // src[j]
+          float* __restrict dst = dx + (c * g.H + (i + kh - g.pt)) * g.W + kw - g.pl;  // dst[j]: column j + kw - pl
+          for (size_t j = j0; j < j1; ++j) dst[j] += src[j];
+        }
+      }
+    }
+}
+
 // dx[c, ...] += col[k, p - p0] for the channels [c0, c1) (col rows relative to c0, ld floats apart; default
 // p1 - p0): the adjoint of im2col. For a fixed dx element the additions run in (kh, kw, p) order.
 void col2im_add(const Geometry& g, const float* col, size_t c0, size_t c1, size_t p0, size_t p1, float* dx,
                 size_t ld = 0) {
   const size_t np = ld ? ld : p1 - p0;
+  if (g.s == 1 && g.OW == g.W) return col2im_add_same(g, col, c0, c1, p0, p1, dx, np);
   for (size_t c = c0; c < c1; ++c)
     for (size_t kh = 0; kh < g.KH; ++kh)
       for (size_t kw = 0; kw < g.KW; ++kw) {
@@ -471,7 +508,7 @@ void grouped_forward(const ops::Conv2dShape& s, const float* x, const float* W, 
         ldb = np;
       }
       gemm(Gemm{OG, np, g.K, W + gi * OG * g.K, g.K, 1, col, ldb, y + (bi * s.O + gi * OG) * g.P + p0, g.P,
-                s.bias ? b + gi * OG : nullptr, false});
+                s.bias ? b + gi * OG : nullptr, Init::Row});
     }
   });
 }
@@ -493,11 +530,11 @@ void grouped_backward_input(const ops::Conv2dShape& s, const float* W, const flo
       for (size_t ch = 0; ch < nch; ++ch) {
         const size_t p0 = ch * pc, p1 = std::min(g.P, p0 + pc), np = p1 - p0;
         if (pw) {
-          gemm(Gemm{CG, np, OG, Wg, 1, g.K, dyg + p0, g.P, dxg + p0, g.P, nullptr, false});
+          gemm(Gemm{CG, np, OG, Wg, 1, g.K, dyg + p0, g.P, dxg + p0, g.P, nullptr, Init::Zero});
           continue;
         }
         float* dcol = scratch(0, g.K * np);
-        gemm(Gemm{g.K, np, OG, Wg, 1, g.K, dyg + p0, g.P, dcol, np, nullptr, false});
+        gemm(Gemm{g.K, np, OG, Wg, 1, g.K, dyg + p0, g.P, dcol, np, nullptr, Init::Zero});
         col2im_add(g, dcol, 0, CG, p0, p1, dxg);
       }
     }
@@ -534,7 +571,7 @@ void grouped_backward_weight(const ops::Conv2dShape& s, const float* x, const fl
         float* dyT = scratch(1, np * OG);  // dy^T [np, OG]
         const float* dyg = dy + (bi * s.O + gi * OG) * g.P + p0;
         transpose_positions(dyg, g.P, np, 0, OG, dyT, OG);
-        gemm(Gemm{g.K, OG, np, col, sam, 1, dyT, OG, part, OG, nullptr, true});
+        gemm(Gemm{g.K, OG, np, col, sam, 1, dyT, OG, part, OG, nullptr, Init::C});
       }
     }
   });
@@ -553,6 +590,23 @@ void grouped_backward_weight(const ops::Conv2dShape& s, const float* x, const fl
 }
 
 }  // namespace
+
+// dW[o K + k] = sum_t parts[t stride + k O + o] (the partial dW^T [K, O] added in t order) for o in [o0, o1):
+// in blocks of 16 k, so that the reads run along rows of the partials and the writes along rows of dW (one k
+// after the other, the reads would stride across the partials a row per float).
+void sum_parts_transposed(const float* parts, size_t nparts, size_t stride, size_t K, size_t O, size_t o0, size_t o1,
+                          float* dW) {
+  constexpr size_t kB = 16;
+  for (size_t k0 = 0; k0 < K; k0 += kB) {
+    const size_t k1 = std::min(K, k0 + kB);
+    for (size_t o = o0; o < o1; ++o)
+      for (size_t k = k0; k < k1; ++k) {
+        float acc = parts[k * O + o];
+        for (size_t t = 1; t < nparts; ++t) acc += parts[t * stride + k * O + o];
+        dW[o * K + k] = acc;
+      }
+  }
+}
 
 // Late layers (few positions per image, a large weight: ResNet's 3x3 512 -> 512 at 7x7 is 9.4 MB of weight for
 // 49 positions): one product per image would stream the whole weight from memory once per image. Instead the
@@ -586,7 +640,7 @@ void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, c
         float* col = scratch(0, g.K * n);
         for (size_t bi = b0; bi < b1; ++bi) im2col(g, x + bi * g.C * g.H * g.W, 0, g.P, col + (bi - b0) * g.P, n);
         float* out = scratch(1, s.O * n);  // y of the group [O, n]
-        gemm(Gemm{s.O, n, g.K, W, g.K, 1, col, n, out, n, s.bias ? b : nullptr, false});
+        gemm(Gemm{s.O, n, g.K, W, g.K, 1, col, n, out, n, s.bias ? b : nullptr, Init::Row});
         for (size_t bi = b0; bi < b1; ++bi)
           for (size_t o = 0; o < s.O; ++o)
             std::memcpy(y + (bi * s.O + o) * g.P, out + o * n + (bi - b0) * g.P, g.P * sizeof(float));
@@ -608,7 +662,7 @@ void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, c
         col = buf;
         ldb = np;
       }
-      gemm(Gemm{s.O, np, g.K, W, g.K, 1, col, ldb, y + bi * s.O * g.P + p0, g.P, s.bias ? b : nullptr, false});
+      gemm(Gemm{s.O, np, g.K, W, g.K, 1, col, ldb, y + bi * s.O * g.P + p0, g.P, s.bias ? b : nullptr, Init::Row});
     }
   });
 }
@@ -629,7 +683,7 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
           for (size_t o = 0; o < s.O; ++o)
             std::memcpy(dyg + o * n + (bi - b0) * g.P, dy + (bi * s.O + o) * g.P, g.P * sizeof(float));
         float* dcol = scratch(0, g.K * n);
-        gemm(Gemm{g.K, n, s.O, W, 1, g.K, dyg, n, dcol, n, nullptr, false});
+        gemm(Gemm{g.K, n, s.O, W, 1, g.K, dyg, n, dcol, n, nullptr, Init::Zero});
         for (size_t bi = b0; bi < b1; ++bi) {
           float* dxb = dx + bi * s.C * s.H * s.W;
           std::fill(dxb, dxb + s.C * s.H * s.W, 0.0f);
@@ -645,7 +699,7 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
       for (size_t u = lo; u < hi; ++u) {
         const size_t bi = u / nch, p0 = (u % nch) * pc, np = std::min(g.P, p0 + pc) - p0;
         gemm(Gemm{s.C, np, s.O, W, 1, g.K, dy + bi * s.O * g.P + p0, g.P, dx + bi * s.C * g.P + p0, g.P, nullptr,
-                  false});
+                  Init::Zero});
       }
     });
     return;
@@ -665,7 +719,7 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
         const size_t p0 = ch * pc, p1 = std::min(g.P, p0 + pc), np = p1 - p0;
         float* dcol = scratch(0, (c1 - c0) * KK * np);
         gemm(Gemm{(c1 - c0) * KK, np, s.O, W + c0 * KK, 1, g.K, dy + bi * s.O * g.P + p0, g.P, dcol, np, nullptr,
-                  false});
+                  Init::Zero});
         col2im_add(g, dcol, c0, c1, p0, p1, dxb);
       }
     }
@@ -717,19 +771,16 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
           size_t q = 0;
           for (size_t u = u0; u < u1; ++u) {
             const size_t bi = u / nch, p0 = (u % nch) * pc, np = positions(u);
-            gemm(Gemm{g.K, no, np, x + bi * g.C * g.H * g.W + p0, g.P, 1, dyT + q * no, no, part + o0, s.O, nullptr, true});
+            gemm(Gemm{g.K, no, np, x + bi * g.C * g.H * g.W + p0, g.P, 1, dyT + q * no, no, part + o0, s.O, nullptr, Init::C});
             q += np;
           }
         } else {
-          gemm(Gemm{g.K, no, D, col, D, 1, dyT, no, part + o0, s.O, nullptr, true});
+          gemm(Gemm{g.K, no, D, col, D, 1, dyT, no, part + o0, s.O, nullptr, Init::C});
         }
         u0 = u1;
       }
     });
-    for_chunks(s.O, KO * 4, [&](size_t lo, size_t hi) {
-      for (size_t o = lo; o < hi; ++o)
-        for (size_t k = 0; k < g.K; ++k) dW[o * g.K + k] = part[k * s.O + o];
-    });
+    for_chunks(s.O, KO * 4, [&](size_t lo, size_t hi) { sum_parts_transposed(part, 1, 0, g.K, s.O, lo, hi, dW); });
     return;
   }
   float* parts = scratch(2, nparts * KO);  // partial dW^T [K, O] per chunk
@@ -751,19 +802,12 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
         float* dyT = scratch(1, np * s.O);  // dy^T [np, O]
         const float* dyb = dy + bi * s.O * g.P + p0;
         transpose_positions(dyb, g.P, np, 0, s.O, dyT, s.O);
-        gemm(Gemm{g.K, s.O, np, col, sam, 1, dyT, s.O, part, s.O, nullptr, true});
+        gemm(Gemm{g.K, s.O, np, col, sam, 1, dyT, s.O, part, s.O, nullptr, Init::C});
       }
     }
   });
   // dW[o, k] = sum_t part_t[k, o], the partials added in chunk order.
-  for_chunks(s.O, KO * nparts * 4, [&](size_t lo, size_t hi) {
-    for (size_t o = lo; o < hi; ++o)
-      for (size_t k = 0; k < g.K; ++k) {
-        float acc = parts[k * s.O + o];
-        for (size_t t = 1; t < nparts; ++t) acc += parts[t * KO + k * s.O + o];
-        dW[o * g.K + k] = acc;
-      }
-  });
+  for_chunks(s.O, KO * nparts * 4, [&](size_t lo, size_t hi) { sum_parts_transposed(parts, nparts, KO, g.K, s.O, lo, hi, dW); });
 }
 
 void conv2d_backward_bias(const ops::Conv2dShape& s, const float* dy, float* db) {

@@ -4,7 +4,8 @@
 //   bcast (broadcast-FMA GEMM)  C(m, n) = init(n) + sum_k A(m, k) B[k, n]
 //       kernels/gemm_tile.hpp: A read through two strides (so one kernel does x W and x^T dy), B row-major
 //       with the vector lanes along n, a register tile of up to 6 x 16 (AVX2) or 12 x 32 (AVX-512), the
-//       column tail masked, k in blocks of 256 (B panel in L1), and an optional transposed store of the tile.
+//       column tail masked, an optional transposed store of the tile; around it GotoBLAS's blocking, with
+//       packed panels of A and B (micro::gemm_tiles).
 //   dot (8-lane dot products)   C[m, n] = init(n) + sum_k A[m, k] Bt[n, k]
 //       lanes along k, a register tile of up to 2 x 5 dot products, a fixed horizontal reduction; 8 lanes in
 //       both variants, so that both sum in the same order.
@@ -35,7 +36,7 @@ using simd::hsum;
 using simd::lane_mask;
 
 // Per-thread scratch buffers; grow, never shrink. scratch: the transposed copy of W (made by the calling
-// thread, read by the team); pack_scratch: a packed B panel (private to each team thread).
+// thread, read by the team); pack_scratch: the packed blocks of A and B (private to each team thread).
 float* scratch(size_t n) {
   thread_local Scratch<float> buf;
   return buf.get(n);
@@ -81,61 +82,17 @@ void transpose(size_t I, size_t O, const float* W, float* Wt) {
 
 // ---- broadcast-FMA GEMM (the micro-kernel: kernels/gemm_tile.hpp) ----------------------------------------
 
-struct Bcast {
-  size_t M, N, K;
-  const float* A;
-  size_t sam, sak;  // A(m, k) = A[m * sam + k * sak]
-  const float* B;
-  size_t ldb;  // B(k, n) = B[k * ldb + n]
-  const float* init;  // C(m, n) starts at init[n] (nullptr: 0)
-  float* C;
-  size_t ldc;
-  bool transC;  // C(m, n) is stored at C[n * ldc + m] instead of C[m * ldc + n]
-};
 
-constexpr size_t kBcastCols = micro::kTileCols;
-// K is processed in blocks of kBcastDepth (when C is not transposed) so that a B panel (kBcastDepth x
-// kBcastCols floats: 16 or 32 KiB) stays in L1 across the row blocks; between blocks the partial sums go
-// through C exactly (they are floats either way), so the blocking does not change any result.
-constexpr size_t kBcastDepth = 256;
-// Row blocks per thread from which a B panel is packed before use.
-constexpr size_t kPackMinRowBlocks = 4;
+size_t n_blocks(size_t N) { return (N + micro::kTileCols - 1) / micro::kTileCols; }
 
-size_t n_blocks(size_t N) { return (N + kBcastCols - 1) / kBcastCols; }
-
-// par_over_n: threads split the column blocks (else the row blocks). Within a thread: depth blocks,
-// then column blocks, then row blocks, so a B panel (depth x 16) is reused across the thread's row
-// blocks from L1. When a thread has enough row blocks to amortise it, the panel is first packed into
-// a contiguous buffer: rows of B a power-of-two stride apart (O = 256, 512, ...) would otherwise fall
-// into a few L1 sets and evict each other.
-void bcast_gemm(const Bcast& g, bool par_over_n) {
+// par_over_n: threads split the column panels (else the row tiles); each runs the blocked GEMM of
+// kernels/gemm_tile.hpp (micro::gemm_tiles) on its part, with its own packing buffer.
+void bcast_gemm(const micro::Gemm& g, bool par_over_n) {
   if (g.M == 0 || g.N == 0) return;
   const Blocks mb(g.M, micro::kTileRows);
   const size_t nb = n_blocks(g.N);
-  const size_t depth = g.transC ? std::max<size_t>(g.K, 1) : kBcastDepth;
-  const size_t kb = std::max<size_t>(1, (g.K + depth - 1) / depth);
   auto run = [&](size_t mlo, size_t mhi, size_t nlo, size_t nhi) {
-    const bool pack = mhi - mlo >= kPackMinRowBlocks;
-    float* buf = pack ? pack_scratch(std::min(depth, g.K) * kBcastCols) : nullptr;
-    for (size_t jk = 0; jk < kb; ++jk) {
-      const size_t k0 = jk * depth, k1 = std::min(g.K, k0 + depth);
-      for (size_t jn = nlo; jn < nhi; ++jn) {
-        const size_t n0 = jn * kBcastCols, nn = std::min(kBcastCols, g.N - n0);
-        micro::Tile t{nullptr, g.sam, g.sak, g.B + k0 * g.ldb + n0, g.ldb, k1 - k0, nullptr, g.ldc, g.transC,
-                     k0 > 0 ? micro::Init::C : g.init ? micro::Init::Col : micro::Init::Zero, g.init ? g.init + n0 : nullptr};
-        if (pack) {
-          micro::pack_panel(g.B + k0 * g.ldb + n0, g.ldb, nn, k1 - k0, buf);
-          t.b = buf;
-          t.ldb = kBcastCols;
-        }
-        for (size_t jm = mlo; jm < mhi; ++jm) {
-          const size_t m0 = mb.lo(jm);
-          t.a = g.A + m0 * g.sam + k0 * g.sak;
-          t.c = g.transC ? g.C + n0 * g.ldc + m0 : g.C + m0 * g.ldc + n0;
-          micro::tile_any<micro::kTileRows>(t, mb.hi(jm) - m0, nn);
-        }
-      }
-    }
+    micro::gemm_tiles(g, mb, mlo, mhi, nlo, nhi, pack_scratch(micro::gemm_pack_floats(g.K, g.transC)));
   };
   const size_t work = g.M * g.N * g.K;
   if (par_over_n)
@@ -251,7 +208,7 @@ void dense_forward_variant(const ops::DenseShape& s, const float* x, const float
   } else {
     // Threads split the larger of the two block counts: with N the larger, each thread packs only its own
     // columns of W (not all of W, as it does when they split the rows), which halves the reads of W.
-    bcast_gemm(Bcast{B, O, I, x, I, 1, W, O, b, y, O, false}, n_blocks(O) >= Blocks(B, micro::kTileRows).count);
+    bcast_gemm(micro::Gemm{B, O, I, x, I, 1, W, O, y, O, b, micro::Init::Col}, n_blocks(O) >= Blocks(B, micro::kTileRows).count);
   }
 #else
   for_chunks(B, B * I * O, [&](size_t lo, size_t hi) {
@@ -276,11 +233,11 @@ void dense_backward_input_variant(const ops::DenseShape& s, const float* W, cons
     if (B < I) {  // dx^T = W dy^T, stored transposed: transposes dy [B, O] rather than W [I, O] (same chains)
       float* dyT = scratch(B * O);
       transpose(B, O, dy, dyT);
-      bcast_gemm(Bcast{I, B, O, W, O, 1, dyT, B, nullptr, dx, I, true}, false);
+      bcast_gemm(micro::Gemm{I, B, O, W, O, 1, dyT, B, dx, I, nullptr, micro::Init::Zero, true}, false);
     } else {
       float* Wt = scratch(I * O);
       transpose(I, O, W, Wt);
-      bcast_gemm(Bcast{B, I, O, dy, O, 1, Wt, I, nullptr, dx, I, false}, false);
+      bcast_gemm(micro::Gemm{B, I, O, dy, O, 1, Wt, I, dx, I, nullptr, micro::Init::Zero}, false);
     }
   } else {
     dot_gemm(Dot{B, I, O, dy, O, W, O, nullptr, dx, I});
@@ -302,9 +259,9 @@ void dense_backward_weight_variant(const ops::DenseShape& s, const float* x, con
   const size_t B = s.B, I = s.I, O = s.O;
 #if VERIDL_ISA_AVX2
   if (narrow(s, v))  // tiles of dW^T [O, I]: A(o, b) = dy[b, o], B(b, i) = x[b, i]; threads split i
-    bcast_gemm(Bcast{O, I, B, dy, 1, O, x, I, nullptr, dW, O, true}, true);
+    bcast_gemm(micro::Gemm{O, I, B, dy, 1, O, x, I, dW, O, nullptr, micro::Init::Zero, true}, true);
   else  // A(i, b) = x[b, i], B(b, o) = dy[b, o]; threads split i
-    bcast_gemm(Bcast{I, O, B, x, 1, I, dy, O, nullptr, dW, O, false}, false);
+    bcast_gemm(micro::Gemm{I, O, B, x, 1, I, dy, O, dW, O, nullptr, micro::Init::Zero}, false);
 #else
   for_chunks(I, B * I * O, [&](size_t lo, size_t hi) {
     for (size_t i = lo; i < hi; ++i) {
