@@ -147,8 +147,10 @@ def mismatch(args, tmp):
     base = train_args(args, tmp, "mm")
     cmd = [args.mpirun, "--oversubscribe", "-np", "1", *base, ":", "-np", "1", *base, "--lr", "0.002"]
     p = run(cmd, check=False)
+    # Every rank finds the mismatch, prints it and aborts the job; the first abort can end the other rank before it
+    # prints (2 of 7 runs on one machine showed rank 1's line only): one line or two.
     lines = [l for l in p.stdout.splitlines() if "the training options differs between ranks: rank 1's" in l]
-    if p.returncode == 0 or len(lines) != 2 or "step 0/" in p.stdout:
+    if p.returncode == 0 or len(lines) not in (1, 2) or "step 0/" in p.stdout:
         sys.exit(f"FAIL: a different --lr on rank 1 was not refused on both ranks before training:\n{p.stdout[-3000:]}")
     # Different data: rank 1 reads a copy of the digits with one label changed.
     data = f"{tmp}/digits"
