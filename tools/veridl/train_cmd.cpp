@@ -627,15 +627,15 @@ int train_main(int argc, char** argv, dist::Group* group) {
   std::unique_ptr<FILE, int (*)(FILE*)> rank_log(nullptr, std::fclose);
   if (group) {
     // Every rank: the same spec, options, data and starting point, before any work.
+    auto text = [](const std::string& s) { return dist::hash_bytes(s.data(), s.size()); };
     std::vector<std::pair<std::string, uint64_t>> fp = {
-        {"the NetSpec", dist::hash_bytes(spec.to_json().dump().data(), spec.to_json().dump().size())},
-        {"the training options", dist::hash_bytes(train::config_json(cfg).dump().data(), train::config_json(cfg).dump().size())},
-        {"--data", dist::hash_bytes(data_name.data(), data_name.size())},
+        {"the NetSpec", text(spec.to_json().dump())},
+        {"the training options", text(train::config_json(cfg).dump())},
+        {"--data", text(data_name)},
         {"the training data (" + split.train.source + ")", data_fingerprint(split.train)},
         {"the validation data (" + split.val.source + ")", data_fingerprint(split.val)},
         {"the test data (" + split.test.source + ")", data_fingerprint(split.test)},
-        {"the kernel variant (VERIDL_ISA)", dist::hash_bytes(kernels::isa_name(kernels::active_isa()),
-                                                             std::strlen(kernels::isa_name(kernels::active_isa())))}};
+        {"the kernel variant (VERIDL_ISA)", text(kernels::isa_name(kernels::active_isa()))}};
     if (resume) {
       uint64_t h = dist::hash_bytes(resume->model.params.data(), resume->model.params.size() * sizeof(float));
       const size_t pos[3] = {resume->epoch, resume->batch, resume->step};
