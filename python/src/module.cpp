@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -76,13 +77,7 @@ net::Plan plan_of(const net::NetSpec& spec, size_t batch = 1) { return net::comp
 
 // Fresh parameters: the He initialisation train() uses for `seed`, BatchNorm statistics at their initial values.
 train::Model init_model(const net::NetSpec& spec, uint64_t seed) {
-  const net::Plan plan = plan_of(spec);
-  train::Model m;
-  m.params.assign(plan.n_params, 0.0f);
-  train::he_init(plan, seed, m.params.data());
-  for (const auto& n : plan.nodes)
-    for (const auto& s : n.decl.state) m.running.emplace_back(s.size, static_cast<float>(s.init));
-  return m;
+  return train::initial_model(plan_of(spec), seed);
 }
 
 Net make_net(const std::string& json_text, const std::string& source, uint64_t seed) {
@@ -226,22 +221,18 @@ struct PyRef {
   }
 };
 
-nb::object np_copy(const float* p, const std::vector<size_t>& shape) {
+// An owned numpy copy of the n = prod(shape) values at p (the array keeps its buffer alive through a capsule).
+template <class T>
+nb::object np_copy(const T* p, std::span<const size_t> shape) {
   size_t n = 1;
   for (size_t d : shape) n *= d;
-  auto* buf = new float[std::max<size_t>(n, 1)];
+  auto* buf = new T[std::max<size_t>(n, 1)];
   std::copy(p, p + n, buf);
-  nb::capsule owner(buf, [](void* q) noexcept { delete[] static_cast<float*>(q); });
-  return nb::cast(nb::ndarray<nb::numpy, float>(buf, shape.size(), shape.data(), owner));
+  nb::capsule owner(buf, [](void* q) noexcept { delete[] static_cast<T*>(q); });
+  return nb::cast(nb::ndarray<nb::numpy, T>(buf, shape.size(), shape.data(), owner));
 }
-
-nb::object np_copy_i32(const int32_t* p, size_t n) {
-  auto* buf = new int32_t[std::max<size_t>(n, 1)];
-  std::copy(p, p + n, buf);
-  nb::capsule owner(buf, [](void* q) noexcept { delete[] static_cast<int32_t*>(q); });
-  const size_t shape[1] = {n};
-  return nb::cast(nb::ndarray<nb::numpy, int32_t>(buf, 1, shape, owner));
-}
+nb::object np_copy(const float* p, const std::vector<size_t>& shape) { return np_copy<float>(p, shape); }
+nb::object np_copy_i32(const int32_t* p, size_t n) { return np_copy<int32_t>(p, std::span<const size_t>(&n, 1)); }
 
 // A result from Python into `dst` (n float32 values).
 void copy_out(nb::handle h, float* dst, size_t n, const std::string& what) {
@@ -577,11 +568,8 @@ nb::dict tensors(const Net& net) {
   const train::Checkpoint ck = checkpoint_of(net);
   nb::dict d;
   for (const train::Tensor& t : ck.tensors) {
-    std::vector<size_t> shape(t.shape.begin(), t.shape.end());
-    auto* buf = new float[t.data.size()];
-    std::copy(t.data.begin(), t.data.end(), buf);
-    nb::capsule owner(buf, [](void* p) noexcept { delete[] static_cast<float*>(p); });
-    d[t.name.c_str()] = nb::ndarray<nb::numpy, float>(buf, shape.size(), shape.data(), owner);
+    const std::vector<size_t> shape(t.shape.begin(), t.shape.end());
+    d[t.name.c_str()] = np_copy(t.data.data(), shape);
   }
   return d;
 }
@@ -720,26 +708,12 @@ void export_onnx(const Net& net, const std::string& path) {
 // float32 for image folders, resized to `shape`), labels int32.
 nb::object images_array(const data::Dataset& ds) {
   const size_t shape[4] = {ds.n, ds.C, ds.H, ds.W};
-  if (ds.has_bytes()) {
-    auto* buf = new uint8_t[ds.pixels.size()];
-    std::copy(ds.pixels.begin(), ds.pixels.end(), buf);
-    nb::capsule owner(buf, [](void* p) noexcept { delete[] static_cast<uint8_t*>(p); });
-    return nb::cast(nb::ndarray<nb::numpy, uint8_t>(buf, 4, shape, owner));
-  }
-  std::vector<float> f = ds.floats();
-  auto* buf = new float[f.size()];
-  std::copy(f.begin(), f.end(), buf);
-  nb::capsule owner(buf, [](void* p) noexcept { delete[] static_cast<float*>(p); });
-  return nb::cast(nb::ndarray<nb::numpy, float>(buf, 4, shape, owner));
+  if (ds.has_bytes()) return np_copy<uint8_t>(ds.pixels.data(), shape);
+  const std::vector<float> f = ds.floats();
+  return np_copy<float>(f.data(), shape);
 }
 
-nb::object labels_array(const data::Dataset& ds) {
-  auto* buf = new int32_t[ds.n];
-  std::copy(ds.labels.begin(), ds.labels.end(), buf);
-  nb::capsule owner(buf, [](void* p) noexcept { delete[] static_cast<int32_t*>(p); });
-  const size_t n = ds.n;
-  return nb::cast(nb::ndarray<nb::numpy, int32_t>(buf, 1, &n, owner));
-}
+nb::object labels_array(const data::Dataset& ds) { return np_copy_i32(ds.labels.data(), ds.n); }
 
 nb::dict load_data(const std::string& name, std::optional<std::vector<size_t>> shape) {
   data::Split s;

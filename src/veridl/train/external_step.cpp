@@ -29,8 +29,7 @@ ExternalStep::ExternalStep(const net::Plan& plan, const OptimConfig& optim, Exte
   }
   if (dev_.eval_batch == 0) throw Error("external device: eval_batch must be positive");
   host_.params.assign(plan.n_params, 0.0f);  // train() sets the model (initial_model, or a checkpoint's) before a step
-  for (const auto& n : plan.nodes)
-    for (const auto& st : n.decl.state) host_.running.emplace_back(st.size, static_cast<float>(st.init));
+  host_.running = initial_running(plan);
   for (const auto& r : host_.running) batch_stats_.emplace_back(r.size(), 0.0f);
   const size_t D = plan.input_width(), K = plan.num_classes;
   x_.assign(plan.batch * D, 0.0f);

@@ -98,7 +98,7 @@ size_t first_max(const float* z, size_t K) {
 
 float TrainStep::step(const float* x, const int32_t* labels, float lr, size_t t) {
   const size_t B = n_;
-  const auto t0 = Clock::now();
+  const auto t0 = group_ ? Clock::now() : Clock::time_point{};  // data-parallel runs time compute and communication
   ex_.set_running_momentum(ops::running_stat_momentum(t));
   ex_.set_noise(noise_seed_, t);
   float loss = ex_.forward_loss(x, labels, B, live_, net::Mode::Train);
@@ -165,9 +165,15 @@ Model initial_model(const net::Plan& plan, uint64_t seed) {
   Model m;
   m.params.assign(plan.n_params, 0.0f);
   he_init(plan, seed, m.params.data());
-  for (const auto& n : plan.nodes)
-    for (const auto& st : n.decl.state) m.running.emplace_back(st.size, static_cast<float>(st.init));
+  m.running = initial_running(plan);
   return m;
+}
+
+std::vector<std::vector<float>> initial_running(const net::Plan& plan) {
+  std::vector<std::vector<float>> running;
+  for (const auto& n : plan.nodes)
+    for (const auto& st : n.decl.state) running.emplace_back(st.size, static_cast<float>(st.init));
+  return running;
 }
 
 namespace {

@@ -250,6 +250,8 @@ class TrainStep : public StepEngine {
 
 // The model a fresh run starts from: he_init(plan, seed), the running statistics at their declared initial values.
 Model initial_model(const net::Plan& plan, uint64_t seed);
+// The running statistics alone at their declared initial values, one vector per state of each node in plan order.
+std::vector<std::vector<float>> initial_running(const net::Plan& plan);
 
 // Accuracy (first maximum wins) and mean loss over every example of `ds` (no dropped tail), with
 // BatchNorm in evaluation mode (running statistics), the images normalised as `norm` says (the training run's).
