@@ -150,9 +150,8 @@ class Executor {
     if (x != input()) std::copy(x, x + n * plan_.input_width(), input());
     for (size_t k = 0; k < plan_.nodes.size(); ++k)
       if (k != static_cast<size_t>(plan_.loss_node)) {
-        const Clock::time_point t0 = profile_ ? Clock::now() : Clock::time_point{};
+        const Timed timed(profile_ ? &profile_->forward[k] : nullptr);
         run(k, n, D, mode, prims::forward_fn<T, B>(plan_.nodes[k].op));
-        if (profile_) profile_->forward[k] += seconds_since(t0);
       }
     if (profile_) ++profile_->forwards;
     n_ = n;
@@ -164,9 +163,10 @@ class Executor {
     forward(x, n, D, mode);
     const size_t k = static_cast<size_t>(plan_.loss_node);
     calls_[k].labels = labels;
-    const Clock::time_point t0 = profile_ ? Clock::now() : Clock::time_point{};
-    run(k, n, D, mode, prims::forward_fn<T, B>(plan_.nodes[k].op));
-    if (profile_) profile_->forward[k] += seconds_since(t0);
+    {
+      const Timed timed(profile_ ? &profile_->forward[k] : nullptr);
+      run(k, n, D, mode, prims::forward_fn<T, B>(plan_.nodes[k].op));
+    }
     return act(plan_.loss)[0];
   }
 
@@ -187,15 +187,16 @@ class Executor {
         any = any || wanted;
       }
       if (!any) continue;  // nothing upstream needs this node's gradients (a flatten of the image)
-      const Clock::time_point t0 = profile_ ? Clock::now() : Clock::time_point{};
-      run(k, n_, none, Mode::Train, prims::backward_fn<T, B>(node.op));
-      for (size_t i = 0; i < node.inputs.size(); ++i)
-        if (c.dx[i] && c.dx[i] != grad(node.inputs[i]))  // an accumulate edge: its scratch into the sum
-          add_into(n_ * plan_.values[node.inputs[i]].shape.size(), c.dx[i], grad(node.inputs[i]));
-      if (plan_.fault == Fault::DropBiasGrad)
-        for (size_t j = 0; j < node.params.size(); ++j)
-          if (node.decl.params[j].bias) std::fill_n(c.g[j], plan_.params[node.params[j]].size, T(0));
-      if (profile_) profile_->backward[k] += seconds_since(t0);
+      {
+        const Timed timed(profile_ ? &profile_->backward[k] : nullptr);
+        run(k, n_, none, Mode::Train, prims::backward_fn<T, B>(node.op));
+        for (size_t i = 0; i < node.inputs.size(); ++i)
+          if (c.dx[i] && c.dx[i] != grad(node.inputs[i]))  // an accumulate edge: its scratch into the sum
+            add_into(n_ * plan_.values[node.inputs[i]].shape.size(), c.dx[i], grad(node.inputs[i]));
+        if (plan_.fault == Fault::DropBiasGrad)
+          for (size_t j = 0; j < node.params.size(); ++j)
+            if (node.decl.params[j].bias) std::fill_n(c.g[j], plan_.params[node.params[j]].size, T(0));
+      }
       if (hook_) hook_(hook_ctx_, k);
     }
     if (profile_) ++profile_->backwards;
@@ -219,8 +220,18 @@ class Executor {
   void (*hook_)(void*, size_t) = nullptr;
   void* hook_ctx_ = nullptr;
   NodeTimes* profile_ = nullptr;
-  using Clock = std::chrono::steady_clock;
-  static double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+  // Adds the seconds of its lifetime to *into (nothing, and no clock read, when into is null: profiling off).
+  struct Timed {
+    using Clock = std::chrono::steady_clock;
+    explicit Timed(double* into) : into_(into), t0_(into ? Clock::now() : Clock::time_point{}) {}
+    Timed(const Timed&) = delete;
+    Timed& operator=(const Timed&) = delete;
+    ~Timed() {
+      if (into_) *into_ += std::chrono::duration<double>(Clock::now() - t0_).count();
+    }
+    double* into_;
+    Clock::time_point t0_;
+  };
 
   T* act(size_t v) { return bufs_[size_t(mem().act[v])].data(); }
   const T* act_c(size_t v) const { return bufs_[size_t(mem().act[v])].data(); }
