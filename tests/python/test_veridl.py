@@ -73,8 +73,11 @@ def test_ten_line_script():
     diff = float(re.search(r"PyTorch\| logit: ([0-9.e+-]+)", out).group(1))
     ort = float(re.search(r"onnxruntime\| logit: ([0-9.e+-]+)", out).group(1))
     assert acc > 90.0, out
-    assert diff <= 1e-5, out
-    assert ort <= 1e-5, out
+    # Both sides round in float32 here (the script runs torch in float32), the MLP's logits after 3 epochs reach ~20:
+    # 1.43e-5 apart from PyTorch on an AVX2-only AMD EPYC (8-lane sums), 6.7e-6 from onnxruntime. A layout or
+    # conversion bug is > 1e-2 (test_torch_logits_catch_a_wrong_transpose).
+    assert diff <= 3e-5, out
+    assert ort <= 3e-5, out
 
 
 # ----------------------------------------------------------------------------------------------- API
@@ -208,9 +211,11 @@ def test_export_stablehlo(tmp_path):
 # ----------------------------------------------------------------------------------------------- PyTorch interop
 @pytest.mark.parametrize("name", ["mlp", "cnn_bn"])
 def test_torch_logits_equal(trained, digits, name):
-    """The converted state_dict in the equivalent torch.nn model gives VeriDL's logits on the bundled test split."""
+    """The converted state_dict in the equivalent torch.nn model gives VeriDL's logits on the bundled test split's
+    first 512 digits (all 2,004 took 36 s of the PythonPackage test's 44 with the CNN: Debian's torch 1.13 convolves
+    float64 on a slow path)."""
     net = trained[name]
-    tx, _ = digits["test"]
+    tx = digits["test"][0][:512]
     sd = veridl.to_torch_state_dict(net)
     assert list(sd) == list(veridl.torch_model(net).state_dict())
     if name == "cnn_bn":
