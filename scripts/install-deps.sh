@@ -3,18 +3,20 @@
 #   bash scripts/install-deps.sh          build + test dependencies (apt), and IREE's compiler and runtime
 #                                         from PyPI into .venv (for `veridl export` and its tests), and the Python
 #                                         package's build tools (nanobind, scikit-build-core) into .venv
-#   bash scripts/install-deps.sh --bench  also Fashion-MNIST, jemalloc and OpenBLAS for bench/ (Debian's PyTorch
-#                                         is installed either way: the conformance test's reference)
+#   bash scripts/install-deps.sh --bench  also Fashion-MNIST and jemalloc for bench/ (Debian's PyTorch and OpenBLAS
+#                                         are installed either way: the conformance test's reference)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build libgtest-dev libgmock-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev python3
   libonnx-dev libprotobuf-dev  # veridl export --onnx: ONNX's protobuf classes and checker (export/onnx.cpp)
   clang libclang-rt-14-dev libomp-14-dev llvm-14  # clang: the sanitizer + libFuzzer build of scripts/ci-checks.sh
   python3-torch python3-numpy  # Debian's PyTorch 1.13: the independent reference of tests/torch_conformance.py
+  libopenblas0-openmp  # the optimized BLAS Debian's PyTorch recommends: without it libblas.so.3 is netlib's reference
+                       # BLAS and the conformance tests' float64 references run 1.5-2x slower (1x1 convs 4.5x)
   python3-dev python3-venv python3-pytest  # the Python module (python/): built for Debian's python3, tested in a venv of it
   chromium  # headless, renders the run report to a PNG in tests/test_report.cpp
   openmpi-bin libopenmpi-dev)  # data-parallel training: mpirun -np N veridl train (docs/distributed.md)
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(dataset-fashion-mnist libjemalloc2 libopenblas0-openmp)
+  pkgs+=(dataset-fashion-mnist libjemalloc2)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
