@@ -216,8 +216,8 @@ def run_case(args, tmp, data, name):
     spec = case_spec(tmp, name, file, changes)
     if name in CIFAR_CASES:
         data = data + "-cifar"
-    common = ["--seed", "1", "--epochs", str(EPOCHS), "--batch", str(BATCH)]
-    for k, v in over.items():
+    common = []
+    for k, v in {"--seed": "1", "--epochs": str(EPOCHS), "--batch": str(BATCH), **over}.items():
         common += [k, v]
     inject = INJECT[args.inject] if args.inject else []
     # VeriDL refuses a flag given twice: an injected flag replaces the case's own value on VeriDL's side.
@@ -278,10 +278,17 @@ def run_case(args, tmp, data, name):
         if not abs(lv - lt) <= tol:
             bad.append(f"step {i + 1} loss {lv:.9g} vs PyTorch float64 {lt:.9g}: {abs(lv - lt):.2g} apart, more than "
                        f"{tol:.2g} (PyTorch float32: {l32:.9g})")
-    worst = (0.0, 0.0, "")
+    # The report's worst tensor is taken among those that training moved by more than float32 rounding: where PyTorch's
+    # own float32 run is farther from its float64 run than the float64 run moved the tensor (a gradient that is ~0 in
+    # exact arithmetic, which Adam turns into lr-sized steps of rounding noise), a distance "relative to the movement"
+    # says nothing (efficientnet-small: 5e8 for VeriDL, 3e8 for PyTorch float32, on one BatchNorm bias).
+    worst, rounding_only = (0.0, 0.0, ""), 0
     for tensor, (_, vd, sd) in t["veridl_checkpoint_diff"].items():
         tol = max(PARAM_SPREAD_FACTOR * sd, PARAM_FLOOR)
-        worst = max(worst, (vd, sd, tensor))
+        if sd < 1.0:
+            worst = max(worst, (vd, sd, tensor))
+        else:
+            rounding_only += 1
         if not vd <= tol and name in PARAM_CASES:
             bad.append(f"parameter {tensor}: VeriDL is {vd:.2g} of the tensor's movement from PyTorch float64, more "
                        f"than {tol:.2g} (PyTorch float32: {sd:.2g})")
@@ -292,7 +299,9 @@ def run_case(args, tmp, data, name):
     losses = ", ".join(f"{x:.7f}/{y:.7f}/{z:.7f}" for x, y, z in zip(v["epoch_loss"], t32["epoch_loss"], t["epoch_loss"]))
     print(f"{'FAIL' if bad else 'ok  '} {name:26} epoch losses VeriDL/PyTorch f32/f64 {losses}; test correct "
           f"{v['test_correct']}/{c32}/{c64} of {v['test_total']}; parameters within {worst[0]:.2g} of their movement "
-          f"({worst[2]}; float32 {worst[1]:.2g})" + (f"  [injected: {args.inject}]" if args.inject else "") +
+          f"({worst[2]}; float32 {worst[1]:.2g})" +
+          (f", {rounding_only} moved only by float32 rounding" if rounding_only else "") +
+          (f"  [injected: {args.inject}]" if args.inject else "") +
           (f"  [reference perturbed: {args.perturb}]" if args.perturb else ""), flush=True)
     for b in bad:
         print(f"     {b}", flush=True)
