@@ -11,7 +11,7 @@ pkgs=(build-essential cmake ninja-build libgtest-dev libgmock-dev libfmt-dev nlo
   clang libclang-rt-14-dev libomp-14-dev llvm-14  # clang: the sanitizer + libFuzzer build of scripts/ci-checks.sh
   python3-torch python3-numpy  # Debian's PyTorch 1.13: the independent reference of tests/torch_conformance.py
   libopenblas0-openmp  # the optimized BLAS Debian's PyTorch recommends: without it libblas.so.3 is netlib's reference
-                       # BLAS and the conformance tests' float64 references run 1.5-2x slower (1x1 convs 4.5x)
+                       # BLAS and the conformance tests' float64 references run 1.5-2x slower
   python3-dev python3-venv python3-pytest  # the Python module (python/): built for Debian's python3, tested in a venv of it
   chromium  # headless, renders the run report to a PNG in tests/test_report.cpp
   openmpi-bin libopenmpi-dev)  # data-parallel training: mpirun -np N veridl train (docs/distributed.md)
