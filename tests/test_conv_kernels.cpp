@@ -390,4 +390,41 @@ TEST(KernelsConvDeterminism, BitIdenticalForOneAndTwoThreads) {
   }
 }
 
+// The image groups of the late layers (kernel.cpp's ImageGroups: several images side by side in one product, for
+// planes of fewer than 256 positions with a weight of 1 MB or more, and for planes of at most 64 positions) must give
+// each image the bits it gets alone (batch 1 never groups): each element one chain over k in the same depth blocks.
+// The input gradient too where one image's plane is one position chunk of the batch-1 path; where it spans several
+// (the last shape: K = 2304 gives chunks of 16 of its 49 positions), batch 1 adds the chunks' col2im one after the
+// other and the group adds the whole plane in (kh, kw, p) order: another rounding, so only the forward is compared.
+TEST(KernelsConvDeterminism, ImageGroupsGiveEachImageTheBitsItGetsAlone) {
+  struct Case {
+    Conv2dShape s;
+    bool input_grad;
+  };
+  const std::vector<Case> cases{
+      {veridl::ops::conv2d_shape(6, 96, 7, 7, 40, 1, 1, Padding::Valid), true},   // 1x1, 49 positions, small weight
+      {veridl::ops::conv2d_shape(5, 24, 4, 4, 56, 3, 1, Padding::Same), true},    // 3x3, 16 positions
+      {veridl::ops::conv2d_shape(4, 40, 8, 8, 24, 3, 2, Padding::Same, PadStyle::XlaSame), true},  // stride 2 to 4x4
+      {veridl::ops::conv2d_shape(3, 256, 7, 7, 128, 3, 1, Padding::Same), false}};  // 1 MB weight, 49 positions
+  for (const auto& [s, input_grad] : cases) {
+    const auto x = random_floats(s.x_size(), 31), W = random_floats(s.w_size(), 32), b = random_floats(s.O, 33),
+               dy = random_floats(s.y_size(), 34);
+    std::vector<float> y(s.y_size()), dx(s.x_size());
+    veridl::kernels::conv2d_forward(s, x.data(), W.data(), b.data(), y.data());
+    veridl::kernels::conv2d_backward_input(s, W.data(), dy.data(), dx.data());
+    Conv2dShape one = s;
+    one.B = 1;
+    const size_t xs = one.x_size(), ys = one.y_size();
+    for (size_t bi = 0; bi < s.B; ++bi) {
+      std::vector<float> y1(ys), dx1(xs);
+      veridl::kernels::conv2d_forward(one, x.data() + bi * xs, W.data(), b.data(), y1.data());
+      veridl::kernels::conv2d_backward_input(one, W.data(), dy.data() + bi * ys, dx1.data());
+      const std::vector<float> yb(y.begin() + bi * ys, y.begin() + (bi + 1) * ys),
+          dxb(dx.begin() + bi * xs, dx.begin() + (bi + 1) * xs);
+      EXPECT_TRUE(same_bits(yb, y1)) << "forward, image " << bi << " of " << tag(s);
+      if (input_grad) EXPECT_TRUE(same_bits(dxb, dx1)) << "backward_input, image " << bi << " of " << tag(s);
+    }
+  }
+}
+
 }  // namespace

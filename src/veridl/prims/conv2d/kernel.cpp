@@ -611,9 +611,15 @@ void sum_parts_transposed(const float* parts, size_t nparts, size_t stride, size
 // Late layers (few positions per image, a large weight: ResNet's 3x3 512 -> 512 at 7x7 is 9.4 MB of weight for
 // 49 positions): one product per image would stream the whole weight from memory once per image. Instead the
 // images of a group sit side by side in the product's columns (col [K, n images x P]), so that each depth block
-// of the weight is reused from L2 across all of them. Groups: at most 512 columns and an 8 MB col, and at least
-// as many groups as threads. Each output element is still one chain over k in the same depth blocks: the
-// grouping changes no value.
+// of the weight is reused from L2 across all of them. Also for any weight when a plane has at most 64 positions
+// (MobileNetV2's and EfficientNet's 1x1 convolutions at 7x7 and 4x4): a product of 49 or 16 columns leaves most
+// of its last column panel empty and repacks its weight blocks for few columns. Groups: at most 512 columns and
+// an 8 MB col, and at least as many groups as threads. Each output element (and dcol element) is still one chain
+// over k in the same depth blocks (they depend on K alone): the grouping changes no value of the forward, nor of
+// the input gradient where the ungrouped path takes an image's plane in one position chunk. Where that path splits
+// the plane (Geometry::chunk keeps [K, chunk] within 64 Ki floats: K = 2304 gives chunks of 16), its col2im adds
+// chunk after chunk and the group's adds the whole plane in
+// (kh, kw, p) order: another rounding of dx (bit-identical for every thread count either way).
 struct ImageGroups {
   size_t per = 1, count = 0;
   ImageGroups(const ops::Conv2dShape& s, const Geometry& g) {
@@ -623,7 +629,7 @@ struct ImageGroups {
     count = (s.B + per - 1) / per;
   }
   static bool wanted(const ops::Conv2dShape& s, const Geometry& g) {
-    return s.B > 1 && g.P < 256 && s.O * g.K >= (size_t(1) << 18);
+    return s.B > 1 && g.P < 256 && (s.O * g.K >= (size_t(1) << 18) || g.P <= 64);
   }
 };
 
