@@ -618,8 +618,8 @@ void sum_parts_transposed(const float* parts, size_t nparts, size_t stride, size
 // over k in the same depth blocks (they depend on K alone): the grouping changes no value of the forward, nor of
 // the input gradient where the ungrouped path takes an image's plane in one position chunk. Where that path splits
 // the plane (Geometry::chunk keeps [K, chunk] within 64 Ki floats: K = 2304 gives chunks of 16), its col2im adds
-// chunk after chunk and the group's adds the whole plane in
-// (kh, kw, p) order: another rounding of dx (bit-identical for every thread count either way).
+// chunk after chunk and the group's adds the whole plane in (kh, kw, p) order: another rounding of dx
+// (bit-identical for every thread count either way).
 struct ImageGroups {
   size_t per = 1, count = 0;
   ImageGroups(const ops::Conv2dShape& s, const Geometry& g) {
