@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <cstdio>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -175,6 +176,109 @@ std::vector<Conv2dShape> group_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(GroupedKernels, Conv2dDiff, ::testing::ValuesIn(group_cases()), conv_name);
+
+// Winograd F(4x4, 3x3) (prims/conv2d/winograd.hpp: 3x3, stride 1, pads <= 2, 16+ channels in and out): planes of
+// 1 to 13 rows and columns (whole, partial and single tiles; rows of more and of fewer than 8 tiles, where the
+// AVX-512 variant switches vector width), every pad 0-2 on each side independently, batch 1-3, with and without
+// bias; then realistic layers, one whose weight gradient takes several groups of tiles one after the other, and a
+// batch whose tile rows span images within one group.
+std::vector<Conv2dShape> winograd_cases() {
+  std::vector<Conv2dShape> cs;
+  const size_t ext[] = {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 37};
+  const size_t chans[][2] = {{16, 16}, {17, 24}, {32, 16}, {16, 40}};
+  size_t n = 0;
+  for (size_t pt = 0; pt <= 2; ++pt)
+    for (size_t pl = 0; pl <= 2; ++pl) {
+      const size_t pb = (pt + n) % 3, pr = (pl + 2 * n) % 3;
+      Conv2dShape s;
+      s.B = 1 + n % 3;
+      s.C = chans[n % 4][0];
+      s.O = chans[n % 4][1];
+      s.H = std::max<size_t>(ext[n % 11], 3 > pt + pb ? 3 - pt - pb : 1);
+      s.W = std::max<size_t>(ext[(n + 5) % 11], 3 > pl + pr ? 3 - pl - pr : 1);
+      s.KH = s.KW = 3;
+      s.stride = 1;
+      s.pad_top = pt;
+      s.pad_left = pl;
+      s.pad_bottom = pb;
+      s.pad_right = pr;
+      s.bias = n % 2 == 0;
+      cs.push_back(s);
+      ++n;
+    }
+  for (PadStyle st : {PadStyle::Symmetric, PadStyle::XlaSame})
+    for (size_t h : {6, 11, 16}) cs.push_back(veridl::ops::conv2d_shape(2, 16, h, h + 3, 20, 3, 1, Padding::Same, st));
+  cs.push_back(veridl::ops::conv2d_shape(3, 20, 10, 9, 24, 3, 1, Padding::Valid));
+  cs.push_back(veridl::ops::conv2d_shape(2, 64, 32, 32, 64, 3, 1, Padding::Same));   // CIFAR ResNet stage 1
+  cs.push_back(veridl::ops::conv2d_shape(4, 128, 8, 8, 128, 3, 1, Padding::Same));   // one tile row per 8x8 image
+  cs.push_back(veridl::ops::conv2d_shape(3, 256, 4, 4, 256, 3, 1, Padding::Same, PadStyle::XlaSame, false));  // one tile
+  cs.push_back(veridl::ops::conv2d_shape(10, 16, 64, 64, 16, 3, 1, Padding::Same));  // dW in two groups of tiles
+  return cs;
+}
+
+INSTANTIATE_TEST_SUITE_P(WinogradKernels, Conv2dDiff, ::testing::ValuesIn(winograd_cases()), conv_name);
+
+// The Winograd shapes above take that path (their bits differ from im2col's, kernels::set_conv_winograd(false)),
+// each within the tolerance of the double reference both ways; shapes just outside its conditions (15 channels,
+// stride 2, a 5x5 kernel, a pad of 3, groups) get the same bits either way. The errors of both are printed.
+TEST(KernelsConvWinograd, TakesItsShapesAndOnlyThose) {
+  struct Restore {
+    bool was = veridl::kernels::conv_winograd();
+    ~Restore() { veridl::kernels::set_conv_winograd(was); }
+  } restore;
+  auto run = [](bool wino, const Conv2dShape& s, const std::vector<float>& x, const std::vector<float>& W,
+                const std::vector<float>& b, const std::vector<float>& dy) {
+    veridl::kernels::set_conv_winograd(wino);
+    std::vector<float> y(s.y_size()), dx(s.x_size()), dW(s.w_size());
+    veridl::kernels::conv2d_forward(s, x.data(), W.data(), s.bias ? b.data() : nullptr, y.data());
+    veridl::kernels::conv2d_backward_input(s, W.data(), dy.data(), dx.data());
+    veridl::kernels::conv2d_backward_weight(s, x.data(), dy.data(), dW.data());
+    return std::vector<std::vector<float>>{y, dx, dW};
+  };
+  const char* what[] = {"forward", "backward_input", "backward_weight"};
+  auto err = [](const std::vector<float>& got, const std::vector<double>& ref) {
+    double e = 0;
+    for (size_t j = 0; j < ref.size(); ++j) e = std::max(e, std::fabs(got[j] - ref[j]));
+    return e;
+  };
+  const bool simd = veridl::kernels::active_isa() != veridl::kernels::Isa::Portable;
+  for (const Conv2dShape& s : {veridl::ops::conv2d_shape(2, 64, 32, 32, 64, 3, 1, Padding::Same),
+                               veridl::ops::conv2d_shape(3, 16, 13, 9, 40, 3, 1, Padding::Same, PadStyle::XlaSame),
+                               veridl::ops::conv2d_shape(2, 256, 4, 4, 256, 3, 1, Padding::Same)}) {
+    SCOPED_TRACE(tag(s));
+    const auto x = random_floats(s.x_size(), 41), W = random_floats(s.w_size(), 42), b = random_floats(s.O, 43),
+               dy = random_floats(s.y_size(), 44);
+    std::vector<double> ry(s.y_size()), rdx(s.x_size()), rdW(s.w_size());
+    const auto xd = to_double(x), Wd = to_double(W), bd = to_double(b), dyd = to_double(dy);
+    veridl::ops::conv2d_forward(s, xd.data(), Wd.data(), bd.data(), ry.data());
+    veridl::ops::conv2d_backward_input(s, Wd.data(), dyd.data(), rdx.data());
+    veridl::ops::conv2d_backward_weight(s, xd.data(), dyd.data(), rdW.data());
+    const std::vector<double>* ref[] = {&ry, &rdx, &rdW};
+    const size_t K[] = {s.C * 9, s.O * 9, s.B * s.OH() * s.OW()};
+    const auto wino = run(true, s, x, W, b, dy), gemm = run(false, s, x, W, b, dy);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_TRUE(close(wino[i], *ref[i], K[i], std::string("winograd ") + what[i]));
+      EXPECT_TRUE(close(gemm[i], *ref[i], K[i], std::string("im2col ") + what[i]));
+      if (simd) {
+        EXPECT_FALSE(same_bits(wino[i], gemm[i])) << what[i] << ": Winograd not taken";
+      }
+      std::printf("  %-34s %-15s max error: winograd %.3g, im2col %.3g\n", tag(s).c_str(), what[i], err(wino[i], *ref[i]),
+                  err(gemm[i], *ref[i]));
+    }
+  }
+  for (const Conv2dShape& s : {veridl::ops::conv2d_shape(2, 15, 12, 12, 32, 3, 1, Padding::Same),
+                               veridl::ops::conv2d_shape(2, 32, 12, 12, 15, 3, 1, Padding::Same),
+                               veridl::ops::conv2d_shape(2, 32, 12, 12, 32, 3, 2, Padding::Same),
+                               veridl::ops::conv2d_shape(2, 32, 12, 12, 32, 5, 1, Padding::Same),
+                               Conv2dShape{2, 32, 12, 12, 32, 3, 3, 1, 3, 1, 1, 1, true},
+                               veridl::ops::conv2d_shape(2, 32, 12, 12, 32, 3, 1, Padding::Same, PadStyle::Symmetric, true, 2)}) {
+    SCOPED_TRACE(tag(s));
+    const auto x = random_floats(s.x_size(), 51), W = random_floats(s.w_size(), 52), b = random_floats(s.O, 53),
+               dy = random_floats(s.y_size(), 54);
+    const auto on = run(true, s, x, W, b, dy), off = run(false, s, x, W, b, dy);
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(same_bits(on[i], off[i])) << what[i];
+  }
+}
 
 // The grouped forward is G independent convolutions of channel slices: the kernels at G > 1 (the depthwise
 // direct loops, the per-group GEMM) against the G = 1 GEMM path run on each group's slices (x's channels
@@ -366,7 +470,10 @@ TEST(KernelsConvDeterminism, BitIdenticalForOneAndTwoThreads) {
       veridl::ops::conv2d_shape(3, 16, 29, 27, 24, 3, 2, Padding::Same, PadStyle::XlaSame, false),
       veridl::ops::conv2d_shape(5, 64, 14, 14, 32, 1, 1, Padding::Valid),
       veridl::ops::conv2d_shape(2, 3, 64, 64, 16, 7, 2, Padding::Same, PadStyle::Symmetric),
-      veridl::ops::conv2d_shape(8, 256, 7, 7, 128, 3, 1, Padding::Same),  // dW with its columns split
+      veridl::ops::conv2d_shape(8, 256, 7, 7, 128, 3, 1, Padding::Same),  // dW with its columns split (im2col)
+      // Winograd: groups of tile rows spanning images, and a weight gradient in two groups of tiles
+      veridl::ops::conv2d_shape(5, 64, 16, 16, 64, 3, 1, Padding::Same),
+      veridl::ops::conv2d_shape(10, 16, 64, 64, 16, 3, 1, Padding::Same),
       // depthwise (batch 1 and 4, stride 1 and 2) and grouped
       veridl::ops::conv2d_shape(1, 32, 56, 56, 32, 3, 2, Padding::Same, PadStyle::XlaSame, false, 32),
       veridl::ops::conv2d_shape(4, 96, 14, 14, 96, 3, 1, Padding::Same, PadStyle::Symmetric, true, 96),
@@ -422,7 +529,9 @@ TEST(KernelsConvDeterminism, ImageGroupsGiveEachImageTheBitsItGetsAlone) {
       const std::vector<float> yb(y.begin() + bi * ys, y.begin() + (bi + 1) * ys),
           dxb(dx.begin() + bi * xs, dx.begin() + (bi + 1) * xs);
       EXPECT_TRUE(same_bits(yb, y1)) << "forward, image " << bi << " of " << tag(s);
-      if (input_grad) EXPECT_TRUE(same_bits(dxb, dx1)) << "backward_input, image " << bi << " of " << tag(s);
+      if (input_grad) {
+        EXPECT_TRUE(same_bits(dxb, dx1)) << "backward_input, image " << bi << " of " << tag(s);
+      }
     }
   }
 }

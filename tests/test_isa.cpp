@@ -123,7 +123,9 @@ TEST(IsaSelection, Avx2AndAvx512GemmsGiveIdenticalBits) {
   using veridl::ops::Padding;
   for (const veridl::ops::Conv2dShape& s :
        {veridl::ops::conv2d_shape(4, 32, 28, 28, 32, 3, 1, Padding::Same), veridl::ops::conv2d_shape(2, 64, 14, 14, 96, 1, 1, Padding::Valid),
-        veridl::ops::conv2d_shape(3, 40, 15, 13, 24, 3, 2, Padding::Same), veridl::ops::conv2d_shape(8, 256, 7, 7, 128, 3, 1, Padding::Same)}) {
+        veridl::ops::conv2d_shape(3, 40, 15, 13, 24, 3, 2, Padding::Same), veridl::ops::conv2d_shape(8, 256, 7, 7, 128, 3, 1, Padding::Same),
+        // Winograd with rows of 10 tiles (AVX-512 transforms them 16 lanes at a time, AVX2 8)
+        veridl::ops::conv2d_shape(2, 24, 40, 37, 32, 3, 1, Padding::Same, veridl::ops::PadStyle::XlaSame)}) {
     const auto x = random_floats(s.x_size(), 5), W = random_floats(s.w_size(), 6), b = random_floats(s.O, 7), dy = random_floats(s.y_size(), 8);
     std::vector<float> y[2], dx[2], dW[2];
     for (int v = 0; v < 2; ++v) {
@@ -217,6 +219,19 @@ TEST(IsaSelection, CliReportsTheVariantAndRejectsABadVariable) {
   std::string line = bad.out;
   while (!line.empty() && line.back() == '\n') line.pop_back();
   EXPECT_TRUE(mentions(line, {"VERIDL_ISA='avx3'", "avx512, avx2 or portable"})) << bad.out;
+  // VERIDL_WINOGRAD: reported by info, and a bad value refused before any work.
+  const Cmd off = run_command(std::string("env -u VERIDL_ISA VERIDL_WINOGRAD=0 ") + VERIDL_BINARY + " info --cpu");
+  ASSERT_EQ(off.status, 0) << off.out;
+  if (k::cpu_isa() != k::Isa::Portable) {
+    EXPECT_NE(best.out.find("3x3 stride-1 convolutions: Winograd F(4x4, 3x3)"), std::string::npos) << best.out;
+  }
+  EXPECT_NE(off.out.find("3x3 stride-1 convolutions: im2col + GEMM (VERIDL_WINOGRAD=0)"), std::string::npos) << off.out;
+  const Cmd badw = run_command(std::string("VERIDL_WINOGRAD=yes ") + VERIDL_BINARY + " train --spec " +
+                               repo("specs/mnist_linear.json") + " --epochs 1 --out /nonexistent/should-not-be-written");
+  EXPECT_EQ(badw.status, 2) << badw.out;
+  std::string wline = badw.out;
+  while (!wline.empty() && wline.back() == '\n') wline.pop_back();
+  EXPECT_TRUE(mentions(wline, {"VERIDL_WINOGRAD='yes'", "is not 0 or 1"})) << badw.out;
 }
 
 }  // namespace

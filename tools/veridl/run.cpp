@@ -54,7 +54,8 @@ int run(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   try {
-    kernels::active_isa();  // a bad VERIDL_ISA fails here, before any work
+    kernels::active_isa();     // a bad VERIDL_ISA fails here, before any work
+    kernels::conv_winograd();  // and a bad VERIDL_WINOGRAD
     if (cmd == "verify") return cmd_verify(argc, argv);
     if (cmd == "train") return cmd_train(argc, argv);
     if (cmd == "eval") return cmd_eval(argc, argv);

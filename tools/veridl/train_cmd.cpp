@@ -635,7 +635,8 @@ int train_main(int argc, char** argv, dist::Group* group) {
         {"the training data (" + split.train.source + ")", data_fingerprint(split.train)},
         {"the validation data (" + split.val.source + ")", data_fingerprint(split.val)},
         {"the test data (" + split.test.source + ")", data_fingerprint(split.test)},
-        {"the kernel variant (VERIDL_ISA)", text(kernels::isa_name(kernels::active_isa()))}};
+        {"the kernel variant (VERIDL_ISA)", text(kernels::isa_name(kernels::active_isa()))},
+        {"the 3x3 convolution algorithm (VERIDL_WINOGRAD)", text(kernels::conv_winograd() ? "winograd" : "im2col")}};
     if (resume) {
       uint64_t h = dist::hash_bytes(resume->model.params.data(), resume->model.params.size() * sizeof(float));
       const size_t pos[3] = {resume->epoch, resume->batch, resume->step};
@@ -770,6 +771,13 @@ static void print_cpu() {
   std::string names;
   for (const auto& d : prims::table()) names += (names.empty() ? "" : " ") + d.name;
   fmt::print("kernels: the {} variant of every primitive's fast kernel ({} primitives: {})\n", isa_name(used), prims::table().size(), names);
+  const char* wenv = std::getenv("VERIDL_WINOGRAD");
+  if (used == Isa::Portable)
+    fmt::print("3x3 stride-1 convolutions: im2col + GEMM (the portable variant has no Winograd path)\n");
+  else if (conv_winograd())
+    fmt::print("3x3 stride-1 convolutions: Winograd F(4x4, 3x3) where both sides have 16+ channels (VERIDL_WINOGRAD=0: im2col + GEMM)\n");
+  else
+    fmt::print("3x3 stride-1 convolutions: im2col + GEMM (VERIDL_WINOGRAD={})\n", wenv ? wenv : "0");
   const char* policy = std::getenv("OMP_WAIT_POLICY");
   const char* spin = std::getenv("GOMP_SPINCOUNT");
   fmt::print("threads: {} (OpenMP; OMP_NUM_THREADS sets it), waiting: OMP_WAIT_POLICY={} GOMP_SPINCOUNT={}\n",

@@ -86,4 +86,26 @@ void set_active_isa(Isa isa) {
   detail::g_active_isa.store(static_cast<int>(isa), std::memory_order_relaxed);
 }
 
+namespace {
+std::atomic<int> g_winograd{-1};  // -1: not read from the environment yet
+}  // namespace
+
+bool conv_winograd() {
+  int v = g_winograd.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* env = std::getenv("VERIDL_WINOGRAD");
+    const std::string s = env ? env : "";
+    if (s.empty() || s == "1")
+      v = 1;
+    else if (s == "0")
+      v = 0;
+    else
+      throw std::runtime_error("VERIDL_WINOGRAD='" + s + "' is not 0 or 1 (0: 3x3 convolutions by im2col + GEMM; 1 or unset: Winograd F(4x4, 3x3))");
+    g_winograd.store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
+}
+
+void set_conv_winograd(bool on) { g_winograd.store(on ? 1 : 0, std::memory_order_relaxed); }
+
 }  // namespace veridl::kernels

@@ -43,6 +43,13 @@ Isa active_isa();
 // cannot run it. Not to be called while kernels run on other threads.
 void set_active_isa(Isa isa);
 
+// Whether 3x3 stride-1 convolutions take Winograd F(4x4, 3x3) (prims/conv2d/winograd.hpp; the AVX2 and AVX-512
+// variants) rather than im2col + GEMM: on unless the environment sets VERIDL_WINOGRAD=0 (=1: on; any other value is
+// a std::runtime_error naming it, on the first call). Another rounding of the same convolution, like a kernel
+// variant. set_conv_winograd overrides the environment (tests, benches).
+bool conv_winograd();
+void set_conv_winograd(bool on);
+
 namespace detail {
 inline std::atomic<int> g_active_isa{-1};  // -1: not decided yet
 int decide_isa();

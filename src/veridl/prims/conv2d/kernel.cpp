@@ -20,10 +20,10 @@ namespace {
 
 // Per-thread scratch buffers (slot 0: col / dcol or a depthwise padded plane, slot 1: dy^T or the depthwise
 // output plane / dW lanes, slot 2: the weight gradient's partial sums, on the calling thread, slot 3: the GEMM's
-// packed blocks of A and B); they grow,
-// never shrink, so a train step allocates nothing.
+// packed blocks of A and B; slots 4 and 5: Winograd's tile-row buffers and its transformed kernel, winograd.hpp);
+// they grow, never shrink, so a train step allocates nothing.
 float* scratch(int slot, size_t n) {
-  thread_local Scratch<float> buf[4];
+  thread_local Scratch<float> buf[6];
   return buf[slot].get(n);
 }
 
@@ -242,6 +242,10 @@ void transpose_positions(const float* src, size_t P, size_t np, size_t o0, size_
     for (size_t o = o0; o < o1; ++o)
       for (size_t q = q0; q < std::min(np, q0 + 8); ++q) out[q * ld + (o - o0)] = src[o * P + q];
 }
+
+#if VERIDL_ISA_AVX2
+#include "veridl/prims/conv2d/winograd.hpp"
+#endif
 
 // ---- depthwise (G = C = O): direct loops per (image, channel) plane ------------------------------------
 //
@@ -637,6 +641,9 @@ void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, c
   s.validate();
   if (s.depthwise()) return depthwise_forward(s, x, W, b, y);
   if (s.G > 1) return grouped_forward(s, x, W, b, y);
+#if VERIDL_ISA_AVX2
+  if (wino::applies(s)) return wino::forward(s, x, W, b, y);
+#endif
   const Geometry g(s);
   if (ImageGroups::wanted(s, g)) {
     const ImageGroups ig(s, g);
@@ -677,6 +684,9 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
   s.validate();
   if (s.depthwise()) return depthwise_backward_input(s, W, dy, dx);
   if (s.G > 1) return grouped_backward_input(s, W, dy, dx);
+#if VERIDL_ISA_AVX2
+  if (wino::applies(s)) return wino::backward_input(s, W, dy, dx);
+#endif
   const Geometry g(s);
   const size_t KK = s.KH * s.KW;
   if (ImageGroups::wanted(s, g)) {  // dcol = W^T dy for a group of images side by side (see ImageGroups)
@@ -736,6 +746,9 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
   s.validate();
   if (s.depthwise()) return depthwise_backward_weight(s, x, dy, dW);
   if (s.G > 1) return grouped_backward_weight(s, x, dy, dW);
+#if VERIDL_ISA_AVX2
+  if (wino::applies(s)) return wino::backward_weight(s, x, dy, dW);
+#endif
   const Geometry g(s);
   const bool pw = g.pointwise(s);
   const size_t pc = g.chunk(), nch = (g.P + pc - 1) / pc, units = s.B * nch;
