@@ -8,8 +8,11 @@ the FMA peak of each vector width); PyTorch's is this script, in the bench venv 
   conv2d  forward  F.conv2d(x, W, b, padding)     input / weight grad  aten.convolution_backward with only
                                                   that output requested
 Shapes and flop counts are written here from the kernels' definitions (2 flops per multiply-add), not read from
-VeriDL. Each round runs VeriDL once then PyTorch once (then the other order); the table gives the median
-GFLOP/s over the rounds, VeriDL's variant (the best the CPU runs, or --isa), and the ratio VeriDL / PyTorch.
+VeriDL. The flops are the direct convolution's for both sides, whatever algorithm runs: VeriDL's 3x3 convolutions
+take Winograd F(4x4, 3x3) (a quarter of the multiplies), so their GFLOP/s are effective rates that can exceed
+the FMA peak (VERIDL_WINOGRAD=0 in the environment measures the im2col path instead). Each round runs VeriDL once
+then PyTorch once (then the other order); the table gives the median GFLOP/s over the rounds, VeriDL's variant
+(the best the CPU runs, or --isa), and the ratio VeriDL / PyTorch.
 
   cmake --build build --target bench_kernels
   .venv-bench/bin/python bench/gemm_vs_peers.py [--rounds 3] [--threads 1 2] [--isa avx512]

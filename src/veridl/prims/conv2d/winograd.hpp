@@ -179,97 +179,109 @@ inline void deinterleave(const float* plane, size_t rows, size_t cols, ptrdiff_t
   }
 }
 
-// out[xi * ldxi + (ty - ty0) TW + t] = (B^T d B)[xi] for the tiles of tile rows [ty0, ty1) of one input plane.
-// buf: input_floats(p, ty1 - ty0) floats.
-inline size_t input_floats(const Plan& p, size_t nty) { return (4 * nty + 2) * (4 * (p.TW + 1) + 6 * p.TW) + 4 * (p.TW + 1); }
+// The tile-row transforms below load and store whole vectors only (masked stores are slow: AVX2's vmaskmovps
+// is microcoded on AMD): their buffers hold rows of TWp = TW rounded up to the vector width, and a store of tile
+// row ty's last vector into V, M or dM runs past its TW tiles into the next tile row's, which is written after it
+// (tile rows in order, images in order), or into the Pad floats that end every row of those buffers.
+constexpr size_t kPad = 16;  // floats after each row of n tiles in V, M and dM (>= any vector width)
+template <class V>
+inline size_t padded(size_t TW) { return (TW + V::kLanes - 1) / V::kLanes * V::kLanes; }
+
+// out[xi * ldxi + (ty - ty0) TW + t] = (B^T d B)[xi] for the tiles of tile rows [ty0, ty1) of one input plane (and
+// junk in up to TWp - TW floats after the last of them). buf: input_floats(p, ty1 - ty0) floats.
+inline size_t input_floats(const Plan& p, size_t nty) {
+  const size_t TWp = p.TW + kPad;
+  return (4 * nty + 2) * (4 * (TWp + 1) + 6 * TWp) + 4 * (TWp + 1);
+}
 template <class V>
 inline void input_rows(const Plan& p, const float* plane, size_t ty0, size_t ty1, float* buf, float* out, size_t ldxi) {
-  const size_t TW = p.TW, L = TW + 1, nr = 4 * (ty1 - ty0) + 2;
+  using R = typename V::Reg;
+  const size_t TW = p.TW, TWp = padded<V>(TW), L = TWp + 1, nr = 4 * (ty1 - ty0) + 2;
   float* ph = buf;               // [nr rows][4 phases][L]
-  float* R = buf + nr * 4 * L;   // [nr rows][6 b][TW]: the rows' transforms
-  deinterleave(plane, p.H, p.W, static_cast<ptrdiff_t>(4 * ty0) - p.pt, nr, p.pl, L, ph, R + nr * 6 * TW);
-  for (size_t t0 = 0; t0 < TW; t0 += V::kLanes) {
-    const LanesOf<V> ln(std::min(V::kLanes, TW - t0));
-    for (size_t r = 0; r < nr; ++r) {  // column 4 t + j: phase j % 4, lane t + j / 4
+  float* Rb = buf + nr * 4 * L;  // [nr rows][6 b][TWp]: the rows' transforms
+  deinterleave(plane, p.H, p.W, static_cast<ptrdiff_t>(4 * ty0) - p.pt, nr, p.pl, L, ph, Rb + nr * 6 * TWp);
+  for (size_t r = 0; r < nr; ++r)
+    for (size_t t0 = 0; t0 < TWp; t0 += V::kLanes) {  // column 4 t + j: phase j % 4, lane t + j / 4
       const float* q = ph + r * 4 * L + t0;
-      const typename V::Reg d[6] = {ln.load(q), ln.load(q + L), ln.load(q + 2 * L), ln.load(q + 3 * L), ln.load(q + 1),
-                        ln.load(q + L + 1)};
-      typename V::Reg o[6];
+      const R d[6] = {V::load(q), V::load(q + L), V::load(q + 2 * L), V::load(q + 3 * L), V::load(q + 1),
+                      V::load(q + L + 1)};
+      R o[6];
       bt6(d, o);
-      for (size_t b = 0; b < 6; ++b) ln.store(R + (r * 6 + b) * TW + t0, o[b]);
+      for (size_t b = 0; b < 6; ++b) V::store(Rb + (r * 6 + b) * TWp + t0, o[b]);
     }
-    for (size_t ty = ty0; ty < ty1; ++ty)
+  for (size_t ty = ty0; ty < ty1; ++ty)
+    for (size_t t0 = 0; t0 < TWp; t0 += V::kLanes)
       for (size_t b = 0; b < 6; ++b) {
-        const float* c = R + (4 * (ty - ty0) * 6 + b) * TW + t0;  // row r of the tile at c + r 6 TW
-        typename V::Reg d[6], o[6];
-        for (size_t r = 0; r < 6; ++r) d[r] = ln.load(c + r * 6 * TW);
+        const float* c = Rb + (4 * (ty - ty0) * 6 + b) * TWp + t0;  // row r of the tile at c + r 6 TWp
+        R d[6], o[6];
+        for (size_t r = 0; r < 6; ++r) d[r] = V::load(c + r * 6 * TWp);
         bt6(d, o);
         float* v = out + b * ldxi + (ty - ty0) * TW + t0;
-        for (size_t a = 0; a < 6; ++a) ln.store(v + a * 6 * ldxi, o[a]);
+        for (size_t a = 0; a < 6; ++a) V::store(v + a * 6 * ldxi, o[a]);
       }
-  }
 }
 
 // The output plane's rows 4 ty .. 4 ty + 3 (those < OH, columns < OW) = bias + A^T M A for the tile rows
-// [ty0, ty1), M[xi * ldxi + (ty - ty0) TW + t]. buf: output_floats(p) floats.
-inline size_t output_floats(const Plan& p) { return 16 * p.TW; }
+// [ty0, ty1), M[xi * ldxi + (ty - ty0) TW + t] (read a vector at a time: up to TWp - TW floats past a tile row's
+// tiles). buf: output_floats(p) floats.
+inline size_t output_floats(const Plan& p) { return 16 * (p.TW + kPad); }
 template <class V>
 inline void output_rows(const Plan& p, const float* M, size_t ldxi, size_t ty0, size_t ty1, float bias, float* plane,
                         float* buf) {
-  const size_t TW = p.TW;
-  float* Y = buf;  // [4 i][4 j][TW]
+  using R = typename V::Reg;
+  const size_t TW = p.TW, TWp = padded<V>(TW);
+  float* Y = buf;  // [4 i][4 j][TWp]
+  const R bv = k<R>(bias);
   for (size_t ty = ty0; ty < ty1; ++ty) {
-    for (size_t t0 = 0; t0 < TW; t0 += V::kLanes) {
-      const LanesOf<V> ln(std::min(V::kLanes, TW - t0));
-      typename V::Reg T1[4][6];  // (A^T M)[i][b]
+    for (size_t t0 = 0; t0 < TWp; t0 += V::kLanes) {
+      R T1[4][6];  // (A^T M)[i][b]
       for (size_t b = 0; b < 6; ++b) {
         const float* m = M + b * ldxi + (ty - ty0) * TW + t0;  // element (a, b) at m + a 6 ldxi
-        typename V::Reg mv[6], o[4];
-        for (size_t a = 0; a < 6; ++a) mv[a] = ln.load(m + a * 6 * ldxi);
+        R mv[6], o[4];
+        for (size_t a = 0; a < 6; ++a) mv[a] = V::load(m + a * 6 * ldxi);
         at6(mv, o);
         for (size_t i = 0; i < 4; ++i) T1[i][b] = o[i];
       }
-      const typename V::Reg bv = k<typename V::Reg>(bias);
       for (size_t i = 0; i < 4; ++i) {
-        typename V::Reg o[4];
+        R o[4];
         at6(T1[i], o);
-        for (size_t j = 0; j < 4; ++j) ln.store(Y + (i * 4 + j) * TW + t0, o[j] + bv);
+        for (size_t j = 0; j < 4; ++j) V::store(Y + (i * 4 + j) * TWp + t0, o[j] + bv);
       }
     }
     for (size_t i = 0; i < 4 && 4 * ty + i < p.OH; ++i) {
       float* __restrict yr = plane + (4 * ty + i) * p.OW;
-      const float* __restrict yi = Y + i * 4 * TW;
+      const float* __restrict yi = Y + i * 4 * TWp;
       const size_t full = p.OW / 4;
       for (size_t t = 0; t < full; ++t)
-        for (size_t j = 0; j < 4; ++j) yr[4 * t + j] = yi[j * TW + t];
-      for (size_t j = 4 * full; j < p.OW; ++j) yr[j] = yi[(j & 3) * TW + (j >> 2)];
+        for (size_t j = 0; j < 4; ++j) yr[4 * t + j] = yi[j * TWp + t];
+      for (size_t j = 4 * full; j < p.OW; ++j) yr[j] = yi[(j & 3) * TWp + (j >> 2)];
     }
   }
 }
 
 // dM[xi * ldxi + (ty - ty0) TW + t] = (A dY A^T)[xi], dY the 4 x 4 tiles of tile rows [ty0, ty1) of one dy plane
-// (zero past OH, OW). buf: grad_floats(p) floats.
-inline size_t grad_floats(const Plan& p) { return 20 * p.TW; }
+// (zero past OH, OW; junk in up to TWp - TW floats after the last). buf: grad_floats(p) floats.
+inline size_t grad_floats(const Plan& p) { return 20 * (p.TW + kPad); }
 template <class V>
 inline void grad_rows(const Plan& p, const float* plane, size_t ty0, size_t ty1, float* buf, float* dM, size_t ldxi) {
-  const size_t TW = p.TW;
-  float* ph = buf;  // [4 i][4 j][TW]
+  using R = typename V::Reg;
+  const size_t TW = p.TW, TWp = padded<V>(TW);
+  float* ph = buf;  // [4 i][4 j][TWp]
   for (size_t ty = ty0; ty < ty1; ++ty) {
-    deinterleave(plane, p.OH, p.OW, static_cast<ptrdiff_t>(4 * ty), 4, 0, TW, ph, ph + 16 * TW);
-    for (size_t t0 = 0; t0 < TW; t0 += V::kLanes) {
-      const LanesOf<V> ln(std::min(V::kLanes, TW - t0));
-      typename V::Reg T[4][6];  // (dY A^T)[i][b]
+    deinterleave(plane, p.OH, p.OW, static_cast<ptrdiff_t>(4 * ty), 4, 0, TWp, ph, ph + 16 * TWp);
+    for (size_t t0 = 0; t0 < TWp; t0 += V::kLanes) {
+      R T[4][6];  // (dY A^T)[i][b]
       for (size_t i = 0; i < 4; ++i) {
-        const float* q = ph + i * 4 * TW + t0;
-        const typename V::Reg d[4] = {ln.load(q), ln.load(q + TW), ln.load(q + 2 * TW), ln.load(q + 3 * TW)};
+        const float* q = ph + i * 4 * TWp + t0;
+        const R d[4] = {V::load(q), V::load(q + TWp), V::load(q + 2 * TWp), V::load(q + 3 * TWp)};
         a4(d, T[i]);
       }
       for (size_t b = 0; b < 6; ++b) {
-        const typename V::Reg d[4] = {T[0][b], T[1][b], T[2][b], T[3][b]};
-        typename V::Reg o[6];
+        const R d[4] = {T[0][b], T[1][b], T[2][b], T[3][b]};
+        R o[6];
         a4(d, o);
         float* m = dM + b * ldxi + (ty - ty0) * TW + t0;
-        for (size_t a = 0; a < 6; ++a) ln.store(m + a * 6 * ldxi, o[a]);
+        for (size_t a = 0; a < 6; ++a) V::store(m + a * 6 * ldxi, o[a]);
       }
     }
   }
@@ -368,9 +380,9 @@ inline void correlate(const Plan& p, const float* x, const float* U, const float
   const size_t rows = p.B * p.TH, inHW = p.H * p.W, outHW = p.OH * p.OW;
   for_chunks(rg.count, p.work(), [&](size_t lo, size_t hi) {
     for (size_t gi = lo; gi < hi; ++gi) {
-      const size_t r0 = gi * rg.per, r1 = std::min(rows, r0 + rg.per), n = (r1 - r0) * p.TW;
-      float* V = scratch(0, kXi * p.Cin * n);
-      float* M = scratch(1, kXi * p.Cout * n);
+      const size_t r0 = gi * rg.per, r1 = std::min(rows, r0 + rg.per), n = (r1 - r0) * p.TW, nl = n + kPad;
+      float* V = scratch(0, kXi * p.Cin * nl);   // [36][Cin][nl]
+      float* M = scratch(1, kXi * p.Cout * nl);  // [36][Cout][nl]
       float* buf = scratch(4, std::max(input_floats(p, std::min(p.TH, r1 - r0)), output_floats(p)));
       // The rows of the group image by image: [r, e) within image r / TH.
       auto images = [&](auto&& f) {
@@ -383,16 +395,16 @@ inline void correlate(const Plan& p, const float* x, const float* U, const float
       for (size_t c = 0; c < p.Cin; ++c)
         images([&](size_t bi, size_t ty0, size_t ty1, size_t col) {
           rows_of(p, [&](auto v) {
-            input_rows<decltype(v)>(p, x + (bi * p.Cin + c) * inHW, ty0, ty1, buf, V + c * n + col, p.Cin * n);
+            input_rows<decltype(v)>(p, x + (bi * p.Cin + c) * inHW, ty0, ty1, buf, V + c * nl + col, p.Cin * nl);
           });
         });
       for (size_t xi = 0; xi < kXi; ++xi)
-        gemm(Gemm{p.Cout, n, p.Cin, U + xi * p.Cin * p.Cout, 1, p.Cout, V + xi * p.Cin * n, n, M + xi * p.Cout * n, n,
-                  nullptr, Init::Zero});
+        gemm(Gemm{p.Cout, n, p.Cin, U + xi * p.Cin * p.Cout, 1, p.Cout, V + xi * p.Cin * nl, nl, M + xi * p.Cout * nl,
+                  nl, nullptr, Init::Zero});
       for (size_t o = 0; o < p.Cout; ++o)
         images([&](size_t bi, size_t ty0, size_t ty1, size_t col) {
           rows_of(p, [&](auto v) {
-            output_rows<decltype(v)>(p, M + o * n + col, p.Cout * n, ty0, ty1, bias ? bias[o] : 0.0f,
+            output_rows<decltype(v)>(p, M + o * nl + col, p.Cout * nl, ty0, ty1, bias ? bias[o] : 0.0f,
                                      y + (bi * p.Cout + o) * outHW, buf);
           });
         });
@@ -426,11 +438,11 @@ void backward_weight(const ops::Conv2dShape& s, const float* x, const float* dy,
   const size_t per = std::max<size_t>(1, (size_t(1) << 22) / per_row);
   const size_t nmax = std::min(rows, per) * p.TW;
   float* Z = scratch(5, kXi * p.Cin * p.Cout);   // [36][Cin][Cout]
-  float* V_ = scratch(0, kXi * p.Cin * nmax);    // [36][Cin][n]
-  float* dM = scratch(1, kXi * p.Cout * nmax);   // [36][Cout][n]
-  float* dMT = scratch(2, kXi * p.Cout * nmax);  // [36][n][Cout]
+  float* V_ = scratch(0, kXi * p.Cin * (nmax + kPad));    // [36][Cin][nl]
+  float* dM = scratch(1, kXi * p.Cout * (nmax + kPad));   // [36][Cout][nl]
+  float* dMT = scratch(2, kXi * p.Cout * nmax);           // [36][n][Cout]
   for (size_t r0 = 0; r0 < rows; r0 += per) {
-    const size_t r1 = std::min(rows, r0 + per), n = (r1 - r0) * p.TW;
+    const size_t r1 = std::min(rows, r0 + per), n = (r1 - r0) * p.TW, nl = n + kPad;
     for_chunks(p.Cin + p.Cout, p.work(), [&](size_t lo, size_t hi) {
       float* buf = scratch(4, std::max(input_floats(p, std::min(p.TH, r1 - r0)), grad_floats(p)));
       for (size_t u = lo; u < hi; ++u)
@@ -440,10 +452,10 @@ void backward_weight(const ops::Conv2dShape& s, const float* x, const float* dy,
           rows_of(p, [&](auto v) {
             using V = decltype(v);
             if (u < p.Cin)
-              input_rows<V>(p, x + (bi * p.Cin + u) * inHW, ty0, ty1, buf, V_ + u * n + col, p.Cin * n);
+              input_rows<V>(p, x + (bi * p.Cin + u) * inHW, ty0, ty1, buf, V_ + u * nl + col, p.Cin * nl);
             else
-              grad_rows<V>(p, dy + (bi * p.Cout + (u - p.Cin)) * outHW, ty0, ty1, buf, dM + (u - p.Cin) * n + col,
-                           p.Cout * n);
+              grad_rows<V>(p, dy + (bi * p.Cout + (u - p.Cin)) * outHW, ty0, ty1, buf, dM + (u - p.Cin) * nl + col,
+                           p.Cout * nl);
           });
           r = e;
         }
@@ -451,8 +463,8 @@ void backward_weight(const ops::Conv2dShape& s, const float* x, const float* dy,
     for_chunks(kXi, p.work(), [&](size_t lo, size_t hi) {
       for (size_t xi = lo; xi < hi; ++xi) {
         float* t = dMT + xi * n * p.Cout;
-        transpose_positions(dM + xi * p.Cout * n, n, n, 0, p.Cout, t, p.Cout);
-        gemm(Gemm{p.Cin, p.Cout, n, V_ + xi * p.Cin * n, n, 1, t, p.Cout, Z + xi * p.Cin * p.Cout, p.Cout, nullptr,
+        transpose_positions(dM + xi * p.Cout * nl, nl, n, 0, p.Cout, t, p.Cout);
+        gemm(Gemm{p.Cin, p.Cout, n, V_ + xi * p.Cin * nl, nl, 1, t, p.Cout, Z + xi * p.Cin * p.Cout, p.Cout, nullptr,
                   r0 == 0 ? Init::Zero : Init::C});
       }
     });
