@@ -34,6 +34,49 @@ mutant() {
   while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
 }
 
+# kernel_mutant HEADER SED_EXPRESSION DESCRIPTION: a mutant of a header of the conv2d kernels (prims/conv2d/),
+# compiled into the AVX2 variant of prims/conv2d/kernel.cpp and linked with the unmutated objects of the other
+# variants, the max-pool kernels, kernels/isa.cpp and tests/test_conv_kernels.cpp (built once, below); the test's
+# Winograd cases run under VERIDL_ISA=avx2 and must fail. Skipped (said) on a CPU without AVX2.
+kbase="$tmp/kernels"
+kernel_objects() {
+  [[ -d "$kbase" ]] && return
+  mkdir -p "$kbase"
+  local f=(-std=c++20 -O1 -fopenmp -Isrc)
+  for l in 0 1 2; do
+    "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=$l -c src/veridl/prims/maxPool/kernel.cpp -o "$kbase/maxpool$l.o" &
+  done
+  "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=0 -c src/veridl/prims/conv2d/kernel.cpp -o "$kbase/conv0.o" &
+  "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=2 -c src/veridl/prims/conv2d/kernel.cpp -o "$kbase/conv2.o" &
+  "$cxx" "${f[@]}" -c src/veridl/kernels/isa.cpp -o "$kbase/isa.o" &
+  "$cxx" "${f[@]}" -Itests -c tests/test_conv_kernels.cpp -o "$kbase/test.o" &
+  wait
+}
+kernel_mutant() {
+  local header=$1 expr=$2 what=$3 dir="$tmp/m$n"
+  n=$((n + 1))
+  mkdir -p "$dir/$(dirname "$header")"
+  sed "$expr" "src/$header" > "$dir/$header"
+  if cmp -s "src/$header" "$dir/$header"; then
+    echo "MUTANT NOT PLANTED (the sed expression no longer matches): $what" > "$dir/verdict"; return
+  fi
+  if ! grep -qw avx2 /proc/cpuinfo; then
+    echo "mutant caught: $what (skipped: this CPU has no AVX2, so runs no Winograd path)" > "$dir/verdict"; return
+  fi
+  (
+    if ! "$cxx" -std=c++20 -O1 -fopenmp -DVERIDL_ISA_LEVEL=1 -I"$dir" -Isrc -c src/veridl/prims/conv2d/kernel.cpp \
+        -o "$dir/conv1.o" 2> "$dir/build.log" ||
+      ! "$cxx" -fopenmp "$dir/conv1.o" "$kbase"/*.o -lgtest -lgtest_main -lpthread -o "$dir/t" 2>> "$dir/build.log"; then
+      echo "MUTANT NOT BUILT: $what ($(head -c 300 "$dir/build.log"))"
+    elif VERIDL_ISA=avx2 bash -c '"$0" --gtest_filter="*Winograd*" > "$1" 2>&1' "$dir/t" "$dir/log" 2>/dev/null; then
+      echo "MUTANT SURVIVED: $what (tests/test_conv_kernels.cpp's Winograd cases pass with it)"
+    else
+      echo "mutant caught: $what"
+    fi > "$dir/verdict"
+  ) &
+  while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
+}
+
 t=tests/test_exact_backend.cpp
 mutant $t veridl/prims/conv2d/reference.hpp 's|(n - 1 + pad - k) / stride + 1)|(n - 1 + pad - k) / stride)|' \
   "exact conv loops: the last valid output position dropped"
@@ -45,6 +88,19 @@ mutant $t veridl/calculus/dot.hpp 's|Zp<P>::from_raw(hi) \* r128;|Zp<P>::from_ra
   "lazy dot: the overflow count weighted 1 instead of 2^128"
 mutant $t veridl/calculus/dot.hpp 's|    d.add_mul(a.v, b.d);|    d.add_mul(a.v, b.v);|' \
   "lazy dual dot: the product rule's second term wrong"
+
+kernel_objects
+w=veridl/prims/conv2d/winograd.hpp
+kernel_mutant $w 's|o\[0\] = ((d\[0\] - k<R>(2.0f) \* d\[2\]) + d\[4\]) + k<R>(1.5f)|o[0] = ((d[0] - k<R>(2.0f) * d[2]) + d[4]) + k<R>(1.0f)|' \
+  "Winograd: a wrong coefficient in B^T's first row"
+kernel_mutant $w 's|V::store(Y + (i \* 4 + j) \* TWp + t0, o\[j\] + bv);|V::store(Y + (i * 4 + j) * TWp + t0, o[j]);|' \
+  "Winograd: the bias dropped from the output transform"
+kernel_mutant $w 's|2 - static_cast<ptrdiff_t>(s.pad_top)|1 - static_cast<ptrdiff_t>(s.pad_top)|' \
+  "Winograd input gradient: dy padded by 1 - pad instead of 2 - pad at the top"
+kernel_mutant $w 's|for (size_t e = 0; e < 9; ++e) g\[e\]\[l\] = w\[flip ? 8 - e : e\];|for (size_t e = 0; e < 9; ++e) g[e][l] = w[e];|' \
+  "Winograd input gradient: the kernel not flipped"
+kernel_mutant $w 's|r0 == 0 ? Init::Zero : Init::C|Init::Zero|' \
+  "Winograd weight gradient: each group of tiles overwrites the sums of the groups before it"
 
 wait
 fails=0
