@@ -98,10 +98,14 @@ std::string conv_name(const ::testing::TestParamInfo<Conv2dShape>& info) {
   return std::to_string(info.index) + "_" + tag(info.param);
 }
 
-class Conv2dDiff : public ::testing::TestWithParam<Conv2dShape> {};
+// Sets the Winograd policy (kernels/isa.hpp) for a scope and restores it after.
+struct WinogradPolicy {
+  veridl::kernels::Winograd was = veridl::kernels::conv_winograd();
+  explicit WinogradPolicy(veridl::kernels::Winograd w) { veridl::kernels::set_conv_winograd(w); }
+  ~WinogradPolicy() { veridl::kernels::set_conv_winograd(was); }
+};
 
-TEST_P(Conv2dDiff, EveryKernelMatchesReference) {
-  const Conv2dShape s = GetParam();
+void every_kernel_matches_reference(const Conv2dShape& s) {
   const size_t P = s.OH() * s.OW();
   const uint64_t seed = s.B * 1000003 + s.C * 10007 + s.H * 101 + s.W * 7 + s.KH + s.stride * 31 + s.pad_top;
   const auto x = random_floats(s.x_size(), seed), W = random_floats(s.w_size(), seed + 1),
@@ -127,6 +131,10 @@ TEST_P(Conv2dDiff, EveryKernelMatchesReference) {
   EXPECT_TRUE(close(dW, rdW, s.B * P, "backward_weight"));
   EXPECT_TRUE(close(db, rdb, s.B * P, "backward_bias"));
 }
+
+class Conv2dDiff : public ::testing::TestWithParam<Conv2dShape> {};
+
+TEST_P(Conv2dDiff, EveryKernelMatchesReference) { every_kernel_matches_reference(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, Conv2dDiff, ::testing::ValuesIn(conv_cases()), conv_name);
 
@@ -216,19 +224,26 @@ std::vector<Conv2dShape> winograd_cases() {
   return cs;
 }
 
-INSTANTIATE_TEST_SUITE_P(WinogradKernels, Conv2dDiff, ::testing::ValuesIn(winograd_cases()), conv_name);
+// Under VERIDL_WINOGRAD=1 (Always): most of these shapes are below the default policy's threshold.
+class WinogradDiff : public ::testing::TestWithParam<Conv2dShape> {};
 
-// The Winograd shapes above take that path (their bits differ from im2col's, kernels::set_conv_winograd(false)),
-// each within the tolerance of the double reference both ways; shapes just outside its conditions (15 channels,
-// stride 2, a 5x5 kernel, a pad of 3, groups) get the same bits either way. The errors of both are printed.
+TEST_P(WinogradDiff, EveryKernelMatchesReference) {
+  const WinogradPolicy always(veridl::kernels::Winograd::Always);
+  every_kernel_matches_reference(GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, WinogradDiff, ::testing::ValuesIn(winograd_cases()), conv_name);
+
+// Under VERIDL_WINOGRAD=1 (Always) the Winograd shapes take that path (their bits differ from im2col's, Off), each
+// within the tolerance of the double reference both ways; shapes just outside its conditions (15 channels, stride 2,
+// a 5x5 kernel, a pad of 3, groups) get the same bits either way. The errors of both are printed. The default
+// policy (Auto) takes the shapes where it pays and only those.
 TEST(KernelsConvWinograd, TakesItsShapesAndOnlyThose) {
-  struct Restore {
-    bool was = veridl::kernels::conv_winograd();
-    ~Restore() { veridl::kernels::set_conv_winograd(was); }
-  } restore;
-  auto run = [](bool wino, const Conv2dShape& s, const std::vector<float>& x, const std::vector<float>& W,
+  using veridl::kernels::Winograd;
+  const WinogradPolicy restore(veridl::kernels::conv_winograd());
+  auto run = [](Winograd w, const Conv2dShape& s, const std::vector<float>& x, const std::vector<float>& W,
                 const std::vector<float>& b, const std::vector<float>& dy) {
-    veridl::kernels::set_conv_winograd(wino);
+    veridl::kernels::set_conv_winograd(w);
     std::vector<float> y(s.y_size()), dx(s.x_size()), dW(s.w_size());
     veridl::kernels::conv2d_forward(s, x.data(), W.data(), s.bias ? b.data() : nullptr, y.data());
     veridl::kernels::conv2d_backward_input(s, W.data(), dy.data(), dx.data());
@@ -255,7 +270,7 @@ TEST(KernelsConvWinograd, TakesItsShapesAndOnlyThose) {
     veridl::ops::conv2d_backward_weight(s, xd.data(), dyd.data(), rdW.data());
     const std::vector<double>* ref[] = {&ry, &rdx, &rdW};
     const size_t K[] = {s.C * 9, s.O * 9, s.B * s.OH() * s.OW()};
-    const auto wino = run(true, s, x, W, b, dy), gemm = run(false, s, x, W, b, dy);
+    const auto wino = run(Winograd::Always, s, x, W, b, dy), gemm = run(Winograd::Off, s, x, W, b, dy);
     for (int i = 0; i < 3; ++i) {
       EXPECT_TRUE(close(wino[i], *ref[i], K[i], std::string("winograd ") + what[i]));
       EXPECT_TRUE(close(gemm[i], *ref[i], K[i], std::string("im2col ") + what[i]));
@@ -275,9 +290,23 @@ TEST(KernelsConvWinograd, TakesItsShapesAndOnlyThose) {
     SCOPED_TRACE(tag(s));
     const auto x = random_floats(s.x_size(), 51), W = random_floats(s.w_size(), 52), b = random_floats(s.O, 53),
                dy = random_floats(s.y_size(), 54);
-    const auto on = run(true, s, x, W, b, dy), off = run(false, s, x, W, b, dy);
+    const auto on = run(Winograd::Always, s, x, W, b, dy), off = run(Winograd::Off, s, x, W, b, dy);
     for (int i = 0; i < 3; ++i) EXPECT_TRUE(same_bits(on[i], off[i])) << what[i];
   }
+  if (!simd) return;
+  // Auto: ResNet's layers at 224 x 224 (64 channels at 56 x 56, 512 at 7 x 7) and 32 x 32 (512 at 4 x 4) take it;
+  // the small CNNs' (32 channels at 28 x 28, 64 at 14 x 14 and 7 x 7) do not.
+  auto takes = [&](const Conv2dShape& s) {
+    const auto x = random_floats(s.x_size(), 61), W = random_floats(s.w_size(), 62), b = random_floats(s.O, 63),
+               dy = random_floats(s.y_size(), 64);
+    return !same_bits(run(Winograd::Auto, s, x, W, b, dy)[0], run(Winograd::Off, s, x, W, b, dy)[0]);
+  };
+  EXPECT_TRUE(takes(veridl::ops::conv2d_shape(1, 64, 56, 56, 64, 3, 1, Padding::Same)));
+  EXPECT_TRUE(takes(veridl::ops::conv2d_shape(1, 512, 7, 7, 512, 3, 1, Padding::Same)));
+  EXPECT_TRUE(takes(veridl::ops::conv2d_shape(2, 512, 4, 4, 512, 3, 1, Padding::Same)));
+  EXPECT_FALSE(takes(veridl::ops::conv2d_shape(2, 32, 28, 28, 32, 3, 1, Padding::Same)));
+  EXPECT_FALSE(takes(veridl::ops::conv2d_shape(2, 64, 14, 14, 64, 3, 1, Padding::Same)));
+  EXPECT_FALSE(takes(veridl::ops::conv2d_shape(2, 64, 7, 7, 128, 3, 1, Padding::Same)));
 }
 
 // The grouped forward is G independent convolutions of channel slices: the kernels at G > 1 (the depthwise
@@ -462,7 +491,11 @@ ConvRun run_all(int threads, const Conv2dShape& s, const MaxPoolShape& ps, const
   return r;
 }
 
+// Under both Winograd policies Off and Always (every 3x3 stride-1 shape of 16+ channels below takes it then).
 TEST(KernelsConvDeterminism, BitIdenticalForOneAndTwoThreads) {
+  for (veridl::kernels::Winograd w : {veridl::kernels::Winograd::Off, veridl::kernels::Winograd::Always}) {
+  const WinogradPolicy policy(w);
+  SCOPED_TRACE(std::string("VERIDL_WINOGRAD=") + veridl::kernels::winograd_name(w));
   // Shapes above the fork thresholds, batch 1 (where dx splits channel groups) and larger batches.
   const std::vector<Conv2dShape> shapes{
       veridl::ops::conv2d_shape(8, 32, 14, 14, 64, 3, 1, Padding::Same),
@@ -494,6 +527,7 @@ TEST(KernelsConvDeterminism, BitIdenticalForOneAndTwoThreads) {
     EXPECT_TRUE(same_bits(one.py, two.py)) << "maxpool forward " << at;
     EXPECT_EQ(one.pidx, two.pidx) << "maxpool indices " << at;
     EXPECT_TRUE(same_bits(one.pdx, two.pdx)) << "maxpool backward " << at;
+  }
   }
 }
 

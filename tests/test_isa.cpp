@@ -121,23 +121,29 @@ TEST(IsaSelection, Avx2AndAvx512GemmsGiveIdenticalBits) {
     EXPECT_TRUE(same_bits(dW[0], dW[1])) << "dense backward_weight " << at;
   }
   using veridl::ops::Padding;
-  for (const veridl::ops::Conv2dShape& s :
-       {veridl::ops::conv2d_shape(4, 32, 28, 28, 32, 3, 1, Padding::Same), veridl::ops::conv2d_shape(2, 64, 14, 14, 96, 1, 1, Padding::Valid),
-        veridl::ops::conv2d_shape(3, 40, 15, 13, 24, 3, 2, Padding::Same), veridl::ops::conv2d_shape(8, 256, 7, 7, 128, 3, 1, Padding::Same),
-        // Winograd with rows of 10 tiles (AVX-512 transforms them 16 lanes at a time, AVX2 8)
-        veridl::ops::conv2d_shape(2, 24, 40, 37, 32, 3, 1, Padding::Same, veridl::ops::PadStyle::XlaSame)}) {
-    const auto x = random_floats(s.x_size(), 5), W = random_floats(s.w_size(), 6), b = random_floats(s.O, 7), dy = random_floats(s.y_size(), 8);
-    std::vector<float> y[2], dx[2], dW[2];
-    for (int v = 0; v < 2; ++v) {
-      const k::Isa isa = v ? k::Isa::Avx512 : k::Isa::Avx2;
-      y[v].resize(s.y_size()), dx[v].resize(s.x_size()), dW[v].resize(s.w_size());
-      k::conv2d_forward.at(isa)(s, x.data(), W.data(), b.data(), y[v].data());
-      k::conv2d_backward_input.at(isa)(s, W.data(), dy.data(), dx[v].data());
-      k::conv2d_backward_weight.at(isa)(s, x.data(), dy.data(), dW[v].data());
+  // Both Winograd policies: im2col everywhere (Off), Winograd at every 3x3 stride-1 shape of 16+ channels (Always).
+  for (k::Winograd w : {k::Winograd::Off, k::Winograd::Always}) {
+    const k::Winograd was = k::conv_winograd();
+    k::set_conv_winograd(w);
+    for (const veridl::ops::Conv2dShape& s :
+         {veridl::ops::conv2d_shape(4, 32, 28, 28, 32, 3, 1, Padding::Same), veridl::ops::conv2d_shape(2, 64, 14, 14, 96, 1, 1, Padding::Valid),
+          veridl::ops::conv2d_shape(3, 40, 15, 13, 24, 3, 2, Padding::Same), veridl::ops::conv2d_shape(8, 256, 7, 7, 128, 3, 1, Padding::Same),
+          // Winograd with rows of 10 tiles (AVX-512 transforms them 16 lanes at a time, AVX2 8)
+          veridl::ops::conv2d_shape(2, 24, 40, 37, 32, 3, 1, Padding::Same, veridl::ops::PadStyle::XlaSame)}) {
+      const auto x = random_floats(s.x_size(), 5), W = random_floats(s.w_size(), 6), b = random_floats(s.O, 7), dy = random_floats(s.y_size(), 8);
+      std::vector<float> y[2], dx[2], dW[2];
+      for (int v = 0; v < 2; ++v) {
+        const k::Isa isa = v ? k::Isa::Avx512 : k::Isa::Avx2;
+        y[v].resize(s.y_size()), dx[v].resize(s.x_size()), dW[v].resize(s.w_size());
+        k::conv2d_forward.at(isa)(s, x.data(), W.data(), b.data(), y[v].data());
+        k::conv2d_backward_input.at(isa)(s, W.data(), dy.data(), dx[v].data());
+        k::conv2d_backward_weight.at(isa)(s, x.data(), dy.data(), dW[v].data());
+      }
+      EXPECT_TRUE(same_bits(y[0], y[1])) << "conv forward " << s.str();
+      EXPECT_TRUE(same_bits(dx[0], dx[1])) << "conv backward_input " << s.str();
+      EXPECT_TRUE(same_bits(dW[0], dW[1])) << "conv backward_weight " << s.str();
     }
-    EXPECT_TRUE(same_bits(y[0], y[1])) << "conv forward " << s.str();
-    EXPECT_TRUE(same_bits(dx[0], dx[1])) << "conv backward_input " << s.str();
-    EXPECT_TRUE(same_bits(dW[0], dW[1])) << "conv backward_weight " << s.str();
+    k::set_conv_winograd(was);
   }
 }
 
@@ -221,17 +227,20 @@ TEST(IsaSelection, CliReportsTheVariantAndRejectsABadVariable) {
   EXPECT_TRUE(mentions(line, {"VERIDL_ISA='avx3'", "avx512, avx2 or portable"})) << bad.out;
   // VERIDL_WINOGRAD: reported by info, and a bad value refused before any work.
   const Cmd off = run_command(std::string("env -u VERIDL_ISA VERIDL_WINOGRAD=0 ") + VERIDL_BINARY + " info --cpu");
+  const Cmd all = run_command(std::string("env -u VERIDL_ISA VERIDL_WINOGRAD=1 ") + VERIDL_BINARY + " info --cpu");
   ASSERT_EQ(off.status, 0) << off.out;
+  ASSERT_EQ(all.status, 0) << all.out;
   if (k::cpu_isa() != k::Isa::Portable) {
-    EXPECT_NE(best.out.find("3x3 stride-1 convolutions: Winograd F(4x4, 3x3)"), std::string::npos) << best.out;
+    EXPECT_NE(best.out.find("3x3 stride-1 convolutions: Winograd F(4x4, 3x3) where it pays"), std::string::npos) << best.out;
+    EXPECT_NE(all.out.find("Winograd F(4x4, 3x3) wherever it applies"), std::string::npos) << all.out;
+    EXPECT_NE(off.out.find("3x3 stride-1 convolutions: im2col + GEMM (VERIDL_WINOGRAD=0)"), std::string::npos) << off.out;
   }
-  EXPECT_NE(off.out.find("3x3 stride-1 convolutions: im2col + GEMM (VERIDL_WINOGRAD=0)"), std::string::npos) << off.out;
   const Cmd badw = run_command(std::string("VERIDL_WINOGRAD=yes ") + VERIDL_BINARY + " train --spec " +
                                repo("specs/mnist_linear.json") + " --epochs 1 --out /nonexistent/should-not-be-written");
   EXPECT_EQ(badw.status, 2) << badw.out;
   std::string wline = badw.out;
   while (!wline.empty() && wline.back() == '\n') wline.pop_back();
-  EXPECT_TRUE(mentions(wline, {"VERIDL_WINOGRAD='yes'", "is not 0 or 1"})) << badw.out;
+  EXPECT_TRUE(mentions(wline, {"VERIDL_WINOGRAD='yes'", "is not 0, 1 or auto"})) << badw.out;
 }
 
 }  // namespace

@@ -224,10 +224,7 @@ def test_torch_logits_equal(trained, digits, name):
     else:
         assert sd["1.weight"].shape == (512, 784)  # nn.Linear's [out, in]
     diff = max_logit_difference(net, tx, sd)
-    # 2e-5: the CNN's 3x3 convolutions run Winograd F(4x4, 3x3), which rounds further from the exact values than
-    # im2col (measured on the AMD EPYC of session 17: cnn_bn 1.02e-5 with Winograd, 8.6e-6 with VERIDL_WINOGRAD=0;
-    # the MLP 1.2e-6). The mutants below stay above 1e-2.
-    assert diff <= 2e-5, diff
+    assert diff <= 1e-5, diff
     diff32 = max_logit_difference(net, tx, sd, torch.float32)  # torch in float32: two roundings
     assert diff32 <= 2e-5, diff32
 

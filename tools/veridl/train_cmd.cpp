@@ -636,7 +636,7 @@ int train_main(int argc, char** argv, dist::Group* group) {
         {"the validation data (" + split.val.source + ")", data_fingerprint(split.val)},
         {"the test data (" + split.test.source + ")", data_fingerprint(split.test)},
         {"the kernel variant (VERIDL_ISA)", text(kernels::isa_name(kernels::active_isa()))},
-        {"the 3x3 convolution algorithm (VERIDL_WINOGRAD)", text(kernels::conv_winograd() ? "winograd" : "im2col")}};
+        {"the 3x3 convolution algorithm (VERIDL_WINOGRAD)", text(kernels::winograd_name(kernels::conv_winograd()))}};
     if (resume) {
       uint64_t h = dist::hash_bytes(resume->model.params.data(), resume->model.params.size() * sizeof(float));
       const size_t pos[3] = {resume->epoch, resume->batch, resume->step};
@@ -771,13 +771,15 @@ static void print_cpu() {
   std::string names;
   for (const auto& d : prims::table()) names += (names.empty() ? "" : " ") + d.name;
   fmt::print("kernels: the {} variant of every primitive's fast kernel ({} primitives: {})\n", isa_name(used), prims::table().size(), names);
-  const char* wenv = std::getenv("VERIDL_WINOGRAD");
+  const Winograd w = conv_winograd();
   if (used == Isa::Portable)
     fmt::print("3x3 stride-1 convolutions: im2col + GEMM (the portable variant has no Winograd path)\n");
-  else if (conv_winograd())
-    fmt::print("3x3 stride-1 convolutions: Winograd F(4x4, 3x3) where both sides have 16+ channels (VERIDL_WINOGRAD=0: im2col + GEMM)\n");
+  else if (w == Winograd::Auto)
+    fmt::print("3x3 stride-1 convolutions: Winograd F(4x4, 3x3) where it pays (min(C, O) x min(tiles per row, 8) >= 512), else im2col + GEMM (VERIDL_WINOGRAD=auto; 0: never, 1: wherever it applies)\n");
+  else if (w == Winograd::Always)
+    fmt::print("3x3 stride-1 convolutions: Winograd F(4x4, 3x3) wherever it applies (16+ channels; VERIDL_WINOGRAD=1)\n");
   else
-    fmt::print("3x3 stride-1 convolutions: im2col + GEMM (VERIDL_WINOGRAD={})\n", wenv ? wenv : "0");
+    fmt::print("3x3 stride-1 convolutions: im2col + GEMM (VERIDL_WINOGRAD=0)\n");
   const char* policy = std::getenv("OMP_WAIT_POLICY");
   const char* spin = std::getenv("GOMP_SPINCOUNT");
   fmt::print("threads: {} (OpenMP; OMP_NUM_THREADS sets it), waiting: OMP_WAIT_POLICY={} GOMP_SPINCOUNT={}\n",

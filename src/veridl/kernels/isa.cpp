@@ -90,22 +90,26 @@ namespace {
 std::atomic<int> g_winograd{-1};  // -1: not read from the environment yet
 }  // namespace
 
-bool conv_winograd() {
+Winograd conv_winograd() {
   int v = g_winograd.load(std::memory_order_relaxed);
   if (v < 0) {
     const char* env = std::getenv("VERIDL_WINOGRAD");
     const std::string s = env ? env : "";
-    if (s.empty() || s == "1")
-      v = 1;
+    if (s.empty() || s == "auto")
+      v = static_cast<int>(Winograd::Auto);
+    else if (s == "1")
+      v = static_cast<int>(Winograd::Always);
     else if (s == "0")
-      v = 0;
+      v = static_cast<int>(Winograd::Off);
     else
-      throw std::runtime_error("VERIDL_WINOGRAD='" + s + "' is not 0 or 1 (0: 3x3 convolutions by im2col + GEMM; 1 or unset: Winograd F(4x4, 3x3))");
+      throw std::runtime_error("VERIDL_WINOGRAD='" + s + "' is not 0, 1 or auto (0: 3x3 convolutions by im2col + GEMM; 1: Winograd F(4x4, 3x3) wherever it applies; auto or unset: where it pays)");
     g_winograd.store(v, std::memory_order_relaxed);
   }
-  return v == 1;
+  return static_cast<Winograd>(v);
 }
 
-void set_conv_winograd(bool on) { g_winograd.store(on ? 1 : 0, std::memory_order_relaxed); }
+void set_conv_winograd(Winograd w) { g_winograd.store(static_cast<int>(w), std::memory_order_relaxed); }
+
+const char* winograd_name(Winograd w) { return w == Winograd::Off ? "0" : w == Winograd::Always ? "1" : "auto"; }
 
 }  // namespace veridl::kernels

@@ -43,12 +43,17 @@ Isa active_isa();
 // cannot run it. Not to be called while kernels run on other threads.
 void set_active_isa(Isa isa);
 
-// Whether 3x3 stride-1 convolutions take Winograd F(4x4, 3x3) (prims/conv2d/winograd.hpp; the AVX2 and AVX-512
-// variants) rather than im2col + GEMM: on unless the environment sets VERIDL_WINOGRAD=0 (=1: on; any other value is
-// a std::runtime_error naming it, on the first call). Another rounding of the same convolution, like a kernel
-// variant. set_conv_winograd overrides the environment (tests, benches).
-bool conv_winograd();
-void set_conv_winograd(bool on);
+// Which 3x3 stride-1 convolutions take Winograd F(4x4, 3x3) (prims/conv2d/winograd.hpp; the AVX2 and AVX-512
+// variants) rather than im2col + GEMM (another rounding of the same convolution, like a kernel variant):
+//   Auto    (VERIDL_WINOGRAD unset or "auto") those where it pays: min(C, O) x min(tiles per row, 8) >= 512
+//   Always  (VERIDL_WINOGRAD=1) every eligible one (one group, pads <= 2, 16+ channels in and out)
+//   Off     (VERIDL_WINOGRAD=0) none
+// Any other value is a std::runtime_error naming it, on the first call. set_conv_winograd overrides the environment
+// (tests, benches).
+enum class Winograd : int { Off = 0, Auto = 1, Always = 2 };
+Winograd conv_winograd();
+void set_conv_winograd(Winograd w);
+const char* winograd_name(Winograd w);
 
 namespace detail {
 inline std::atomic<int> g_active_isa{-1};  // -1: not decided yet

@@ -13,8 +13,8 @@
 //   dx        dcol[k, p]  = sum_o W[o, k] dy[o, p], then col2im       (M = K, N = P, depth O)
 //   dW        dW^T[k, o] += sum_p col[k, p] dy^T[p, o]                (M = K, N = O, depth P)
 // 1x1 stride-1 unpadded convs skip im2col (col is x itself). This is the G = 1 path, except for 3x3 stride-1 convs
-// with pads <= 2 and 16+ channels in and out, which the AVX2 and AVX-512 variants run as Winograd F(4x4, 3x3)
-// (prims/conv2d/winograd.hpp: a quarter of the multiplies, another rounding; VERIDL_WINOGRAD=0 turns it off).
+// with pads <= 2 and enough channels and tiles (wino::applies), which the AVX2 and AVX-512 variants run as Winograd
+// F(4x4, 3x3) (prims/conv2d/winograd.hpp: a quarter of the multiplies, another rounding; VERIDL_WINOGRAD).
 //
 // Groups (ops::Conv2dShape::G > 1; W [O, C/G, KH, KW]):
 //   depthwise (G = C = O)  direct loops, no im2col/GEMM: forward and dx per (image, channel) plane,

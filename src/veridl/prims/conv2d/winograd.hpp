@@ -25,8 +25,8 @@
 //
 // Rounding: the transforms' constants (up to 8 in A^T, 5 in B^T) spread values before the products and cancel
 // after, so the results are further from the exact values than the im2col path's (about 10x in the tests here,
-// within the kernels' common tolerance, tests/kernel_testutil.hpp). VERIDL_WINOGRAD=0 in the environment turns
-// this path off (every conv then takes im2col + GEMM; kernels/isa.hpp).
+// within the kernels' common tolerance, tests/kernel_testutil.hpp). VERIDL_WINOGRAD (kernels/isa.hpp) chooses where
+// it runs: auto (default; see applies), 1 (wherever it can), 0 (nowhere).
 //
 // Determinism: forward and input gradient compute every output element once, by one thread, from the same
 // operations whatever the thread count or the grouping of tiles (a GEMM element is one FMA chain over the
@@ -52,13 +52,19 @@ struct Plan {
   size_t work() const { return B * Cin * Cout * OH * OW * 9; }
 };
 
-// Whether the shape takes this path: one group, a 3 x 3 kernel, stride 1, pads of at most 2 (the input gradient
-// pads dy by 2 - pad), at least 16 channels in and out (fewer: the transforms outweigh the saved multiplies), and
-// not turned off (kernels::conv_winograd(): VERIDL_WINOGRAD=0).
+// Whether the shape takes this path. It can with one group, a 3 x 3 kernel, stride 1, pads of at most 2 (the input
+// gradient pads dy by 2 - pad) and at least 16 channels in and out (kernels::Winograd::Always, VERIDL_WINOGRAD=1).
+// By default (Auto) only where it pays: the transforms cost per tile in proportion to the channels and to the empty
+// vector lanes of short tile rows (the lanes are a row's tiles, 8 at a time), the products save in proportion to the
+// channels squared; so min(C, O) x min(tiles per row, 8) >= 512: 64 channels at 32 x 32 and up, 128 at 16 x 16,
+// 256 at 8 x 8, 512 at 4 x 4 (the ResNets at 224 x 224 and 32 x 32, which it made 1.4-1.7x faster), not the 16-64
+// channels of the small CNNs at 28 x 28 and below (measured 3-10% slower whole steps there with it).
 bool applies(const ops::Conv2dShape& s) {
-  return s.G == 1 && s.KH == 3 && s.KW == 3 && s.stride == 1 && s.pad_top <= 2 && s.pad_left <= 2 &&
-         s.pad_bottom <= 2 && s.pad_right <= 2 && s.C >= 16 && s.O >= 16 && s.OH() >= 1 && s.OW() >= 1 &&
-         conv_winograd();
+  const Winograd w = conv_winograd();
+  if (w == Winograd::Off || s.G != 1 || s.KH != 3 || s.KW != 3 || s.stride != 1 || s.pad_top > 2 || s.pad_left > 2 ||
+      s.pad_bottom > 2 || s.pad_right > 2 || s.C < 16 || s.O < 16 || s.OH() < 1 || s.OW() < 1)
+    return false;
+  return w == Winograd::Always || std::min(s.C, s.O) * std::min<size_t>((s.OW() + 3) / 4, 8) >= 512;
 }
 
 // ---- the 1-D transforms on vectors of tiles ----------------------------------------------------------------
