@@ -24,16 +24,18 @@
 //                   with dM = A dY A^T of dy's 4 x 4 tiles (zero past OH, OW): 36 GEMMs of depth B tiles.
 //
 // Rounding: the transforms' constants (up to 8 in A^T, 5 in B^T) spread values before the products and cancel
-// after, so the results are further from the exact values than the im2col path's (about 10x in the tests here,
-// within the kernels' common tolerance, tests/kernel_testutil.hpp). VERIDL_WINOGRAD (kernels/isa.hpp) chooses where
+// after, so the results are further from the exact values than the im2col path's (2.5-15x its maximum error at
+// the shapes of KernelsConvWinograd.TakesItsShapesAndOnlyThose, within the kernels' common tolerance,
+// tests/kernel_testutil.hpp). VERIDL_WINOGRAD (kernels/isa.hpp) chooses where
 // it runs: auto (default; see applies), 1 (wherever it can), 0 (nowhere).
 //
 // Determinism: forward and input gradient compute every output element once, by one thread, from the same
 // operations whatever the thread count or the grouping of tiles (a GEMM element is one FMA chain over the
 // channels; the transforms are per tile). The weight gradient's Z elements are each one FMA chain over all tiles
 // in (image, tile row, tile column) order, continued through Z from one group of tiles to the next; the 36
-// GEMMs of a group run in parallel, one thread each. The transforms are the same float operations in the AVX2
-// and AVX-512 variants (plain loops: the compiler vectorizes them lane by lane), so the two give identical bits.
+// GEMMs of a group run in parallel, one thread each. The transforms are lanewise adds, subtractions and
+// multiplications on vector registers (8 or 16 lanes), the same float operations on every lane in the AVX2 and
+// AVX-512 variants, so the two give identical bits.
 
 namespace wino {
 
@@ -48,7 +50,6 @@ struct Plan {
   Plan(size_t b, size_t cin, size_t h, size_t w, size_t cout, size_t oh, size_t ow, ptrdiff_t top, ptrdiff_t left)
       : B(b), Cin(cin), H(h), W(w), Cout(cout), OH(oh), OW(ow), pt(top), pl(left), TH((oh + 3) / 4),
         TW((ow + 3) / 4) {}
-  size_t tiles() const { return TH * TW; }
   size_t work() const { return B * Cin * Cout * OH * OW * 9; }
 };
 
@@ -69,13 +70,13 @@ bool applies(const ops::Conv2dShape& s) {
 
 // ---- the 1-D transforms on vectors of tiles ----------------------------------------------------------------
 //
-// The tiles of a tile row are the vector lanes (micro::Vec: 8 or 16; the last vector of a row masked), so each
-// operation below is the same float operation on every tile in either variant.
+// The tiles of a tile row are the vector lanes (micro::V8 or micro::Vec), so each operation below is the same float
+// operation on every tile in either variant.
 
 using micro::Vec;
 using Reg = Vec::Reg;
 
-// Lanes [0, n) of a vector of V, n <= V::kLanes.
+// Lanes [0, n) of a vector of V, n <= V::kLanes (the kernel transforms' last vector of channels).
 template <class V>
 struct LanesOf {
   size_t n;
