@@ -14,14 +14,20 @@ n=0
 
 # mutant TEST_FILE HEADER (relative to src/) SED_EXPRESSION DESCRIPTION: plants the mutant, then builds and runs
 # the test against it in the background (at most JOBS at once); its verdict goes to $tmp/m<k>/verdict.
-mutant() {
-  local test=$1 header=$2 expr=$3 what=$4 dir="$tmp/m$n"
-  n=$((n + 1))
+# plant DIR HEADER SED_EXPRESSION DESCRIPTION: writes the mutated copy of src/HEADER under DIR; fails (with the
+# verdict written) when the expression no longer changes the header.
+plant() {
+  local dir=$1 header=$2 expr=$3 what=$4
   mkdir -p "$dir/$(dirname "$header")"
   sed "$expr" "src/$header" > "$dir/$header"
   if cmp -s "src/$header" "$dir/$header"; then
-    echo "MUTANT NOT PLANTED (the sed expression no longer matches): $what" > "$dir/verdict"; return
+    echo "MUTANT NOT PLANTED (the sed expression no longer matches): $what" > "$dir/verdict"; return 1
   fi
+}
+mutant() {
+  local test=$1 header=$2 expr=$3 what=$4 dir="$tmp/m$n"
+  n=$((n + 1))
+  plant "$dir" "$header" "$expr" "$what" || return 0
   (
     if ! "$cxx" -std=c++20 -O1 -fopenmp -I"$dir" -Isrc "$test" -lgtest -lgtest_main -lpthread -o "$dir/t" 2> "$dir/build.log"; then
       echo "MUTANT NOT BUILT: $what ($(head -c 300 "$dir/build.log"))"
@@ -55,11 +61,7 @@ kernel_objects() {
 kernel_mutant() {
   local header=$1 expr=$2 what=$3 dir="$tmp/m$n"
   n=$((n + 1))
-  mkdir -p "$dir/$(dirname "$header")"
-  sed "$expr" "src/$header" > "$dir/$header"
-  if cmp -s "src/$header" "$dir/$header"; then
-    echo "MUTANT NOT PLANTED (the sed expression no longer matches): $what" > "$dir/verdict"; return
-  fi
+  plant "$dir" "$header" "$expr" "$what" || return 0
   if ! grep -qw avx2 /proc/cpuinfo; then
     echo "mutant caught: $what (skipped: this CPU has no AVX2, so runs no Winograd path)" > "$dir/verdict"; return
   fi
