@@ -93,9 +93,9 @@ mutant $t veridl/calculus/dot.hpp 's|    d.add_mul(a.v, b.d);|    d.add_mul(a.v,
 
 kernel_objects
 w=veridl/prims/conv2d/winograd.hpp
-kernel_mutant $w 's|o\[0\] = ((d\[0\] - k<R>(2.0f) \* d\[2\]) + d\[4\]) + k<R>(1.5f)|o[0] = ((d[0] - k<R>(2.0f) * d[2]) + d[4]) + k<R>(1.0f)|' \
+kernel_mutant $w 's|o\[0\] = ((d\[0\] - k(2.0f) \* d\[2\]) + d\[4\]) + k(1.5f)|o[0] = ((d[0] - k(2.0f) * d[2]) + d[4]) + k(1.0f)|' \
   "Winograd: a wrong coefficient in B^T's first row"
-kernel_mutant $w 's|V::store(Y + (i \* 4 + j) \* TWp + t0, o\[j\] + bv);|V::store(Y + (i * 4 + j) * TWp + t0, o[j]);|' \
+kernel_mutant $w 's|Vec::store(buf + (i \* nw + 4 \* tx + j) \* Op + o0, o\[j\] + bv);|Vec::store(buf + (i * nw + 4 * tx + j) * Op + o0, o[j]);|' \
   "Winograd: the bias dropped from the output transform"
 kernel_mutant $w 's|2 - static_cast<ptrdiff_t>(s.pad_top)|1 - static_cast<ptrdiff_t>(s.pad_top)|' \
   "Winograd input gradient: dy padded by 1 - pad instead of 2 - pad at the top"
@@ -103,6 +103,12 @@ kernel_mutant $w 's|for (size_t e = 0; e < 9; ++e) g\[e\]\[l\] = w\[flip ? 8 - e
   "Winograd input gradient: the kernel not flipped"
 kernel_mutant $w 's|r0 == 0 ? Init::Zero : Init::C|Init::Zero|' \
   "Winograd weight gradient: each group of tiles overwrites the sums of the groups before it"
+kernel_mutant $w 's|for (size_t i = r8; i < rows; ++i)|for (size_t i = rows; i < rows; ++i)|' \
+  "Winograd: the channel-minor transpose drops the rows past the last multiple of 8 (channels, or output columns)"
+kernel_mutant $w 's|std::fill(d, d + a \* Cp, 0.0f);|(void)a;|' \
+  "Winograd: the strip's columns left of the plane (the left padding) not zeroed"
+kernel_mutant $w 's|std::fill(d, d + nc \* Cp, 0.0f);|(void)d;|' \
+  "Winograd: the strip's rows outside the plane (top and bottom padding) not zeroed"
 
 wait
 fails=0

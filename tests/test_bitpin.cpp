@@ -36,10 +36,13 @@
 // "  test accuracy: ..." when a validation split was introduced (the pinned runs pass --val-split 0 --eval-every 10
 // to keep their semantics; an independent Python FNV-1a of the new lines gave the constants). In session 17 the
 // 3x3 stride-1 convolutions gained a Winograd F(4x4, 3x3) path (prims/conv2d/winograd.hpp), another rounding, which
-// the default policy takes only at larger shapes than these specs' (their pins did not change); the three
-// convolutional runs are repeated with VERIDL_WINOGRAD=1 (Winograd wherever it applies: every 3x3 convolution of
-// theirs but the first), whose pins came from an independent Python FNV-1a of those runs (VERIDL_ISA=avx2 and
-// =avx512 alike).
+// the default policy then took only at larger shapes than these specs'; the three convolutional runs were repeated
+// with VERIDL_WINOGRAD=1 (Winograd wherever it applies: every 3x3 convolution of theirs but the first), whose pins
+// came from an independent Python FNV-1a of those runs (VERIDL_ISA=avx2 and =avx512 alike). In session 18 Winograd
+// became the default wherever it applies (its transforms moved to vectors of channels, with the same operations per
+// element, and paid at every shape measured), so the two pairs of pins swapped places: the default runs now give
+// the former VERIDL_WINOGRAD=1 pins, and the repeats, now with VERIDL_WINOGRAD=0 (im2col + GEMM), the former
+// default pins. No constant is new.
 //
 // Each test trains under every kernel variant the CPU runs except the portable one (VERIDL_ISA=avx2, and =avx512
 // on an AVX-512 CPU) and expects the same pins from each: the AVX2 and AVX-512 variants train bit-identically
@@ -152,9 +155,9 @@ struct Pin {
   const char* flags;    // beyond the common ones (see the top)
   uint64_t checkpoint;  // FNV-1a 64 of the checkpoint file
   uint64_t losses;      // FNV-1a 64 of the loss lines
-  // The same run with VERIDL_WINOGRAD=1 (Winograd at every 3x3 stride-1 convolution of 16+ channels), for the specs
-  // with such convolutions (0: none, the run is not repeated).
-  uint64_t checkpoint_winograd = 0, losses_winograd = 0;
+  // The same run with VERIDL_WINOGRAD=0 (im2col + GEMM at the 3x3 stride-1 convolutions of 16+ channels, which
+  // take Winograd by default), for the specs with such convolutions (0: none, the run is not repeated).
+  uint64_t checkpoint_im2col = 0, losses_im2col = 0;
 };
 
 class BitPin : public ScratchDirTest {
@@ -195,23 +198,23 @@ class BitPin : public ScratchDirTest {
     for (veridl::kernels::Isa isa : veridl::kernels::supported_isas())
       if (isa != veridl::kernels::Isa::Portable) {
         run_pinned(pin, args, isa, false);
-        if (pin.checkpoint_winograd) run_pinned(pin, args, isa, true);
+        if (pin.checkpoint_im2col) run_pinned(pin, args, isa, true);
       }
   }
 
-  void run_pinned(const Pin& pin, const std::string& args, veridl::kernels::Isa isa, bool winograd) {
-    SCOPED_TRACE(std::string("VERIDL_ISA=") + veridl::kernels::isa_name(isa) + (winograd ? " VERIDL_WINOGRAD=1" : ""));
+  void run_pinned(const Pin& pin, const std::string& args, veridl::kernels::Isa isa, bool im2col) {
+    SCOPED_TRACE(std::string("VERIDL_ISA=") + veridl::kernels::isa_name(isa) + (im2col ? " VERIDL_WINOGRAD=0" : ""));
     std::filesystem::remove(dir_ / "m.safetensors");
     const std::string cmd = "cd '" + dir_.string() + "' && VERIDL_ISA=" + veridl::kernels::isa_name(isa) +
-                            (winograd ? " VERIDL_WINOGRAD=1 " : " env -u VERIDL_WINOGRAD ") + VERIDL_BINARY + " " + args;
+                            (im2col ? " VERIDL_WINOGRAD=0 " : " env -u VERIDL_WINOGRAD ") + VERIDL_BINARY + " " + args;
     const Cmd c = run_command(cmd);
     ASSERT_EQ(c.status, 0) << cmd << "\n" << c.out;
     const std::string ck = read_bytes(dir_ / "m.safetensors"), losses = loss_lines(c.out);
     ASSERT_FALSE(ck.empty()) << c.out;
     ASSERT_NE(losses.find("Epoch  2/2: loss="), std::string::npos) << c.out;
-    EXPECT_EQ(hex(fnv1a64(ck)), hex(winograd ? pin.checkpoint_winograd : pin.checkpoint))
+    EXPECT_EQ(hex(fnv1a64(ck)), hex(im2col ? pin.checkpoint_im2col : pin.checkpoint))
         << pin.name << ": the checkpoint's bits changed (" << ck.size() << " bytes); output:\n" << c.out;
-    EXPECT_EQ(hex(fnv1a64(losses)), hex(winograd ? pin.losses_winograd : pin.losses))
+    EXPECT_EQ(hex(fnv1a64(losses)), hex(im2col ? pin.losses_im2col : pin.losses))
         << pin.name << ": the losses changed:\n" << losses;
   }
 };
@@ -223,12 +226,12 @@ constexpr Pin kMnistMlp{"mnist_mlp", "mnist_mlp", "", 0x6a7a472ee00dad3cull, 0x7
 // fashion_convnet's recipe names its dataset ("dataset": "fashion-mnist"), so the synthetic IDX run needs
 // --data-mismatch-ok; both change the checkpoint's metadata (spec and config JSON) only: its tensor bytes and the loss
 // pin are what they were (compared with the previous build's checkpoint of the same run).
-constexpr Pin kFashionConvnet{"fashion_convnet", "fashion_convnet", " --data-mismatch-ok", 0xf172fb483aead423ull,
-                              0x3c54e694ec246a6full, 0xaeec92eae7d94c07ull, 0x27e49356f9cdabe3ull};
-constexpr Pin kMnistCnnBn{"mnist_cnn_bn", "mnist_cnn_bn", "", 0xd370da90b85bad46ull, 0xbdc498018b381a81ull,
-                          0xa7c9e96888197d37ull, 0xa8292bebf61fbe2dull};
-constexpr Pin kCifarCnnBn{"cifar_cnn_bn", "cifar_cnn_bn", "", 0x3fa708fc3da19d56ull, 0xe0e3fb2ca2a55808ull,
-                          0x873040fa5ba01ea6ull, 0x3055237fd6e4939cull};
+constexpr Pin kFashionConvnet{"fashion_convnet", "fashion_convnet", " --data-mismatch-ok", 0xaeec92eae7d94c07ull,
+                              0x27e49356f9cdabe3ull, 0xf172fb483aead423ull, 0x3c54e694ec246a6full};
+constexpr Pin kMnistCnnBn{"mnist_cnn_bn", "mnist_cnn_bn", "", 0xa7c9e96888197d37ull, 0xa8292bebf61fbe2dull,
+                          0xd370da90b85bad46ull, 0xbdc498018b381a81ull};
+constexpr Pin kCifarCnnBn{"cifar_cnn_bn", "cifar_cnn_bn", "", 0x873040fa5ba01ea6ull, 0x3055237fd6e4939cull,
+                          0x3fa708fc3da19d56ull, 0xe0e3fb2ca2a55808ull};
 // No shipped recipe uses SGD momentum, plain Adam, label smoothing or gradient clipping (the presets and flags
 // do): two cheap runs pin those paths too.
 constexpr Pin kLinearMomentumSmoothingClip{"linear_momentum_smoothing_clip", "mnist_linear",

@@ -134,7 +134,12 @@ void every_kernel_matches_reference(const Conv2dShape& s) {
 
 class Conv2dDiff : public ::testing::TestWithParam<Conv2dShape> {};
 
-TEST_P(Conv2dDiff, EveryKernelMatchesReference) { every_kernel_matches_reference(GetParam()); }
+// im2col + GEMM (VERIDL_WINOGRAD=0) at every shape: the 3x3 stride-1 ones of 16+ channels take Winograd by
+// default, which WinogradDiff sweeps.
+TEST_P(Conv2dDiff, EveryKernelMatchesReference) {
+  const WinogradPolicy off(veridl::kernels::Winograd::Off);
+  every_kernel_matches_reference(GetParam());
+}
 
 INSTANTIATE_TEST_SUITE_P(Kernels, Conv2dDiff, ::testing::ValuesIn(conv_cases()), conv_name);
 
@@ -220,24 +225,22 @@ std::vector<Conv2dShape> winograd_cases() {
   cs.push_back(veridl::ops::conv2d_shape(2, 64, 32, 32, 64, 3, 1, Padding::Same));   // CIFAR ResNet stage 1
   cs.push_back(veridl::ops::conv2d_shape(4, 128, 8, 8, 128, 3, 1, Padding::Same));   // one tile row per 8x8 image
   cs.push_back(veridl::ops::conv2d_shape(3, 256, 4, 4, 256, 3, 1, Padding::Same, PadStyle::XlaSame, false));  // one tile
-  cs.push_back(veridl::ops::conv2d_shape(10, 16, 64, 64, 16, 3, 1, Padding::Same));  // dW in two groups of tiles
+  cs.push_back(veridl::ops::conv2d_shape(15, 16, 64, 64, 16, 3, 1, Padding::Same));  // dW: 2 groups of tile rows
   return cs;
 }
 
-// Under VERIDL_WINOGRAD=1 (Always): most of these shapes are below the default policy's threshold.
 class WinogradDiff : public ::testing::TestWithParam<Conv2dShape> {};
 
 TEST_P(WinogradDiff, EveryKernelMatchesReference) {
-  const WinogradPolicy always(veridl::kernels::Winograd::Always);
+  const WinogradPolicy on(veridl::kernels::Winograd::On);
   every_kernel_matches_reference(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernels, WinogradDiff, ::testing::ValuesIn(winograd_cases()), conv_name);
 
-// Under VERIDL_WINOGRAD=1 (Always) the Winograd shapes take that path (their bits differ from im2col's, Off), each
+// Under VERIDL_WINOGRAD=1 (On, the default) the Winograd shapes take that path (their bits differ from im2col's, Off), each
 // within the tolerance of the double reference both ways; shapes just outside its conditions (15 channels, stride 2,
-// a 5x5 kernel, a pad of 3, groups) get the same bits either way. The errors of both are printed. The default
-// policy (Auto) takes the shapes where it pays and only those.
+// a 5x5 kernel, a pad of 3, groups) get the same bits either way. The errors of both are printed.
 TEST(KernelsConvWinograd, TakesItsShapesAndOnlyThose) {
   using veridl::kernels::Winograd;
   const WinogradPolicy restore(veridl::kernels::conv_winograd());
@@ -270,7 +273,7 @@ TEST(KernelsConvWinograd, TakesItsShapesAndOnlyThose) {
     veridl::ops::conv2d_backward_weight(s, xd.data(), dyd.data(), rdW.data());
     const std::vector<double>* ref[] = {&ry, &rdx, &rdW};
     const size_t K[] = {s.C * 9, s.O * 9, s.B * s.OH() * s.OW()};
-    const auto wino = run(Winograd::Always, s, x, W, b, dy), gemm = run(Winograd::Off, s, x, W, b, dy);
+    const auto wino = run(Winograd::On, s, x, W, b, dy), gemm = run(Winograd::Off, s, x, W, b, dy);
     for (int i = 0; i < 3; ++i) {
       EXPECT_TRUE(close(wino[i], *ref[i], K[i], std::string("winograd ") + what[i]));
       EXPECT_TRUE(close(gemm[i], *ref[i], K[i], std::string("im2col ") + what[i]));
@@ -290,23 +293,9 @@ TEST(KernelsConvWinograd, TakesItsShapesAndOnlyThose) {
     SCOPED_TRACE(tag(s));
     const auto x = random_floats(s.x_size(), 51), W = random_floats(s.w_size(), 52), b = random_floats(s.O, 53),
                dy = random_floats(s.y_size(), 54);
-    const auto on = run(Winograd::Always, s, x, W, b, dy), off = run(Winograd::Off, s, x, W, b, dy);
+    const auto on = run(Winograd::On, s, x, W, b, dy), off = run(Winograd::Off, s, x, W, b, dy);
     for (int i = 0; i < 3; ++i) EXPECT_TRUE(same_bits(on[i], off[i])) << what[i];
   }
-  if (!simd) return;
-  // Auto: ResNet's layers at 224 x 224 (64 channels at 56 x 56, 512 at 7 x 7) and 32 x 32 (512 at 4 x 4) take it;
-  // the small CNNs' (32 channels at 28 x 28, 64 at 14 x 14 and 7 x 7) do not.
-  auto takes = [&](const Conv2dShape& s) {
-    const auto x = random_floats(s.x_size(), 61), W = random_floats(s.w_size(), 62), b = random_floats(s.O, 63),
-               dy = random_floats(s.y_size(), 64);
-    return !same_bits(run(Winograd::Auto, s, x, W, b, dy)[0], run(Winograd::Off, s, x, W, b, dy)[0]);
-  };
-  EXPECT_TRUE(takes(veridl::ops::conv2d_shape(1, 64, 56, 56, 64, 3, 1, Padding::Same)));
-  EXPECT_TRUE(takes(veridl::ops::conv2d_shape(1, 512, 7, 7, 512, 3, 1, Padding::Same)));
-  EXPECT_TRUE(takes(veridl::ops::conv2d_shape(2, 512, 4, 4, 512, 3, 1, Padding::Same)));
-  EXPECT_FALSE(takes(veridl::ops::conv2d_shape(2, 32, 28, 28, 32, 3, 1, Padding::Same)));
-  EXPECT_FALSE(takes(veridl::ops::conv2d_shape(2, 64, 14, 14, 64, 3, 1, Padding::Same)));
-  EXPECT_FALSE(takes(veridl::ops::conv2d_shape(2, 64, 7, 7, 128, 3, 1, Padding::Same)));
 }
 
 // The grouped forward is G independent convolutions of channel slices: the kernels at G > 1 (the depthwise
@@ -491,9 +480,9 @@ ConvRun run_all(int threads, const Conv2dShape& s, const MaxPoolShape& ps, const
   return r;
 }
 
-// Under both Winograd policies Off and Always (every 3x3 stride-1 shape of 16+ channels below takes it then).
+// Under both Winograd policies Off and On (every 3x3 stride-1 shape of 16+ channels below takes it then).
 TEST(KernelsConvDeterminism, BitIdenticalForOneAndTwoThreads) {
-  for (veridl::kernels::Winograd w : {veridl::kernels::Winograd::Off, veridl::kernels::Winograd::Always}) {
+  for (veridl::kernels::Winograd w : {veridl::kernels::Winograd::Off, veridl::kernels::Winograd::On}) {
   const WinogradPolicy policy(w);
   SCOPED_TRACE(std::string("VERIDL_WINOGRAD=") + veridl::kernels::winograd_name(w));
   // Shapes above the fork thresholds, batch 1 (where dx splits channel groups) and larger batches.
@@ -506,7 +495,7 @@ TEST(KernelsConvDeterminism, BitIdenticalForOneAndTwoThreads) {
       veridl::ops::conv2d_shape(8, 256, 7, 7, 128, 3, 1, Padding::Same),  // dW with its columns split (im2col)
       // Winograd: groups of tile rows spanning images, and a weight gradient in two groups of tiles
       veridl::ops::conv2d_shape(5, 64, 16, 16, 64, 3, 1, Padding::Same),
-      veridl::ops::conv2d_shape(10, 16, 64, 64, 16, 3, 1, Padding::Same),
+      veridl::ops::conv2d_shape(15, 16, 64, 64, 16, 3, 1, Padding::Same),
       // depthwise (batch 1 and 4, stride 1 and 2) and grouped
       veridl::ops::conv2d_shape(1, 32, 56, 56, 32, 3, 2, Padding::Same, PadStyle::XlaSame, false, 32),
       veridl::ops::conv2d_shape(4, 96, 14, 14, 96, 3, 1, Padding::Same, PadStyle::Symmetric, true, 96),

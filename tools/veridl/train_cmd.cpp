@@ -774,10 +774,8 @@ static void print_cpu() {
   const Winograd w = conv_winograd();
   if (used == Isa::Portable)
     fmt::print("3x3 stride-1 convolutions: im2col + GEMM (the portable variant has no Winograd path)\n");
-  else if (w == Winograd::Auto)
-    fmt::print("3x3 stride-1 convolutions: Winograd F(4x4, 3x3) where it pays (min(C, O) x min(tiles per row, 8) >= 512), else im2col + GEMM (VERIDL_WINOGRAD=auto; 0: never, 1: wherever it applies)\n");
-  else if (w == Winograd::Always)
-    fmt::print("3x3 stride-1 convolutions: Winograd F(4x4, 3x3) wherever it applies (16+ channels; VERIDL_WINOGRAD=1)\n");
+  else if (w == Winograd::On)
+    fmt::print("3x3 stride-1 convolutions: Winograd F(4x4, 3x3) wherever it applies (one group, pads <= 2, 16+ channels in and out), else im2col + GEMM (VERIDL_WINOGRAD=1, the default; 0: never)\n");
   else
     fmt::print("3x3 stride-1 convolutions: im2col + GEMM (VERIDL_WINOGRAD=0)\n");
   const char* policy = std::getenv("OMP_WAIT_POLICY");

@@ -95,14 +95,12 @@ Winograd conv_winograd() {
   if (v < 0) {
     const char* env = std::getenv("VERIDL_WINOGRAD");
     const std::string s = env ? env : "";
-    if (s.empty() || s == "auto")
-      v = static_cast<int>(Winograd::Auto);
-    else if (s == "1")
-      v = static_cast<int>(Winograd::Always);
+    if (s.empty() || s == "1")
+      v = static_cast<int>(Winograd::On);
     else if (s == "0")
       v = static_cast<int>(Winograd::Off);
     else
-      throw std::runtime_error("VERIDL_WINOGRAD='" + s + "' is not 0, 1 or auto (0: 3x3 convolutions by im2col + GEMM; 1: Winograd F(4x4, 3x3) wherever it applies; auto or unset: where it pays)");
+      throw std::runtime_error("VERIDL_WINOGRAD='" + s + "' is not 0 or 1 (0: 3x3 convolutions by im2col + GEMM; 1 or unset: Winograd F(4x4, 3x3) wherever it applies)");
     g_winograd.store(v, std::memory_order_relaxed);
   }
   return static_cast<Winograd>(v);
@@ -110,6 +108,6 @@ Winograd conv_winograd() {
 
 void set_conv_winograd(Winograd w) { g_winograd.store(static_cast<int>(w), std::memory_order_relaxed); }
 
-const char* winograd_name(Winograd w) { return w == Winograd::Off ? "0" : w == Winograd::Always ? "1" : "auto"; }
+const char* winograd_name(Winograd w) { return w == Winograd::Off ? "0" : "1"; }
 
 }  // namespace veridl::kernels

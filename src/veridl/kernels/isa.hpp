@@ -43,14 +43,13 @@ Isa active_isa();
 // cannot run it. Not to be called while kernels run on other threads.
 void set_active_isa(Isa isa);
 
-// Which 3x3 stride-1 convolutions take Winograd F(4x4, 3x3) (prims/conv2d/winograd.hpp; the AVX2 and AVX-512
-// variants) rather than im2col + GEMM (another rounding of the same convolution, like a kernel variant):
-//   Auto    (VERIDL_WINOGRAD unset or "auto") those where it pays: min(C, O) x min(tiles per row, 8) >= 512
-//   Always  (VERIDL_WINOGRAD=1) every eligible one (one group, pads <= 2, 16+ channels in and out)
-//   Off     (VERIDL_WINOGRAD=0) none
+// Whether the 3x3 stride-1 convolutions take Winograd F(4x4, 3x3) (prims/conv2d/winograd.hpp; the AVX2 and
+// AVX-512 variants) rather than im2col + GEMM (another rounding of the same convolution, like a kernel variant):
+//   On   (VERIDL_WINOGRAD unset or 1) every eligible one (one group, pads <= 2, 16+ channels in and out)
+//   Off  (VERIDL_WINOGRAD=0) none
 // Any other value is a std::runtime_error naming it, on the first call. set_conv_winograd overrides the environment
 // (tests, benches).
-enum class Winograd : int { Off = 0, Auto = 1, Always = 2 };
+enum class Winograd : int { Off = 0, On = 1 };
 Winograd conv_winograd();
 void set_conv_winograd(Winograd w);
 const char* winograd_name(Winograd w);

@@ -13,6 +13,7 @@
 #include "veridl/kernels/scratch.hpp"
 
 #include "veridl/kernels/target.hpp"
+#include "veridl/kernels/simd.hpp"
 #include "veridl/kernels/gemm_tile.hpp"
 
 namespace veridl::kernels::VERIDL_ISA_NS {
