@@ -223,10 +223,13 @@ def test_torch_logits_equal(trained, digits, name):
         assert float(sd["1.running_var"].sub(1).abs().max()) > 1e-3  # trained statistics, not the initial ones
     else:
         assert sd["1.weight"].shape == (512, 784)  # nn.Linear's [out, in]
+    # VeriDL's float32 kernels against torch in float64, then in float32 (two roundings). The CNN's 3x3 layers take
+    # Winograd F(4x4, 3x3) by default, which rounds further from exact than im2col (docs/kernels.md): measured
+    # 1.02e-5 and 1.14e-5 with it, 8.6e-6 and 8.1e-6 under VERIDL_WINOGRAD=0 (the MLP: 1.2e-6, 1.9e-6).
     diff = max_logit_difference(net, tx, sd)
-    assert diff <= 1e-5, diff
-    diff32 = max_logit_difference(net, tx, sd, torch.float32)  # torch in float32: two roundings
-    assert diff32 <= 2e-5, diff32
+    assert diff <= 2e-5, diff
+    diff32 = max_logit_difference(net, tx, sd, torch.float32)
+    assert diff32 <= 2.5e-5, diff32
 
 
 def test_torch_logits_catch_a_wrong_transpose(trained, digits, monkeypatch):
