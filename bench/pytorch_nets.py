@@ -1585,6 +1585,8 @@ def main(argv=None):
     g.add_argument("--adamw-decay", choices=("after", "before"),
                    help="AdamW's decay order (recipe adamwDecay): 'before' is torch.optim.AdamW itself, 'after' "
                         "(VeriDL's default) applies the decay after the Adam update (with --veridl-conventions)")
+    ap.add_argument("--compile", action="store_true",
+                    help="train through torch.compile(model) (PyTorch 2.x; its compilation falls in the first epoch)")
     ap.add_argument("--veridl-decisions", metavar="FILE", default=None,
                     help="apply the random decisions `veridl train` recorded in FILE (its test hook "
                          "VERIDL_TEST_DECISIONS: per step the batch's examples, random-resized-crop boxes, crop-pad "
@@ -1615,6 +1617,8 @@ def main(argv=None):
     if steps == 0:
         sys.exit(f"error: {n_train} training images < batch {batch}")
 
+    if args.compile and not hasattr(torch, "compile"):
+        sys.exit(f"error: --compile needs PyTorch 2.x (this is {torch.__version__})")
     model, he = build_model(spec)
     he_init(model, he)
     if args.veridl_rng:
@@ -1658,6 +1662,7 @@ def main(argv=None):
             veridl_shuffle(order, e + args.seed)
             perms.append(torch.tensor(order[:steps * batch], dtype=torch.int64))
     model.train()
+    forward = torch.compile(model) if args.compile else model  # shares model's parameters and buffers
     init_state = copy.deepcopy(model.state_dict()) if args.compare_veridl_checkpoint else None
 
     epoch_seconds, epoch_loss, step_log, step_loss = [], [], [], []
@@ -1691,7 +1696,7 @@ def main(argv=None):
             if step <= 2 and bns:  # running stats start as the first batch's (momentum 1.0)
                 for m in bns:
                     m.momentum = 1.0 if step == 1 else BN_MOMENTUM
-            loss = F.cross_entropy(model(xb), yb, label_smoothing=ls)
+            loss = F.cross_entropy(forward(xb), yb, label_smoothing=ls)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if clip > 0 and args.veridl_conventions:  # the norm summed in double, min(1, c / (norm + 1e-6))
@@ -1759,6 +1764,7 @@ def main(argv=None):
         "last_lr": lr,
         "threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
+        "compiled": bool(args.compile),
         "mkldnn": torch.backends.mkldnn.is_available(),
         "blas": blas,
         "allocator": allocator,

@@ -3,8 +3,10 @@
 #   bash scripts/install-deps.sh          build + test dependencies (apt), and IREE's compiler and runtime
 #                                         from PyPI into .venv (for `veridl export` and its tests), and the Python
 #                                         package's build tools (nanobind, scikit-build-core) into .venv
-#   bash scripts/install-deps.sh --bench  also Fashion-MNIST and jemalloc for bench/ (Debian's PyTorch and OpenBLAS
-#                                         are installed either way: the conformance test's reference)
+#   bash scripts/install-deps.sh --bench  also Fashion-MNIST and jemalloc for bench/, and the bench venv .venv-bench
+#                                         with PyTorch 2.x and JAX from PyPI (bench/setup-bench-venv.sh: several GB);
+#                                         Debian's PyTorch and OpenBLAS are installed either way (the conformance
+#                                         test's reference)
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build libgtest-dev libgmock-dev libfmt-dev nlohmann-json3-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev python3
   libonnx-dev libprotobuf-dev  # veridl export --onnx: ONNX's protobuf classes and checker (export/onnx.cpp)
@@ -78,4 +80,9 @@ if ((!py_ok)); then
     "nanobind==$NANOBIND_VERSION" "scikit-build-core==$SKBUILD_CORE_VERSION"
   "$venv/bin/python" -m pip download -q --disable-pip-version-check --only-binary=:all: -d "$venv/wheelhouse" \
     "nanobind==$NANOBIND_VERSION" "scikit-build-core==$SKBUILD_CORE_VERSION"
+fi
+# --bench: the peers of bench/ from PyPI (PyTorch 2.x and JAX, pinned) in their own venv, .venv-bench
+# (bench/setup-bench-venv.sh; idempotent).
+if [[ "${1:-}" == "--bench" ]]; then
+  bash "$(dirname "${BASH_SOURCE[0]}")/../bench/setup-bench-venv.sh"
 fi

@@ -159,15 +159,6 @@ void check_payload(size_t got, uint64_t expected, const std::string& shape, cons
                             path, expected, shape, got, got - expected));
 }
 
-const std::array<float, 256>& pixel_table() {
-  static const std::array<float, 256> table = [] {
-    std::array<float, 256> t{};
-    for (size_t p = 0; p < 256; ++p) t[p] = static_cast<float>(p) / 255.f;
-    return t;
-  }();
-  return table;
-}
-
 }  // namespace
 
 void Dataset::copy_images(size_t first, size_t count, float* dst) const {
@@ -177,9 +168,10 @@ void Dataset::copy_images(size_t first, size_t count, float* dst) const {
   if (has_stored()) {  // resized and center-cropped from the stored image, as the test split is from the file
     for (size_t i = 0; i < count; ++i) resize_center_crop(stored[first + i], ImageShape{C, H, W}, dst + i * D);
   } else if (has_bytes()) {
-    const std::array<float, 256>& table = pixel_table();
-    const uint8_t* px = pixels.data() + first * D;
-    for (size_t i = 0; i < count * D; ++i) dst[i] = table[px[i]];
+    // p / 255 rounded once (a division, exact per element): vectorized, unlike a lookup table of the same values.
+    const uint8_t* __restrict px = pixels.data() + first * D;
+    float* __restrict out = dst;
+    for (size_t i = 0; i < count * D; ++i) out[i] = static_cast<float>(px[i]) / 255.f;
   } else {
     std::copy_n(images.data() + first * D, count * D, dst);
   }
