@@ -2,7 +2,7 @@
 """The machine's float32 GEMM ceiling: OpenBLAS sgemm (through PyTorch's torch.mm, run by
 bench/pytorch_env.sh: the OpenMP OpenBLAS build) on large square matrices, 1 and 2 threads.
 
-The figure the MLP's training GFLOP/s is compared against in docs/results.md. Prints the best
+The figure the MLP's training GFLOP/s is compared against in docs/results-history.md. Prints the best
 GFLOP/s over several repetitions per size (2 n^3 flops per product).
 
   bash bench/pytorch_env.sh bench/gemm_ceiling.py            # sizes 1024 2048, threads 1 2

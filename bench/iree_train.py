@@ -8,7 +8,7 @@ For each spec (its recipe, 1 epoch, the CLI's defaults: seed 42, 10% validation 
 per-step loss differences (relative to the native run; max and median over the epoch's steps) of the IREE run and of
 the one-ulp run, the epoch loss, validation and test accuracy and loss of each, the compile time of the IREE modules
 (from an empty cache) and the time per training step of both engines (train_seconds / steps: data, steps, no
-evaluation). docs/gpu.md and docs/results.md quote its output.
+evaluation). docs/gpu.md and docs/results-history.md quote its output.
 """
 import argparse
 import json
