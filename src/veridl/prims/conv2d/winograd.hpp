@@ -57,10 +57,11 @@ struct Plan {
 
 // Whether the shape takes this path: one group, a 3 x 3 kernel, stride 1, pads of at most 2 (the input gradient
 // pads dy by 2 - pad) and at least 16 channels in and out, unless VERIDL_WINOGRAD=0 (kernels::Winograd::Off).
-// Measured to pay at every such shape of the shipped specs (docs/kernels.md: 16 to 512 channels, 4 x 4 to 56 x 56
-// planes, whole train steps 9-45% faster than with im2col + GEMM, AVX2 and AVX-512 variants), since the transforms
-// run on vectors of channels; when their lanes were a tile row's tiles, short rows left most lanes empty and a
-// threshold on channels x tiles per row kept it off the small CNNs.
+// Faster in every shipped spec timed both ways (docs/kernels.md: the four small CNNs, 16 to 128 channels on 32 x 32
+// to 4 x 4 planes, whole train steps 9-41% shorter than with im2col + GEMM in the AVX2 and AVX-512 variants; the
+// ResNets at 224 x 224 and 32 x 32, which took it already), since the transforms run on vectors of channels; when
+// their lanes were a tile row's tiles, short rows left most lanes empty and a threshold on channels x tiles per
+// row kept it off the small CNNs.
 bool applies(const ops::Conv2dShape& s) {
   return conv_winograd() == Winograd::On && s.G == 1 && s.KH == 3 && s.KW == 3 && s.stride == 1 && s.pad_top <= 2 &&
          s.pad_left <= 2 && s.pad_bottom <= 2 && s.pad_right <= 2 && s.C >= 16 && s.O >= 16 && s.OH() >= 1 &&
