@@ -102,6 +102,26 @@ void expect_pixels(const Dataset& ds, const Bytes& pixels) {
   }
 }
 
+// copy_images converts a byte p to p / 255 correctly rounded to float (by a double multiply, not a division):
+// checked for every one of the 256 bytes, each at every position modulo 64 so that the vector body and the
+// scalar tail of the loop both see it.
+TEST(Dataset, PixelConversionIsTheDivision) {
+  Dataset ds;
+  ds.n = 1;
+  ds.C = 1;
+  ds.H = 1;
+  ds.W = 256 * 64 + 7;
+  ds.num_classes = 1;
+  ds.labels = {0};
+  ds.source = "bytes";
+  ds.pixels.resize(ds.W);
+  for (size_t i = 0; i < ds.pixels.size(); ++i) ds.pixels[i] = static_cast<uint8_t>((i + i / 256) % 256);
+  std::vector<float> f(ds.W);
+  ds.copy_images(0, 1, f.data());
+  for (size_t i = 0; i < f.size(); ++i)
+    ASSERT_EQ(f[i], static_cast<float>(ds.pixels[i]) / 255.f) << "byte " << int(ds.pixels[i]) << " at " << i;
+}
+
 class DataTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -59,6 +59,10 @@ struct Dataset {
   void copy_images(size_t first, size_t count, float* dst) const;
   // Every image as floats (a copy: for tests and small sets).
   std::vector<float> floats() const;
+  // Asks the CPU to start loading example i's bytes or floats into cache (a hint, no effect on any value; i must
+  // be < n). A batch gather reads rows scattered over the whole set: issuing the next rows' loads while the current
+  // one converts overlaps the memory latencies that otherwise come one row at a time.
+  void prefetch(size_t i) const;
   // The size example i is kept at, {width, height}: its stored image's, else {W, H}.
   std::pair<size_t, size_t> stored_size(size_t i) const;
   // The `box` of example i (in stored_size(i) coordinates, inside the image) resized to C x H x W floats in [0,1]

@@ -1040,8 +1040,12 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg_in, const dat
       // with the random draws it has in the whole batch.
       kernels::for_chunks(shard.count, shard.count * D, [&](size_t b0, size_t b1) {
         try {
+          constexpr size_t kAhead = 4;  // rows whose loads are in flight while one converts
+          const uint32_t* rows = order.data() + bi * cfg.batch + shard.first;
+          for (size_t b = b0; b < std::min(b1, b0 + kAhead); ++b) tr.prefetch(rows[b]);
           for (size_t b = b0; b < b1; ++b) {
-            const size_t src = order[bi * cfg.batch + shard.first + b];
+            if (b + kAhead < b1) tr.prefetch(rows[b + kAhead]);
+            const size_t src = rows[b];
             data::gather_example(tr, src, cfg.augment, batch_seed, shard.first + b, xin + b * D, dump.box(b));
             labels[b] = tr.labels[src];
           }
