@@ -40,38 +40,42 @@ mutant() {
   while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
 }
 
-# kernel_mutant HEADER SED_EXPRESSION DESCRIPTION: a mutant of a header of the conv2d kernels (prims/conv2d/),
-# compiled into the AVX2 variant of prims/conv2d/kernel.cpp and linked with the unmutated objects of the other
-# variants, the max-pool kernels, kernels/isa.cpp and tests/test_conv_kernels.cpp (built once, below); the test's
-# Winograd cases run under VERIDL_ISA=avx2 and must fail. Skipped (said) on a CPU without AVX2.
+# kernel_mutant FILE SED_EXPRESSION DESCRIPTION [PRIMITIVE FILTER]: a mutant of a file of a primitive's fast kernels
+# (PRIMITIVE conv2d, the default, or maxPool: its kernel.cpp or a header it includes), compiled into the AVX2
+# variant of prims/PRIMITIVE/kernel.cpp and linked with the unmutated objects of every other variant and primitive,
+# kernels/isa.cpp and tests/test_conv_kernels.cpp (built once, below); the test's cases matching FILTER (default
+# *Winograd*) run under VERIDL_ISA=avx2 and must fail. Skipped (said) on a CPU without AVX2.
 kbase="$tmp/kernels"
 kernel_objects() {
   [[ -d "$kbase" ]] && return
   mkdir -p "$kbase"
   local f=(-std=c++20 -O1 -fopenmp -Isrc)
   for l in 0 1 2; do
-    "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=$l -c src/veridl/prims/maxPool/kernel.cpp -o "$kbase/maxpool$l.o" &
+    "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=$l -c src/veridl/prims/maxPool/kernel.cpp -o "$kbase/maxPool$l.o" &
+    "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=$l -c src/veridl/prims/conv2d/kernel.cpp -o "$kbase/conv2d$l.o" &
+    wait
   done
-  "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=0 -c src/veridl/prims/conv2d/kernel.cpp -o "$kbase/conv0.o" &
-  "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=2 -c src/veridl/prims/conv2d/kernel.cpp -o "$kbase/conv2.o" &
   "$cxx" "${f[@]}" -c src/veridl/kernels/isa.cpp -o "$kbase/isa.o" &
   "$cxx" "${f[@]}" -Itests -c tests/test_conv_kernels.cpp -o "$kbase/test.o" &
   wait
 }
 kernel_mutant() {
-  local header=$1 expr=$2 what=$3 dir="$tmp/m$n"
+  local file=$1 expr=$2 what=$3 prim=${4:-conv2d} filter=${5:-*Winograd*} dir="$tmp/m$n"
   n=$((n + 1))
-  plant "$dir" "$header" "$expr" "$what" || return 0
+  plant "$dir" "$file" "$expr" "$what" || return 0
   if ! grep -qw avx2 /proc/cpuinfo; then
-    echo "mutant caught: $what (skipped: this CPU has no AVX2, so runs no Winograd path)" > "$dir/verdict"; return
+    echo "mutant caught: $what (skipped: this CPU has no AVX2, so runs no AVX2 kernel)" > "$dir/verdict"; return
   fi
+  local src=src/veridl/prims/$prim/kernel.cpp
+  [[ "$file" == "veridl/prims/$prim/kernel.cpp" ]] && src="$dir/$file"
+  local others=()
+  for o in "$kbase"/*.o; do [[ "$o" == "$kbase/${prim}1.o" ]] || others+=("$o"); done
   (
-    if ! "$cxx" -std=c++20 -O1 -fopenmp -DVERIDL_ISA_LEVEL=1 -I"$dir" -Isrc -c src/veridl/prims/conv2d/kernel.cpp \
-        -o "$dir/conv1.o" 2> "$dir/build.log" ||
-      ! "$cxx" -fopenmp "$dir/conv1.o" "$kbase"/*.o -lgtest -lgtest_main -lpthread -o "$dir/t" 2>> "$dir/build.log"; then
+    if ! "$cxx" -std=c++20 -O1 -fopenmp -DVERIDL_ISA_LEVEL=1 -I"$dir" -Isrc -c "$src" -o "$dir/k1.o" 2> "$dir/build.log" ||
+      ! "$cxx" -fopenmp "$dir/k1.o" "${others[@]}" -lgtest -lgtest_main -lpthread -o "$dir/t" 2>> "$dir/build.log"; then
       echo "MUTANT NOT BUILT: $what ($(head -c 300 "$dir/build.log"))"
-    elif VERIDL_ISA=avx2 bash -c '"$0" --gtest_filter="*Winograd*" > "$1" 2>&1' "$dir/t" "$dir/log" 2>/dev/null; then
-      echo "MUTANT SURVIVED: $what (tests/test_conv_kernels.cpp's Winograd cases pass with it)"
+    elif VERIDL_ISA=avx2 bash -c '"$0" --gtest_filter="$2" > "$1" 2>&1' "$dir/t" "$dir/log" "$filter" 2>/dev/null; then
+      echo "MUTANT SURVIVED: $what (tests/test_conv_kernels.cpp's $filter cases pass with it)"
     else
       echo "mutant caught: $what"
     fi > "$dir/verdict"
@@ -109,6 +113,17 @@ kernel_mutant $w 's|std::fill(d, d + a \* Cp, 0.0f);|(void)a;|' \
   "Winograd: the strip's columns left of the plane (the left padding) not zeroed"
 kernel_mutant $w 's|std::fill(d, d + nc \* Cp, 0.0f);|(void)d;|' \
   "Winograd: the strip's rows outside the plane (top and bottom padding) not zeroed"
+m=veridl/prims/maxPool/kernel.cpp
+kernel_mutant $m 's|_mm256_cmp_ps(v, best, _CMP_GT_OQ)|_mm256_cmp_ps(v, best, _CMP_GE_OQ)|' \
+  "max-pool 2x2 vector path: a tie goes to the later cell" maxPool "*MaxPool*"
+kernel_mutant $m 's|_mm256_cmp_ps(v, best, _CMP_GT_OQ)|_mm256_cmp_ps(v, best, _CMP_NLE_UQ)|' \
+  "max-pool 2x2 vector path: a NaN candidate replaces the best" maxPool "*MaxPool*"
+kernel_mutant $m 's|take(best, id, columns<true>(b0, b1), 3);|take(best, id, columns<true>(b0, b1), 2);|' \
+  "max-pool 2x2 vector path: the last cell given the third cell's index" maxPool "*MaxPool*"
+kernel_mutant $m 's|lane_mask(2 \* r > 8 ? 2 \* r - 8 : 0)|lane_mask(0)|' \
+  "max-pool 2x2 vector path: the tail's second vector of inputs not loaded" maxPool "*MaxPool*"
+kernel_mutant $m 's|2 \* s.OW() <= s.W;|2 * s.OW() <= s.W + 1;|' \
+  "max-pool 2x2 vector path: taken for a window that reaches the padding" maxPool "*MaxPool*"
 
 wait
 fails=0

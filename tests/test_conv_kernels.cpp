@@ -388,6 +388,13 @@ std::vector<MaxPoolShape> pool_cases() {
   cs.push_back({2, 3, 7, 8, 2, 3, 1, 1, 0, 0, 2});
   cs.push_back({1, 2, 9, 6, 3, 2, 2, 0, 1, 1, 0});
   cs.push_back(veridl::ops::maxpool_shape(4, 16, 28, 28, 2, 2, Padding::Valid));
+  // The vector path of 2x2 windows at stride 2 (kernel.cpp's pool_row_2x2): 7 outputs (masked tail only),
+  // 8 (no tail), 17 (two steps and a tail of 1) and an odd input width (the last column never read), and a
+  // shape whose padded last window keeps it on the scalar path.
+  cs.push_back(veridl::ops::maxpool_shape(3, 4, 14, 14, 2, 2, Padding::Valid));
+  cs.push_back(veridl::ops::maxpool_shape(1, 3, 16, 16, 2, 2, Padding::Valid));
+  cs.push_back(veridl::ops::maxpool_shape(2, 2, 6, 35, 2, 2, Padding::Valid));
+  cs.push_back(veridl::ops::maxpool_shape(2, 2, 6, 35, 2, 2, Padding::Same));
   return cs;
 }
 
@@ -439,6 +446,36 @@ TEST(KernelsMaxPool, TiesGoToTheFirstMaximumAndPaddingNeverWins) {
   const std::vector<float> dy{5.0f};
   veridl::kernels::maxpool_backward(s, idx.data(), dy.data(), dx.data());
   EXPECT_EQ(dx, (std::vector<float>{0.0f, 5.0f, 0.0f, 0.0f}));
+}
+
+// NaNs: a window's first cell wins when it is NaN (nothing compares greater), a later NaN never replaces the best,
+// as in the scalar scan written out here; widths that take the 2x2 vector path's full steps and its masked tail.
+TEST(KernelsMaxPool, NaNsFollowTheStrictScanOrder) {
+  for (size_t W : {14u, 16u, 35u}) {
+    const MaxPoolShape s = veridl::ops::maxpool_shape(2, 3, 6, W, 2, 2, Padding::Valid);
+    auto x = random_floats(s.x_size(), W);
+    for (size_t i = 0; i < x.size(); i += 3) x[i] = std::nanf("");
+    std::vector<float> y(s.y_size());
+    std::vector<uint32_t> idx(s.y_size());
+    veridl::kernels::maxpool_forward(s, x.data(), y.data(), idx.data());
+    const size_t OH = s.OH(), OW = s.OW();
+    for (size_t p = 0; p < s.B * s.C; ++p)
+      for (size_t i = 0; i < OH; ++i)
+        for (size_t j = 0; j < OW; ++j) {
+          float best = x[(p * s.H + 2 * i) * W + 2 * j];
+          uint32_t k = 0;
+          for (uint32_t c = 1; c < 4; ++c) {
+            const float v = x[(p * s.H + 2 * i + c / 2) * W + 2 * j + c % 2];
+            if (v > best) {
+              best = v;
+              k = c;
+            }
+          }
+          const size_t o = (p * OH + i) * OW + j;
+          ASSERT_EQ(idx[o], k) << "W=" << W << " plane " << p << " output (" << i << ", " << j << ")";
+          ASSERT_TRUE(std::memcmp(&y[o], &best, sizeof(float)) == 0) << "W=" << W << " output " << o;
+        }
+  }
 }
 
 TEST(KernelsMaxPool, RejectsIndicesOutsideTheWindowOrInThePadding) {

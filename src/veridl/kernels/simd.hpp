@@ -12,7 +12,7 @@
 #if VERIDL_ISA_AVX2
 namespace veridl::kernels::VERIDL_ISA_NS::simd {
 
-// Lanes [0, n) on, the rest off (n in [1, 8]): the mask of a vector's tail.
+// Lanes [0, n) on, the rest off (n in [0, 8]): the mask of a vector's tail.
 inline __m256i lane_mask(size_t n) {
   static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bits + 8 - n));
