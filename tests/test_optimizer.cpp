@@ -3,12 +3,14 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
+#include "veridl/kernels/isa.hpp"
 #include "veridl/train/optimizer.hpp"
 #include "test_util.hpp"
 #include "veridl/util/error.hpp"
@@ -237,4 +239,45 @@ TEST(Optimizer, BadSettingsAreClearErrors) {
   c.lr = 0.1;
   c.momentum = 1.5;
   EXPECT_THROW(Optimizer(plan, c), Error);
+}
+
+// The update kernels' AVX2 and AVX-512 variants give the portable variant's bits (prims/optimizer/kernel.hpp: the
+// scalar formula's operations, no FMA contraction), for every update form, so a run's bits do not depend on the
+// CPU's ISA. Each variant this CPU runs; sizes with a vector tail and a parallel split.
+TEST(Optimizer, EveryKernelVariantGivesThePortableBits) {
+  using veridl::kernels::Isa;
+  const Isa saved = veridl::kernels::active_isa();
+  const auto plan = net::compile(net::NetBuilder("wide").image(1, 300, 1).flatten().dense(300, 257).build(), 1);
+  const size_t n = plan.n_params;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> U(-1.0f, 1.0f);
+  std::vector<float> p0(n);
+  for (auto& x : p0) x = U(rng);
+  std::vector<std::vector<float>> grads(3, std::vector<float>(n));
+  for (auto& g : grads)
+    for (auto& x : g) x = U(rng);
+  for (const char* kind : {"sgd", "sgd-momentum", "adam", "adamw", "adamw-before"}) {
+    OptimConfig c;
+    const std::string k = kind;
+    c.kind = k.substr(0, k.find('-'));
+    if (k == "sgd-momentum") c.momentum = 0.9;
+    if (k == "adamw-before") c.adamw_decay = "before";
+    c.weight_decay = 0.05;
+    std::vector<float> portable;
+    for (Isa isa : veridl::kernels::supported_isas()) {
+      veridl::kernels::set_active_isa(isa);
+      Optimizer opt(plan, c);
+      std::vector<float> q = p0;
+      for (size_t t = 1; t <= grads.size(); ++t) {
+        std::vector<float> g = grads[t - 1];
+        opt.step(q.data(), g.data(), 0.01f, t);
+      }
+      if (isa == Isa::Portable)
+        portable = q;
+      else
+        EXPECT_EQ(std::memcmp(q.data(), portable.data(), n * sizeof(float)), 0)
+            << kind << ": the " << veridl::kernels::isa_name(isa) << " variant's bits differ from the portable one's";
+    }
+  }
+  veridl::kernels::set_active_isa(saved);
 }

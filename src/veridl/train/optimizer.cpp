@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "veridl/prims/optimizer/kernel.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/plumbing_fault.hpp"
 
@@ -98,60 +99,6 @@ std::vector<std::pair<std::string, std::vector<float>*>> Optimizer::state() {
   return s;
 }
 
-// The elementwise updates. Each is one loop without branches, over restrict pointers, so that GCC and
-// clang vectorize it: the per-element decay flag selects a coefficient w (wd on weights, 0 elsewhere)
-// that always multiplies, because GCC 12 does not if-convert "flag ? wd * p : 0" (for finite values the
-// two are the same number); vector division and square root are correctly rounded like the scalar ones
-// (-fno-math-errno, set for the whole build, lets sqrt vectorize). Threads split the range statically:
-// which thread updates an element never changes its value.
-namespace {
-
-constexpr size_t kParallelMin = size_t{1} << 16;
-
-template <bool Momentum>
-void sgd_update(size_t n, float* __restrict p, const float* __restrict g, float* __restrict vel,
-                const uint8_t* __restrict dm, float lr, float wd, float mu) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (size_t i = 0; i < n; ++i) {
-    const float w = dm[i] ? wd : 0.0f;
-    float gi = g[i] + w * p[i];
-    if constexpr (Momentum) {
-      gi = mu * vel[i] + gi;
-      vel[i] = gi;
-    }
-    p[i] -= lr * gi;
-  }
-}
-
-// step = lr / (1 - b1^t), isb2 = 1 / sqrt(1 - b2^t): the bias corrections folded into two scalars, so that
-// an element costs one square root and one division (PyTorch's form of the update), not three divisions.
-// omb1, omb2 = 1 - beta1, 1 - beta2 computed in double and rounded once, as PyTorch does (its betas are Python
-// floats): in float, 1 - 0.999f is 0.00099998713, not 0.001.
-// before: the factor float(1 - lr wd) of torch.optim.AdamW's decay-first order.
-struct AdamConsts {
-  float lr, wd, b1, b2, omb1, omb2, eps, step, isb2, before;
-};
-
-// Coupled: adam (wd g-coupled L2); otherwise adamw, decaying after the step or, with Before, first.
-template <bool Coupled, bool Before = false>
-void adam_update(size_t n, float* __restrict p, const float* __restrict g, float* __restrict m,
-                 float* __restrict v, const uint8_t* __restrict dm, AdamConsts k) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (size_t i = 0; i < n; ++i) {
-    const float pi = Before && dm[i] ? p[i] * k.before : p[i];
-    const float w = dm[i] ? k.wd : 0.0f;
-    const float gi = Coupled ? g[i] + w * pi : g[i];
-    const float mi = k.b1 * m[i] + k.omb1 * gi;
-    const float vi = k.b2 * v[i] + k.omb2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    const float q = pi - k.step * mi / (std::sqrt(vi) * k.isb2 + k.eps);
-    p[i] = Coupled || Before ? q : q - k.lr * w * q;
-  }
-}
-
-}  // namespace
-
 double Optimizer::step(float* p, float* g, float lr, size_t t) {
   const size_t n = decay_.size();
   double norm = 0;
@@ -167,15 +114,15 @@ double Optimizer::step(float* p, float* g, float lr, size_t t) {
   const uint8_t* dm = decay_.data();
   if (cfg_.kind == "sgd") {
     const float mu = static_cast<float>(cfg_.momentum);
-    if (mu > 0)
-      sgd_update<true>(n, p, g, m_.data(), dm, lr, wd, mu);
-    else
-      sgd_update<false>(n, p, g, nullptr, dm, lr, wd, mu);
+    kernels::sgd_update(n, p, g, mu > 0 ? m_.data() : nullptr, dm, lr, wd, mu);
     return norm;
   }
   const double bc1 = 1.0 - std::pow(cfg_.beta1, static_cast<double>(t));
   const double bc2 = 1.0 - std::pow(cfg_.beta2, static_cast<double>(t));
-  const AdamConsts k{lr,
+  // omb1, omb2 = 1 - beta1, 1 - beta2 computed in double and rounded once, as PyTorch does (its betas are Python
+  // floats): in float, 1 - 0.999f is 0.00099998713, not 0.001. step and isb2 fold the bias corrections into two
+  // scalars, so that an element costs one square root and one division (PyTorch's form of the update).
+  const kernels::AdamConsts k{lr,
                      wd,
                      static_cast<float>(cfg_.beta1),
                      static_cast<float>(cfg_.beta2),
@@ -185,12 +132,10 @@ double Optimizer::step(float* p, float* g, float lr, size_t t) {
                      static_cast<float>(static_cast<double>(lr) / bc1),
                      static_cast<float>(1.0 / std::sqrt(bc2)),
                      static_cast<float>(1.0 - static_cast<double>(lr) * cfg_.weight_decay)};
-  if (cfg_.kind == "adam")
-    adam_update<true>(n, p, g, m_.data(), v_.data(), dm, k);
-  else if (cfg_.adamw_decay == "before")
-    adam_update<false, true>(n, p, g, m_.data(), v_.data(), dm, k);
-  else
-    adam_update<false>(n, p, g, m_.data(), v_.data(), dm, k);
+  const kernels::AdamDecay form = cfg_.kind == "adam"               ? kernels::AdamDecay::Coupled
+                                  : cfg_.adamw_decay == "before" ? kernels::AdamDecay::Before
+                                                                 : kernels::AdamDecay::After;
+  kernels::adam_update(form, n, p, g, m_.data(), v_.data(), dm, k);
   return norm;
 }
 
