@@ -112,7 +112,8 @@ def main():
     versions = subprocess.run([args.bench_python, "-c", "import torch, importlib.util as u; v = [torch.__version__]; "
                                "v.append(__import__('jax').__version__ if u.find_spec('jax') else 'not installed'); "
                                "print(*v)"], capture_output=True, text=True, check=True).stdout.split()
-    print(f"cpu: {cpu_model()} ({os.cpu_count()} cores); VeriDL {veridl_isa(args.veridl)}")
+    isa = veridl_isa(args.veridl)
+    print(f"cpu: {cpu_model()} ({os.cpu_count()} cores); VeriDL {isa}")
     print(f"PyTorch {versions[0]} ({args.threads} threads), JAX {versions[1]}; data {src}; {args.rounds} rounds")
     if "jax" in frameworks and versions[1] == "not installed":
         benchutil.die("error: JAX is not in the bench venv: run bash bench/setup-bench-venv.sh (or --skip jax)")
@@ -169,7 +170,7 @@ def main():
         print(f"| {name} | " + " | ".join(cells) + f" | {ratio} |")
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump({"cpu": cpu_model(), "isa": veridl_isa(args.veridl), "torch": versions[0], "jax": versions[1],
+            json.dump({"cpu": cpu_model(), "isa": isa, "torch": versions[0], "jax": versions[1],
                        "runs": results}, f, indent=1)
     return 1 if failed else 0
 

@@ -389,11 +389,12 @@ std::vector<MaxPoolShape> pool_cases() {
   cs.push_back({1, 2, 9, 6, 3, 2, 2, 0, 1, 1, 0});
   cs.push_back(veridl::ops::maxpool_shape(4, 16, 28, 28, 2, 2, Padding::Valid));
   // The vector path of 2x2 windows at stride 2 (kernel.cpp's pool_row_2x2): 7 outputs (masked tail only),
-  // 8 (no tail), 17 (two steps and a tail of 1) and an odd input width (the last column never read), and a
-  // shape whose padded last window keeps it on the scalar path.
+  // 8 (no tail), 17 (two steps and a tail of 1) and an odd input width (the last column never read), an odd
+  // height (the last row no window covers), and a shape whose padded last window keeps it on the scalar path.
   cs.push_back(veridl::ops::maxpool_shape(3, 4, 14, 14, 2, 2, Padding::Valid));
   cs.push_back(veridl::ops::maxpool_shape(1, 3, 16, 16, 2, 2, Padding::Valid));
   cs.push_back(veridl::ops::maxpool_shape(2, 2, 6, 35, 2, 2, Padding::Valid));
+  cs.push_back(veridl::ops::maxpool_shape(2, 3, 7, 16, 2, 2, Padding::Valid));  // a last row no window covers
   cs.push_back(veridl::ops::maxpool_shape(2, 2, 6, 35, 2, 2, Padding::Same));
   return cs;
 }
@@ -413,7 +414,8 @@ TEST_P(MaxPoolDiff, BitIdenticalToFloatReference) {
   for (bool ties : {false, true}) {
     const uint64_t seed = s.B * 7919 + s.C * 131 + s.H * 17 + s.W + s.KH * 3 + s.stride;
     const auto x = ties ? tie_floats(s.x_size(), seed) : random_floats(s.x_size(), seed);
-    const auto dy = random_floats(s.y_size(), seed + 1);
+    auto dy = random_floats(s.y_size(), seed + 1);
+    for (size_t i = 0; i < dy.size(); i += 7) dy[i] = -0.0f;  // the gradient of its cell is 0 + dy: +0
     std::vector<float> ry(s.y_size()), rdx(s.x_size());
     std::vector<uint32_t> ridx(s.y_size());
     veridl::Decisions D;  // live: decide by value
@@ -475,6 +477,20 @@ TEST(KernelsMaxPool, NaNsFollowTheStrictScanOrder) {
           ASSERT_EQ(idx[o], k) << "W=" << W << " plane " << p << " output (" << i << ", " << j << ")";
           ASSERT_TRUE(std::memcmp(&y[o], &best, sizeof(float)) == 0) << "W=" << W << " output " << o;
         }
+  }
+}
+
+TEST(KernelsMaxPool, RejectsIndicesOutsideTheWindowOfUnpaddedWindows) {
+  const MaxPoolShape s = veridl::ops::maxpool_shape(1, 2, 4, 20, 2, 2, Padding::Valid);  // 2x2 windows inside
+  const auto x = random_floats(s.x_size(), 5);
+  std::vector<float> y(s.y_size()), dy(s.y_size(), 1.0f), dx(s.x_size());
+  std::vector<uint32_t> idx(s.y_size());
+  veridl::kernels::maxpool_forward(s, x.data(), y.data(), idx.data());
+  EXPECT_NO_THROW(veridl::kernels::maxpool_backward(s, idx.data(), dy.data(), dx.data()));
+  for (size_t o : {size_t{3}, s.y_size() - 1}) {
+    std::vector<uint32_t> bad = idx;
+    bad[o] = 4;
+    EXPECT_THROW(veridl::kernels::maxpool_backward(s, bad.data(), dy.data(), dx.data()), std::out_of_range) << o;
   }
 }
 

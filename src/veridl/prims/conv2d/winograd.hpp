@@ -371,8 +371,9 @@ inline void correlate(const Plan& p, const float* x, const float* U, const float
       const size_t r0 = gi * rg.per, r1 = std::min(rows, r0 + rg.per), n = (r1 - r0) * p.TW;
       float* V = scratch(0, kXi * n * Cp);  // [36][n][Cp]
       float* M = scratch(1, kXi * n * Op);  // [36][n][Op]
-      float* buf = scratch(4, Op + std::max(input_floats(p, std::min(p.TH, r1 - r0)), output_floats(p)));
-      float* bv = buf + std::max(input_floats(p, std::min(p.TH, r1 - r0)), output_floats(p));
+      const size_t strip = std::max(input_floats(p, std::min(p.TH, r1 - r0)), output_floats(p));
+      float* buf = scratch(4, Op + strip);
+      float* bv = buf + strip;  // the bias, after the strip
       for (size_t o = 0; o < Op; ++o) bv[o] = bias && o < p.Cout ? bias[o] : 0.0f;
       segments(p, r0, r1, [&](size_t bi, size_t ty0, size_t ty1, size_t t) {
         input_tiles(p, x + bi * p.Cin * inHW, ty0, ty1, buf, V + t * Cp, n * Cp);
