@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Training speed and peak memory of ResNet-18, ResNet-34, MobileNetV2 and ViT: VeriDL against PyTorch 2.x.
+"""Training speed and peak memory of ResNet-18/34, MobileNetV2, EfficientNet-B0, ConvNeXt-T and ViT: VeriDL against PyTorch 2.x.
 
 For every (network, image size) configuration this alternates rounds of
 
@@ -9,9 +9,12 @@ For every (network, image size) configuration this alternates rounds of
       images/s = B / that median. Its own process; peak RSS = ru_maxrss of that process (os.wait4);
   (b) PyTorch 2.x from the bench venv (.venv-bench, made by bench/setup-bench-venv.sh): the same network
       written independently in plain torch.nn from the papers / torchvision's definitions (BasicBlock,
-      Bottleneck v1.5, MobileNetV2's InvertedResidual; not built from the NetSpec), 10 classes, train
+      Bottleneck v1.5, MobileNetV2's InvertedResidual, EfficientNet-B0's MBConv with squeeze-excitation,
+      ConvNeXt's CNBlock; not built from the NetSpec; their parameter counts are printed next to VeriDL's
+      and a difference is flagged), 10 classes, train
       mode, F.cross_entropy with the same label smoothing, the same optimizer as the spec's recipe (Adam
-      with coupled L2 decay for the 224x224 specs, AdamW for the 32x32 ones; decay on kernels only),
+      with coupled L2 decay for the 224x224 ResNets and MobileNetV2, AdamW for the others; decay on
+      kernels only) and its gradient clipping (clipNorm: ConvNeXt-T),
       random data, torch.set_num_threads(2) and OMP_NUM_THREADS=2, --warmup steps then the median over
       --steps timed steps. Its own process; peak RSS = ru_maxrss of that process.
 
@@ -20,11 +23,15 @@ Rounds alternate which framework goes first. Both get OMP_WAIT_POLICY=PASSIVE (V
 else from the caller's OMP_*/GOMP_*/KMP_*/MKL_* environment.
 
 Configurations (net x size):
-  224: specs/resnet18.json, specs/resnet34.json, specs/mobilenetv2.json, batch 16
+  224: specs/resnet18.json, specs/resnet34.json, specs/mobilenetv2.json, specs/efficientnet_b0.json,
+       specs/convnext_tiny_torchvision.json (torchvision's convnext_tiny: erf GELU, LayerNorm before the
+       head), batch 16
    32: specs/resnet18_cifar.json, specs/mobilenetv2_cifar.json, batch 128, and ResNet-34 at 32x32,
        which has no spec in specs/: derived here from specs/resnet34.json as specs/resnet18_cifar.json
        is from specs/resnet18.json (3x3 stride-1 stem, no max-pool, 32x32 input, resnet18_cifar's
-       recipe) into a temporary file.
+       recipe) into a temporary file. EfficientNet-B0 and ConvNeXt-T have no 32x32 variant: their 224x224
+       specs run at a 32x32 input (same layers; the strides reach 1x1 before the global pool), also derived
+       into a temporary file.
   ViT: specs/vit_tiny.json at 224 (batch 16) and, with --sizes 28, specs/vit_small28.json (28x28 grey,
        batch 128). PyTorch's ViT is written here from the paper / timm's VisionTransformer (patch conv, CLS
        token, position embedding, pre-norm blocks with a fused qkv Linear and F.scaled_dot_product_attention,
@@ -57,7 +64,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
-NETS = ("resnet18", "resnet34", "mobilenetv2", "vit")
+NETS = ("resnet18", "resnet34", "mobilenetv2", "efficientnet_b0", "convnext_t", "vit")
 SIZES = (224, 32, 28)
 DEFAULT_BATCH = {224: 16, 32: 128, 28: 128}
 SPEC_FILES = {
@@ -67,6 +74,10 @@ SPEC_FILES = {
     ("resnet18", 32): "specs/resnet18_cifar.json",
     ("resnet34", 32): None,  # derived: see derive_resnet34_cifar
     ("mobilenetv2", 32): "specs/mobilenetv2_cifar.json",
+    ("efficientnet_b0", 224): "specs/efficientnet_b0.json",
+    ("efficientnet_b0", 32): None,  # derived: the 224x224 spec at 32x32 (derive_at_32)
+    ("convnext_t", 224): "specs/convnext_tiny_torchvision.json",
+    ("convnext_t", 32): None,  # derived: the 224x224 spec at 32x32
     ("vit", 224): "specs/vit_tiny.json",
     ("vit", 28): "specs/vit_small28.json",  # 28x28 grey
 }
@@ -88,6 +99,7 @@ def worker_main(argv):
     ap.add_argument("--momentum", type=float, default=0.0)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--drop-path", type=float, default=0.0, help="the ViT's stochastic depth (the spec's dropPath)")
+    ap.add_argument("--clip-norm", type=float, default=0.0, help="the recipe's clipNorm (global gradient norm)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
@@ -207,6 +219,81 @@ def worker_main(argv):
         def forward(self, x):
             return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
 
+    class MBConv(nn.Module):  # Tan & Le 2019, torchvision's MBConv: expand, depthwise, squeeze-excitation, project
+        def __init__(self, ic, oc, expand, k, stride):
+            super().__init__()
+            mid = ic * expand
+            layers = [conv_bn(ic, mid, 1, act=nn.SiLU)] if expand != 1 else []
+            layers.append(conv_bn(mid, mid, k, stride, groups=mid, act=nn.SiLU))
+            self.body = nn.Sequential(*layers)
+            sq = max(1, ic // 4)  # torchvision: squeeze channels from the block's input, not the expanded width
+            self.se_reduce = nn.Conv2d(mid, sq, 1)
+            self.se_expand = nn.Conv2d(sq, mid, 1)
+            self.project = conv_bn(mid, oc, 1)
+            self.residual = stride == 1 and ic == oc
+
+        def forward(self, x):
+            h = self.body(x)
+            s = torch.sigmoid(self.se_expand(F.silu(self.se_reduce(F.adaptive_avg_pool2d(h, 1)))))
+            h = self.project(h * s)
+            return x + h if self.residual else h
+
+    class EfficientNetB0(nn.Module):
+        # (expand, k, stride, channels, blocks) of the paper's Table 1; no dropout and no stochastic depth (the
+        # NetSpec has neither), so the same computation as specs/efficientnet_b0.json.
+        def __init__(self, classes=10):
+            super().__init__()
+            cfg = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
+                   (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+            layers, ic = [conv_bn(3, 32, 3, 2, act=nn.SiLU)], 32
+            for e, k, st, c, n in cfg:
+                for j in range(n):
+                    layers.append(MBConv(ic, c, e, k, st if j == 0 else 1))
+                    ic = c
+            layers.append(conv_bn(ic, 1280, 1, act=nn.SiLU))
+            self.features = nn.Sequential(*layers)
+            self.fc = nn.Linear(1280, classes)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+    def norm2d(x, ln):  # channels-first LayerNorm (torchvision's LayerNorm2d): over C at every position
+        return ln(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    class CNBlock(nn.Module):  # Liu et al. 2022, torchvision's CNBlock (no stochastic depth: the spec has none)
+        def __init__(self, dim):
+            super().__init__()
+            self.dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+            self.norm = nn.LayerNorm(dim, eps=1e-6)
+            self.fc1 = nn.Linear(dim, 4 * dim)
+            self.fc2 = nn.Linear(4 * dim, dim)
+            self.gamma = nn.Parameter(torch.full((dim,), 1e-6))  # layer scale, on the channels-last tensor
+
+        def forward(self, x):
+            h = self.norm(self.dw(x).permute(0, 2, 3, 1))
+            h = self.gamma * self.fc2(F.gelu(self.fc1(h)))
+            return x + h.permute(0, 3, 1, 2)
+
+    class ConvNeXtT(nn.Module):  # torchvision's convnext_tiny: depths 3 3 9 3, widths 96-768, LayerNorm2d before the head
+        def __init__(self, classes=10):
+            super().__init__()
+            dims, depths = (96, 192, 384, 768), (3, 3, 9, 3)
+            self.stem = nn.Conv2d(3, 96, 4, 4)
+            self.stem_norm = nn.LayerNorm(96, eps=1e-6)
+            self.stages = nn.ModuleList(nn.Sequential(*[CNBlock(d) for _ in range(n)]) for d, n in zip(dims, depths))
+            self.down_norms = nn.ModuleList(nn.LayerNorm(d, eps=1e-6) for d in dims[:3])
+            self.downs = nn.ModuleList(nn.Conv2d(d, e, 2, 2) for d, e in zip(dims[:3], dims[1:]))
+            self.norm = nn.LayerNorm(768, eps=1e-6)
+            self.fc = nn.Linear(768, classes)
+
+        def forward(self, x):
+            x = norm2d(self.stem(x), self.stem_norm)
+            for i, stage in enumerate(self.stages):
+                x = stage(x)
+                if i < 3:
+                    x = self.downs[i](norm2d(x, self.down_norms[i]))
+            return self.fc(self.norm(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
+
     class DropPath(nn.Module):  # stochastic depth (Huang et al. 2016; timm's DropPath): one decision per example
         def __init__(self, rate):
             super().__init__()
@@ -266,6 +353,10 @@ def worker_main(argv):
         model = ResNet(BasicBlock, [3, 4, 6, 3], small)
     elif a.net == "resnet50":
         model = ResNet(Bottleneck, [3, 4, 6, 3], small)
+    elif a.net == "efficientnet_b0":
+        model = EfficientNetB0()
+    elif a.net == "convnext_t":
+        model = ConvNeXtT()
     else:
         model = MobileNetV2(small)
     for m in model.modules():  # He normal (fan_in) as VeriDL; BN gamma 1 beta 0 and zero biases are the defaults
@@ -298,6 +389,8 @@ def worker_main(argv):
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), y, label_smoothing=a.label_smoothing)
         loss.backward()
+        if a.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip_norm)
         opt.step()
         return loss.item()
 
@@ -383,6 +476,19 @@ def derive_resnet34_cifar(tmpdir):
     return path
 
 
+def derive_at_32(net, spec224, tmpdir):
+    """A 224x224 spec with no 32x32 variant of its own (EfficientNet-B0, ConvNeXt-T) at a 32x32 input: the same
+    layers and recipe (their strides take 32x32 down to 1x1 before the global pool), into a temporary file."""
+    with open(os.path.join(REPO, spec224)) as f:
+        spec = json.load(f)
+    spec["name"] = f"{spec['name']}-32 (derived by bench/convnets_speed.py)"
+    spec["imageH"] = spec["imageW"] = 32
+    path = os.path.join(tmpdir, f"{net}_32.json")
+    with open(path, "w") as f:
+        json.dump(spec, f, indent=1)
+    return path
+
+
 def clean_env(threads, wait_policy):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OMP_", "GOMP_", "KMP_", "MKL_", "OPENBLAS_")) and k not in ("LD_PRELOAD",)}
@@ -426,7 +532,7 @@ def run_pytorch(python, net, size, batch, recipe, args, env, timeout):
            "--optimizer", opt, "--lr", str(recipe.get("lr", 1e-3) * 0.01),
            "--weight-decay", str(recipe.get("weightDecay", 0.0)), "--momentum", str(recipe.get("momentum", 0.0)),
            "--label-smoothing", str(recipe.get("labelSmoothing", 0.0)), "--threads", str(args.threads),
-           "--drop-path", str(recipe.get("dropPath", 0.0)),
+           "--drop-path", str(recipe.get("dropPath", 0.0)), "--clip-norm", str(recipe.get("clipNorm", 0.0)),
            "--warmup", str(args.warmup), "--steps", str(args.steps)]
     if args.channels_last:
         cmd.append("--channels-last")
@@ -510,14 +616,21 @@ def main():
                 if (net, size) not in SPEC_FILES:
                     continue  # e.g. the ViT at 32x32, the convnets at 28x28
                 spec = SPEC_FILES[(net, size)]
-                derived = spec is None
-                spec = derive_resnet34_cifar(tmp) if derived else os.path.join(REPO, spec)
+                derived = None
+                if spec is None and net == "resnet34":
+                    spec, derived = derive_resnet34_cifar(tmp), ("derived from specs/resnet34.json (3x3/1 stem, no "
+                                                                 "max-pool; temporary file)")
+                elif spec is None:
+                    spec224 = SPEC_FILES[(net, 224)]
+                    spec, derived = derive_at_32(net, spec224, tmp), f"{spec224} at 32x32 (temporary file)"
+                else:
+                    spec = os.path.join(REPO, spec)
                 with open(spec) as f:
                     sj = json.load(f)
                 recipe = dict(sj.get("recipe", {}))
                 recipe["dropPath"] = sj.get("dropPath", 0.0)
                 tag = f"{net} {size}x{size} batch {batch}"
-                print(f"\n== {tag}: {os.path.relpath(spec, REPO) if not derived else 'derived from specs/resnet34.json (3x3/1 stem, no max-pool; temporary file)'}"
+                print(f"\n== {tag}: {derived or os.path.relpath(spec, REPO)}"
                       f"; optimizer {recipe.get('optimizer', 'adam')}, label smoothing {recipe.get('labelSmoothing', 0.0)}",
                       flush=True)
                 runs = {"veridl": [], "pytorch": []}
@@ -552,7 +665,7 @@ def main():
                               f"peak RSS {mib(st['max_rss_kb']):7.0f} MiB  wall {st['wall']:6.1f} s  "
                               f"foreign load {st['foreign_cores']:.2f} cores  loadavg {la}", flush=True)
                 line = {"config": tag, "net": net, "size": size, "batch": batch,
-                        "spec": os.path.relpath(spec, REPO) if not derived else "derived:resnet34_cifar",
+                        "spec": f"derived: {derived}" if derived else os.path.relpath(spec, REPO),
                         "cpu": cpu, "nproc": os.cpu_count(), "threads": args.threads,
                         "omp_wait_policy": args.omp_wait_policy, "torch_version": torch_version,
                         "rounds": args.rounds, "quick": args.quick, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}

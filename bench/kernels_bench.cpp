@@ -4,7 +4,7 @@
 // Build (CMake):  add_executable(bench_kernels bench/kernels_bench.cpp)
 //                 target_link_libraries(bench_kernels PRIVATE veridl_core)
 // Run:            OMP_NUM_THREADS=2 ./bench_kernels [--quick] [--step-only]
-//                 OMP_NUM_THREADS=2 ./bench_kernels --net specs/mnist_mlp.json [--batch N] [--seconds S] [--profile]
+//                 OMP_NUM_THREADS=2 ./bench_kernels --net specs/mnist_mlp.json [--batch N] [--seconds S] [--profile | --nodes]
 //                   the whole fused train step of a NetSpec (gather excluded: forward, loss, backward and
 //                   the recipe's optimizer, as train::TrainStep runs it) on random data: median time per
 //                   step over many steps, which shrugs off the bursts of foreign load that make epoch
@@ -229,6 +229,8 @@ void bench_train_step() {
 
 // The fused train step of a NetSpec, as the trainer runs it (TrainStep: forward, softmax-CE, backward,
 // optimizer), with the spec's recipe optimizer, on a fixed random batch.
+bool g_profile_nodes = false;  // --nodes: --profile, and a row per node too
+
 // --profile: where the step's time goes, per primitive (net::NodeTimes over further steps: each node's forward and
 // backward wall time, summed over the nodes of a primitive; the optimizer's update; the rest of the step).
 void print_profile(const veridl::net::Plan& plan, veridl::train::TrainStep& ts, const std::vector<float>& x,
@@ -272,6 +274,13 @@ void print_profile(const veridl::net::Plan& plan, veridl::train::TrainStep& ts, 
                 100.0 * (r.fwd + r.bwd) / step);
   std::printf("    %-16s %5s %25.3f %7.1f%%\n", "(rest of step)", "", (step - nodes_total) * 1e3,
               100.0 * (step - nodes_total) / step);
+  if (!g_profile_nodes) return;
+  std::printf("  per node (plan order):\n    %4s %-16s %12s %12s  %s\n", "node", "primitive", "forward ms",
+              "backward ms", "name");
+  for (size_t k = 0; k < plan.nodes.size(); ++k)
+    std::printf("    %4zu %-16s %12.3f %12.3f  %s\n", k, prims::table()[plan.nodes[k].op].name.c_str(),
+                nt.forward[k] / static_cast<double>(steps) * 1e3, nt.backward[k] / static_cast<double>(steps) * 1e3,
+                plan.nodes[k].name.c_str());
 }
 
 void bench_net_step(const std::string& path, size_t batch, bool profile) {
@@ -457,6 +466,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[a], "--seconds") == 0 && a + 1 < argc) g_budget = std::strtod(argv[++a], nullptr);
     if (std::strcmp(argv[a], "--peak") == 0) peak = true;
     if (std::strcmp(argv[a], "--profile") == 0) profile = true;
+    if (std::strcmp(argv[a], "--nodes") == 0) profile = g_profile_nodes = true;
     if (std::strcmp(argv[a], "--gemm") == 0) gemm = true;
     if (std::strcmp(argv[a], "--csv") == 0) csv = true;
     if (std::strcmp(argv[a], "--only") == 0 && a + 1 < argc) only = argv[++a];
