@@ -49,11 +49,12 @@ kbase="$tmp/kernels"
 kernel_objects() {
   [[ -d "$kbase" ]] && return
   mkdir -p "$kbase"
-  local f=(-std=c++20 -O1 -fopenmp -Isrc)
-  for l in 0 1 2; do
-    "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=$l -c src/veridl/prims/maxPool/kernel.cpp -o "$kbase/maxPool$l.o" &
-    "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=$l -c src/veridl/prims/conv2d/kernel.cpp -o "$kbase/conv2d$l.o" &
-    wait
+  local f=(-std=c++20 -O1 -fopenmp -Wno-psabi -Isrc)
+  for l in 0 1 2; do  # conv2d's kernels call dense's (a pointwise convolution of 1x1 planes)
+    for p in maxPool conv2d dense; do
+      "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=$l -c src/veridl/prims/$p/kernel.cpp -o "$kbase/$p$l.o" &
+      while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
+    done
   done
   "$cxx" "${f[@]}" -c src/veridl/kernels/isa.cpp -o "$kbase/isa.o" &
   "$cxx" "${f[@]}" -Itests -c tests/test_conv_kernels.cpp -o "$kbase/test.o" &
@@ -113,6 +114,17 @@ kernel_mutant $w 's|std::fill(d, d + a \* Cp, 0.0f);|(void)a;|' \
   "Winograd: the strip's columns left of the plane (the left padding) not zeroed"
 kernel_mutant $w 's|std::fill(d, d + nc \* Cp, 0.0f);|(void)d;|' \
   "Winograd: the strip's rows outside the plane (top and bottom padding) not zeroed"
+c=veridl/prims/conv2d/kernel.cpp
+kernel_mutant $c 's|dense_backward_weight(ops::DenseShape{s.B, s.O, g.K}, dy, x, dW)|dense_backward_weight(ops::DenseShape{s.B, g.K, s.O}, x, dy, dW)|' \
+  "conv2d weight gradient on 1x1 planes: the dense kernel's roles not swapped (dW transposed)" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|im2col(g, x + bi \* g.C \* g.H \* g.W, p0, p0 + np, col + q0, D);|im2col(g, x + bi * g.C * g.H * g.W, p0, p0 + np, col, D);|' \
+  "conv2d weight gradient of a large weight: every unit's plane copied to col's first columns" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|std::fill(yu, yu + g.P, s.bias ? b\[c\] : 0.0f);|std::fill(yu, yu + g.P, 0.0f);|' \
+  "depthwise on tiny planes: the bias dropped" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|if (iw < 0 \|\| iw >= static_cast<ptrdiff_t>(g.W)) continue;|if (iw < 0) continue;|' \
+  "depthwise on tiny planes: taps right of the plane kept (they read the next row)" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|std::fill(dxu, dxu + HW, 0.0f);|(void)dxu;|' \
+  "depthwise input gradient on tiny planes: dx not zeroed first" conv2d "*Conv2dDiff*"
 m=veridl/prims/maxPool/kernel.cpp
 kernel_mutant $m 's|_mm256_cmp_ps(v, best, _CMP_GT_OQ)|_mm256_cmp_ps(v, best, _CMP_GE_OQ)|' \
   "max-pool 2x2 vector path: a tie goes to the later cell" maxPool "*MaxPool*"

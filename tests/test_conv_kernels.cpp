@@ -91,6 +91,12 @@ std::vector<Conv2dShape> conv_cases() {
   // A late layer: a large weight over few positions, whose weight gradient splits the columns among threads
   // instead of keeping partial sums per chunk of images.
   cs.push_back(veridl::ops::conv2d_shape(8, 256, 7, 7, 128, 3, 1, Padding::Same));
+  // Pointwise on tiny planes (ConvNeXt-T's last stages at a 32x32 input): 1x1 planes, whose weight gradient is the
+  // dense kernel's (a small and a large weight), and 2x2 planes with a large weight, whose units' planes are copied
+  // side by side into col.
+  cs.push_back(veridl::ops::conv2d_shape(3, 24, 1, 1, 40, 1, 1, Padding::Valid));
+  cs.push_back(veridl::ops::conv2d_shape(5, 768, 1, 1, 640, 1, 1, Padding::Valid));
+  cs.push_back(veridl::ops::conv2d_shape(4, 384, 2, 2, 1536, 1, 1, Padding::Valid));
   return cs;
 }
 
@@ -176,6 +182,12 @@ std::vector<Conv2dShape> group_cases() {
   cs.push_back(veridl::ops::conv2d_shape(2, 5, 34, 41, 5, 3, 1, Padding::Same, PadStyle::Symmetric, true, 5));
   cs.push_back(veridl::ops::conv2d_shape(1, 4, 33, 36, 4, 5, 1, Padding::Valid, PadStyle::XlaSame, false, 4));
   cs.push_back(veridl::ops::conv2d_shape(3, 3, 31, 32, 3, 4, 1, Padding::Same, PadStyle::XlaSame, true, 3));
+  // Tiny planes (at most 4 outputs, stride 1: the list of in-range taps): ConvNeXt's 7x7 at 1x1 and 2x2 (its last
+  // stages at a 32x32 input), a 3x3 on 2x1, a valid 3x3 on 4x4 (2x2 outputs from a larger input), batch 3.
+  cs.push_back(veridl::ops::conv2d_shape(3, 5, 1, 1, 5, 7, 1, Padding::Same, PadStyle::Symmetric, true, 5));
+  cs.push_back(veridl::ops::conv2d_shape(3, 6, 2, 2, 6, 7, 1, Padding::Same, PadStyle::Symmetric, true, 6));
+  cs.push_back(veridl::ops::conv2d_shape(2, 4, 2, 1, 4, 3, 1, Padding::Same, PadStyle::XlaSame, false, 4));
+  cs.push_back(veridl::ops::conv2d_shape(3, 3, 4, 4, 3, 3, 1, Padding::Valid, PadStyle::Symmetric, true, 3));
   // Realistic layers: MobileNetV2's depthwise 3x3 (stride 2 at 112x112x32 and 56x56x144, stride 1 at
   // 7x7x960), a 5x5 depthwise (EfficientNet), ResNeXt's 3x3 in 32 groups, ShuffleNet's grouped 1x1.
   cs.push_back(veridl::ops::conv2d_shape(2, 32, 112, 112, 32, 3, 2, Padding::Same, PadStyle::XlaSame, false, 32));

@@ -1,6 +1,7 @@
 // Fast float32 conv2d kernels: see kernel.hpp for the contracts, the method and the determinism
 // argument.
 #include "veridl/prims/conv2d/kernel.hpp"
+#include "veridl/prims/dense/kernel.hpp"
 
 #include <omp.h>
 
@@ -371,6 +372,46 @@ void dw_channel_weight(const Geometry& g, size_t B, size_t C, const float* x, co
 // 7x7 and 14x14). Wider planes keep the row loops, which need no copies.
 constexpr size_t kNarrowPlane = 32;
 
+// Tiny planes, stride 1 (at most kTinyPlane outputs: ConvNeXt's 7x7 depthwise at 2x2 and 1x1 for a 32x32 input):
+// the padded-plane loops would spend their time on taps that read only padding (48 of 49 at 1x1). Instead the
+// in-range (output, tap, input) triples of the geometry are listed once per call, by output then tap, and each
+// plane is a loop over them:
+//   forward          y[out] = bias, then += w[tap] x[in]       (a y element's taps in (kh, kw) order)
+//   input gradient   dx[in] = 0, then += w[tap] dy[out]       (a dx element's outputs in (i, j) order)
+//   weight gradient  lanes[tap][lane] += x[in] dy[out], lane = (i (OW + KW - 1) + j) mod 8, the batch in order,
+//                    the lanes combined in dw_channel_weight_s1's order
+// which are the padded-plane loops' operations in their order, less the products with padding (zeros added).
+constexpr size_t kTinyPlane = 4;
+
+struct Tap {
+  uint32_t out, tap, in, lane;
+};
+
+// The triples of g (stride 1) in the calling thread's reused table (grown, never shrunk: a train step allocates
+// nothing); the team threads read them through the returned pointer.
+const Tap* tiny_taps(const Geometry& g, size_t& count) {
+  thread_local std::vector<Tap> taps;
+  taps.clear();
+  const size_t Wp = g.OW + g.KW - 1;
+  for (size_t i = 0; i < g.OH; ++i)
+    for (size_t j = 0; j < g.OW; ++j)
+      for (size_t kh = 0; kh < g.KH; ++kh) {
+        const ptrdiff_t ih = g.in_row(i, kh);
+        if (ih < 0) continue;
+        for (size_t kw = 0; kw < g.KW; ++kw) {
+          const ptrdiff_t iw = static_cast<ptrdiff_t>(j + kw) - static_cast<ptrdiff_t>(g.pl);
+          if (iw < 0 || iw >= static_cast<ptrdiff_t>(g.W)) continue;
+          taps.push_back({static_cast<uint32_t>(i * g.OW + j), static_cast<uint32_t>(kh * g.KW + kw),
+                          static_cast<uint32_t>(static_cast<size_t>(ih) * g.W + static_cast<size_t>(iw)),
+                          static_cast<uint32_t>((i * Wp + j) % 8)});
+        }
+      }
+  count = taps.size();
+  return taps.data();
+}
+
+bool tiny(const ops::Conv2dShape& s, const Geometry& g) { return s.stride == 1 && g.P <= kTinyPlane; }
+
 // Padded-plane scratch of dw_plane_s1: the copy of the input (slot 0) and the flattened output (slot 1).
 struct S1Scratch {
   float *xp, *yp;
@@ -381,6 +422,21 @@ struct S1Scratch {
 void depthwise_forward(const ops::Conv2dShape& s, const float* x, const float* W, const float* b, float* y) {
   const Geometry g(s);
   const size_t KK = s.KH * s.KW, HW = s.H * s.W;
+  if (tiny(s, g)) {
+    size_t nt = 0;
+    const Tap* taps = tiny_taps(g, nt);
+    for_chunks(s.B * s.C, s.B * s.C * nt, [&](size_t lo, size_t hi) {
+      for (size_t u = lo; u < hi; ++u) {
+        const size_t c = u % s.C;
+        const float* xu = x + u * HW;
+        const float* w = W + c * KK;
+        float* yu = y + u * g.P;
+        std::fill(yu, yu + g.P, s.bias ? b[c] : 0.0f);
+        for (size_t t = 0; t < nt; ++t) yu[taps[t].out] += w[taps[t].tap] * xu[taps[t].in];
+      }
+    });
+    return;
+  }
   for_chunks(s.B * s.C, s.B * s.C * g.P * KK, [&](size_t lo, size_t hi) {
     for (size_t u = lo; u < hi; ++u) {
       const size_t c = u % s.C;
@@ -403,6 +459,20 @@ void depthwise_forward(const ops::Conv2dShape& s, const float* x, const float* W
 void depthwise_backward_input(const ops::Conv2dShape& s, const float* W, const float* dy, float* dx) {
   const Geometry g(s);
   const size_t KK = s.KH * s.KW, HW = s.H * s.W;
+  if (tiny(s, g)) {
+    size_t nt = 0;
+    const Tap* taps = tiny_taps(g, nt);
+    for_chunks(s.B * s.C, s.B * s.C * nt, [&](size_t lo, size_t hi) {
+      for (size_t u = lo; u < hi; ++u) {
+        const float* w = W + (u % s.C) * KK;
+        const float* dyu = dy + u * g.P;
+        float* dxu = dx + u * HW;
+        std::fill(dxu, dxu + HW, 0.0f);
+        for (size_t t = 0; t < nt; ++t) dxu[taps[t].in] += w[taps[t].tap] * dyu[taps[t].out];
+      }
+    });
+    return;
+  }
   for_chunks(s.B * s.C, s.B * s.C * g.P * KK, [&](size_t lo, size_t hi) {
     for (size_t u = lo; u < hi; ++u) {
       const size_t c = u % s.C;
@@ -465,6 +535,26 @@ void dw_channel_weight_s1(const Geometry& g, size_t B, size_t C, const float* x,
 void depthwise_backward_weight(const ops::Conv2dShape& s, const float* x, const float* dy, float* dW) {
   const Geometry g(s);
   const size_t KK = s.KH * s.KW, HW = s.H * s.W;
+  if (tiny(s, g)) {
+    size_t nt = 0;
+    const Tap* taps = tiny_taps(g, nt);
+    for_chunks(s.C, s.B * s.C * nt, [&](size_t lo, size_t hi) {
+      float* lanes = scratch(1, KK * 8);
+      for (size_t c = lo; c < hi; ++c) {
+        std::fill(lanes, lanes + KK * 8, 0.0f);
+        for (size_t bi = 0; bi < s.B; ++bi) {
+          const float* xb = x + (bi * s.C + c) * HW;
+          const float* dyb = dy + (bi * s.C + c) * g.P;
+          for (size_t t = 0; t < nt; ++t) lanes[taps[t].tap * 8 + taps[t].lane] += xb[taps[t].in] * dyb[taps[t].out];
+        }
+        for (size_t t = 0; t < KK; ++t) {
+          const float* l = lanes + t * 8;
+          dW[c * KK + t] = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+        }
+      }
+    });
+    return;
+  }
   for_chunks(s.C, s.B * s.C * g.P * KK, [&](size_t lo, size_t hi) {
     for (size_t c = lo; c < hi; ++c) {
       if (s.stride == 1 && g.OW < kNarrowPlane) {
@@ -625,6 +715,8 @@ void sum_parts_transposed(const float* parts, size_t nparts, size_t stride, size
 // the plane (Geometry::chunk keeps [K, chunk] within 64 Ki floats: K = 2304 gives chunks of 16), its col2im adds
 // chunk after chunk and the group's adds the whole plane in (kh, kw, p) order: another rounding of dx
 // (bit-identical for every thread count either way).
+constexpr size_t kSmallPlane = 64;  // planes of at most this many positions are small (see ImageGroups)
+
 struct ImageGroups {
   size_t per = 1, count = 0;
   ImageGroups(const ops::Conv2dShape& s, const Geometry& g) {
@@ -634,7 +726,7 @@ struct ImageGroups {
     count = (s.B + per - 1) / per;
   }
   static bool wanted(const ops::Conv2dShape& s, const Geometry& g) {
-    return s.B > 1 && g.P < 256 && (s.O * g.K >= (size_t(1) << 18) || g.P <= 64);
+    return s.B > 1 && g.P < 256 && (s.O * g.K >= (size_t(1) << 18) || g.P <= kSmallPlane);
   }
 };
 
@@ -752,6 +844,12 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
 #endif
   const Geometry g(s);
   const bool pw = g.pointwise(s);
+  // A pointwise convolution of 1x1 planes (ConvNeXt-T's last stage at a 32x32 input) is a dense layer over the
+  // batch: dW [O, K] = dy^T x, which the dense kernel writes in place (x and dy swap roles: no partials, no
+  // transposed sum). Each element is one FMA chain over the images in order, from zero: the bits of the large-
+  // weight path below; where the partials' path would take a small weight (a chain per chunk of images, the
+  // chunks' sums added), another rounding, the same for any thread count.
+  if (pw && g.P == 1) return dense_backward_weight(ops::DenseShape{s.B, s.O, g.K}, dy, x, dW);
   const size_t pc = g.chunk(), nch = (g.P + pc - 1) / pc, units = s.B * nch;
   const size_t KO = g.K * s.O;
   // Chunks of units: a count fixed by the shape (at most 8, and at most ~64 MiB of partials).
@@ -777,17 +875,22 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
       while (u0 < units) {
         size_t u1 = u0, D = 0;
         while (u1 < units && (u1 == u0 || D + positions(u1) <= max_d)) D += positions(u1++);
-        float* col = pw ? nullptr : scratch(0, g.K * D);
+        // A pointwise convolution reads x in place, one unit at a time (its rows are g.P apart), unless its planes
+        // are small (the last stages: ConvNeXt-T's 768 -> 3072 at 1x1 for a 32x32 input): a product of depth P
+        // per image would read and write its C block once per image, so those units' planes are copied side by
+        // side into col like im2col's.
+        const bool in_place = pw && g.P > kSmallPlane;
+        float* col = in_place ? nullptr : scratch(0, g.K * D);
         float* dyT = scratch(1, D * no);  // dy^T [D, o1 - o0]
         size_t q0 = 0;
         for (size_t u = u0; u < u1; ++u) {
           const size_t bi = u / nch, p0 = (u % nch) * pc, np = positions(u);
-          if (!pw) im2col(g, x + bi * g.C * g.H * g.W, p0, p0 + np, col + q0, D);
+          if (!in_place) im2col(g, x + bi * g.C * g.H * g.W, p0, p0 + np, col + q0, D);
           const float* dyb = dy + bi * s.O * g.P + p0;
           transpose_positions(dyb, g.P, np, o0, o1, dyT + q0 * no, no);
           q0 += np;
         }
-        if (pw) {  // pointwise: x itself is col, one unit at a time (its rows are g.P apart)
+        if (in_place) {
           size_t q = 0;
           for (size_t u = u0; u < u1; ++u) {
             const size_t bi = u / nch, p0 = (u % nch) * pc, np = positions(u);
