@@ -125,6 +125,10 @@ kernel_mutant $c 's|if (iw < 0 \|\| iw >= static_cast<ptrdiff_t>(g.W)) continue;
   "depthwise on tiny planes: taps right of the plane kept (they read the next row)" conv2d "*Conv2dDiff*"
 kernel_mutant $c 's|std::fill(dxu, dxu + HW, 0.0f);|(void)dxu;|' \
   "depthwise input gradient on tiny planes: dx not zeroed first" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|for (size_t o = o8; o < o1; ++o) out\[q \* ld + (o - o0)\] = src\[o \* P + q\];|(void)o8;|' \
+  "conv2d weight gradient: the dy transpose drops the channels past the last block of 8" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|_mm256_storeu_ps(out + (q0 + j) \* ld + (o - o0), r\[j\]);|_mm256_storeu_ps(out + (q0 + j) * ld + o, r[j]);|' \
+  "conv2d weight gradient: the dy transpose's blocks stored at the channel, not its offset in the block of columns" conv2d "*Conv2dDiff*"
 m=veridl/prims/maxPool/kernel.cpp
 kernel_mutant $m 's|_mm256_cmp_ps(v, best, _CMP_GT_OQ)|_mm256_cmp_ps(v, best, _CMP_GE_OQ)|' \
   "max-pool 2x2 vector path: a tie goes to the later cell" maxPool "*MaxPool*"

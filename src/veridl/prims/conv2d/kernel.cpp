@@ -239,8 +239,24 @@ void col2im_add(const Geometry& g, const float* col, size_t c0, size_t c1, size_
 
 // out[q * ld + (o - o0)] = src[o * P + q] for q < np and o in [o0, o1): channels [o0, o1) of np positions of dy
 // (rows P apart) transposed, 8 positions at a time (8-float runs of writes).
+// The AVX2 and AVX-512 variants move full 8 x 8 blocks through registers (simd::transpose8), the edges as the
+// scalar loop does (a copy: the same values either way).
 void transpose_positions(const float* src, size_t P, size_t np, size_t o0, size_t o1, float* out, size_t ld) {
-  for (size_t q0 = 0; q0 < np; q0 += 8)
+  size_t q8 = 0;
+#if VERIDL_ISA_AVX2
+  q8 = np / 8 * 8;
+  const size_t o8 = o0 + (o1 - o0) / 8 * 8;
+  for (size_t q0 = 0; q0 < q8; q0 += 8)
+    for (size_t o = o0; o < o8; o += 8) {
+      __m256 r[8];
+      for (size_t j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(src + (o + j) * P + q0);
+      simd::transpose8(r);
+      for (size_t j = 0; j < 8; ++j) _mm256_storeu_ps(out + (q0 + j) * ld + (o - o0), r[j]);
+    }
+  for (size_t q = 0; q < q8; ++q)  // the channels past the last full block of 8
+    for (size_t o = o8; o < o1; ++o) out[q * ld + (o - o0)] = src[o * P + q];
+#endif
+  for (size_t q0 = q8; q0 < np; q0 += 8)  // the positions past the last full block of 8 (all of them: portable)
     for (size_t o = o0; o < o1; ++o)
       for (size_t q = q0; q < std::min(np, q0 + 8); ++q) out[q * ld + (o - o0)] = src[o * P + q];
 }
