@@ -5,6 +5,7 @@
 //                 target_link_libraries(bench_kernels PRIVATE veridl_core)
 // Run:            OMP_NUM_THREADS=2 ./bench_kernels [--quick] [--step-only]
 //                 OMP_NUM_THREADS=2 ./bench_kernels --net specs/mnist_mlp.json [--batch N] [--seconds S] [--profile | --nodes]
+//                   [--no-fusion]
 //                   the whole fused train step of a NetSpec (gather excluded: forward, loss, backward and
 //                   the recipe's optimizer, as train::TrainStep runs it) on random data: median time per
 //                   step over many steps, which shrugs off the bursts of foreign load that make epoch
@@ -230,6 +231,7 @@ void bench_train_step() {
 // The fused train step of a NetSpec, as the trainer runs it (TrainStep: forward, softmax-CE, backward,
 // optimizer), with the spec's recipe optimizer, on a fixed random batch.
 bool g_profile_nodes = false;  // --nodes: --profile, and a row per node too
+bool g_no_fusion = false;      // --no-fusion: the plan as lowered (net/fuse.hpp off), for A/B runs
 
 // --profile: where the step's time goes, per primitive (net::NodeTimes over further steps: each node's forward and
 // backward wall time, summed over the nodes of a primitive; the optimizer's update; the rest of the step).
@@ -288,7 +290,7 @@ void bench_net_step(const std::string& path, size_t batch, bool profile) {
   const net::NetSpec spec = net::load_netspec(path);
   const net::Recipe r = spec.recipe.value_or(net::Recipe{});
   if (batch == 0) batch = r.batch;
-  const net::Plan plan = net::compile(spec, batch, r.label_smoothing);
+  const net::Plan plan = net::compile(spec, batch, r.label_smoothing, g_no_fusion ? net::Fusion::Off : net::Fusion::On);
   const train::OptimConfig oc = train::optim_config(r);
   train::TrainStep ts(plan, oc);
   train::he_init(plan, 42, ts.params().data());
@@ -467,6 +469,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[a], "--peak") == 0) peak = true;
     if (std::strcmp(argv[a], "--profile") == 0) profile = true;
     if (std::strcmp(argv[a], "--nodes") == 0) profile = g_profile_nodes = true;
+    if (std::strcmp(argv[a], "--no-fusion") == 0) g_no_fusion = true;
     if (std::strcmp(argv[a], "--gemm") == 0) gemm = true;
     if (std::strcmp(argv[a], "--csv") == 0) csv = true;
     if (std::strcmp(argv[a], "--only") == 0 && a + 1 < argc) only = argv[++a];

@@ -41,23 +41,25 @@ mutant() {
 }
 
 # kernel_mutant FILE SED_EXPRESSION DESCRIPTION [PRIMITIVE FILTER]: a mutant of a file of a primitive's fast kernels
-# (PRIMITIVE conv2d, the default, or maxPool: its kernel.cpp or a header it includes), compiled into the AVX2
-# variant of prims/PRIMITIVE/kernel.cpp and linked with the unmutated objects of every other variant and primitive,
-# kernels/isa.cpp and tests/test_conv_kernels.cpp (built once, below); the test's cases matching FILTER (default
-# *Winograd*) run under VERIDL_ISA=avx2 and must fail. Skipped (said) on a CPU without AVX2.
+# (PRIMITIVE conv2d, the default, maxPool or batchNorm: its kernel.cpp or a header it includes), compiled into the
+# AVX2 variant of prims/PRIMITIVE/kernel.cpp and linked with the unmutated objects of every other variant and
+# primitive, kernels/isa.cpp, tests/test_conv_kernels.cpp and tests/test_relu_bn_kernels.cpp (built once, below); the
+# tests' cases matching FILTER (default *Winograd*) run under VERIDL_ISA=avx2 and must fail. Skipped (said) on a CPU
+# without AVX2.
 kbase="$tmp/kernels"
 kernel_objects() {
   [[ -d "$kbase" ]] && return
   mkdir -p "$kbase"
   local f=(-std=c++20 -O1 -fopenmp -Wno-psabi -Isrc)
   for l in 0 1 2; do  # conv2d's kernels call dense's (a pointwise convolution of 1x1 planes)
-    for p in maxPool conv2d dense; do
+    for p in maxPool conv2d dense batchNorm relu; do
       "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=$l -c src/veridl/prims/$p/kernel.cpp -o "$kbase/$p$l.o" &
       while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
     done
   done
   "$cxx" "${f[@]}" -c src/veridl/kernels/isa.cpp -o "$kbase/isa.o" &
   "$cxx" "${f[@]}" -Itests -c tests/test_conv_kernels.cpp -o "$kbase/test.o" &
+  "$cxx" "${f[@]}" -Itests -c tests/test_relu_bn_kernels.cpp -o "$kbase/test_bn.o" &
   wait
 }
 kernel_mutant() {
@@ -73,10 +75,10 @@ kernel_mutant() {
   for o in "$kbase"/*.o; do [[ "$o" == "$kbase/${prim}1.o" ]] || others+=("$o"); done
   (
     if ! "$cxx" -std=c++20 -O1 -fopenmp -DVERIDL_ISA_LEVEL=1 -I"$dir" -Isrc -c "$src" -o "$dir/k1.o" 2> "$dir/build.log" ||
-      ! "$cxx" -fopenmp "$dir/k1.o" "${others[@]}" -lgtest -lgtest_main -lpthread -o "$dir/t" 2>> "$dir/build.log"; then
+      ! "$cxx" -fopenmp "$dir/k1.o" "${others[@]}" -lgtest -lgtest_main -lfmt -lpthread -o "$dir/t" 2>> "$dir/build.log"; then
       echo "MUTANT NOT BUILT: $what ($(head -c 300 "$dir/build.log"))"
     elif VERIDL_ISA=avx2 bash -c '"$0" --gtest_filter="$2" > "$1" 2>&1' "$dir/t" "$dir/log" "$filter" 2>/dev/null; then
-      echo "MUTANT SURVIVED: $what (tests/test_conv_kernels.cpp's $filter cases pass with it)"
+      echo "MUTANT SURVIVED: $what (the kernel tests' $filter cases pass with it)"
     else
       echo "mutant caught: $what"
     fi > "$dir/verdict"
@@ -140,6 +142,20 @@ kernel_mutant $m 's|lane_mask(2 \* r > 8 ? 2 \* r - 8 : 0)|lane_mask(0)|' \
   "max-pool 2x2 vector path: the tail's second vector of inputs not loaded" maxPool "*MaxPool*"
 kernel_mutant $m 's|2 \* s.OW() <= s.W;|2 * s.OW() <= s.W + 1;|' \
   "max-pool 2x2 vector path: taken for a window that reaches the padding" maxPool "*MaxPool*"
+b=veridl/prims/batchNorm/kernel.cpp
+bn="*BatchNormDiff*:*KernelsBatchNorm*:*KernelsReluBn*"
+kernel_mutant $b 's|mr\[k\] = static_cast<uint8_t>(on);|mr[k] = 1;|' \
+  "fused BatchNorm-ReLU forward: the mask set everywhere" batchNorm "$bn"
+kernel_mutant $b 's|yr\[k\] = on ? v : 0.0f;|yr[k] = v;|' \
+  "fused BatchNorm-ReLU forward: the ReLU not applied to the output" batchNorm "$bn"
+kernel_mutant $b 's|return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpgt_epi32(on, _mm256_setzero_si256())));|(void)on; return v;|' \
+  "fused BatchNorm-ReLU backward: the sums' 8-wide blocks read dy ungated" batchNorm "$bn"
+kernel_mutant $b 's|const float gk = kRelu ? gate(g\[k\], m\[k\]) : g\[k\];|const float gk = g[k];|' \
+  "fused BatchNorm-ReLU backward: dx from dy ungated" batchNorm "$bn"
+kernel_mutant $b 's|u &= 0u - static_cast<uint32_t>(on != 0);|v *= static_cast<float>(on != 0); std::memcpy(\&u, \&v, sizeof u);|' \
+  "fused BatchNorm-ReLU backward: the gate a multiplication by the mask (a NaN or infinite dy at a closed gate gives NaN, not +0)" batchNorm "$bn"
+kernel_mutant $b 's|y\[off + k\] = relu \&\& !(v > 0.0f) ? 0.0f : v;|y[off + k] = v;|' \
+  "fused BatchNorm-ReLU eval forward: the ReLU not applied" batchNorm "$bn"
 
 wait
 fails=0

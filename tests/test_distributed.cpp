@@ -104,8 +104,10 @@ TEST(SyncBatchNorm, ShardedForwardIsTheGlobalForwardExactly) {
   }
 }
 
-// The float kernels on R threads (each its shard) against the one-process kernels on the whole batch.
+// The float kernels on R threads (each its shard) against the one-process kernels on the whole batch, without and
+// with the fused ReLU (net/fuse.hpp; its mask the same on the shards as on the whole batch for this data).
 TEST(SyncBatchNorm, KernelsOnShardsMatchTheOneProcessKernels) {
+  for (bool relu : {false, true})
   for (auto [N, R] : {std::pair<size_t, size_t>{6, 2}, {7, 3}}) {
     const ops::BatchNormShape s{N, 4, 3, 5};
     const size_t per = s.C * s.H * s.W;
@@ -117,9 +119,11 @@ TEST(SyncBatchNorm, KernelsOnShardsMatchTheOneProcessKernels) {
     for (auto& v : g) v = nd(rng);
     for (auto& v : b) v = nd(rng);
     std::vector<float> y(s.count()), xh(s.count()), dx(s.count()), mean(s.C), var(s.C), r(s.C), dg(s.C), db(s.C);
+    std::vector<uint8_t> mask(s.count()), masks(s.count());
+    uint8_t* const m = relu ? mask.data() : nullptr;
     kernels::batchnorm_train_forward(s, 1e-5, x.data(), g.data(), b.data(), y.data(), mean.data(), var.data(), r.data(),
-                                     xh.data());
-    kernels::batchnorm_backward(s, g.data(), r.data(), xh.data(), dy.data(), dx.data(), dg.data(), db.data());
+                                     xh.data(), m);
+    kernels::batchnorm_backward(s, g.data(), r.data(), xh.data(), dy.data(), dx.data(), dg.data(), db.data(), m);
 
     std::vector<float> ys(s.count()), xhs(s.count()), dxs(s.count());
     std::vector<std::vector<float>> means(R, std::vector<float>(s.C)), vars = means, rs = means, dgs = means,
@@ -133,13 +137,18 @@ TEST(SyncBatchNorm, KernelsOnShardsMatchTheOneProcessKernels) {
         sh.N = sizes[q];
         const ThreadSum::Rank me = all.rank(q);
         const size_t o = first * per;
+        uint8_t* const ms = relu ? masks.data() + o : nullptr;
         kernels::sync_batchnorm_train_forward(sh, 1e-5, me, x.data() + o, g.data(), b.data(), ys.data() + o,
-                                              means[q].data(), vars[q].data(), rs[q].data(), xhs.data() + o);
+                                              means[q].data(), vars[q].data(), rs[q].data(), xhs.data() + o, ms);
         kernels::sync_batchnorm_backward(sh, me, g.data(), rs[q].data(), xhs.data() + o, dy.data() + o, dxs.data() + o,
-                                         dgs[q].data(), dbs[q].data());
+                                         dgs[q].data(), dbs[q].data(), ms);
       });
     }
     for (auto& t : ranks) t.join();
+    EXPECT_EQ(masks, mask);
+    if (relu) {
+      EXPECT_NE(std::count(mask.begin(), mask.end(), uint8_t{1}), 0);
+    }
     auto close = [](float a, float e, float scale) { return std::fabs(a - e) <= 2e-5f * std::max(1.0f, scale); };
     for (size_t q = 0; q < R; ++q)
       for (size_t c = 0; c < s.C; ++c) {
@@ -170,7 +179,7 @@ TEST(SyncBatchNorm, KernelsOnShardsMatchTheOneProcessKernels) {
     ops::BatchNormShape s0 = s;
     s0.N = sizes[0];
     kernels::batchnorm_train_forward(s0, 1e-5, x.data(), g.data(), b.data(), y0.data(), m0.data(), v0.data(), r0.data(),
-                                     xh0.data());
+                                     xh0.data(), nullptr);
     bool differs = false;
     for (size_t i = 0; i < y0.size(); ++i) differs |= !close(y0[i], y[i], ymax);
     EXPECT_TRUE(differs);

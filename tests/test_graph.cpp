@@ -324,8 +324,14 @@ TEST(Cli, InfoShowsTheGraphItsParametersAndItsMemory) {
   const Cmd c = sh("info --spec " + resnet_path());
   ASSERT_EQ(c.status, 0) << c.out;
   EXPECT_NE(c.out.find("MNIST-ResNet-Tiny: 39738 params, input 1x28x28, 10 classes"), std::string::npos) << c.out;
-  EXPECT_NE(c.out.find("stage1.0.3       add        stage1.0.bn, stem.relu"), std::string::npos) << c.out;
-  EXPECT_NE(c.out.find("proj             conv2d     stage1.1.4"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("stage1.0.3     add        stage1.0.bn, stem.relu"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("proj           conv2d     stage1.1.4"), std::string::npos) << c.out;
+  // The plan's nodes (net/fuse.hpp): the stem's BatchNorm and ReLU are one node; the block's last BatchNorm, read by
+  // the residual add, is not fused.
+  EXPECT_NE(c.out.find("stem.bn        batchNorm  stem                    -> 16x28x28   32 params fusedRelu=true\n"),
+            std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("stage1.0.bn    batchNorm  stage1.0.1              -> 16x28x28   32 params\n"),
+            std::string::npos) << c.out;
   EXPECT_NE(c.out.find("param stem.bn.gamma"), std::string::npos) << c.out;
   const std::regex train_mem(R"(training step: ([0-9.]+) MiB of activations \(\d+ shared buffers; ([0-9.]+) MiB with a buffer per value\))");
   std::smatch m;

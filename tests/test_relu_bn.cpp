@@ -47,8 +47,9 @@ TEST(ReluBnContracts, RegisteredUnderTheBooksNamesAndChapters) {
       EXPECT_TRUE(ties) << name;  // exact zeros at the kink
     }
   }
-  // The BN sweep: B in {1,2,3}, C in {1,2}, H, W in {1,2,3} with B*H*W >= 2, eps in {1e-5, 0.1}.
-  EXPECT_EQ(builtin_contract("bn_input_grad_correct").sweep.size(), 104u + 1u);
+  // The BN sweep: B in {1,2,3}, C in {1,2}, H, W in {1,2,3} with B*H*W >= 2, eps in {1e-5, 0.1}; three shapes with
+  // the fused ReLU; the two production shapes (without and with the ReLU).
+  EXPECT_EQ(builtin_contract("bn_input_grad_correct").sweep.size(), 104u + 3u + 2u);
 }
 
 TEST(ReluBnContracts, VerifiedAcrossTheirSweeps) {

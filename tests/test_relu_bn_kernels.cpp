@@ -165,7 +165,7 @@ TEST_P(BatchNormDiff, EveryKernelMatchesTheReference) {
   // Train forward.
   std::vector<float> y(cnt, nan), mean(C, nan), var(C, nan), r(C, nan), xhat(cnt, nan);
   veridl::kernels::batchnorm_train_forward(s, eps, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
-                                           var.data(), r.data(), xhat.data());
+                                           var.data(), r.data(), xhat.data(), nullptr);
   std::vector<double> ry(cnt), rmean(C), rvar(C), rr(C), rxhat(cnt);
   {
     const auto xd = to_double(x), gd = to_double(gamma), bd = to_double(beta);
@@ -181,7 +181,7 @@ TEST_P(BatchNormDiff, EveryKernelMatchesTheReference) {
   // Backward, from the same float saved values for both.
   std::vector<float> dx(cnt, nan), dgamma(C, nan), dbeta(C, nan);
   veridl::kernels::batchnorm_backward(s, gamma.data(), r.data(), xhat.data(), dy.data(), dx.data(), dgamma.data(),
-                                      dbeta.data());
+                                      dbeta.data(), nullptr);
   std::vector<double> rdx(cnt), rdgamma(C), rdbeta(C);
   {
     const auto gd = to_double(gamma), rd = to_double(r), xhd = to_double(xhat), dyd = to_double(dy);
@@ -195,14 +195,15 @@ TEST_P(BatchNormDiff, EveryKernelMatchesTheReference) {
 
   // Only some gradients wanted: the others are not touched, the wanted ones are the same bits.
   std::vector<float> dg2(C, nan);
-  veridl::kernels::batchnorm_backward(s, gamma.data(), r.data(), xhat.data(), dy.data(), nullptr, dg2.data(), nullptr);
+  veridl::kernels::batchnorm_backward(s, gamma.data(), r.data(), xhat.data(), dy.data(), nullptr, dg2.data(), nullptr,
+                                      nullptr);
   EXPECT_TRUE(same_bits(dg2, dgamma));
 
   // Eval forward with some running statistics (as the trainer keeps them, in float).
   auto rmean_f = random_floats(C, seed + 4, offset - 0.5f, offset + 0.5f), rvar_f = random_floats(C, seed + 5, 0.2f, 3.0f);
   std::vector<float> ye(cnt, nan);
   veridl::kernels::batchnorm_eval_forward(s, eps, x.data(), gamma.data(), beta.data(), rmean_f.data(), rvar_f.data(),
-                                          ye.data());
+                                          ye.data(), false);
   std::vector<double> rye(cnt);
   {
     const auto xd = to_double(x), gd = to_double(gamma), bd = to_double(beta), md = to_double(rmean_f),
@@ -227,6 +228,54 @@ TEST_P(BatchNormDiff, EveryKernelMatchesTheReference) {
   }
 }
 
+// The fused ReLU (net/fuse.hpp) is the BatchNorm kernel followed by the ReLU kernel, bit for bit: forward output,
+// mask and saved values, the backward's three gradients from a dy with NaN, infinity and -0 on both sides of the
+// mask, and the eval forward.
+TEST_P(BatchNormDiff, TheFusedReluIsTheBatchNormThenTheReluKernelsBitForBit) {
+  const auto [N, C, H, W, eps, offset] = GetParam();
+  const BatchNormShape s{N, C, H, W};
+  const size_t cnt = s.count();
+  const uint64_t seed = N * 7919 + C * 101 + H * 13 + W;
+  const auto x = random_floats(cnt, seed, offset - 2.0f, offset + 2.0f);
+  const auto gamma = random_floats(C, seed + 1, -1.5f, 1.5f), beta = random_floats(C, seed + 2);
+  auto dy = random_floats(cnt, seed + 3);
+  const float specials[] = {std::nanf(""), INFINITY, -0.0f, -INFINITY};
+  for (size_t i = 0; i < cnt; i += 5) dy[i] = specials[(i / 5) % 4];
+  const float nan = std::nanf("");
+  namespace k = veridl::kernels;
+
+  std::vector<float> y(cnt, nan), mean(C, nan), var(C, nan), r(C, nan), xhat(cnt, nan), relu_y(cnt, nan);
+  std::vector<uint8_t> mask(cnt, 7);
+  k::batchnorm_train_forward(s, eps, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), var.data(), r.data(),
+                             xhat.data(), nullptr);
+  k::relu_forward({cnt}, y.data(), relu_y.data(), mask.data());
+  std::vector<float> fy(cnt, nan), fmean(C, nan), fvar(C, nan), fr(C, nan), fxhat(cnt, nan);
+  std::vector<uint8_t> fmask(cnt, 7);
+  k::batchnorm_train_forward(s, eps, x.data(), gamma.data(), beta.data(), fy.data(), fmean.data(), fvar.data(),
+                             fr.data(), fxhat.data(), fmask.data());
+  EXPECT_TRUE(same_bits(fy, relu_y));
+  EXPECT_EQ(fmask, mask);
+  EXPECT_TRUE(same_bits(fmean, mean) && same_bits(fvar, var) && same_bits(fr, r) && same_bits(fxhat, xhat));
+
+  std::vector<float> gated(cnt, nan), dx(cnt, nan), dgamma(C, nan), dbeta(C, nan);
+  k::relu_backward({cnt}, mask.data(), dy.data(), gated.data());
+  k::batchnorm_backward(s, gamma.data(), r.data(), xhat.data(), gated.data(), dx.data(), dgamma.data(), dbeta.data(),
+                        nullptr);
+  std::vector<float> fdx(cnt, nan), fdgamma(C, nan), fdbeta(C, nan);
+  k::batchnorm_backward(s, gamma.data(), r.data(), xhat.data(), dy.data(), fdx.data(), fdgamma.data(), fdbeta.data(),
+                        mask.data());
+  EXPECT_TRUE(same_bits(fdx, dx));
+  EXPECT_TRUE(same_bits(fdgamma, dgamma));
+  EXPECT_TRUE(same_bits(fdbeta, dbeta));
+
+  std::vector<float> ye(cnt, nan), relu_ye(cnt, nan), fye(cnt, nan);
+  std::vector<uint8_t> emask(cnt);
+  k::batchnorm_eval_forward(s, eps, x.data(), gamma.data(), beta.data(), mean.data(), var.data(), ye.data(), false);
+  k::relu_forward({cnt}, ye.data(), relu_ye.data(), emask.data());
+  k::batchnorm_eval_forward(s, eps, x.data(), gamma.data(), beta.data(), mean.data(), var.data(), fye.data(), true);
+  EXPECT_TRUE(same_bits(fye, relu_ye));
+}
+
 INSTANTIATE_TEST_SUITE_P(Kernels, BatchNormDiff, ::testing::ValuesIn(bn_cases()), bn_name);
 
 TEST(KernelsBatchNorm, EvalWithTheBatchStatisticsMatchesTheTrainForward) {
@@ -235,9 +284,9 @@ TEST(KernelsBatchNorm, EvalWithTheBatchStatisticsMatchesTheTrainForward) {
              beta = random_floats(s.C, 13);
   std::vector<float> y(s.count()), mean(s.C), var(s.C), r(s.C), xhat(s.count()), ye(s.count());
   veridl::kernels::batchnorm_train_forward(s, 1e-5, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
-                                           var.data(), r.data(), xhat.data());
+                                           var.data(), r.data(), xhat.data(), nullptr);
   veridl::kernels::batchnorm_eval_forward(s, 1e-5, x.data(), gamma.data(), beta.data(), mean.data(), var.data(),
-                                          ye.data());
+                                          ye.data(), false);
   for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(ye[i], y[i], 1e-6 * (1.0 + std::fabs(y[i]))) << i;
 }
 
@@ -247,7 +296,7 @@ TEST(KernelsBatchNorm, NormalizedOutputHasZeroMeanAndUnitVariance) {
   const std::vector<float> gamma(s.C, 1.0f), beta(s.C, 0.0f);
   std::vector<float> y(s.count()), mean(s.C), var(s.C), r(s.C), xhat(s.count());
   veridl::kernels::batchnorm_train_forward(s, 0.0, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
-                                           var.data(), r.data(), xhat.data());
+                                           var.data(), r.data(), xhat.data(), nullptr);
   const size_t HW = s.H * s.W;
   for (size_t c = 0; c < s.C; ++c) {
     double m = 0, q = 0;
@@ -278,11 +327,11 @@ BnRun run_all(int threads, const BatchNormShape& s, const std::vector<float>& x,
           std::vector<float>(cnt), std::vector<float>(cnt), std::vector<float>(C), std::vector<float>(C),
           std::vector<float>(cnt), std::vector<float>(cnt), std::vector<float>(cnt), std::vector<uint8_t>(cnt)};
   veridl::kernels::batchnorm_train_forward(s, 1e-5, x.data(), gamma.data(), beta.data(), o.y.data(), o.mean.data(),
-                                           o.var.data(), o.r.data(), o.xhat.data());
+                                           o.var.data(), o.r.data(), o.xhat.data(), nullptr);
   veridl::kernels::batchnorm_backward(s, gamma.data(), o.r.data(), o.xhat.data(), dy.data(), o.dx.data(),
-                                      o.dgamma.data(), o.dbeta.data());
+                                      o.dgamma.data(), o.dbeta.data(), nullptr);
   veridl::kernels::batchnorm_eval_forward(s, 1e-5, x.data(), gamma.data(), beta.data(), o.mean.data(), o.var.data(),
-                                          o.ye.data());
+                                          o.ye.data(), false);
   veridl::kernels::relu_forward({cnt}, o.y.data(), o.relu_y.data(), o.mask.data());
   veridl::kernels::relu_backward({cnt}, o.mask.data(), dy.data(), o.relu_dx.data());
   omp_set_num_threads(saved);

@@ -134,12 +134,13 @@ Memory plan_memory(const Plan& p, bool training) {
 
 }  // namespace
 
-Plan compile(const NetSpec& spec, size_t batch, double label_smoothing) {
+Plan compile(const NetSpec& spec, size_t batch, double label_smoothing, Fusion fusion) {
   validate(spec, spec.name);
   if (batch == 0) throw Error("batch size must be positive");
   Plan p;
   static_cast<graph::Graph&>(p) = lower(spec, spec.name);
   add_loss(p, label_smoothing);
+  if (fusion == Fusion::On) fuse(p);
   p.spec = spec;
   p.batch = batch;
   p.label_smoothing = label_smoothing;

@@ -1,5 +1,6 @@
 // Plan: a NetSpec compiled once, at a fixed batch size, into a static schedule over the graph IR.
-//   nodes     the lowered graph (net/lower.hpp) in topological order, the loss node last
+//   nodes     the lowered graph (net/lower.hpp) in topological order, the loss node last, after fusion
+//             (net/fuse.hpp: a BatchNorm whose only consumer is a ReLU is one node, named as the BatchNorm)
 //   edges     every input edge of the backward marked at plan time: Write (the first gradient a value
 //             receives, in reverse order) or Accumulate (a value with several consumers: fan-out, residuals),
 //             so the backward needs no zeroing and allocates nothing
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "veridl/graph/ir.hpp"
+#include "veridl/net/fuse.hpp"
 #include "veridl/net/netspec.hpp"
 
 namespace veridl::net {
@@ -59,6 +61,7 @@ struct Plan : graph::Graph {
   size_t elems(size_t value) const;
 };
 
-Plan compile(const NetSpec& spec, size_t batch, double label_smoothing = 0.0);
+// The lowered graph (net/lower.hpp) plus the loss, fused (net/fuse.hpp) unless Fusion::Off.
+Plan compile(const NetSpec& spec, size_t batch, double label_smoothing = 0.0, Fusion fusion = Fusion::On);
 
 }  // namespace veridl::net

@@ -2,6 +2,8 @@
 // backwards they must reject.
 #include <fmt/core.h>
 
+#include <array>
+
 #include "veridl/prims/batchNorm/mutants.hpp"
 #include "veridl/prims/batchNorm/primitive.hpp"
 #include "veridl/prims/batchNorm/reference.hpp"
@@ -12,9 +14,11 @@ namespace veridl {
 
 // Exported (like make_dense_variant) so that composite contracts can put this record, or its mutants,
 // inside a composition.
-Vjp make_batchnorm_variant(const ops::BatchNormShape& s, double eps, const std::string& variant) {
-  if (variant.empty()) return make_vjp("batchnorm", ops::BatchNormOp{s, eps});
-  return make_vjp("batchnorm[" + variant + "]", ops::BatchNormMutantOp{{s, eps}, variant});
+// relu: the fused ReLU (net/fuse.hpp), relu(BatchNorm(x)).
+Vjp make_batchnorm_variant(const ops::BatchNormShape& s, double eps, const std::string& variant, bool relu = false) {
+  const std::string name = relu ? "batchnorm_relu" : "batchnorm";
+  if (variant.empty()) return make_vjp(name, ops::BatchNormOp{s, eps, relu});
+  return make_vjp(name + "[" + variant + "]", ops::BatchNormMutantOp{{s, eps, relu}, variant});
 }
 
 Vjp make_sync_batchnorm_variant(const ops::BatchNormShape& s, const std::vector<size_t>& shards,
@@ -42,12 +46,24 @@ void prims::BatchNorm::register_contracts(Registry& r) {
                                  [s, eps](const std::string& v) { return make_batchnorm_variant(s, eps, v); },
                                  Sample::Normal, false});
               }
+      // With the fused ReLU: the same statements for dy gated by the ReLU's mask (a real-run tape and a random one).
+      for (auto [B, C, H, W] : {std::array<size_t, 4>{2, 1, 2, 2}, {3, 2, 1, 3}, {2, 2, 3, 2}}) {
+        ops::BatchNormShape s{B, C, H, W};
+        cases.push_back({fmt::format("B={} C={} H={} W={} eps=1e-05 + ReLU", B, C, H, W),
+                         [s](const std::string& v) { return make_batchnorm_variant(s, ops::kBatchNormEps, v, true); },
+                         Sample::Normal, false});
+      }
       ops::BatchNormShape prod{8, 32, 8, 8};
       cases.push_back({"B=8 C=32 H=8 W=8 eps=1e-05 (a conv-BN layer)",
                        [prod](const std::string& v) { return make_batchnorm_variant(prod, ops::kBatchNormEps, v); },
                        Sample::Normal, true});
+      cases.push_back(
+          {"B=8 C=32 H=8 W=8 eps=1e-05 + ReLU (a fused conv-BN-ReLU layer)",
+           [prod](const std::string& v) { return make_batchnorm_variant(prod, ops::kBatchNormEps, v, true); },
+           Sample::Normal, true});
       return cases;
     };
+    const MutantInfo relu_gate{"relu_mask_ignored", "the fused ReLU's mask ignored: dy not gated (relu cases)"};
     r.add({"bn_input_grad_correct", 5,
            "dx = (r/n)(n dxhat - sum dxhat - xhat sum(xhat dxhat)),  dxhat = gamma dy,  r = rsqrt(var + eps)", {"x"},
            sweep(),
@@ -55,17 +71,20 @@ void prims::BatchNorm::register_contracts(Registry& r) {
             {"dx_missing_projection", "the xhat sum(xhat dxhat) term is missing"},
             {"dx_eps_dropped", "r recomputed in the backward from the variance without eps (invisible to FD)"},
             {"dx_gamma_missing", "dxhat = dy: gamma forgotten"},
-            {"dx_scale_1.0001", "dx scaled by 1.0001"}}});
+            {"dx_scale_1.0001", "dx scaled by 1.0001"},
+            relu_gate}});
     r.add({"bn_gamma_grad_correct", 5, "dgamma_c = sum_{b,h,w} dy xhat", {"gamma"}, sweep(),
            {{"dgamma_without_xhat", "dgamma = sum dy (xhat forgotten)"},
             {"dgamma_x_instead_of_xhat", "dgamma = sum dy x (the unnormalised input)"},
             {"dgamma_mean", "mean over the channel instead of the sum"},
-            {"dgamma_scale_1.0001", "dgamma scaled by 1.0001"}}});
+            {"dgamma_scale_1.0001", "dgamma scaled by 1.0001"},
+            relu_gate}});
     r.add({"bn_beta_grad_correct", 5, "dbeta_c = sum_{b,h,w} dy", {"beta"}, sweep(),
            {{"dbeta_mean", "mean over the channel instead of the sum"},
             {"dbeta_times_gamma", "dbeta = sum gamma dy (dxhat instead of dy)"},
             {"dbeta_first_example_only", "only the first example of the batch contributes"},
-            {"dbeta_scale_1.0001", "dbeta scaled by 1.0001"}}});
+            {"dbeta_scale_1.0001", "dbeta scaled by 1.0001"},
+            relu_gate}});
   }
   // Synchronized BatchNorm (docs/distributed.md): the backward as R ranks compute it from all-reduced sums, against the
   // pdiv of the global batch's BatchNorm. Shards of equal and unequal sizes (the first B mod R ranks take one more).

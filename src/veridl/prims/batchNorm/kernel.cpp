@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "veridl/kernels/target.hpp"
 
@@ -81,14 +82,34 @@ void run_sqdev(const float* p, size_t len, double mu, Acc& a) {
   }
 }
 
-// a1 += sum of g, a2 += sum of g h over the run
-void run_dot(const float* g, const float* h, size_t len, Acc& a1, Acc& a2) {
+// The fused ReLU's gate: dy where the mask is set, +0 elsewhere (relu_backward's select); no mask: dy.
+// dy where the mask byte is set, else +0 (the ReLU kernel's select), as a bitwise and: GCC vectorizes it where it
+// leaves a select on a byte and a float as a branch.
+inline float gate(float v, uint8_t on) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  u &= 0u - static_cast<uint32_t>(on != 0);
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+inline float gated(const float* g, const uint8_t* m, size_t k) { return m ? gate(g[k], m[k]) : g[k]; }
+#if VERIDL_ISA_AVX2
+inline __m256 gated8(const float* g, const uint8_t* m, size_t k) {
+  const __m256 v = _mm256_loadu_ps(g + k);
+  if (!m) return v;
+  const __m256i on = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m + k)));
+  return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpgt_epi32(on, _mm256_setzero_si256())));
+}
+#endif
+
+// a1 += sum of g, a2 += sum of g h over the run (g gated by the mask m when m is not null)
+void run_dot(const float* g, const uint8_t* m, const float* h, size_t len, Acc& a1, Acc& a2) {
   const size_t full = len / kLanes * kLanes;
 #if VERIDL_ISA_AVX2
   __m256d lo1 = _mm256_loadu_pd(a1.lane), hi1 = _mm256_loadu_pd(a1.lane + 4);
   __m256d lo2 = _mm256_loadu_pd(a2.lane), hi2 = _mm256_loadu_pd(a2.lane + 4);
   for (size_t k = 0; k < full; k += kLanes) {
-    const __m256 gv = _mm256_loadu_ps(g + k), hv = _mm256_loadu_ps(h + k);
+    const __m256 gv = gated8(g, m, k), hv = _mm256_loadu_ps(h + k);
     const __m256d gl = widen_lo(gv), gh = widen_hi(gv);
     lo1 = _mm256_add_pd(lo1, gl);
     hi1 = _mm256_add_pd(hi1, gh);
@@ -102,13 +123,13 @@ void run_dot(const float* g, const float* h, size_t len, Acc& a1, Acc& a2) {
 #else
   for (size_t k = 0; k < full; k += kLanes)
     for (size_t l = 0; l < kLanes; ++l) {
-      const double gv = g[k + l];
+      const double gv = gated(g, m, k + l);
       a1.lane[l] += gv;
       a2.lane[l] += gv * static_cast<double>(h[k + l]);
     }
 #endif
   for (size_t k = full; k < len; ++k) {
-    const double gv = g[k];
+    const double gv = gated(g, m, k);
     a1.tail += gv;
     a2.tail += gv * static_cast<double>(h[k]);
   }
@@ -142,19 +163,51 @@ double channel_sqdev(const ops::BatchNormShape& s, size_t c, const float* x, dou
   return a.total();
 }
 
-void channel_sums_dy(const ops::BatchNormShape& s, size_t c, const float* dy, const float* xhat, double& sum_dy,
-                     double& sum_dy_xhat) {
+void channel_sums_dy(const ops::BatchNormShape& s, size_t c, const float* dy, const uint8_t* mask, const float* xhat,
+                     double& sum_dy, double& sum_dy_xhat) {
   const size_t HW = s.H * s.W;
   Acc a1, a2;
-  for (size_t b = 0; b < s.N; ++b) run_dot(dy + (b * s.C + c) * HW, xhat + (b * s.C + c) * HW, HW, a1, a2);
+  for (size_t b = 0; b < s.N; ++b) {
+    const size_t off = (b * s.C + c) * HW;
+    run_dot(dy + off, mask ? mask + off : nullptr, xhat + off, HW, a1, a2);
+  }
   sum_dy = a1.total();
   sum_dy_xhat = a2.total();
+}
+
+// One run of the train forward's normalisation: xhat and y (relu(y) and its mask with kRelu).
+template <bool kRelu>
+void normalize_run(const float* xr, size_t len, double mu, double rc, double g, double bt, float* xh, float* yr,
+                   uint8_t* mr) {
+  for (size_t k = 0; k < len; ++k) {
+    const double h = (static_cast<double>(xr[k]) - mu) * rc;
+    xh[k] = static_cast<float>(h);
+    const float v = static_cast<float>(g * h + bt);
+    if constexpr (kRelu) {
+      const bool on = v > 0.0f;  // prims/relu/kernel.cpp's compare and select
+      mr[k] = static_cast<uint8_t>(on);
+      yr[k] = on ? v : 0.0f;
+    } else {
+      yr[k] = v;
+    }
+  }
+}
+
+// One run of the backward's dx: a (dy - m1 - xhat m2), dy gated by the mask when there is one.
+template <bool kRelu>
+void dx_run(const float* __restrict g, const uint8_t* __restrict m, const float* __restrict h, size_t len, double a,
+            double m1, double m2, float* __restrict d) {
+  for (size_t k = 0; k < len; ++k) {
+    const float gk = kRelu ? gate(g[k], m[k]) : g[k];
+    d[k] = static_cast<float>(a * ((static_cast<double>(gk) - m1) - static_cast<double>(h[k]) * m2));
+  }
 }
 
 }  // namespace
 
 void batchnorm_train_forward(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma,
-                             const float* beta, float* y, float* mean, float* var, float* r, float* xhat) {
+                             const float* beta, float* y, float* mean, float* var, float* r, float* xhat,
+                             uint8_t* relu_mask) {
   const size_t HW = s.H * s.W;
   const double n = static_cast<double>(s.per_channel());
   for_channels(s, [&](size_t c) {
@@ -167,25 +220,19 @@ void batchnorm_train_forward(const ops::BatchNormShape& s, double eps, const flo
     const double g = gamma[c], bt = beta[c];
     for (size_t b = 0; b < s.N; ++b) {
       const size_t off = (b * s.C + c) * HW;
-      const float* xr = x + off;
-      float* xh = xhat + off;
-      float* yr = y + off;
-      for (size_t k = 0; k < HW; ++k) {
-        const double h = (static_cast<double>(xr[k]) - mu) * rc;
-        xh[k] = static_cast<float>(h);
-        yr[k] = static_cast<float>(g * h + bt);
-      }
+      if (relu_mask) normalize_run<true>(x + off, HW, mu, rc, g, bt, xhat + off, y + off, relu_mask + off);
+      else normalize_run<false>(x + off, HW, mu, rc, g, bt, xhat + off, y + off, nullptr);
     }
   });
 }
 
 void batchnorm_backward(const ops::BatchNormShape& s, const float* gamma, const float* r, const float* xhat,
-                        const float* dy, float* dx, float* dgamma, float* dbeta) {
+                        const float* dy, float* dx, float* dgamma, float* dbeta, const uint8_t* relu_mask) {
   const size_t HW = s.H * s.W;
   const double n = static_cast<double>(s.per_channel());
   for_channels(s, [&](size_t c) {
     double sum_dy = 0.0, sum_dy_xhat = 0.0;
-    channel_sums_dy(s, c, dy, xhat, sum_dy, sum_dy_xhat);
+    channel_sums_dy(s, c, dy, relu_mask, xhat, sum_dy, sum_dy_xhat);
     if (dgamma) dgamma[c] = static_cast<float>(sum_dy_xhat);
     if (dbeta) dbeta[c] = static_cast<float>(sum_dy);
     if (!dx) return;
@@ -194,25 +241,24 @@ void batchnorm_backward(const ops::BatchNormShape& s, const float* gamma, const 
     const double m1 = sum_dy / n, m2 = sum_dy_xhat / n;
     for (size_t b = 0; b < s.N; ++b) {
       const size_t off = (b * s.C + c) * HW;
-      const float* g = dy + off;
-      const float* h = xhat + off;
-      float* d = dx + off;
-      for (size_t k = 0; k < HW; ++k)
-        d[k] = static_cast<float>(a * ((static_cast<double>(g[k]) - m1) - static_cast<double>(h[k]) * m2));
+      if (relu_mask) dx_run<true>(dy + off, relu_mask + off, xhat + off, HW, a, m1, m2, dx + off);
+      else dx_run<false>(dy + off, nullptr, xhat + off, HW, a, m1, m2, dx + off);
     }
   });
 }
 
 void batchnorm_eval_forward(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma,
-                            const float* beta, const float* mean, const float* var, float* y) {
+                            const float* beta, const float* mean, const float* var, float* y, bool relu) {
   const size_t HW = s.H * s.W;
   for_channels(s, [&](size_t c) {
     const double rc = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
     const double mu = mean[c], g = gamma[c], bt = beta[c];
     for (size_t b = 0; b < s.N; ++b) {
       const size_t off = (b * s.C + c) * HW;
-      for (size_t k = 0; k < HW; ++k)
-        y[off + k] = static_cast<float>(g * ((static_cast<double>(x[off + k]) - mu) * rc) + bt);
+      for (size_t k = 0; k < HW; ++k) {
+        const float v = static_cast<float>(g * ((static_cast<double>(x[off + k]) - mu) * rc) + bt);
+        y[off + k] = relu && !(v > 0.0f) ? 0.0f : v;
+      }
     }
   });
 }

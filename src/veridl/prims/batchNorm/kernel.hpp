@@ -8,6 +8,11 @@
 //                             dgamma = sum dy xhat, dbeta = sum dy       (dx/dgamma/dbeta may be nullptr)
 //   batchnorm_eval_forward    y = gamma (x - mean) / sqrt(var + eps) + beta   (given running statistics)
 //   batchnorm_update_running  running = (1 - m) running + m batch, for mean and (biased) var
+//
+// The fused ReLU (the plan's fusion of a BatchNorm into the ReLU that is its only consumer, net/fuse.hpp): given a
+// relu_mask the train forward writes y = relu(BatchNorm(x)) and the mask (y > 0, strict), and the backward reads dy
+// gated by it (mask ? dy : 0); the eval forward takes a flag. Bit for bit the BatchNorm kernel followed by the
+// ReLU kernel (prims/relu/kernel.hpp), with one pass over the activations instead of three.
 //                             (m = ops::running_stat_momentum(step): 1.0 on step 1, then 0.1)
 //
 // Precision: every statistic (mean, var, sum dy, sum dy xhat) is accumulated in double, in a fixed
@@ -26,6 +31,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "veridl/kernels/isa.hpp"
 #include "veridl/prims/batchNorm/reference.hpp"
@@ -34,11 +40,12 @@ namespace veridl::kernels {
 
 inline constexpr size_t kBatchNormParallelMinElems = size_t(1) << 15;
 
-VERIDL_KERNEL(batchnorm_train_forward, void(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma, const float* beta, float* y, float* mean, float* var, float* r, float* xhat));
+// relu_mask: nullptr, or the fused ReLU's mask [N C H W] (written by the forward, read by the backward).
+VERIDL_KERNEL(batchnorm_train_forward, void(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma, const float* beta, float* y, float* mean, float* var, float* r, float* xhat, uint8_t* relu_mask));
 
-VERIDL_KERNEL(batchnorm_backward, void(const ops::BatchNormShape& s, const float* gamma, const float* r, const float* xhat, const float* dy, float* dx, float* dgamma, float* dbeta));
+VERIDL_KERNEL(batchnorm_backward, void(const ops::BatchNormShape& s, const float* gamma, const float* r, const float* xhat, const float* dy, float* dx, float* dgamma, float* dbeta, const uint8_t* relu_mask));
 
-VERIDL_KERNEL(batchnorm_eval_forward, void(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma, const float* beta, const float* mean, const float* var, float* y));
+VERIDL_KERNEL(batchnorm_eval_forward, void(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma, const float* beta, const float* mean, const float* var, float* y, bool relu));
 
 VERIDL_KERNEL(batchnorm_update_running, void(size_t C, double momentum, const float* batch_mean, const float* batch_var, float* running_mean, float* running_var));
 

@@ -14,8 +14,18 @@ struct BatchNormMutantOp : BatchNormOp {
   std::string kind;
 
   template <class T>
-  Ins<T> backward(const Ins<T>& in, const Ctx<T>& c, const Vec<T>& dy) const {
-    Ins<T> g = BatchNormOp::backward(in, c, dy);
+  Ins<T> backward(const Ins<T>& in, const Ctx<T>& c, const Vec<T>& dy_in) const {
+    if (kind == "relu_mask_ignored") {  // the fused ReLU's gate forgotten: the plain BatchNorm's backward
+      BatchNormOp plain = *this;
+      plain.relu = false;
+      return plain.backward(in, c, dy_in);
+    }
+    Ins<T> g = BatchNormOp::backward(in, c, dy_in);
+    // The mutants below break the BatchNorm part; with the fused ReLU they see the gated dy, as the real op does.
+    Vec<T> dy = dy_in;
+    const std::vector<uint8_t> mask = mask_of(c);
+    if (relu)
+      for (size_t i = 0; i < dy.size(); ++i) dy[i] = relu_gated(mask.data(), i, dy[i]);
     const Vec<T>& x = in[0];
     const Vec<T>& gamma = in[1];
     const Vec<T>& r = c.saved[kR];

@@ -30,6 +30,7 @@ void BatchNorm::declare(const Attrs& a, Decl& d) {
              {Elem::Scalar, 0, C, false},
              {Elem::Scalar, 0, C, false},
              {Elem::Scalar, C * a.shape.H * a.shape.W, 0, true}};
+  if (a.relu) d.saved.push_back({Elem::U8, C * a.shape.H * a.shape.W, 0, true});  // the fused ReLU's mask
   d.bwd_reads_input = {false};
 }
 
@@ -41,13 +42,15 @@ void BatchNorm::emit_forward(Emission& e, const Node& n) {
   const float eps = static_cast<float>(ops::kBatchNormEps);
   auto per_channel = [&](const Val& v) { return b.broadcast(v, {1}, sh); };
   const size_t k = e.index(n);
+  const bool relu = n.attrs_as<Attrs>().relu;
   if (e.eval) {
     b.comment(fmt::format("{} BatchNorm (eval): y = gamma (x - running_mean) rsqrt(running_var + eps) + beta", n.name));
     const Val& rm = e.state_in[k].at(0);
     const Val& rv = e.state_in[k].at(1);
     const Val rc = b.rsqrt(b.add(rv, eps));
     const Val xh = b.mul(b.sub(x, per_channel(rm)), per_channel(rc));
-    e.set_out(n, b.add(b.mul(per_channel(e.param(n, 0)), xh), per_channel(e.param(n, 1))));
+    const Val y = b.add(b.mul(per_channel(e.param(n, 0)), xh), per_channel(e.param(n, 1)));
+    e.set_out(n, relu ? b.select(b.compare("GT", y, b.cst(0.0f, y.shape)), y, b.cst(0.0f, y.shape)) : y);
     return;
   }
   b.comment(fmt::format("{} BatchNorm (train): batch mean, biased variance, eps {}", n.name, ops::kBatchNormEps));
@@ -59,7 +62,16 @@ void BatchNorm::emit_forward(Emission& e, const Node& n) {
   const Val xhat = b.mul(d, per_channel(r));
   e.saved[k] = {r, xhat};
   e.state_out[k] = {mean, var};
-  e.set_out(n, b.add(b.mul(per_channel(e.param(n, 0)), xhat), per_channel(e.param(n, 1))));
+  const Val y = b.add(b.mul(per_channel(e.param(n, 0)), xhat), per_channel(e.param(n, 1)));
+  if (!relu) {
+    e.set_out(n, y);
+    return;
+  }
+  b.comment(fmt::format("{} fused ReLU (mask: y > 0)", n.name));
+  const Val zero = b.cst(0.0f, y.shape);
+  const Val mask = b.compare("GT", y, zero);
+  e.saved[k].push_back(mask);
+  e.set_out(n, b.select(mask, y, zero));
 }
 
 void BatchNorm::emit_backward(Emission& e, const Node& n) {
@@ -69,7 +81,12 @@ void BatchNorm::emit_backward(Emission& e, const Node& n) {
   const Shape sh = nchw(e, s);
   const Val& r = e.saved[e.index(n)].at(0);
   const Val& xhat = e.saved[e.index(n)].at(1);
-  const Val dy = b.reshape(e.dy(n), sh);
+  Val dy = b.reshape(e.dy(n), sh);
+  if (n.attrs_as<Attrs>().relu) {  // the fused ReLU's backward first: dy where its mask is set
+    Tag t(b, "relu_has_vjp_correct");  // ReLU's own VJP (prims/relu), on the fused node's mask
+    const Val& mask = e.saved[e.index(n)].at(2);
+    dy = b.select(mask, dy, b.cst(0.0f, sh));
+  }
   auto per_channel = [&](const Val& v) { return b.broadcast(v, {1}, sh); };
   {
     Tag t(b, kDgamma);  // dgamma = sum dy xhat
@@ -101,6 +118,7 @@ std::vector<Example> BatchNorm::examples() {
 // Evaluation form: BatchNormalization on the running statistics (initializers "<node>.running_mean" / "running_var").
 void BatchNorm::emit_onnx(OnnxEmission& e, const Node& n) {
   const ops::BatchNormShape& s = n.attrs_as<Attrs>().shape;
+  const bool relu = n.attrs_as<Attrs>().relu;
   OnnxGraph& o = e.o;
   o.begin(n.name);
   const std::string x = e.in_as(n, 0, {s.C, s.H, s.W});
@@ -112,13 +130,14 @@ void BatchNorm::emit_onnx(OnnxEmission& e, const Node& n) {
     const std::string var = o.op("ReduceMean", {o.op("Mul", {d, d})}, {OnnxAttr::list("axes", axes)});
     const std::string xh = o.op("Div", {d, o.op("Sqrt", {o.op("Add", {var, o.scalar(eps)})})});
     auto chan = [&](const std::string& v) { return o.op("Reshape", {v, o.ints({int64_t(s.C), 1, 1})}); };
-    e.set_out_as(n, o.op("Add", {o.op("Mul", {xh, chan(e.param(n, 0))}), chan(e.param(n, 1))}), {s.C, s.H, s.W});
+    const std::string y = o.op("Add", {o.op("Mul", {xh, chan(e.param(n, 0))}), chan(e.param(n, 1))});
+    e.set_out_as(n, relu ? o.op("Relu", {y}) : y, {s.C, s.H, s.W});
     return;
   }
   const auto& st = e.state.at(e.index(n));
   const std::string y = o.op("BatchNormalization", {x, e.param(n, 0), e.param(n, 1), st.at(0), st.at(1)},
                              {OnnxAttr::real("epsilon", eps)});
-  e.set_out_as(n, y, {s.C, s.H, s.W});
+  e.set_out_as(n, relu ? o.op("Relu", {y}) : y, {s.C, s.H, s.W});  // the fused ReLU: ONNX's own node
 }
 
 }  // namespace veridl::prims

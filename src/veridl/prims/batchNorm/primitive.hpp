@@ -22,33 +22,40 @@ struct BatchNorm {
   static constexpr size_t kInputs = 1;
   struct Attrs {
     ops::BatchNormShape shape;  // resolved by infer, N = 1
+    // The fused ReLU: relu(BatchNorm(x)) in one node. Never from a NetSpec: the plan's fusion pass sets it when the
+    // BatchNorm's only consumer is a ReLU (net/fuse.hpp).
+    bool relu = false;
   };
   static Attrs parse(Fields&) { return {}; }
-  static void to_json(const Attrs&, nlohmann::json&) {}
+  static void to_json(const Attrs& a, nlohmann::json& j) {
+    if (a.relu) j["fusedRelu"] = true;  // a plan's node (veridl info), never a NetSpec field
+  }
   static VShape infer(Attrs& a, InShapes in, const Where& w);
   static void declare(const Attrs& a, Decl& d);
 
-  // saved: mean, var, r [C]; xhat [N C H W] (training only). state: running mean, running var.
+  // saved: mean, var, r [C]; xhat [N C H W] (training only); with the fused ReLU its mask [N C H W] (u8, training
+  // only). state: running mean, running var.
   template <class T, class B>
   static void forward(const Attrs& a, Call<T>& c) {
     ops::BatchNormShape s = a.shape;
     s.N = c.n;
     constexpr bool fast = std::is_same_v<B, Fast>;
+    uint8_t* mask = a.relu && c.mode == Mode::Train ? c.saved8[0] : nullptr;
     if (c.mode == Mode::Train) {
       // Synchronized BatchNorm: the global batch's statistics (sync.hpp; contracts sync_bn_*). On one process that is
       // the plain kernel's computation, which runs then (bit for bit the one-process run).
       if (c.sync && c.sync->parties() > 1) {
         if constexpr (fast)
           kernels::sync_batchnorm_train_forward(s, ops::kBatchNormEps, *c.sync, c.in[0], c.p[0], c.p[1], c.out,
-                                                c.saved[0], c.saved[1], c.saved[2], c.saved[3]);
+                                                c.saved[0], c.saved[1], c.saved[2], c.saved[3], mask);
         else
           throw std::logic_error("synchronized BatchNorm runs on the float kernels only");
       } else if constexpr (fast)
         kernels::batchnorm_train_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.out, c.saved[0], c.saved[1],
-                                         c.saved[2], c.saved[3]);
+                                         c.saved[2], c.saved[3], mask);
       else
         ops::batchnorm_train_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.out, c.saved[0], c.saved[1],
-                                     c.saved[2], c.saved[3]);
+                                     c.saved[2], c.saved[3], mask, c.D);
       if (c.running_momentum > 0) {
         if constexpr (fast)
           kernels::batchnorm_update_running(s.C, c.running_momentum, c.saved[0], c.saved[1], c.state[0], c.state[1]);
@@ -57,24 +64,28 @@ struct BatchNorm {
       }
     } else {
       if constexpr (fast)
-        kernels::batchnorm_eval_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.state[0], c.state[1], c.out);
+        kernels::batchnorm_eval_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.state[0], c.state[1], c.out,
+                                        a.relu);
       else
-        ops::batchnorm_eval_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.state[0], c.state[1], c.out);
+        ops::batchnorm_eval_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.state[0], c.state[1], c.out,
+                                    a.relu, c.D);
     }
   }
   template <class T, class B>
   static void backward(const Attrs& a, Call<T>& c) {
     ops::BatchNormShape s = a.shape;
     s.N = c.n;
+    const uint8_t* mask = a.relu ? c.saved8[0] : nullptr;
     if (c.sync && c.sync->parties() > 1) {
       if constexpr (std::is_same_v<B, Fast>)
-        kernels::sync_batchnorm_backward(s, *c.sync, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1]);
+        kernels::sync_batchnorm_backward(s, *c.sync, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1],
+                                         mask);
       else
         throw std::logic_error("synchronized BatchNorm runs on the float kernels only");
     } else if constexpr (std::is_same_v<B, Fast>)
-      kernels::batchnorm_backward(s, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1]);
+      kernels::batchnorm_backward(s, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1], mask);
     else
-      ops::batchnorm_backward(s, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1]);
+      ops::batchnorm_backward(s, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1], mask);
   }
   static void emit_forward(Emission& e, const Node& n);
   static void emit_backward(Emission& e, const Node& n);

@@ -11,6 +11,11 @@
 //                    dbeta  = sum dy                                               bn_beta_grad_correct
 //   (the sums run over the channel's n values).
 //
+// Fused ReLU (the plan's fusion of a BatchNorm into the ReLU that is its only consumer, net/fuse.hpp): with a mask
+// the forward goes on to out = relu(y) (mask = D.gt(y), strict, through the decision tape as prims/relu does), and
+// the backward first gates dy by the mask (dy' = mask ? dy : 0) and then is the VJP above of dy'. The composition
+// of the two ops, bit for bit: the kernels compute the BatchNorm output, then the ReLU of that float.
+//
 // Same atoms (verification.md 4.1): the backward reuses the r and xhat the forward saved and combines
 // them algebraically. It never recomputes (x - mu)/(var + eps), r^2 (var + eps) = 1, or a fresh
 // rsqrt: those rely on identities between atoms that the field check cannot see and are rejected.
@@ -53,12 +58,18 @@ inline double running_stat_momentum(uint64_t global_step, double m = kBatchNormM
   return global_step <= 1 ? 1.0 : m;
 }
 
+// The fused ReLU's gate of the backward: dy where the forward's ReLU passed its input (mask = nullptr: no ReLU).
+template <class T>
+T relu_gated(const uint8_t* relu_mask, size_t i, const T& dy) {
+  return !relu_mask || relu_mask[i] ? dy : T(0);
+}
+
 // Train forward. Writes y[N*C*H*W], and per channel mean[C], var[C] (biased: the running-stat update
 // consumes it), r[C] = rsqrt(var + eps), and xhat[N*C*H*W]; mean, r and xhat are what the backward
-// reuses.
+// reuses. With relu_mask (the fused ReLU; D then decides): y = relu(BatchNorm(x)) and the mask [N*C*H*W].
 template <class T>
 void batchnorm_train_forward(const BatchNormShape& s, double eps, const T* x, const T* gamma, const T* beta, T* y,
-                             T* mean, T* var, T* r, T* xhat) {
+                             T* mean, T* var, T* r, T* xhat, uint8_t* relu_mask = nullptr, Decisions* D = nullptr) {
   const size_t HW = s.H * s.W;
   const T inv_n = T(1) / T(static_cast<int64_t>(s.per_channel()));
   const T teps = T(eps);
@@ -91,13 +102,19 @@ void batchnorm_train_forward(const BatchNormShape& s, double eps, const T* x, co
       }
     }
   }
+  if (relu_mask)
+    for (size_t i = 0; i < s.count(); ++i) {
+      const bool on = D->gt(y[i]);
+      relu_mask[i] = on ? 1 : 0;
+      if (!on) y[i] = T(0);
+    }
 }
 
 // Backward from the saved r[C] and xhat. Writes dx, dgamma[C], dbeta[C] (overwrites); any of the three
-// may be nullptr when that gradient is not wanted.
+// may be nullptr when that gradient is not wanted. relu_mask: the fused ReLU's (dy gated by it), or nullptr.
 template <class T>
 void batchnorm_backward(const BatchNormShape& s, const T* gamma, const T* r, const T* xhat, const T* dy, T* dx,
-                        T* dgamma, T* dbeta) {
+                        T* dgamma, T* dbeta, const uint8_t* relu_mask = nullptr) {
   const size_t HW = s.H * s.W;
   const T n = T(static_cast<int64_t>(s.per_channel()));
   const T inv_n = T(1) / n;
@@ -106,7 +123,7 @@ void batchnorm_backward(const BatchNormShape& s, const T* gamma, const T* r, con
     for (size_t b = 0; b < s.N; ++b) {
       const size_t off = (b * s.C + c) * HW;
       for (size_t k = 0; k < HW; ++k) {
-        const T g = dy[off + k], xh = xhat[off + k];
+        const T g = relu_gated(relu_mask, off + k, dy[off + k]), xh = xhat[off + k];
         const T dxh = gamma[c] * g;
         sum_dy += g;
         sum_dy_xhat += g * xh;
@@ -121,7 +138,7 @@ void batchnorm_backward(const BatchNormShape& s, const T* gamma, const T* r, con
     for (size_t b = 0; b < s.N; ++b) {
       const size_t off = (b * s.C + c) * HW;
       for (size_t k = 0; k < HW; ++k) {
-        const T dxh = gamma[c] * dy[off + k];
+        const T dxh = gamma[c] * relu_gated(relu_mask, off + k, dy[off + k]);
         dx[off + k] = k_c * (n * dxh - sum_dxhat - xhat[off + k] * sum_xhat_dxhat);
       }
     }
@@ -129,11 +146,11 @@ void batchnorm_backward(const BatchNormShape& s, const T* gamma, const T* r, con
 }
 
 // Eval forward with given (running) statistics mean[C], var[C]:
-//   y = gamma (x - mean) rsqrt(var + eps) + beta
+//   y = gamma (x - mean) rsqrt(var + eps) + beta, then relu(y) when `relu` (the fused ReLU; D decides)
 // (the train forward's arithmetic, so eval with the batch's own mean/var gives the train y exactly).
 template <class T>
 void batchnorm_eval_forward(const BatchNormShape& s, double eps, const T* x, const T* gamma, const T* beta,
-                            const T* mean, const T* var, T* y) {
+                            const T* mean, const T* var, T* y, bool relu = false, Decisions* D = nullptr) {
   const size_t HW = s.H * s.W;
   const T teps = T(eps);
   for (size_t c = 0; c < s.C; ++c) {
@@ -143,6 +160,9 @@ void batchnorm_eval_forward(const BatchNormShape& s, double eps, const T* x, con
       for (size_t k = 0; k < HW; ++k) y[off + k] = gamma[c] * ((x[off + k] - mean[c]) * rc) + beta[c];
     }
   }
+  if (relu)
+    for (size_t i = 0; i < s.count(); ++i)
+      if (!D->gt(y[i])) y[i] = T(0);
 }
 
 // running = (1 - m) running + m batch, per channel, for the mean and the (biased) variance.
@@ -158,10 +178,12 @@ void batchnorm_update_running(size_t C, double momentum, const T* batch_mean, co
   }
 }
 
-// The record form: inputs {x, gamma, beta}, output y. Saved: mean, var, r, xhat (in that order).
+// The record form: inputs {x, gamma, beta}, output y. Saved: mean, var, r, xhat (in that order); with the fused
+// ReLU (relu) the mask is kept in Ctx::dec, one entry per element, as ReluOp keeps it.
 struct BatchNormOp {
   BatchNormShape s;
   double eps = kBatchNormEps;
+  bool relu = false;
   std::vector<std::string> in_names() const { return {"x", "gamma", "beta"}; }
   std::vector<size_t> in_sizes() const { return {s.count(), s.C, s.C}; }
   size_t out_size() const { return s.count(); }
@@ -169,19 +191,28 @@ struct BatchNormOp {
   enum Saved : size_t { kMean = 0, kVar = 1, kR = 2, kXhat = 3 };
 
   template <class T>
-  Ctx<T> forward(const Ins<T>& in, Decisions&) const {
+  Ctx<T> forward(const Ins<T>& in, Decisions& D) const {
     Ctx<T> c;
     c.out.resize(s.count());
     c.saved = {Vec<T>(s.C), Vec<T>(s.C), Vec<T>(s.C), Vec<T>(s.count())};
+    std::vector<uint8_t> mask(relu ? s.count() : 0);
     batchnorm_train_forward(s, eps, in[0].data(), in[1].data(), in[2].data(), c.out.data(), c.saved[kMean].data(),
-                            c.saved[kVar].data(), c.saved[kR].data(), c.saved[kXhat].data());
+                            c.saved[kVar].data(), c.saved[kR].data(), c.saved[kXhat].data(),
+                            relu ? mask.data() : nullptr, &D);
+    c.dec.assign(mask.begin(), mask.end());
     return c;
+  }
+  // The fused ReLU's mask (empty without it).
+  template <class T>
+  static std::vector<uint8_t> mask_of(const Ctx<T>& c) {
+    return std::vector<uint8_t>(c.dec.begin(), c.dec.end());
   }
   template <class T>
   Ins<T> backward(const Ins<T>& in, const Ctx<T>& c, const Vec<T>& dy) const {
     Ins<T> g{Vec<T>(s.count()), Vec<T>(s.C), Vec<T>(s.C)};
+    const std::vector<uint8_t> mask = mask_of(c);
     batchnorm_backward(s, in[1].data(), c.saved[kR].data(), c.saved[kXhat].data(), dy.data(), g[0].data(),
-                       g[1].data(), g[2].data());
+                       g[1].data(), g[2].data(), relu ? mask.data() : nullptr);
     return g;
   }
 };

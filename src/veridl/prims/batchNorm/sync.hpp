@@ -16,16 +16,19 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "veridl/graph/ir.hpp"
 #include "veridl/prims/batchNorm/reference.hpp"
 
 namespace veridl::kernels {
 
+// relu_mask: nullptr, or the fused ReLU's mask (kernel.hpp): y = relu(BatchNorm(x)) and dy gated by the mask.
 void sync_batchnorm_train_forward(const ops::BatchNormShape& s, double eps, const graph::Collective& all, const float* x,
                                   const float* gamma, const float* beta, float* y, float* mean, float* var, float* r,
-                                  float* xhat);
+                                  float* xhat, uint8_t* relu_mask);
 void sync_batchnorm_backward(const ops::BatchNormShape& s, const graph::Collective& all, const float* gamma,
-                             const float* r, const float* xhat, const float* dy, float* dx, float* dgamma, float* dbeta);
+                             const float* r, const float* xhat, const float* dy, float* dx, float* dgamma, float* dbeta,
+                             const uint8_t* relu_mask);
 
 }  // namespace veridl::kernels

@@ -1,0 +1,78 @@
+#include "veridl/net/fuse.hpp"
+
+#include <memory>
+#include <vector>
+
+#include "veridl/prims/table.hpp"
+
+namespace veridl::net {
+
+namespace {
+
+// Drops the dead nodes and values of g, renumbering every index that refers to the live ones.
+void compact(graph::Graph& g, const std::vector<bool>& dead_node, const std::vector<bool>& dead_value) {
+  std::vector<long> node_at(g.nodes.size(), -1), value_at(g.values.size(), -1);
+  long next = 0;
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    if (!dead_node[k]) node_at[k] = next++;
+  next = 0;
+  for (size_t v = 0; v < g.values.size(); ++v)
+    if (!dead_value[v]) value_at[v] = next++;
+  auto value = [&](size_t v) { return static_cast<size_t>(value_at[v]); };
+  std::vector<graph::Value> values;
+  for (size_t v = 0; v < g.values.size(); ++v) {
+    if (dead_value[v]) continue;
+    graph::Value val = std::move(g.values[v]);
+    if (val.producer >= 0) val.producer = node_at[static_cast<size_t>(val.producer)];
+    for (auto& [c, slot] : val.consumers) c = static_cast<size_t>(node_at[c]);
+    values.push_back(std::move(val));
+  }
+  std::vector<graph::Node> nodes;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    if (dead_node[k]) continue;
+    graph::Node n = std::move(g.nodes[k]);
+    for (size_t& v : n.inputs) v = value(v);
+    n.output = value(n.output);
+    nodes.push_back(std::move(n));
+  }
+  g.values = std::move(values);
+  g.nodes = std::move(nodes);
+  g.input = value(g.input);
+  g.logits = value(g.logits);
+  if (g.loss_node >= 0) {
+    g.loss_node = node_at[static_cast<size_t>(g.loss_node)];
+    g.loss = value(g.loss);
+  }
+}
+
+}  // namespace
+
+size_t fuse(graph::Graph& g) {
+  using Attrs = prims::BatchNorm::Attrs;
+  const size_t bn = prims::index_of(prims::BatchNorm::kName), relu = prims::index_of(prims::Relu::kName);
+  std::vector<bool> dead_node(g.nodes.size(), false), dead_value(g.values.size(), false);
+  size_t fused = 0;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const graph::Node& r = g.nodes[k];
+    if (r.op != relu) continue;
+    const size_t v = r.inputs.at(0);
+    const graph::Value& pre = g.values[v];
+    if (pre.producer < 0 || pre.consumers.size() != 1) continue;  // the pre-activation value is read elsewhere too
+    graph::Node& b = g.nodes[static_cast<size_t>(pre.producer)];
+    if (b.op != bn || b.attrs_as<Attrs>().relu) continue;
+    auto attrs = std::make_shared<Attrs>(b.attrs_as<Attrs>());
+    attrs->relu = true;
+    b.decl = graph::Decl{};
+    prims::table()[bn].declare(attrs.get(), b.decl);
+    b.attrs = std::move(attrs);
+    b.output = r.output;
+    g.values[r.output].producer = pre.producer;
+    dead_node[k] = true;
+    dead_value[v] = true;
+    ++fused;
+  }
+  if (fused) compact(g, dead_node, dead_value);
+  return fused;
+}
+
+}  // namespace veridl::net

@@ -1,0 +1,24 @@
+// Fusion: the plan's one graph rewrite after lowering (net/plan.hpp compile). A BatchNorm whose output has exactly one
+// consumer, a ReLU, becomes one node: the BatchNorm with its fused ReLU (prims/batchNorm, Attrs::relu), computing
+// relu(BatchNorm(x)) in one pass over the activations and the backward's gate in the BatchNorm's own passes. The
+// fused node keeps the BatchNorm's name (so its parameters and running state keep theirs: "layers.0.bn.gamma") and
+// takes over the ReLU's output value; the ReLU node and the BatchNorm's pre-activation value are gone. Nothing else
+// reads that value (it had one consumer), so the training step computes the same floats, bit for bit, fused or not
+// (tests/test_fuse.cpp), with two fewer passes over the activations forward and one fewer backward. (The memory
+// plan barely changes: the unfused pre-activation value was dead after the ReLU's forward and its buffer reused.) The whole-network check (`veridl verify`), the StableHLO and ONNX exports all run the fused
+// plan: its node's contracts are BatchNorm's, with ReLU cases (prims/batchNorm/contracts.cpp).
+#pragma once
+
+#include <cstddef>
+
+#include "veridl/graph/ir.hpp"
+
+namespace veridl::net {
+
+// Whether compile() fuses (Fusion::Off: the graph as lowered, node for node; for the tests that compare the two).
+enum class Fusion { On, Off };
+
+// Fuses every BatchNorm -> ReLU pair of `g` in place (node and value indices renumbered); returns how many.
+size_t fuse(graph::Graph& g);
+
+}  // namespace veridl::net
