@@ -97,6 +97,9 @@ std::vector<Conv2dShape> conv_cases() {
   cs.push_back(veridl::ops::conv2d_shape(3, 24, 1, 1, 40, 1, 1, Padding::Valid));
   cs.push_back(veridl::ops::conv2d_shape(5, 768, 1, 1, 640, 1, 1, Padding::Valid));
   cs.push_back(veridl::ops::conv2d_shape(4, 384, 2, 2, 1536, 1, 1, Padding::Valid));
+  // Pointwise on small planes with a small weight (MobileNetV2's 1x1s at 7x7), whose weight gradient also takes the
+  // images side by side (three column blocks of 32, the last one partial).
+  cs.push_back(veridl::ops::conv2d_shape(4, 96, 7, 7, 80, 1, 1, Padding::Valid));
   return cs;
 }
 

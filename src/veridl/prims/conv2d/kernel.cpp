@@ -873,8 +873,13 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
   // A large weight (the late layers: 3x3 512 -> 512 is 2.4 M floats) seen by few positions: the partials would
   // be far more memory traffic than the product itself. Then one partial, dW^T [K, O] itself, its columns split
   // among the threads, each summing every unit in order (each element: one chain over all units, the value
-  // nparts = 1 gives). The choice depends only on the shape.
-  if (nparts > 1 && KO * nparts > (size_t(1) << 21) && s.O >= 64) {
+  // nparts = 1 gives). Also a pointwise convolution of small planes whatever its weight (MobileNetV2's and
+  // EfficientNet's 1x1s at 7x7: 960 -> 160 is 0.15 M floats): a partial per image would be a product of depth 49
+  // that reads and writes its whole partial; side by side in col the images make one product of depth up to 512
+  // (`bench_kernels --gemm --only 960->160`: 57-114 -> 114-140 GFLOP/s on 2 threads, AMD EPYC Zen 4, alternated
+  // runs). The choice depends only on the shape.
+  const bool small_pw = pw && g.P <= kSmallPlane;
+  if (nparts > 1 && (KO * nparts > (size_t(1) << 21) || small_pw) && s.O >= 64) {
     float* part = scratch(2, KO);
     constexpr size_t kOBlock = 32;
     const size_t ob = (s.O + kOBlock - 1) / kOBlock;
@@ -895,7 +900,7 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
         // are small (the last stages: ConvNeXt-T's 768 -> 3072 at 1x1 for a 32x32 input): a product of depth P
         // per image would read and write its C block once per image, so those units' planes are copied side by
         // side into col like im2col's.
-        const bool in_place = pw && g.P > kSmallPlane;
+        const bool in_place = pw && !small_pw;
         float* col = in_place ? nullptr : scratch(0, g.K * D);
         float* dyT = scratch(1, D * no);  // dy^T [D, o1 - o0]
         size_t q0 = 0;
