@@ -152,14 +152,27 @@ std::vector<BnCase> bn_cases() {
 
 class BatchNormDiff : public ::testing::TestWithParam<BnCase> {};
 
+// A case's data: x = offset + U(-2, 2), gamma from [gamma_lo, 1.5), beta and dy from the default range.
+struct BnData {
+  BatchNormShape s;
+  std::vector<float> x, gamma, beta, dy;
+};
+BnData bn_data(const BnCase& c, uint64_t seed, float gamma_lo) {
+  BnData d{{c.N, c.C, c.H, c.W}, {}, {}, {}, {}};
+  d.x = random_floats(d.s.count(), seed, c.offset - 2.0f, c.offset + 2.0f);
+  d.gamma = random_floats(c.C, seed + 1, gamma_lo, 1.5f);
+  d.beta = random_floats(c.C, seed + 2);
+  d.dy = random_floats(d.s.count(), seed + 3);
+  return d;
+}
+
 TEST_P(BatchNormDiff, EveryKernelMatchesTheReference) {
   const auto [N, C, H, W, eps, offset] = GetParam();
-  const BatchNormShape s{N, C, H, W};
+  const BnData d = bn_data(GetParam(), N * 1000003 + C * 1009 + H * 31 + W, 0.5f);
+  const BatchNormShape& s = d.s;
   const size_t cnt = s.count();
   const uint64_t seed = N * 1000003 + C * 1009 + H * 31 + W;
-  const auto x = random_floats(cnt, seed, offset - 2.0f, offset + 2.0f);
-  const auto gamma = random_floats(C, seed + 1, 0.5f, 1.5f), beta = random_floats(C, seed + 2);
-  const auto dy = random_floats(cnt, seed + 3);
+  const std::vector<float>&x = d.x, &gamma = d.gamma, &beta = d.beta, &dy = d.dy;
   const float nan = std::nanf("");
 
   // Train forward.
@@ -233,12 +246,11 @@ TEST_P(BatchNormDiff, EveryKernelMatchesTheReference) {
 // mask, and the eval forward.
 TEST_P(BatchNormDiff, TheFusedReluIsTheBatchNormThenTheReluKernelsBitForBit) {
   const auto [N, C, H, W, eps, offset] = GetParam();
-  const BatchNormShape s{N, C, H, W};
+  BnData d = bn_data(GetParam(), N * 7919 + C * 101 + H * 13 + W, -1.5f);  // gamma of both signs
+  const BatchNormShape& s = d.s;
   const size_t cnt = s.count();
-  const uint64_t seed = N * 7919 + C * 101 + H * 13 + W;
-  const auto x = random_floats(cnt, seed, offset - 2.0f, offset + 2.0f);
-  const auto gamma = random_floats(C, seed + 1, -1.5f, 1.5f), beta = random_floats(C, seed + 2);
-  auto dy = random_floats(cnt, seed + 3);
+  const std::vector<float>&x = d.x, &gamma = d.gamma, &beta = d.beta;
+  std::vector<float>& dy = d.dy;
   const float specials[] = {std::nanf(""), INFINITY, -0.0f, -INFINITY};
   for (size_t i = 0; i < cnt; i += 5) dy[i] = specials[(i / 5) % 4];
   const float nan = std::nanf("");

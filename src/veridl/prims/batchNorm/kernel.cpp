@@ -82,9 +82,8 @@ void run_sqdev(const float* p, size_t len, double mu, Acc& a) {
   }
 }
 
-// The fused ReLU's gate: dy where the mask is set, +0 elsewhere (relu_backward's select); no mask: dy.
-// dy where the mask byte is set, else +0 (the ReLU kernel's select), as a bitwise and: GCC vectorizes it where it
-// leaves a select on a byte and a float as a branch.
+// The fused ReLU's gate: dy where the mask byte is set, else +0 (the ReLU kernel's select, relu_backward), as a
+// bitwise and: GCC vectorizes it where it leaves a select on a byte and a float as a branch. gated: no mask, dy.
 inline float gate(float v, uint8_t on) {
   uint32_t u;
   std::memcpy(&u, &v, sizeof u);
