@@ -4,8 +4,9 @@
 // fused node keeps the BatchNorm's name (so its parameters and running state keep theirs: "layers.0.bn.gamma") and
 // takes over the ReLU's output value; the ReLU node and the BatchNorm's pre-activation value are gone. Nothing else
 // reads that value (it had one consumer), so the training step computes the same floats, bit for bit, fused or not
-// (tests/test_fuse.cpp), with two fewer passes over the activations forward and one fewer backward. (The memory
-// plan barely changes: the unfused pre-activation value was dead after the ReLU's forward and its buffer reused.) The whole-network check (`veridl verify`), the StableHLO and ONNX exports all run the fused
+// (tests/test_fuse.cpp), without the ReLU's own passes over the activations (a read and a write forward, and again
+// backward). The memory plan barely changes: the unfused pre-activation value was dead after the ReLU's forward and
+// its buffer reused. The whole-network check (`veridl verify`), the StableHLO and ONNX exports all run the fused
 // plan: its node's contracts are BatchNorm's, with ReLU cases (prims/batchNorm/contracts.cpp).
 #pragma once
 
