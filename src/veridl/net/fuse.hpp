@@ -1,6 +1,7 @@
-// Fusion: the plan's one graph rewrite after lowering (net/plan.hpp compile). A BatchNorm whose output has exactly one
-// consumer, a ReLU, becomes one node: the BatchNorm with its fused ReLU (prims/batchNorm, Attrs::relu), computing
-// relu(BatchNorm(x)) in one pass over the activations and the backward's gate in the BatchNorm's own passes. The
+// Fusion: the plan's one graph rewrite after lowering (net/plan.hpp compile), driven by a table of rules (fuse.cpp:
+// a producer primitive, an activation primitive, how the producer absorbs it). Its one rule today: a BatchNorm
+// whose output has exactly one consumer, a ReLU, becomes one node: the BatchNorm with its fused ReLU
+// (prims/batchNorm, Attrs::relu), computing relu(BatchNorm(x)) in one pass over the activations and the backward's gate in the BatchNorm's own passes. The
 // fused node keeps the BatchNorm's name (so its parameters and running state keep theirs: "layers.0.bn.gamma") and
 // takes over the ReLU's output value; the ReLU node and the BatchNorm's pre-activation value are gone. Nothing else
 // reads that value (it had one consumer), so the training step computes the same floats, bit for bit, fused or not
@@ -19,7 +20,8 @@ namespace veridl::net {
 // Whether compile() fuses (Fusion::Off: the graph as lowered, node for node; for the tests that compare the two).
 enum class Fusion { On, Off };
 
-// Fuses every BatchNorm -> ReLU pair of `g` in place (node and value indices renumbered); returns how many.
+// Fuses every pair of `g` a rule matches (today BatchNorm -> ReLU) in place (node and value indices renumbered);
+// returns how many.
 size_t fuse(graph::Graph& g);
 
 }  // namespace veridl::net

@@ -22,10 +22,13 @@ struct BatchNormMutantOp : BatchNormOp {
     }
     Ins<T> g = BatchNormOp::backward(in, c, dy_in);
     // The mutants below break the BatchNorm part; with the fused ReLU they see the gated dy, as the real op does.
-    Vec<T> dy = dy_in;
-    const std::vector<uint8_t> mask = mask_of(c);
-    if (relu)
-      for (size_t i = 0; i < dy.size(); ++i) dy[i] = relu_gated(mask.data(), i, dy[i]);
+    Vec<T> gated;
+    if (relu) {
+      const std::vector<uint8_t> mask = ReluOp::mask_of(c);
+      gated.resize(dy_in.size());
+      relu_backward(ReluShape{dy_in.size()}, mask.data(), dy_in.data(), gated.data());
+    }
+    const Vec<T>& dy = relu ? gated : dy_in;
     const Vec<T>& x = in[0];
     const Vec<T>& gamma = in[1];
     const Vec<T>& r = c.saved[kR];

@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "veridl/prims/relu/reference.hpp"
 #include "veridl/vjp/record.hpp"
 
 namespace veridl::ops {
@@ -102,12 +103,7 @@ void batchnorm_train_forward(const BatchNormShape& s, double eps, const T* x, co
       }
     }
   }
-  if (relu_mask)
-    for (size_t i = 0; i < s.count(); ++i) {
-      const bool on = D->gt(y[i]);
-      relu_mask[i] = on ? 1 : 0;
-      if (!on) y[i] = T(0);
-    }
+  if (relu_mask) relu_forward(ReluShape{s.count()}, y, y, relu_mask, *D);  // the fused ReLU, in place
 }
 
 // Backward from the saved r[C] and xhat. Writes dx, dgamma[C], dbeta[C] (overwrites); any of the three
@@ -160,9 +156,7 @@ void batchnorm_eval_forward(const BatchNormShape& s, double eps, const T* x, con
       for (size_t k = 0; k < HW; ++k) y[off + k] = gamma[c] * ((x[off + k] - mean[c]) * rc) + beta[c];
     }
   }
-  if (relu)
-    for (size_t i = 0; i < s.count(); ++i)
-      if (!D->gt(y[i])) y[i] = T(0);
+  if (relu) relu_forward(ReluShape{s.count()}, y, y, nullptr, *D);  // the fused ReLU, in place, no mask kept
 }
 
 // running = (1 - m) running + m batch, per channel, for the mean and the (biased) variance.
@@ -202,15 +196,10 @@ struct BatchNormOp {
     c.dec.assign(mask.begin(), mask.end());
     return c;
   }
-  // The fused ReLU's mask (empty without it).
-  template <class T>
-  static std::vector<uint8_t> mask_of(const Ctx<T>& c) {
-    return std::vector<uint8_t>(c.dec.begin(), c.dec.end());
-  }
   template <class T>
   Ins<T> backward(const Ins<T>& in, const Ctx<T>& c, const Vec<T>& dy) const {
     Ins<T> g{Vec<T>(s.count()), Vec<T>(s.C), Vec<T>(s.C)};
-    const std::vector<uint8_t> mask = mask_of(c);
+    const std::vector<uint8_t> mask = ReluOp::mask_of(c);  // the fused ReLU's (empty without it)
     batchnorm_backward(s, in[1].data(), c.saved[kR].data(), c.saved[kXhat].data(), dy.data(), g[0].data(),
                        g[1].data(), g[2].data(), relu ? mask.data() : nullptr);
     return g;

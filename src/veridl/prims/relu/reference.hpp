@@ -26,12 +26,13 @@ struct ReluShape {
   size_t n = 1;  // number of elements (any layout: ReLU is elementwise)
 };
 
-// Writes y[n] and mask[n] (1 where the input was strictly positive, else 0).
+// Writes y[n] and mask[n] (1 where the input was strictly positive, else 0); mask may be nullptr (an evaluation
+// forward keeps none), and y may be x (in place: element i is read before it is written).
 template <class T>
 void relu_forward(const ReluShape& s, const T* x, T* y, uint8_t* mask, Decisions& D) {
   for (size_t i = 0; i < s.n; ++i) {
     const bool on = D.gt(x[i]);
-    mask[i] = on ? 1 : 0;
+    if (mask) mask[i] = on ? 1 : 0;
     y[i] = on ? x[i] : T(0);
   }
 }
