@@ -4,8 +4,9 @@
 # ROUNDS times, so that the host's slow and fast phases fall on both; prints every run's median step time
 # and the median over rounds of the per-round ratio OLD/NEW (> 1: NEW is faster).
 #
-#   bash bench/ab_step.sh OLD_REV [NEW_REV] [SPEC] [ROUNDS] [SECONDS]
-#   defaults: NEW_REV=HEAD, SPEC=specs/mnist_mlp.json, ROUNDS=5, SECONDS=3 per run
+#   [BATCH=N] bash bench/ab_step.sh OLD_REV [NEW_REV] [SPEC] [ROUNDS] [SECONDS]
+#   defaults: NEW_REV=HEAD, SPEC=specs/mnist_mlp.json (relative to the repo, or an absolute path: a derived spec
+#   such as ConvNeXt-T at 32x32), ROUNDS=5, SECONDS=3 per run, BATCH: bench_kernels' default
 #
 # Run it on an idle machine (no build running: both cores are in every step).
 set -euo pipefail
@@ -15,7 +16,8 @@ new="${2:-HEAD}"
 spec="${3:-specs/mnist_mlp.json}"
 rounds="${4:-5}"
 seconds="${5:-3}"
-[[ -f "$repo/$spec" ]] || { echo "ab_step.sh: no spec '$spec' in $repo" >&2; exit 2; }
+[[ "$spec" = /* ]] || spec="$repo/$spec"
+[[ -f "$spec" ]] || { echo "ab_step.sh: no spec file '$spec'" >&2; exit 2; }
 
 build() {  # rev -> prints the path of its bench_kernels
   local rev sha dir
@@ -33,7 +35,7 @@ build() {  # rev -> prints the path of its bench_kernels
 a="$(build "$old")"
 b="$(build "$new")"
 step_ms() {  # binary -> the median step time in ms
-  OMP_WAIT_POLICY=PASSIVE "$1" --net "$repo/$spec" --seconds "$seconds" | sed -n 's/.*train step median \([0-9.]*\) ms.*/\1/p'
+  OMP_WAIT_POLICY=PASSIVE "$1" --net "$spec" ${BATCH:+--batch "$BATCH"} --seconds "$seconds" | sed -n 's/.*train step median \([0-9.]*\) ms.*/\1/p'
 }
 ratios=()
 for ((r = 1; r <= rounds; r++)); do

@@ -34,7 +34,12 @@ CONV = [("3x3 32->32 28x28 b32", 32, 32, 28, 32, 3), ("3x3 64->64 56x56 b8", 8, 
         ("3x3 128->128 28x28 b8", 8, 128, 28, 128, 3), ("3x3 256->256 14x14 b8", 8, 256, 14, 256, 3),
         ("3x3 512->512 7x7 b8", 8, 512, 7, 512, 3), ("1x1 64->256 56x56 b8", 8, 64, 56, 256, 1),
         ("1x1 192->32 28x28 b8", 8, 192, 28, 32, 1), ("1x1 384->64 14x14 b8", 8, 384, 14, 64, 1),
-        ("1x1 960->160 7x7 b8", 8, 960, 7, 160, 1)]
+        ("1x1 960->160 7x7 b8", 8, 960, 7, 160, 1),
+        # ConvNeXt-T at a 32x32 input, batch 128: each stage's two pointwise convolutions (8x8 down to 1x1)
+        ("1x1 96->384 8x8 b128 (CNX32)", 128, 96, 8, 384, 1), ("1x1 384->96 8x8 b128 (CNX32)", 128, 384, 8, 96, 1),
+        ("1x1 192->768 4x4 b128 (CNX32)", 128, 192, 4, 768, 1), ("1x1 768->192 4x4 b128 (CNX32)", 128, 768, 4, 192, 1),
+        ("1x1 384->1536 2x2 b128 (CNX32)", 128, 384, 2, 1536, 1), ("1x1 1536->384 2x2 b128 (CNX32)", 128, 1536, 2, 384, 1),
+        ("1x1 768->3072 1x1 b128 (CNX32)", 128, 768, 1, 3072, 1), ("1x1 3072->768 1x1 b128 (CNX32)", 128, 3072, 1, 768, 1)]
 
 
 def median_time(f, budget=0.25):
@@ -53,7 +58,7 @@ def median_time(f, budget=0.25):
     return statistics.median(ts)
 
 
-def torch_round(threads):
+def torch_round(threads, only=""):
     import torch
     import torch.nn.functional as F
     torch.manual_seed(0)
@@ -61,7 +66,7 @@ def torch_round(threads):
     with torch.no_grad():
         for th in threads:
             torch.set_num_threads(th)
-            for label, B, I, O in DENSE:
+            for label, B, I, O in [d for d in DENSE if only in d[0]]:
                 x, W, b, dy = torch.randn(B, I), torch.randn(I, O), torch.randn(O), torch.randn(B, O)
                 y, dx, dW = torch.empty(B, O), torch.empty(B, I), torch.empty(I, O)
                 f = 2.0 * B * I * O
@@ -70,7 +75,7 @@ def torch_round(threads):
                 out[("dense_backward_input", label, th)] = f / median_time(lambda: torch.mm(dy, Wt, out=dx)) / 1e9
                 xt = x.t()
                 out[("dense_backward_weight", label, th)] = f / median_time(lambda: torch.mm(xt, dy, out=dW)) / 1e9
-            for label, B, C, HW, O, k in CONV:
+            for label, B, C, HW, O, k in [c for c in CONV if only in c[0]]:
                 x, W, b = torch.randn(B, C, HW, HW), torch.randn(O, C, k, k), torch.randn(O)
                 dy = torch.randn(B, O, HW, HW)
                 p = k // 2
@@ -84,9 +89,10 @@ def torch_round(threads):
     return out
 
 
-def veridl_round(binary, threads):
+def veridl_round(binary, threads, only=""):
     env = dict(os.environ, OMP_NUM_THREADS=str(max(threads)), OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
-    r = subprocess.run([binary, "--gemm", "--csv", "--quick"], check=True, capture_output=True, text=True, env=env)
+    r = subprocess.run([binary, "--gemm", "--csv", "--quick"] + (["--only", only] if only else []), check=True,
+                       capture_output=True, text=True, env=env)
     out, peak = {}, {}
     for line in r.stdout.splitlines():
         op, shape, isa, th, g, pk = line.split(",")
@@ -101,6 +107,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--isa", default=None, help="the VeriDL variant to compare (default: the best the CPU runs)")
+    ap.add_argument("--only", default="", help="only the shapes whose label contains this (e.g. CNX32, 3x3)")
     args = ap.parse_args()
     import torch
     vd, pt, peaks = [], [], []
@@ -108,11 +115,11 @@ def main():
         order = ["veridl", "torch"] if r % 2 == 0 else ["torch", "veridl"]
         for who in order:
             if who == "veridl":
-                o, p = veridl_round(args.bench_kernels, args.threads)
+                o, p = veridl_round(args.bench_kernels, args.threads, args.only)
                 vd.append(o)
                 peaks.append(p)
             else:
-                pt.append(torch_round(args.threads))
+                pt.append(torch_round(args.threads, args.only))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
     isas = sorted({k[2] for k in vd[0]}, key=["portable", "avx2", "avx512"].index)
     isa = args.isa or isas[-1]

@@ -100,6 +100,11 @@ std::vector<Conv2dShape> conv_cases() {
   // Pointwise on small planes with a small weight (MobileNetV2's 1x1s at 7x7), whose weight gradient also takes the
   // images side by side (three column blocks of 32, the last one partial).
   cs.push_back(veridl::ops::conv2d_shape(4, 96, 7, 7, 80, 1, 1, Padding::Valid));
+  // The other plane widths whose rows ImageGroups copies with a constant length (4x4 and 3x3 planes), and one it
+  // copies row by row (5x5).
+  cs.push_back(veridl::ops::conv2d_shape(3, 64, 4, 4, 96, 1, 1, Padding::Valid));
+  cs.push_back(veridl::ops::conv2d_shape(5, 40, 3, 3, 72, 1, 1, Padding::Valid, PadStyle::Symmetric, false));
+  cs.push_back(veridl::ops::conv2d_shape(2, 48, 5, 5, 64, 1, 1, Padding::Valid));
   return cs;
 }
 

@@ -261,6 +261,29 @@ void transpose_positions(const float* src, size_t P, size_t np, size_t o0, size_
       for (size_t q = q0; q < std::min(np, q0 + 8); ++q) out[q * ld + (o - o0)] = src[o * P + q];
 }
 
+// dst[r ldd + j] = src[r lds + j] for r < rows, j < cols: an image's planes into the images-side-by-side buffers of
+// ImageGroups and back (cols = the plane's positions). The planes of the late pointwise convolutions are a few floats
+// (ConvNeXt-T's 4x4, 2x2 and 1x1 for a 32x32 input): a memcpy call per row cost more than its copy, so the usual
+// widths are loops of a constant length.
+template <size_t W>
+void copy_rows_of(const float* __restrict src, size_t lds, float* __restrict dst, size_t ldd, size_t rows) {
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t j = 0; j < W; ++j) dst[r * ldd + j] = src[r * lds + j];
+}
+void copy_rows(const float* src, size_t lds, float* dst, size_t ldd, size_t rows, size_t cols) {
+  switch (cols) {
+    case 1: return copy_rows_of<1>(src, lds, dst, ldd, rows);
+    case 2: return copy_rows_of<2>(src, lds, dst, ldd, rows);
+    case 4: return copy_rows_of<4>(src, lds, dst, ldd, rows);
+    case 9: return copy_rows_of<9>(src, lds, dst, ldd, rows);
+    case 16: return copy_rows_of<16>(src, lds, dst, ldd, rows);
+    case 49: return copy_rows_of<49>(src, lds, dst, ldd, rows);
+    case 64: return copy_rows_of<64>(src, lds, dst, ldd, rows);
+    default:
+      for (size_t r = 0; r < rows; ++r) std::memcpy(dst + r * ldd, src + r * lds, cols * sizeof(float));
+  }
+}
+
 #if VERIDL_ISA_AVX2
 #include "veridl/prims/conv2d/winograd.hpp"
 #endif
@@ -754,23 +777,27 @@ void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, c
   if (wino::applies(s)) return wino::forward(s, x, W, b, y);
 #endif
   const Geometry g(s);
+  const bool pw = g.pointwise(s);
   if (ImageGroups::wanted(s, g)) {
     const ImageGroups ig(s, g);
     for_chunks(ig.count, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
       for (size_t gi = lo; gi < hi; ++gi) {
         const size_t b0 = gi * ig.per, b1 = std::min(s.B, b0 + ig.per), n = (b1 - b0) * g.P;
         float* col = scratch(0, g.K * n);
-        for (size_t bi = b0; bi < b1; ++bi) im2col(g, x + bi * g.C * g.H * g.W, 0, g.P, col + (bi - b0) * g.P, n);
+        for (size_t bi = b0; bi < b1; ++bi) {
+          const float* xb = x + bi * g.C * g.H * g.W;
+          if (pw)
+            copy_rows(xb, g.P, col + (bi - b0) * g.P, n, g.K, g.P);
+          else
+            im2col(g, xb, 0, g.P, col + (bi - b0) * g.P, n);
+        }
         float* out = scratch(1, s.O * n);  // y of the group [O, n]
         gemm(Gemm{s.O, n, g.K, W, g.K, 1, col, n, out, n, s.bias ? b : nullptr, Init::Row});
-        for (size_t bi = b0; bi < b1; ++bi)
-          for (size_t o = 0; o < s.O; ++o)
-            std::memcpy(y + (bi * s.O + o) * g.P, out + o * n + (bi - b0) * g.P, g.P * sizeof(float));
+        for (size_t bi = b0; bi < b1; ++bi) copy_rows(out + (bi - b0) * g.P, n, y + bi * s.O * g.P, g.P, s.O, g.P);
       }
     });
     return;
   }
-  const bool pw = g.pointwise(s);
   const size_t pc = g.chunk(), nch = (g.P + pc - 1) / pc;
   for_chunks(s.B * nch, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
     for (size_t u = lo; u < hi; ++u) {
@@ -804,13 +831,16 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
       for (size_t gi = lo; gi < hi; ++gi) {
         const size_t b0 = gi * ig.per, b1 = std::min(s.B, b0 + ig.per), n = (b1 - b0) * g.P;
         float* dyg = scratch(1, s.O * n);  // dy of the group [O, n]
-        for (size_t bi = b0; bi < b1; ++bi)
-          for (size_t o = 0; o < s.O; ++o)
-            std::memcpy(dyg + o * n + (bi - b0) * g.P, dy + (bi * s.O + o) * g.P, g.P * sizeof(float));
+        for (size_t bi = b0; bi < b1; ++bi) copy_rows(dy + bi * s.O * g.P, g.P, dyg + (bi - b0) * g.P, n, s.O, g.P);
         float* dcol = scratch(0, g.K * n);
         gemm(Gemm{g.K, n, s.O, W, 1, g.K, dyg, n, dcol, n, nullptr, Init::Zero});
         for (size_t bi = b0; bi < b1; ++bi) {
           float* dxb = dx + bi * s.C * s.H * s.W;
+          // Pointwise: col2im adds each dcol element once, to a zero: a copy (a sum from +0 is never -0).
+          if (g.pointwise(s)) {
+            copy_rows(dcol + (bi - b0) * g.P, n, dxb, g.P, s.C, g.P);
+            continue;
+          }
           std::fill(dxb, dxb + s.C * s.H * s.W, 0.0f);
           col2im_add(g, dcol + (bi - b0) * g.P, 0, s.C, 0, g.P, dxb, n);
         }
@@ -906,7 +936,10 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
         size_t q0 = 0;
         for (size_t u = u0; u < u1; ++u) {
           const size_t bi = u / nch, p0 = (u % nch) * pc, np = positions(u);
-          if (!in_place) im2col(g, x + bi * g.C * g.H * g.W, p0, p0 + np, col + q0, D);
+          if (small_pw && np == g.P)  // the whole plane (a small plane is one chunk): a copy
+            copy_rows(x + bi * g.C * g.P, g.P, col + q0, D, g.K, g.P);
+          else if (!in_place)
+            im2col(g, x + bi * g.C * g.H * g.W, p0, p0 + np, col + q0, D);
           const float* dyb = dy + bi * s.O * g.P + p0;
           transpose_positions(dyb, g.P, np, o0, o1, dyT + q0 * no, no);
           q0 += np;
