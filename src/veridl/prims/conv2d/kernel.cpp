@@ -961,10 +961,10 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
     // that one product runs over all of them: C is read and written once per depth block, not once per unit. The
     // chain of each element is the same either way (partial sums go through C exactly).
     const size_t max_d = std::max<size_t>(pc, std::min<size_t>(512, (size_t(1) << 20) / std::max<size_t>(g.K, 1)));
-    for_chunks(ob, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
-      const size_t o0 = lo * kOBlock, o1 = std::min(s.O, hi * kOBlock), no = o1 - o0;
-      if (no == 0) return;
-      for (size_t k = 0; k < g.K; ++k) std::fill(part + k * s.O + o0, part + k * s.O + o1, 0.0f);
+    // Rows [k0, k1) and columns [o0, o1) of the partial dW^T, every unit in order.
+    auto run = [&](size_t k0, size_t k1, size_t o0, size_t o1) {
+      const size_t nk = k1 - k0, no = o1 - o0;
+      for (size_t k = k0; k < k1; ++k) std::fill(part + k * s.O + o0, part + k * s.O + o1, 0.0f);
       auto positions = [&](size_t u) { return std::min(g.P, (u % nch) * pc + pc) - (u % nch) * pc; };
       size_t u0 = 0;
       while (u0 < units) {
@@ -973,15 +973,15 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
         // A pointwise convolution reads x in place, one unit at a time (its rows are g.P apart), unless its planes
         // are small (the last stages: ConvNeXt-T's 768 -> 3072 at 1x1 for a 32x32 input): a product of depth P
         // per image would read and write its C block once per image, so those units' planes are copied side by
-        // side into col like im2col's.
+        // side into col like im2col's (only the rows [k0, k1): the channels).
         const bool in_place = pw && !small_pw;
-        float* col = in_place ? nullptr : scratch(0, g.K * D);
+        float* col = in_place ? nullptr : scratch(0, nk * D);
         float* dyT = scratch(1, D * no);  // dy^T [D, o1 - o0]
         size_t q0 = 0;
         for (size_t u = u0; u < u1; ++u) {
           const size_t bi = u / nch, p0 = (u % nch) * pc, np = positions(u);
-          if (small_pw && np == g.P)  // the whole plane (a small plane is one chunk): a copy
-            copy_rows(x + bi * g.C * g.P, g.P, col + q0, D, g.K, g.P);
+          if (small_pw)
+            copy_rows(x + (bi * g.C + k0) * g.P + p0, g.P, col + q0, D, nk, np);
           else if (!in_place)
             im2col(g, x + bi * g.C * g.H * g.W, p0, p0 + np, col + q0, D);
           const float* dyb = dy + bi * s.O * g.P + p0;
@@ -996,11 +996,26 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
             q += np;
           }
         } else {
-          gemm(Gemm{g.K, no, D, col, D, 1, dyT, no, part + o0, s.O, nullptr, Init::C});
+          gemm(Gemm{nk, no, D, col, D, 1, dyT, no, part + k0 * s.O + o0, s.O, nullptr, Init::C});
         }
         u0 = u1;
       }
-    });
+    };
+    // Small pointwise planes split the rows (the input channels) among the threads, each with every column: a split
+    // of the columns into blocks of 32 left ConvNeXt-T's 384 -> 96 with 1 block for one thread and 2 for the other,
+    // and each thread copied every channel of x. The others split the columns (each thread needs every row of col:
+    // im2col writes whole columns). Either way each element of dW^T is the same chain over the units in order.
+    if (small_pw) {
+      for_chunks((g.K + kRowBlock - 1) / kRowBlock, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+        const size_t k0 = lo * kRowBlock, k1 = std::min(g.K, hi * kRowBlock);
+        if (k0 < k1) run(k0, k1, 0, s.O);
+      });
+    } else {
+      for_chunks(ob, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+        const size_t o0 = lo * kOBlock, o1 = std::min(s.O, hi * kOBlock);
+        if (o0 < o1) run(0, g.K, o0, o1);
+      });
+    }
     for_chunks(s.O, KO * 4, [&](size_t lo, size_t hi) { sum_parts_transposed(part, 1, 0, g.K, s.O, lo, hi, dW); });
     return;
   }
