@@ -133,8 +133,6 @@ kernel_mutant $c 's|_mm256_storeu_ps(out + (q0 + j) \* ld + (o - o0), r\[j\]);|_
   "conv2d weight gradient: the dy transpose's blocks stored at the channel, not its offset in the block of columns" conv2d "*Conv2dDiff*"
 kernel_mutant $c 's|case 4: return copy_rows_of<4>(src, lds, dst, ldd, rows);|case 4: return copy_rows_of<2>(src, lds, dst, ldd, rows);|' \
   "conv2d on images side by side: half of each row of a 2x2 plane copied" conv2d "*Conv2dDiff*"
-kernel_mutant $c 's|gemm(Gemm{o1 - o0, n, g.K, W + o0 \* g.K, g.K, 1, col, n, out + o0 \* n, n,|gemm(Gemm{o1 - o0, n, g.K, W, g.K, 1, col, n, out + o0 * n, n,|' \
-  "conv2d forward of the whole batch split by rows: every thread's rows from the weight's first rows" conv2d "*Conv2dDiff*"
 kernel_mutant $c 's|if (g.pointwise(s)) return copy_rows(dcol + (bi - b0) \* g.P, n, dxb, g.P, s.C, g.P);|if (g.pointwise(s)) return copy_rows(dcol, n, dxb, g.P, s.C, g.P);|' \
   "pointwise input gradient on images side by side: every image's dx from the first image's columns" conv2d "*Conv2dDiff*"
 m=veridl/prims/maxPool/kernel.cpp

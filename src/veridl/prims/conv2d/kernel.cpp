@@ -756,27 +756,19 @@ void sum_parts_transposed(const float* parts, size_t nparts, size_t stride, size
 // (bit-identical for every thread count either way).
 constexpr size_t kSmallPlane = 64;  // planes of at most this many positions are small (see ImageGroups)
 
-// When the whole batch fits one group (at most 512 columns: ConvNeXt-T's 2x2 and 1x1 planes at batch 128) and the
-// weight is large, the threads do not take groups of images (each would stream the whole weight, 9.4 MB for the
-// 3072 -> 768 at 1x1, for its half of the columns) but one product over all the images, split by its rows: the
-// images' planes copied side by side once (the team splitting the images), each thread's rows of the product (a
-// slice of the weight, read once), then the copies back. A row split changes no value (each element is one chain
-// over k in the same depth blocks), and neither does the grouping (see above).
 struct ImageGroups {
   size_t per = 1, count = 0;
-  bool whole = false;  // one group of every image, its product split by rows among the threads
   ImageGroups(const ops::Conv2dShape& s, const Geometry& g) {
     const size_t fit = std::min<size_t>(512 / g.P, (size_t(1) << 21) / std::max<size_t>(g.K * g.P, 1));
     const size_t threads = static_cast<size_t>(std::max(1, omp_get_max_threads()));
-    whole = s.B <= fit && s.O * g.K >= (size_t(1) << 18);
-    per = whole ? s.B : std::max<size_t>(1, std::min(fit, (s.B + threads - 1) / threads));
+    per = std::max<size_t>(1, std::min(fit, (s.B + threads - 1) / threads));
     count = (s.B + per - 1) / per;
   }
   static bool wanted(const ops::Conv2dShape& s, const Geometry& g) {
     return s.B > 1 && g.P < 256 && (s.O * g.K >= (size_t(1) << 18) || g.P <= kSmallPlane);
   }
 };
-constexpr size_t kRowBlock = 48;  // rows of a whole group's product per unit of the row split (a multiple of 6 and 12)
+constexpr size_t kRowBlock = 48;  // rows of a product per unit of a row split among threads (a multiple of 6 and 12)
 
 void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, const float* b, float* y) {
   s.validate();
@@ -795,24 +787,6 @@ void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, c
     else
       im2col(g, xb, 0, g.P, col + (bi - b0) * g.P, n);
   };
-  if (ImageGroups::wanted(s, g) && ImageGroups(s, g).whole) {
-    const size_t n = s.B * g.P, work = s.B * s.O * g.K * g.P;
-    float* col = scratch(2, (g.K + s.O) * n);  // the calling thread's, shared by the team: col [K, n], then y [O, n]
-    float* out = col + g.K * n;
-    for_chunks(s.B, work, [&](size_t lo, size_t hi) {
-      for (size_t bi = lo; bi < hi; ++bi) gather(bi, 0, col, n);
-    });
-    for_chunks((s.O + kRowBlock - 1) / kRowBlock, work, [&](size_t lo, size_t hi) {
-      const size_t o0 = lo * kRowBlock, o1 = std::min(s.O, hi * kRowBlock);
-      if (o0 < o1)
-        gemm(Gemm{o1 - o0, n, g.K, W + o0 * g.K, g.K, 1, col, n, out + o0 * n, n, s.bias ? b + o0 : nullptr,
-                  Init::Row});
-    });
-    for_chunks(s.B, work, [&](size_t lo, size_t hi) {
-      for (size_t bi = lo; bi < hi; ++bi) copy_rows(out + bi * g.P, n, y + bi * s.O * g.P, g.P, s.O, g.P);
-    });
-    return;
-  }
   if (ImageGroups::wanted(s, g)) {
     const ImageGroups ig(s, g);
     for_chunks(ig.count, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
@@ -862,22 +836,6 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
     std::fill(dxb, dxb + s.C * s.H * s.W, 0.0f);
     col2im_add(g, dcol + (bi - b0) * g.P, 0, s.C, 0, g.P, dxb, n);
   };
-  if (ImageGroups::wanted(s, g) && ImageGroups(s, g).whole) {  // one group, dcol's rows split (see ImageGroups)
-    const size_t n = s.B * g.P, work = s.B * s.O * g.K * g.P;
-    float* dyg = scratch(2, (s.O + g.K) * n);  // the calling thread's, shared by the team: dy [O, n], then dcol [K, n]
-    float* dcol = dyg + s.O * n;
-    for_chunks(s.B, work, [&](size_t lo, size_t hi) {
-      for (size_t bi = lo; bi < hi; ++bi) copy_rows(dy + bi * s.O * g.P, g.P, dyg + bi * g.P, n, s.O, g.P);
-    });
-    for_chunks((g.K + kRowBlock - 1) / kRowBlock, work, [&](size_t lo, size_t hi) {
-      const size_t k0 = lo * kRowBlock, k1 = std::min(g.K, hi * kRowBlock);
-      if (k0 < k1) gemm(Gemm{k1 - k0, n, s.O, W + k0, 1, g.K, dyg, n, dcol + k0 * n, n, nullptr, Init::Zero});
-    });
-    for_chunks(s.B, work, [&](size_t lo, size_t hi) {
-      for (size_t bi = lo; bi < hi; ++bi) scatter(bi, 0, dcol, n);
-    });
-    return;
-  }
   if (ImageGroups::wanted(s, g)) {  // dcol = W^T dy for a group of images side by side (see ImageGroups)
     const ImageGroups ig(s, g);
     for_chunks(ig.count, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
