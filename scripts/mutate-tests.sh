@@ -135,6 +135,8 @@ kernel_mutant $c 's|case 4: return copy_rows_of<4>(src, lds, dst, ldd, rows);|ca
   "conv2d on images side by side: half of each row of a 2x2 plane copied" conv2d "*Conv2dDiff*"
 kernel_mutant $c 's|if (g.pointwise(s)) return copy_rows(dcol + (bi - b0) \* g.P, n, dxb, g.P, s.C, g.P);|if (g.pointwise(s)) return copy_rows(dcol, n, dxb, g.P, s.C, g.P);|' \
   "pointwise input gradient on images side by side: every image's dx from the first image's columns" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|copy_rows(x + (bi \* g.C + k0) \* g.P + p0, g.P, col + q0, D, nk, np);|copy_rows(x + bi * g.C * g.P + p0, g.P, col + q0, D, nk, np);|' \
+  "conv2d weight gradient of small pointwise planes: every thread's rows of col from the first channels" conv2d "*Conv2dDiff*"
 m=veridl/prims/maxPool/kernel.cpp
 kernel_mutant $m 's|_mm256_cmp_ps(v, best, _CMP_GT_OQ)|_mm256_cmp_ps(v, best, _CMP_GE_OQ)|' \
   "max-pool 2x2 vector path: a tie goes to the later cell" maxPool "*MaxPool*"
