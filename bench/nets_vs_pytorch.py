@@ -4,7 +4,8 @@
 Trains the network of --spec (specs/mnist_mlp.json, specs/mnist_cnn_bn.json,
 specs/fashion_convnet.json, ...) with VeriDL and with PyTorch on the same IDX files,
 with the same architecture, init scheme and recipe (the spec's "recipe", plus
---epochs/--batch/--lr overrides passed to both), and prints test accuracy, training
+--epochs/--batch/--lr overrides passed to both; He init: PyTorch's normal by default,
+--torch-init irwin-hall for VeriDL's own distribution, each from its own generator), and prints test accuracy, training
 throughput and the peak resident memory (ru_maxrss) of each training process.  For
 every seed both frameworks are run (PyTorch first, then VeriDL).  The throughput
 ratio is VeriDL's median images/s over the seeds divided by PyTorch's.
@@ -93,7 +94,7 @@ def recipe_overrides(args):
 def run_pytorch(args, data, seed):
     cmd = (["bash", os.path.join(HERE, "pytorch_env.sh"), os.path.join(HERE, "pytorch_nets.py"),
             "--spec", args.spec, "--data", data, "--seed", str(seed),
-            "--threads", str(args.torch_threads)] + recipe_overrides(args))
+            "--threads", str(args.torch_threads), "--init", args.torch_init] + recipe_overrides(args))
     # pytorch_env.sh sets OMP_NUM_THREADS (default 1) and OMP_WAIT_POLICY from these
     env = dict(os.environ, PYTORCH_BENCH_OMP_THREADS=str(args.torch_threads))
     env.pop("PYTORCH_BENCH_OMP_WAIT_POLICY", None)
@@ -131,6 +132,10 @@ def main():
                          "machine)")
     ap.add_argument("--torch-spincount", type=int, default=None, metavar="N",
                     help="GOMP_SPINCOUNT for the PyTorch runs (default: unset)")
+    ap.add_argument("--torch-init", choices=("normal", "irwin-hall"), default="normal",
+                    help="the PyTorch model's He init (pytorch_nets.py --init): normal (default, kaiming_normal_'s "
+                         "N(0, 2/fan_in)) or irwin-hall (the book's and VeriDL's distribution, three uniforms "
+                         "summed), drawn from torch's own generator either way")
     ap.add_argument("--skip-pytorch", action="store_true", help="run only the VeriDL half")
     benchutil.add_run_args(ap, TORCH_THREADS, VERIDL_THREADS, timeout=7200.0)
     args = ap.parse_args()
@@ -174,7 +179,7 @@ def main():
     print("Recipe: " + ", ".join(f"{k} {v}" for k, v in recipe.items())
           + f"; seeds {' '.join(map(str, args.seeds))}")
     print(f"PyTorch: bench/pytorch_env.sh + bench/pytorch_nets.py, torch threads {args.torch_threads}"
-          + f", OMP_WAIT_POLICY {args.torch_wait_policy}"
+          + f", OMP_WAIT_POLICY {args.torch_wait_policy}, He init {args.torch_init}"
           + (f", GOMP_SPINCOUNT {args.torch_spincount}" if args.torch_spincount is not None else "")
           + f"; VeriDL: {args.veridl}, threads {args.veridl_threads}"
           + (f", env {' '.join(args.veridl_env)}" if args.veridl_env else "") + "\n")

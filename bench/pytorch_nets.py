@@ -1162,10 +1162,19 @@ def build_model(spec):
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
-def he_init(model, he):
+def he_init(model, he, scheme="normal"):
+    """He-initialise the weights in `he` (N(0, 2/fan_in): "normal", torch.nn.init.kaiming_normal_'s scheme; or the
+    book's "irwin-hall": the sum of three uniforms on [-1/2, 1/2), times 2 sqrt(2/fan_in), which has the same
+    variance and is bounded at 3 standard deviations, drawn here from torch's own generator), zero the biases,
+    reset the normalisations."""
     with torch.no_grad():
         for w, fan_in in he:
-            w.normal_(0.0, math.sqrt(2.0 / fan_in))
+            std = math.sqrt(2.0 / fan_in)
+            if scheme == "irwin-hall":
+                u = torch.rand((3,) + tuple(w.shape), dtype=w.dtype)
+                w.copy_((u.sum(0) - 1.5) * (2.0 * std))
+            else:
+                w.normal_(0.0, std)
         for m in model.modules():
             if isinstance(m, (nn.Linear, nn.Conv2d)) and m.bias is not None:
                 m.bias.zero_()
@@ -1549,6 +1558,9 @@ def main(argv=None):
                     help="use VeriDL's He-init values and data order for --seed (bit-exact "
                          "streams, for checking the recipe against `veridl train --seed S`; "
                          "the init takes seconds of pure Python, outside the timed loop)")
+    ap.add_argument("--init", choices=("normal", "irwin-hall"), default="normal",
+                    help="the He init's distribution: normal (default, kaiming_normal_'s) or irwin-hall (the book's "
+                         "and VeriDL's: three uniforms summed, same variance, bounded at 3 sd), from torch's generator")
     ap.add_argument("--float64", action="store_true",
                     help="train and evaluate in float64 (the conformance test's exact-arithmetic stand-in)")
     ap.add_argument("--veridl-conventions", action="store_true",
@@ -1620,7 +1632,7 @@ def main(argv=None):
     if args.compile and not hasattr(torch, "compile"):
         sys.exit(f"error: --compile needs PyTorch 2.x (this is {torch.__version__})")
     model, he = build_model(spec)
-    he_init(model, he)
+    he_init(model, he, args.init)
     if args.veridl_rng:
         veridl_init(he, args.seed)
     if args.float64:

@@ -135,8 +135,14 @@ kernel_mutant $c 's|case 4: return copy_rows_of<4>(src, lds, dst, ldd, rows);|ca
   "conv2d on images side by side: half of each row of a 2x2 plane copied" conv2d "*Conv2dDiff*"
 kernel_mutant $c 's|if (g.pointwise(s)) return copy_rows(dcol + (bi - b0) \* g.P, n, dxb, g.P, s.C, g.P);|if (g.pointwise(s)) return copy_rows(dcol, n, dxb, g.P, s.C, g.P);|' \
   "pointwise input gradient on images side by side: every image's dx from the first image's columns" conv2d "*Conv2dDiff*"
-kernel_mutant $c 's|copy_rows(x + (bi \* g.C + k0) \* g.P + p0, g.P, col + q0, D, nk, np);|copy_rows(x + bi * g.C * g.P + p0, g.P, col + q0, D, nk, np);|' \
-  "conv2d weight gradient of small pointwise planes: every thread's rows of col from the first channels" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|copy_rows(src + (bi \* rows + r0) \* P, P, out + (bi - b0) \* P, ld, r1 - r0, P);|copy_rows(src + bi * rows * P, P, out + (bi - b0) * P, ld, r1 - r0, P);|' \
+  "conv2d weight gradient of small pointwise planes: every thread's rows from the first channels" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|copy_rows(src + (bi \* rows + r0) \* P, P, out + (bi - b0) \* P, ld, r1 - r0, P);|copy_rows(src + (bi * rows + r0) * P, P, out, ld, r1 - r0, P);|' \
+  "conv2d weight gradient of small pointwise planes: every image's plane at the group's first columns" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|transpose_positions(tmp, D, D, 0, r1 - r0, out, ld);|transpose_positions(tmp, D, P, 0, r1 - r0, out, ld);|' \
+  "conv2d weight gradient of small pointwise planes (2x2, 3x3, 7x7): only the group's first image transposed" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|if (!by_o) for_chunks(O, K \* O \* 4|if (false) for_chunks(O, K * O * 4|' \
+  "conv2d weight gradient of small pointwise planes, more input than output channels: dW^T never transposed into dW" conv2d "*Conv2dDiff*"
 m=veridl/prims/maxPool/kernel.cpp
 kernel_mutant $m 's|_mm256_cmp_ps(v, best, _CMP_GT_OQ)|_mm256_cmp_ps(v, best, _CMP_GE_OQ)|' \
   "max-pool 2x2 vector path: a tie goes to the later cell" maxPool "*MaxPool*"

@@ -92,8 +92,8 @@ std::vector<Conv2dShape> conv_cases() {
   // instead of keeping partial sums per chunk of images.
   cs.push_back(veridl::ops::conv2d_shape(8, 256, 7, 7, 128, 3, 1, Padding::Same));
   // Pointwise on tiny planes (ConvNeXt-T's last stages at a 32x32 input): 1x1 planes, whose weight gradient is the
-  // dense kernel's (a small and a large weight), and 2x2 planes with a large weight, whose units' planes are copied
-  // side by side into col.
+  // dense kernel's (a small and a large weight), and 2x2 planes with a large weight, whose images' planes are
+  // gathered side by side and (the smaller operand, here x) transposed through a copy (4 positions: no 8 x 8 block).
   cs.push_back(veridl::ops::conv2d_shape(3, 24, 1, 1, 40, 1, 1, Padding::Valid));
   cs.push_back(veridl::ops::conv2d_shape(5, 768, 1, 1, 640, 1, 1, Padding::Valid));
   cs.push_back(veridl::ops::conv2d_shape(4, 384, 2, 2, 1536, 1, 1, Padding::Valid));
@@ -105,6 +105,11 @@ std::vector<Conv2dShape> conv_cases() {
   cs.push_back(veridl::ops::conv2d_shape(3, 64, 4, 4, 96, 1, 1, Padding::Valid));
   cs.push_back(veridl::ops::conv2d_shape(5, 40, 3, 3, 72, 1, 1, Padding::Valid, PadStyle::Symmetric, false));
   cs.push_back(veridl::ops::conv2d_shape(2, 48, 5, 5, 64, 1, 1, Padding::Valid));
+  // Small pointwise planes whose weight gradient takes two groups of images (8 images of 8x8 fill the 512 columns of
+  // one) and a row split with a partial last block of 48: more output channels than input (dW computed in place, x
+  // transposed) and fewer (dW^T, dy transposed), as ConvNeXt-T's 96 -> 384 and 384 -> 96 at 8x8.
+  cs.push_back(veridl::ops::conv2d_shape(9, 96, 8, 8, 128, 1, 1, Padding::Valid));
+  cs.push_back(veridl::ops::conv2d_shape(9, 160, 8, 8, 64, 1, 1, Padding::Valid, PadStyle::Symmetric, false));
   return cs;
 }
 

@@ -883,6 +883,65 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
   });
 }
 
+// Rows [r0, r1) of the P-position planes of images [b0, b1) (an image's rows: `rows` planes P apart from src + bi rows
+// P), side by side: out[(r - r0) ld + (bi - b0) P + q].
+void gather_planes(const float* src, size_t rows, size_t P, size_t r0, size_t r1, size_t b0, size_t b1, float* out,
+                   size_t ld) {
+  for (size_t bi = b0; bi < b1; ++bi) copy_rows(src + (bi * rows + r0) * P, P, out + (bi - b0) * P, ld, r1 - r0, P);
+}
+
+// The same planes transposed: out[((bi - b0) P + q) ld + (r - r0)]. Planes of a multiple of 8 positions are
+// transposed from src in 8 x 8 blocks; smaller ones (2x2: 4 positions) are first gathered side by side into tmp
+// ((r1 - r0) (b1 - b0) P floats), whose rows then transpose in full blocks.
+void gather_planes_transposed(const float* src, size_t rows, size_t P, size_t r0, size_t r1, size_t b0, size_t b1,
+                              float* tmp, float* out, size_t ld) {
+  if (P % 8 == 0) {
+    for (size_t bi = b0; bi < b1; ++bi)
+      transpose_positions(src + bi * rows * P, P, P, r0, r1, out + (bi - b0) * P * ld, ld);
+    return;
+  }
+  const size_t D = (b1 - b0) * P;
+  gather_planes(src, rows, P, r0, r1, b0, b1, tmp, D);
+  transpose_positions(tmp, D, D, 0, r1 - r0, out, ld);
+}
+
+// The weight gradient of a pointwise convolution of small planes (at most kSmallPlane positions: ConvNeXt-T's 8x8 to
+// 2x2 for a 32x32 input, MobileNetV2's and EfficientNet's 7x7 and 4x4), dW [O, K] = sum over images and positions of
+// dy[o, p] x[k, p]. The images sit side by side in groups of up to 512 positions (a product of depth P per image
+// would read and write its C block once per image), and each group is one product whose rows are the larger of x's
+// and dy's channel counts, copied side by side, and whose columns the smaller, transposed: every thread needs every
+// column, so the transposed operand is the one each thread copies whole. The rows are split among the threads in
+// blocks of kRowBlock.
+//   O > K (the expansions, 96 -> 384): C = dW [O, K] itself, A = dy's rows, B = x^T;
+//   else (384 -> 96):                  C = dW^T [K, O] (slot 2), A = x's rows, B = dy^T, then transposed into dW.
+// Each element either way is one FMA chain from zero over the images in order and their positions in order (the
+// products commute exactly): the bits of the per-unit path, for any thread count and either orientation.
+void pointwise_small_backward_weight(const ops::Conv2dShape& s, const Geometry& g, const float* x, const float* dy,
+                                     float* dW) {
+  const size_t P = g.P, K = g.K, O = s.O;
+  const bool by_o = O > K;
+  const size_t M = by_o ? O : K, N = by_o ? K : O;
+  const float* a_src = by_o ? dy : x;
+  const float* b_src = by_o ? x : dy;
+  float* C = by_o ? dW : scratch(2, K * O);
+  const size_t max_d = std::min<size_t>(512, (size_t(1) << 20) / std::max<size_t>(M, 1));
+  const size_t per = std::max<size_t>(1, max_d / P);
+  for_chunks((M + kRowBlock - 1) / kRowBlock, s.B * O * K * P, [&](size_t lo, size_t hi) {
+    const size_t m0 = lo * kRowBlock, m1 = std::min(M, hi * kRowBlock), nm = m1 - m0;
+    if (m0 >= m1) return;
+    std::fill(C + m0 * N, C + m1 * N, 0.0f);
+    for (size_t b0 = 0; b0 < s.B; b0 += per) {
+      const size_t b1 = std::min(s.B, b0 + per), D = (b1 - b0) * P;
+      float* acol = scratch(0, nm * D);
+      float* bT = scratch(1, D * N);
+      gather_planes(a_src, M, P, m0, m1, b0, b1, acol, D);
+      gather_planes_transposed(b_src, N, P, 0, N, b0, b1, P % 8 == 0 ? nullptr : scratch(4, N * D), bT, N);
+      gemm(Gemm{nm, N, D, acol, D, 1, bT, N, C + m0 * N, N, nullptr, Init::C});
+    }
+  });
+  if (!by_o) for_chunks(O, K * O * 4, [&](size_t lo, size_t hi) { sum_parts_transposed(C, 1, 0, K, O, lo, hi, dW); });
+}
+
 void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const float* dy, float* dW) {
   s.validate();
   if (s.depthwise()) return depthwise_backward_weight(s, x, dy, dW);
@@ -905,13 +964,14 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
   // A large weight (the late layers: 3x3 512 -> 512 is 2.4 M floats) seen by few positions: the partials would
   // be far more memory traffic than the product itself. Then one partial, dW^T [K, O] itself, its columns split
   // among the threads, each summing every unit in order (each element: one chain over all units, the value
-  // nparts = 1 gives). Also a pointwise convolution of small planes whatever its weight (MobileNetV2's and
-  // EfficientNet's 1x1s at 7x7: 960 -> 160 is 0.15 M floats): a partial per image would be a product of depth 49
-  // that reads and writes its whole partial; side by side in col the images make one product of depth up to 512
-  // (`bench_kernels --gemm --only 960->160`: 57-114 -> 114-140 GFLOP/s on 2 threads, AMD EPYC Zen 4, alternated
-  // runs). The choice depends only on the shape.
+  // nparts = 1 gives). A pointwise convolution of small planes, whatever its weight (MobileNetV2's and
+  // EfficientNet's 1x1s at 7x7: 960 -> 160 is 0.15 M floats), takes the same chains with its images side by side
+  // (pointwise_small_backward_weight): a partial per image would be a product of depth 49 that reads and writes its
+  // whole partial (`bench_kernels --gemm --only 960->160`: 57-114 -> 114-140 GFLOP/s on 2 threads, AMD EPYC Zen 4,
+  // alternated runs). The choice depends only on the shape.
   const bool small_pw = pw && g.P <= kSmallPlane;
-  if (nparts > 1 && (KO * nparts > (size_t(1) << 21) || small_pw) && s.O >= 64) {
+  if (nparts > 1 && small_pw && s.O >= 64) return pointwise_small_backward_weight(s, g, x, dy, dW);
+  if (nparts > 1 && KO * nparts > (size_t(1) << 21) && s.O >= 64) {
     float* part = scratch(2, KO);
     constexpr size_t kOBlock = 32;
     const size_t ob = (s.O + kOBlock - 1) / kOBlock;
@@ -919,28 +979,23 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
     // that one product runs over all of them: C is read and written once per depth block, not once per unit. The
     // chain of each element is the same either way (partial sums go through C exactly).
     const size_t max_d = std::max<size_t>(pc, std::min<size_t>(512, (size_t(1) << 20) / std::max<size_t>(g.K, 1)));
-    // Rows [k0, k1) and columns [o0, o1) of the partial dW^T, every unit in order.
-    auto run = [&](size_t k0, size_t k1, size_t o0, size_t o1) {
-      const size_t nk = k1 - k0, no = o1 - o0;
-      for (size_t k = k0; k < k1; ++k) std::fill(part + k * s.O + o0, part + k * s.O + o1, 0.0f);
+    // Columns [o0, o1) of the partial dW^T, every unit in order.
+    auto run = [&](size_t o0, size_t o1) {
+      const size_t no = o1 - o0;
+      for (size_t k = 0; k < g.K; ++k) std::fill(part + k * s.O + o0, part + k * s.O + o1, 0.0f);
       auto positions = [&](size_t u) { return std::min(g.P, (u % nch) * pc + pc) - (u % nch) * pc; };
       size_t u0 = 0;
       while (u0 < units) {
         size_t u1 = u0, D = 0;
         while (u1 < units && (u1 == u0 || D + positions(u1) <= max_d)) D += positions(u1++);
-        // A pointwise convolution reads x in place, one unit at a time (its rows are g.P apart), unless its planes
-        // are small (the last stages: ConvNeXt-T's 768 -> 3072 at 1x1 for a 32x32 input): a product of depth P
-        // per image would read and write its C block once per image, so those units' planes are copied side by
-        // side into col like im2col's (only the rows [k0, k1): the channels).
-        const bool in_place = pw && !small_pw;
-        float* col = in_place ? nullptr : scratch(0, nk * D);
+        // A pointwise convolution reads x in place, one unit at a time (its rows are g.P apart).
+        const bool in_place = pw;
+        float* col = in_place ? nullptr : scratch(0, g.K * D);
         float* dyT = scratch(1, D * no);  // dy^T [D, o1 - o0]
         size_t q0 = 0;
         for (size_t u = u0; u < u1; ++u) {
           const size_t bi = u / nch, p0 = (u % nch) * pc, np = positions(u);
-          if (small_pw)
-            copy_rows(x + (bi * g.C + k0) * g.P + p0, g.P, col + q0, D, nk, np);
-          else if (!in_place)
+          if (!in_place)
             im2col(g, x + bi * g.C * g.H * g.W, p0, p0 + np, col + q0, D);
           const float* dyb = dy + bi * s.O * g.P + p0;
           transpose_positions(dyb, g.P, np, o0, o1, dyT + q0 * no, no);
@@ -954,26 +1009,17 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
             q += np;
           }
         } else {
-          gemm(Gemm{nk, no, D, col, D, 1, dyT, no, part + k0 * s.O + o0, s.O, nullptr, Init::C});
+          gemm(Gemm{g.K, no, D, col, D, 1, dyT, no, part + o0, s.O, nullptr, Init::C});
         }
         u0 = u1;
       }
     };
-    // Small pointwise planes split the rows (the input channels) among the threads, each with every column: a split
-    // of the columns into blocks of 32 left ConvNeXt-T's 384 -> 96 with 1 block for one thread and 2 for the other,
-    // and each thread copied every channel of x. The others split the columns (each thread needs every row of col:
-    // im2col writes whole columns). Either way each element of dW^T is the same chain over the units in order.
-    if (small_pw) {
-      for_chunks((g.K + kRowBlock - 1) / kRowBlock, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
-        const size_t k0 = lo * kRowBlock, k1 = std::min(g.K, hi * kRowBlock);
-        if (k0 < k1) run(k0, k1, 0, s.O);
-      });
-    } else {
-      for_chunks(ob, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
-        const size_t o0 = lo * kOBlock, o1 = std::min(s.O, hi * kOBlock);
-        if (o0 < o1) run(0, g.K, o0, o1);
-      });
-    }
+    // The columns split among the threads (each thread needs every row of col: im2col writes whole columns); each
+    // element of dW^T is the same chain over the units in order.
+    for_chunks(ob, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+      const size_t o0 = lo * kOBlock, o1 = std::min(s.O, hi * kOBlock);
+      if (o0 < o1) run(o0, o1);
+    });
     for_chunks(s.O, KO * 4, [&](size_t lo, size_t hi) { sum_parts_transposed(part, 1, 0, g.K, s.O, lo, hi, dW); });
     return;
   }
