@@ -143,6 +143,14 @@ kernel_mutant $c 's|transpose_positions(tmp, D, D, 0, r1 - r0, out, ld);|transpo
   "conv2d weight gradient of small pointwise planes (2x2, 3x3, 7x7): only the group's first image transposed" conv2d "*Conv2dDiff*"
 kernel_mutant $c 's|if (!by_o) for_chunks(O, K \* O \* 4|if (false) for_chunks(O, K * O * 4|' \
   "conv2d weight gradient of small pointwise planes, more input than output channels: dW^T never transposed into dW" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|default: return dw_taps_block<8>(xp, off, wt, KK, bias, yp, q0, tail);|default: return dw_taps_block<7>(xp, off, wt, KK, bias, yp, q0, tail);|' \
+  "depthwise padded plane in registers: a remainder of 8 vectors computed as 7" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|for (; t + 8 <= KK; t += 8) dw_weight_taps<8>(xp, off + t, dyp, n, lanes + t \* 8);|for (; t + 8 <= KK; t += 8) dw_weight_taps<8>(xp, off, dyp, n, lanes + t * 8);|' \
+  "depthwise weight gradient, taps side by side: every group of 8 taps reads the first group's offsets" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|  if (n8 < n) {|  if (false) {|' \
+  "depthwise weight gradient, taps side by side: the positions past the last multiple of 8 dropped" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|    std::fill(xp, xp + (OH + KH - 1) \* (OW + KW - 1) + KW - 1, 0.0f);|    (void)xp;|' \
+  "depthwise padded plane: the scratch's padding never zeroed (only the plane's cells written)" conv2d "*Conv2dDiff*"
 m=veridl/prims/maxPool/kernel.cpp
 kernel_mutant $m 's|_mm256_cmp_ps(v, best, _CMP_GT_OQ)|_mm256_cmp_ps(v, best, _CMP_GE_OQ)|' \
   "max-pool 2x2 vector path: a tie goes to the later cell" maxPool "*MaxPool*"

@@ -264,7 +264,7 @@ void transpose_positions(const float* src, size_t P, size_t np, size_t o0, size_
 // dst[r ldd + j] = src[r lds + j] for r < rows, j < cols: an image's planes into the images-side-by-side buffers of
 // ImageGroups and back (cols = the plane's positions). The planes of the late pointwise convolutions are a few floats
 // (ConvNeXt-T's 4x4, 2x2 and 1x1 for a 32x32 input): a memcpy call per row cost more than its copy, so the usual
-// widths are loops of a constant length.
+// widths are loops of a constant length; so are the rows of the depthwise kernels' padded planes (7, 8, 14, 28).
 template <size_t W>
 void copy_rows_of(const float* __restrict src, size_t lds, float* __restrict dst, size_t ldd, size_t rows) {
   for (size_t r = 0; r < rows; ++r)
@@ -275,8 +275,12 @@ void copy_rows(const float* src, size_t lds, float* dst, size_t ldd, size_t rows
     case 1: return copy_rows_of<1>(src, lds, dst, ldd, rows);
     case 2: return copy_rows_of<2>(src, lds, dst, ldd, rows);
     case 4: return copy_rows_of<4>(src, lds, dst, ldd, rows);
+    case 7: return copy_rows_of<7>(src, lds, dst, ldd, rows);
+    case 8: return copy_rows_of<8>(src, lds, dst, ldd, rows);
     case 9: return copy_rows_of<9>(src, lds, dst, ldd, rows);
+    case 14: return copy_rows_of<14>(src, lds, dst, ldd, rows);
     case 16: return copy_rows_of<16>(src, lds, dst, ldd, rows);
+    case 28: return copy_rows_of<28>(src, lds, dst, ldd, rows);
     case 49: return copy_rows_of<49>(src, lds, dst, ldd, rows);
     case 64: return copy_rows_of<64>(src, lds, dst, ldd, rows);
     default:
@@ -315,22 +319,110 @@ void dw_plane_forward(const Geometry& g, const float* __restrict x, const float*
   }
 }
 
+#if VERIDL_ISA_AVX2
+// The padded-plane loops below with their accumulators in registers (kernels with at most kDwMaxTaps taps).
+inline constexpr size_t kDwMaxTaps = 64;
+inline constexpr size_t kDwVecs = 8;  // output vectors a block of dw_taps_block carries through every tap (dw_taps'
+                                      // switch goes up to 8)
+
+// yp[q0 + v L + l] for NV vectors (the last one's lanes [0, tail) only, when tail > 0): bias, then one FMA per tap
+// t, wt[t] xp[off[t] + q], in tap order: the scalar loop's contracted yp[q] += wv src[q] per element, in registers.
+template <size_t NV>
+void dw_taps_block(const float* __restrict xp, const size_t* off, const float* wt, size_t KK, float bias,
+                   float* __restrict yp, size_t q0, size_t tail) {
+  using V = micro::Vec;
+  constexpr size_t L = V::kLanes;
+  typename V::Reg acc[NV];
+  for (size_t v = 0; v < NV; ++v) acc[v] = V::set1(bias);
+  const typename V::Mask m = V::mask(tail ? tail : L);
+  for (size_t t = 0; t < KK; ++t) {
+    const typename V::Reg w = V::set1(wt[t]);
+    const float* src = xp + off[t] + q0;
+    for (size_t v = 0; v + 1 < NV; ++v) acc[v] = V::fmadd(w, V::load(src + v * L), acc[v]);
+    const float* last = src + (NV - 1) * L;
+    acc[NV - 1] = V::fmadd(w, tail ? V::load(last, m) : V::load(last), acc[NV - 1]);
+  }
+  for (size_t v = 0; v + 1 < NV; ++v) V::store(yp + q0 + v * L, acc[v]);
+  if (tail)
+    V::store(yp + q0 + (NV - 1) * L, m, acc[NV - 1]);
+  else
+    V::store(yp + q0 + (NV - 1) * L, acc[NV - 1]);
+}
+
+// yp[q] = bias + sum over the taps in (kh, kw) order of w[tap] xp[q + kh Wp + kw], q in [0, n): blocks of kDwVecs
+// vectors, then the rest (the scalar loop read and wrote all of yp once per tap).
+void dw_taps(const float* xp, size_t Wp, size_t KH, size_t KW, const float* w, bool flip, float bias, float* yp,
+             size_t n) {
+  size_t off[kDwMaxTaps];
+  float wt[kDwMaxTaps];
+  const size_t KK = KH * KW;
+  for (size_t kh = 0; kh < KH; ++kh)
+    for (size_t kw = 0; kw < KW; ++kw) {
+      off[kh * KW + kw] = kh * Wp + kw;
+      wt[kh * KW + kw] = flip ? w[(KH - 1 - kh) * KW + (KW - 1 - kw)] : w[kh * KW + kw];
+    }
+  constexpr size_t L = micro::Vec::kLanes, kBlock = kDwVecs * L;
+  size_t q0 = 0;
+  for (; q0 + kBlock <= n; q0 += kBlock) dw_taps_block<kDwVecs>(xp, off, wt, KK, bias, yp, q0, 0);
+  const size_t r = n - q0, tail = r % L;
+  switch ((r + L - 1) / L) {
+    case 0: return;
+    case 1: return dw_taps_block<1>(xp, off, wt, KK, bias, yp, q0, tail);
+    case 2: return dw_taps_block<2>(xp, off, wt, KK, bias, yp, q0, tail);
+    case 3: return dw_taps_block<3>(xp, off, wt, KK, bias, yp, q0, tail);
+    case 4: return dw_taps_block<4>(xp, off, wt, KK, bias, yp, q0, tail);
+    case 5: return dw_taps_block<5>(xp, off, wt, KK, bias, yp, q0, tail);
+    case 6: return dw_taps_block<6>(xp, off, wt, KK, bias, yp, q0, tail);
+    case 7: return dw_taps_block<7>(xp, off, wt, KK, bias, yp, q0, tail);
+    default: return dw_taps_block<8>(xp, off, wt, KK, bias, yp, q0, tail);  // r < kBlock: at most kDwVecs = 8
+  }
+}
+
+// Taps [0, T) of one image of dw_channel_weight_s1 (xp + off[j] the tap's shifted plane, lanes + 8 j its 8 partial
+// sums): lane l of tap j += xp[off[j] + q + l] dyp[q + l] for q = 0, 8, 16, ... in order, T taps side by side (one
+// tap after the other, each was a chain of n / 8 dependent FMAs). The tail's masked lanes add 0 x 0 to sums that
+// are never -0 (they start at +0): the same values.
+template <size_t T>
+void dw_weight_taps(const float* __restrict xp, const size_t* off, const float* __restrict dyp, size_t n,
+                    float* __restrict lanes) {
+  using V = micro::V8;
+  V::Reg acc[T];
+  for (size_t j = 0; j < T; ++j) acc[j] = V::load(lanes + j * 8);
+  const size_t n8 = n / 8 * 8;
+  for (size_t q = 0; q < n8; q += 8) {
+    const V::Reg d = V::load(dyp + q);
+    for (size_t j = 0; j < T; ++j) acc[j] = V::fmadd(V::load(xp + off[j] + q), d, acc[j]);
+  }
+  if (n8 < n) {
+    const V::Mask m = V::mask(n - n8);
+    const V::Reg d = V::load(dyp + n8, m);
+    for (size_t j = 0; j < T; ++j) acc[j] = V::fmadd(V::load(xp + off[j] + n8, m), d, acc[j]);
+  }
+  for (size_t j = 0; j < T; ++j) V::store(lanes + j * 8, acc[j]);
+}
+#endif  // VERIDL_ISA_AVX2
+
 // Stride 1 on a zero-padded copy of the plane: xp has Hp = OH + KH - 1 rows of Wp = OW + KW - 1 columns (plus
 // KW - 1 cells of slack), the plane at (pt, pl). With the flattened output position q = i Wp + j, every tap
 // is one contiguous multiply-add over q in [0, OH Wp): yp[q] += w[kh, kw] xp[q + kh Wp + kw]; the columns
 // j >= OW are computed and dropped. Long vectorized loops however narrow the plane (MobileNet's 7x7 and 14x14
 // planes would give loops of 7 and 14 by rows). flip: the taps read reversed, w[KH-1-kh, KW-1-kw] (the
 // input gradient, a stride-1 correlation of dy with the flipped kernel). y[i, j] = bias + the taps in
-// (kh, kw) order. xp, yp: the thread's scratch.
+// (kh, kw) order. xp, yp: the thread's scratch (S1Scratch), xp zero outside the plane's cells, which this
+// overwrites.
 void dw_plane_s1(size_t H, size_t W, size_t OH, size_t OW, size_t KH, size_t KW, size_t pt, size_t pl,
                  const float* __restrict x, const float* __restrict w, bool flip, float bias, float* __restrict y,
                  float* __restrict xp, float* __restrict yp) {
   const size_t Hp = OH + KH - 1, Wp = OW + KW - 1, n = OH * Wp;
-  std::fill(xp, xp + Hp * Wp + KW - 1, 0.0f);
   const size_t c1 = std::min(Wp, pl + W);  // xp columns [pl, c1) hold the plane's columns [0, c1 - pl)
-  if (pl < c1)
-    for (size_t r = pt; r < std::min(Hp, pt + H); ++r)
-      std::memcpy(xp + r * Wp + pl, x + (r - pt) * W, (c1 - pl) * sizeof(float));
+  if (pl < c1 && pt < Hp) copy_rows(x, W, xp + pt * Wp + pl, Wp, std::min(Hp, pt + H) - pt, c1 - pl);
+#if VERIDL_ISA_AVX2
+  if (KH * KW <= kDwMaxTaps) {
+    dw_taps(xp, Wp, KH, KW, w, flip, bias, yp, n);
+    copy_rows(yp, Wp, y, OW, OH, OW);
+    return;
+  }
+#endif
   std::fill(yp, yp + n, bias);
   for (size_t kh = 0; kh < KH; ++kh)
     for (size_t kw = 0; kw < KW; ++kw) {
@@ -338,7 +430,7 @@ void dw_plane_s1(size_t H, size_t W, size_t OH, size_t OW, size_t KH, size_t KW,
       const float* __restrict src = xp + kh * Wp + kw;
       for (size_t q = 0; q < n; ++q) yp[q] += wv * src[q];
     }
-  for (size_t i = 0; i < OH; ++i) std::memcpy(y + i * OW, yp + i * Wp, OW * sizeof(float));
+  copy_rows(yp, Wp, y, OW, OH, OW);
 }
 
 // dx plane = the adjoint: dy[i, j] W[kh, kw] added to dx[i s + kh - pt, j s + kw - pl]. For a fixed dx
@@ -451,11 +543,16 @@ const Tap* tiny_taps(const Geometry& g, size_t& count) {
 
 bool tiny(const ops::Conv2dShape& s, const Geometry& g) { return s.stride == 1 && g.P <= kTinyPlane; }
 
-// Padded-plane scratch of dw_plane_s1: the copy of the input (slot 0) and the flattened output (slot 1).
+// Padded-plane scratch of dw_plane_s1 for a run of planes of one geometry: the copy of the input (slot 0), zeroed
+// once (each plane overwrites only its own cells, the padding stays zero; per plane, the fill and a memcpy call per
+// row cost more than the taps of ConvNeXt-T's 8x8 and 4x4 planes), and the flattened output (slot 1).
 struct S1Scratch {
-  float *xp, *yp;
+  float *xp = nullptr, *yp = nullptr;
+  S1Scratch() = default;  // unused (another path)
   S1Scratch(size_t OH, size_t OW, size_t KH, size_t KW)
-      : xp(scratch(0, (OH + KH - 1) * (OW + KW - 1) + KW - 1)), yp(scratch(1, OH * (OW + KW - 1))) {}
+      : xp(scratch(0, (OH + KH - 1) * (OW + KW - 1) + KW - 1)), yp(scratch(1, OH * (OW + KW - 1))) {
+    std::fill(xp, xp + (OH + KH - 1) * (OW + KW - 1) + KW - 1, 0.0f);
+  }
 };
 
 void depthwise_forward(const ops::Conv2dShape& s, const float* x, const float* W, const float* b, float* y) {
@@ -476,12 +573,13 @@ void depthwise_forward(const ops::Conv2dShape& s, const float* x, const float* W
     });
     return;
   }
+  const bool s1 = s.stride == 1 && g.OW < kNarrowPlane;
   for_chunks(s.B * s.C, s.B * s.C * g.P * KK, [&](size_t lo, size_t hi) {
+    const S1Scratch t = s1 ? S1Scratch(g.OH, g.OW, s.KH, s.KW) : S1Scratch();
     for (size_t u = lo; u < hi; ++u) {
       const size_t c = u % s.C;
       const float bias = s.bias ? b[c] : 0.0f;
-      if (s.stride == 1 && g.OW < kNarrowPlane) {
-        const S1Scratch t(g.OH, g.OW, s.KH, s.KW);
+      if (s1) {
         dw_plane_s1(s.H, s.W, g.OH, g.OW, s.KH, s.KW, g.pt, g.pl, x + u * HW, W + c * KK, false, bias, y + u * g.P,
                     t.xp, t.yp);
       } else if (s.stride == 1) {
@@ -512,13 +610,14 @@ void depthwise_backward_input(const ops::Conv2dShape& s, const float* W, const f
     });
     return;
   }
+  // Stride 1 with pads below the kernel ("same", "valid"): dx is the correlation of dy, padded by
+  // (KH - 1 - pt, KW - 1 - pl), with the flipped kernel. Otherwise the scatter.
+  const bool s1 = s.stride == 1 && s.W < kNarrowPlane && g.pt < s.KH && g.pl < s.KW;
   for_chunks(s.B * s.C, s.B * s.C * g.P * KK, [&](size_t lo, size_t hi) {
+    const S1Scratch t = s1 ? S1Scratch(s.H, s.W, s.KH, s.KW) : S1Scratch();
     for (size_t u = lo; u < hi; ++u) {
       const size_t c = u % s.C;
-      // Stride 1 with pads below the kernel ("same", "valid"): dx is the correlation of dy, padded by
-      // (KH - 1 - pt, KW - 1 - pl), with the flipped kernel. Otherwise the scatter.
-      if (s.stride == 1 && s.W < kNarrowPlane && g.pt < s.KH && g.pl < s.KW) {
-        const S1Scratch t(s.H, s.W, s.KH, s.KW);
+      if (s1) {
         dw_plane_s1(g.OH, g.OW, s.H, s.W, s.KH, s.KW, s.KH - 1 - g.pt, s.KW - 1 - g.pl, dy + u * g.P, W + c * KK, true,
                     0.0f, dx + u * HW, t.xp, t.yp);
       } else if (s.stride == 1) {
@@ -544,14 +643,32 @@ void dw_channel_weight_s1(const Geometry& g, size_t B, size_t C, const float* x,
   float* __restrict dyp = lanes + KK * 8;
   std::fill(lanes, lanes + KK * 8 + n, 0.0f);
   const size_t c1 = std::min(Wp, g.pl + g.W);
+  std::fill(xp, xp + Hp * Wp + g.KW - 1, 0.0f);  // once: each image overwrites only the plane's cells
   for (size_t bi = 0; bi < B; ++bi) {
     const float* xb = x + bi * C * g.H * g.W;
     const float* dyb = dy + bi * C * g.P;
-    std::fill(xp, xp + Hp * Wp + g.KW - 1, 0.0f);
-    if (g.pl < c1)
-      for (size_t r = g.pt; r < std::min(Hp, g.pt + g.H); ++r)
-        std::memcpy(xp + r * Wp + g.pl, xb + (r - g.pt) * g.W, (c1 - g.pl) * sizeof(float));
-    for (size_t i = 0; i < g.OH; ++i) std::memcpy(dyp + i * Wp, dyb + i * g.OW, g.OW * sizeof(float));  // tails stay 0
+    if (g.pl < c1 && g.pt < Hp) copy_rows(xb, g.W, xp + g.pt * Wp + g.pl, Wp, std::min(Hp, g.pt + g.H) - g.pt, c1 - g.pl);
+    copy_rows(dyb, g.OW, dyp, Wp, g.OH, g.OW);  // the tails j >= OW stay 0
+#if VERIDL_ISA_AVX2
+    if (KK <= kDwMaxTaps) {
+      size_t off[kDwMaxTaps];
+      for (size_t kh = 0; kh < g.KH; ++kh)
+        for (size_t kw = 0; kw < g.KW; ++kw) off[kh * g.KW + kw] = kh * Wp + kw;
+      size_t t = 0;
+      for (; t + 8 <= KK; t += 8) dw_weight_taps<8>(xp, off + t, dyp, n, lanes + t * 8);
+      switch (KK - t) {
+        case 0: break;
+        case 1: dw_weight_taps<1>(xp, off + t, dyp, n, lanes + t * 8); break;
+        case 2: dw_weight_taps<2>(xp, off + t, dyp, n, lanes + t * 8); break;
+        case 3: dw_weight_taps<3>(xp, off + t, dyp, n, lanes + t * 8); break;
+        case 4: dw_weight_taps<4>(xp, off + t, dyp, n, lanes + t * 8); break;
+        case 5: dw_weight_taps<5>(xp, off + t, dyp, n, lanes + t * 8); break;
+        case 6: dw_weight_taps<6>(xp, off + t, dyp, n, lanes + t * 8); break;
+        default: dw_weight_taps<7>(xp, off + t, dyp, n, lanes + t * 8); break;
+      }
+      continue;
+    }
+#endif
     for (size_t kh = 0; kh < g.KH; ++kh)
       for (size_t kw = 0; kw < g.KW; ++kw) {
         const float* __restrict src = xp + kh * Wp + kw;
