@@ -22,7 +22,8 @@ namespace {
 
 // Per-thread scratch buffers (slot 0: col / dcol or a depthwise padded plane, slot 1: dy^T or the depthwise
 // output plane / dW lanes, slot 2: the weight gradient's partial sums, on the calling thread, slot 3: the GEMM's
-// packed blocks of A and B; slots 4 and 5: Winograd's tile-row buffers and its transformed kernel, winograd.hpp);
+// packed blocks of A and B; slots 4 and 5: Winograd's tile-row buffers and its transformed kernel, winograd.hpp,
+// slot 4 also the small pointwise weight gradient's planes gathered before their transpose);
 // they grow, never shrink, so a train step allocates nothing.
 float* scratch(int slot, size_t n) {
   thread_local Scratch<float> buf[6];
