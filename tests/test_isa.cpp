@@ -211,6 +211,28 @@ TEST(IsaSelection, Avx2AndAvx512VectorizedKernelsGiveIdenticalBits) {
     EXPECT_TRUE(same_bits(p[0], p[1])) << "softmax rows forward";
     EXPECT_TRUE(near(dz[0], dz[1])) << "softmax rows backward";
   }
+  // The stride-1 depthwise kernels on narrow planes (intrinsics of 8 or 16 lanes, the same FMA chains): ConvNeXt's
+  // 7x7 at 8x8 and 4x4, MobileNetV2's 3x3 at 14x14 with a bias, an odd plane whose rows end in vector remainders.
+  using veridl::ops::Padding;
+  for (const veridl::ops::Conv2dShape& s :
+       {veridl::ops::conv2d_shape(3, 5, 8, 8, 5, 7, 1, Padding::Same, veridl::ops::PadStyle::Symmetric, true, 5),
+        veridl::ops::conv2d_shape(2, 4, 4, 4, 4, 7, 1, Padding::Same, veridl::ops::PadStyle::Symmetric, false, 4),
+        veridl::ops::conv2d_shape(2, 3, 14, 14, 3, 3, 1, Padding::Same, veridl::ops::PadStyle::XlaSame, true, 3),
+        veridl::ops::conv2d_shape(2, 2, 13, 9, 2, 5, 1, Padding::Valid, veridl::ops::PadStyle::XlaSame, true, 2)}) {
+    const auto cx = random_floats(s.x_size(), 9), cw = random_floats(s.w_size(), 10), cb = random_floats(s.O, 11),
+               cdy = random_floats(s.y_size(), 12);
+    std::vector<float> y[2], dx[2], dw[2];
+    for (int v = 0; v < 2; ++v) {
+      const k::Isa isa = v ? k::Isa::Avx512 : k::Isa::Avx2;
+      y[v].resize(s.y_size()), dx[v].resize(s.x_size()), dw[v].resize(s.w_size());
+      k::conv2d_forward.at(isa)(s, cx.data(), cw.data(), s.bias ? cb.data() : nullptr, y[v].data());
+      k::conv2d_backward_input.at(isa)(s, cw.data(), cdy.data(), dx[v].data());
+      k::conv2d_backward_weight.at(isa)(s, cx.data(), cdy.data(), dw[v].data());
+    }
+    EXPECT_TRUE(same_bits(y[0], y[1])) << "depthwise forward " << s.H << "x" << s.W << " k" << s.KH;
+    EXPECT_TRUE(same_bits(dx[0], dx[1])) << "depthwise input gradient " << s.H << "x" << s.W << " k" << s.KH;
+    EXPECT_TRUE(same_bits(dw[0], dw[1])) << "depthwise weight gradient " << s.H << "x" << s.W << " k" << s.KH;
+  }
 }
 
 TEST(IsaSelection, CliReportsTheVariantAndRejectsABadVariable) {
