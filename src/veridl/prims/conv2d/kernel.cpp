@@ -645,6 +645,12 @@ void dw_channel_weight_s1(const Geometry& g, size_t B, size_t C, const float* x,
   std::fill(lanes, lanes + KK * 8 + n, 0.0f);
   const size_t c1 = std::min(Wp, g.pl + g.W);
   std::fill(xp, xp + Hp * Wp + g.KW - 1, 0.0f);  // once: each image overwrites only the plane's cells
+#if VERIDL_ISA_AVX2
+  size_t off[kDwMaxTaps];  // each tap's shift into xp (the same for every image)
+  if (KK <= kDwMaxTaps)
+    for (size_t kh = 0; kh < g.KH; ++kh)
+      for (size_t kw = 0; kw < g.KW; ++kw) off[kh * g.KW + kw] = kh * Wp + kw;
+#endif
   for (size_t bi = 0; bi < B; ++bi) {
     const float* xb = x + bi * C * g.H * g.W;
     const float* dyb = dy + bi * C * g.P;
@@ -652,9 +658,6 @@ void dw_channel_weight_s1(const Geometry& g, size_t B, size_t C, const float* x,
     copy_rows(dyb, g.OW, dyp, Wp, g.OH, g.OW);  // the tails j >= OW stay 0
 #if VERIDL_ISA_AVX2
     if (KK <= kDwMaxTaps) {
-      size_t off[kDwMaxTaps];
-      for (size_t kh = 0; kh < g.KH; ++kh)
-        for (size_t kw = 0; kw < g.KW; ++kw) off[kh * g.KW + kw] = kh * Wp + kw;
       size_t t = 0;
       for (; t + 8 <= KK; t += 8) dw_weight_taps<8>(xp, off + t, dyp, n, lanes + t * 8);
       switch (KK - t) {
