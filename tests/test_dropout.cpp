@@ -266,9 +266,9 @@ TEST(Dropout, TrainingIsReproducibleAndResumesBitForBit) {
   const net::NetSpec plain = net::NetBuilder("DropLinear").flatten().dense(784, 10).build();
   EXPECT_NE(train::train(plain, c, mnist()).model.params, full.model.params) << "the dropout layer does nothing";
 
-  const size_t stop_at = 50;
+  constexpr size_t stop_at = 50;
   c.out = (d / "r.safetensors").string();
-  c.on_step = [stop_at](size_t step) {
+  c.on_step = [](size_t step) {
     if (step == stop_at) train::request_stop();
   };
   const auto first = train::train(spec, c, mnist());

@@ -27,12 +27,12 @@
 #define VERIDL_COUNT_NEW 1
 #endif
 
+#if VERIDL_COUNT_NEW
 namespace {
 std::atomic<bool> g_counting{false};
 std::atomic<size_t> g_news{0};
 }  // namespace
 
-#if VERIDL_COUNT_NEW
 // noinline: inlined into gtest's factories, GCC 12 at -O1 takes the std::free of these replacements for a free
 // of memory from a different allocator (a bogus -Wmismatched-new-delete).
 [[gnu::noinline]] void* operator new(std::size_t n) {
