@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Mutation tests of test files that check code outside the contract registry (whose mutants are
 # `veridl verify --mutants`): each mutant plants a bug in a copy of a header, compiles the test file
-# against that copy (the copy's directory first on the include path), and the test must fail.
+# against that copy (the copy's directory first on the include path), and the test must fail. A mutant's tests stop at
+# their first failure (--gtest_fail_fast: one failure is the verdict; a surviving mutant still runs every case).
 #   bash scripts/mutate-tests.sh
 # Env: CXX (default g++), JOBS (mutants built and run at once; default 2).
 set -euo pipefail
@@ -31,7 +32,7 @@ mutant() {
   (
     if ! "$cxx" -std=c++20 -O1 -fopenmp -I"$dir" -Isrc "$test" -lgtest -lgtest_main -lpthread -o "$dir/t" 2> "$dir/build.log"; then
       echo "MUTANT NOT BUILT: $what ($(head -c 300 "$dir/build.log"))"
-    elif bash -c '"$0" > "$1" 2>&1' "$dir/t" "$dir/log" 2>/dev/null; then  # a crash counts as caught
+    elif bash -c '"$0" --gtest_fail_fast > "$1" 2>&1' "$dir/t" "$dir/log" 2>/dev/null; then  # a crash counts as caught
       echo "MUTANT SURVIVED: $what ($test passes with it)"
     else
       echo "mutant caught: $what"
@@ -77,7 +78,7 @@ kernel_mutant() {
     if ! "$cxx" -std=c++20 -O1 -fopenmp -DVERIDL_ISA_LEVEL=1 -I"$dir" -Isrc -c "$src" -o "$dir/k1.o" 2> "$dir/build.log" ||
       ! "$cxx" -fopenmp "$dir/k1.o" "${others[@]}" -lgtest -lgtest_main -lfmt -lpthread -o "$dir/t" 2>> "$dir/build.log"; then
       echo "MUTANT NOT BUILT: $what ($(head -c 300 "$dir/build.log"))"
-    elif VERIDL_ISA=avx2 bash -c '"$0" --gtest_filter="$2" > "$1" 2>&1' "$dir/t" "$dir/log" "$filter" 2>/dev/null; then
+    elif VERIDL_ISA=avx2 bash -c '"$0" --gtest_filter="$2" --gtest_fail_fast > "$1" 2>&1' "$dir/t" "$dir/log" "$filter" 2>/dev/null; then
       echo "MUTANT SURVIVED: $what (the kernel tests' $filter cases pass with it)"
     else
       echo "mutant caught: $what"

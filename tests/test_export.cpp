@@ -107,7 +107,7 @@ IreeTools iree_tools() {
   if (!tools.error.empty()) FAIL() << tools.error
 
 // One input of @main: f32 or i32 data with a shape.
-struct Tensor {
+struct IreeInput {
   std::vector<int64_t> shape;
   std::vector<float> f;
   std::vector<int32_t> i;
@@ -129,7 +129,7 @@ std::string iree_compile(const IreeTools& t, const TempDir& dir, const std::stri
 
 // Runs @main on the inputs; returns its results, read back from .npy files.
 std::vector<hlo::NpyArray> iree_run(const IreeTools& t, const TempDir& dir, const std::string& vmfb,
-                                    const std::vector<Tensor>& inputs, size_t n_outputs, std::string& err) {
+                                    const std::vector<IreeInput>& inputs, size_t n_outputs, std::string& err) {
   std::string cmd = fmt::format("'{}' --device=local-task --module='{}' --function=main", t.run, vmfb);
   for (size_t k = 0; k < inputs.size(); ++k) {
     const std::string f = dir / fmt::format("in{}.npy", k);
@@ -250,7 +250,7 @@ Outcome compare_with_native(const IreeTools& tools, const Case& cs) {
   Decisions live;
 
   // IREE's side: parameters and state as separate tensors, fed back after every step.
-  std::vector<Tensor> p_iree, s_iree;
+  std::vector<IreeInput> p_iree, s_iree;
   for (const auto& t : plan.params)
     p_iree.push_back({t.shape, std::vector<float>(p0.begin() + long(t.offset), p0.begin() + long(t.offset + t.size)), {}});
   const size_t P = plan.params.size();
@@ -282,7 +282,7 @@ Outcome compare_with_native(const IreeTools& tools, const Case& cs) {
     for (auto* r : ex.running_stats()) stats.push_back(*r);
     optim.step(ex.params().data(), ex.mutable_grads().data(), lr, size_t(step));
 
-    std::vector<Tensor> in = p_iree;
+    std::vector<IreeInput> in = p_iree;
     in.insert(in.end(), s_iree.begin(), s_iree.end());
     in.push_back({sig.inputs[P + S].shape, x, {}});
     in.push_back({{int64_t(B)}, {}, y});
@@ -775,7 +775,7 @@ ClipRatio clip_factor_ratio(const IreeTools& tools, const std::string& spec_path
   for (float g : ex.grads()) sq += double(g) * g;
   r.native_scale = std::min(1.0, opt.optim.clip_norm / (std::sqrt(sq) + 1e-6));
   const float s_n = static_cast<float>(r.native_scale), lr = static_cast<float>(opt.optim.lr);
-  std::vector<Tensor> in;
+  std::vector<IreeInput> in;
   for (const auto& t : plan.params)
     in.push_back({t.shape, std::vector<float>(p0.begin() + long(t.offset), p0.begin() + long(t.offset + t.size)), {}});
   if (sig.inputs[P].name != "x") {
@@ -943,7 +943,7 @@ Diff eval_against_native(const IreeTools& tools, const net::Plan& plan, net::Exe
   Decisions live;
   const float* z = ex.forward(x.data(), B, live, net::Mode::Eval);
   const std::vector<float> logits(z, z + B * plan.num_classes);
-  std::vector<Tensor> in;
+  std::vector<IreeInput> in;
   for (const auto& t : plan.params)
     in.push_back({t.shape, std::vector<float>(ex.params().begin() + long(t.offset), ex.params().begin() + long(t.offset + t.size)), {}});
   for (auto* r : ex.running_stats()) in.push_back({{int64_t(r->size())}, *r, {}});
