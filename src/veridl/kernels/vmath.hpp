@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 
 namespace veridl::kernels::vmath {
@@ -57,6 +58,45 @@ inline float verf(float x) {
   p = p * t + 0.254829592f;
   const float y = 1.0f - p * t * vexp(-a * a);
   return std::copysign(y, x);
+}
+
+// Sums of a row in a fixed order that vectorizes at any vector width: 16 partial sums, element k into lane k % 16
+// in the order of k, then the lanes added pairwise (lane j + lane j + 8, then + 4, + 2, + 1). The order depends on
+// n only, so every variant gives the same bits; a plain `s += p[k]` loop is one chain of n dependent adds (its
+// latency, not the adder's throughput, sets the time). lane_dot's products are contracted into its sums (FMA) in
+// the AVX2 and AVX-512 variants alike.
+inline float lane_combine(float (&s)[16]) {
+  for (int w = 8; w > 0; w /= 2)
+    for (int j = 0; j < w; ++j) s[j] += s[j + w];
+  return s[0];
+}
+inline float lane_sum(const float* p, size_t n) {
+  float s[16] = {};
+  size_t k = 0;
+  for (; k + 16 <= n; k += 16)
+    for (int j = 0; j < 16; ++j) s[j] += p[k + j];
+  for (int j = 0; k < n; ++j, ++k) s[j] += p[k];
+  return lane_combine(s);
+}
+inline float lane_dot(const float* a, const float* b, size_t n) {
+  float s[16] = {};
+  size_t k = 0;
+  for (; k + 16 <= n; k += 16)
+    for (int j = 0; j < 16; ++j) s[j] += a[k + j] * b[k + j];
+  for (int j = 0; k < n; ++j, ++k) s[j] += a[k] * b[k];
+  return lane_combine(s);
+}
+// max_k p[k] (n >= 1; exact, so in any order; a NaN element may or may not be the result, as std::max_element's)
+inline float lane_max(const float* p, size_t n) {
+  float s[16];
+  std::fill_n(s, 16, p[0]);
+  size_t k = 0;
+  for (; k + 16 <= n; k += 16)
+    for (int j = 0; j < 16; ++j) s[j] = std::max(s[j], p[k + j]);
+  for (int j = 0; k < n; ++j, ++k) s[j] = std::max(s[j], p[k]);
+  for (int w = 8; w > 0; w /= 2)
+    for (int j = 0; j < w; ++j) s[j] = std::max(s[j], s[j + w]);
+  return s[0];
 }
 
 }  // namespace veridl::kernels::vmath

@@ -14,6 +14,7 @@
 #include "veridl/kernels/scratch.hpp"
 #include "veridl/prims/dense/kernel.hpp"
 #include "veridl/prims/softmax/kernel.hpp"
+#include "veridl/kernels/vmath.hpp"
 
 #include "veridl/kernels/target.hpp"
 
@@ -49,7 +50,7 @@ void probs(const ops::SdpaShape& s, size_t n, size_t h, float c, float* P, float
     for (size_t j = 0; j < K; ++j) pr[j] *= c;
     if (m_in) {
       const float mi = m_in[r], iv = inv_in[r];
-      for (size_t j = 0; j < K; ++j) pr[j] = std::exp(pr[j] - mi) * iv;
+      for (size_t j = 0; j < K; ++j) pr[j] = vmath::vexp(pr[j] - mi) * iv;  // softmax_row_inplace's exp
     } else {
       const SoftmaxRowStats st = softmax_row_inplace(pr, K);
       if (m_out) m_out[r] = st.max;
@@ -118,8 +119,7 @@ void sdpa_backward(const ops::SdpaShape& s, const float* q, const float* k, cons
       for (size_t i = 0; i < T; ++i) {  // dS = P (dP - rowsum(P dP)) c (0 past a causal row's keys: P is 0)
         const float* pr = P + i * T;
         float* sr = dS + i * T;
-        float rs = 0.0f;
-        for (size_t j = 0; j < T; ++j) rs += pr[j] * sr[j];
+        const float rs = vmath::lane_dot(pr, sr, T);
         for (size_t j = 0; j < T; ++j) sr[j] = pr[j] * (sr[j] - rs) * c;
       }
       if (dq) {

@@ -4,18 +4,18 @@
 #include <cmath>
 
 #include "veridl/kernels/parallel.hpp"
+#include "veridl/kernels/vmath.hpp"
 
 #include "veridl/kernels/target.hpp"
 
 namespace veridl::kernels::VERIDL_ISA_NS {
 
 SoftmaxRowStats softmax_row_inplace(float* p, size_t K) {
-  const float m = *std::max_element(p, p + K);
-  float sum = 0.0f;
-  for (size_t k = 0; k < K; ++k) {
-    p[k] = std::exp(p[k] - m);
-    sum += p[k];
-  }
+  // vexp and the lane reductions (kernels/vmath.hpp) vectorize where a libm call per element and an in-order sum do
+  // not (attention's rows of scores), in the same order in every variant
+  const float m = vmath::lane_max(p, K);
+  for (size_t k = 0; k < K; ++k) p[k] = vmath::vexp(p[k] - m);
+  const float sum = vmath::lane_sum(p, K);
   const float inv = 1.0f / sum;
   for (size_t k = 0; k < K; ++k) p[k] *= inv;
   return {m, inv};
