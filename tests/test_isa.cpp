@@ -152,9 +152,9 @@ TEST(IsaSelection, Avx2AndAvx512GemmsGiveIdenticalBits) {
 // The compiler-vectorized kernels: the smooth activations (each policy's forward and backward), layer norm
 // (channels-first and over the last axis) and the attention's row softmax. Both variants are compiled with FMA;
 // whether the 16-lane and 8-lane loops (and their remainders) round alike is what this checks, element by
-// element. Two do not (docs/kernels.md): geluErf's backward and the row softmax's backward differ in the last
-// bits between the variants; for them the check is a relative difference below 1e-6 (the kernel tests hold
-// each variant to the reference).
+// element. One does not (docs/kernels.md): the row softmax's backward differs in the last bits between the
+// variants; for it the check is a relative difference below 1e-6 (the kernel tests hold each variant to the
+// reference).
 TEST(IsaSelection, Avx2AndAvx512VectorizedKernelsGiveIdenticalBits) {
   if (k::cpu_isa() != k::Isa::Avx512) GTEST_SKIP() << "needs an AVX-512 CPU (this one runs " << k::isa_name(k::cpu_isa()) << ")";
   const size_t n = 4099;  // vector bodies and remainders of both widths
