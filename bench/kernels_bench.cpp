@@ -404,6 +404,7 @@ struct DenseCase {
 std::vector<DenseCase> dense_cases() {
   return {{"128x784->512 (MLP)", {128, 784, 512}},
           {"128x512->512 (MLP)", {128, 512, 512}},
+          {"3152x192->192 (ViT-Tiny b16 q/k/v/proj)", {3152, 192, 192}},
           {"3152x192->768 (ViT-Tiny b16 fc1)", {3152, 192, 768}},
           {"3152x768->192 (ViT-Tiny b16 fc2)", {3152, 768, 192}}};
 }
