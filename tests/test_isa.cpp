@@ -152,19 +152,11 @@ TEST(IsaSelection, Avx2AndAvx512GemmsGiveIdenticalBits) {
 // The compiler-vectorized kernels: the smooth activations (each policy's forward and backward), layer norm
 // (channels-first and over the last axis) and the attention's row softmax. Both variants are compiled with FMA;
 // whether the 16-lane and 8-lane loops (and their remainders) round alike is what this checks, element by
-// element. One does not (docs/kernels.md): the row softmax's backward differs in the last bits between the
-// variants; for it the check is a relative difference below 1e-6 (the kernel tests hold each variant to the
-// reference).
+// element (the row softmax's backward did not until its row sum became vmath::lane_dot: docs/kernels.md).
 TEST(IsaSelection, Avx2AndAvx512VectorizedKernelsGiveIdenticalBits) {
   if (k::cpu_isa() != k::Isa::Avx512) GTEST_SKIP() << "needs an AVX-512 CPU (this one runs " << k::isa_name(k::cpu_isa()) << ")";
   const size_t n = 4099;  // vector bodies and remainders of both widths
   const auto x = random_floats(n, 1, -8.0f, 8.0f), dy = random_floats(n, 2, -1.0f, 1.0f);
-  auto near = [](const std::vector<float>& a, const std::vector<float>& b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-      if (!(std::abs(a[i] - b[i]) <= 1e-6f * std::max(1.0f, std::abs(b[i])))) return false;
-    return true;
-  };
   auto activation = [&](auto policy, const char* name) {
     using F = decltype(policy);
     std::vector<float> y[2], dx[2];
@@ -207,7 +199,7 @@ TEST(IsaSelection, Avx2AndAvx512VectorizedKernelsGiveIdenticalBits) {
       k::softmax_rows_backward.at(isa)(rows, K, p[v].data(), sdy.data(), dz[v].data());
     }
     EXPECT_TRUE(same_bits(p[0], p[1])) << "softmax rows forward";
-    EXPECT_TRUE(near(dz[0], dz[1])) << "softmax rows backward";
+    EXPECT_TRUE(same_bits(dz[0], dz[1])) << "softmax rows backward";
   }
   // The stride-1 depthwise kernels on narrow planes (intrinsics of 8 or 16 lanes, the same FMA chains): ConvNeXt's
   // 7x7 at 8x8 and 4x4, MobileNetV2's 3x3 at 14x14 with a bias, an odd plane whose rows end in vector remainders.

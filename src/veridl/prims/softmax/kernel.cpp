@@ -33,8 +33,10 @@ void softmax_rows_backward(size_t rows, size_t K, const float* p, const float* d
     for (size_t r = lo; r < hi; ++r) {
       const float* pr = p + r * K;
       const float* dr = dy + r * K;
-      float dot = 0.0f;
-      for (size_t k = 0; k < K; ++k) dot += pr[k] * dr[k];
+      // lane_dot, not an in-order `dot += p dy`: GCC vectorizes that as an in-order reduction whose vector body
+      // rounds each product and whose remainder contracts it into an FMA, and the body's length is the vector
+      // width's multiple, so the AVX2 and AVX-512 variants rounded different terms (docs/kernels.md)
+      const float dot = vmath::lane_dot(pr, dr, K);
       for (size_t k = 0; k < K; ++k) dz[r * K + k] = pr[k] * (dr[k] - dot);
     }
   });
