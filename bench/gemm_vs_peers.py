@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
 DENSE = [("128x784->512 (MLP)", 128, 784, 512), ("128x512->512 (MLP)", 128, 512, 512),
+         ("3152x192->192 (ViT-Tiny b16 q/k/v/proj)", 3152, 192, 192),
          ("3152x192->768 (ViT-Tiny b16 fc1)", 3152, 192, 768), ("3152x768->192 (ViT-Tiny b16 fc2)", 3152, 768, 192)]
 # (label, B, C, HW, O, k): stride 1, padding k // 2
 CONV = [("3x3 32->32 28x28 b32", 32, 32, 28, 32, 3), ("3x3 64->64 56x56 b8", 8, 64, 56, 64, 3),
@@ -131,13 +132,18 @@ def main():
         pk = statistics.median(p[(isa, th)] for p in peaks)
         print(f"\n{th} thread(s); {isa} FMA peak {pk:.0f} GFLOP/s")
         print(f"{'op':<23} {'shape':<34} {'VeriDL':>8} {'%peak':>6} {'PyTorch':>8} {'ratio':>6}")
-        ratios = []
+        ratios, missing = [], []
         for op_shape in [(o, s) for (o, s, i, t) in vd[0] if i == isa and t == th]:
+            if (op_shape[0], op_shape[1], th) not in pt[0]:
+                missing.append(f"{op_shape[0]} {op_shape[1]}")
+                continue
             v = statistics.median(o[(op_shape[0], op_shape[1], isa, th)] for o in vd)
             t = statistics.median(o[(op_shape[0], op_shape[1], th)] for o in pt)
             ratios.append(v / t)
             print(f"{op_shape[0]:<23} {op_shape[1]:<34} {v:8.1f} {100 * v / pk:5.0f}% {t:8.1f} {v / t:6.2f}")
         print(f"geometric mean ratio: {statistics.geometric_mean(ratios):.2f}; min {min(ratios):.2f}")
+        if missing:
+            print(f"not in this script's PyTorch shapes (add them to DENSE / CONV): {'; '.join(missing)}")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@
 #include "veridl/prims/softmaxCE/reference.hpp"
 #include "veridl/prims/table.hpp"
 #include "veridl/train/trainer.hpp"
+#include "veridl/util/aligned.hpp"
 
 namespace {
 
@@ -81,10 +82,11 @@ Timing measure(F&& f) {
   return {t[static_cast<size_t>(samples / 2)], t.front()};
 }
 
-std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+// On cache lines, as the executor's buffers are (util/aligned.hpp).
+veridl::AlignedVector<float> random_floats(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
+  veridl::AlignedVector<float> v(n);
   for (auto& x : v) x = d(rng);
   return v;
 }
@@ -235,7 +237,7 @@ bool g_no_fusion = false;      // --no-fusion: the plan as lowered (net/fuse.hpp
 
 // --profile: where the step's time goes, per primitive (net::NodeTimes over further steps: each node's forward and
 // backward wall time, summed over the nodes of a primitive; the optimizer's update; the rest of the step).
-void print_profile(const veridl::net::Plan& plan, veridl::train::TrainStep& ts, const std::vector<float>& x,
+void print_profile(const veridl::net::Plan& plan, veridl::train::TrainStep& ts, const veridl::AlignedVector<float>& x,
                    const std::vector<int32_t>& labels, float lr, size_t& t, double budget) {
   using namespace veridl;
   net::NodeTimes nt;
@@ -436,7 +438,7 @@ void bench_gemm(bool csv, const std::string& only) {
         const ops::DenseShape s = c.s;
         const auto x = random_floats(s.B * s.I, 1), W = random_floats(s.I * s.O, 2), b = random_floats(s.O, 3),
                    dy = random_floats(s.B * s.O, 4);
-        std::vector<float> y(s.B * s.O), dx(s.B * s.I), dW(s.I * s.O);
+        veridl::AlignedVector<float> y(s.B * s.O), dx(s.B * s.I), dW(s.I * s.O);
         const double f = 2.0 * static_cast<double>(s.B * s.I * s.O);
         report("dense_forward", c.label, ti, f, measure([&] { k::dense_forward.at(isa)(s, x.data(), W.data(), b.data(), y.data()); }));
         report("dense_backward_input", c.label, ti, f, measure([&] { k::dense_backward_input.at(isa)(s, W.data(), dy.data(), dx.data()); }));
@@ -447,7 +449,7 @@ void bench_gemm(bool csv, const std::string& only) {
         const ops::Conv2dShape& s = c.s;
         const auto x = random_floats(s.x_size(), 1), W = random_floats(s.w_size(), 2), b = random_floats(s.O, 3),
                    dy = random_floats(s.y_size(), 4);
-        std::vector<float> y(s.y_size()), dx(s.x_size()), dW(s.w_size());
+        veridl::AlignedVector<float> y(s.y_size()), dx(s.x_size()), dW(s.w_size());
         const double f = 2.0 * static_cast<double>(s.B * s.O * s.OH() * s.OW() * s.CG() * s.KH * s.KW);
         report("conv2d_forward", c.label, ti, f, measure([&] { k::conv2d_forward.at(isa)(s, x.data(), W.data(), b.data(), y.data()); }));
         report("conv2d_backward_input", c.label, ti, f, measure([&] { k::conv2d_backward_input.at(isa)(s, W.data(), dy.data(), dx.data()); }));

@@ -17,6 +17,8 @@
 #include <limits>
 #include <vector>
 
+#include "veridl/util/aligned.hpp"
+
 namespace veridl::kernels {
 
 namespace detail {
@@ -28,9 +30,9 @@ inline void poison_scratch() { detail::scratch_poison_epoch.fetch_add(1, std::me
 
 template <class T>
 struct Scratch {
-  std::vector<T> buf;
+  AlignedVector<T> buf;
   uint64_t epoch = 0;
-  // At least n elements (their values unspecified).
+  // At least n elements (their values unspecified), from a cache-line boundary.
   T* get(size_t n) {
     if (buf.size() < n) buf.resize(n);
     const uint64_t e = detail::scratch_poison_epoch.load(std::memory_order_relaxed);

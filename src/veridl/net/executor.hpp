@@ -22,6 +22,7 @@
 #include "veridl/net/plan.hpp"
 #include "veridl/prims/add/kernel.hpp"
 #include "veridl/prims/table.hpp"
+#include "veridl/util/aligned.hpp"
 
 namespace veridl::net {
 
@@ -52,7 +53,7 @@ class Executor {
     params_.assign(plan_.n_params, T(0));
     if (training_) grads_.assign(plan_.n_params, T(0));
     for (size_t n : m.buffers) bufs_.emplace_back(n, T(0));
-    scratch_.assign(m.n_scratch, std::vector<T>(m.scratch, T(0)));
+    scratch_.assign(m.n_scratch, AlignedVector<T>(m.scratch, T(0)));
     calls_.resize(plan_.nodes.size());
     for (size_t k = 0; k < plan_.nodes.size(); ++k) {
       const graph::Node& n = plan_.nodes[k];
@@ -206,7 +207,10 @@ class Executor {
   Plan plan_;
   bool training_;
   std::vector<T> params_, grads_;
-  std::vector<std::vector<T>> bufs_, scratch_, saved_, state_;
+  // Activations, gradients and what the backward keeps start on cache lines (util/aligned.hpp); the parameters
+  // are one vector of the plan's layout (a tensor starts where the previous one ends).
+  std::vector<AlignedVector<T>> bufs_, scratch_, saved_;
+  std::vector<std::vector<T>> state_;
   std::vector<std::vector<uint8_t>> saved8_;
   std::vector<std::vector<uint32_t>> saved32_;
   std::vector<graph::Call<T>> calls_;
@@ -238,8 +242,8 @@ class Executor {
   T* grad(size_t v) { return bufs_[size_t(mem().grad[v])].data(); }
   const T* grad_c(size_t v) const { return bufs_[size_t(mem().grad[v])].data(); }
   const Memory& mem() const { return training_ ? plan_.train : plan_.infer; }
-  template <class E>
-  static E* keep(std::vector<std::vector<E>>& store, size_t count, E zero) {
+  template <class V, class E>
+  static E* keep(std::vector<V>& store, size_t count, E zero) {
     store.emplace_back(count, zero);
     return store.back().data();
   }
