@@ -378,6 +378,27 @@ TEST(KernelsConv2d, PaddingIsZero) {
   EXPECT_EQ(y[2 * 5 + 2], 18.0f);  // interior: 9 cells
 }
 
+// The bias gradient's order, written out here from its documentation (prims/conv2d/kernel.cpp): eight float lanes,
+// output position p into lane p % 8, each summing the images in order and within an image its positions in order,
+// the lanes added as ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7)). Every variant gives exactly these bits, at planes
+// below, at and above the 8-position split of the kernel and with channel counts that cross its 64-channel blocks.
+TEST(KernelsConv2d, BiasGradientSumsInItsDocumentedOrder) {
+  for (const auto& [h, w] : std::vector<std::pair<size_t, size_t>>{{1, 1}, {2, 2}, {2, 4}, {3, 3}, {4, 4}, {7, 7}}) {
+    const Conv2dShape s = veridl::ops::conv2d_shape(5, 3, h, w, 70, 1, 1, Padding::Valid, PadStyle::Symmetric, true);
+    const size_t P = h * w;
+    const auto dy = random_floats(s.y_size(), 77 + P);
+    std::vector<float> db(s.O, std::nanf(""));
+    veridl::kernels::conv2d_backward_bias(s, dy.data(), db.data());
+    for (size_t o = 0; o < s.O; ++o) {
+      float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (size_t b = 0; b < s.B; ++b)
+        for (size_t p = 0; p < P; ++p) lane[p % 8] += dy[(b * s.O + o) * P + p];
+      const float want = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+      ASSERT_EQ(db[o], want) << "plane " << h << "x" << w << ", channel " << o;
+    }
+  }
+}
+
 TEST(KernelsConv2d, RejectsImpossibleShapes) {
   std::vector<float> buf(64, 0.0f);
   Conv2dShape big{1, 1, 3, 3, 1, 5, 5, 1, 0, 0, 0, 0, false};

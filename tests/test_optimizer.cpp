@@ -237,10 +237,22 @@ TEST(Optimizer, GlobalNormClipping) {
   EXPECT_NEAR(n, 5.0, 1e-12);
   EXPECT_NEAR(p[0], -3.0 / (5 + 1e-6), 1e-6);
   EXPECT_NEAR(p[7], -4.0 / (5 + 1e-6), 1e-6);
-  // the norm is summed in fixed chunks: the same bits for any thread count
-  std::vector<float> big(300000);
-  for (size_t i = 0; i < big.size(); ++i) big[i] = std::sin(static_cast<float>(i));
-  EXPECT_EQ(global_norm(big.data(), big.size()), global_norm(big.data(), big.size()));
+  // the norm is summed in fixed chunks: the same bits for one and two threads, and the value of an independent
+  // long double sum (lengths that end inside a chunk and inside a group of eight)
+  for (size_t len : {size_t{300000}, size_t{300005}, size_t{13}}) {
+    std::vector<float> big(len);
+    for (size_t i = 0; i < big.size(); ++i) big[i] = std::sin(static_cast<float>(i));
+    long double want = 0;
+    for (float x : big) want += static_cast<long double>(x) * x;
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const double one = global_norm(big.data(), big.size());
+    omp_set_num_threads(2);
+    const double two = global_norm(big.data(), big.size());
+    omp_set_num_threads(threads);
+    EXPECT_EQ(one, two) << len;
+    EXPECT_NEAR(one, std::sqrt(static_cast<double>(want)), 1e-12 * std::sqrt(static_cast<double>(want))) << len;
+  }
 }
 
 TEST(Optimizer, BadSettingsAreClearErrors) {

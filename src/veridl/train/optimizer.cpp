@@ -64,10 +64,16 @@ double global_norm(const float* g, size_t n) {
   double* const part = buf.data();
 #pragma omp parallel for schedule(static) if (n >= (size_t{1} << 16))
   for (size_t c = 0; c < chunks; ++c) {
-    double s = 0;
-    const size_t end = std::min(n, (c + 1) * kChunk);
-    for (size_t i = c * kChunk; i < end; ++i) s += static_cast<double>(g[i]) * g[i];
-    part[c] = s;
+    // Eight running sums, element i into sum i % 8, combined as a fixed tree: independent chains the compiler
+    // vectorizes (one sum in order is a chain of dependent adds: 17 ms a step for ConvNeXt-T's 28 M gradients).
+    // A float's square is exact in double, so the value does not depend on FMA contraction either.
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const size_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+    size_t i = begin;
+    for (; i + 8 <= end; i += 8)
+      for (size_t l = 0; l < 8; ++l) lane[l] += static_cast<double>(g[i + l]) * g[i + l];
+    for (size_t l = 0; i + l < end; ++l) lane[l] += static_cast<double>(g[i + l]) * g[i + l];
+    part[c] = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
   }
   double s = 0;
   for (size_t c = 0; c < chunks; ++c) s += part[c];
