@@ -634,7 +634,15 @@ TEST(KernelsConvDeterminism, ImageGroupsGiveEachImageTheBitsItGetsAlone) {
       {veridl::ops::conv2d_shape(6, 96, 7, 7, 40, 1, 1, Padding::Valid), true},   // 1x1, 49 positions, small weight
       {veridl::ops::conv2d_shape(5, 24, 4, 4, 56, 3, 1, Padding::Same), true},    // 3x3, 16 positions
       {veridl::ops::conv2d_shape(4, 40, 8, 8, 24, 3, 2, Padding::Same, PadStyle::XlaSame), true},  // stride 2 to 4x4
-      {veridl::ops::conv2d_shape(3, 256, 7, 7, 128, 3, 1, Padding::Same), false}};  // 1 MB weight, 49 positions
+      {veridl::ops::conv2d_shape(3, 256, 7, 7, 128, 3, 1, Padding::Same), false},  // 1 MB weight, 49 positions
+      // Pointwise, x and dy read and y and dx written in place (segmented columns, gemm_tile.hpp's ColSeg): planes
+      // of whole vectors (8x8, 4x4), of part of one (2x2, 1x1: through the tile's buffer), with O > 384 so that dx
+      // has two depth blocks (its C read back, segmented), and image counts that leave a part-filled column panel.
+      {veridl::ops::conv2d_shape(5, 24, 8, 8, 400, 1, 1, Padding::Valid), true},
+      {veridl::ops::conv2d_shape(7, 40, 4, 4, 390, 1, 1, Padding::Valid), true},
+      {veridl::ops::conv2d_shape(9, 20, 2, 2, 500, 1, 1, Padding::Valid), true},
+      {veridl::ops::conv2d_shape(33, 30, 1, 1, 420, 1, 1, Padding::Valid), true},
+      {veridl::ops::conv2d_shape(6, 16, 2, 2, 30, 3, 1, Padding::Same), true}};  // 3x3 at 2x2: y through the buffer
   for (const auto& [s, input_grad] : cases) {
     const auto x = random_floats(s.x_size(), 31), W = random_floats(s.w_size(), 32), b = random_floats(s.O, 33),
                dy = random_floats(s.y_size(), 34);

@@ -34,6 +34,19 @@ enum class Init {
   C      // the values already in C (a later depth block, or accumulating into C)
 };
 
+// Columns in segments (conv2d's images side by side: a product's columns are the positions of several images,
+// whose planes lie apart in memory): column n of B and of C is column n % seg of segment n / seg, and the segments
+// start bstride (B) and cstride (C) floats apart. seg = 0: no segments. An operand whose stride equals seg is plain
+// (its segments are contiguous: column n at n).
+struct ColSeg {
+  size_t seg = 0, bstride = 0, cstride = 0;
+  static size_t off(size_t n, size_t seg, size_t stride) { return seg == 0 ? n : (n / seg) * stride + n % seg; }
+  size_t boff(size_t n) const { return off(n, seg, bstride); }
+  size_t coff(size_t n) const { return off(n, seg, cstride); }
+  bool b_plain() const { return seg == 0 || bstride == seg; }
+  bool c_plain() const { return seg == 0 || cstride == seg; }
+};
+
 // A product C(m, n) = init(m, n) + sum_{k < K} A(m, k) B(k, n) (gemm_tiles below; the portable variants of the
 // callers loop over it themselves).
 struct Gemm {
@@ -47,6 +60,7 @@ struct Gemm {
   const float* init_ptr;  // Col: init_ptr[n]; Row: init_ptr[m] (nullptr: 0)
   Init init;              // Init::C: accumulate into C
   bool transC = false;
+  ColSeg cs{};            // B(k, n) = B[k ldb + cs.boff(n)], C(m, n) = C[m ldc + cs.coff(n)] (not with transC)
 };
 
 }  // namespace veridl::kernels::VERIDL_ISA_NS::micro
@@ -108,11 +122,16 @@ struct Tile {
   const float* b;  // B(k, j) = b[k * ldb + j]
   size_t ldb;
   size_t K;
-  float* c;  // C(r, j) = c[r * ldc + j], or c[j * ldc + r] when transC
+  float* c;  // C(r, j) = c[r * ldc + j], or c[j * ldc + r] when transC, or c[r * ldc + cj(j)] when cseg
   size_t ldc;
   bool transC;
   Init init;
   const float* init_ptr;  // Col: init_ptr[j]; Row: init_ptr[r]
+  size_t c1 = Vec::kLanes;  // the second vector of a row: c[r * ldc + c1 ...] (segmented C whose segments hold
+                            // whole vectors: where column kLanes is)
+  const ColSeg* cseg = nullptr;  // segmented C whose segments split vectors: through memory, cj(j) =
+  size_t n0 = 0;                 // cseg->coff(n0 + j) - cseg->coff(n0)
+  size_t cj(size_t j) const { return cseg->coff(n0 + j) - cseg->coff(n0); }
 };
 
 // One tile of exactly MR rows and nn columns, nn in (L (NV - 1), L NV] (Tail: nn < L NV, the last vector masked).
@@ -125,15 +144,16 @@ void tile(const Tile& t, size_t nn) {
   const typename V::Mask mask = V::mask(Tail ? nn - L * (NV - 1) : L);
   auto load = [&](const float* p, int v) { return (Tail && v == NV - 1) ? V::load(p + L * v, mask) : V::load(p + L * v); };
   typename V::Reg acc[MR][NV];
-  alignas(64) float buf[MR][L * NV];  // the tile, transposed through memory (transC)
-  if (t.init == Init::C && t.transC) {
+  alignas(64) float buf[MR][L * NV];  // the tile through memory (transC, or C's segments split vectors)
+  auto cvec = [&](int r, int v) { return t.c + r * t.ldc + (v == 0 ? 0 : t.c1 + L * (v - 1)); };
+  if (t.init == Init::C && (t.transC || t.cseg)) {
     for (size_t j = 0; j < nn; ++j)
-      for (int r = 0; r < MR; ++r) buf[r][j] = t.c[j * t.ldc + r];
+      for (int r = 0; r < MR; ++r) buf[r][j] = t.transC ? t.c[j * t.ldc + r] : t.c[r * t.ldc + t.cj(j)];
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) acc[r][v] = load(buf[r], v);
   } else if (t.init == Init::C) {
     for (int r = 0; r < MR; ++r)
-      for (int v = 0; v < NV; ++v) acc[r][v] = load(t.c + r * t.ldc, v);
+      for (int v = 0; v < NV; ++v) acc[r][v] = (Tail && v == NV - 1) ? V::load(cvec(r, v), mask) : V::load(cvec(r, v));
   } else if (t.init == Init::Row) {
     for (int r = 0; r < MR; ++r) {
       const typename V::Reg c0 = V::set1(t.init_ptr[r]);
@@ -161,22 +181,28 @@ void tile(const Tile& t, size_t nn) {
       for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
     }
   }
-  if (!t.transC) {
-    for (int r = 0; r < MR; ++r) {
-      float* c = t.c + r * t.ldc;
+  if (!t.transC && !t.cseg) {
+    for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) {
         if (Tail && v == NV - 1)
-          V::store(c + L * v, mask, acc[r][v]);
+          V::store(cvec(r, v), mask, acc[r][v]);
         else
-          V::store(c + L * v, acc[r][v]);
+          V::store(cvec(r, v), acc[r][v]);
       }
-    }
   } else {
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) V::store(&buf[r][L * v], acc[r][v]);
-    for (size_t j = 0; j < nn; ++j) {
-      float* c = t.c + j * t.ldc;
-      for (int r = 0; r < MR; ++r) c[r] = buf[r][j];
+    if (t.transC) {
+      for (size_t j = 0; j < nn; ++j) {
+        float* c = t.c + j * t.ldc;
+        for (int r = 0; r < MR; ++r) c[r] = buf[r][j];
+      }
+    } else {  // runs of columns within one segment
+      for (size_t j = 0; j < nn;) {
+        const size_t run = std::min(nn - j, t.cseg->seg - (t.n0 + j) % t.cseg->seg), cj = t.cj(j);
+        for (int r = 0; r < MR; ++r) std::copy_n(&buf[r][j], run, t.c + r * t.ldc + cj);
+        j += run;
+      }
     }
   }
 }
@@ -197,19 +223,38 @@ void tile_any(const Tile& t, size_t mr, size_t nn) {
     tile<Vec, MR, 1, true, PackedA>(t, nn);
 }
 
-// Copies B[0:K, 0:nn] (row stride ldb) into a contiguous [K, kTileCols] panel, the columns past nn zero.
-inline void pack_panel(const float* b, size_t ldb, size_t nn, size_t K, float* out) {
+// Copies B[0:K, 0:nn] (row stride ldb; the second vector's columns at b + b1) into a contiguous [K, kTileCols]
+// panel, the columns past nn zero.
+inline void pack_panel(const float* b, size_t ldb, size_t nn, size_t K, float* out, size_t b1 = Vec::kLanes) {
   constexpr size_t L = Vec::kLanes;
   const Vec::Mask m0 = Vec::mask(std::min(nn, L)), m1 = Vec::mask(nn > L ? nn - L : L);
   for (size_t k = 0; k < K; ++k, out += kTileCols) {
     const float* src = b + k * ldb;
     if (nn == kTileCols) {
       Vec::store(out, Vec::load(src));
-      Vec::store(out + L, Vec::load(src + L));
+      Vec::store(out + L, Vec::load(src + b1));
     } else {
       Vec::store(out, Vec::load(src, m0));
-      Vec::store(out + L, nn > L ? Vec::load(src + L, m1) : Vec::zero());
+      Vec::store(out + L, nn > L ? Vec::load(src + b1, m1) : Vec::zero());
     }
+  }
+}
+
+// The panel of columns [n0, n0 + nn) and depths [k0, k0 + K) of a product's B, segmented or not (g.cs).
+inline void pack_panel(const Gemm& g, size_t k0, size_t n0, size_t nn, size_t K, float* out) {
+  constexpr size_t L = Vec::kLanes;
+  const ColSeg& cs = g.cs;
+  const float* b = g.B + k0 * g.ldb + cs.boff(n0);
+  if (cs.b_plain()) return pack_panel(b, g.ldb, nn, K, out);
+  if (cs.seg % L == 0) return pack_panel(b, g.ldb, nn, K, out, cs.boff(n0 + L) - cs.boff(n0));
+  for (size_t k = 0; k < K; ++k, out += kTileCols, b += g.ldb) {  // runs of columns within one segment
+    size_t j = 0;
+    while (j < nn) {
+      const size_t run = std::min(nn - j, cs.seg - (n0 + j) % cs.seg);
+      std::copy_n(b + (cs.boff(n0 + j) - cs.boff(n0)), run, out + j);
+      j += run;
+    }
+    std::fill(out + nn, out + kTileCols, 0.0f);
   }
 }
 
@@ -275,7 +320,9 @@ inline void gemm_tiles(const Gemm& g, const Blocks& mb, size_t jm0, size_t jm1, 
   // through memory element by element).
   const Blocks kb(std::max<size_t>(g.K, 1), g.transC ? std::max<size_t>(g.K, 1) : kKc);
   const size_t panels_per_block = kNc / kTileCols;
-  const bool pack_b = pack_panels_pays(g, jm1 - jm0), pack_a = pack_rows_pays(g, jn1 - jn0);
+  // Segmented columns of B are always packed (a tile reads B's columns in one run).
+  const bool pack_b = !g.cs.b_plain() || pack_panels_pays(g, jm1 - jm0), pack_a = pack_rows_pays(g, jn1 - jn0);
+  const bool c_vectors = g.cs.c_plain() || g.cs.seg % Vec::kLanes == 0;  // C's segments hold whole vectors
   const Init init0 = (g.init == Init::Col || g.init == Init::Row) && !g.init_ptr ? Init::Zero : g.init;
   for (size_t jnb = jn0; jnb < jn1; jnb += panels_per_block) {
     const size_t jne = std::min(jn1, jnb + panels_per_block);
@@ -287,7 +334,7 @@ inline void gemm_tiles(const Gemm& g, const Blocks& mb, size_t jm0, size_t jm1, 
       if (pack_b)
         for (size_t jn = jnb; jn < jne; ++jn) {
           const size_t n0 = jn * kTileCols;
-          pack_panel(g.B + k0 * g.ldb + n0, g.ldb, std::min(kTileCols, g.N - n0), kc, bbuf + (jn - jnb) * kc * kTileCols);
+          pack_panel(g, k0, n0, std::min(kTileCols, g.N - n0), kc, bbuf + (jn - jnb) * kc * kTileCols);
         }
       for (size_t jmb = jm0; jmb < jm1; jmb += kMcTiles) {
         const size_t jme = std::min(jm1, jmb + kMcTiles);
@@ -297,6 +344,14 @@ inline void gemm_tiles(const Gemm& g, const Blocks& mb, size_t jm0, size_t jm1, 
         for (size_t jn = jnb; jn < jne; ++jn) {
           const size_t n0 = jn * kTileCols, nn = std::min(kTileCols, g.N - n0);
           Tile t{nullptr, g.sam, g.sak, nullptr, kTileCols, kc, nullptr, g.ldc, g.transC, init, nullptr};
+          if (!g.cs.c_plain()) {
+            if (c_vectors) {
+              t.c1 = g.cs.coff(n0 + Vec::kLanes) - g.cs.coff(n0);
+            } else {
+              t.cseg = &g.cs;
+              t.n0 = n0;
+            }
+          }
           if (pack_b) {
             t.b = bbuf + (jn - jnb) * kc * kTileCols;
           } else {
@@ -306,7 +361,7 @@ inline void gemm_tiles(const Gemm& g, const Blocks& mb, size_t jm0, size_t jm1, 
           if (init == Init::Col) t.init_ptr = g.init_ptr + n0;
           for (size_t jm = jmb; jm < jme; ++jm) {
             const size_t m0 = mb.lo(jm), mr = mb.hi(jm) - m0;
-            t.c = g.transC ? g.C + n0 * g.ldc + m0 : g.C + m0 * g.ldc + n0;
+            t.c = g.transC ? g.C + n0 * g.ldc + m0 : g.C + m0 * g.ldc + g.cs.coff(n0);
             if (init == Init::Row) t.init_ptr = g.init_ptr + m0;
             if (pack_a) {
               t.a = abuf + (jm - jmb) * kc * kTileRows;

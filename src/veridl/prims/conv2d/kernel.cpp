@@ -52,6 +52,18 @@ void gemm(const Gemm& g) {
 #else  // portable: the compiler vectorizes the n loop
 
 void gemm(const Gemm& g) {
+  if (!g.cs.b_plain() || !g.cs.c_plain()) {  // one product per segment of columns: the same chains
+    for (size_t n0 = 0; n0 < g.N; n0 += g.cs.seg) {
+      Gemm part = g;
+      part.N = std::min(g.cs.seg, g.N - n0);
+      part.B = g.B + g.cs.boff(n0);
+      part.C = g.C + g.cs.coff(n0);
+      if (g.init == Init::Col && g.init_ptr) part.init_ptr = g.init_ptr + n0;
+      part.cs = {};
+      gemm(part);
+    }
+    return;
+  }
   for (size_t m = 0; m < g.M; ++m) {
     float* c = g.C + m * g.ldc;
     if (g.init != Init::C) {
@@ -901,23 +913,24 @@ void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, c
   const Geometry g(s);
   const bool pw = g.pointwise(s);
   // Image bi's planes into column block bi - b0 of col [K, n].
-  auto gather = [&](size_t bi, size_t b0, float* col, size_t n) {
-    const float* xb = x + bi * g.C * g.H * g.W;
-    if (pw)
-      copy_rows(xb, g.P, col + (bi - b0) * g.P, n, g.K, g.P);
-    else
-      im2col(g, xb, 0, g.P, col + (bi - b0) * g.P, n);
-  };
   if (ImageGroups::wanted(s, g)) {
+    // The product's columns are the group's images side by side, read from x (pointwise) or from their im2col, and
+    // written to y in place: segmented columns (micro::ColSeg), one segment per image.
     const ImageGroups ig(s, g);
     for_chunks(ig.count, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
       for (size_t gi = lo; gi < hi; ++gi) {
         const size_t b0 = gi * ig.per, b1 = std::min(s.B, b0 + ig.per), n = (b1 - b0) * g.P;
-        float* col = scratch(0, g.K * n);
-        for (size_t bi = b0; bi < b1; ++bi) gather(bi, b0, col, n);
-        float* out = scratch(1, s.O * n);  // y of the group [O, n]
-        gemm(Gemm{s.O, n, g.K, W, g.K, 1, col, n, out, n, s.bias ? b : nullptr, Init::Row});
-        for (size_t bi = b0; bi < b1; ++bi) copy_rows(out + (bi - b0) * g.P, n, y + bi * s.O * g.P, g.P, s.O, g.P);
+        const float* col = x + b0 * g.C * g.H * g.W;
+        size_t ldb = g.P;
+        micro::ColSeg cs{g.P, g.C * g.P, s.O * g.P};
+        if (!pw) {  // col [K, n], plain
+          float* buf = scratch(0, g.K * n);
+          for (size_t bi = b0; bi < b1; ++bi) im2col(g, x + bi * g.C * g.H * g.W, 0, g.P, buf + (bi - b0) * g.P, n);
+          col = buf;
+          ldb = n;
+          cs.bstride = g.P;
+        }
+        gemm(Gemm{s.O, n, g.K, W, g.K, 1, col, ldb, y + b0 * s.O * g.P, g.P, s.bias ? b : nullptr, Init::Row, false, cs});
       }
     });
     return;
@@ -952,20 +965,24 @@ void conv2d_backward_input(const ops::Conv2dShape& s, const float* W, const floa
   // dx of image bi from column block bi - b0 of dcol [K, n].
   auto scatter = [&](size_t bi, size_t b0, const float* dcol, size_t n) {
     float* dxb = dx + bi * s.C * s.H * s.W;
-    // Pointwise: col2im adds each dcol element once, to a zero: a copy (a sum from +0 is never -0).
-    if (g.pointwise(s)) return copy_rows(dcol + (bi - b0) * g.P, n, dxb, g.P, s.C, g.P);
     std::fill(dxb, dxb + s.C * s.H * s.W, 0.0f);
     col2im_add(g, dcol + (bi - b0) * g.P, 0, s.C, 0, g.P, dxb, n);
   };
   if (ImageGroups::wanted(s, g)) {  // dcol = W^T dy for a group of images side by side (see ImageGroups)
+    // dy read in place and (pointwise) dx written in place: segmented columns, one segment per image.
     const ImageGroups ig(s, g);
     for_chunks(ig.count, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
       for (size_t gi = lo; gi < hi; ++gi) {
         const size_t b0 = gi * ig.per, b1 = std::min(s.B, b0 + ig.per), n = (b1 - b0) * g.P;
-        float* dyg = scratch(1, s.O * n);  // dy of the group [O, n]
-        for (size_t bi = b0; bi < b1; ++bi) copy_rows(dy + bi * s.O * g.P, g.P, dyg + (bi - b0) * g.P, n, s.O, g.P);
-        float* dcol = scratch(0, g.K * n);
-        gemm(Gemm{g.K, n, s.O, W, 1, g.K, dyg, n, dcol, n, nullptr, Init::Zero});
+        const float* dyg = dy + b0 * s.O * g.P;
+        if (g.pointwise(s)) {
+          gemm(Gemm{g.K, n, s.O, W, 1, g.K, dyg, g.P, dx + b0 * s.C * g.P, g.P, nullptr, Init::Zero, false,
+                    micro::ColSeg{g.P, s.O * g.P, s.C * g.P}});
+          continue;
+        }
+        float* dcol = scratch(0, g.K * n);  // [K, n], plain
+        gemm(Gemm{g.K, n, s.O, W, 1, g.K, dyg, g.P, dcol, n, nullptr, Init::Zero, false,
+                  micro::ColSeg{g.P, s.O * g.P, g.P}});
         for (size_t bi = b0; bi < b1; ++bi) scatter(bi, b0, dcol, n);
       }
     });
