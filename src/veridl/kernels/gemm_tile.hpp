@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #ifndef VERIDL_ISA_NS
 #error "kernels/gemm_tile.hpp: include kernels/target.hpp first"
@@ -74,6 +75,12 @@ struct V8 {
   using Mask = __m256i;
   static constexpr size_t kLanes = 8;
   static Mask mask(size_t n) { return simd::lane_mask(n); }  // lanes [0, n) on, n in [1, 8]
+  static Mask range(size_t a, size_t e) {                    // lanes [a, e) on
+    return _mm256_andnot_si256(a == 0 ? _mm256_setzero_si256() : simd::lane_mask(a), simd::lane_mask(e));
+  }
+  static Reg load_merge(Reg v, const float* p, Mask m) {  // v with the lanes of m loaded from p
+    return _mm256_blendv_ps(v, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+  }
   static Reg zero() { return _mm256_setzero_ps(); }
   static Reg set1(float x) { return _mm256_set1_ps(x); }
   static Reg load(const float* p) { return _mm256_loadu_ps(p); }
@@ -90,6 +97,8 @@ struct V16 {
   using Mask = __mmask16;
   static constexpr size_t kLanes = 16;
   static Mask mask(size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+  static Mask range(size_t a, size_t e) { return static_cast<__mmask16>(((1u << e) - 1u) & ~((1u << a) - 1u)); }
+  static Reg load_merge(Reg v, const float* p, Mask m) { return _mm512_mask_loadu_ps(v, m, p); }
   static Reg zero() { return _mm512_setzero_ps(); }
   static Reg set1(float x) { return _mm512_set1_ps(x); }
   static Reg load(const float* p) { return _mm512_loadu_ps(p); }
@@ -129,9 +138,44 @@ struct Tile {
   const float* init_ptr;  // Col: init_ptr[j]; Row: init_ptr[r]
   size_t c1 = Vec::kLanes;  // the second vector of a row: c[r * ldc + c1 ...] (segmented C whose segments hold
                             // whole vectors: where column kLanes is)
-  const ColSeg* cseg = nullptr;  // segmented C whose segments split vectors: through memory, cj(j) =
-  size_t n0 = 0;                 // cseg->coff(n0 + j) - cseg->coff(n0)
-  size_t cj(size_t j) const { return cseg->coff(n0 + j) - cseg->coff(n0); }
+  const struct SegRuns* cruns = nullptr;  // segmented C whose segments split vectors: row r's vector v is the
+                                          // masked runs cruns->run(v, i) from c + r ldc
+};
+
+// The lanes of a panel's vectors that fall into one segment of columns each (segments shorter than a vector, or not
+// a multiple of one): vector v's lanes [a, e) are columns n0 + v L + [a, e) of one segment, at p + delta - a
+// relative to the panel's column n0 (p + delta holds lane a), for a masked load or store of the vector.
+struct SegRuns {
+  struct Run {
+    std::ptrdiff_t delta;
+    Vec::Mask mask;
+  };
+  Run runs[2][Vec::kLanes];
+  int count[2] = {0, 0};
+  // Columns [n0, n0 + nn) of a segmented operand whose column n is at off(n) (ColSeg::boff or coff).
+  template <class Off>
+  SegRuns(size_t n0, size_t nn, size_t seg, Off off) {
+    constexpr size_t L = Vec::kLanes;
+    for (size_t v = 0; v < 2 && v * L < nn; ++v) {
+      const size_t lanes = std::min(L, nn - v * L);
+      for (size_t a = 0; a < lanes;) {
+        const size_t c = n0 + v * L + a, e = std::min(lanes, a + (seg - c % seg));
+        runs[v][count[v]++] = {static_cast<std::ptrdiff_t>(off(c)) - static_cast<std::ptrdiff_t>(off(n0)) -
+                                   static_cast<std::ptrdiff_t>(a),
+                               Vec::range(a, e)};
+        a = e;
+      }
+    }
+  }
+  // Vector v of a row from its runs (lanes outside them 0), and back.
+  Vec::Reg load(const float* p, int v) const {
+    Vec::Reg r = Vec::zero();
+    for (int i = 0; i < count[v]; ++i) r = Vec::load_merge(r, p + runs[v][i].delta, runs[v][i].mask);
+    return r;
+  }
+  void store(float* p, int v, Vec::Reg r) const {
+    for (int i = 0; i < count[v]; ++i) Vec::store(p + runs[v][i].delta, runs[v][i].mask, r);
+  }
 };
 
 // One tile of exactly MR rows and nn columns, nn in (L (NV - 1), L NV] (Tail: nn < L NV, the last vector masked).
@@ -146,11 +190,14 @@ void tile(const Tile& t, size_t nn) {
   typename V::Reg acc[MR][NV];
   alignas(64) float buf[MR][L * NV];  // the tile through memory (transC, or C's segments split vectors)
   auto cvec = [&](int r, int v) { return t.c + r * t.ldc + (v == 0 ? 0 : t.c1 + L * (v - 1)); };
-  if (t.init == Init::C && (t.transC || t.cseg)) {
+  if (t.init == Init::C && t.transC) {
     for (size_t j = 0; j < nn; ++j)
-      for (int r = 0; r < MR; ++r) buf[r][j] = t.transC ? t.c[j * t.ldc + r] : t.c[r * t.ldc + t.cj(j)];
+      for (int r = 0; r < MR; ++r) buf[r][j] = t.c[j * t.ldc + r];
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) acc[r][v] = load(buf[r], v);
+  } else if (t.init == Init::C && t.cruns) {
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) acc[r][v] = t.cruns->load(t.c + r * t.ldc, v);
   } else if (t.init == Init::C) {
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) acc[r][v] = (Tail && v == NV - 1) ? V::load(cvec(r, v), mask) : V::load(cvec(r, v));
@@ -181,7 +228,10 @@ void tile(const Tile& t, size_t nn) {
       for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(av, bv[v], acc[r][v]);
     }
   }
-  if (!t.transC && !t.cseg) {
+  if (t.cruns) {
+    for (int r = 0; r < MR; ++r)
+      for (int v = 0; v < NV; ++v) t.cruns->store(t.c + r * t.ldc, v, acc[r][v]);
+  } else if (!t.transC) {
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) {
         if (Tail && v == NV - 1)
@@ -192,17 +242,9 @@ void tile(const Tile& t, size_t nn) {
   } else {
     for (int r = 0; r < MR; ++r)
       for (int v = 0; v < NV; ++v) V::store(&buf[r][L * v], acc[r][v]);
-    if (t.transC) {
-      for (size_t j = 0; j < nn; ++j) {
-        float* c = t.c + j * t.ldc;
-        for (int r = 0; r < MR; ++r) c[r] = buf[r][j];
-      }
-    } else {  // runs of columns within one segment
-      for (size_t j = 0; j < nn;) {
-        const size_t run = std::min(nn - j, t.cseg->seg - (t.n0 + j) % t.cseg->seg), cj = t.cj(j);
-        for (int r = 0; r < MR; ++r) std::copy_n(&buf[r][j], run, t.c + r * t.ldc + cj);
-        j += run;
-      }
+    for (size_t j = 0; j < nn; ++j) {
+      float* c = t.c + j * t.ldc;
+      for (int r = 0; r < MR; ++r) c[r] = buf[r][j];
     }
   }
 }
@@ -247,14 +289,10 @@ inline void pack_panel(const Gemm& g, size_t k0, size_t n0, size_t nn, size_t K,
   const float* b = g.B + k0 * g.ldb + cs.boff(n0);
   if (cs.b_plain()) return pack_panel(b, g.ldb, nn, K, out);
   if (cs.seg % L == 0) return pack_panel(b, g.ldb, nn, K, out, cs.boff(n0 + L) - cs.boff(n0));
-  for (size_t k = 0; k < K; ++k, out += kTileCols, b += g.ldb) {  // runs of columns within one segment
-    size_t j = 0;
-    while (j < nn) {
-      const size_t run = std::min(nn - j, cs.seg - (n0 + j) % cs.seg);
-      std::copy_n(b + (cs.boff(n0 + j) - cs.boff(n0)), run, out + j);
-      j += run;
-    }
-    std::fill(out + nn, out + kTileCols, 0.0f);
+  const SegRuns runs(n0, nn, cs.seg, [&](size_t n) { return cs.boff(n); });
+  for (size_t k = 0; k < K; ++k, out += kTileCols, b += g.ldb) {
+    Vec::store(out, runs.load(b, 0));
+    Vec::store(out + L, runs.load(b, 1));  // no runs past nn: zero
   }
 }
 
@@ -344,12 +382,13 @@ inline void gemm_tiles(const Gemm& g, const Blocks& mb, size_t jm0, size_t jm1, 
         for (size_t jn = jnb; jn < jne; ++jn) {
           const size_t n0 = jn * kTileCols, nn = std::min(kTileCols, g.N - n0);
           Tile t{nullptr, g.sam, g.sak, nullptr, kTileCols, kc, nullptr, g.ldc, g.transC, init, nullptr};
+          std::optional<SegRuns> cruns;
           if (!g.cs.c_plain()) {
             if (c_vectors) {
               t.c1 = g.cs.coff(n0 + Vec::kLanes) - g.cs.coff(n0);
             } else {
-              t.cseg = &g.cs;
-              t.n0 = n0;
+              cruns.emplace(n0, nn, g.cs.seg, [&](size_t n) { return g.cs.coff(n); });
+              t.cruns = &*cruns;
             }
           }
           if (pack_b) {
