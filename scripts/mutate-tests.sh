@@ -134,8 +134,12 @@ kernel_mutant $c 's|_mm256_storeu_ps(out + (q0 + j) \* ld + (o - o0), r\[j\]);|_
   "conv2d weight gradient: the dy transpose's blocks stored at the channel, not its offset in the block of columns" conv2d "*Conv2dDiff*"
 kernel_mutant $c 's|case 4: return copy_rows_of<4>(src, lds, dst, ldd, rows);|case 4: return copy_rows_of<2>(src, lds, dst, ldd, rows);|' \
   "conv2d on images side by side: half of each row of a 2x2 plane copied" conv2d "*Conv2dDiff*"
-kernel_mutant $c 's|if (g.pointwise(s)) return copy_rows(dcol + (bi - b0) \* g.P, n, dxb, g.P, s.C, g.P);|if (g.pointwise(s)) return copy_rows(dcol, n, dxb, g.P, s.C, g.P);|' \
-  "pointwise input gradient on images side by side: every image's dx from the first image's columns" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|micro::ColSeg{g.P, s.O \* g.P, s.C \* g.P}|micro::ColSeg{g.P, s.O * g.P, s.O * g.P}|' \
+  "pointwise input gradient on images side by side: dx's images written dy's plane stride apart" conv2d "*ImageGroupsGive*"
+kernel_mutant veridl/kernels/gemm_tile.hpp 's|e = std::min(lanes, a + (seg - c % seg));|e = lanes;|' \
+  "segmented product columns: a vector's lanes past a segment's end stored on into that segment" conv2d "*ImageGroupsGive*"
+kernel_mutant veridl/kernels/gemm_tile.hpp 's|t.c1 = g.cs.coff(n0 + Vec::kLanes) - g.cs.coff(n0);|t.c1 = Vec::kLanes;|' \
+  "segmented product columns: a tile's second vector stored into the first one's image" conv2d "*ImageGroupsGive*"
 kernel_mutant $c 's|copy_rows(src + (bi \* rows + r0) \* P, P, out + (bi - b0) \* P, ld, r1 - r0, P);|copy_rows(src + bi * rows * P, P, out + (bi - b0) * P, ld, r1 - r0, P);|' \
   "conv2d weight gradient of small pointwise planes: every thread's rows from the first channels" conv2d "*Conv2dDiff*"
 kernel_mutant $c 's|copy_rows(src + (bi \* rows + r0) \* P, P, out + (bi - b0) \* P, ld, r1 - r0, P);|copy_rows(src + (bi * rows + r0) * P, P, out, ld, r1 - r0, P);|' \

@@ -640,6 +640,7 @@ TEST(KernelsConvDeterminism, ImageGroupsGiveEachImageTheBitsItGetsAlone) {
       // has two depth blocks (its C read back, segmented), and image counts that leave a part-filled column panel.
       {veridl::ops::conv2d_shape(5, 24, 8, 8, 400, 1, 1, Padding::Valid), true},
       {veridl::ops::conv2d_shape(7, 40, 4, 4, 390, 1, 1, Padding::Valid), true},
+      {veridl::ops::conv2d_shape(6, 24, 2, 4, 400, 1, 1, Padding::Valid), true},  // 8 positions: one AVX2 vector
       {veridl::ops::conv2d_shape(9, 20, 2, 2, 500, 1, 1, Padding::Valid), true},
       {veridl::ops::conv2d_shape(33, 30, 1, 1, 420, 1, 1, Padding::Valid), true},
       {veridl::ops::conv2d_shape(6, 16, 2, 2, 30, 3, 1, Padding::Same), true}};  // 3x3 at 2x2: y through the buffer
