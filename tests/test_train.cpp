@@ -16,6 +16,7 @@
 #include "veridl/data/dataset.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
+#include "veridl/kernels/fpenv.hpp"
 #include "veridl/train/trainer.hpp"
 #include "veridl/util/error.hpp"
 #include "veridl/util/file.hpp"
@@ -85,6 +86,36 @@ TEST(Train, GatheringFromBytesOrFloatsIsTheSameRun) {
 
 // Data with more classes than the network has outputs (an image folder of 12 classes for a 10-way spec) is
 // refused up front, naming both counts; a label outside the outputs is refused naming the example.
+// Subnormals are flushed to zero on every team thread while a run steps (kernels/fpenv.hpp), not after it; with
+// flush_subnormals = false they are not, and a resumed run keeps the setting (the checkpoint records it).
+TEST(Train, FlushesSubnormalsOnEveryThreadDuringTheRunOnly) {
+  for (bool flush : {true, false}) {
+    train::TrainConfig c;
+    c.epochs = 1;
+    c.threads = 2;
+    c.flush_subnormals = flush;
+    c.log = std::fopen("/dev/null", "w");
+    const std::string ck = (tmpdir() / "f.safetensors").string();
+    c.out = ck;
+    int steps = 0, all_threads = 0, zeroed = 0;
+    c.on_step = [&](size_t) {
+      ++steps;
+      int on = 0;
+#pragma omp parallel num_threads(2) reduction(+ : on)
+      on += kernels::flushing_subnormals() ? 1 : 0;
+      all_threads += on == 2;
+      volatile float tiny = 1e-39f;  // subnormal: read as zero under DAZ
+      zeroed += tiny * 1.0f == 0.0f;
+    };
+    train::train(net::load_netspec(repo("specs/mnist_linear.json")), c, mnist());
+    ASSERT_GT(steps, 0);
+    EXPECT_EQ(all_threads, flush ? steps : 0) << flush;
+    EXPECT_EQ(zeroed, flush ? steps : 0) << flush;
+    EXPECT_FALSE(kernels::flushing_subnormals());  // restored when the run returned
+    EXPECT_EQ(train::load_resume_state(ck).cfg.flush_subnormals, flush);
+  }
+}
+
 TEST(Train, MoreClassesThanOutputsOrALabelOutOfRangeIsOneClearError) {
   train::TrainConfig c;
   c.epochs = 1;

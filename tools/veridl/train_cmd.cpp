@@ -94,6 +94,10 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
   --diverge-factor F   stop (keeping the last good checkpoint) when a step's loss exceeds F x ln(classes),
                        the loss of a uniform guess (default 1000; 0: only a NaN/Inf loss stops the run)
   --no-memory-check    do not refuse a run whose planned memory exceeds what is available
+  --keep-subnormals    compute with IEEE subnormal floats (below 1.2e-38); by default the training threads
+                       flush them to zero, as TensorFlow and JAX do: an x86 core runs an operation on a
+                       subnormal some 100x slower (they appear late in training, e.g. as the learning rate
+                       falls to 0), and only values that small change
   --device D           what runs the train steps and evaluations: native (default, this program's CPU
                        kernels) or an IREE device: iree:local-task (the CPU, multithreaded), iree:local-sync,
                        iree:cuda, iree:hip, iree:vulkan. The IREE devices run the exported StableHLO train
@@ -232,6 +236,7 @@ nlohmann::json summary_json(const net::NetSpec& spec, const train::TrainConfig& 
                         {"lr", cfg.optim.lr},
                         {"seed", cfg.seed},
                         {"threads", cfg.threads},
+                        {"flush_subnormals", cfg.flush_subnormals},
                         {"device", cfg.device},
                         {"train_images", res.train_images},
                         {"batches_per_epoch", res.batches_per_epoch},
@@ -364,7 +369,7 @@ int train_main(int argc, char** argv, dist::Group* group) {
           "--warmup-epochs", "--clip-norm", "--preset", "--crop-pad", "--normalize", "--adamw-decay", "--diverge-factor", "--val-split", "--run-dir", "--best-metric", "--patience", "--keep-last", "--mean", "--std", "--color-jitter", "--device", "--iree-target",
           "--iree-cache", "--bucket-mb"},
          {"--no-progress", "--cosine", "--no-cosine", "--flip", "--resized-crop", "--no-memory-check", "--no-run-dir",
-          "--data-mismatch-ok", "--report", "--sync-bn"});
+          "--data-mismatch-ok", "--report", "--sync-bn", "--keep-subnormals"});
   // The device: checked first; an IREE device hands the whole command over to the Python package, which runs this
   // same command with the IREE engine set (external_engine()).
   const std::string device = a.str("--device", "native");
@@ -515,6 +520,7 @@ int train_main(int argc, char** argv, dist::Group* group) {
     }
   train::check_dataset(cfg.dataset, data_name, cfg.data_mismatch_ok, spec.name);
   cfg.threads = static_cast<int>(a.integer("--threads", 0, 0, 1024));
+  cfg.flush_subnormals = !a.has("--keep-subnormals");
   if (group && cfg.threads == 0)  // the cores this rank may run on, shared with the ranks bound to the same ones
     cfg.threads = std::max(1, omp_get_num_procs() / std::max(1, group->core_sharers()));
   cfg.progress = !a.has("--no-progress");

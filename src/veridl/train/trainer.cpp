@@ -1,5 +1,7 @@
 #include "veridl/train/trainer.hpp"
 
+#include "veridl/kernels/fpenv.hpp"
+
 #include <fmt/core.h>
 #include <omp.h>
 #include <unistd.h>
@@ -566,6 +568,7 @@ nlohmann::json config_json(const TrainConfig& c) {
   // A data-parallel run's (docs/distributed.md): --resume continues it with the same rank count and BatchNorm mode.
   if (c.dist && c.dist->size() > 1) j["ranks"] = c.dist->size();
   if (c.sync_bn) j["syncBatchNorm"] = true;
+  if (!c.flush_subnormals) j["keepSubnormals"] = true;
   return j;
 }
 
@@ -760,6 +763,7 @@ Resumable load_resume_state(const std::string& path) {
     r.cfg.best_metric = c.value("bestMetric", std::string("val_accuracy"));
     r.ranks = c.value("ranks", 1);
     r.cfg.sync_bn = c.value("syncBatchNorm", false);
+    r.cfg.flush_subnormals = !c.value("keepSubnormals", false);
   } catch (const std::exception& e) {
     throw Error(path + ": metadata 'config' is not a VeriDL training config: " + std::string(e.what()));
   }
@@ -859,6 +863,7 @@ TrainResult train(const net::NetSpec& spec, const TrainConfig& cfg_in, const dat
         throw Error(fmt::format("{}: label {} of example {} is outside the network's {} classes", ds->source, ds->labels[i],
                                 i, classes));
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
+  const kernels::FlushSubnormals flush(cfg.flush_subnormals);  // until the run returns (kernels/fpenv.hpp)
 
   // (a test's deliberate mutant drops the smoothing here: util/plumbing_fault.hpp)
   const bool no_smoothing = plumbing_fault() == PlumbingFault::PlanWithoutLabelSmoothing;
