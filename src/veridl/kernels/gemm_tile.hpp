@@ -131,15 +131,15 @@ struct Tile {
   const float* b;  // B(k, j) = b[k * ldb + j]
   size_t ldb;
   size_t K;
-  float* c;  // C(r, j) = c[r * ldc + j], or c[j * ldc + r] when transC, or c[r * ldc + cj(j)] when cseg
+  float* c;  // C(r, j) = c[r * ldc + j], or c[j * ldc + r] when transC (segmented C: c1 or cruns below)
   size_t ldc;
   bool transC;
   Init init;
   const float* init_ptr;  // Col: init_ptr[j]; Row: init_ptr[r]
   size_t c1 = Vec::kLanes;  // the second vector of a row: c[r * ldc + c1 ...] (segmented C whose segments hold
                             // whole vectors: where column kLanes is)
-  const struct SegRuns* cruns = nullptr;  // segmented C whose segments split vectors: row r's vector v is the
-                                          // masked runs cruns->run(v, i) from c + r ldc
+  const struct SegRuns* cruns = nullptr;  // segmented C whose segments split vectors: row r's vector v is stored
+                                          // and loaded as cruns' masked runs from c + r ldc
 };
 
 // The lanes of a panel's vectors that fall into one segment of columns each (segments shorter than a vector, or not
@@ -188,7 +188,7 @@ void tile(const Tile& t, size_t nn) {
   const typename V::Mask mask = V::mask(Tail ? nn - L * (NV - 1) : L);
   auto load = [&](const float* p, int v) { return (Tail && v == NV - 1) ? V::load(p + L * v, mask) : V::load(p + L * v); };
   typename V::Reg acc[MR][NV];
-  alignas(64) float buf[MR][L * NV];  // the tile through memory (transC, or C's segments split vectors)
+  alignas(64) float buf[MR][L * NV];  // the tile, transposed through memory (transC)
   auto cvec = [&](int r, int v) { return t.c + r * t.ldc + (v == 0 ? 0 : t.c1 + L * (v - 1)); };
   if (t.init == Init::C && t.transC) {
     for (size_t j = 0; j < nn; ++j)
