@@ -302,7 +302,7 @@ void bench_net_step(const std::string& path, size_t batch, bool profile) {
   for (size_t b = 0; b < batch; ++b) labels[b] = static_cast<int32_t>((b * 7) % plan.num_classes);
   size_t t = 0;
   // Tiny: the parameters barely move over many steps on one batch. With 1% of the recipe's rate the batch was learnt
-  // after some hundred steps and its gradients fell to subnormal floats, which the CPU multiplies some 20x slower:
+  // after some hundred steps and its gradients fell to subnormal floats, which the CPU multiplies many times slower:
   // the BN CNN's 3136 -> 512 dense backward went 3.7 -> 63 ms a step in the profile that runs after the timing.
   const float lr = static_cast<float>(r.lr) * 1e-6f;
   const Timing tm = measure([&] {

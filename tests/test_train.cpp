@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -104,8 +105,14 @@ TEST(Train, FlushesSubnormalsOnEveryThreadDuringTheRunOnly) {
 #pragma omp parallel num_threads(2) reduction(+ : on)
       on += kernels::flushing_subnormals() ? 1 : 0;
       all_threads += on == 2;
-      volatile float tiny = 1e-39f;  // subnormal: read as zero under DAZ
-      zeroed += tiny * 1.0f == 0.0f;
+      // A product of a subnormal, stored and then read back as bits (a comparison with 0 would itself read a subnormal
+      // as zero under DAZ, and a compiler may rewrite x * 2 == 0 as x == 0): +0 only when subnormals are flushed.
+      volatile float tiny = 1e-39f;
+      volatile float twice = tiny * 2.0f;
+      const float v = twice;
+      uint32_t bits = 0;
+      std::memcpy(&bits, &v, sizeof bits);
+      zeroed += bits == 0u;
     };
     train::train(net::load_netspec(repo("specs/mnist_linear.json")), c, mnist());
     ASSERT_GT(steps, 0);

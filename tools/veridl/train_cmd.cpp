@@ -96,7 +96,7 @@ specs/mnist_linear.json: SGD lr 0.1, batch 128, 12 epochs); flags override them.
   --no-memory-check    do not refuse a run whose planned memory exceeds what is available
   --keep-subnormals    compute with IEEE subnormal floats (below 1.2e-38); by default the training threads
                        flush them to zero, as TensorFlow and JAX do: an x86 core runs an operation on a
-                       subnormal some 100x slower (they appear late in training, e.g. as the learning rate
+                       subnormal many times slower (they appear late in training, e.g. as the learning rate
                        falls to 0), and only values that small change
   --device D           what runs the train steps and evaluations: native (default, this program's CPU
                        kernels) or an IREE device: iree:local-task (the CPU, multithreaded), iree:local-sync,

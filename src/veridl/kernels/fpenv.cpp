@@ -16,18 +16,22 @@ namespace {
 constexpr unsigned kFtzDaz = 0x8000u | 0x0040u;  // MXCSR bit 15 (flush to zero), bit 6 (denormals are zero)
 }
 
+// Two OpenMP runtimes, two rules: libgomp (GCC) leaves each thread's MXCSR alone, so every thread of the team is set
+// in a region of the team, which the training steps' regions reuse (a thread created later starts with its creator's
+// MXCSR); LLVM's libomp (clang) gives the workers the calling thread's MXCSR at the start of every region and puts
+// the calling thread's back at its end, so the calling thread is set again after the region.
 FlushSubnormals::FlushSubnormals(bool on) {
   if (!on) return;
   const int n = omp_get_max_threads();
   saved_.assign(static_cast<size_t>(n), 0u);
-  // One region of the team that the training steps' regions reuse (libgomp keeps its threads; a thread created later
-  // starts with its creator's MXCSR, this thread's).
+  const unsigned mine = _mm_getcsr();
 #pragma omp parallel num_threads(n)
   {
     const auto t = static_cast<size_t>(omp_get_thread_num());
-    saved_[t] = _mm_getcsr();
+    saved_[t] = t == 0 ? mine : _mm_getcsr();
     _mm_setcsr(saved_[t] | kFtzDaz);
   }
+  _mm_setcsr(mine | kFtzDaz);
 }
 
 FlushSubnormals::~FlushSubnormals() {
@@ -37,6 +41,7 @@ FlushSubnormals::~FlushSubnormals() {
     const auto t = static_cast<size_t>(omp_get_thread_num());
     _mm_setcsr(saved_[t]);
   }
+  _mm_setcsr(saved_[0]);
 }
 
 bool flushing_subnormals() { return (_mm_getcsr() & kFtzDaz) == kFtzDaz; }

@@ -1,9 +1,10 @@
 // Subnormal floats flushed to zero during training (MXCSR's FTZ and DAZ bits: results that would be subnormal are
 // zero, subnormal inputs read as zero), as TensorFlow and XLA (so JAX) run their CPU threads. An x86 core takes a
-// microcode assist for a subnormal operand or result of an FMA, some 100 cycles: a few of them in a GEMM make it
-// many times slower. They appear late in training (an MLP's last epoch under the cosine schedule, whose learning
-// rate falls to 0, ran 15% slower on the Intel Xeon; docs/kernels.md). Values change only where a float falls below
-// 2^-126 (1.2e-38), the same in every kernel variant (the SSE, AVX2 and AVX-512 instructions all follow MXCSR).
+// microcode assist for a subnormal operand or result (Intel documents on the order of 100 cycles): a few in a GEMM
+// make it many times slower. They appear late in training (an MLP's last epoch under the cosine schedule, whose
+// learning rate falls to 0, ran about 20% slower than the others on the Intel Xeon; docs/kernels.md). Values change
+// only where a float falls below 2^-126 (1.2e-38), the same in every kernel variant (the SSE, AVX2 and AVX-512
+// instructions all follow MXCSR).
 #pragma once
 
 #include <vector>

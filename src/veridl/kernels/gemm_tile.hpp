@@ -200,7 +200,8 @@ void tile(const Tile& t, size_t nn) {
       for (int v = 0; v < NV; ++v) acc[r][v] = t.cruns->load(t.c + r * t.ldc, v);
   } else if (t.init == Init::C) {
     for (int r = 0; r < MR; ++r)
-      for (int v = 0; v < NV; ++v) acc[r][v] = (Tail && v == NV - 1) ? V::load(cvec(r, v), mask) : V::load(cvec(r, v));
+      for (int v = 0; v < NV; ++v)
+        acc[r][v] = (Tail && v == NV - 1) ? V::load(cvec(r, v), mask) : V::load(cvec(r, v));
   } else if (t.init == Init::Row) {
     for (int r = 0; r < MR; ++r) {
       const typename V::Reg c0 = V::set1(t.init_ptr[r]);

@@ -60,7 +60,7 @@ struct TrainConfig {
   uint64_t seed = 42;     // He init uses seed, seed+1, ... per layer; the shuffle of epoch e uses e + seed
   int threads = 0;        // 0 = OpenMP default (all cores)
   // Subnormal floats flushed to zero in the training and evaluation threads for the run (kernels/fpenv.hpp: an x86
-  // core runs an operation on one some 100x slower). false: IEEE subnormals (`veridl train --keep-subnormals`).
+  // core takes a slow microcode assist for each). false: IEEE subnormals (`veridl train --keep-subnormals`).
   bool flush_subnormals = true;
   size_t eval_every = 1;     // epochs between evaluations of the validation set (Split::val); 0: after the last only
   double val_split = 0.0;    // the fraction the caller held out as Split::val (recorded in checkpoints for --resume)

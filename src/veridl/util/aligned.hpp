@@ -19,12 +19,9 @@ struct CacheAlignedAllocator {
   CacheAlignedAllocator() = default;
   template <class U>
   CacheAlignedAllocator(const CacheAlignedAllocator<U>&) noexcept {}
-  T* allocate(size_t n) {
-    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{alignof(T) > kCacheLine ? alignof(T) : kCacheLine}));
-  }
-  void deallocate(T* p, size_t) noexcept {
-    ::operator delete(p, std::align_val_t{alignof(T) > kCacheLine ? alignof(T) : kCacheLine});
-  }
+  static constexpr std::align_val_t kAlign{alignof(T) > kCacheLine ? alignof(T) : kCacheLine};
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, size_t) noexcept { ::operator delete(p, kAlign); }
   template <class U>
   bool operator==(const CacheAlignedAllocator<U>&) const noexcept {
     return true;

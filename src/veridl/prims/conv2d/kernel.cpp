@@ -912,7 +912,6 @@ void conv2d_forward(const ops::Conv2dShape& s, const float* x, const float* W, c
 #endif
   const Geometry g(s);
   const bool pw = g.pointwise(s);
-  // Image bi's planes into column block bi - b0 of col [K, n].
   if (ImageGroups::wanted(s, g)) {
     // The product's columns are the group's images side by side, read from x (pointwise) or from their im2col, and
     // written to y in place: segmented columns (micro::ColSeg), one segment per image.
