@@ -18,6 +18,10 @@
 //                   dense and conv2d forward / input- / weight-gradient at the chapter nets' shapes, for every
 //                   kernel variant the CPU runs, 1 and 2 threads, with the fraction of that variant's peak
 //                   (bench/gemm_vs_peers.py puts PyTorch 2.x's MKL / oneDNN beside it)
+//                 OMP_NUM_THREADS=2 ./bench_kernels --elementwise [--only NAME]
+//                   the smooth activations' forward and backward (prims/activation/kernel_impl.hpp) on 4,816,896
+//                   floats (ConvNeXt-T's stage-3 hidden width at 224 x 224, batch 16), every kernel variant the
+//                   CPU runs: ns per element with subnormals kept and flushed (as `veridl train` runs)
 //                 (2-thread figures need both cores idle: a busy core stalls every OpenMP join)
 //
 // Every figure is the median over many timed samples of the time per call (a sample times enough
@@ -40,10 +44,16 @@
 #include "veridl/calculus/decisions.hpp"
 #include "veridl/net/netspec.hpp"
 #include "veridl/net/plan.hpp"
+#include "veridl/kernels/fpenv.hpp"
 #include "veridl/kernels/isa.hpp"
 #include "veridl/prims/conv2d/kernel.hpp"
 #include "veridl/prims/dense/kernel.hpp"
 #include "veridl/prims/dense/reference.hpp"
+#include "veridl/prims/gelu/primitive.hpp"
+#include "veridl/prims/geluErf/primitive.hpp"
+#include "veridl/prims/hardSwish/primitive.hpp"
+#include "veridl/prims/sigmoid/primitive.hpp"
+#include "veridl/prims/swish/primitive.hpp"
 #include "veridl/prims/softmaxCE/kernel.hpp"
 #include "veridl/prims/softmaxCE/reference.hpp"
 #include "veridl/prims/table.hpp"
@@ -400,7 +410,12 @@ std::vector<ConvCase> conv_cases() {
           {"1x1 96->384 8x8 b128 (CNX32)", c1(128, 96, 8, 384)},    {"1x1 384->96 8x8 b128 (CNX32)", c1(128, 384, 8, 96)},
           {"1x1 192->768 4x4 b128 (CNX32)", c1(128, 192, 4, 768)},  {"1x1 768->192 4x4 b128 (CNX32)", c1(128, 768, 4, 192)},
           {"1x1 384->1536 2x2 b128 (CNX32)", c1(128, 384, 2, 1536)}, {"1x1 1536->384 2x2 b128 (CNX32)", c1(128, 1536, 2, 384)},
-          {"1x1 768->3072 1x1 b128 (CNX32)", c1(128, 768, 1, 3072)}, {"1x1 3072->768 1x1 b128 (CNX32)", c1(128, 3072, 1, 768)}};
+          {"1x1 768->3072 1x1 b128 (CNX32)", c1(128, 768, 1, 3072)}, {"1x1 3072->768 1x1 b128 (CNX32)", c1(128, 3072, 1, 768)},
+          // ConvNeXt-T at 224x224, batch 16: each stage's two pointwise convolutions (56x56 down to 7x7)
+          {"1x1 96->384 56x56 b16 (CNX224)", c1(16, 96, 56, 384)},   {"1x1 384->96 56x56 b16 (CNX224)", c1(16, 384, 56, 96)},
+          {"1x1 192->768 28x28 b16 (CNX224)", c1(16, 192, 28, 768)}, {"1x1 768->192 28x28 b16 (CNX224)", c1(16, 768, 28, 192)},
+          {"1x1 384->1536 14x14 b16 (CNX224)", c1(16, 384, 14, 1536)}, {"1x1 1536->384 14x14 b16 (CNX224)", c1(16, 1536, 14, 384)},
+          {"1x1 768->3072 7x7 b16 (CNX224)", c1(16, 768, 7, 3072)},  {"1x1 3072->768 7x7 b16 (CNX224)", c1(16, 3072, 7, 768)}};
 }
 struct DenseCase {
   const char* label;
@@ -463,11 +478,51 @@ void bench_gemm(bool csv, const std::string& only) {
   }
 }
 
+// One smooth activation's float kernels (kernels::elementwise_forward / _backward<F>) in every variant the CPU runs:
+// ns per element, forward and backward, with subnormals kept and flushed. Inputs N(0, 2) clipped to [-8, 8]: the
+// activations' working range, no subnormal among them (a variant that makes its own, e.g. in lanes it computes and
+// then discards, shows as a kept / flushed gap).
+template <class F>
+void bench_activation(size_t n) {
+  namespace k = veridl::kernels;
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> d(0.0f, 2.0f);
+  veridl::AlignedVector<float> x(n), y(n), dy(n), dx(n);
+  for (auto& v : x) v = std::clamp(d(rng), -8.0f, 8.0f);
+  for (auto& v : dy) v = std::clamp(d(rng), -8.0f, 8.0f);
+  std::vector<uint8_t> r8(n);
+  for (k::Isa isa : k::supported_isas()) {
+    double t[2][2];  // [flushed][forward, backward]
+    for (int flush = 0; flush < 2; ++flush) {
+      const k::FlushSubnormals fz(flush == 1);
+      t[flush][0] = measure([&] { k::elementwise_forward<F>.at(isa)(n, x.data(), y.data(), r8.data()); g_sink = y[0]; }).median;
+      t[flush][1] = measure([&] { k::elementwise_backward<F>.at(isa)(n, x.data(), r8.data(), dy.data(), dx.data()); g_sink = dx[0]; }).median;
+    }
+    const double e = 1e9 / static_cast<double>(n);
+    std::printf("  %-10s %-8s forward %6.3f ns/elem (flushed %6.3f)   backward %6.3f ns/elem (flushed %6.3f)\n", F::kName,
+                k::isa_name(isa), t[0][0] * e, t[1][0] * e, t[0][1] * e, t[1][1] * e);
+  }
+}
+
+void bench_activations(const std::string& only) {
+  constexpr size_t n = 16 * 1536 * 14 * 14;
+  std::printf("smooth activations, %zu floats, %d threads, cpu: %s\n", n, omp_get_max_threads(),
+              veridl::kernels::cpu_model().c_str());
+  auto one = [&]<class F>(F) {
+    if (std::string(F::kName).find(only) != std::string::npos) bench_activation<F>(n);
+  };
+  one(veridl::prims::SigmoidFn{});
+  one(veridl::prims::SwishFn{});
+  one(veridl::prims::HardSwishFn{});
+  one(veridl::prims::GeluFn{});
+  one(veridl::prims::GeluErfFn{});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool step_only = false, peak = false, gemm = false, csv = false;
-  std::string only;  // --gemm: only the shapes whose label contains it
+  bool step_only = false, peak = false, gemm = false, csv = false, elementwise = false;
+  std::string only;  // --gemm: only the shapes whose label contains it; --elementwise: the activations whose name does
   std::string net_spec;
   size_t net_batch = 0;
   bool profile = false;
@@ -482,6 +537,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[a], "--nodes") == 0) profile = g_profile_nodes = true;
     if (std::strcmp(argv[a], "--no-fusion") == 0) g_no_fusion = true;
     if (std::strcmp(argv[a], "--gemm") == 0) gemm = true;
+    if (std::strcmp(argv[a], "--elementwise") == 0) elementwise = true;
     if (std::strcmp(argv[a], "--csv") == 0) csv = true;
     if (std::strcmp(argv[a], "--only") == 0 && a + 1 < argc) only = argv[++a];
   }
@@ -491,6 +547,10 @@ int main(int argc, char** argv) {
   }
   if (gemm) {
     bench_gemm(csv, only);
+    return 0;
+  }
+  if (elementwise) {
+    bench_activations(only);
     return 0;
   }
   if (!net_spec.empty()) {

@@ -22,8 +22,9 @@ namespace veridl::kernels::vmath {
 
 inline float vexp(float x) {
   x = std::min(std::max(x, -87.3f), 88.3f);
-  // n = round(x / ln 2) by the 1.5 * 2^23 trick (round to nearest even; |x / ln 2| < 2^22): std::floor
-  // would not vectorize without -fno-trapping-math.
+  // n = round(x / ln 2) by the 1.5 * 2^23 trick (round to nearest even; |x / ln 2| < 2^22; chosen when the
+  // kernels kept trapping math, under which std::floor did not vectorize). The clamp above vectorizes in the AVX2
+  // and portable variants only because the kernels are compiled with -fno-trapping-math (CMakeLists.txt).
   const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = x - n * 0.693359375f;                                 // ln 2 in two parts (Cephes C1, C2)
   r = r - n * -2.12194440e-4f;
