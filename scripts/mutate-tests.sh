@@ -120,6 +120,10 @@ kernel_mutant $w 's|std::fill(d, d + nc \* Cp, 0.0f);|(void)d;|' \
 c=veridl/prims/conv2d/kernel.cpp
 kernel_mutant $c 's|dense_backward_weight(ops::DenseShape{s.B, s.O, g.K}, dy, x, dW)|dense_backward_weight(ops::DenseShape{s.B, g.K, s.O}, x, dy, dW)|' \
   "conv2d weight gradient on 1x1 planes: the dense kernel's roles not swapped (dW transposed)" conv2d "*Conv2dDiff*"
+kernel_mutant $c 's|    for (size_t t = 1; t < nparts; ++t) acc += parts\[t \* stride + i\];|    for (size_t t = 1; t < nparts; ++t) acc += parts[(nparts - t) * stride + i];|' \
+  "conv2d weight gradient with x transposed: the partials added in another order (other bits)" conv2d "*Pointwise*"
+kernel_mutant $c 's|transpose_positions(xb + p0, g.P, np, 0, g.K, xT, g.K);|transpose_positions(xb + p0, g.P, np, 0, g.K - 1, xT, g.K);|' \
+  "conv2d weight gradient with x transposed: its last channel not copied" conv2d "*Conv2dDiff*:*Pointwise*"
 kernel_mutant $c 's|im2col(g, x + bi \* g.C \* g.H \* g.W, p0, p0 + np, col + q0, D);|im2col(g, x + bi * g.C * g.H * g.W, p0, p0 + np, col, D);|' \
   "conv2d weight gradient of a large weight: every unit's plane copied to col's first columns" conv2d "*Conv2dDiff*"
 kernel_mutant $c 's|std::fill(yu, yu + g.P, s.bias ? b\[c\] : 0.0f);|std::fill(yu, yu + g.P, 0.0f);|' \

@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -396,6 +397,26 @@ TEST(KernelsConv2d, BiasGradientSumsInItsDocumentedOrder) {
       const float want = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
       ASSERT_EQ(db[o], want) << "plane " << h << "x" << w << ", channel " << o;
     }
+  }
+}
+
+// A 1x1 convolution's weight gradient, dW[o, k] = sum over images and positions of dy[o, p] x[k, p], is the
+// transpose of the gradient of the swapped convolution (dy as its input, x as its output gradient): the same products
+// in the same order. The kernel transposes the smaller of x and dy into the product's rows (x when C < O), so the two
+// calls below take opposite orientations; where both see one position chunk per image they must agree bit for bit.
+TEST(KernelsConv2d, PointwiseWeightGradientIsTheSwappedConvolutionsTransposed) {
+  for (const auto& [C, O, h, w] : std::vector<std::array<size_t, 4>>{{8, 40, 12, 12}, {5, 70, 13, 11}, {3, 17, 20, 20}}) {
+    const Conv2dShape s = veridl::ops::conv2d_shape(3, C, h, w, O, 1, 1, Padding::Valid, PadStyle::Symmetric, false);
+    Conv2dShape t = s;
+    t.C = O;
+    t.O = C;
+    SCOPED_TRACE(tag(s));
+    const auto x = random_floats(s.x_size(), 91), dy = random_floats(s.y_size(), 92);
+    std::vector<float> dW(s.w_size(), std::nanf("")), dWt(t.w_size(), std::nanf(""));
+    veridl::kernels::conv2d_backward_weight(s, x.data(), dy.data(), dW.data());
+    veridl::kernels::conv2d_backward_weight(t, dy.data(), x.data(), dWt.data());
+    for (size_t o = 0; o < O; ++o)
+      for (size_t k = 0; k < C; ++k) ASSERT_EQ(dW[o * C + k], dWt[k * O + o]) << "dW[" << o << ", " << k << "]";
   }
 }
 

@@ -858,6 +858,15 @@ void grouped_backward_weight(const ops::Conv2dShape& s, const float* x, const fl
 
 }  // namespace
 
+// dW[i] = sum_t parts[t stride + i] for i in [i0, i1), the partials added in order.
+void sum_parts(const float* parts, size_t nparts, size_t stride, size_t i0, size_t i1, float* dW) {
+  for (size_t i = i0; i < i1; ++i) {
+    float acc = parts[i];
+    for (size_t t = 1; t < nparts; ++t) acc += parts[t * stride + i];
+    dW[i] = acc;
+  }
+}
+
 // dW[o K + k] = sum_t parts[t stride + k O + o] (the partial dW^T [K, O] added in t order) for o in [o0, o1):
 // in blocks of 16 k, so that the reads run along rows of the partials and the writes along rows of dW (one k
 // after the other, the reads would stride across the partials a row per float).
@@ -1160,7 +1169,12 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
     for_chunks(s.O, KO * 4, [&](size_t lo, size_t hi) { sum_parts_transposed(part, 1, 0, g.K, s.O, lo, hi, dW); });
     return;
   }
-  float* parts = scratch(2, nparts * KO);  // partial dW^T [K, O] per chunk
+  // One operand of the product is transposed per unit (the positions become its rows): dy, giving partials dW^T
+  // [K, O], or, for a pointwise convolution with fewer input than output channels, x, the smaller, giving partials
+  // dW [O, K] (ConvNeXt-T's first 1x1 of a block, 96 -> 384 at 56x56: a quarter of the copy). Either way each
+  // element is the same FMA chain of the same products over the unit's positions in order: the same bits.
+  const bool x_rows = pw && g.K < s.O;
+  float* parts = scratch(2, nparts * KO);  // partial dW^T [K, O] (dW [O, K] when x_rows) per chunk
   for_chunks(nparts, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
     for (size_t t = lo; t < hi; ++t) {
       float* part = parts + t * KO;
@@ -1168,6 +1182,12 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
       for (size_t u = units * t / nparts; u < units * (t + 1) / nparts; ++u) {
         const size_t bi = u / nch, p0 = (u % nch) * pc, p1 = std::min(g.P, p0 + pc), np = p1 - p0;
         const float* xb = x + bi * g.C * g.H * g.W;
+        if (x_rows) {
+          float* xT = scratch(1, np * g.K);  // x^T [np, K]
+          transpose_positions(xb + p0, g.P, np, 0, g.K, xT, g.K);
+          gemm(Gemm{s.O, g.K, np, dy + bi * s.O * g.P + p0, g.P, 1, xT, g.K, part, g.K, nullptr, Init::C});
+          continue;
+        }
         const float* col = xb + p0;
         size_t sam = g.P;
         if (!pw) {
@@ -1183,8 +1203,11 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
       }
     }
   });
-  // dW[o, k] = sum_t part_t[k, o], the partials added in chunk order.
-  for_chunks(s.O, KO * nparts * 4, [&](size_t lo, size_t hi) { sum_parts_transposed(parts, nparts, KO, g.K, s.O, lo, hi, dW); });
+  // dW[o, k] = sum_t part_t[k, o] (part_t[o, k] when x_rows), the partials added in chunk order.
+  for_chunks(s.O, KO * nparts * 4, [&](size_t lo, size_t hi) {
+    if (x_rows) sum_parts(parts, nparts, KO, lo * g.K, hi * g.K, dW);
+    else sum_parts_transposed(parts, nparts, KO, g.K, s.O, lo, hi, dW);
+  });
 }
 
 void conv2d_backward_bias(const ops::Conv2dShape& s, const float* dy, float* db) {
