@@ -404,8 +404,11 @@ TEST(KernelsConv2d, BiasGradientSumsInItsDocumentedOrder) {
 // transpose of the gradient of the swapped convolution (dy as its input, x as its output gradient): the same products
 // in the same order. The kernel transposes the smaller of x and dy into the product's rows (x when C < O), so the two
 // calls below take opposite orientations; where both see one position chunk per image they must agree bit for bit.
+// 100 -> 7200 takes the large-weight path (one partial: each element one chain over every image and position,
+// however the positions are chunked), x transposed by every thread for its rows of dW against dy transposed.
 TEST(KernelsConv2d, PointwiseWeightGradientIsTheSwappedConvolutionsTransposed) {
-  for (const auto& [C, O, h, w] : std::vector<std::array<size_t, 4>>{{8, 40, 12, 12}, {5, 70, 13, 11}, {3, 17, 20, 20}}) {
+  for (const auto& [C, O, h, w] :
+       std::vector<std::array<size_t, 4>>{{8, 40, 12, 12}, {5, 70, 13, 11}, {3, 17, 20, 20}, {100, 7200, 9, 9}}) {
     const Conv2dShape s = veridl::ops::conv2d_shape(3, C, h, w, O, 1, 1, Padding::Valid, PadStyle::Symmetric, false);
     Conv2dShape t = s;
     t.C = O;

@@ -1118,9 +1118,27 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
   const bool small_pw = pw && g.P <= kSmallPlane;
   if (nparts > 1 && small_pw && s.O >= 64) return pointwise_small_backward_weight(s, g, x, dy, dW);
   if (nparts > 1 && KO * nparts > (size_t(1) << 21) && s.O >= 64) {
-    float* part = scratch(2, KO);
     constexpr size_t kOBlock = 32;
     const size_t ob = (s.O + kOBlock - 1) / kOBlock;
+    if (pw && g.K * static_cast<size_t>(omp_get_max_threads()) < s.O) {
+      // A pointwise convolution whose x is smaller than each thread's share of dy (ConvNeXt-T's 384 -> 1536 at
+      // 14x14): each thread transposes x per unit (x^T [positions, K]) and accumulates its rows of dW [O, K] in
+      // place, unit after unit from zero: the chains below, without the partial's transposing copy (same bits).
+      for_chunks(ob, s.B * s.O * g.K * g.P, [&](size_t lo, size_t hi) {
+        const size_t o0 = lo * kOBlock, o1 = std::min(s.O, hi * kOBlock);
+        if (o0 >= o1) return;
+        std::fill(dW + o0 * g.K, dW + o1 * g.K, 0.0f);
+        for (size_t u = 0; u < units; ++u) {
+          const size_t bi = u / nch, p0 = (u % nch) * pc, np = std::min(g.P, p0 + pc) - p0;
+          float* xT = scratch(1, np * g.K);
+          transpose_positions(x + bi * g.C * g.H * g.W + p0, g.P, np, 0, g.K, xT, g.K);
+          gemm(Gemm{o1 - o0, g.K, np, dy + (bi * s.O + o0) * g.P + p0, g.P, 1, xT, g.K, dW + o0 * g.K, g.K, nullptr,
+                    Init::C});
+        }
+      });
+      return;
+    }
+    float* part = scratch(2, KO);
     // Consecutive units side by side in one col [K, D] (D their positions, at most 512 and K D <= 1 M floats), so
     // that one product runs over all of them: C is read and written once per depth block, not once per unit. The
     // chain of each element is the same either way (partial sums go through C exactly).
