@@ -381,7 +381,7 @@ nb::dict fit(Net& net, const std::string& overrides, std::optional<std::string> 
              std::optional<Labels> y, std::optional<Images> val_x, std::optional<Labels> val_y, double val_split,
              uint64_t seed, size_t eval_every, int threads, bool verbose, std::optional<nb::callable> progress,
              const std::string& device, const std::string& iree_target, const std::string& iree_cache,
-             std::optional<nb::object> make_device) {
+             std::optional<nb::object> make_device, bool keep_subnormals) {
   const nlohmann::json given = nlohmann::json::parse(overrides);
   const net::Recipe r = merged_recipe(net.spec, overrides);
   train::TrainConfig cfg = train_config(net.spec, r, given);
@@ -390,6 +390,7 @@ nb::dict fit(Net& net, const std::string& overrides, std::optional<std::string> 
   cfg.threads = threads;
   cfg.progress = false;  // no live line on stderr: the callback reports progress
   cfg.log = verbose ? stdout : null_log();
+  cfg.flush_subnormals = !keep_subnormals;  // `veridl train --keep-subnormals` (kernels/fpenv.hpp)
   if (device != "native") {  // an IREE device: veridl.iree.make_device compiles and runs the modules
     const hlo::IreeTarget target = hlo::iree_target(device, iree_target);
     if (!make_device) throw Error("--device " + device + ": no IREE device maker given (veridl.Network.fit passes it)");
@@ -781,6 +782,7 @@ NB_MODULE(_core, m) {
       .def("fit", &fit, "overrides"_a, "data"_a.none(), "x"_a.none(), "y"_a.none(), "val_x"_a.none(), "val_y"_a.none(),
            "val_split"_a, "seed"_a, "eval_every"_a, "threads"_a, "verbose"_a, "progress"_a.none(),
            "device"_a = "native", "iree_target"_a = "", "iree_cache"_a = "", "make_device"_a = nb::none(),
+           "keep_subnormals"_a = false,
            "Trains (train::train) from the current parameters; overrides: a JSON object of recipe keys.")
       .def("evaluate", &evaluate, "data"_a.none(), "x"_a.none(), "y"_a.none(), "split"_a, "batch"_a,
            "Top-1, top-5 and mean loss (train::evaluate).")

@@ -143,7 +143,8 @@ class Network:
             augment_flip: Optional[bool] = None, augment_resized_crop: Optional[bool] = None,
             normalize: Optional[str] = None, seed: int = 42, eval_every: int = 1, threads: int = 0,
             verbose: bool = False, progress: Optional[Callable[[Dict[str, Any]], None]] = None,
-            device: str = "native", iree_target: str = "", iree_cache: str = "") -> Dict[str, Any]:
+            device: str = "native", iree_target: str = "", iree_cache: str = "",
+            keep_subnormals: bool = False) -> Dict[str, Any]:
         """Trains the network with VeriDL's trainer (the loop of `veridl train`), from its current parameters.
 
         Data: arrays `x` (N x C x H x W, uint8 0..255 or float32 0..1) and `y` (N integer labels), or
@@ -167,6 +168,9 @@ class Network:
         iree_target (the GPU's architecture; the CPU's default "host") and iree_cache (the compiled-module cache):
         the steps and evaluations then run the exported StableHLO modules on it (veridl.iree; `veridl train
         --device`, docs/gpu.md); needs iree-base-runtime and iree-base-compiler.
+
+        keep_subnormals: by default the training threads flush subnormal floats to zero (as `veridl train`, and as
+        XLA); True keeps them, as `veridl train --keep-subnormals` (the saved checkpoint's config records it).
 
         Returns the history: {"loss": [per epoch], "accuracy": [training accuracy per epoch, 0..1],
         "val_epochs": [...], "val": [evaluate() dicts], "test": evaluate() dict or None, "steps",
@@ -200,7 +204,8 @@ class Network:
             make_device = iree.device_maker()
         return self._net.fit(json.dumps(overrides), data_name, xs, ys, vx, vy, float(split), int(seed),
                              int(eval_every), int(threads), bool(verbose), progress, device=device,
-                             iree_target=iree_target, iree_cache=iree_cache, make_device=make_device)
+                             iree_target=iree_target, iree_cache=iree_cache, make_device=make_device,
+                             keep_subnormals=bool(keep_subnormals))
 
     # ------------------------------------------------------------------ inference
     def evaluate(self, x: Any = None, y: Any = None, *, data: Optional[Union[str, "os.PathLike[str]"]] = None,

@@ -56,7 +56,7 @@ class Net:
     @property
     def recipe_batch(self) -> int: ...
 
-    def fit(self, overrides: str, data: str | None, x: Annotated[NDArray, dict(shape=(None, None, None, None), order='C', device='cpu')] | None, y: Annotated[NDArray[numpy.int32], dict(shape=(None,), order='C', device='cpu', writable=False)] | None, val_x: Annotated[NDArray, dict(shape=(None, None, None, None), order='C', device='cpu')] | None, val_y: Annotated[NDArray[numpy.int32], dict(shape=(None,), order='C', device='cpu', writable=False)] | None, val_split: float, seed: int, eval_every: int, threads: int, verbose: bool, progress: Callable | None, device: str = 'native', iree_target: str = '', iree_cache: str = '', make_device: object | None = None) -> dict:
+    def fit(self, overrides: str, data: str | None, x: Annotated[NDArray, dict(shape=(None, None, None, None), order='C', device='cpu')] | None, y: Annotated[NDArray[numpy.int32], dict(shape=(None,), order='C', device='cpu', writable=False)] | None, val_x: Annotated[NDArray, dict(shape=(None, None, None, None), order='C', device='cpu')] | None, val_y: Annotated[NDArray[numpy.int32], dict(shape=(None,), order='C', device='cpu', writable=False)] | None, val_split: float, seed: int, eval_every: int, threads: int, verbose: bool, progress: Callable | None, device: str = 'native', iree_target: str = '', iree_cache: str = '', make_device: object | None = None, keep_subnormals: bool = False) -> dict:
         """
         Trains (train::train) from the current parameters; overrides: a JSON object of recipe keys.
         """

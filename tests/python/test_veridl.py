@@ -121,6 +121,25 @@ def test_same_training_as_the_cli(tmp_path):
         np.testing.assert_array_equal(net.tensors()[k], v, err_msg=k)
 
 
+def _saved_config(path):
+    """The training config a checkpoint's safetensors header records (its metadata "config", JSON)."""
+    import json
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        meta = json.loads(f.read(n))["__metadata__"]
+    return json.loads(meta["config"])
+
+
+def test_fit_keeps_subnormals_only_when_asked(tmp_path, digits):
+    """fit(keep_subnormals=True) is `veridl train --keep-subnormals`; by default subnormals are flushed, as the CLI's."""
+    x, y = digits["train"]
+    for keep in (False, True):
+        net = veridl.Network(LINEAR)
+        net.fit(x[:256], y[:256], epochs=1, keep_subnormals=keep)
+        net.save(tmp_path / "k.safetensors")
+        assert _saved_config(tmp_path / "k.safetensors").get("keepSubnormals", False) is keep
+
+
 def test_checkpoints_shared_with_the_cli(tmp_path, trained, digits):
     tx, ty = digits["test"]
     for name, net in trained.items():
