@@ -22,6 +22,9 @@
 //                   the smooth activations' forward and backward (prims/activation/kernel_impl.hpp) on 4,816,896
 //                   floats (ConvNeXt-T's stage-3 hidden width at 224 x 224, batch 16), every kernel variant the
 //                   CPU runs: ns per element with subnormals kept and flushed (as `veridl train` runs)
+//                 OMP_NUM_THREADS=2 ./bench_kernels --batchnorm
+//                   BatchNorm with the fused ReLU, training forward and backward, at the BN CNN's shapes, every kernel
+//                   variant: ms per call and GB/s of the traffic it cannot avoid, cache-warm and from memory
 //                 (2-thread figures need both cores idle: a busy core stalls every OpenMP join)
 //
 // Every figure is the median over many timed samples of the time per call (a sample times enough
@@ -32,6 +35,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -46,6 +50,7 @@
 #include "veridl/net/plan.hpp"
 #include "veridl/kernels/fpenv.hpp"
 #include "veridl/kernels/isa.hpp"
+#include "veridl/prims/batchNorm/kernel.hpp"
 #include "veridl/prims/conv2d/kernel.hpp"
 #include "veridl/prims/dense/kernel.hpp"
 #include "veridl/prims/dense/reference.hpp"
@@ -518,10 +523,69 @@ void bench_activations(const std::string& only) {
   one(veridl::prims::GeluErfFn{});
 }
 
+// The BatchNorm kernels (prims/batchNorm/kernel.hpp) with the fused ReLU, training mode, at the BN CNN's two shapes
+// (specs/mnist_cnn_bn.json, batch 128) and a ResNet-18 stage's, every kernel variant the CPU runs: ms per call, and
+// GB/s of the traffic the call cannot avoid (forward: x read, y, xhat and the mask written; backward: dy, the mask
+// and xhat read, dx written). Twice: cache-warm (the same buffers every call, as a microbenchmark usually runs) and
+// from memory (the calls cycle through copies of the buffers totalling at least 512 MiB, so that every call finds its
+// operands out of cache, as in a training step, where the activations of the other layers pass through the caches
+// between a layer's forward and its backward).
+void bench_batchnorm() {
+  namespace k = veridl::kernels;
+  std::printf("batchNorm + fused ReLU, training, %d threads, cpu: %s\n", omp_get_max_threads(), k::cpu_model().c_str());
+  struct Case {
+    const char* label;
+    veridl::ops::BatchNormShape s;
+  };
+  const Case cases[] = {{"128x32x28x28 (BN CNN)", {128, 32, 28, 28}},
+                        {"128x64x14x14 (BN CNN)", {128, 64, 14, 14}},
+                        {"16x128x28x28 (ResNet-18)", {16, 128, 28, 28}}};
+  struct Set {
+    veridl::AlignedVector<float> x, dy, y, xhat, dx;
+    std::vector<uint8_t> mask;
+  };
+  for (const Case& c : cases) {
+    const size_t n = c.s.count(), C = c.s.C;
+    const double set_bytes = 21.0 * static_cast<double>(n);  // five float arrays and the mask
+    const size_t cold_sets = static_cast<size_t>(std::ceil(512.0 * 1024 * 1024 / set_bytes));
+    const auto x = random_floats(n, 3, -2.0f, 2.0f), dy = random_floats(n, 4, -1.0f, 1.0f);
+    const auto gamma = random_floats(C, 5, 0.5f, 1.5f), beta = random_floats(C, 6, -0.5f, 0.5f);
+    veridl::AlignedVector<float> mean(C), var(C), r(C), dg(C), db(C);
+    std::vector<Set> sets(cold_sets, Set{x, dy, veridl::AlignedVector<float>(n), veridl::AlignedVector<float>(n),
+                                         veridl::AlignedVector<float>(n), std::vector<uint8_t>(n)});
+    const double fwd_bytes = 13.0 * static_cast<double>(n), bwd_bytes = 13.0 * static_cast<double>(n);
+    for (k::Isa isa : k::supported_isas()) {
+      double t[2][2];  // [cold][forward, backward]
+      for (int cold = 0; cold < 2; ++cold) {
+        const size_t count = cold ? cold_sets : 1;
+        size_t it = 0;
+        t[cold][0] = measure([&] {
+          Set& b = sets[it++ % count];
+          k::batchnorm_train_forward.at(isa)(c.s, 1e-5, b.x.data(), gamma.data(), beta.data(), b.y.data(), mean.data(),
+                                             var.data(), r.data(), b.xhat.data(), b.mask.data());
+          g_sink = b.y[0];
+        }).median;
+        it = 0;
+        t[cold][1] = measure([&] {
+          Set& b = sets[it++ % count];
+          k::batchnorm_backward.at(isa)(c.s, gamma.data(), r.data(), b.xhat.data(), b.dy.data(), b.dx.data(), dg.data(),
+                                        db.data(), b.mask.data());
+          g_sink = b.dx[0];
+        }).median;
+      }
+      std::printf("  %-26s %-8s forward %6.3f ms (%5.1f GB/s), from memory %6.3f ms (%5.1f GB/s)   backward %6.3f ms "
+                  "(%5.1f GB/s), from memory %6.3f ms (%5.1f GB/s)\n",
+                  c.label, k::isa_name(isa), t[0][0] * 1e3, fwd_bytes / t[0][0] * 1e-9, t[1][0] * 1e3,
+                  fwd_bytes / t[1][0] * 1e-9, t[0][1] * 1e3, bwd_bytes / t[0][1] * 1e-9, t[1][1] * 1e3,
+                  bwd_bytes / t[1][1] * 1e-9);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool step_only = false, peak = false, gemm = false, csv = false, elementwise = false;
+  bool step_only = false, peak = false, gemm = false, csv = false, elementwise = false, batchnorm = false;
   std::string only;  // --gemm: only the shapes whose label contains it; --elementwise: the activations whose name does
   std::string net_spec;
   size_t net_batch = 0;
@@ -538,6 +602,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[a], "--no-fusion") == 0) g_no_fusion = true;
     if (std::strcmp(argv[a], "--gemm") == 0) gemm = true;
     if (std::strcmp(argv[a], "--elementwise") == 0) elementwise = true;
+    if (std::strcmp(argv[a], "--batchnorm") == 0) batchnorm = true;
     if (std::strcmp(argv[a], "--csv") == 0) csv = true;
     if (std::strcmp(argv[a], "--only") == 0 && a + 1 < argc) only = argv[++a];
   }
@@ -551,6 +616,10 @@ int main(int argc, char** argv) {
   }
   if (elementwise) {
     bench_activations(only);
+    return 0;
+  }
+  if (batchnorm) {
+    bench_batchnorm();
     return 0;
   }
   if (!net_spec.empty()) {
