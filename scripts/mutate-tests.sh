@@ -189,6 +189,12 @@ kernel_mutant $b 's|u &= 0u - static_cast<uint32_t>(on != 0);|v *= static_cast<f
   "fused BatchNorm-ReLU backward: the gate a multiplication by the mask (a NaN or infinite dy at a closed gate gives NaN, not +0)" batchNorm "$bn"
 kernel_mutant $b 's|y\[off + k\] = relu \&\& !(v > 0.0f) ? 0.0f : v;|y[off + k] = v;|' \
   "fused BatchNorm-ReLU eval forward: the ReLU not applied" batchNorm "$bn"
+kernel_mutant $b 's|std::fill_n(w.begin(), n, ChannelWork{});||' \
+  "BatchNorm channel groups: the per-channel sums not reset between calls" batchNorm "$bn"
+kernel_mutant $b 's|HW, w\[c - c0\].mu, w\[c - c0\].a2)|HW, w[0].mu, w[c - c0].a2)|' \
+  "BatchNorm channel groups: every channel's variance about the group's first mean" batchNorm "$bn"
+kernel_mutant $b 's|body(s.C \* static_cast<size_t>(g) / groups, |body(s.C * static_cast<size_t>(g) / groups + (g > 0), |' \
+  "BatchNorm channel groups: each later group's first channel skipped" batchNorm "$bn"
 
 wait
 fails=0

@@ -8,9 +8,11 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "veridl/kernels/target.hpp"
 
@@ -134,44 +136,45 @@ void run_dot(const float* g, const uint8_t* m, const float* h, size_t len, Acc& 
   }
 }
 
-// Runs body(c) for every channel: split over the OpenMP team (each channel on one thread) when the
-// call is big enough, else on the calling thread.
+// The channels in groups: a group's statistics and outputs are computed by one thread, each pass walking the group's
+// values image by image (for b: the runs of channels c0 .. c1 - 1, which lie side by side in memory), so that memory
+// is read in runs of (c1 - c0) H W floats rather than H W: measured 1.3-2.2x faster than channel by channel when the
+// operands come from memory (bench_kernels --batchnorm, "from memory"), at the 14 x 14 planes (784-byte runs) most.
+// A group holds at most kGroupBytes of each operand, so that the passes after the first find it in L2; the group
+// count is a multiple of the team's size, so that the threads get equal shares. Every channel is still accumulated
+// over its runs in batch order, lane by lane: the grouping, like the thread count, changes no value.
+constexpr size_t kGroupBytes = size_t(1) << 20;
+
+// Runs body(c0, c1) for every group of channels [c0, c1): split over the OpenMP team when the call is big enough, else
+// on the calling thread.
 template <class F>
-void for_channels(const ops::BatchNormShape& s, F&& body) {
-  const auto C = static_cast<ptrdiff_t>(s.C);
-  if (s.count() >= kBatchNormParallelMinElems && s.C >= 2 && omp_get_max_threads() > 1) {
+void for_channel_groups(const ops::BatchNormShape& s, F&& body) {
+  const bool par = s.count() >= kBatchNormParallelMinElems && s.C >= 2 && omp_get_max_threads() > 1;
+  const size_t threads = par ? static_cast<size_t>(omp_get_max_threads()) : 1;
+  const size_t per_channel = std::max<size_t>(s.per_channel() * sizeof(float), 1);
+  const size_t fit = std::max<size_t>(1, kGroupBytes / per_channel);
+  size_t groups = (s.C + fit - 1) / fit;
+  groups = std::min(s.C, (groups + threads - 1) / threads * threads);
+  const auto G = static_cast<ptrdiff_t>(groups);
+  auto one = [&](ptrdiff_t g) { body(s.C * static_cast<size_t>(g) / groups, s.C * static_cast<size_t>(g + 1) / groups); };
+  if (par) {
 #pragma omp parallel for schedule(static)
-    for (ptrdiff_t c = 0; c < C; ++c) body(static_cast<size_t>(c));
+    for (ptrdiff_t g = 0; g < G; ++g) one(g);
   } else {
-    for (ptrdiff_t c = 0; c < C; ++c) body(static_cast<size_t>(c));
+    for (ptrdiff_t g = 0; g < G; ++g) one(g);
   }
 }
 
-// Channel c's statistics: its N runs in batch order.
-double channel_sum(const ops::BatchNormShape& s, size_t c, const float* x) {
-  const size_t HW = s.H * s.W;
-  Acc a;
-  for (size_t b = 0; b < s.N; ++b) run_sum(x + (b * s.C + c) * HW, HW, a);
-  return a.total();
-}
-
-double channel_sqdev(const ops::BatchNormShape& s, size_t c, const float* x, double mu) {
-  const size_t HW = s.H * s.W;
-  Acc a;
-  for (size_t b = 0; b < s.N; ++b) run_sqdev(x + (b * s.C + c) * HW, HW, mu, a);
-  return a.total();
-}
-
-void channel_sums_dy(const ops::BatchNormShape& s, size_t c, const float* dy, const uint8_t* mask, const float* xhat,
-                     double& sum_dy, double& sum_dy_xhat) {
-  const size_t HW = s.H * s.W;
+// Per-channel working values of a group (the calling thread's, reused).
+struct ChannelWork {
   Acc a1, a2;
-  for (size_t b = 0; b < s.N; ++b) {
-    const size_t off = (b * s.C + c) * HW;
-    run_dot(dy + off, mask ? mask + off : nullptr, xhat + off, HW, a1, a2);
-  }
-  sum_dy = a1.total();
-  sum_dy_xhat = a2.total();
+  double mu = 0, rc = 0, a = 0, m1 = 0, m2 = 0;
+};
+ChannelWork* channel_work(size_t n) {
+  thread_local std::vector<ChannelWork> w;
+  if (w.size() < n) w.resize(n);
+  std::fill_n(w.begin(), n, ChannelWork{});
+  return w.data();
 }
 
 // One run of the train forward's normalisation: xhat and y (relu(y) and its mask with kRelu).
@@ -209,19 +212,29 @@ void batchnorm_train_forward(const ops::BatchNormShape& s, double eps, const flo
                              uint8_t* relu_mask) {
   const size_t HW = s.H * s.W;
   const double n = static_cast<double>(s.per_channel());
-  for_channels(s, [&](size_t c) {
-    const double mu = channel_sum(s, c, x) / n;
-    const double v = channel_sqdev(s, c, x, mu) / n;
-    const double rc = 1.0 / std::sqrt(v + eps);
-    mean[c] = static_cast<float>(mu);
-    var[c] = static_cast<float>(v);
-    r[c] = static_cast<float>(rc);
-    const double g = gamma[c], bt = beta[c];
-    for (size_t b = 0; b < s.N; ++b) {
-      const size_t off = (b * s.C + c) * HW;
-      if (relu_mask) normalize_run<true>(x + off, HW, mu, rc, g, bt, xhat + off, y + off, relu_mask + off);
-      else normalize_run<false>(x + off, HW, mu, rc, g, bt, xhat + off, y + off, nullptr);
+  for_channel_groups(s, [&](size_t c0, size_t c1) {
+    ChannelWork* w = channel_work(c1 - c0);
+    for (size_t b = 0; b < s.N; ++b)
+      for (size_t c = c0; c < c1; ++c) run_sum(x + (b * s.C + c) * HW, HW, w[c - c0].a1);
+    for (size_t c = c0; c < c1; ++c) w[c - c0].mu = w[c - c0].a1.total() / n;
+    for (size_t b = 0; b < s.N; ++b)
+      for (size_t c = c0; c < c1; ++c) run_sqdev(x + (b * s.C + c) * HW, HW, w[c - c0].mu, w[c - c0].a2);
+    for (size_t c = c0; c < c1; ++c) {
+      ChannelWork& cw = w[c - c0];
+      const double v = cw.a2.total() / n;
+      cw.rc = 1.0 / std::sqrt(v + eps);
+      mean[c] = static_cast<float>(cw.mu);
+      var[c] = static_cast<float>(v);
+      r[c] = static_cast<float>(cw.rc);
     }
+    for (size_t b = 0; b < s.N; ++b)
+      for (size_t c = c0; c < c1; ++c) {
+        const ChannelWork& cw = w[c - c0];
+        const size_t off = (b * s.C + c) * HW;
+        const double g = gamma[c], bt = beta[c];
+        if (relu_mask) normalize_run<true>(x + off, HW, cw.mu, cw.rc, g, bt, xhat + off, y + off, relu_mask + off);
+        else normalize_run<false>(x + off, HW, cw.mu, cw.rc, g, bt, xhat + off, y + off, nullptr);
+      }
   });
 }
 
@@ -229,36 +242,50 @@ void batchnorm_backward(const ops::BatchNormShape& s, const float* gamma, const 
                         const float* dy, float* dx, float* dgamma, float* dbeta, const uint8_t* relu_mask) {
   const size_t HW = s.H * s.W;
   const double n = static_cast<double>(s.per_channel());
-  for_channels(s, [&](size_t c) {
-    double sum_dy = 0.0, sum_dy_xhat = 0.0;
-    channel_sums_dy(s, c, dy, relu_mask, xhat, sum_dy, sum_dy_xhat);
-    if (dgamma) dgamma[c] = static_cast<float>(sum_dy_xhat);
-    if (dbeta) dbeta[c] = static_cast<float>(sum_dy);
-    if (!dx) return;
-    // (r/n)(n gamma dy - gamma sum dy - xhat gamma sum(dy xhat)) = a (dy - m1 - xhat m2)
-    const double a = static_cast<double>(r[c]) * static_cast<double>(gamma[c]);
-    const double m1 = sum_dy / n, m2 = sum_dy_xhat / n;
-    for (size_t b = 0; b < s.N; ++b) {
-      const size_t off = (b * s.C + c) * HW;
-      if (relu_mask) dx_run<true>(dy + off, relu_mask + off, xhat + off, HW, a, m1, m2, dx + off);
-      else dx_run<false>(dy + off, nullptr, xhat + off, HW, a, m1, m2, dx + off);
+  for_channel_groups(s, [&](size_t c0, size_t c1) {
+    ChannelWork* w = channel_work(c1 - c0);
+    // per channel: a1 = sum dy, a2 = sum dy xhat (dy gated by the mask)
+    for (size_t b = 0; b < s.N; ++b)
+      for (size_t c = c0; c < c1; ++c) {
+        const size_t off = (b * s.C + c) * HW;
+        run_dot(dy + off, relu_mask ? relu_mask + off : nullptr, xhat + off, HW, w[c - c0].a1, w[c - c0].a2);
+      }
+    for (size_t c = c0; c < c1; ++c) {
+      ChannelWork& cw = w[c - c0];
+      const double sum_dy = cw.a1.total(), sum_dy_xhat = cw.a2.total();
+      if (dgamma) dgamma[c] = static_cast<float>(sum_dy_xhat);
+      if (dbeta) dbeta[c] = static_cast<float>(sum_dy);
+      // (r/n)(n gamma dy - gamma sum dy - xhat gamma sum(dy xhat)) = a (dy - m1 - xhat m2)
+      cw.a = static_cast<double>(r[c]) * static_cast<double>(gamma[c]);
+      cw.m1 = sum_dy / n;
+      cw.m2 = sum_dy_xhat / n;
     }
+    if (!dx) return;
+    for (size_t b = 0; b < s.N; ++b)
+      for (size_t c = c0; c < c1; ++c) {
+        const ChannelWork& cw = w[c - c0];
+        const size_t off = (b * s.C + c) * HW;
+        if (relu_mask) dx_run<true>(dy + off, relu_mask + off, xhat + off, HW, cw.a, cw.m1, cw.m2, dx + off);
+        else dx_run<false>(dy + off, nullptr, xhat + off, HW, cw.a, cw.m1, cw.m2, dx + off);
+      }
   });
 }
 
 void batchnorm_eval_forward(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma,
                             const float* beta, const float* mean, const float* var, float* y, bool relu) {
   const size_t HW = s.H * s.W;
-  for_channels(s, [&](size_t c) {
-    const double rc = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
-    const double mu = mean[c], g = gamma[c], bt = beta[c];
-    for (size_t b = 0; b < s.N; ++b) {
-      const size_t off = (b * s.C + c) * HW;
-      for (size_t k = 0; k < HW; ++k) {
-        const float v = static_cast<float>(g * ((static_cast<double>(x[off + k]) - mu) * rc) + bt);
-        y[off + k] = relu && !(v > 0.0f) ? 0.0f : v;
+  for_channel_groups(s, [&](size_t c0, size_t c1) {
+    ChannelWork* w = channel_work(c1 - c0);
+    for (size_t c = c0; c < c1; ++c) w[c - c0].rc = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
+    for (size_t b = 0; b < s.N; ++b)
+      for (size_t c = c0; c < c1; ++c) {
+        const double rc = w[c - c0].rc, mu = mean[c], g = gamma[c], bt = beta[c];
+        const size_t off = (b * s.C + c) * HW;
+        for (size_t k = 0; k < HW; ++k) {
+          const float v = static_cast<float>(g * ((static_cast<double>(x[off + k]) - mu) * rc) + bt);
+          y[off + k] = relu && !(v > 0.0f) ? 0.0f : v;
+        }
       }
-    }
   });
 }
 

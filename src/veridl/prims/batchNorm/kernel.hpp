@@ -23,9 +23,10 @@
 // of each output.
 //
 // Determinism: each channel (its statistics and all its output elements) is computed entirely by one
-// thread, in an order that depends only on the shape, so results are bit-identical for any
-// OMP_NUM_THREADS. Threads split the channels (schedule(static)) once a call has at least
-// kParallelMinElems elements and C >= 2; smaller calls run on the calling thread.
+// thread, its runs in batch order, so results are bit-identical for any OMP_NUM_THREADS. The channels go in
+// groups of up to 1 MiB of values each, walked image by image (memory in runs of a whole group's planes, not one
+// plane's); threads split the groups (schedule(static)) once a call has at least kBatchNormParallelMinElems
+// elements and C >= 2; smaller calls run on the calling thread. The grouping changes no value.
 //
 // Outputs must not alias inputs (except that the eval forward may write y over x).
 #pragma once
