@@ -195,6 +195,10 @@ kernel_mutant $b 's|HW, w\[c - c0\].mu, w\[c - c0\].a2)|HW, w[0].mu, w[c - c0].a
   "BatchNorm channel groups: every channel's variance about the group's first mean" batchNorm "$bn"
 kernel_mutant $b 's|body(s.C \* static_cast<size_t>(g) / groups, |body(s.C * static_cast<size_t>(g) / groups + (g > 0), |' \
   "BatchNorm channel groups: each later group's first channel skipped" batchNorm "$bn"
+kernel_mutant $b 's|stats\[s.C + c\] = cw.rc;|stats[s.C + c] = cw.mu;|' \
+  "BatchNorm: the forward saves the mean where the backward reads r" batchNorm "$bn"
+kernel_mutant $b 's|const double mu = stats\[c\], rc = stats\[s.C + c\];|const double mu = 0.0, rc = stats[s.C + c];|' \
+  "BatchNorm backward: dx's xhat recomputed without subtracting the mean" batchNorm "$bn"
 
 wait
 fails=0

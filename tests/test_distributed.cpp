@@ -118,16 +118,19 @@ TEST(SyncBatchNorm, KernelsOnShardsMatchTheOneProcessKernels) {
     for (auto& v : dy) v = nd(rng);
     for (auto& v : g) v = nd(rng);
     for (auto& v : b) v = nd(rng);
-    std::vector<float> y(s.count()), xh(s.count()), dx(s.count()), mean(s.C), var(s.C), r(s.C), dg(s.C), db(s.C);
+    std::vector<float> y(s.count()), dx(s.count()), mean(s.C), var(s.C), r(s.C), dg(s.C), db(s.C);
+    std::vector<double> stats(2 * s.C);
     std::vector<uint8_t> mask(s.count()), masks(s.count());
     uint8_t* const m = relu ? mask.data() : nullptr;
     kernels::batchnorm_train_forward(s, 1e-5, x.data(), g.data(), b.data(), y.data(), mean.data(), var.data(), r.data(),
-                                     xh.data(), m);
-    kernels::batchnorm_backward(s, g.data(), r.data(), xh.data(), dy.data(), dx.data(), dg.data(), db.data(), m);
+                                     stats.data(), m);
+    kernels::batchnorm_backward(s, g.data(), r.data(), stats.data(), x.data(), dy.data(), dx.data(), dg.data(),
+                                db.data(), m);
 
-    std::vector<float> ys(s.count()), xhs(s.count()), dxs(s.count());
+    std::vector<float> ys(s.count()), dxs(s.count());
     std::vector<std::vector<float>> means(R, std::vector<float>(s.C)), vars = means, rs = means, dgs = means,
                                     dbs = means;
+    std::vector<std::vector<double>> statss(R, std::vector<double>(2 * s.C));
     ThreadSum all(R);
     const std::vector<size_t> sizes = ops::shard_sizes(N, R);
     std::vector<std::thread> ranks;
@@ -139,9 +142,9 @@ TEST(SyncBatchNorm, KernelsOnShardsMatchTheOneProcessKernels) {
         const size_t o = first * per;
         uint8_t* const ms = relu ? masks.data() + o : nullptr;
         kernels::sync_batchnorm_train_forward(sh, 1e-5, me, x.data() + o, g.data(), b.data(), ys.data() + o,
-                                              means[q].data(), vars[q].data(), rs[q].data(), xhs.data() + o, ms);
-        kernels::sync_batchnorm_backward(sh, me, g.data(), rs[q].data(), xhs.data() + o, dy.data() + o, dxs.data() + o,
-                                         dgs[q].data(), dbs[q].data(), ms);
+                                              means[q].data(), vars[q].data(), rs[q].data(), statss[q].data(), ms);
+        kernels::sync_batchnorm_backward(sh, me, g.data(), rs[q].data(), statss[q].data(), x.data() + o, dy.data() + o,
+                                         dxs.data() + o, dgs[q].data(), dbs[q].data(), ms);
       });
     }
     for (auto& t : ranks) t.join();
@@ -153,6 +156,8 @@ TEST(SyncBatchNorm, KernelsOnShardsMatchTheOneProcessKernels) {
     for (size_t q = 0; q < R; ++q)
       for (size_t c = 0; c < s.C; ++c) {
         EXPECT_EQ(means[q][c], means[0][c]);  // every rank the same statistics, bit for bit
+        EXPECT_EQ(statss[q][c], statss[0][c]);
+        EXPECT_EQ(statss[q][s.C + c], statss[0][s.C + c]);
         EXPECT_TRUE(close(means[q][c], mean[c], std::fabs(mean[c]))) << c;
         EXPECT_TRUE(close(vars[q][c], var[c], var[c])) << c;
       }
@@ -175,11 +180,12 @@ TEST(SyncBatchNorm, KernelsOnShardsMatchTheOneProcessKernels) {
       EXPECT_TRUE(close(sb, db[c], std::fabs(db[c]))) << c;
     }
     // Per-rank statistics (each shard normalised alone) would be far off: the test can tell them apart.
-    std::vector<float> y0(sizes[0] * per), xh0(sizes[0] * per), m0(s.C), v0(s.C), r0(s.C);
+    std::vector<float> y0(sizes[0] * per), m0(s.C), v0(s.C), r0(s.C);
+    std::vector<double> st0(2 * s.C);
     ops::BatchNormShape s0 = s;
     s0.N = sizes[0];
     kernels::batchnorm_train_forward(s0, 1e-5, x.data(), g.data(), b.data(), y0.data(), m0.data(), v0.data(), r0.data(),
-                                     xh0.data(), nullptr);
+                                     st0.data(), nullptr);
     bool differs = false;
     for (size_t i = 0; i < y0.size(); ++i) differs |= !close(y0[i], y[i], ymax);
     EXPECT_TRUE(differs);

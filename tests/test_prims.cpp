@@ -171,6 +171,7 @@ struct Buffers {
   std::vector<std::vector<T>> in, p, g, saved, state, dx;
   std::vector<std::vector<uint8_t>> saved8;
   std::vector<std::vector<uint32_t>> saved32;
+  std::vector<std::vector<double>> saved64;
   std::vector<T> out, dy;
   std::vector<int32_t> labels;
   Decisions D;
@@ -193,6 +194,7 @@ struct Buffers {
       const size_t k = sd.per_example * n + sd.fixed;
       if (sd.elem == Elem::Scalar) saved.emplace_back(k, std::numeric_limits<T>::quiet_NaN());
       else if (sd.elem == Elem::U8) saved8.emplace_back(k);
+      else if (sd.elem == Elem::F64) saved64.emplace_back(k, std::numeric_limits<double>::quiet_NaN());
       else saved32.emplace_back(k);
     }
     for (const auto& sd : dc.state) state.emplace_back(sd.size, static_cast<T>(sd.init));
@@ -205,6 +207,7 @@ struct Buffers {
     for (auto& v : saved) call.saved.push_back(v.data());
     for (auto& v : saved8) call.saved8.push_back(v.data());
     for (auto& v : saved32) call.saved32.push_back(v.data());
+    for (auto& v : saved64) call.saved64.push_back(v.data());
     for (auto& v : state) call.state.push_back(v.data());
     call.dy = dy.data();
     for (auto& v : dx) call.dx.push_back(v.data());
@@ -346,6 +349,7 @@ struct FastRun {
   std::vector<std::vector<float>> saved, state, dx, g;
   std::vector<std::vector<uint8_t>> saved8;
   std::vector<std::vector<uint32_t>> saved32;
+  std::vector<std::vector<double>> saved64;
 };
 
 // The first differing element of two float buffers by bits (NaN payloads included), or -1.
@@ -372,6 +376,10 @@ std::vector<std::string> bit_differences(const FastRun& x, const FastRun& y) {
   for (size_t i = 0; i < x.g.size(); ++i) cmp(x.g[i], y.g[i], fmt::format("gradient {}", i));
   if (x.saved8 != y.saved8) bad.push_back("a saved u8 buffer differs");
   if (x.saved32 != y.saved32) bad.push_back("a saved u32 buffer differs");
+  for (size_t i = 0; i < x.saved64.size(); ++i)
+    if (x.saved64[i].size() != y.saved64[i].size() ||
+        std::memcmp(x.saved64[i].data(), y.saved64[i].data(), x.saved64[i].size() * sizeof(double)) != 0)
+      bad.push_back(fmt::format("saved f64[{}] differs", i));
   return bad;
 }
 
@@ -410,6 +418,7 @@ std::vector<std::string> dirtied_rerun(size_t op, const OpDef& d, const Example&
     r.saved = F.saved;
     r.saved8 = F.saved8;
     r.saved32 = F.saved32;
+    r.saved64 = F.saved64;
     r.dx = F.dx;
     r.g = F.g;
     F.call.mode = Mode::Eval;
@@ -429,6 +438,7 @@ std::vector<std::string> dirtied_rerun(size_t op, const OpDef& d, const Example&
   dirty(F.g, nan);
   dirty(F.saved8, uint8_t{0xff});
   dirty(F.saved32, uint32_t{0xffffffff});
+  dirty(F.saved64, std::numeric_limits<double>::quiet_NaN());
   kernels::poison_scratch();
   return bit_differences(clean, run());
 }

@@ -152,6 +152,20 @@ std::vector<BnCase> bn_cases() {
 
 class BatchNormDiff : public ::testing::TestWithParam<BnCase> {};
 
+// The xhat the kernels normalise with and recompute in the backward (kernel.hpp): float((x - mu) r) from the double
+// statistics the forward wrote, mu[c] = stats[c], r[c] = stats[C + c].
+std::vector<float> xhat_from(const BatchNormShape& s, const std::vector<float>& x, const std::vector<double>& stats) {
+  std::vector<float> xh(s.count());
+  const size_t HW = s.H * s.W;
+  for (size_t b = 0; b < s.N; ++b)
+    for (size_t c = 0; c < s.C; ++c)
+      for (size_t k = 0; k < HW; ++k) {
+        const size_t i = (b * s.C + c) * HW + k;
+        xh[i] = static_cast<float>((static_cast<double>(x[i]) - stats[c]) * stats[s.C + c]);
+      }
+  return xh;
+}
+
 // A case's data: x = offset + U(-2, 2), gamma from [gamma_lo, 1.5), beta and dy from the default range.
 struct BnData {
   BatchNormShape s;
@@ -176,9 +190,11 @@ TEST_P(BatchNormDiff, EveryKernelMatchesTheReference) {
   const float nan = std::nanf("");
 
   // Train forward.
-  std::vector<float> y(cnt, nan), mean(C, nan), var(C, nan), r(C, nan), xhat(cnt, nan);
+  std::vector<float> y(cnt, nan), mean(C, nan), var(C, nan), r(C, nan);
+  std::vector<double> stats(2 * C, std::nan(""));
   veridl::kernels::batchnorm_train_forward(s, eps, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
-                                           var.data(), r.data(), xhat.data(), nullptr);
+                                           var.data(), r.data(), stats.data(), nullptr);
+  const std::vector<float> xhat = xhat_from(s, x, stats);
   std::vector<double> ry(cnt), rmean(C), rvar(C), rr(C), rxhat(cnt);
   {
     const auto xd = to_double(x), gd = to_double(gamma), bd = to_double(beta);
@@ -191,10 +207,10 @@ TEST_P(BatchNormDiff, EveryKernelMatchesTheReference) {
   EXPECT_TRUE(within_rounding(xhat, rxhat, max_abs(rxhat) * (1.0 + offset), "xhat"));
   EXPECT_TRUE(within_rounding(y, ry, max_abs(ry) * (1.0 + offset), "y"));
 
-  // Backward, from the same float saved values for both.
+  // Backward, from the same float saved values for both (the kernel recomputes xhat from x and stats).
   std::vector<float> dx(cnt, nan), dgamma(C, nan), dbeta(C, nan);
-  veridl::kernels::batchnorm_backward(s, gamma.data(), r.data(), xhat.data(), dy.data(), dx.data(), dgamma.data(),
-                                      dbeta.data(), nullptr);
+  veridl::kernels::batchnorm_backward(s, gamma.data(), r.data(), stats.data(), x.data(), dy.data(), dx.data(),
+                                      dgamma.data(), dbeta.data(), nullptr);
   std::vector<double> rdx(cnt), rdgamma(C), rdbeta(C);
   {
     const auto gd = to_double(gamma), rd = to_double(r), xhd = to_double(xhat), dyd = to_double(dy);
@@ -208,8 +224,8 @@ TEST_P(BatchNormDiff, EveryKernelMatchesTheReference) {
 
   // Only some gradients wanted: the others are not touched, the wanted ones are the same bits.
   std::vector<float> dg2(C, nan);
-  veridl::kernels::batchnorm_backward(s, gamma.data(), r.data(), xhat.data(), dy.data(), nullptr, dg2.data(), nullptr,
-                                      nullptr);
+  veridl::kernels::batchnorm_backward(s, gamma.data(), r.data(), stats.data(), x.data(), dy.data(), nullptr,
+                                      dg2.data(), nullptr, nullptr);
   EXPECT_TRUE(same_bits(dg2, dgamma));
 
   // Eval forward with some running statistics (as the trainer keeps them, in float).
@@ -256,26 +272,29 @@ TEST_P(BatchNormDiff, TheFusedReluIsTheBatchNormThenTheReluKernelsBitForBit) {
   const float nan = std::nanf("");
   namespace k = veridl::kernels;
 
-  std::vector<float> y(cnt, nan), mean(C, nan), var(C, nan), r(C, nan), xhat(cnt, nan), relu_y(cnt, nan);
+  std::vector<float> y(cnt, nan), mean(C, nan), var(C, nan), r(C, nan), relu_y(cnt, nan);
+  std::vector<double> stats(2 * C, std::nan(""));
   std::vector<uint8_t> mask(cnt, 7);
   k::batchnorm_train_forward(s, eps, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), var.data(), r.data(),
-                             xhat.data(), nullptr);
+                             stats.data(), nullptr);
   k::relu_forward({cnt}, y.data(), relu_y.data(), mask.data());
-  std::vector<float> fy(cnt, nan), fmean(C, nan), fvar(C, nan), fr(C, nan), fxhat(cnt, nan);
+  std::vector<float> fy(cnt, nan), fmean(C, nan), fvar(C, nan), fr(C, nan);
+  std::vector<double> fstats(2 * C, std::nan(""));
   std::vector<uint8_t> fmask(cnt, 7);
   k::batchnorm_train_forward(s, eps, x.data(), gamma.data(), beta.data(), fy.data(), fmean.data(), fvar.data(),
-                             fr.data(), fxhat.data(), fmask.data());
+                             fr.data(), fstats.data(), fmask.data());
   EXPECT_TRUE(same_bits(fy, relu_y));
   EXPECT_EQ(fmask, mask);
-  EXPECT_TRUE(same_bits(fmean, mean) && same_bits(fvar, var) && same_bits(fr, r) && same_bits(fxhat, xhat));
+  EXPECT_TRUE(same_bits(fmean, mean) && same_bits(fvar, var) && same_bits(fr, r));
+  EXPECT_EQ(0, std::memcmp(fstats.data(), stats.data(), 2 * C * sizeof(double)));
 
   std::vector<float> gated(cnt, nan), dx(cnt, nan), dgamma(C, nan), dbeta(C, nan);
   k::relu_backward({cnt}, mask.data(), dy.data(), gated.data());
-  k::batchnorm_backward(s, gamma.data(), r.data(), xhat.data(), gated.data(), dx.data(), dgamma.data(), dbeta.data(),
-                        nullptr);
+  k::batchnorm_backward(s, gamma.data(), r.data(), stats.data(), x.data(), gated.data(), dx.data(), dgamma.data(),
+                        dbeta.data(), nullptr);
   std::vector<float> fdx(cnt, nan), fdgamma(C, nan), fdbeta(C, nan);
-  k::batchnorm_backward(s, gamma.data(), r.data(), xhat.data(), dy.data(), fdx.data(), fdgamma.data(), fdbeta.data(),
-                        mask.data());
+  k::batchnorm_backward(s, gamma.data(), r.data(), stats.data(), x.data(), dy.data(), fdx.data(), fdgamma.data(),
+                        fdbeta.data(), mask.data());
   EXPECT_TRUE(same_bits(fdx, dx));
   EXPECT_TRUE(same_bits(fdgamma, dgamma));
   EXPECT_TRUE(same_bits(fdbeta, dbeta));
@@ -294,9 +313,10 @@ TEST(KernelsBatchNorm, EvalWithTheBatchStatisticsMatchesTheTrainForward) {
   const BatchNormShape s{8, 5, 6, 6};
   const auto x = random_floats(s.count(), 11, -3.0f, 3.0f), gamma = random_floats(s.C, 12, 0.5f, 2.0f),
              beta = random_floats(s.C, 13);
-  std::vector<float> y(s.count()), mean(s.C), var(s.C), r(s.C), xhat(s.count()), ye(s.count());
+  std::vector<float> y(s.count()), mean(s.C), var(s.C), r(s.C), ye(s.count());
+  std::vector<double> stats(2 * s.C);
   veridl::kernels::batchnorm_train_forward(s, 1e-5, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
-                                           var.data(), r.data(), xhat.data(), nullptr);
+                                           var.data(), r.data(), stats.data(), nullptr);
   veridl::kernels::batchnorm_eval_forward(s, 1e-5, x.data(), gamma.data(), beta.data(), mean.data(), var.data(),
                                           ye.data(), false);
   for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(ye[i], y[i], 1e-6 * (1.0 + std::fabs(y[i]))) << i;
@@ -306,9 +326,12 @@ TEST(KernelsBatchNorm, NormalizedOutputHasZeroMeanAndUnitVariance) {
   const BatchNormShape s{16, 3, 5, 5};
   const auto x = random_floats(s.count(), 21, 40.0f, 60.0f);
   const std::vector<float> gamma(s.C, 1.0f), beta(s.C, 0.0f);
-  std::vector<float> y(s.count()), mean(s.C), var(s.C), r(s.C), xhat(s.count());
+  std::vector<float> y(s.count()), mean(s.C), var(s.C), r(s.C);
+  std::vector<double> stats(2 * s.C);
   veridl::kernels::batchnorm_train_forward(s, 0.0, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
-                                           var.data(), r.data(), xhat.data(), nullptr);
+                                           var.data(), r.data(), stats.data(), nullptr);
+  const std::vector<float> xhat = xhat_from(s, x, stats);
+  EXPECT_TRUE(same_bits(xhat, y));  // gamma 1, beta 0: y = float(1 * h + 0) = float(h)
   const size_t HW = s.H * s.W;
   for (size_t c = 0; c < s.C; ++c) {
     double m = 0, q = 0;
@@ -323,10 +346,33 @@ TEST(KernelsBatchNorm, NormalizedOutputHasZeroMeanAndUnitVariance) {
   }
 }
 
+// The backward's xhat is the forward's float, recomputed: with dy one at a single element i (zero elsewhere), dgamma of
+// i's channel is sum dy xhat = xhat[i] exactly (a float widened to double and rounded back), which must be the float
+// the forward normalised to: y[i] itself when gamma is 1 and beta 0.
+TEST(KernelsBatchNorm, TheBackwardRecomputesTheForwardsXhatBitForBit) {
+  const BatchNormShape s{6, 3, 5, 7};
+  const auto x = random_floats(s.count(), 31, 90.0f, 110.0f);
+  const std::vector<float> gamma(s.C, 1.0f), beta(s.C, 0.0f);
+  std::vector<float> y(s.count()), mean(s.C), var(s.C), r(s.C), dgamma(s.C), dbeta(s.C), dy(s.count(), 0.0f);
+  std::vector<double> stats(2 * s.C);
+  veridl::kernels::batchnorm_train_forward(s, 1e-5, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
+                                           var.data(), r.data(), stats.data(), nullptr);
+  const size_t HW = s.H * s.W;
+  for (size_t i = 0; i < s.count(); i += 7) {
+    dy[i] = 1.0f;
+    veridl::kernels::batchnorm_backward(s, gamma.data(), r.data(), stats.data(), x.data(), dy.data(), nullptr,
+                                        dgamma.data(), dbeta.data(), nullptr);
+    dy[i] = 0.0f;
+    const size_t c = (i / HW) % s.C;
+    EXPECT_EQ(0, std::memcmp(&dgamma[c], &y[i], sizeof(float))) << "element " << i << ": " << dgamma[c] << " vs " << y[i];
+  }
+}
+
 // ---- determinism across thread counts --------------------------------------------------------------
 
 struct BnRun {
-  std::vector<float> y, mean, var, r, xhat, dx, dgamma, dbeta, ye, relu_y, relu_dx;
+  std::vector<float> y, mean, var, r, dx, dgamma, dbeta, ye, relu_y, relu_dx;
+  std::vector<double> stats;
   std::vector<uint8_t> mask;
 };
 
@@ -335,12 +381,12 @@ BnRun run_all(int threads, const BatchNormShape& s, const std::vector<float>& x,
   const int saved = omp_get_max_threads();
   omp_set_num_threads(threads);
   const size_t cnt = s.count(), C = s.C;
-  BnRun o{std::vector<float>(cnt), std::vector<float>(C), std::vector<float>(C), std::vector<float>(C),
-          std::vector<float>(cnt), std::vector<float>(cnt), std::vector<float>(C), std::vector<float>(C),
-          std::vector<float>(cnt), std::vector<float>(cnt), std::vector<float>(cnt), std::vector<uint8_t>(cnt)};
+  BnRun o{std::vector<float>(cnt), std::vector<float>(C),   std::vector<float>(C),   std::vector<float>(C),
+          std::vector<float>(cnt), std::vector<float>(C),   std::vector<float>(C),   std::vector<float>(cnt),
+          std::vector<float>(cnt), std::vector<float>(cnt), std::vector<double>(2 * C), std::vector<uint8_t>(cnt)};
   veridl::kernels::batchnorm_train_forward(s, 1e-5, x.data(), gamma.data(), beta.data(), o.y.data(), o.mean.data(),
-                                           o.var.data(), o.r.data(), o.xhat.data(), nullptr);
-  veridl::kernels::batchnorm_backward(s, gamma.data(), o.r.data(), o.xhat.data(), dy.data(), o.dx.data(),
+                                           o.var.data(), o.r.data(), o.stats.data(), nullptr);
+  veridl::kernels::batchnorm_backward(s, gamma.data(), o.r.data(), o.stats.data(), x.data(), dy.data(), o.dx.data(),
                                       o.dgamma.data(), o.dbeta.data(), nullptr);
   veridl::kernels::batchnorm_eval_forward(s, 1e-5, x.data(), gamma.data(), beta.data(), o.mean.data(), o.var.data(),
                                           o.ye.data(), false);
@@ -362,7 +408,7 @@ TEST(KernelsReluBnDeterminism, BitIdenticalForOneAndTwoThreads) {
     EXPECT_TRUE(same_bits(one.mean, two.mean)) << at;
     EXPECT_TRUE(same_bits(one.var, two.var)) << at;
     EXPECT_TRUE(same_bits(one.r, two.r)) << at;
-    EXPECT_TRUE(same_bits(one.xhat, two.xhat)) << at;
+    EXPECT_EQ(0, std::memcmp(one.stats.data(), two.stats.data(), one.stats.size() * sizeof(double))) << at;
     EXPECT_TRUE(same_bits(one.dx, two.dx)) << at;
     EXPECT_TRUE(same_bits(one.dgamma, two.dgamma)) << at;
     EXPECT_TRUE(same_bits(one.dbeta, two.dbeta)) << at;

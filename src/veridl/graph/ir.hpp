@@ -167,7 +167,8 @@ struct StateDecl {
   size_t size = 0;
   float init = 0.0f;
 };
-enum class Elem { Scalar, U8, U32 };
+// Scalar: the executor's T; F64: double whatever T is (the float kernels' double statistics, e.g. BatchNorm's).
+enum class Elem { Scalar, U8, U32, F64 };
 // A buffer a forward fills for its backward: per_example * batch + fixed elements.
 struct SavedDecl {
   Elem elem = Elem::Scalar;
@@ -214,6 +215,7 @@ struct Call {
   std::vector<T*> saved;           // Elem::Scalar saved buffers, in declaration order
   std::vector<uint8_t*> saved8;    // Elem::U8
   std::vector<uint32_t*> saved32;  // Elem::U32
+  std::vector<double*> saved64;    // Elem::F64
   std::vector<T*> state;           // running state
   const T* dy = nullptr;           // backward: the output's gradient
   std::vector<T*> dx;              // backward: per input, where its gradient goes (nullptr: not wanted)

@@ -68,6 +68,7 @@ class Executor {
         const size_t count = (s.training_only && !training_) ? 0 : s.per_example * plan_.batch + s.fixed;
         if (s.elem == graph::Elem::Scalar) c.saved.push_back(keep(saved_, count, T(0)));
         else if (s.elem == graph::Elem::U8) c.saved8.push_back(keep(saved8_, count, uint8_t(0)));
+        else if (s.elem == graph::Elem::F64) c.saved64.push_back(keep(saved64_, count, 0.0));
         else c.saved32.push_back(keep(saved32_, count, uint32_t(0)));
       }
       for (const graph::StateDecl& s : n.decl.state) {
@@ -213,6 +214,7 @@ class Executor {
   std::vector<std::vector<T>> state_;
   std::vector<std::vector<uint8_t>> saved8_;
   std::vector<std::vector<uint32_t>> saved32_;
+  std::vector<std::vector<double>> saved64_;
   std::vector<graph::Call<T>> calls_;
   std::vector<std::vector<T*>> dx_;  // per node, per input: where its gradient goes when wanted
   T dL_ = T(1);

@@ -126,7 +126,7 @@ Memory plan_memory(const Plan& p, bool training) {
       if (s.training_only && !training) continue;
       const size_t count = s.per_example * p.batch + s.fixed;
       if (s.elem == graph::Elem::Scalar) m.saved_scalars += count;
-      else m.saved_bytes += count * (s.elem == graph::Elem::U8 ? 1 : 4);
+      else m.saved_bytes += count * (s.elem == graph::Elem::U8 ? 1 : s.elem == graph::Elem::F64 ? 8 : 4);
     }
   }
   return m;

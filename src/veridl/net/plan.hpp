@@ -39,7 +39,7 @@ struct Memory {
   std::vector<size_t> buffers;  // elements of each shared buffer
   std::vector<long> act, grad;  // per value: its buffer (-1: none)
   size_t scratch = 0, n_scratch = 0;  // accumulate edges: buffers a backward writes before the add
-  size_t saved_scalars = 0, saved_bytes = 0;  // what forwards keep for backwards (scalars; u8/u32 bytes)
+  size_t saved_scalars = 0, saved_bytes = 0;  // what forwards keep for backwards (scalars; u8/u32/f64 bytes)
   size_t bytes(size_t scalar_size) const;     // everything above, at this scalar size
 };
 

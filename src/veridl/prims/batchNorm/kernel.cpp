@@ -103,19 +103,30 @@ inline __m256 gated8(const float* g, const uint8_t* m, size_t k) {
 }
 #endif
 
-// a1 += sum of g, a2 += sum of g h over the run (g gated by the mask m when m is not null)
-void run_dot(const float* g, const uint8_t* m, const float* h, size_t len, Acc& a1, Acc& a2) {
+// The normalised value the forward computed and rounded: xhat = float((x - mu) rc), in double (no contraction: a
+// difference, then a product), the same float in the forward and in the backward's passes.
+inline float xhat_of(float x, double mu, double rc) { return static_cast<float>((static_cast<double>(x) - mu) * rc); }
+#if VERIDL_ISA_AVX2
+// The same for 4 floats widened to double, and the float result widened back: double(xhat).
+inline __m256d xhat4(__m256d x, __m256d mu, __m256d rc) {
+  return _mm256_cvtps_pd(_mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(x, mu), rc)));
+}
+#endif
+
+// a1 += sum of g, a2 += sum of g xhat over the run, xhat recomputed from x (g gated by the mask m when m is not null)
+void run_dot(const float* g, const uint8_t* m, const float* x, double mu, double rc, size_t len, Acc& a1, Acc& a2) {
   const size_t full = len / kLanes * kLanes;
 #if VERIDL_ISA_AVX2
+  const __m256d vm = _mm256_set1_pd(mu), vr = _mm256_set1_pd(rc);
   __m256d lo1 = _mm256_loadu_pd(a1.lane), hi1 = _mm256_loadu_pd(a1.lane + 4);
   __m256d lo2 = _mm256_loadu_pd(a2.lane), hi2 = _mm256_loadu_pd(a2.lane + 4);
   for (size_t k = 0; k < full; k += kLanes) {
-    const __m256 gv = gated8(g, m, k), hv = _mm256_loadu_ps(h + k);
+    const __m256 gv = gated8(g, m, k), xv = _mm256_loadu_ps(x + k);
     const __m256d gl = widen_lo(gv), gh = widen_hi(gv);
     lo1 = _mm256_add_pd(lo1, gl);
     hi1 = _mm256_add_pd(hi1, gh);
-    lo2 = _mm256_fmadd_pd(gl, widen_lo(hv), lo2);
-    hi2 = _mm256_fmadd_pd(gh, widen_hi(hv), hi2);
+    lo2 = _mm256_fmadd_pd(gl, xhat4(widen_lo(xv), vm, vr), lo2);
+    hi2 = _mm256_fmadd_pd(gh, xhat4(widen_hi(xv), vm, vr), hi2);
   }
   _mm256_storeu_pd(a1.lane, lo1);
   _mm256_storeu_pd(a1.lane + 4, hi1);
@@ -126,13 +137,13 @@ void run_dot(const float* g, const uint8_t* m, const float* h, size_t len, Acc& 
     for (size_t l = 0; l < kLanes; ++l) {
       const double gv = gated(g, m, k + l);
       a1.lane[l] += gv;
-      a2.lane[l] += gv * static_cast<double>(h[k + l]);
+      a2.lane[l] += gv * static_cast<double>(xhat_of(x[k + l], mu, rc));
     }
 #endif
   for (size_t k = full; k < len; ++k) {
     const double gv = gated(g, m, k);
     a1.tail += gv;
-    a2.tail += gv * static_cast<double>(h[k]);
+    a2.tail += gv * static_cast<double>(xhat_of(x[k], mu, rc));
   }
 }
 
@@ -177,13 +188,12 @@ ChannelWork* channel_work(size_t n) {
   return w.data();
 }
 
-// One run of the train forward's normalisation: xhat and y (relu(y) and its mask with kRelu).
+// One run of the train forward's normalisation: y (relu(y) and its mask with kRelu). xhat = float(h) is not kept:
+// the backward recomputes it from x (xhat_of).
 template <bool kRelu>
-void normalize_run(const float* xr, size_t len, double mu, double rc, double g, double bt, float* xh, float* yr,
-                   uint8_t* mr) {
+void normalize_run(const float* xr, size_t len, double mu, double rc, double g, double bt, float* yr, uint8_t* mr) {
   for (size_t k = 0; k < len; ++k) {
     const double h = (static_cast<double>(xr[k]) - mu) * rc;
-    xh[k] = static_cast<float>(h);
     const float v = static_cast<float>(g * h + bt);
     if constexpr (kRelu) {
       const bool on = v > 0.0f;  // prims/relu/kernel.cpp's compare and select
@@ -195,20 +205,21 @@ void normalize_run(const float* xr, size_t len, double mu, double rc, double g, 
   }
 }
 
-// One run of the backward's dx: a (dy - m1 - xhat m2), dy gated by the mask when there is one.
+// One run of the backward's dx: a (dy - m1 - xhat m2), xhat recomputed from x, dy gated by the mask when there is one.
 template <bool kRelu>
-void dx_run(const float* __restrict g, const uint8_t* __restrict m, const float* __restrict h, size_t len, double a,
-            double m1, double m2, float* __restrict d) {
+void dx_run(const float* __restrict g, const uint8_t* __restrict m, const float* __restrict x, size_t len, double mu,
+            double rc, double a, double m1, double m2, float* __restrict d) {
   for (size_t k = 0; k < len; ++k) {
     const float gk = kRelu ? gate(g[k], m[k]) : g[k];
-    d[k] = static_cast<float>(a * ((static_cast<double>(gk) - m1) - static_cast<double>(h[k]) * m2));
+    const float h = xhat_of(x[k], mu, rc);
+    d[k] = static_cast<float>(a * ((static_cast<double>(gk) - m1) - static_cast<double>(h) * m2));
   }
 }
 
 }  // namespace
 
 void batchnorm_train_forward(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma,
-                             const float* beta, float* y, float* mean, float* var, float* r, float* xhat,
+                             const float* beta, float* y, float* mean, float* var, float* r, double* stats,
                              uint8_t* relu_mask) {
   const size_t HW = s.H * s.W;
   const double n = static_cast<double>(s.per_channel());
@@ -226,20 +237,23 @@ void batchnorm_train_forward(const ops::BatchNormShape& s, double eps, const flo
       mean[c] = static_cast<float>(cw.mu);
       var[c] = static_cast<float>(v);
       r[c] = static_cast<float>(cw.rc);
+      stats[c] = cw.mu;
+      stats[s.C + c] = cw.rc;
     }
     for (size_t b = 0; b < s.N; ++b)
       for (size_t c = c0; c < c1; ++c) {
         const ChannelWork& cw = w[c - c0];
         const size_t off = (b * s.C + c) * HW;
         const double g = gamma[c], bt = beta[c];
-        if (relu_mask) normalize_run<true>(x + off, HW, cw.mu, cw.rc, g, bt, xhat + off, y + off, relu_mask + off);
-        else normalize_run<false>(x + off, HW, cw.mu, cw.rc, g, bt, xhat + off, y + off, nullptr);
+        if (relu_mask) normalize_run<true>(x + off, HW, cw.mu, cw.rc, g, bt, y + off, relu_mask + off);
+        else normalize_run<false>(x + off, HW, cw.mu, cw.rc, g, bt, y + off, nullptr);
       }
   });
 }
 
-void batchnorm_backward(const ops::BatchNormShape& s, const float* gamma, const float* r, const float* xhat,
-                        const float* dy, float* dx, float* dgamma, float* dbeta, const uint8_t* relu_mask) {
+void batchnorm_backward(const ops::BatchNormShape& s, const float* gamma, const float* r, const double* stats,
+                        const float* x, const float* dy, float* dx, float* dgamma, float* dbeta,
+                        const uint8_t* relu_mask) {
   const size_t HW = s.H * s.W;
   const double n = static_cast<double>(s.per_channel());
   for_channel_groups(s, [&](size_t c0, size_t c1) {
@@ -248,7 +262,8 @@ void batchnorm_backward(const ops::BatchNormShape& s, const float* gamma, const 
     for (size_t b = 0; b < s.N; ++b)
       for (size_t c = c0; c < c1; ++c) {
         const size_t off = (b * s.C + c) * HW;
-        run_dot(dy + off, relu_mask ? relu_mask + off : nullptr, xhat + off, HW, w[c - c0].a1, w[c - c0].a2);
+        run_dot(dy + off, relu_mask ? relu_mask + off : nullptr, x + off, stats[c], stats[s.C + c], HW, w[c - c0].a1,
+                w[c - c0].a2);
       }
     for (size_t c = c0; c < c1; ++c) {
       ChannelWork& cw = w[c - c0];
@@ -265,8 +280,9 @@ void batchnorm_backward(const ops::BatchNormShape& s, const float* gamma, const 
       for (size_t c = c0; c < c1; ++c) {
         const ChannelWork& cw = w[c - c0];
         const size_t off = (b * s.C + c) * HW;
-        if (relu_mask) dx_run<true>(dy + off, relu_mask + off, xhat + off, HW, cw.a, cw.m1, cw.m2, dx + off);
-        else dx_run<false>(dy + off, nullptr, xhat + off, HW, cw.a, cw.m1, cw.m2, dx + off);
+        const double mu = stats[c], rc = stats[s.C + c];
+        if (relu_mask) dx_run<true>(dy + off, relu_mask + off, x + off, HW, mu, rc, cw.a, cw.m1, cw.m2, dx + off);
+        else dx_run<false>(dy + off, nullptr, x + off, HW, mu, rc, cw.a, cw.m1, cw.m2, dx + off);
       }
   });
 }

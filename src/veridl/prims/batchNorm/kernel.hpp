@@ -6,6 +6,12 @@
 //                             xhat = (x - mean) r, y = gamma xhat + beta
 //   batchnorm_backward        dx = (r/n)(n dxhat - sum dxhat - xhat sum(xhat dxhat)), dxhat = gamma dy,
 //                             dgamma = sum dy xhat, dbeta = sum dy       (dx/dgamma/dbeta may be nullptr)
+//
+// xhat is not stored: the forward writes the double mean and r it normalised with (stats: mu[c] at stats[c], r[c] at
+// stats[C + c]) and the backward recomputes each xhat from x with them, the float the forward computed (the same
+// double difference and product, rounded once). A training step then writes one activation-sized array per
+// BatchNorm fewer, and keeps x (the backward's input) instead of xhat: BatchNorm is bound by memory in a step
+// (bench_kernels --batchnorm, "from memory").
 //   batchnorm_eval_forward    y = gamma (x - mean) / sqrt(var + eps) + beta   (given running statistics)
 //   batchnorm_update_running  running = (1 - m) running + m batch, for mean and (biased) var
 //
@@ -42,9 +48,10 @@ namespace veridl::kernels {
 inline constexpr size_t kBatchNormParallelMinElems = size_t(1) << 15;
 
 // relu_mask: nullptr, or the fused ReLU's mask [N C H W] (written by the forward, read by the backward).
-VERIDL_KERNEL(batchnorm_train_forward, void(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma, const float* beta, float* y, float* mean, float* var, float* r, float* xhat, uint8_t* relu_mask));
+// stats: [2C] doubles (written by the forward, read by the backward with the same x).
+VERIDL_KERNEL(batchnorm_train_forward, void(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma, const float* beta, float* y, float* mean, float* var, float* r, double* stats, uint8_t* relu_mask));
 
-VERIDL_KERNEL(batchnorm_backward, void(const ops::BatchNormShape& s, const float* gamma, const float* r, const float* xhat, const float* dy, float* dx, float* dgamma, float* dbeta, const uint8_t* relu_mask));
+VERIDL_KERNEL(batchnorm_backward, void(const ops::BatchNormShape& s, const float* gamma, const float* r, const double* stats, const float* x, const float* dy, float* dx, float* dgamma, float* dbeta, const uint8_t* relu_mask));
 
 VERIDL_KERNEL(batchnorm_eval_forward, void(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma, const float* beta, const float* mean, const float* var, float* y, bool relu));
 

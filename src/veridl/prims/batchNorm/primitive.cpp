@@ -29,9 +29,9 @@ void BatchNorm::declare(const Attrs& a, Decl& d) {
   d.saved = {{Elem::Scalar, 0, C, false},
              {Elem::Scalar, 0, C, false},
              {Elem::Scalar, 0, C, false},
-             {Elem::Scalar, C * a.shape.H * a.shape.W, 0, true}};
+             {Elem::F64, 0, 2 * C, true}};  // the float kernels' double mean and r (the backward's xhat from x)
   if (a.relu) d.saved.push_back({Elem::U8, C * a.shape.H * a.shape.W, 0, true});  // the fused ReLU's mask
-  d.bwd_reads_input = {false};
+  d.bwd_reads_input = {true};
 }
 
 void BatchNorm::emit_forward(Emission& e, const Node& n) {

@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 #include <type_traits>
+#include <vector>
 
 #include "veridl/graph/ir.hpp"
 #include "veridl/prims/batchNorm/kernel.hpp"
@@ -33,8 +34,10 @@ struct BatchNorm {
   static VShape infer(Attrs& a, InShapes in, const Where& w);
   static void declare(const Attrs& a, Decl& d);
 
-  // saved: mean, var, r [C]; xhat [N C H W] (training only); with the fused ReLU its mask [N C H W] (u8, training
-  // only). state: running mean, running var.
+  // saved: mean, var, r [C]; the float kernels' double mean and r [2C] (f64, training only: kernel.hpp); with the
+  // fused ReLU its mask [N C H W] (u8, training only). The backward reads x and recomputes xhat = (x - mean) r from
+  // them (the forward's float in the kernels, its atoms in the reference): no activation-sized xhat is kept.
+  // state: running mean, running var.
   template <class T, class B>
   static void forward(const Attrs& a, Call<T>& c) {
     ops::BatchNormShape s = a.shape;
@@ -47,15 +50,17 @@ struct BatchNorm {
       if (c.sync && c.sync->parties() > 1) {
         if constexpr (fast)
           kernels::sync_batchnorm_train_forward(s, ops::kBatchNormEps, *c.sync, c.in[0], c.p[0], c.p[1], c.out,
-                                                c.saved[0], c.saved[1], c.saved[2], c.saved[3], mask);
+                                                c.saved[0], c.saved[1], c.saved[2], c.saved64[0], mask);
         else
           throw std::logic_error("synchronized BatchNorm runs on the float kernels only");
       } else if constexpr (fast)
         kernels::batchnorm_train_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.out, c.saved[0], c.saved[1],
-                                         c.saved[2], c.saved[3], mask);
-      else
+                                         c.saved[2], c.saved64[0], mask);
+      else {
+        std::vector<T> xhat(s.count());  // the reference backend's (not the engine's): recomputed by the backward
         ops::batchnorm_train_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.out, c.saved[0], c.saved[1],
-                                     c.saved[2], c.saved[3], mask, c.D);
+                                     c.saved[2], xhat.data(), mask, c.D);
+      }
       if (c.running_momentum > 0) {
         if constexpr (fast)
           kernels::batchnorm_update_running(s.C, c.running_momentum, c.saved[0], c.saved[1], c.state[0], c.state[1]);
@@ -78,14 +83,17 @@ struct BatchNorm {
     const uint8_t* mask = a.relu ? c.saved8[0] : nullptr;
     if (c.sync && c.sync->parties() > 1) {
       if constexpr (std::is_same_v<B, Fast>)
-        kernels::sync_batchnorm_backward(s, *c.sync, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1],
-                                         mask);
+        kernels::sync_batchnorm_backward(s, *c.sync, c.p[0], c.saved[2], c.saved64[0], c.in[0], c.dy, c.dx[0],
+                                         c.g[0], c.g[1], mask);
       else
         throw std::logic_error("synchronized BatchNorm runs on the float kernels only");
-    } else if constexpr (std::is_same_v<B, Fast>)
-      kernels::batchnorm_backward(s, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1], mask);
-    else
-      ops::batchnorm_backward(s, c.p[0], c.saved[2], c.saved[3], c.dy, c.dx[0], c.g[0], c.g[1], mask);
+    } else if constexpr (std::is_same_v<B, Fast>) {
+      kernels::batchnorm_backward(s, c.p[0], c.saved[2], c.saved64[0], c.in[0], c.dy, c.dx[0], c.g[0], c.g[1], mask);
+    } else {
+      std::vector<T> xhat(s.count());
+      ops::batchnorm_xhat(s, c.in[0], c.saved[0], c.saved[2], xhat.data());
+      ops::batchnorm_backward(s, c.p[0], c.saved[2], xhat.data(), c.dy, c.dx[0], c.g[0], c.g[1], mask);
+    }
   }
   static void emit_forward(Emission& e, const Node& n);
   static void emit_backward(Emission& e, const Node& n);

@@ -106,6 +106,18 @@ void batchnorm_train_forward(const BatchNormShape& s, double eps, const T* x, co
   if (relu_mask) relu_forward(ReluShape{s.count()}, y, y, relu_mask, *D);  // the fused ReLU, in place
 }
 
+// The train forward's xhat[N*C*H*W] = (x - mean) r again, from its x and its saved mean[C] and r[C]: the same atoms
+// combined the same way, so the same values (what the executor's backward uses instead of a kept xhat).
+template <class T>
+void batchnorm_xhat(const BatchNormShape& s, const T* x, const T* mean, const T* r, T* xhat) {
+  const size_t HW = s.H * s.W;
+  for (size_t b = 0; b < s.N; ++b)
+    for (size_t c = 0; c < s.C; ++c) {
+      const size_t off = (b * s.C + c) * HW;
+      for (size_t k = 0; k < HW; ++k) xhat[off + k] = (x[off + k] - mean[c]) * r[c];
+    }
+}
+
 // Backward from the saved r[C] and xhat. Writes dx, dgamma[C], dbeta[C] (overwrites); any of the three
 // may be nullptr when that gradient is not wanted. relu_mask: the fused ReLU's (dy gated by it), or nullptr.
 template <class T>

@@ -27,7 +27,7 @@ std::vector<double>& scratch(size_t n) {
 
 void sync_batchnorm_train_forward(const ops::BatchNormShape& s, double eps, const graph::Collective& all, const float* x,
                                   const float* gamma, const float* beta, float* y, float* mean, float* var, float* r,
-                                  float* xhat, uint8_t* relu_mask) {
+                                  double* stats, uint8_t* relu_mask) {
   const size_t HW = s.H * s.W, C = s.C;
   std::vector<double>& S = scratch(C + 1);
   per_channel(C, s.count(), [&](size_t c) {
@@ -56,11 +56,12 @@ void sync_batchnorm_train_forward(const ops::BatchNormShape& s, double eps, cons
     mean[c] = static_cast<float>(mu);
     var[c] = static_cast<float>(v);
     r[c] = static_cast<float>(rc);
+    stats[c] = mu;
+    stats[C + c] = rc;
     for (size_t b = 0; b < s.N; ++b)
       for (size_t k = 0; k < HW; ++k) {
         const size_t i = (b * C + c) * HW + k;
         const double xh = (static_cast<double>(x[i]) - mu) * rc;
-        xhat[i] = static_cast<float>(xh);
         const float out = static_cast<float>(static_cast<double>(gamma[c]) * xh + static_cast<double>(beta[c]));
         if (relu_mask) relu_mask[i] = static_cast<uint8_t>(out > 0.0f);
         y[i] = relu_mask && !relu_mask[i] ? 0.0f : out;
@@ -69,10 +70,14 @@ void sync_batchnorm_train_forward(const ops::BatchNormShape& s, double eps, cons
 }
 
 void sync_batchnorm_backward(const ops::BatchNormShape& s, const graph::Collective& all, const float* gamma,
-                             const float* r, const float* xhat, const float* dy_in, float* dx, float* dgamma, float* dbeta,
-                             const uint8_t* relu_mask) {
+                             const float* r, const double* stats, const float* x, const float* dy_in, float* dx,
+                             float* dgamma, float* dbeta, const uint8_t* relu_mask) {
   const size_t HW = s.H * s.W, C = s.C;
   const auto dy = [&](size_t i) { return ops::relu_gated(relu_mask, i, dy_in[i]); };
+  // the forward's xhat of element i of channel c, recomputed: the same double difference and product, rounded once
+  const auto xhat = [&](size_t i, size_t c) {
+    return static_cast<float>((static_cast<double>(x[i]) - stats[c]) * stats[C + c]);
+  };
   std::vector<double>& S = scratch(2 * C + 1);  // sum dy, sum dy xhat, the count
   per_channel(C, s.count(), [&](size_t c) {
     double a = 0.0, bsum = 0.0;
@@ -80,7 +85,7 @@ void sync_batchnorm_backward(const ops::BatchNormShape& s, const graph::Collecti
       for (size_t k = 0; k < HW; ++k) {
         const size_t i = (b * C + c) * HW + k;
         a += dy(i);
-        bsum += static_cast<double>(dy(i)) * static_cast<double>(xhat[i]);
+        bsum += static_cast<double>(dy(i)) * static_cast<double>(xhat(i, c));
       }
     S[c] = a;
     S[C + c] = bsum;
@@ -96,7 +101,7 @@ void sync_batchnorm_backward(const ops::BatchNormShape& s, const graph::Collecti
     for (size_t b = 0; b < s.N; ++b)
       for (size_t k = 0; k < HW; ++k) {
         const size_t i = (b * C + c) * HW + k;
-        dx[i] = static_cast<float>(k_c * (n * g * static_cast<double>(dy(i)) - A - static_cast<double>(xhat[i]) * Bs));
+        dx[i] = static_cast<float>(k_c * (n * g * static_cast<double>(dy(i)) - A - static_cast<double>(xhat(i, c)) * Bs));
       }
   });
 }

@@ -24,11 +24,13 @@
 namespace veridl::kernels {
 
 // relu_mask: nullptr, or the fused ReLU's mask (kernel.hpp): y = relu(BatchNorm(x)) and dy gated by the mask.
+// stats: [2C] doubles, the mean and r the forward normalised with (kernel.hpp's layout); the backward recomputes xhat
+// from x with them, the float the forward computed.
 void sync_batchnorm_train_forward(const ops::BatchNormShape& s, double eps, const graph::Collective& all, const float* x,
                                   const float* gamma, const float* beta, float* y, float* mean, float* var, float* r,
-                                  float* xhat, uint8_t* relu_mask);
+                                  double* stats, uint8_t* relu_mask);
 void sync_batchnorm_backward(const ops::BatchNormShape& s, const graph::Collective& all, const float* gamma,
-                             const float* r, const float* xhat, const float* dy, float* dx, float* dgamma, float* dbeta,
-                             const uint8_t* relu_mask);
+                             const float* r, const double* stats, const float* x, const float* dy, float* dx,
+                             float* dgamma, float* dbeta, const uint8_t* relu_mask);
 
 }  // namespace veridl::kernels
