@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 #include <regex>
+#include <set>
 
 #include "net_testutil.hpp"
 #include "test_util.hpp"
@@ -177,10 +178,13 @@ TEST(Plan, AValueWithTwoConsumersGetsOneWriteAndOneAccumulateEdge) {
 }
 
 // The liveness plan against an independent one: every value in a buffer of its own, nothing shared.
-// Same losses, gradients, input gradient and logits bit for bit, on the residual spec and the gated DAG.
+// Same losses, gradients, input gradient and logits bit for bit, on the residual spec, the gated DAG and the BN CNN;
+// between them the training plans use both colourings (plan.cpp's assign).
 TEST(Plan, BuffersSharedByLivenessComputeWhatPrivateBuffersCompute) {
-  for (const NetSpec& spec : {load_netspec(resnet_path()), gated()}) {
+  std::set<Colouring> seen;
+  for (const NetSpec& spec : {load_netspec(resnet_path()), gated(), load_netspec(repo("specs/mnist_cnn_bn.json"))}) {
     Plan shared = compile(spec, 3, 0.1);
+    seen.insert(shared.train.colouring);
     Plan own = shared;
     for (Memory* m : {&own.train, &own.infer}) {
       m->buffers.clear();
@@ -221,6 +225,7 @@ TEST(Plan, BuffersSharedByLivenessComputeWhatPrivateBuffersCompute) {
     ib.forward(x.data(), 3, d2, Mode::Eval);
     EXPECT_EQ(ia.logits(), ib.logits()) << spec.name;
   }
+  EXPECT_EQ(seen.size(), 2u) << "both colourings exercised";
 }
 
 TEST(Executor, FastKernelsMatchTheReferenceOnTheResidualAndGatedDags) {

@@ -28,9 +28,14 @@ struct Interval {
   size_t size;
 };
 
-// Interval colouring: each interval takes the smallest free buffer that fits, else grows the largest free
-// one, else opens a new one. A buffer is free for an interval that starts after its last user ended.
-std::vector<long> assign(const std::vector<Interval>& iv, std::vector<size_t>& buffers) {
+// Interval colouring, two ways, the one with the smaller total kept (ties: the first):
+//  - in start order: each interval takes the smallest free buffer that fits, else grows the largest free one, else
+//    opens a new one (a buffer is free for an interval that starts after its last user ended);
+//  - largest first: each interval takes the smallest buffer none of whose intervals overlaps it in time (every buffer
+//    is at least as large: it was opened for a larger or equal interval), else opens a new one.
+// The first suits short-lived values; the second long-lived ones of mixed sizes (a BatchNorm's input, kept for its
+// backward, pins buffers that the first then grows: ResNet-50's plan 3,678 MiB that way, 11% over the second's).
+std::vector<long> assign_in_start_order(const std::vector<Interval>& iv, std::vector<size_t>& buffers) {
   std::vector<size_t> order(iv.size());
   std::iota(order.begin(), order.end(), size_t{0});
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -58,6 +63,46 @@ std::vector<long> assign(const std::vector<Interval>& iv, std::vector<size_t>& b
     out[i] = best;
   }
   return out;
+}
+
+std::vector<long> assign_largest_first(const std::vector<Interval>& iv, std::vector<size_t>& buffers) {
+  std::vector<size_t> order(iv.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return iv[a].size != iv[b].size ? iv[a].size > iv[b].size : iv[a].start < iv[b].start;
+  });
+  std::vector<std::vector<size_t>> users;  // per buffer: the intervals it holds
+  std::vector<long> out(iv.size(), -1);
+  auto overlap = [&](size_t a, size_t b) { return iv[a].start <= iv[b].end && iv[b].start <= iv[a].end; };
+  for (size_t i : order) {
+    long best = -1;
+    for (size_t b = 0; b < buffers.size(); ++b) {
+      if (best >= 0 && buffers[b] >= buffers[size_t(best)]) continue;
+      if (std::none_of(users[b].begin(), users[b].end(), [&](size_t u) { return overlap(u, i); })) best = long(b);
+    }
+    if (best < 0) {
+      buffers.push_back(iv[i].size);
+      users.emplace_back();
+      best = long(buffers.size() - 1);
+    }
+    users[size_t(best)].push_back(i);
+    out[i] = best;
+  }
+  return out;
+}
+
+std::vector<long> assign(const std::vector<Interval>& iv, std::vector<size_t>& buffers, Colouring& how) {
+  std::vector<size_t> a, b;
+  std::vector<long> out_a = assign_in_start_order(iv, a), out_b = assign_largest_first(iv, b);
+  const auto total = [](const std::vector<size_t>& v) { return std::accumulate(v.begin(), v.end(), size_t{0}); };
+  if (total(b) < total(a)) {
+    buffers = std::move(b);
+    how = Colouring::LargestFirst;
+    return out_b;
+  }
+  buffers = std::move(a);
+  how = Colouring::StartOrder;
+  return out_a;
 }
 
 // The value whose memory a value uses: a view's output shares its input's memory when the input has no
@@ -106,7 +151,7 @@ Memory plan_memory(const Plan& p, bool training) {
     if (act[v].start >= 0) iv.push_back(act[v]), owner.push_back({v, false});
     if (grad[v].start >= 0) iv.push_back(grad[v]), owner.push_back({v, true});
   }
-  const std::vector<long> buf = assign(iv, m.buffers);
+  const std::vector<long> buf = assign(iv, m.buffers, m.colouring);
   std::vector<long> act_root(p.values.size(), -1), grad_root(p.values.size(), -1);
   for (size_t i = 0; i < iv.size(); ++i) (owner[i].second ? grad_root : act_root)[owner[i].first] = buf[i];
   for (size_t v = 0; v < p.values.size(); ++v) {

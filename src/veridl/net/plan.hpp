@@ -35,9 +35,13 @@ enum class Fault {
 };
 
 // Where each value lives, for one purpose (training or inference).
+// How the values were coloured into shared buffers (plan.cpp's assign: two heuristics, the smaller total kept).
+enum class Colouring { StartOrder, LargestFirst };
+
 struct Memory {
   std::vector<size_t> buffers;  // elements of each shared buffer
   std::vector<long> act, grad;  // per value: its buffer (-1: none)
+  Colouring colouring = Colouring::StartOrder;
   size_t scratch = 0, n_scratch = 0;  // accumulate edges: buffers a backward writes before the add
   size_t saved_scalars = 0, saved_bytes = 0;  // what forwards keep for backwards (scalars; u8/u32/f64 bytes)
   size_t bytes(size_t scalar_size) const;     // everything above, at this scalar size
