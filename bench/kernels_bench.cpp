@@ -406,7 +406,8 @@ std::vector<ConvCase> conv_cases() {
   using veridl::ops::Conv2dShape;
   auto c3 = [](size_t B, size_t C, size_t HW, size_t O) { return Conv2dShape{B, C, HW, HW, O, 3, 3, 1, 1, 1, 1, 1}; };
   auto c1 = [](size_t B, size_t C, size_t HW, size_t O) { return Conv2dShape{B, C, HW, HW, O, 1, 1, 1, 0, 0, 0, 0}; };
-  return {{"3x3 32->32 28x28 b32", c3(32, 32, 28, 32)},   {"3x3 64->64 56x56 b8", c3(8, 64, 56, 64)},
+  return {{"3x3 1->32 28x28 b128 (BN CNN stem)", c3(128, 1, 28, 32)},
+          {"3x3 32->32 28x28 b32", c3(32, 32, 28, 32)},   {"3x3 64->64 56x56 b8", c3(8, 64, 56, 64)},
           {"3x3 128->128 28x28 b8", c3(8, 128, 28, 128)}, {"3x3 256->256 14x14 b8", c3(8, 256, 14, 256)},
           {"3x3 512->512 7x7 b8", c3(8, 512, 7, 512)},    {"1x1 64->256 56x56 b8", c1(8, 64, 56, 256)},
           {"1x1 192->32 28x28 b8", c1(8, 192, 28, 32)},   {"1x1 384->64 14x14 b8", c1(8, 384, 14, 64)},
