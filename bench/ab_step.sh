@@ -8,7 +8,10 @@
 #   defaults: NEW_REV=HEAD, SPEC=specs/mnist_mlp.json (relative to the repo, or an absolute path: a derived spec
 #   such as ConvNeXt-T at 32x32), ROUNDS=5, SECONDS=3 per run, BATCH: bench_kernels' default
 #
-# Run it on an idle machine (no build running: both cores are in every step).
+# Run it on an idle machine (no build running: both cores are in every step). OpenMP waits as `veridl train` waits
+# (OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=3000, tools/veridl/main.cpp) unless the caller sets either variable; before
+# session 27 this script set OMP_WAIT_POLICY=PASSIVE alone (no spin), under which the MLP's step took 2.65-2.75 ms
+# against 1.66-1.76 with the spin (Intel Xeon): small steps' A/B ratios from then include that wake-up cost.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 old="${1:?usage: bash bench/ab_step.sh OLD_REV [NEW_REV] [SPEC] [ROUNDS] [SECONDS]}"
@@ -35,7 +38,8 @@ build() {  # rev -> prints the path of its bench_kernels
 a="$(build "$old")"
 b="$(build "$new")"
 step_ms() {  # binary -> the median step time in ms
-  OMP_WAIT_POLICY=PASSIVE "$1" --net "$spec" ${BATCH:+--batch "$BATCH"} --seconds "$seconds" | sed -n 's/.*train step median \([0-9.]*\) ms.*/\1/p'
+  if [[ -n "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ]]; then set -- "$1"; else set -- "$1" OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=3000; fi
+  env "${@:2}" "$1" --net "$spec" ${BATCH:+--batch "$BATCH"} --seconds "$seconds" | sed -n 's/.*train step median \([0-9.]*\) ms.*/\1/p'
 }
 ratios=()
 for ((r = 1; r <= rounds; r++)); do

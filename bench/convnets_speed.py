@@ -18,9 +18,10 @@ For every (network, image size) configuration this alternates rounds of
       random data, torch.set_num_threads(2) and OMP_NUM_THREADS=2, --warmup steps then the median over
       --steps timed steps. Its own process; peak RSS = ru_maxrss of that process.
 
-Rounds alternate which framework goes first. Both get OMP_WAIT_POLICY=PASSIVE (VeriDL's default for
-`veridl train`, which bench_kernels does not set by itself; --omp-wait-policy to change) and nothing
-else from the caller's OMP_*/GOMP_*/KMP_*/MKL_* environment.
+Rounds alternate which framework goes first. Both get OMP_WAIT_POLICY=PASSIVE (--omp-wait-policy to change) and
+nothing else from the caller's OMP_*/GOMP_*/KMP_*/MKL_* environment: purely passive waiting, as every row of
+docs/results.md was measured. (`veridl train` itself waits passively after a bounded spin, GOMP_SPINCOUNT=3000, which
+bench_kernels does not set by itself; at these nets' step times of 0.1-2 s the difference is small.)
 
 Configurations (net x size):
   224: specs/resnet18.json, specs/resnet34.json, specs/mobilenetv2.json, specs/efficientnet_b0.json,
