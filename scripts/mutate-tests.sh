@@ -126,7 +126,7 @@ kernel_mutant $c 's|        std::fill(dW + o0 \* g.K, dW + o1 \* g.K, 0.0f);|   
   "conv2d weight gradient of a large pointwise weight with x transposed: dW's rows not zeroed first" conv2d "*Pointwise*"
 kernel_mutant $c 's|gemm(Gemm{o1 - o0, g.K, np, dy + (bi \* s.O + o0) \* g.P + p0,|gemm(Gemm{o1 - o0, g.K, np, dy + bi * s.O * g.P + p0,|' \
   "conv2d weight gradient of a large pointwise weight with x transposed: every thread reads dy's first rows" conv2d "*Pointwise*"
-kernel_mutant $c 's|transpose_positions(xb + p0, g.P, np, 0, g.K, xT, g.K);|transpose_positions(xb + p0, g.P, np, 0, g.K - 1, xT, g.K);|' \
+kernel_mutant $c 's|transpose_positions(x + bi \* g.C \* g.H \* g.W + p0, g.P, np, 0, g.K, xT, g.K);|transpose_positions(x + bi * g.C * g.H * g.W + p0, g.P, np, 0, g.K - 1, xT, g.K);|' \
   "conv2d weight gradient with x transposed: its last channel not copied" conv2d "*Conv2dDiff*:*Pointwise*"
 kernel_mutant $c 's|im2col(g, x + bi \* g.C \* g.H \* g.W, p0, p0 + np, col + q0, D);|im2col(g, x + bi * g.C * g.H * g.W, p0, p0 + np, col, D);|' \
   "conv2d weight gradient of a large weight: every unit's plane copied to col's first columns" conv2d "*Conv2dDiff*"

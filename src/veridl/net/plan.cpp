@@ -35,10 +35,17 @@ struct Interval {
 //    is at least as large: it was opened for a larger or equal interval), else opens a new one.
 // The first suits short-lived values; the second long-lived ones of mixed sizes (a BatchNorm's input, kept for its
 // backward, pins buffers that the first then grows: ResNet-50's plan 3,678 MiB that way, 11% over the second's).
-std::vector<long> assign_in_start_order(const std::vector<Interval>& iv, std::vector<size_t>& buffers) {
-  std::vector<size_t> order(iv.size());
+// The intervals' indices, stably sorted by `before`.
+template <class Before>
+std::vector<size_t> sorted_order(size_t n, Before before) {
+  std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+  std::stable_sort(order.begin(), order.end(), before);
+  return order;
+}
+
+std::vector<long> assign_in_start_order(const std::vector<Interval>& iv, std::vector<size_t>& buffers) {
+  const std::vector<size_t> order = sorted_order(iv.size(), [&](size_t a, size_t b) {
     return iv[a].start != iv[b].start ? iv[a].start < iv[b].start : iv[a].size > iv[b].size;
   });
   std::vector<long> busy_until;
@@ -66,9 +73,7 @@ std::vector<long> assign_in_start_order(const std::vector<Interval>& iv, std::ve
 }
 
 std::vector<long> assign_largest_first(const std::vector<Interval>& iv, std::vector<size_t>& buffers) {
-  std::vector<size_t> order(iv.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+  const std::vector<size_t> order = sorted_order(iv.size(), [&](size_t a, size_t b) {
     return iv[a].size != iv[b].size ? iv[a].size > iv[b].size : iv[a].start < iv[b].start;
   });
   std::vector<std::vector<size_t>> users;  // per buffer: the intervals it holds

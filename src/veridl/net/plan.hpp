@@ -34,10 +34,10 @@ enum class Fault {
   AccumulateAsWrite,   // a fan-out's second gradient overwrites the first instead of adding to it
 };
 
-// Where each value lives, for one purpose (training or inference).
 // How the values were coloured into shared buffers (plan.cpp's assign: two heuristics, the smaller total kept).
 enum class Colouring { StartOrder, LargestFirst };
 
+// Where each value lives, for one purpose (training or inference).
 struct Memory {
   std::vector<size_t> buffers;  // elements of each shared buffer
   std::vector<long> act, grad;  // per value: its buffer (-1: none)

@@ -104,8 +104,8 @@ inline __m256 gated8(const float* g, const uint8_t* m, size_t k) {
 #endif
 
 // The normalised value the forward computed and rounded: xhat = float((x - mu) rc), in double (no contraction: a
-// difference, then a product), the same float in the forward and in the backward's passes.
-inline float xhat_of(float x, double mu, double rc) { return static_cast<float>((static_cast<double>(x) - mu) * rc); }
+// difference, then a product), the same float in the forward and in the backward's passes (kernel.hpp).
+inline float xhat_of(float x, double mu, double rc) { return xhat_from_stats(x, mu, rc); }
 #if VERIDL_ISA_AVX2
 // The same for 4 floats widened to double, and the float result widened back: double(xhat).
 inline __m256d xhat4(__m256d x, __m256d mu, __m256d rc) {

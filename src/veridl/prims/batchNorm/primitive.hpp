@@ -56,11 +56,9 @@ struct BatchNorm {
       } else if constexpr (fast)
         kernels::batchnorm_train_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.out, c.saved[0], c.saved[1],
                                          c.saved[2], c.saved64[0], mask);
-      else {
-        std::vector<T> xhat(s.count());  // the reference backend's (not the engine's): recomputed by the backward
+      else  // xhat not kept: the backward recomputes it (ops::batchnorm_xhat)
         ops::batchnorm_train_forward(s, ops::kBatchNormEps, c.in[0], c.p[0], c.p[1], c.out, c.saved[0], c.saved[1],
-                                     c.saved[2], xhat.data(), mask, c.D);
-      }
+                                     c.saved[2], static_cast<T*>(nullptr), mask, c.D);
       if (c.running_momentum > 0) {
         if constexpr (fast)
           kernels::batchnorm_update_running(s.C, c.running_momentum, c.saved[0], c.saved[1], c.state[0], c.state[1]);

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include "veridl/prims/batchNorm/kernel.hpp"
+
 namespace veridl::kernels {
 
 namespace {
@@ -74,10 +76,7 @@ void sync_batchnorm_backward(const ops::BatchNormShape& s, const graph::Collecti
                              float* dgamma, float* dbeta, const uint8_t* relu_mask) {
   const size_t HW = s.H * s.W, C = s.C;
   const auto dy = [&](size_t i) { return ops::relu_gated(relu_mask, i, dy_in[i]); };
-  // the forward's xhat of element i of channel c, recomputed: the same double difference and product, rounded once
-  const auto xhat = [&](size_t i, size_t c) {
-    return static_cast<float>((static_cast<double>(x[i]) - stats[c]) * stats[C + c]);
-  };
+  const auto xhat = [&](size_t i, size_t c) { return xhat_from_stats(x[i], stats[c], stats[C + c]); };
   std::vector<double>& S = scratch(2 * C + 1);  // sum dy, sum dy xhat, the count
   per_channel(C, s.count(), [&](size_t c) {
     double a = 0.0, bsum = 0.0;

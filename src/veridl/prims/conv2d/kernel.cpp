@@ -1117,6 +1117,13 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
   // alternated runs). The choice depends only on the shape.
   const bool small_pw = pw && g.P <= kSmallPlane;
   if (nparts > 1 && small_pw && s.O >= 64) return pointwise_small_backward_weight(s, g, x, dy, dW);
+  // A pointwise convolution's unit product with x transposed (x^T [np, K]: the positions the product's depth):
+  // dst[o - o0, k] += sum over positions p0 .. p0 + np - 1 of image bi of dy[o, p] x[k, p], for o in [o0, o1).
+  auto x_rows_unit = [&](size_t bi, size_t p0, size_t np, size_t o0, size_t o1, float* dst) {
+    float* xT = scratch(1, np * g.K);
+    transpose_positions(x + bi * g.C * g.H * g.W + p0, g.P, np, 0, g.K, xT, g.K);
+    gemm(Gemm{o1 - o0, g.K, np, dy + (bi * s.O + o0) * g.P + p0, g.P, 1, xT, g.K, dst, g.K, nullptr, Init::C});
+  };
   if (nparts > 1 && KO * nparts > (size_t(1) << 21) && s.O >= 64) {
     constexpr size_t kOBlock = 32;
     const size_t ob = (s.O + kOBlock - 1) / kOBlock;
@@ -1129,11 +1136,8 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
         if (o0 >= o1) return;
         std::fill(dW + o0 * g.K, dW + o1 * g.K, 0.0f);
         for (size_t u = 0; u < units; ++u) {
-          const size_t bi = u / nch, p0 = (u % nch) * pc, np = std::min(g.P, p0 + pc) - p0;
-          float* xT = scratch(1, np * g.K);
-          transpose_positions(x + bi * g.C * g.H * g.W + p0, g.P, np, 0, g.K, xT, g.K);
-          gemm(Gemm{o1 - o0, g.K, np, dy + (bi * s.O + o0) * g.P + p0, g.P, 1, xT, g.K, dW + o0 * g.K, g.K, nullptr,
-                    Init::C});
+          const size_t bi = u / nch, p0 = (u % nch) * pc;
+          x_rows_unit(bi, p0, std::min(g.P, p0 + pc) - p0, o0, o1, dW + o0 * g.K);
         }
       });
       return;
@@ -1201,9 +1205,7 @@ void conv2d_backward_weight(const ops::Conv2dShape& s, const float* x, const flo
         const size_t bi = u / nch, p0 = (u % nch) * pc, p1 = std::min(g.P, p0 + pc), np = p1 - p0;
         const float* xb = x + bi * g.C * g.H * g.W;
         if (x_rows) {
-          float* xT = scratch(1, np * g.K);  // x^T [np, K]
-          transpose_positions(xb + p0, g.P, np, 0, g.K, xT, g.K);
-          gemm(Gemm{s.O, g.K, np, dy + bi * s.O * g.P + p0, g.P, 1, xT, g.K, part, g.K, nullptr, Init::C});
+          x_rows_unit(bi, p0, np, 0, s.O, part);
           continue;
         }
         const float* col = xb + p0;
