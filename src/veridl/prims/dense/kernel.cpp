@@ -35,8 +35,8 @@ namespace {
 using simd::hsum;
 using simd::lane_mask;
 
-// Per-thread scratch buffers; grow, never shrink. scratch: the transposed copy of W (made by the calling
-// thread, read by the team); pack_scratch: the packed blocks of A and B (private to each team thread).
+// Per-thread scratch buffers; grow, never shrink. scratch: a transposed copy of W or dy (the calling thread's
+// buffer, written and read by the team); pack_scratch: the packed blocks of A and B (private to each team thread).
 float* scratch(size_t n) {
   thread_local Scratch<float> buf;
   return buf.get(n);
@@ -48,12 +48,12 @@ float* pack_scratch(size_t n) {
 
 using micro::Blocks;
 
-// Wt[o, i] = W[i, o] (W is [I, O]): 8 x 8 blocks through registers (the last block of each row band
-// masked), the I % 8 leftover rows scalar.
-void transpose(size_t I, size_t O, const float* W, float* Wt) {
+// Wt[o, i] = W[i, o] for the columns o in [olo, ohi) (olo a multiple of 8; W is [I, O]): 8 x 8 blocks through
+// registers (the last block of each row band masked), the I % 8 leftover rows scalar.
+void transpose_cols(size_t I, size_t O, const float* W, float* Wt, size_t olo, size_t ohi) {
   size_t i0 = 0;
   for (; i0 + 8 <= I; i0 += 8) {
-    for (size_t o0 = 0; o0 < O; o0 += 8) {
+    for (size_t o0 = olo; o0 < ohi; o0 += 8) {
       const size_t w = std::min<size_t>(8, O - o0);
       const __m256i mask = lane_mask(w);
       __m256 r[8];
@@ -66,7 +66,13 @@ void transpose(size_t I, size_t O, const float* W, float* Wt) {
     }
   }
   for (; i0 < I; ++i0)
-    for (size_t o = 0; o < O; ++o) Wt[o * I + i0] = W[i0 * O + o];
+    for (size_t o = olo; o < ohi; ++o) Wt[o * I + i0] = W[i0 * O + o];
+}
+// All of Wt = W^T, the team taking contiguous blocks of 8 columns (a copy: no value depends on the split). Done by
+// the calling thread alone (the other thread waiting) it made the MLP's dx products 5-7% slower on 2 threads
+// (bench_kernels --gemm --only MLP, Intel Xeon, avx512, veridl's OpenMP waiting).
+void transpose(size_t I, size_t O, const float* W, float* Wt) {
+  for_chunks((O + 7) / 8, I * O, [&](size_t lo, size_t hi) { transpose_cols(I, O, W, Wt, lo * 8, std::min(O, hi * 8)); });
 }
 
 // ---- broadcast-FMA GEMM (the micro-kernel: kernels/gemm_tile.hpp) ----------------------------------------
