@@ -5,12 +5,14 @@
 //                 target_link_libraries(bench_kernels PRIVATE veridl_core)
 // Run:            OMP_NUM_THREADS=2 ./bench_kernels [--quick] [--step-only]
 //                 OMP_NUM_THREADS=2 ./bench_kernels --net specs/mnist_mlp.json [--batch N] [--seconds S] [--profile | --nodes]
-//                   [--no-fusion]
+//                   [--regions] [--no-fusion]
 //                   the whole fused train step of a NetSpec (gather excluded: forward, loss, backward and
 //                   the recipe's optimizer, as train::TrainStep runs it) on random data: median time per
 //                   step over many steps, which shrugs off the bursts of foreign load that make epoch
 //                   timings noisy on a shared machine; then the optimizer's update alone; with --profile,
-//                   each primitive's forward and backward time per step (net::NodeTimes) over --seconds more
+//                   each primitive's forward and backward time per step (net::NodeTimes) over --seconds more;
+//                   with --regions, the thread teams the kernels fork (for_chunks) per kernel: forks and wall
+//                   time per step, and the share of the team's time its threads spent waiting
 //                 OMP_NUM_THREADS=2 ./bench_kernels --peak [--seconds S]
 //                   the machine's FMA ceiling (independent FMA chains on every thread) for each of the AVX2
 //                   and AVX-512 vector widths the CPU has, the numbers the GEMM GFLOP/s are fractions of
@@ -41,6 +43,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -302,7 +305,81 @@ void print_profile(const veridl::net::Plan& plan, veridl::train::TrainStep& ts, 
                 plan.nodes[k].name.c_str());
 }
 
-void bench_net_step(const std::string& path, size_t batch, bool profile) {
+// --regions: the teams for_chunks forks in a step (kernels/parallel.hpp's RegionProfiler), over --seconds more steps:
+// per site (the kernel function whose loop body forked), forks per step, wall ms per step, and the team's idle share (threads x wall
+// less the threads' time in the body: a slower thread waited for, the fork and the join). BatchNorm's and softmax-CE's
+// own OpenMP loops are not among them.
+struct RegionTable : veridl::kernels::RegionProfiler {
+  struct Site {
+    size_t calls = 0;
+    double wall = 0, thread_wall = 0, busy = 0;
+  };
+  std::map<const char*, Site> sites;
+  void add(const char* site, double wall, const std::vector<double>& busy) override {
+    Site& s = sites[site];
+    ++s.calls;
+    s.wall += wall;
+    s.thread_wall += wall * static_cast<double>(busy.size());
+    for (double b : busy) s.busy += b;
+  }
+  // "const char* veridl::kernels::region_site() [with F = isa_avx512::dense_backward_bias(...)::<lambda(...)>]" ->
+  // "isa_avx512::dense_backward_bias(...)"
+  static std::string name(const char* pretty) {
+    std::string n(pretty);
+    const size_t with = n.find("[with F = ");
+    if (with != std::string::npos) n = n.substr(with + 10);
+    for (const char* suffix : {"::<lambda(size_t, size_t)>]", "::<lambda(long unsigned int, long unsigned int)>]", "]"}) {
+      const size_t at = n.rfind(suffix);
+      if (at != std::string::npos && at + std::strlen(suffix) == n.size()) {
+        n.resize(at);
+        break;
+      }
+    }
+    const size_t paren = n.find('(');  // the enclosing function's parameters: long and the same for every variant
+    if (paren != std::string::npos) {
+      const size_t close = n.find(')', paren);
+      if (close != std::string::npos) n = n.substr(0, paren) + "(...)" + n.substr(close + 1);
+    }
+    return n.size() > 90 ? n.substr(0, 87) + "..." : n;
+  }
+};
+
+void print_regions(veridl::train::TrainStep& ts, const veridl::AlignedVector<float>& x, const std::vector<int32_t>& labels,
+                   float lr, size_t& t, double budget) {
+  RegionTable table;
+  veridl::kernels::g_region_profiler.store(&table);
+  size_t steps = 0;
+  const auto t0 = Clock::now();
+  double wall = 0;
+  while (steps < 3 || wall < budget) {
+    std::copy(x.begin(), x.end(), ts.input());
+    g_sink = ts.step(ts.input(), labels.data(), lr, ++t);
+    ++steps;
+    wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  veridl::kernels::g_region_profiler.store(nullptr);
+  std::vector<std::pair<std::string, RegionTable::Site>> rows;
+  double forks = 0, team_wall = 0, idle = 0;
+  for (const auto& [site, s] : table.sites) {
+    rows.push_back({RegionTable::name(site), s});
+    forks += static_cast<double>(s.calls);
+    team_wall += s.wall;
+    idle += s.thread_wall - s.busy;
+  }
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    return a.second.thread_wall - a.second.busy > b.second.thread_wall - b.second.busy;
+  });
+  const double n = static_cast<double>(steps);
+  std::printf("  teams forked by for_chunks, per step over %zu steps of %.3f ms on average: %.1f forks, %.3f ms inside "
+              "them (%.0f%%), %.3f ms of their threads' time idle\n",
+              steps, wall / n * 1e3, forks / n, team_wall / n * 1e3, 100.0 * team_wall / wall, idle / n * 1e3);
+  std::printf("    %8s %10s %10s %12s  %s\n", "forks", "wall ms", "idle %", "idle thr-ms", "kernel");
+  for (const auto& [name, s] : rows)
+    std::printf("    %8.1f %10.3f %9.1f%% %12.3f  %s\n", static_cast<double>(s.calls) / n, s.wall / n * 1e3,
+                100.0 * (s.thread_wall - s.busy) / s.thread_wall, (s.thread_wall - s.busy) / n * 1e3, name.c_str());
+}
+
+void bench_net_step(const std::string& path, size_t batch, bool profile, bool regions) {
   using namespace veridl;
   const net::NetSpec spec = net::load_netspec(path);
   const net::Recipe r = spec.recipe.value_or(net::Recipe{});
@@ -336,6 +413,7 @@ void bench_net_step(const std::string& path, size_t batch, bool profile) {
   std::printf("  of which the %s update: median %.3f ms (%.0f%% of the step)\n", oc.kind.c_str(), to.median * 1e3,
               100.0 * to.median / tm.median);
   if (profile) print_profile(plan, ts, x, labels, lr, t, g_budget > 0 ? g_budget : 2.0);
+  if (regions) print_regions(ts, x, labels, lr, t, g_budget > 0 ? g_budget : 2.0);
 }
 
 // The machine's FMA ceiling for one vector width: every thread runs 12 independent FMA chains (enough to cover
@@ -592,7 +670,7 @@ int main(int argc, char** argv) {
   std::string only;  // --gemm: only the shapes whose label contains it; --elementwise: the activations whose name does
   std::string net_spec;
   size_t net_batch = 0;
-  bool profile = false;
+  bool profile = false, regions = false;
   for (int a = 1; a < argc; ++a) {
     if (std::strcmp(argv[a], "--quick") == 0) g_quick = true;
     if (std::strcmp(argv[a], "--step-only") == 0) step_only = true;
@@ -603,6 +681,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[a], "--profile") == 0) profile = true;
     if (std::strcmp(argv[a], "--nodes") == 0) profile = g_profile_nodes = true;
     if (std::strcmp(argv[a], "--no-fusion") == 0) g_no_fusion = true;
+    if (std::strcmp(argv[a], "--regions") == 0) regions = true;
     if (std::strcmp(argv[a], "--gemm") == 0) gemm = true;
     if (std::strcmp(argv[a], "--elementwise") == 0) elementwise = true;
     if (std::strcmp(argv[a], "--batchnorm") == 0) batchnorm = true;
@@ -627,7 +706,7 @@ int main(int argc, char** argv) {
   }
   if (!net_spec.empty()) {
     try {
-      bench_net_step(net_spec, net_batch, profile);
+      bench_net_step(net_spec, net_batch, profile, regions);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "bench_kernels: %s\n", e.what());
       return 1;

@@ -20,6 +20,7 @@
 
 #include "kernel_testutil.hpp"
 #include "veridl/calculus/decisions.hpp"
+#include "veridl/kernels/parallel.hpp"
 #include "veridl/prims/dense/kernel.hpp"
 #include "veridl/prims/dense/reference.hpp"
 #include "veridl/prims/softmaxCE/kernel.hpp"
@@ -434,6 +435,62 @@ TEST(KernelsDeterminism, BitIdenticalForOneAndTwoThreads) {
       EXPECT_TRUE(same_bits(one.dz, two.dz)) << "softmax dz " << at;
       EXPECT_EQ(0, std::memcmp(&one.loss, &two.loss, sizeof(float))) << "loss " << at;
     }
+}
+
+// ---- the region profiler (bench_kernels --regions) -----------------------------------------------------------
+
+struct CountingProfiler : veridl::kernels::RegionProfiler {
+  struct Call {
+    const char* site;
+    double wall;
+    std::vector<double> busy;
+  };
+  std::vector<Call> calls;
+  void add(const char* site, double wall, const std::vector<double>& busy) override { calls.push_back({site, wall, busy}); }
+};
+
+struct AddTwo {
+  int* hits;
+  void operator()(size_t lo, size_t hi) const {
+    for (size_t i = lo; i < hi; ++i) hits[i] += 2;
+  }
+};
+
+// Every team for_chunks forks is reported while a profiler is installed (once per fork, under one site per loop body's
+// type name, with a busy time per thread within the fork's wall time), none otherwise and none for work run on the calling
+// thread; the items each chunk covers are the same either way.
+TEST(KernelsParallel, TheRegionProfilerSeesEveryForkWhileInstalled) {
+  namespace k = veridl::kernels;
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);  // a team of two even on one core
+  std::vector<int> hits(1000);
+  auto body = [&](size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i) ++hits[i];
+  };
+  const AddTwo other{hits.data()};  // a body of another name: another site (the lambdas of one function share one)
+  CountingProfiler prof;
+  k::for_chunks(hits.size(), k::kParallelMinWork, body);  // not installed: nothing to see
+  k::g_region_profiler.store(&prof);
+  k::for_chunks(hits.size(), k::kParallelMinWork, body);
+  k::for_chunks(hits.size(), k::kParallelMinWork, body);
+  k::for_chunks(hits.size(), k::kParallelMinWork, other);
+  k::for_chunks(hits.size(), k::kParallelMinWork - 1, other);  // too small to fork: the calling thread alone
+  k::g_region_profiler.store(nullptr);
+  k::for_chunks(hits.size(), k::kParallelMinWork, body);
+  omp_set_num_threads(saved);
+  for (int h : hits) ASSERT_EQ(h, 4 * 1 + 2 * 2);
+  ASSERT_EQ(prof.calls.size(), 3u);
+  EXPECT_EQ(prof.calls[0].site, prof.calls[1].site);
+  EXPECT_NE(prof.calls[0].site, prof.calls[2].site);
+  EXPECT_NE(std::string(prof.calls[0].site).find("TheRegionProfilerSeesEveryForkWhileInstalled"), std::string::npos)
+      << prof.calls[0].site;
+  for (const auto& c : prof.calls) {
+    ASSERT_EQ(c.busy.size(), 2u);
+    for (double b : c.busy) {
+      EXPECT_GT(b, 0.0);
+      EXPECT_LE(b, c.wall);
+    }
+  }
 }
 
 }  // namespace
