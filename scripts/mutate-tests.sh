@@ -42,18 +42,18 @@ mutant() {
 }
 
 # kernel_mutant FILE SED_EXPRESSION DESCRIPTION [PRIMITIVE FILTER]: a mutant of a file of a primitive's fast kernels
-# (PRIMITIVE conv2d, the default, maxPool or batchNorm: its kernel.cpp or a header it includes), compiled into the
-# AVX2 variant of prims/PRIMITIVE/kernel.cpp and linked with the unmutated objects of every other variant and
-# primitive, kernels/isa.cpp, tests/test_conv_kernels.cpp and tests/test_relu_bn_kernels.cpp (built once, below); the
-# tests' cases matching FILTER (default *Winograd*) run under VERIDL_ISA=avx2 and must fail. Skipped (said) on a CPU
-# without AVX2.
+# (PRIMITIVE conv2d, the default, maxPool, batchNorm or dense: its kernel.cpp or a header it includes), compiled into
+# the AVX2 variant of prims/PRIMITIVE/kernel.cpp and linked with the unmutated objects of every other variant and
+# primitive, kernels/isa.cpp, tests/test_conv_kernels.cpp, tests/test_relu_bn_kernels.cpp and tests/test_kernels.cpp
+# (built once, below); the tests' cases matching FILTER (default *Winograd*) run under VERIDL_ISA=avx2 and must fail.
+# Skipped (said) on a CPU without AVX2.
 kbase="$tmp/kernels"
 kernel_objects() {
   [[ -d "$kbase" ]] && return
   mkdir -p "$kbase"
   local f=(-std=c++20 -O1 -fopenmp -Wno-psabi -Isrc)
   for l in 0 1 2; do  # conv2d's kernels call dense's (a pointwise convolution of 1x1 planes)
-    for p in maxPool conv2d dense batchNorm relu; do
+    for p in maxPool conv2d dense batchNorm relu softmaxCE; do
       "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=$l -c src/veridl/prims/$p/kernel.cpp -o "$kbase/$p$l.o" &
       while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
     done
@@ -61,6 +61,7 @@ kernel_objects() {
   "$cxx" "${f[@]}" -c src/veridl/kernels/isa.cpp -o "$kbase/isa.o" &
   "$cxx" "${f[@]}" -Itests -c tests/test_conv_kernels.cpp -o "$kbase/test.o" &
   "$cxx" "${f[@]}" -Itests -c tests/test_relu_bn_kernels.cpp -o "$kbase/test_bn.o" &
+  "$cxx" "${f[@]}" -Itests -c tests/test_kernels.cpp -o "$kbase/test_dense.o" &
   wait
 }
 kernel_mutant() {
@@ -199,6 +200,9 @@ kernel_mutant $b 's|stats\[s.C + c\] = cw.rc;|stats[s.C + c] = cw.mu;|' \
   "BatchNorm: the forward saves the mean where the backward reads r" batchNorm "$bn"
 kernel_mutant $b 's|const double mu = stats\[c\], rc = stats\[s.C + c\];|const double mu = 0.0, rc = stats[s.C + c];|' \
   "BatchNorm backward: dx's xhat recomputed without subtracting the mean" batchNorm "$bn"
+d=veridl/prims/dense/kernel.cpp
+kernel_mutant $d 's|transpose_cols(I, O, W, Wt, lo \* 8, std::min(O, hi \* 8));|transpose_cols(I, O, W, Wt, lo * 8, std::min(O, hi * 8 - 8));|' \
+  "dense's transposed copy made by the team: each thread's last block of 8 columns left out" dense "*DenseDiff*B128_I512_O512*"
 
 wait
 fails=0
