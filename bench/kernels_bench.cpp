@@ -253,6 +253,24 @@ void bench_train_step() {
 bool g_profile_nodes = false;  // --nodes: --profile, and a row per node too
 bool g_no_fusion = false;      // --no-fusion: the plan as lowered (net/fuse.hpp off), for A/B runs
 
+// Train steps on the fixed batch for `budget` seconds (at least 3): how many, and their wall seconds.
+struct StepRun {
+  size_t steps = 0;
+  double wall = 0;
+};
+StepRun run_steps(veridl::train::TrainStep& ts, const veridl::AlignedVector<float>& x,
+                  const std::vector<int32_t>& labels, float lr, size_t& t, double budget) {
+  StepRun r;
+  const auto t0 = Clock::now();
+  while (r.steps < 3 || r.wall < budget) {
+    std::copy(x.begin(), x.end(), ts.input());
+    g_sink = ts.step(ts.input(), labels.data(), lr, ++t);
+    ++r.steps;
+    r.wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  return r;
+}
+
 // --profile: where the step's time goes, per primitive (net::NodeTimes over further steps: each node's forward and
 // backward wall time, summed over the nodes of a primitive; the optimizer's update; the rest of the step).
 void print_profile(const veridl::net::Plan& plan, veridl::train::TrainStep& ts, const veridl::AlignedVector<float>& x,
@@ -260,15 +278,7 @@ void print_profile(const veridl::net::Plan& plan, veridl::train::TrainStep& ts, 
   using namespace veridl;
   net::NodeTimes nt;
   ts.executor().set_profile(&nt);
-  size_t steps = 0;
-  const auto t0 = Clock::now();
-  double wall = 0;
-  while (steps < 3 || wall < budget) {
-    std::copy(x.begin(), x.end(), ts.input());
-    g_sink = ts.step(ts.input(), labels.data(), lr, ++t);
-    ++steps;
-    wall = std::chrono::duration<double>(Clock::now() - t0).count();
-  }
+  const auto [steps, wall] = run_steps(ts, x, labels, lr, t, budget);
   ts.executor().set_profile(nullptr);
   struct Row {
     std::string name;
@@ -306,9 +316,9 @@ void print_profile(const veridl::net::Plan& plan, veridl::train::TrainStep& ts, 
 }
 
 // --regions: the teams for_chunks forks in a step (kernels/parallel.hpp's RegionProfiler), over --seconds more steps:
-// per site (the kernel function whose loop body forked), forks per step, wall ms per step, and the team's idle share (threads x wall
-// less the threads' time in the body: a slower thread waited for, the fork and the join). BatchNorm's and softmax-CE's
-// own OpenMP loops are not among them.
+// per site (the kernel function whose loop body forked), forks per step, wall ms per step, and the team's idle share
+// (threads x wall less the threads' time in the body: a slower thread waited for, the fork and the join). BatchNorm's
+// and softmax-CE's own OpenMP loops are not among them.
 struct RegionTable : veridl::kernels::RegionProfiler {
   struct Site {
     size_t calls = 0;
@@ -328,7 +338,8 @@ struct RegionTable : veridl::kernels::RegionProfiler {
     std::string n(pretty);
     const size_t with = n.find("[with F = ");
     if (with != std::string::npos) n = n.substr(with + 10);
-    for (const char* suffix : {"::<lambda(size_t, size_t)>]", "::<lambda(long unsigned int, long unsigned int)>]", "]"}) {
+    for (const char* suffix :
+         {"::<lambda(size_t, size_t)>]", "::<lambda(long unsigned int, long unsigned int)>]", "]"}) {
       const size_t at = n.rfind(suffix);
       if (at != std::string::npos && at + std::strlen(suffix) == n.size()) {
         n.resize(at);
@@ -344,19 +355,11 @@ struct RegionTable : veridl::kernels::RegionProfiler {
   }
 };
 
-void print_regions(veridl::train::TrainStep& ts, const veridl::AlignedVector<float>& x, const std::vector<int32_t>& labels,
-                   float lr, size_t& t, double budget) {
+void print_regions(veridl::train::TrainStep& ts, const veridl::AlignedVector<float>& x,
+                   const std::vector<int32_t>& labels, float lr, size_t& t, double budget) {
   RegionTable table;
   veridl::kernels::g_region_profiler.store(&table);
-  size_t steps = 0;
-  const auto t0 = Clock::now();
-  double wall = 0;
-  while (steps < 3 || wall < budget) {
-    std::copy(x.begin(), x.end(), ts.input());
-    g_sink = ts.step(ts.input(), labels.data(), lr, ++t);
-    ++steps;
-    wall = std::chrono::duration<double>(Clock::now() - t0).count();
-  }
+  const auto [steps, wall] = run_steps(ts, x, labels, lr, t, budget);
   veridl::kernels::g_region_profiler.store(nullptr);
   std::vector<std::pair<std::string, RegionTable::Site>> rows;
   double forks = 0, team_wall = 0, idle = 0;

@@ -447,7 +447,9 @@ struct CountingProfiler : veridl::kernels::RegionProfiler {
     std::vector<double> busy;
   };
   std::vector<Call> calls;
-  void add(const char* site, double wall, const std::vector<double>& busy) override { calls.push_back({site, wall, busy}); }
+  void add(const char* site, double wall, const std::vector<double>& busy) override {
+    calls.push_back({site, wall, busy});
+  }
 };
 
 struct AddTwo {
@@ -457,9 +459,9 @@ struct AddTwo {
   }
 };
 
-// Every team for_chunks forks is reported while a profiler is installed (once per fork, under one site per loop body's
-// type name, with a busy time per thread within the fork's wall time), none otherwise and none for work run on the calling
-// thread; the items each chunk covers are the same either way.
+// Every team for_chunks forks is reported while a profiler is installed (once per fork, under one site per loop
+// body's type name, with a busy time per thread within the fork's wall time), none otherwise and none for work run on
+// the calling thread; the items each chunk covers are the same either way.
 TEST(KernelsParallel, TheRegionProfilerSeesEveryForkWhileInstalled) {
   namespace k = veridl::kernels;
   const int saved = omp_get_max_threads();

@@ -72,7 +72,8 @@ void transpose_cols(size_t I, size_t O, const float* W, float* Wt, size_t olo, s
 // the calling thread alone (the other thread waiting) it made the MLP's dx products 5-7% slower on 2 threads
 // (bench_kernels --gemm --only MLP, Intel Xeon, avx512, veridl's OpenMP waiting).
 void transpose(size_t I, size_t O, const float* W, float* Wt) {
-  for_chunks((O + 7) / 8, I * O, [&](size_t lo, size_t hi) { transpose_cols(I, O, W, Wt, lo * 8, std::min(O, hi * 8)); });
+  for_chunks((O + 7) / 8, I * O,
+             [&](size_t lo, size_t hi) { transpose_cols(I, O, W, Wt, lo * 8, std::min(O, hi * 8)); });
 }
 
 // ---- broadcast-FMA GEMM (the micro-kernel: kernels/gemm_tile.hpp) ----------------------------------------
