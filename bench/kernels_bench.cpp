@@ -361,14 +361,19 @@ void print_regions(veridl::train::TrainStep& ts, const veridl::AlignedVector<flo
   veridl::kernels::g_region_profiler.store(&table);
   const auto [steps, wall] = run_steps(ts, x, labels, lr, t, budget);
   veridl::kernels::g_region_profiler.store(nullptr);
-  std::vector<std::pair<std::string, RegionTable::Site>> rows;
+  std::map<std::string, RegionTable::Site> by_name;  // (one row per name, however many copies of the string there are)
   double forks = 0, team_wall = 0, idle = 0;
   for (const auto& [site, s] : table.sites) {
-    rows.push_back({RegionTable::name(site), s});
+    RegionTable::Site& r = by_name[RegionTable::name(site)];
+    r.calls += s.calls;
+    r.wall += s.wall;
+    r.thread_wall += s.thread_wall;
+    r.busy += s.busy;
     forks += static_cast<double>(s.calls);
     team_wall += s.wall;
     idle += s.thread_wall - s.busy;
   }
+  std::vector<std::pair<std::string, RegionTable::Site>> rows(by_name.begin(), by_name.end());
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
     return a.second.thread_wall - a.second.busy > b.second.thread_wall - b.second.busy;
   });
