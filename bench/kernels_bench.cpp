@@ -332,12 +332,25 @@ struct RegionTable : veridl::kernels::RegionProfiler {
     s.thread_wall += wall * static_cast<double>(busy.size());
     for (double b : busy) s.busy += b;
   }
-  // "const char* veridl::kernels::region_site() [with F = isa_avx512::dense_backward_bias(...)::<lambda(...)>]" ->
-  // "isa_avx512::dense_backward_bias(...)"
+  // GCC: "const char* veridl::kernels::region_site() [with F = isa_avx512::dense_backward_bias(...)::<lambda(...)>]"
+  // -> "isa_avx512::dense_backward_bias(...)"; clang: "... [F = (lambda at /path/src/veridl/prims/dense/kernel.cpp:73:14)]"
+  // -> "lambda at src/veridl/prims/dense/kernel.cpp:73:14".
   static std::string name(const char* pretty) {
     std::string n(pretty);
-    const size_t with = n.find("[with F = ");
-    if (with != std::string::npos) n = n.substr(with + 10);
+    for (const char* head : {"[with F = ", "[F = "}) {
+      const size_t at = n.find(head);
+      if (at != std::string::npos) {
+        n = n.substr(at + std::strlen(head));
+        break;
+      }
+    }
+    if (n.rfind("(lambda at ", 0) == 0) {  // clang
+      std::string where = n.substr(11);    // "/path/src/veridl/...:73:14)]"
+      const size_t end = where.find(')');
+      if (end != std::string::npos) where.resize(end);
+      const size_t src = where.find("src/");
+      return "lambda at " + (src == std::string::npos ? where : where.substr(src));
+    }
     for (const char* suffix :
          {"::<lambda(size_t, size_t)>]", "::<lambda(long unsigned int, long unsigned int)>]", "]"}) {
       const size_t at = n.rfind(suffix);

