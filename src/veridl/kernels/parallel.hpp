@@ -41,27 +41,19 @@ void for_chunks(size_t n, size_t work, F&& body) {
     return;
   }
   RegionProfiler* prof = g_region_profiler.load(std::memory_order_relaxed);
-  if (prof && !omp_in_parallel()) {
-    using Clock = std::chrono::steady_clock;
-    std::vector<double> busy(static_cast<size_t>(nt), 0.0);
-    const auto t0 = Clock::now();
-#pragma omp parallel num_threads(nt)
-    {
-      const size_t t = static_cast<size_t>(omp_get_thread_num());
-      const size_t T = static_cast<size_t>(omp_get_num_threads());
-      const auto a = Clock::now();
-      body(n * t / T, n * (t + 1) / T);
-      busy[t] = std::chrono::duration<double>(Clock::now() - a).count();
-    }
-    prof->add(region_site<std::decay_t<F>>(), std::chrono::duration<double>(Clock::now() - t0).count(), busy);
-    return;
-  }
+  if (prof && omp_in_parallel()) prof = nullptr;  // a nested fork: not timed
+  using Clock = std::chrono::steady_clock;
+  std::vector<double> busy(prof ? static_cast<size_t>(nt) : 0);  // (allocated only while profiling)
+  const Clock::time_point t0 = prof ? Clock::now() : Clock::time_point{};
 #pragma omp parallel num_threads(nt)
   {
     const size_t t = static_cast<size_t>(omp_get_thread_num());
     const size_t T = static_cast<size_t>(omp_get_num_threads());
+    const Clock::time_point a = prof ? Clock::now() : Clock::time_point{};
     body(n * t / T, n * (t + 1) / T);
+    if (prof) busy[t] = std::chrono::duration<double>(Clock::now() - a).count();
   }
+  if (prof) prof->add(region_site<std::decay_t<F>>(), std::chrono::duration<double>(Clock::now() - t0).count(), busy);
 }
 
 }  // namespace veridl::kernels

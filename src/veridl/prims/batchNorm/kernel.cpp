@@ -103,9 +103,8 @@ inline __m256 gated8(const float* g, const uint8_t* m, size_t k) {
 }
 #endif
 
-// The normalised value the forward computed and rounded: xhat = float((x - mu) rc), in double (no contraction: a
-// difference, then a product), the same float in the forward and in the backward's passes (kernel.hpp).
-inline float xhat_of(float x, double mu, double rc) { return xhat_from_stats(x, mu, rc); }
+// The normalised value the forward computed and rounded is kernel.hpp's xhat_from_stats: float((x - mu) rc), in
+// double (no contraction: a difference, then a product), the same float in the forward and in the backward's passes.
 #if VERIDL_ISA_AVX2
 // The same for 4 floats widened to double, and the float result widened back: double(xhat).
 inline __m256d xhat4(__m256d x, __m256d mu, __m256d rc) {
@@ -137,13 +136,13 @@ void run_dot(const float* g, const uint8_t* m, const float* x, double mu, double
     for (size_t l = 0; l < kLanes; ++l) {
       const double gv = gated(g, m, k + l);
       a1.lane[l] += gv;
-      a2.lane[l] += gv * static_cast<double>(xhat_of(x[k + l], mu, rc));
+      a2.lane[l] += gv * static_cast<double>(xhat_from_stats(x[k + l], mu, rc));
     }
 #endif
   for (size_t k = full; k < len; ++k) {
     const double gv = gated(g, m, k);
     a1.tail += gv;
-    a2.tail += gv * static_cast<double>(xhat_of(x[k], mu, rc));
+    a2.tail += gv * static_cast<double>(xhat_from_stats(x[k], mu, rc));
   }
 }
 
@@ -189,7 +188,7 @@ ChannelWork* channel_work(size_t n) {
 }
 
 // One run of the train forward's normalisation: y (relu(y) and its mask with kRelu). xhat = float(h) is not kept:
-// the backward recomputes it from x (xhat_of).
+// the backward recomputes it from x (xhat_from_stats).
 template <bool kRelu>
 void normalize_run(const float* xr, size_t len, double mu, double rc, double g, double bt, float* yr, uint8_t* mr) {
   for (size_t k = 0; k < len; ++k) {
@@ -211,7 +210,7 @@ void dx_run(const float* __restrict g, const uint8_t* __restrict m, const float*
             double rc, double a, double m1, double m2, float* __restrict d) {
   for (size_t k = 0; k < len; ++k) {
     const float gk = kRelu ? gate(g[k], m[k]) : g[k];
-    const float h = xhat_of(x[k], mu, rc);
+    const float h = xhat_from_stats(x[k], mu, rc);
     d[k] = static_cast<float>(a * ((static_cast<double>(gk) - m1) - static_cast<double>(h) * m2));
   }
 }

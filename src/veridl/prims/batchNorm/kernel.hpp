@@ -47,13 +47,13 @@ namespace veridl::kernels {
 
 inline constexpr size_t kBatchNormParallelMinElems = size_t(1) << 15;
 
-// relu_mask: nullptr, or the fused ReLU's mask [N C H W] (written by the forward, read by the backward).
 // The xhat of a value x of channel c, from stats' mu[c] and r[c]: the float the forward normalised with, which the
 // backward (and synchronized BatchNorm's, sync.cpp) recomputes.
 inline float xhat_from_stats(float x, double mu, double r) {
   return static_cast<float>((static_cast<double>(x) - mu) * r);
 }
 
+// relu_mask: nullptr, or the fused ReLU's mask [N C H W] (written by the forward, read by the backward).
 // stats: [2C] doubles (written by the forward, read by the backward with the same x).
 VERIDL_KERNEL(batchnorm_train_forward, void(const ops::BatchNormShape& s, double eps, const float* x, const float* gamma, const float* beta, float* y, float* mean, float* var, float* r, double* stats, uint8_t* relu_mask));
 

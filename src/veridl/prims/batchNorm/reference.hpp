@@ -67,7 +67,8 @@ T relu_gated(const uint8_t* relu_mask, size_t i, const T& dy) {
 
 // Train forward. Writes y[N*C*H*W], and per channel mean[C], var[C] (biased: the running-stat update
 // consumes it), r[C] = rsqrt(var + eps), and xhat[N*C*H*W] unless xhat is nullptr; mean, r and xhat are what the
-// backward reuses (the executor's recomputes xhat from mean and r: batchnorm_xhat). With relu_mask (the fused ReLU; D then decides): y = relu(BatchNorm(x)) and the mask [N*C*H*W].
+// backward reuses (the executor's recomputes xhat from mean and r: batchnorm_xhat). With relu_mask (the fused ReLU;
+// D then decides): y = relu(BatchNorm(x)) and the mask [N*C*H*W].
 template <class T>
 void batchnorm_train_forward(const BatchNormShape& s, double eps, const T* x, const T* gamma, const T* beta, T* y,
                              T* mean, T* var, T* r, T* xhat, uint8_t* relu_mask = nullptr, Decisions* D = nullptr) {
