@@ -52,7 +52,7 @@ kernel_objects() {
   [[ -d "$kbase" ]] && return
   mkdir -p "$kbase"
   local f=(-std=c++20 -O1 -fopenmp -Wno-psabi -Isrc)
-  for l in 0 1 2; do  # conv2d's kernels call dense's (a pointwise convolution of 1x1 planes)
+  for l in 0 1 2; do  # conv2d's kernels call dense's (1x1 planes); tests/test_kernels.cpp calls softmaxCE's
     for p in maxPool conv2d dense batchNorm relu softmaxCE; do
       "$cxx" "${f[@]}" -DVERIDL_ISA_LEVEL=$l -c src/veridl/prims/$p/kernel.cpp -o "$kbase/$p$l.o" &
       while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
