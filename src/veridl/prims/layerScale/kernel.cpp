@@ -11,7 +11,7 @@
 namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
 
-constexpr size_t kChannelBlock = 256;  // channels whose dgamma sums one pass over the rows carries
+constexpr size_t kScaleChannelBlock = 256;  // channels whose dgamma sums one pass over the rows carries
 
 // Rows [lo, hi) of out[o,c,i] = gamma[c] in[o,c,i].
 void scale_rows(const float* in, const float* gamma, float* out, size_t C, size_t K, size_t lo, size_t hi) {
@@ -32,13 +32,13 @@ void scale_rows(const float* in, const float* gamma, float* out, size_t C, size_
     }
 }
 
-// Channels [lo, hi) of dgamma[c] = sum_{o,i} dy x, in double, kChannelBlock channels per pass over the rows.
+// Channels [lo, hi) of dgamma[c] = sum_{o,i} dy x, in double, kScaleChannelBlock channels per pass over the rows.
 void dgamma_channels(const ops::LayerScaleShape& s, const float* x, const float* dy, float* dgamma, size_t lo,
                      size_t hi) {
   const size_t C = s.C, K = s.inner;
-  double acc[kChannelBlock];
-  for (size_t c0 = lo; c0 < hi; c0 += kChannelBlock) {
-    const size_t m = std::min(kChannelBlock, hi - c0);
+  double acc[kScaleChannelBlock];
+  for (size_t c0 = lo; c0 < hi; c0 += kScaleChannelBlock) {
+    const size_t m = std::min(kScaleChannelBlock, hi - c0);
     std::fill_n(acc, m, 0.0);
     for (size_t o = 0; o < s.rows(); ++o)
       for (size_t j = 0; j < m; ++j) {

@@ -7,14 +7,14 @@
 
 namespace veridl::kernels::VERIDL_ISA_NS {
 namespace {
-constexpr size_t kTile = 16;
+constexpr size_t kPatchTile = 16;
 
 // b[p * ldb + c] (op)= a[c * lda + p] for c < C, p < P, tile by tile.
 template <bool Add>
 void transpose(const float* a, size_t C, size_t P, size_t lda, float* b, size_t ldb, const float* add) {
-  for (size_t c0 = 0; c0 < C; c0 += kTile)
-    for (size_t p0 = 0; p0 < P; p0 += kTile) {
-      const size_t c1 = std::min(C, c0 + kTile), p1 = std::min(P, p0 + kTile);
+  for (size_t c0 = 0; c0 < C; c0 += kPatchTile)
+    for (size_t p0 = 0; p0 < P; p0 += kPatchTile) {
+      const size_t c1 = std::min(C, c0 + kPatchTile), p1 = std::min(P, p0 + kPatchTile);
       for (size_t p = p0; p < p1; ++p)
         for (size_t c = c0; c < c1; ++c) {
           const float v = a[c * lda + p];

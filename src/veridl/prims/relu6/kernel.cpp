@@ -11,7 +11,7 @@ namespace {
 
 // Plain functions over pointer arguments (not lambda captures): a uint8_t store may alias anything, so
 // pointers read through a closure would be reloaded every iteration and block vectorization.
-void forward_range(const float* x, float* y, uint8_t* mask, size_t lo, size_t hi) {
+void relu6_forward_range(const float* x, float* y, uint8_t* mask, size_t lo, size_t hi) {
   for (size_t i = lo; i < hi; ++i) {
     const float v = x[i];
     const bool pos = v > 0.0f;
@@ -23,7 +23,7 @@ void forward_range(const float* x, float* y, uint8_t* mask, size_t lo, size_t hi
   }
 }
 
-void backward_range(const uint8_t* mask, const float* dy, float* dx, size_t lo, size_t hi) {
+void relu6_backward_range(const uint8_t* mask, const float* dy, float* dx, size_t lo, size_t hi) {
   for (size_t i = lo; i < hi; ++i) {
     const float g = dy[i];  // read unconditionally: a select, not a masked load
     dx[i] = mask[i] ? g : 0.0f;
@@ -33,11 +33,11 @@ void backward_range(const uint8_t* mask, const float* dy, float* dx, size_t lo, 
 }  // namespace
 
 void relu6_forward(const ops::Relu6Shape& s, const float* x, float* y, uint8_t* mask) {
-  for_chunks(s.n, s.n, [=](size_t lo, size_t hi) { forward_range(x, y, mask, lo, hi); });
+  for_chunks(s.n, s.n, [=](size_t lo, size_t hi) { relu6_forward_range(x, y, mask, lo, hi); });
 }
 
 void relu6_backward(const ops::Relu6Shape& s, const uint8_t* mask, const float* dy, float* dx) {
-  for_chunks(s.n, s.n, [=](size_t lo, size_t hi) { backward_range(mask, dy, dx, lo, hi); });
+  for_chunks(s.n, s.n, [=](size_t lo, size_t hi) { relu6_backward_range(mask, dy, dx, lo, hi); });
 }
 
 }  // namespace veridl::kernels::VERIDL_ISA_NS
