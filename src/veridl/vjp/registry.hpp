@@ -7,6 +7,7 @@
 // tests.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <vector>
@@ -22,6 +23,10 @@ struct ContractCase {
   Sample sample = Sample::Normal;
   bool production = false;                              // a real network shape: one trial, real tape
 };
+
+// Small spatial extents for the image primitives' sweeps (conv2d, the pools), cycled by the case number so that odd and
+// even H and W, and the batch and channel counts, all mix.
+inline constexpr size_t kSweepExtents[] = {3, 4, 5, 6, 7};
 
 struct MutantInfo {
   std::string name;

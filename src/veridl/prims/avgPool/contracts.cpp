@@ -26,8 +26,6 @@ Vjp make_avgpool_variant(const ops::AvgPoolShape& s, const std::string& variant)
   return make_vjp("avgpool[" + variant + "]", ops::AvgPoolMutantOp{{s}, variant});
 }
 
-// Small extents, cycled so that odd/even H and W and the batch and channel counts all mix.
-constexpr size_t kAvgPoolExtents[] = {3, 4, 5, 6, 7};
 
 std::vector<std::pair<std::string, ops::AvgPoolShape>> avgpool_sweep_shapes() {
   std::vector<std::pair<std::string, ops::AvgPoolShape>> out;
@@ -41,7 +39,7 @@ std::vector<std::pair<std::string, ops::AvgPoolShape>> avgpool_sweep_shapes() {
   };
   for (size_t k = 1; k <= 3; ++k)
     for (size_t stride = 1; stride <= 3; ++stride) {
-      const size_t H = std::max(kAvgPoolExtents[n % 5], k), W = std::max(kAvgPoolExtents[(n + 2) % 5], k);
+      const size_t H = std::max(kSweepExtents[n % 5], k), W = std::max(kSweepExtents[(n + 2) % 5], k);
       add(ops::avgpool_shape(1, 1, H, W, k, stride, ops::Padding::Valid), " (valid)");
       if (k == 1) continue;  // "same" pads nothing for a 1x1 window
       add(ops::avgpool_shape(1, 1, H + 1, W, k, stride, ops::Padding::Same, ops::PadStyle::XlaSame), " (same, xla)");

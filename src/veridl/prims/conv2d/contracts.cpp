@@ -34,8 +34,6 @@ Vjp make_conv2d_variant(const ops::Conv2dShape& s, const std::string& variant) {
   return make_vjp("conv2d[" + variant + "]", ops::Conv2dMutantOp{{s}, variant});
 }
 
-// Small extents, cycled so that odd/even H and W, batch 1/2 and the channel counts all mix.
-constexpr size_t kConvExtents[] = {3, 4, 5, 6, 7};
 constexpr size_t kChannels[][2] = {{1, 1}, {2, 3}, {3, 2}, {2, 2}, {1, 3}, {3, 1}};  // (C, O)
 
 struct LabelledConv {
@@ -58,8 +56,8 @@ std::vector<LabelledConv> conv_sweep_shapes() {
     for (size_t k = 1; k <= 5; ++k)
       for (size_t pad = 0; pad <= 2; ++pad) {
         ops::Conv2dShape s;
-        s.H = std::max(kConvExtents[n % 5], k > 2 * pad ? k - 2 * pad : 1);
-        s.W = std::max(kConvExtents[(n + 2) % 5], k > 2 * pad ? k - 2 * pad : 1);
+        s.H = std::max(kSweepExtents[n % 5], k > 2 * pad ? k - 2 * pad : 1);
+        s.W = std::max(kSweepExtents[(n + 2) % 5], k > 2 * pad ? k - 2 * pad : 1);
         s.KH = s.KW = k;
         s.stride = stride;
         s.pad_top = s.pad_left = s.pad_bottom = s.pad_right = pad;
@@ -70,7 +68,7 @@ std::vector<LabelledConv> conv_sweep_shapes() {
   for (ops::PadStyle style : {ops::PadStyle::Symmetric, ops::PadStyle::XlaSame})
     for (size_t stride = 1; stride <= 3; ++stride)
       for (size_t k = 1; k <= 5; ++k) {
-        const size_t H = std::max(kConvExtents[(n + 1) % 5], k), W = std::max(kConvExtents[(n + 3) % 5], k);
+        const size_t H = std::max(kSweepExtents[(n + 1) % 5], k), W = std::max(kSweepExtents[(n + 3) % 5], k);
         ops::Conv2dShape s = ops::conv2d_shape(1, 1, H, W, 1, k, stride, ops::Padding::Same, style);
         dims(s);
         out.push_back({s.str() + (style == ops::PadStyle::XlaSame ? " (SAME, xla)" : " (SAME, symmetric)"), s});

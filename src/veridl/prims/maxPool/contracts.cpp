@@ -25,8 +25,6 @@ Vjp make_maxpool_variant(const ops::MaxPoolShape& s, const std::string& variant)
   return make_vjp("maxpool[" + variant + "]", ops::MaxPoolMutantOp{{s}, variant});
 }
 
-// Small extents, cycled so that odd/even H and W and the batch and channel counts all mix.
-constexpr size_t kMaxPoolExtents[] = {3, 4, 5, 6, 7};
 
 struct LabelledPool {
   std::string label;
@@ -50,8 +48,8 @@ std::vector<LabelledPool> maxpool_sweep_shapes() {
     for (size_t stride = 1; stride <= 3; ++stride)
       for (size_t pad = 0; pad < std::min<size_t>(k, 2); ++pad) {
         ops::MaxPoolShape s;
-        s.H = std::max(kMaxPoolExtents[n % 5], k);
-        s.W = std::max(kMaxPoolExtents[(n + 2) % 5], k);
+        s.H = std::max(kSweepExtents[n % 5], k);
+        s.W = std::max(kSweepExtents[(n + 2) % 5], k);
         s.KH = s.KW = k;
         s.stride = stride;
         s.pad_top = s.pad_left = s.pad_bottom = s.pad_right = pad;
