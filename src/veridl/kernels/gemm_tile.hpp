@@ -117,9 +117,14 @@ inline constexpr size_t kTileCols = 2 * Vec::kLanes;  // a tile's columns: two v
 
 // Rows of a tile are balanced (every block has the floor or the ceiling of extent / count rows), so that e.g.
 // 10 rows become 5 + 5 rather than 6 + 4.
+// team > 1: the count is rounded up to a multiple of it (when there are more blocks than threads), so that threads
+// that take count / team contiguous blocks each get the same number of rows, give or take one: 512 rows in 12-row
+// tiles are 43 blocks, 21 and 22 to two threads (250 and 262 rows); 44 blocks give them 256 rows each.
 struct Blocks {
   size_t extent, count;
-  Blocks(size_t e, size_t max_rows) : extent(e), count(e == 0 ? 0 : (e + max_rows - 1) / max_rows) {}
+  Blocks(size_t e, size_t max_rows, size_t team = 1) : extent(e), count(e == 0 ? 0 : (e + max_rows - 1) / max_rows) {
+    if (team > 1 && count > team) count = (count + team - 1) / team * team;
+  }
   size_t lo(size_t j) const { return extent * j / count; }
   size_t hi(size_t j) const { return extent * (j + 1) / count; }
 };

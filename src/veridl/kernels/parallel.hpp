@@ -33,9 +33,12 @@ const char* region_site() {
   return __PRETTY_FUNCTION__;  // the site: equal names are one string (the linker merges them)
 }
 
+// The threads for_chunks runs `work` on.
+inline int team_size(size_t work) { return work >= kParallelMinWork ? omp_get_max_threads() : 1; }
+
 template <class F>
 void for_chunks(size_t n, size_t work, F&& body) {
-  const int nt = work >= kParallelMinWork ? omp_get_max_threads() : 1;
+  const int nt = team_size(work);
   if (nt <= 1 || n <= 1) {
     body(size_t(0), n);
     return;

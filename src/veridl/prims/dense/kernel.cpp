@@ -85,12 +85,13 @@ size_t n_blocks(size_t N) { return (N + micro::kTileCols - 1) / micro::kTileCols
 // kernels/gemm_tile.hpp (micro::gemm_tiles) on its part, with its own packing buffer.
 void bcast_gemm(const micro::Gemm& g, bool par_over_n) {
   if (g.M == 0 || g.N == 0) return;
-  const Blocks mb(g.M, micro::kTileRows);
+  const size_t work = g.M * g.N * g.K;
+  // Split over rows: as many rows to each thread (balanced blocks, their count a multiple of the team's size).
+  const Blocks mb(g.M, micro::kTileRows, par_over_n ? 1 : static_cast<size_t>(team_size(work)));
   const size_t nb = n_blocks(g.N);
   auto run = [&](size_t mlo, size_t mhi, size_t nlo, size_t nhi) {
     micro::gemm_tiles(g, mb, mlo, mhi, nlo, nhi, pack_scratch(micro::gemm_pack_floats(g.K, g.transC)));
   };
-  const size_t work = g.M * g.N * g.K;
   if (par_over_n)
     for_chunks(nb, work, [&](size_t lo, size_t hi) { run(0, mb.count, lo, hi); });
   else
