@@ -16,10 +16,11 @@
 //                 OMP_NUM_THREADS=2 ./bench_kernels --peak [--seconds S]
 //                   the machine's FMA ceiling (independent FMA chains on every thread) for each of the AVX2
 //                   and AVX-512 vector widths the CPU has, the numbers the GEMM GFLOP/s are fractions of
-//                 OMP_NUM_THREADS=2 ./bench_kernels --gemm [--csv] [--only LABEL-SUBSTRING]
+//                 OMP_NUM_THREADS=2 ./bench_kernels --gemm [--csv] [--only LABEL-SUBSTRING] [--cold]
 //                   dense and conv2d forward / input- / weight-gradient at the chapter nets' shapes, for every
 //                   kernel variant the CPU runs, 1 and 2 threads, with the fraction of that variant's peak
-//                   (bench/gemm_vs_peers.py puts PyTorch 2.x's MKL / oneDNN beside it)
+//                   (bench/gemm_vs_peers.py puts PyTorch 2.x's MKL / oneDNN beside it); --cold: the convolutions'
+//                   activations from memory (each call takes the next of copies totalling 512 MiB), as in a step
 //                 OMP_NUM_THREADS=2 ./bench_kernels --elementwise [--only NAME]
 //                   the smooth activations' forward and backward (prims/activation/kernel_impl.hpp) on 4,816,896
 //                   floats (ConvNeXt-T's stage-3 hidden width at 224 x 224, batch 16), every kernel variant the
@@ -506,6 +507,9 @@ std::vector<ConvCase> conv_cases() {
   auto c3 = [](size_t B, size_t C, size_t HW, size_t O) { return Conv2dShape{B, C, HW, HW, O, 3, 3, 1, 1, 1, 1, 1}; };
   auto c1 = [](size_t B, size_t C, size_t HW, size_t O) { return Conv2dShape{B, C, HW, HW, O, 1, 1, 1, 0, 0, 0, 0}; };
   return {{"3x3 1->32 28x28 b128 (BN CNN stem)", c3(128, 1, 28, 32)},
+          {"3x3 32->32 28x28 b128 (BN CNN)", c3(128, 32, 28, 32)},
+          {"3x3 32->64 14x14 b128 (BN CNN)", c3(128, 32, 14, 64)},
+          {"3x3 64->64 14x14 b128 (BN CNN)", c3(128, 64, 14, 64)},
           {"3x3 32->32 28x28 b32", c3(32, 32, 28, 32)},   {"3x3 64->64 56x56 b8", c3(8, 64, 56, 64)},
           {"3x3 128->128 28x28 b8", c3(8, 128, 28, 128)}, {"3x3 256->256 14x14 b8", c3(8, 256, 14, 256)},
           {"3x3 512->512 7x7 b8", c3(8, 512, 7, 512)},    {"1x1 64->256 56x56 b8", c1(8, 64, 56, 256)},
@@ -535,7 +539,7 @@ std::vector<DenseCase> dense_cases() {
           {"3152x768->192 (ViT-Tiny b16 fc2)", {3152, 768, 192}}};
 }
 
-void bench_gemm(bool csv, const std::string& only) {
+void bench_gemm(bool csv, const std::string& only, bool cold) {
   using namespace veridl;
   namespace k = veridl::kernels;
   const int threads = omp_get_max_threads();
@@ -571,13 +575,32 @@ void bench_gemm(bool csv, const std::string& only) {
       for (const ConvCase& c : conv_cases()) {
         if (std::string(c.label).find(only) == std::string::npos) continue;
         const ops::Conv2dShape& s = c.s;
-        const auto x = random_floats(s.x_size(), 1), W = random_floats(s.w_size(), 2), b = random_floats(s.O, 3),
-                   dy = random_floats(s.y_size(), 4);
-        veridl::AlignedVector<float> y(s.y_size()), dx(s.x_size()), dW(s.w_size());
+        const auto W = random_floats(s.w_size(), 2), b = random_floats(s.O, 3);
+        veridl::AlignedVector<float> dW(s.w_size());
+        // --cold: copies of the activations totalling at least 512 MiB, a call's operands the next copy's.
+        struct Set {
+          veridl::AlignedVector<float> x, dy, y, dx;
+        };
+        const double set_bytes = 8.0 * static_cast<double>(s.x_size() + s.y_size());
+        const size_t count = cold ? static_cast<size_t>(std::ceil(512.0 * 1024 * 1024 / set_bytes)) : 1;
+        std::vector<Set> sets(count, Set{random_floats(s.x_size(), 1), random_floats(s.y_size(), 4),
+                                         veridl::AlignedVector<float>(s.y_size()),
+                                         veridl::AlignedVector<float>(s.x_size())});
+        size_t it = 0;
+        auto next = [&]() -> Set& { return sets[it++ % count]; };
         const double f = 2.0 * static_cast<double>(s.B * s.O * s.OH() * s.OW() * s.CG() * s.KH * s.KW);
-        report("conv2d_forward", c.label, ti, f, measure([&] { k::conv2d_forward.at(isa)(s, x.data(), W.data(), b.data(), y.data()); }));
-        report("conv2d_backward_input", c.label, ti, f, measure([&] { k::conv2d_backward_input.at(isa)(s, W.data(), dy.data(), dx.data()); }));
-        report("conv2d_backward_weight", c.label, ti, f, measure([&] { k::conv2d_backward_weight.at(isa)(s, x.data(), dy.data(), dW.data()); }));
+        report("conv2d_forward", c.label, ti, f, measure([&] {
+                 Set& d = next();
+                 k::conv2d_forward.at(isa)(s, d.x.data(), W.data(), b.data(), d.y.data());
+               }));
+        report("conv2d_backward_input", c.label, ti, f, measure([&] {
+                 Set& d = next();
+                 k::conv2d_backward_input.at(isa)(s, W.data(), d.dy.data(), d.dx.data());
+               }));
+        report("conv2d_backward_weight", c.label, ti, f, measure([&] {
+                 const Set& d = next();
+                 k::conv2d_backward_weight.at(isa)(s, d.x.data(), d.dy.data(), dW.data());
+               }));
       }
     }
     omp_set_num_threads(threads);
@@ -687,7 +710,7 @@ void bench_batchnorm() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool step_only = false, peak = false, gemm = false, csv = false, elementwise = false, batchnorm = false;
+  bool step_only = false, peak = false, gemm = false, csv = false, elementwise = false, batchnorm = false, cold = false;
   std::string only;  // --gemm: only the shapes whose label contains it; --elementwise: the activations whose name does
   std::string net_spec;
   size_t net_batch = 0;
@@ -704,6 +727,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[a], "--no-fusion") == 0) g_no_fusion = true;
     if (std::strcmp(argv[a], "--regions") == 0) regions = true;
     if (std::strcmp(argv[a], "--gemm") == 0) gemm = true;
+    if (std::strcmp(argv[a], "--cold") == 0) cold = true;
     if (std::strcmp(argv[a], "--elementwise") == 0) elementwise = true;
     if (std::strcmp(argv[a], "--batchnorm") == 0) batchnorm = true;
     if (std::strcmp(argv[a], "--csv") == 0) csv = true;
@@ -714,7 +738,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (gemm) {
-    bench_gemm(csv, only);
+    bench_gemm(csv, only, cold);
     return 0;
   }
   if (elementwise) {
