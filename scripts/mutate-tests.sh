@@ -202,7 +202,10 @@ kernel_mutant $b 's|const double mu = stats\[c\], rc = stats\[s.C + c\];|const d
   "BatchNorm backward: dx's xhat recomputed without subtracting the mean" batchNorm "$bn"
 d=veridl/prims/dense/kernel.cpp
 kernel_mutant $d 's|transpose_cols(I, O, W, Wt, lo \* 8, std::min(O, hi \* 8));|transpose_cols(I, O, W, Wt, lo * 8, std::min(O, hi * 8 - 8));|' \
-  "dense's transposed copy made by the team: each thread's last block of 8 columns left out" dense "*DenseDiff*B128_I512_O512*"
+  "dense's transposed copy of W (the forward's dot products): each chunk's last block of 8 columns left out" dense "*DenseDiff*O10*"
+g=veridl/kernels/gemm_tile.hpp
+kernel_mutant $g 's|for (size_t k = 0; k < kw; ++k) _mm256_storeu_ps(out + (k0 + k) \* kTileCols + j0, r\[k\]);|for (size_t k = 1; k < kw; ++k) _mm256_storeu_ps(out + (k0 + k) * kTileCols + j0, r[k]);|' \
+  "dense input gradient: W's panels packed from its rows (transB) lose each block's first depth" dense "*DenseDiff*"
 
 wait
 fails=0

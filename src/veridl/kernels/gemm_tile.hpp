@@ -4,7 +4,8 @@
 //   C(r, j) = init(r, j) + sum_{k < K} A(r, k) B(k, j)      r < MR rows, j < nn columns of one tile
 //
 // A is read through two strides (so one kernel serves x W, x^T dy and the im2col products) or from a packed
-// micro-panel, B row-major with the vector lanes along j (in place, or a packed panel); each row of A is
+// micro-panel, B row-major with the vector lanes along j (in place, or a packed panel, which can also be packed
+// from B's transpose: Gemm::transB); each row of A is
 // broadcast and multiplied into NV vectors of B (NV MR accumulators). The AVX2 variant uses 8-lane vectors in
 // a 6 x 16 tile (12 of its 16 registers accumulate), the AVX-512 variant 16-lane vectors in a 12 x 32 tile (24
 // of its 32 registers). gemm_tiles (below) blocks a whole product around the tile and packs the operands.
@@ -62,6 +63,8 @@ struct Gemm {
   Init init;              // Init::C: accumulate into C
   bool transC = false;
   ColSeg cs{};            // B(k, n) = B[k ldb + cs.boff(n)], C(m, n) = C[m ldc + cs.coff(n)] (not with transC)
+  bool transB = false;    // B(k, n) = B[n ldb + k]: B given as its transpose (dense's W in dx = dy W^T), always
+                          // packed (transposed 8 x 8 blocks at a time); not with segments
 };
 
 }  // namespace veridl::kernels::VERIDL_ISA_NS::micro
@@ -288,9 +291,29 @@ inline void pack_panel(const float* b, size_t ldb, size_t nn, size_t K, float* o
   }
 }
 
-// The panel of columns [n0, n0 + nn) and depths [k0, k0 + K) of a product's B, segmented or not (g.cs).
+// The same panel from B's transpose: out[k kTileCols + j] = bt[j ldb + k] for k < K, j < nn (columns past nn zero),
+// through 8 x 8 transposes in registers (the last block of depths masked).
+inline void pack_panel_t(const float* bt, size_t ldb, size_t nn, size_t K, float* out) {
+  for (size_t k0 = 0; k0 < K; k0 += 8) {
+    const size_t kw = std::min<size_t>(8, K - k0);
+    const __m256i km = simd::lane_mask(kw);
+    for (size_t j0 = 0; j0 < kTileCols; j0 += 8) {
+      __m256 r[8];
+      for (size_t j = 0; j < 8; ++j) {
+        const float* src = bt + (j0 + j) * ldb + k0;
+        r[j] = j0 + j >= nn ? _mm256_setzero_ps() : kw == 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, km);
+      }
+      simd::transpose8(r);  // r[k]: depth k0 + k of columns j0 .. j0 + 7
+      for (size_t k = 0; k < kw; ++k) _mm256_storeu_ps(out + (k0 + k) * kTileCols + j0, r[k]);
+    }
+  }
+}
+
+// The panel of columns [n0, n0 + nn) and depths [k0, k0 + K) of a product's B, segmented or not (g.cs), or given
+// transposed (g.transB).
 inline void pack_panel(const Gemm& g, size_t k0, size_t n0, size_t nn, size_t K, float* out) {
   constexpr size_t L = Vec::kLanes;
+  if (g.transB) return pack_panel_t(g.B + n0 * g.ldb + k0, g.ldb, nn, K, out);
   const ColSeg& cs = g.cs;
   const float* b = g.B + k0 * g.ldb + cs.boff(n0);
   if (cs.b_plain()) return pack_panel(b, g.ldb, nn, K, out);
@@ -364,8 +387,9 @@ inline void gemm_tiles(const Gemm& g, const Blocks& mb, size_t jm0, size_t jm1, 
   // through memory element by element).
   const Blocks kb(std::max<size_t>(g.K, 1), g.transC ? std::max<size_t>(g.K, 1) : kKc);
   const size_t panels_per_block = kNc / kTileCols;
-  // Segmented columns of B are always packed (a tile reads B's columns in one run).
-  const bool pack_b = !g.cs.b_plain() || pack_panels_pays(g, jm1 - jm0), pack_a = pack_rows_pays(g, jn1 - jn0);
+  // Segmented columns of B, and a transposed B, are always packed (a tile reads B's columns in one run).
+  const bool pack_b = g.transB || !g.cs.b_plain() || pack_panels_pays(g, jm1 - jm0);
+  const bool pack_a = pack_rows_pays(g, jn1 - jn0);
   const bool c_vectors = g.cs.c_plain() || g.cs.seg % Vec::kLanes == 0;  // C's segments hold whole vectors
   const Init init0 = (g.init == Init::Col || g.init == Init::Row) && !g.init_ptr ? Init::Zero : g.init;
   for (size_t jnb = jn0; jnb < jn1; jnb += panels_per_block) {

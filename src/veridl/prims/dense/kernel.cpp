@@ -2,8 +2,8 @@
 //
 // AVX2 and AVX-512 variants: two register-tiled micro-kernels serve all three products.
 //   bcast (broadcast-FMA GEMM)  C(m, n) = init(n) + sum_k A(m, k) B[k, n]
-//       kernels/gemm_tile.hpp: A read through two strides (so one kernel does x W and x^T dy), B row-major
-//       with the vector lanes along n, a register tile of up to 6 x 16 (AVX2) or 12 x 32 (AVX-512), the
+//       kernels/gemm_tile.hpp: A read through two strides (so one kernel does x W, x^T dy and dy W^T), B
+//       row-major or given transposed (W in dy W^T: packed from W's rows), the vector lanes along n, a register tile of up to 6 x 16 (AVX2) or 12 x 32 (AVX-512), the
 //       column tail masked, an optional transposed store of the tile; around it GotoBLAS's blocking, with
 //       packed panels of A and B (micro::gemm_tiles).
 //   dot (8-lane dot products)   C[m, n] = init(n) + sum_k A[m, k] Bt[n, k]
@@ -35,7 +35,7 @@ namespace {
 using simd::hsum;
 using simd::lane_mask;
 
-// Per-thread scratch buffers; grow, never shrink. scratch: a transposed copy of W or dy (the calling thread's
+// Per-thread scratch buffers; grow, never shrink. scratch: a transposed copy of W (the calling thread's
 // buffer, written and read by the team); pack_scratch: the packed blocks of A and B (private to each team thread).
 float* scratch(size_t n) {
   thread_local Scratch<float> buf;
@@ -173,8 +173,8 @@ void dot_gemm(const Dot& g) {
 // Auto choices. A loop nest with its lanes along an extent n keeps n / (8 ceil(n / 8)) of the lanes busy
 // (the last vector is masked), so the nest with the better lane use wins. On a tie: forward and dW take
 // the broadcast nest along O (the dot-product nest also pays for loads of both operands and a
-// horizontal reduction). dx takes a broadcast nest (NarrowO: lanes along B, over a transposed copy of dy,
-// when B < I, else along I over a transposed copy of W) unless the dot products along O use the lanes
+// horizontal reduction). dx takes the broadcast nest (NarrowO: lanes along I, W's panels packed transposed from
+// its rows) unless the dot products along O use the lanes
 // better (a handful of rows): the broadcast nests run 1.2x (AVX2) to 1.7x (AVX-512) the dot products at
 // the MLP's shapes (bench/kernels_bench.cpp, Intel Xeon, 2 threads). The choice depends on the shape
 // only, the same in both variants (so are the results).
@@ -187,7 +187,7 @@ bool narrow(const ops::DenseShape& s, DenseVariant v) {
 
 bool narrow_dx(const ops::DenseShape& s, DenseVariant v) {
   if (v != DenseVariant::Auto) return v == DenseVariant::NarrowO;
-  return lane_use(s.B < s.I ? s.B : s.I) >= lane_use(s.O);
+  return lane_use(s.I) >= lane_use(s.O);
 }
 
 #endif  // VERIDL_ISA_AVX2
@@ -227,15 +227,11 @@ void dense_backward_input_variant(const ops::DenseShape& s, const float* W, cons
   const size_t B = s.B, I = s.I, O = s.O;
 #if VERIDL_ISA_AVX2
   if (narrow_dx(s, v)) {
-    if (B < I) {  // dx^T = W dy^T, stored transposed: transposes dy [B, O] rather than W [I, O] (same chains)
-      float* dyT = scratch(B * O);
-      transpose(B, O, dy, dyT);
-      bcast_gemm(micro::Gemm{I, B, O, W, O, 1, dyT, B, dx, I, nullptr, micro::Init::Zero, true}, false);
-    } else {
-      float* Wt = scratch(I * O);
-      transpose(I, O, W, Wt);
-      bcast_gemm(micro::Gemm{B, I, O, dy, O, 1, Wt, I, dx, I, nullptr, micro::Init::Zero}, false);
-    }
+    // A(b, o) = dy[b, o], B(o, i) = W[i, o]: W's panels packed from its rows, transposed (micro::Gemm::transB).
+    // Threads split the larger of the two block counts (as the forward's do).
+    micro::Gemm g{B, I, O, dy, O, 1, W, O, dx, I, nullptr, micro::Init::Zero};
+    g.transB = true;
+    bcast_gemm(g, n_blocks(I) >= Blocks(B, micro::kTileRows).count);
   } else {
     dot_gemm(Dot{B, I, O, dy, O, W, O, nullptr, dx, I});
   }

@@ -35,11 +35,11 @@ VERIDL_KERNEL(dense_backward_bias, void(const ops::DenseShape& s, const float* d
 //            dx: 8-lane dot products along O (rows of dy against rows of W).
 //   NarrowO: for small O (MNIST: O = 10), where lanes along O would be mostly idle. forward: 8-lane dot
 //            products along I against a transposed copy of W; dW: broadcast-FMA with the lanes along I,
-//            each register tile of W^T stored transposed; dx: broadcast-FMA over a transposed copy of dy
-//            (lanes along B, tiles of dx^T stored transposed) when B < I, else lanes along I over W^T (both
-//            compute each dx element as the same chain over o).
-//   Auto:    chosen by shape (what the public functions use; dx prefers NarrowO unless B and I are both
-//            narrower than O's lanes would be busy).
+//            each register tile of W^T stored transposed; dx: broadcast-FMA with the lanes along I, W's
+//            panels packed from its rows, transposed 8 x 8 at a time (no copy of W^T or dy^T, no transposed
+//            tiles of dx; each dx element the same chain over o as before, session 30).
+//   Auto:    chosen by shape (what the public functions use; dx prefers NarrowO unless I is narrower than
+//            O's lanes would be busy).
 enum class DenseVariant { Auto, WideO, NarrowO };
 
 VERIDL_KERNEL(dense_forward_variant, void(const ops::DenseShape& s, const float* x, const float* W, const float* b, float* y, DenseVariant v));
