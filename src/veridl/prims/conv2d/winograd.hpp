@@ -351,10 +351,10 @@ inline void weight_grad_transform(const float* Z, size_t O, size_t C, float* dW)
 // (the 36 products' rows: fewer re-read the transformed kernel, Cin x Cout floats a product, too often for wide
 // layers), at most 512 tiles and 2 Mi floats, and at least as many groups as threads. Any grouping gives the same
 // values (see Determinism above).
-// Measured in whole train steps (bench_kernels --net, Intel Xeon, avx512, 2 threads), where a conv's input and
-// output come from memory, not from a warm cache as in the kernel benches: the BN CNN's step 70.8-76.8 ms with the
-// former 2 Mi-float groups, 61.1-63.0 with these; the CIFAR CNN-BN's 86.2-86.7 against 77.3-79.7; ResNet-18 at 32 x
-// 32 (512 channels on 4 x 4 planes), which the floor of tiles keeps from 20% slower, 361.9-371.5 against 359.2-365.5.
+// Measured in whole train steps (Intel Xeon, avx512, 2 threads), where a conv's input and output come from memory,
+// not from a warm cache as in the kernel benches (bench_kernels --gemm --cold shows the difference): against the
+// former 2 Mi-float groups, the BN CNN's step 1.14x, the CIFAR CNN-BN's 1.13x, ResNet-18's at 32 x 32 (512 channels
+// on 4 x 4 planes, which the floor of tiles keeps from 20% slower) 1.04x (docs/kernels.md, bench/ab_step.sh).
 inline constexpr size_t kGroupFloats = size_t(1) << 16, kGroupMinTiles = 32;
 struct RowGroups {
   size_t per = 1, count = 0;
@@ -415,7 +415,7 @@ void backward_input(const ops::Conv2dShape& s, const float* W, const float* dy, 
 
 // Groups of tile rows one after the other (each: its transforms threaded over tile rows, then the 36 products one
 // per thread, accumulating into Z), each group's V and dM within kWeightGroupFloats (at least kGroupMinTiles tiles,
-// at most 4 Mi floats; the steps measured above: 1 Mi against the former 4 Mi, about 3% of the BN CNN's step).
+// at most 4 Mi floats; 1 Mi against the former 4 Mi was about 3% of the BN CNN's step, part of the 1.14x above).
 inline constexpr size_t kWeightGroupFloats = size_t(1) << 20;
 void backward_weight(const ops::Conv2dShape& s, const float* x, const float* dy, float* dW) {
   const Plan p(s.B, s.C, s.H, s.W, s.O, s.OH(), s.OW(), static_cast<ptrdiff_t>(s.pad_top),
