@@ -3,9 +3,10 @@
 // AVX2 and AVX-512 variants: two register-tiled micro-kernels serve all three products.
 //   bcast (broadcast-FMA GEMM)  C(m, n) = init(n) + sum_k A(m, k) B[k, n]
 //       kernels/gemm_tile.hpp: A read through two strides (so one kernel does x W, x^T dy and dy W^T), B
-//       row-major or given transposed (W in dy W^T: packed from W's rows), the vector lanes along n, a register tile of up to 6 x 16 (AVX2) or 12 x 32 (AVX-512), the
-//       column tail masked, an optional transposed store of the tile; around it GotoBLAS's blocking, with
-//       packed panels of A and B (micro::gemm_tiles).
+//       row-major or given transposed (W in dy W^T: packed from W's rows), the vector lanes along n, a
+//       register tile of up to 6 x 16 (AVX2) or 12 x 32 (AVX-512), the column tail masked, an optional
+//       transposed store of the tile; around it GotoBLAS's blocking, with packed panels of A and B
+//       (micro::gemm_tiles).
 //   dot (8-lane dot products)   C[m, n] = init(n) + sum_k A[m, k] Bt[n, k]
 //       lanes along k, a register tile of up to 2 x 5 dot products, a fixed horizontal reduction; 8 lanes in
 //       both variants, so that both sum in the same order.
@@ -68,9 +69,9 @@ void transpose_cols(size_t I, size_t O, const float* W, float* Wt, size_t olo, s
   for (; i0 < I; ++i0)
     for (size_t o = olo; o < ohi; ++o) Wt[o * I + i0] = W[i0 * O + o];
 }
-// All of Wt = W^T, the team taking contiguous blocks of 8 columns (a copy: no value depends on the split). Done by
-// the calling thread alone (the other thread waiting) it made the MLP's dx products 5-7% slower on 2 threads
-// (bench_kernels --gemm --only MLP, Intel Xeon, avx512, veridl's OpenMP waiting).
+// All of Wt = W^T (the forward's dot products, narrow O), the team taking contiguous blocks of 8 columns when the
+// copy is large enough (a copy: no value depends on the split). Made by the calling thread alone, the same copies
+// for dx made the MLP's dx products 5-7% slower on 2 threads (session 28; dx packs W's rows directly since session 30).
 void transpose(size_t I, size_t O, const float* W, float* Wt) {
   for_chunks((O + 7) / 8, I * O,
              [&](size_t lo, size_t hi) { transpose_cols(I, O, W, Wt, lo * 8, std::min(O, hi * 8)); });
