@@ -101,6 +101,10 @@ Timing measure(F&& f) {
   return {t[static_cast<size_t>(samples / 2)], t.front()};
 }
 
+// How many copies of a kernel's operands (set_bytes each) total at least 512 MiB: a bench that cycles through them
+// finds every call's operands out of cache, as a train step does (--gemm --cold, --batchnorm).
+size_t cold_copies(double set_bytes) { return static_cast<size_t>(std::ceil(512.0 * 1024 * 1024 / set_bytes)); }
+
 // On cache lines, as the executor's buffers are (util/aligned.hpp).
 veridl::AlignedVector<float> random_floats(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
   std::mt19937_64 rng(seed);
@@ -582,7 +586,7 @@ void bench_gemm(bool csv, const std::string& only, bool cold) {
           veridl::AlignedVector<float> x, dy, y, dx;
         };
         const double set_bytes = 8.0 * static_cast<double>(s.x_size() + s.y_size());
-        const size_t count = cold ? static_cast<size_t>(std::ceil(512.0 * 1024 * 1024 / set_bytes)) : 1;
+        const size_t count = cold ? cold_copies(set_bytes) : 1;
         std::vector<Set> sets(count, Set{random_floats(s.x_size(), 1), random_floats(s.y_size(), 4),
                                          veridl::AlignedVector<float>(s.y_size()),
                                          veridl::AlignedVector<float>(s.x_size())});
@@ -671,7 +675,7 @@ void bench_batchnorm() {
   for (const Case& c : cases) {
     const size_t n = c.s.count(), C = c.s.C;
     const double set_bytes = 17.0 * static_cast<double>(n);  // four float arrays and the mask
-    const size_t cold_sets = static_cast<size_t>(std::ceil(512.0 * 1024 * 1024 / set_bytes));
+    const size_t cold_sets = cold_copies(set_bytes);
     const auto x = random_floats(n, 3, -2.0f, 2.0f), dy = random_floats(n, 4, -1.0f, 1.0f);
     const auto gamma = random_floats(C, 5, 0.5f, 1.5f), beta = random_floats(C, 6, -0.5f, 0.5f);
     veridl::AlignedVector<float> mean(C), var(C), r(C), dg(C), db(C);

@@ -356,13 +356,18 @@ inline void weight_grad_transform(const float* Z, size_t O, size_t C, float* dW)
 // former 2 Mi-float groups, the BN CNN's step 1.14x, the CIFAR CNN-BN's 1.13x, ResNet-18's at 32 x 32 (512 channels
 // on 4 x 4 planes, which the floor of tiles keeps from 20% slower) 1.04x (docs/kernels.md, bench/ab_step.sh).
 inline constexpr size_t kGroupFloats = size_t(1) << 16, kGroupMinTiles = 32;
+// Tile rows per group (at least 1): as many as keep row_floats each within `budget`, raised to kGroupMinTiles tiles,
+// then capped at `cap` floats and `max_rows`.
+inline size_t group_rows(const Plan& p, size_t row_floats, size_t budget, size_t cap, size_t max_rows) {
+  row_floats = std::max<size_t>(row_floats, 1);
+  const size_t want = std::max(budget / row_floats, (kGroupMinTiles + p.TW - 1) / p.TW);
+  return std::max<size_t>(1, std::min({want, cap / row_floats, max_rows}));
+}
 struct RowGroups {
   size_t per = 1, count = 0;
   RowGroups(const Plan& p, size_t floats_per_tile) {
     const size_t rows = p.B * p.TH;
-    const size_t row_floats = std::max<size_t>(floats_per_tile * p.TW, 1);
-    size_t fit = std::max(kGroupFloats / row_floats, (kGroupMinTiles + p.TW - 1) / p.TW);
-    fit = std::max<size_t>(1, std::min({fit, 512 / p.TW, (size_t(1) << 21) / row_floats}));
+    const size_t fit = group_rows(p, floats_per_tile * p.TW, kGroupFloats, size_t(1) << 21, 512 / p.TW);
     const size_t threads = static_cast<size_t>(std::max(1, omp_get_max_threads()));
     per = std::max<size_t>(1, std::min(fit, (rows + threads - 1) / threads));
     count = (rows + per - 1) / per;
@@ -422,9 +427,7 @@ void backward_weight(const ops::Conv2dShape& s, const float* x, const float* dy,
                static_cast<ptrdiff_t>(s.pad_left));
   const size_t Cp = lanes_up(p.Cin), Op = lanes_up(p.Cout);
   const size_t rows = p.B * p.TH, inHW = p.H * p.W, outHW = p.OH * p.OW;
-  const size_t row_floats = kXi * p.TW * (Cp + Op);
-  const size_t want = std::max(kWeightGroupFloats / row_floats, (kGroupMinTiles + p.TW - 1) / p.TW);
-  const size_t per = std::max<size_t>(1, std::min(want, (size_t(1) << 22) / row_floats));
+  const size_t per = group_rows(p, kXi * p.TW * (Cp + Op), kWeightGroupFloats, size_t(1) << 22, rows);
   const size_t nmax = std::min(rows, per) * p.TW;
   float* Z = scratch(5, kXi * p.Cin * p.Cout);  // [36][Cin][Cout]
   float* V = scratch(0, kXi * nmax * Cp);       // [36][n][Cp]
