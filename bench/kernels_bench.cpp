@@ -28,6 +28,11 @@
 //                 OMP_NUM_THREADS=2 ./bench_kernels --batchnorm
 //                   BatchNorm with the fused ReLU, training forward and backward, at the BN CNN's shapes, every kernel
 //                   variant: ms per call and GB/s of the traffic it cannot avoid, cache-warm and from memory
+//                 ./bench_kernels --gather
+//                   the batch gather of `veridl train` from a byte dataset (Dataset::copy_images, one row at a time,
+//                   the bytes converted to floats p / 255): batch 128 of 28 x 28 images, one thread, the same rows every
+//                   call (cache-warm: the conversion alone) and rows in a shuffled order through 60,000 images (47 MB,
+//                   from memory, with the trainer's prefetch 4 rows ahead): us per batch
 //                 (2-thread figures need both cores idle: a busy core stalls every OpenMP join)
 //
 // Every figure is the median over many timed samples of the time per call (a sample times enough
@@ -711,10 +716,48 @@ void bench_batchnorm() {
   }
 }
 
+void bench_gather() {
+  constexpr size_t kN = 60000, kBatch = 128;
+  veridl::data::Dataset ds;
+  ds.n = kN;
+  ds.H = ds.W = 28;
+  ds.source = "bench";
+  ds.pixels.resize(kN * ds.image_size());
+  std::mt19937_64 rng(7);
+  for (uint8_t& p : ds.pixels) p = static_cast<uint8_t>(rng());
+  ds.labels.assign(kN, 0);
+  std::vector<uint32_t> order(kN);
+  for (size_t i = 0; i < kN; ++i) order[i] = static_cast<uint32_t>(i);
+  std::shuffle(order.begin(), order.end(), rng);
+  const size_t D = ds.image_size();
+  std::vector<float> out(kBatch * D);
+  const Timing warm = measure([&] {
+    for (size_t b = 0; b < kBatch; ++b) ds.copy_images(b, 1, out.data() + b * D);
+    g_sink = out[0];
+  });
+  size_t next = 0;  // the shuffled walk continues over calls, wrapping at the end
+  const Timing cold = measure([&] {
+    if (next + kBatch > kN) next = 0;
+    const uint32_t* rows = order.data() + next;
+    constexpr size_t kAhead = 4;  // as train::train gathers
+    for (size_t b = 0; b < kAhead; ++b) ds.prefetch(rows[b]);
+    for (size_t b = 0; b < kBatch; ++b) {
+      if (b + kAhead < kBatch) ds.prefetch(rows[b + kAhead]);
+      ds.copy_images(rows[b], 1, out.data() + b * D);
+    }
+    next += kBatch;
+    g_sink = out[0];
+  });
+  std::printf("batch gather, %zu images of %zu bytes -> floats, 1 thread: cache-warm %.2f us (min %.2f), shuffled "
+              "rows from memory %.2f us (min %.2f) per batch\n",
+              kBatch, D, warm.median * 1e6, warm.min * 1e6, cold.median * 1e6, cold.min * 1e6);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool step_only = false, peak = false, gemm = false, csv = false, elementwise = false, batchnorm = false, cold = false;
+  bool step_only = false, peak = false, gemm = false, csv = false, elementwise = false, batchnorm = false, cold = false,
+       gather = false;
   std::string only;  // --gemm: only the shapes whose label contains it; --elementwise: the activations whose name does
   std::string net_spec;
   size_t net_batch = 0;
@@ -734,6 +777,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[a], "--cold") == 0) cold = true;
     if (std::strcmp(argv[a], "--elementwise") == 0) elementwise = true;
     if (std::strcmp(argv[a], "--batchnorm") == 0) batchnorm = true;
+    if (std::strcmp(argv[a], "--gather") == 0) gather = true;
     if (std::strcmp(argv[a], "--csv") == 0) csv = true;
     if (std::strcmp(argv[a], "--only") == 0 && a + 1 < argc) only = argv[++a];
   }
@@ -751,6 +795,10 @@ int main(int argc, char** argv) {
   }
   if (batchnorm) {
     bench_batchnorm();
+    return 0;
+  }
+  if (gather) {
+    bench_gather();
     return 0;
   }
   if (!net_spec.empty()) {
