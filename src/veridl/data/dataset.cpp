@@ -168,13 +168,23 @@ void Dataset::copy_images(size_t first, size_t count, float* dst) const {
   if (has_stored()) {  // resized and center-cropped from the stored image, as the test split is from the file
     for (size_t i = 0; i < count; ++i) resize_center_crop(stored[first + i], ImageShape{C, H, W}, dst + i * D);
   } else if (has_bytes()) {
-    // p / 255 correctly rounded to float, computed as the double product p * (1/255) rounded to float: the same
-    // float for each of the 256 bytes (tested exhaustively: Dataset.PixelConversionIsTheDivision), and a multiply
-    // vectorizes far cheaper than the division (which had most of a linear model's step) or a table lookup.
+    // p / 255 correctly rounded to float, in float arithmetic: 1/255 = kHi + kLo + (a rest below kLo's ulp), with
+    // kHi = 0x1.01p-8 (9 significant bits: p * kHi, at most 17 bits, is exact) and kLo the rest rounded to float;
+    // p * kHi + p * kLo then rounds once to the correctly rounded quotient for each of the 256 bytes, and so does
+    // fma(p, kLo, p * kHi) where a compiler contracts the sum (both forms checked for every byte when this was
+    // written; the compiled one by Dataset.PixelConversionIsTheDivision). Multiplies vectorize far cheaper than the
+    // division (which had most of a linear model's step) or a table lookup, and at the base ISA's 4 float lanes
+    // twice as wide as the double product p * (1/255) this replaced (the same floats): the gather of a batch is a
+    // good part of a linear model's step (docs/results-history.md, "Session 31").
     const uint8_t* __restrict px = pixels.data() + first * D;
     float* __restrict out = dst;
-    constexpr double kInv255 = 1.0 / 255.0;
-    for (size_t i = 0; i < count * D; ++i) out[i] = static_cast<float>(static_cast<double>(px[i]) * kInv255);
+    constexpr float kHi = 0x1.01p-8f, kLo = 0x1.010102p-24f;
+    static_assert(static_cast<double>(kHi) + static_cast<double>(kLo) - 1.0 / 255.0 < 0x1p-48 &&
+                  1.0 / 255.0 - (static_cast<double>(kHi) + static_cast<double>(kLo)) < 0x1p-48);
+    for (size_t i = 0; i < count * D; ++i) {
+      const float p = static_cast<float>(px[i]);
+      out[i] = p * kHi + p * kLo;
+    }
   } else {
     std::copy_n(images.data() + first * D, count * D, dst);
   }
