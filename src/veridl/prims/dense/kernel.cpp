@@ -254,8 +254,10 @@ void dense_backward_weight_variant(const ops::DenseShape& s, const float* x, con
 #if VERIDL_ISA_AVX2
   if (narrow(s, v))  // tiles of dW^T [O, I]: A(o, b) = dy[b, o], B(b, i) = x[b, i]; threads split i
     bcast_gemm(micro::Gemm{O, I, B, dy, 1, O, x, I, dW, O, nullptr, micro::Init::Zero, true}, true);
-  else  // A(i, b) = x[b, i], B(b, o) = dy[b, o]; threads split i
-    bcast_gemm(micro::Gemm{I, O, B, x, 1, I, dy, O, dW, O, nullptr, micro::Init::Zero}, false);
+  else  // A(i, b) = x[b, i], B(b, o) = dy[b, o]; threads split i, or o when O > I: every thread packs the whole
+        // of the operand whose side the team does not split (dy when it splits i), so the smaller one (ViT-Tiny's
+        // fc1, 192 -> 768 over 3152 rows: each thread packed all 9.7 MB of dy)
+    bcast_gemm(micro::Gemm{I, O, B, x, 1, I, dy, O, dW, O, nullptr, micro::Init::Zero}, O > I);
 #else
   for_chunks(I, B * I * O, [&](size_t lo, size_t hi) {
     for (size_t i = lo; i < hi; ++i) {
