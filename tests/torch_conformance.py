@@ -262,8 +262,16 @@ def run_case(args, tmp, data, name):
     bad = []
     if len(v["epoch_loss"]) != len(t["epoch_loss"]):
         bad.append(f"{len(v['epoch_loss'])} epochs vs PyTorch {len(t['epoch_loss'])}")
+    # An epoch's mean loss is held to the float32 spread of its mean and, where that is smaller, of its steps (the mean
+    # of their distances): the float32 run's step errors can cancel in the mean by chance (mobilenetv2-small-sgd on an
+    # AVX2-only AMD EPYC: PyTorch float32's steps 1-4 land 4e-8, 7.8e-3, 1.2e-2 and 4.5e-3 from float64, its epoch-1
+    # mean 2e-6), which says nothing about how close another float32 implementation's mean lands (VeriDL's, 4.9e-3
+    # there, with every step within the steps' bound below).
+    per_epoch = len(t32["step_loss"]) // max(1, len(t32["epoch_loss"]))
     for e, (lv, lt, l32) in enumerate(zip(v["epoch_loss"], t["epoch_loss"], t32["epoch_loss"])):
-        tol = max(LOSS_SPREAD_FACTOR * abs(l32 - lt), LOSS_RTOL_FLOOR * max(1.0, abs(lt)))
+        steps = list(zip(t["step_loss"], t32["step_loss"]))[e * per_epoch:(e + 1) * per_epoch]
+        step_spread = sum(abs(b - a) for a, b in steps) / len(steps) if steps else 0.0
+        tol = max(LOSS_SPREAD_FACTOR * max(abs(l32 - lt), step_spread), LOSS_RTOL_FLOOR * max(1.0, abs(lt)))
         if not abs(lv - lt) <= tol:
             bad.append(f"epoch {e + 1} mean loss {lv:.9g} vs PyTorch float64 {lt:.9g}: {abs(lv - lt):.2g} apart, more "
                        f"than {tol:.2g} (PyTorch float32: {l32:.9g})")
